@@ -1,0 +1,41 @@
+# maximui: `make run` serves the dashboard, `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test install check bench fake-maxim clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit("maximui needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+.env.local: | $(BIN)/python $(VENV)/.installed
+	$(BIN)/python -m maximui.localenv
+
+run: install .env.local
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py mark_interrupted_runs --all
+	$(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/
+	$(BIN)/gunicorn maximui.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 8 --timeout 150 --access-logfile -
+
+test: install
+	MAXIMUI_TESTING=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+fake-maxim: install
+	$(BIN)/python tests/maxim_server.py --port 8765
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache

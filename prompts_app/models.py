@@ -1,0 +1,355 @@
+"""maximui's data: workspaces and their members, prompts and versions mirrored
+from Maxim, drafts, runs with their cost, and saved comparisons."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from prompts_app import crypto
+
+PROVIDERS = [
+    "openai", "azure", "huggingface", "anthropic", "together", "google", "groq", "bedrock",
+    "maxim", "cohere", "ollama", "lmstudio", "xai", "vertex", "mistral", "fireworks",
+]  # fmt: skip
+PROVIDER_CHOICES = [(p, p) for p in PROVIDERS]
+ROLES = ["system", "user", "assistant", "tool", "model", "chatbot"]
+
+VARIABLE_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    EDITOR = "editor", "Editor"
+    VIEWER = "viewer", "Viewer"
+
+
+ROLE_RANK = {Role.VIEWER: 0, Role.EDITOR: 1, Role.OWNER: 2}
+
+
+class Workspace(models.Model):
+    name = models.CharField(max_length=200)
+    maxim_id = models.CharField("Maxim workspace ID", max_length=200)
+    base_url = models.URLField("API base URL", max_length=500)
+    api_key_encrypted = models.TextField(editable=False)
+    api_key_last4 = models.CharField(max_length=4, editable=False)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_check_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def set_api_key(self, api_key: str) -> None:
+        api_key = api_key.strip()
+        self.api_key_encrypted = crypto.encrypt(api_key)
+        self.api_key_last4 = api_key[-4:]
+
+    def get_api_key(self) -> str:
+        return crypto.decrypt(self.api_key_encrypted)
+
+    @property
+    def masked_key(self) -> str:
+        return "••••" + self.api_key_last4
+
+    def role_of(self, user) -> str | None:
+        membership = self.memberships.filter(user=user).first()
+        return membership.role if membership else None
+
+
+class Membership(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "user"], name="one_membership_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+    def allows(self, needed: str) -> bool:
+        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(needed)]
+
+
+class Prompt(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="prompts")
+    maxim_id = models.CharField(max_length=200)
+    name = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    folder_id = models.CharField(max_length=200, blank=True)
+    raw = models.JSONField(default=dict, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "maxim_id"], name="one_prompt_per_maxim_id")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class VersionContent(models.Model):
+    """What a version is made of; shared by versions and drafts.
+
+    `messages` are in the API's own shape: {role, content (str | parts | None),
+    tool_calls?, tool_call_id?}. `tools` are {name, description, parameters}.
+    `model_parameters` holds every parameter except tools.
+    """
+
+    description = models.TextField(blank=True)
+    provider = models.CharField(max_length=20, choices=PROVIDER_CHOICES, default="openai")
+    model_name = models.CharField(max_length=200, blank=True)
+    model_parameters = models.JSONField(default=dict, blank=True)
+    messages = models.JSONField(default=list, blank=True)
+    tools = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def content(self) -> dict[str, Any]:
+        return {
+            "description": self.description,
+            "provider": self.provider,
+            "model_name": self.model_name,
+            "model_parameters": self.model_parameters,
+            "messages": self.messages,
+            "tools": self.tools,
+        }
+
+    def variables(self) -> list[str]:
+        """The `{{variable}}` names used in message text, in order of first use."""
+        found: dict[str, None] = {}
+        for message in self.messages:
+            for text in message_texts(message):
+                for name in VARIABLE_RE.findall(text):
+                    found.setdefault(name, None)
+        return list(found)
+
+    def api_model_parameters(self) -> dict[str, Any]:
+        params = dict(self.model_parameters)
+        if self.tools:
+            # Maxim's run contract carries tools in modelParameters.tools (OpenAI shape);
+            # the create-version contract leaves modelParameters open, so the same shape
+            # is sent there and read back on import.
+            params["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": tool["name"],
+                        "description": tool.get("description", ""),
+                        "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
+                    },
+                }
+                for tool in self.tools
+            ]
+        return params
+
+
+def message_texts(message: dict[str, Any]) -> list[str]:
+    content = message.get("content")
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, list):
+        return [part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"]
+    return []
+
+
+class PromptVersion(VersionContent):
+    class Source(models.TextChoices):
+        IMPORTED = "imported", "Imported from Maxim"
+        CREATED = "created", "Created here"
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="versions")
+    maxim_id = models.CharField(max_length=200)
+    number = models.PositiveIntegerField(null=True, blank=True)
+    author_name = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.IMPORTED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    maxim_created_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    raw = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-number", "-created_at"]
+        constraints = [models.UniqueConstraint(fields=["prompt", "maxim_id"], name="one_version_per_maxim_id")]
+
+    def __str__(self) -> str:
+        return f"{self.prompt.name} v{self.number}" if self.number else f"{self.prompt.name} ({self.maxim_id})"
+
+    @property
+    def workspace(self) -> Workspace:
+        return self.prompt.workspace
+
+    def to_api_payload(self) -> dict[str, Any]:
+        """The body of POST /v1/prompts/versions for this content."""
+        return {
+            "promptId": self.prompt.maxim_id,
+            "description": self.description,
+            "modelName": self.model_name,
+            "modelProvider": self.provider,
+            "messages": self.messages,
+            "modelParameters": self.api_model_parameters(),
+        }
+
+
+class Draft(VersionContent):
+    """The builder's state, kept on the server so nothing typed is lost."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="drafts")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="drafts")
+    base_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    form_data = models.JSONField(default=dict, blank=True)  # the raw POST, to restore invalid input too
+    created_version = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"Draft of {self.prompt.name} by {self.user}"
+
+
+class Deployment(models.Model):
+    version = models.ForeignKey(PromptVersion, on_delete=models.CASCADE, related_name="deployments")
+    conditions = models.JSONField(default=list)
+    response = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class CustomPrice(models.Model):
+    """A per-workspace price that wins over the price library (e.g. $0 for local models)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="custom_prices")
+    model_pattern = models.CharField(max_length=200, help_text="Model name or glob, e.g. llama3* ")
+    input_usd_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+    output_usd_per_mtok = models.DecimalField(max_digits=12, decimal_places=6)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model_pattern"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "model_pattern"], name="one_price_per_pattern")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_pattern}: ${self.input_usd_per_mtok}/${self.output_usd_per_mtok} per 1M"
+
+
+class Comparison(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="comparisons")
+    title = models.CharField(max_length=300, blank=True)
+    shared_input = models.BooleanField(default=True)
+    input = models.JSONField(default=dict, blank=True)  # {"turns": [...], "variables": {...}}
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return self.title or f"Comparison {self.pk}"
+
+
+class ComparisonColumn(models.Model):
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="columns")
+    position = models.PositiveSmallIntegerField()
+    version = models.ForeignKey(PromptVersion, on_delete=models.CASCADE, related_name="+")
+    draft_content = models.JSONField(null=True, blank=True)  # a draft snapshot, run against `version`
+    input = models.JSONField(null=True, blank=True)  # per-column input when not shared
+
+    class Meta:
+        ordering = ["position"]
+
+    @property
+    def is_draft(self) -> bool:
+        return self.draft_content is not None
+
+
+class Run(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SUCCESS = "success", "Succeeded"
+        FAILED = "failed", "Failed"
+        INTERRUPTED = "interrupted", "Interrupted"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="runs")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="runs")
+    version = models.ForeignKey(PromptVersion, on_delete=models.CASCADE, related_name="runs")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="runs")
+    comparison = models.ForeignKey(Comparison, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    column = models.ForeignKey(ComparisonColumn, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs")
+    is_draft = models.BooleanField(default=False)
+    # A token from the run form: the same form posted twice (double click, resubmit)
+    # finds the first run instead of paying for a second one.
+    idempotency_key = models.CharField(max_length=64, blank=True)
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    provider = models.CharField(max_length=20)
+    model_name = models.CharField(max_length=200)
+    input = models.JSONField(default=dict)  # {"turns": [...], "variables": {...}, "overrides": {...}}
+    input_text = models.TextField(blank=True)  # the user's turns, flattened for search
+    request_body = models.JSONField(default=dict)  # exactly what was sent (the key is a header, never here)
+
+    output = models.JSONField(null=True, blank=True)  # raw, as returned
+    output_text = models.TextField(blank=True)
+    tool_calls = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    error_status = models.PositiveSmallIntegerField(null=True, blank=True)
+
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    total_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.FloatField(null=True, blank=True)
+
+    cost_nano = models.BigIntegerField(null=True, blank=True)  # nano-USD; NULL = unpriced, never 0
+    input_usd_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    output_usd_per_mtok = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    price_source = models.CharField(max_length=200, blank=True)
+    price_as_of = models.DateField(null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=~models.Q(idempotency_key=""),
+                name="one_run_per_form_submission",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.pk} of {self.version} ({self.status})"
+
+    @property
+    def is_priced(self) -> bool:
+        return self.cost_nano is not None

@@ -1,0 +1,1 @@
+"""Use-cases that touch the database and the Maxim client; views call these."""

@@ -1,0 +1,208 @@
+"""Running a version: record the run, call Maxim once, store output, tokens and cost."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from datetime import timedelta
+
+from django.utils import timezone
+
+from prompts_app import pricing
+from prompts_app.maxim import MaximError, get_client
+from prompts_app.models import VARIABLE_RE, ComparisonColumn, Comparison, PromptVersion, Run, Workspace
+from prompts_app.crypto import DecryptionError
+
+log = logging.getLogger(__name__)
+
+
+def fill_variables(value: Any, variables: dict[str, str]) -> Any:
+    """Replace `{{name}}` in message text (strings and text parts); unknown names stay as typed."""
+    if isinstance(value, str):
+        return VARIABLE_RE.sub(lambda m: str(variables.get(m.group(1), m.group(0))), value)
+    if isinstance(value, list):
+        return [
+            {**part, "text": fill_variables(part.get("text", ""), variables)}
+            if isinstance(part, dict) and part.get("type") == "text"
+            else part
+            for part in value
+        ]
+    return value
+
+
+def build_run_body(*, version: PromptVersion, content: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
+    """The body of POST /v1/prompts/run.
+
+    Maxim's docs do not say how a version's stored messages combine with the
+    `messages` of a run, so we send the version's messages with variables filled
+    in, then the input turns, and the version's model, provider and parameters.
+    """
+    variables = inputs.get("variables") or {}
+    overrides = inputs.get("overrides") or {}
+    messages = [
+        {**message, "content": fill_variables(message.get("content"), variables)}
+        for message in content.get("messages", [])
+    ]
+    messages += [dict(turn) for turn in inputs.get("turns") or []]
+    holder = PromptVersion(
+        model_parameters={**content.get("model_parameters", {}), **(overrides.get("model_parameters") or {})},
+        tools=content.get("tools", []),
+    )
+    return {
+        "promptId": version.prompt.maxim_id,
+        "versionId": version.maxim_id,
+        "workspaceId": version.prompt.workspace.maxim_id,
+        "messages": messages,
+        "modelName": overrides.get("model_name") or content.get("model_name", ""),
+        "modelProvider": overrides.get("provider") or content.get("provider", "openai"),
+        "modelParameters": holder.api_model_parameters(),
+    }
+
+
+def input_search_text(inputs: dict[str, Any]) -> str:
+    parts = [str(v) for v in (inputs.get("variables") or {}).values()]
+    for turn in inputs.get("turns") or []:
+        content = turn.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts += [p.get("text", "") for p in content if isinstance(p, dict)]
+    return "\n".join(p for p in parts if p)
+
+
+def custom_price_rules(workspace: Workspace) -> list[pricing.CustomPriceRule]:
+    return [
+        pricing.CustomPriceRule(
+            pattern=price.model_pattern,
+            input_usd_per_mtok=price.input_usd_per_mtok,
+            output_usd_per_mtok=price.output_usd_per_mtok,
+            label=str(price),
+            as_of=price.updated_at.date(),
+        )
+        for price in workspace.custom_prices.all()
+    ]
+
+
+def start_run(
+    *,
+    version: PromptVersion,
+    inputs: dict[str, Any],
+    user: AbstractBaseUser,
+    content: dict[str, Any] | None = None,
+    comparison: Comparison | None = None,
+    column: ComparisonColumn | None = None,
+    idempotency_key: str = "",
+) -> tuple[Run, bool]:
+    """Record a pending run before anything is sent. Returns (run, created).
+
+    A repeated idempotency key returns the first run and created=False, so the
+    caller must not send it again.
+    """
+    is_draft = content is not None
+    content = content if content is not None else version.content()
+    body = build_run_body(version=version, content=content, inputs=inputs)
+    if idempotency_key:
+        existing = Run.objects.filter(user=user, idempotency_key=idempotency_key).first()
+        if existing:
+            return existing, False
+    try:
+        with transaction.atomic():
+            run = Run.objects.create(
+                workspace=version.prompt.workspace,
+                prompt=version.prompt,
+                version=version,
+                user=user,
+                comparison=comparison,
+                column=column,
+                is_draft=is_draft,
+                idempotency_key=idempotency_key,
+                provider=body["modelProvider"],
+                model_name=body["modelName"],
+                input=inputs,
+                input_text=input_search_text(inputs),
+                request_body=body,
+            )
+    except IntegrityError:
+        return Run.objects.get(user=user, idempotency_key=idempotency_key), False
+    return run, True
+
+
+def execute_run(run: Run) -> Run:
+    """Send a pending run to Maxim exactly once and store what came back."""
+    workspace = run.workspace
+    try:
+        client = get_client(workspace.base_url, workspace.get_api_key())
+        result = client.run(run.request_body)
+    except MaximError as exc:
+        run.status = Run.Status.FAILED
+        run.error = exc.message
+        run.error_status = exc.status
+    except DecryptionError as exc:
+        run.status = Run.Status.FAILED
+        run.error = str(exc)
+    else:
+        run.status = Run.Status.SUCCESS
+        run.output = result.output
+        run.output_text = result.text
+        run.tool_calls = result.tool_calls
+        run.prompt_tokens = result.prompt_tokens
+        run.completion_tokens = result.completion_tokens
+        run.total_tokens = result.total_tokens
+        run.latency_ms = result.latency_ms
+        _apply_price(run)
+    run.finished_at = timezone.now()
+    run.save()
+    log.info("run %s %s in %s ms", run.pk, run.status, run.latency_ms)
+    return run
+
+
+def _apply_price(run: Run) -> None:
+    price = pricing.price_tokens(
+        provider=run.provider,
+        model=run.model_name,
+        prompt_tokens=run.prompt_tokens,
+        completion_tokens=run.completion_tokens,
+        custom_rules=custom_price_rules(run.workspace),
+        at=run.created_at,
+    )
+    run.cost_nano = price.cost_nano
+    run.input_usd_per_mtok = price.input_usd_per_mtok
+    run.output_usd_per_mtok = price.output_usd_per_mtok
+    run.price_source = price.source[:200]
+    run.price_as_of = price.as_of
+
+
+def run_version(
+    *,
+    version: PromptVersion,
+    inputs: dict[str, Any],
+    user: AbstractBaseUser,
+    content: dict[str, Any] | None = None,
+    idempotency_key: str = "",
+) -> Run:
+    """Record a run, send it once, and return it completed (or failed with its reason)."""
+    run, created = start_run(
+        version=version, inputs=inputs, user=user, content=content, idempotency_key=idempotency_key
+    )
+    if not created:
+        return run
+    return execute_run(run)
+
+
+# Longer than the client's read timeout, so a run still waiting on Maxim is never cut short.
+PENDING_GRACE_SECONDS = 180
+
+
+def mark_interrupted_runs(*, all_pending: bool = False) -> int:
+    """Runs still pending after the longest possible call died with their process."""
+    pending = Run.objects.filter(status=Run.Status.PENDING)
+    if not all_pending:
+        pending = pending.filter(created_at__lt=timezone.now() - timedelta(seconds=PENDING_GRACE_SECONDS))
+    return pending.update(
+        status=Run.Status.INTERRUPTED,
+        error="Interrupted: the dashboard stopped before Maxim answered. The run may or may not have reached Maxim.",
+        finished_at=timezone.now(),
+    )
