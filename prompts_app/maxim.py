@@ -1,0 +1,637 @@
+"""The Maxim prompts API client: the only module in maximui that speaks HTTP.
+
+Pure on purpose (no Django), so services and tests can use it without settings.
+Every failure becomes a `MaximError` whose `message` a person can act on; the API
+key is never stored on the shared connection pool, logged, or put in a message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import math
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.getmaxim.ai"
+# A run may legitimately take a minute (slow models, long outputs), hence the long read.
+TIMEOUT = httpx.Timeout(connect=5.0, read=90.0, write=30.0, pool=10.0)
+LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=60.0)
+PAGE_SIZE = 100
+# A server that keeps handing out new cursors must not keep us looping forever.
+MAX_PAGES = 50
+_SAID_LIMIT = 300
+_MAYBE_DONE = " It may still have been processed; refresh before trying again."
+
+
+def _package_version() -> str:
+    try:
+        return metadata.version("maximui")
+    except metadata.PackageNotFoundError:
+        return "0.1.0"
+
+
+USER_AGENT = f"maximui/{_package_version()}"
+
+
+class MaximError(Exception):
+    """A failed Maxim call. `message` is short, safe to show, and never holds the key."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        # True when trying again later may help; the client has already retried what was safe.
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class WorkspaceInfo:
+    id: str
+    name: str
+    raw: dict
+
+
+@dataclass(frozen=True)
+class PromptInfo:
+    id: str
+    name: str
+    description: str
+    workspace_id: str
+    folder_id: str | None
+    created_at: str
+    updated_at: str
+    raw: dict
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    id: str
+    version: int
+    description: str
+    prompt_id: str
+    model: str
+    provider: str
+    messages: list[dict]  # Maxim's wrappers {id, index, payload, ...}, sorted by index
+    model_parameters: dict
+    author_name: str
+    created_at: str
+    updated_at: str
+    raw: dict
+
+
+@dataclass(frozen=True)
+class RunResult:
+    output: object
+    text: str
+    tool_calls: list[dict]
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    latency_ms: float
+    raw: dict
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    id: str
+    prompt_id: str
+    version_id: str
+    status: str
+    raw: dict
+
+
+def normalise_base_url(base_url: str) -> str:
+    """`https://Api.Example.com/` -> `https://api.example.com`; raises MaximError if unusable."""
+    parts = urlsplit((base_url or "").strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise MaximError("The Maxim base URL must look like https://api.getmaxim.ai.")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise MaximError("The Maxim base URL must not contain a user name, password, query or fragment.")
+    netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return f"{parts.scheme.lower()}://{netloc}{parts.path.rstrip('/')}"
+
+
+_pools: dict[str, httpx.Client] = {}
+_pools_lock = threading.Lock()
+
+
+def _shared_http(base_url: str) -> httpx.Client:
+    # One pool per base URL keeps TLS connections warm across requests and threads.
+    # It carries no key: several workspaces with different keys may share a base URL.
+    with _pools_lock:
+        http = _pools.get(base_url)
+        if http is None or http.is_closed:
+            http = httpx.Client(timeout=TIMEOUT, limits=LIMITS, headers={"User-Agent": USER_AGENT})
+            _pools[base_url] = http
+        return http
+
+
+def get_client(base_url: str, api_key: str) -> MaximClient:
+    """A client for one key, on the long-lived connection pool of `base_url`."""
+    return MaximClient(base_url, api_key)
+
+
+def close_pools() -> None:
+    """Close every shared connection pool (process shutdown, tests)."""
+    with _pools_lock:
+        for http in _pools.values():
+            http.close()
+        _pools.clear()
+
+
+class MaximClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        http: httpx.Client | None = None,
+        max_retries: int = 3,
+        max_retry_seconds: float = 30.0,
+        sleep: Callable[[float], Any] = time.sleep,
+    ) -> None:
+        self.base_url = normalise_base_url(base_url)
+        key = (api_key or "").strip()
+        if not key:
+            raise MaximError("No Maxim API key is set; add one in the workspace settings.")
+        if not key.isascii() or not key.isprintable():
+            # httpx would crash encoding the header; usually a key pasted with stray characters.
+            raise MaximError("The Maxim API key contains characters that cannot be sent; paste it again.")
+        self._api_key = key
+        self._http = http if http is not None else _shared_http(self.base_url)
+        self._host = urlsplit(self.base_url).netloc
+        self.max_retries = max_retries
+        self.max_retry_seconds = max_retry_seconds
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"<MaximClient {self.base_url}>"
+
+    # https://www.getmaxim.ai/docs/workspaces/workspace/get-workspaces
+    def list_workspaces(self) -> list[WorkspaceInfo]:
+        """Every workspace the key can reach (keys are organisation-wide), all pages."""
+        items = self._get_all("/v1/workspaces", {"limit": PAGE_SIZE}, noun="workspace list")
+        return [WorkspaceInfo(id=str(i["id"]), name=_text(i.get("name")), raw=i) for i in items]
+
+    # https://www.getmaxim.ai/docs/prompts/prompt/get-prompts
+    def list_prompts(self, workspace_id: str) -> list[PromptInfo]:
+        """All prompts of a workspace, following pagination."""
+        params = {"workspaceId": workspace_id, "limit": PAGE_SIZE}
+        return [_prompt(i) for i in self._get_all("/v1/prompts", params, noun="workspace")]
+
+    # https://www.getmaxim.ai/docs/prompts/prompt/create-prompt
+    def create_prompt(
+        self, *, workspace_id: str, name: str, description: str = "", folder_id: str | None = None
+    ) -> PromptInfo:
+        """Create a prompt; Maxim documents the answer as `{"data": {"data": {...}}}`."""
+        body: dict[str, Any] = {"workspaceId": workspace_id, "name": name, "description": description}
+        if folder_id:
+            body["folderId"] = folder_id
+        answer, _ = self._call("POST", "/v1/prompts", noun="workspace", body=body)
+        return _prompt(_one(answer, "creating the prompt", posted=True))
+
+    # https://www.getmaxim.ai/docs/prompts/prompt-version/get-prompt-versions
+    def list_versions(self, prompt_id: str) -> list[VersionInfo]:
+        """All versions of a prompt, oldest first; Maxim may answer one object or a list."""
+        # The versions endpoint documents no `limit`, so none is sent.
+        items = self._get_all("/v1/prompts/versions", {"promptId": prompt_id}, noun="prompt")
+        return sorted((_version(i) for i in items), key=lambda v: v.version)
+
+    # https://www.getmaxim.ai/docs/prompts/prompt-version/create-a-prompt-version
+    def create_version(self, payload: dict) -> VersionInfo:
+        """Create a version from a body the caller built (`version.to_api_payload()`)."""
+        answer, _ = self._call("POST", "/v1/prompts/versions", noun="prompt", body=payload)
+        return _version(_one(answer, "creating the version", posted=True))
+
+    # https://www.getmaxim.ai/docs/prompts/prompt-version/run-prompt-version
+    def run(self, payload: dict) -> RunResult:
+        """Run a version once. Never re-sent after a timeout or 5xx: a run costs money."""
+        answer, latency_ms = self._call("POST", "/v1/prompts/run", noun="prompt version", body=payload)
+        return _run_result(answer, latency_ms)
+
+    # https://www.getmaxim.ai/docs/prompts/prompt-deployment/deploy-prompt-version
+    def deploy(self, payload: dict) -> DeployResult:
+        """Deploy a version with the caller's deployment conditions."""
+        answer, _ = self._call("POST", "/v1/prompts/deploy", noun="prompt version", body=payload)
+        data = _one(answer, "the deployment", posted=True, need_id=False)
+        return DeployResult(
+            id=_text(data.get("id")),
+            prompt_id=_text(data.get("promptId") or payload.get("promptId")),
+            version_id=_text(data.get("versionId") or payload.get("versionId")),
+            status=_text(data.get("status")),
+            raw=data,
+        )
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _get_all(self, path: str, params: dict, *, noun: str) -> list[dict]:
+        items: list[dict] = []
+        seen: set[str] = set()
+        query = dict(params)
+        for _ in range(MAX_PAGES):
+            answer, _ = self._call("GET", path, noun=noun, params=query)
+            page, cursor = _page(answer, path)
+            items.extend(page)
+            if not cursor or not page:
+                return items
+            if cursor in seen:
+                log.warning("maxim GET %s repeated a cursor; stopping after %d items", path, len(items))
+                return items
+            seen.add(cursor)
+            query = {**params, "cursor": cursor}
+        log.warning("maxim GET %s still had more after %d pages; stopping", path, MAX_PAGES)
+        return items
+
+    def _call(
+        self, method: str, path: str, *, noun: str, params: dict | None = None, body: dict | None = None
+    ) -> tuple[Any, float]:
+        response, elapsed_ms = self._send(method, path, noun=noun, params=params, body=body)
+        try:
+            return response.json(), elapsed_ms
+        except ValueError:
+            message = (
+                f"Maxim answered with something that is not JSON; check that {self.base_url} is the Maxim API."
+            )
+            raise MaximError(
+                message + (_MAYBE_DONE if method != "GET" else ""), status=response.status_code
+            ) from None
+
+    def _send(
+        self, method: str, path: str, *, noun: str, params: dict | None, body: dict | None
+    ) -> tuple[httpx.Response, float]:
+        attempt = 0
+        spent = 0.0  # request time plus sleeps, in seconds: the retry budget
+        while True:
+            started = time.perf_counter()
+            try:
+                response = self._http.request(
+                    method, self.base_url + path, params=params, json=body, headers=self._headers()
+                )
+            except httpx.TransportError as exc:
+                spent += time.perf_counter() - started
+                log.info("maxim %s %s failed: %s", method, path, type(exc).__name__)
+                error = self._transport_error(exc, method)
+                # Only a GET is re-sent after a transport error: a POST may have reached Maxim.
+                delay = _backoff(attempt) if method == "GET" else None
+            else:
+                elapsed = time.perf_counter() - started
+                spent += elapsed
+                log.info("maxim %s %s %s %.0fms", method, path, response.status_code, elapsed * 1000)
+                if response.is_success:
+                    return response, elapsed * 1000
+                error = self._status_error(response, noun)
+                delay = _retry_delay(method, response.status_code, error.retry_after, attempt)
+            if delay is None or attempt >= self.max_retries or spent + delay > self.max_retry_seconds:
+                raise error
+            self._sleep(delay)
+            spent += delay
+            attempt += 1
+
+    def _headers(self) -> dict[str, str]:
+        # Sent per request so the shared pool never holds a key.
+        return {
+            "x-maxim-api-key": self._api_key,
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+
+    def _status_error(self, response: httpx.Response, noun: str) -> MaximError:
+        status = response.status_code
+        said = self._maxim_said(response)
+        retry_after = _retry_after_seconds(response.headers.get("retry-after"))
+        wait = f" Wait {_duration(retry_after) if retry_after else 'a moment'} and try again."
+        if status == 400:
+            message = f"Maxim rejected the request: {said}" if said else "Maxim rejected the request (400)."
+        elif status == 401:
+            message = "Maxim rejected the API key; check the key saved for this workspace."
+        elif status == 403:
+            message = f"The API key has no access to this {noun}; check the key's permissions in Maxim."
+        elif status == 404:
+            message = f"Maxim could not find the {noun}; it may have been deleted. Refresh and try again."
+        elif status == 408:
+            message = "Maxim timed out waiting for the request (408)." + wait
+        elif status == 429:
+            message = "Maxim is rate limiting requests (429)." + wait
+        elif status >= 500:
+            message = f"Maxim had a server error ({status}). Try again in a minute."
+        elif 300 <= status < 400:
+            message = (
+                f"Maxim answered with a redirect ({status}); check the base URL {self.base_url} (http or https?)."
+            )
+        else:
+            message = f"Maxim refused the request ({status})" + (f": {said}" if said else ".")
+        retryable = status in (408, 429) or status >= 500
+        return MaximError(message, status=status, retryable=retryable, retry_after=retry_after)
+
+    def _maxim_said(self, response: httpx.Response) -> str:
+        """Maxim's own error sentence: error.message, then error, then message, then raw text."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        said: Any = None
+        if isinstance(body, dict):
+            error = body.get("error")
+            if isinstance(error, dict) and error.get("message"):
+                said = error["message"]
+            elif isinstance(error, str) and error:
+                said = error
+            elif body.get("message"):
+                said = body["message"]
+        if said is None:
+            said = response.text
+            if said.lstrip().startswith("<"):
+                return ""  # an HTML error page from a proxy is noise, not a sentence
+        return self._clean(said if isinstance(said, str) else repr(said))
+
+    def _clean(self, text: str) -> str:
+        text = " ".join(text.split())
+        if len(self._api_key) >= 4:
+            text = text.replace(self._api_key, "[redacted]")
+        return text if len(text) <= _SAID_LIMIT else text[: _SAID_LIMIT - 1] + "…"
+
+    def _transport_error(self, exc: httpx.TransportError, method: str) -> MaximError:
+        host = self._host
+        maybe_done = _MAYBE_DONE if method != "GET" else " Try again in a minute."
+        if isinstance(exc, httpx.ConnectTimeout):
+            message = (
+                f"Could not connect to Maxim at {host} within {_timeout(exc, 'connect')}; "
+                "check the base URL and your network."
+            )
+        elif isinstance(exc, httpx.ReadTimeout):
+            message = f"Maxim did not answer within {_timeout(exc, 'read')}." + maybe_done
+        elif isinstance(exc, httpx.WriteTimeout):
+            message = "Sending the request to Maxim took too long; check your network and try again."
+        elif isinstance(exc, httpx.PoolTimeout):
+            message = "Too many Maxim requests are already in progress; try again in a moment."
+        elif isinstance(exc, httpx.ConnectError):
+            message = {
+                "dns": f"Could not find the Maxim host {urlsplit(self.base_url).hostname} (DNS lookup failed); "
+                "check the base URL.",
+                "refused": f"Maxim at {host} refused the connection; "
+                "check the base URL and that the server is running.",
+                "tls": f"Could not make a secure connection to {host}; "
+                "check the base URL and the server's certificate.",
+            }.get(_connect_failure(exc), f"Could not connect to Maxim at {host}; check the base URL and network.")
+        elif isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)):
+            message = f"The connection to Maxim at {host} broke before an answer arrived." + maybe_done
+        else:
+            message = f"Could not talk to Maxim at {host} ({type(exc).__name__})." + maybe_done
+        return MaximError(message, retryable=True)
+
+
+# -- retry helpers -------------------------------------------------------------
+
+
+def _backoff(attempt: int) -> float:
+    return 0.5 * 2**attempt  # 0.5, 1, 2, 4 ...
+
+
+def _retry_delay(method: str, status: int, retry_after: float | None, attempt: int) -> float | None:
+    """Seconds to wait before re-sending, or None when re-sending is not safe."""
+    # A 429 means Maxim refused the request unprocessed, so even a run may be re-sent.
+    # A POST with 408/5xx may have been processed (and a run billed): never re-send it.
+    if status == 429 or (method == "GET" and (status == 408 or status >= 500)):
+        return retry_after if retry_after is not None else _backoff(attempt)
+    return None
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After as seconds (delta-seconds or HTTP date), None if absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 120:
+        return f"{math.ceil(seconds / 60)} minutes"
+    whole = max(math.ceil(seconds), 1)
+    return "1 second" if whole == 1 else f"{whole} seconds"
+
+
+def _timeout(exc: httpx.TimeoutException, phase: str) -> str:
+    try:
+        value = exc.request.extensions.get("timeout", {}).get(phase)
+    except RuntimeError:  # no request attached
+        value = None
+    return _duration(value) if isinstance(value, (int, float)) else "the time allowed"
+
+
+def _connect_failure(exc: BaseException) -> str:
+    """'dns', 'refused', 'tls' or '' from the exception chain (text is never shown)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            break
+        if isinstance(seen, socket.gaierror):
+            return "dns"
+        if isinstance(seen, ConnectionRefusedError):
+            return "refused"
+        if isinstance(seen, ssl.SSLError):
+            return "tls"
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc).lower()
+    if any(s in text for s in ("name or service not known", "nodename nor servname", "getaddrinfo",
+                                "name resolution", "no address associated")):
+        return "dns"
+    if any(s in text for s in ("connection refused", "errno 111", "10061", "actively refused")):
+        return "refused"
+    if "ssl" in text or "certificate" in text:
+        return "tls"
+    return ""
+
+
+# -- answer parsing ---------------------------------------------------------------
+
+
+def _shape_error(what: str, detail: str, *, posted: bool) -> MaximError:
+    return MaximError(
+        f"Maxim's answer to {what} was not in the expected shape ({detail})."
+        + (_MAYBE_DONE if posted else "")
+    )
+
+
+def _one(answer: Any, what: str, *, posted: bool, need_id: bool = True) -> dict:
+    """The single object in `{"data": {"data": {...}}}`, `{"data": {...}}` or a bare object."""
+    obj = answer.get("data", answer) if isinstance(answer, dict) else answer
+    if isinstance(obj, dict) and "id" not in obj and isinstance(obj.get("data"), dict):
+        obj = obj["data"]  # the documented double wrap
+    if not isinstance(obj, dict):
+        raise _shape_error(what, "no data object", posted=posted)
+    if need_id and not obj.get("id"):
+        raise _shape_error(what, "no id", posted=posted)
+    return obj
+
+
+def _page(answer: Any, path: str) -> tuple[list[dict], str | None]:
+    """Items and next cursor from a list answer in any of the forms Maxim is known to use."""
+    what = f"GET {path}"
+    if isinstance(answer, list):
+        data: Any = answer
+    elif isinstance(answer, dict) and "data" in answer:
+        data = answer["data"]
+        if isinstance(data, dict) and "id" not in data and isinstance(data.get("data"), (list, dict)):
+            data = data["data"]
+    elif isinstance(answer, dict) and "id" in answer:
+        data = answer  # documented for GET /v1/prompts: one bare object
+    else:
+        raise _shape_error(what, "no data", posted=False)
+    if data is None:
+        data = []
+    elif isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list) or not all(isinstance(i, dict) and i.get("id") for i in data):
+        raise _shape_error(what, "items without an id", posted=False)
+    cursor = None
+    pagination = answer.get("pagination") if isinstance(answer, dict) else None
+    if isinstance(pagination, dict) and pagination.get("hasMore", True) is not False:
+        found = pagination.get("nextCursor") or pagination.get("cursor")
+        cursor = str(found) if found else None
+    return data, cursor
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _prompt(item: dict) -> PromptInfo:
+    return PromptInfo(
+        id=str(item["id"]),
+        name=_text(item.get("name")),
+        description=_text(item.get("description")),
+        workspace_id=_text(item.get("workspaceId")),
+        folder_id=_text(item["folderId"]) if item.get("folderId") else None,
+        created_at=_text(item.get("createdAt")),
+        updated_at=_text(item.get("updatedAt")),
+        raw=item,
+    )
+
+
+def _version(item: dict) -> VersionInfo:
+    number = item.get("version")
+    if isinstance(number, str) and number.isdigit():
+        number = int(number)
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise _shape_error("the version list", "a version without a number", posted=False)
+    config = item.get("config") if isinstance(item.get("config"), dict) else {}
+    wrappers = [m for m in config.get("messages") or [] if isinstance(m, dict)]
+    # Sort by Maxim's index; position breaks ties and stands in when an index is missing.
+    ordered = sorted(
+        enumerate(wrappers),
+        key=lambda p: (p[1]["index"] if isinstance(p[1].get("index"), (int, float)) else p[0], p[0]),
+    )
+    author = config.get("author") if isinstance(config.get("author"), dict) else {}
+    parameters = config.get("modelParameters")
+    return VersionInfo(
+        id=str(item["id"]),
+        version=int(number),
+        description=_text(item.get("description")),
+        prompt_id=_text(item.get("promptId")),
+        model=_text(config.get("model")),
+        provider=_text(config.get("provider")),
+        messages=[m for _, m in ordered],
+        model_parameters=parameters if isinstance(parameters, dict) else {},
+        author_name=_text(author.get("name")),
+        created_at=_text(item.get("createdAt")),
+        updated_at=_text(item.get("updatedAt")),
+        raw=item,
+    )
+
+
+def _run_result(answer: Any, latency_ms: float) -> RunResult:
+    data = answer.get("data") if isinstance(answer, dict) else None
+    if not isinstance(data, dict) or not ("output" in data or "usage" in data):
+        raise _shape_error("the run", "no output or usage", posted=True)
+    output = data.get("output")
+    usage = data.get("usage")
+    if not isinstance(usage, dict):
+        # Fall back to the usage block of an OpenAI-style output object.
+        usage = output.get("usage") if isinstance(output, dict) else None
+        usage = usage if isinstance(usage, dict) else {}
+    prompt = _tokens(usage, "promptTokens", "prompt_tokens", "input_tokens") or 0
+    completion = _tokens(usage, "completionTokens", "completion_tokens", "output_tokens") or 0
+    total = _tokens(usage, "totalTokens", "total_tokens")
+    text, tool_calls = _output_text(output)
+    return RunResult(
+        output=output,
+        text=text,
+        tool_calls=tool_calls,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion if total is None else total,
+        latency_ms=latency_ms,
+        raw=answer,
+    )
+
+
+def _tokens(usage: dict, *names: str) -> int | None:
+    for name in names:
+        value = usage.get(name)
+        if isinstance(value, bool) or value is None:
+            continue
+        try:
+            return max(int(float(value)), 0)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _output_text(output: Any) -> tuple[str, list[dict]]:
+    """Best-effort text and tool calls: a string, or an OpenAI-style completion object."""
+    if isinstance(output, str):
+        return output, []
+    choices = output.get("choices") if isinstance(output, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return "", []
+    choice = choices[0]
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        return (choice["text"], []) if isinstance(choice.get("text"), str) else ("", [])
+    calls = message.get("tool_calls")
+    tool_calls = [c for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+    content = message.get("content")
+    if isinstance(content, str):
+        return content, tool_calls
+    if isinstance(content, list):
+        parts = [p if isinstance(p, str) else p.get("text") for p in content if isinstance(p, (str, dict))]
+        return "".join(p for p in parts if isinstance(p, str)), tool_calls
+    return "", tool_calls
