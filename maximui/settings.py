@@ -15,12 +15,16 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-LOCAL_ENV_FILE = BASE_DIR / ".env.local"
+# MAXIMUI_ENV_FILE points at another env file; set it empty to read none (tests, containers).
+_ENV_FILE_SETTING = os.environ.get("MAXIMUI_ENV_FILE")
+LOCAL_ENV_FILE = BASE_DIR / ".env.local" if _ENV_FILE_SETTING is None else Path(_ENV_FILE_SETTING)
+if _ENV_FILE_SETTING and not LOCAL_ENV_FILE.is_file():
+    raise ImproperlyConfigured(f"MAXIMUI_ENV_FILE={_ENV_FILE_SETTING!r} is not a file")
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
     values: dict[str, str] = {}
-    if not path.exists():
+    if _ENV_FILE_SETTING == "" or not path.exists():
         return values
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         line = line.strip()
@@ -155,6 +159,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+    if TESTING:
+        # A file, not SQLite's shared-cache memory database: that one fails at once with
+        # "table is locked" when the live server and the comparison threads write together,
+        # where a WAL file waits its turn, as in production.
+        import tempfile
+
+        DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"maximui-test-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -164,9 +175,19 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
+if TESTING:
+    # Accounts: tests create users in every fixture; a slow hash would dominate the suite's time.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# The version builder posts every row of a version at once: up to 100 messages of up to
+# 100,000 characters, each with parts and tool calls. Django's defaults (1,000 fields,
+# 2.5 MB) would answer 400 to a version well inside those limits.
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 20_000
+DATA_UPLOAD_MAX_MEMORY_SIZE = 12 * 1024 * 1024
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env("TIME_ZONE", "UTC")
@@ -175,7 +196,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Tests serve static files from the finders; there is nothing collected to look at.
+STATIC_ROOT = None if TESTING else BASE_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

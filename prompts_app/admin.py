@@ -1,3 +1,163 @@
-from django.contrib import admin
+"""The Django admin for maximui's models: for support and clean-up, not daily work.
 
-# Register your models here.
+The API key ciphertext is never shown (only the masked last 4); run records are
+read-mostly since they are what was actually sent and paid for.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db import models
+
+from prompts_app.models import (
+    Comparison,
+    ComparisonColumn,
+    CustomPrice,
+    Deployment,
+    Draft,
+    Membership,
+    Prompt,
+    PromptVersion,
+    Run,
+    RunRollup,
+    Workspace,
+)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+
+
+class CustomPriceInline(admin.TabularInline):
+    model = CustomPrice
+    extra = 0
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(admin.ModelAdmin):
+    list_display = ["name", "maxim_id", "base_url", "masked_key", "created_by", "created_at", "last_checked_at"]
+    list_filter = ["base_url", "created_at"]
+    search_fields = ["name", "maxim_id", "base_url"]
+    exclude = ["api_key_encrypted"]
+    readonly_fields = ["masked_key", "created_at", "last_checked_at", "last_check_error"]
+    raw_id_fields = ["created_by"]
+    inlines = [MembershipInline, CustomPriceInline]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    @admin.display(description="API key")
+    def masked_key(self, obj: Workspace) -> str:
+        # Replace keys from the workspace settings page, where they are verified first.
+        return obj.masked_key if obj.api_key_last4 else "—"
+
+    def has_add_permission(self, request) -> bool:
+        # A workspace needs a key verified with Maxim: connect it from the dashboard.
+        return False
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "workspace", "role", "created_at"]
+    list_filter = ["role"]
+    search_fields = ["user__username", "workspace__name"]
+    raw_id_fields = ["user", "workspace"]
+    list_select_related = ["user", "workspace"]
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ["name", "workspace", "maxim_id", "synced_at", "created_at"]
+    list_filter = ["workspace"]
+    search_fields = ["name", "maxim_id", "description"]
+    raw_id_fields = ["workspace"]
+    readonly_fields = ["raw", "synced_at"]
+    list_select_related = ["workspace"]
+
+
+@admin.register(PromptVersion)
+class PromptVersionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "prompt", "number", "provider", "model_name", "source", "author_name", "created_at"]
+    list_filter = ["source", "provider"]
+    search_fields = ["maxim_id", "prompt__name", "description", "model_name"]
+    raw_id_fields = ["prompt", "created_by"]
+    readonly_fields = ["raw", "maxim_created_at"]
+    list_select_related = ["prompt"]
+
+
+@admin.register(Draft)
+class DraftAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "prompt", "user", "model_name", "updated_at"]
+    search_fields = ["prompt__name", "user__username"]
+    raw_id_fields = ["prompt", "user", "base_version", "created_version"]
+    readonly_fields = ["form_data", "last_error", "updated_at"]
+    list_select_related = ["prompt", "user"]
+
+
+@admin.register(Deployment)
+class DeploymentAdmin(admin.ModelAdmin):
+    list_display = ["version", "status", "created_by", "created_at"]
+    list_filter = ["status"]
+    raw_id_fields = ["version", "created_by"]
+    readonly_fields = ["conditions", "response", "status", "error", "created_at"]
+
+
+@admin.register(CustomPrice)
+class CustomPriceAdmin(admin.ModelAdmin):
+    list_display = ["model_pattern", "workspace", "input_usd_per_mtok", "output_usd_per_mtok", "updated_at"]
+    list_filter = ["workspace"]
+    search_fields = ["model_pattern", "workspace__name"]
+    raw_id_fields = ["workspace"]
+
+
+class ComparisonColumnInline(admin.TabularInline):
+    model = ComparisonColumn
+    extra = 0
+    raw_id_fields = ["version"]
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "workspace", "created_by", "shared_input", "updated_at"]
+    list_filter = ["shared_input"]
+    search_fields = ["title", "workspace__name"]
+    raw_id_fields = ["workspace", "created_by"]
+    inlines = [ComparisonColumnInline]
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    list_display = ["id", "created_at", "status", "workspace", "prompt", "model_name", "total_tokens", "cost_nano", "user"]
+    list_filter = ["status", "provider", "is_draft", "created_at"]
+    search_fields = ["model_name", "input_text", "output_text", "error", "prompt__name"]
+    raw_id_fields = ["workspace", "prompt", "version", "user", "comparison", "column"]
+    list_select_related = ["workspace", "prompt", "user"]
+    date_hierarchy = "created_at"
+    # A run records what was sent and paid for; only its status may be corrected (e.g. a stuck pending run).
+    readonly_fields = [
+        "idempotency_key", "provider", "model_name", "input", "input_text", "request_body", "output", "output_text",
+        "tool_calls", "error", "error_status", "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms",
+        "cost_nano", "input_usd_per_mtok", "output_usd_per_mtok", "price_source", "price_as_of", "created_at",
+        "finished_at", "is_draft", "rolled_up",
+    ]  # fmt: skip
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(RunRollup)
+class RunRollupAdmin(admin.ModelAdmin):
+    """Derived totals (services/rollups.py maintains them): look, never edit."""
+
+    list_display = ["grain", "day", "workspace", "model_name", "status", "runs", "total_tokens", "cost_nano"]
+    list_filter = ["grain", "status"]
+    search_fields = ["model_name", "workspace__name"]
+    raw_id_fields = ["workspace", "prompt", "version", "user"]
+    list_select_related = ["workspace"]
+    date_hierarchy = "day"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

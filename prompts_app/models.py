@@ -266,12 +266,27 @@ class Comparison(models.Model):
     title = models.CharField(max_length=300, blank=True)
     shared_input = models.BooleanField(default=True)
     input = models.JSONField(default=dict, blank=True)  # {"turns": [...], "variables": {...}}
+    # Each "run" of the comparison is a batch: its runs carry idempotency keys
+    # "cmp-<id>-<batch>-<column id>-<n>" (see services/compare.py), so the page
+    # shows the latest batch and a double-posted "Run again" never pays twice.
+    batch = models.PositiveIntegerField(default=0)
+    repeats = models.PositiveSmallIntegerField(default=1)  # runs per column in the latest batch
+    # From the "new comparison" form: posting it twice (double click, back + resubmit)
+    # opens the first comparison instead of paying for every column again.
+    submit_token = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-updated_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["created_by", "submit_token"],
+                condition=~models.Q(submit_token=""),
+                name="one_comparison_per_form_submission",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.title or f"Comparison {self.pk}"
@@ -336,9 +351,18 @@ class Run(models.Model):
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # History area: set once the run's figures are added to RunRollup (services/rollups.py);
+    # totals add the rollups to a live sum over the few runs where this is still False.
+    rolled_up = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # History area: keyset pages walk these in (created_at, id) order.
+        indexes = [
+            models.Index(fields=["workspace", "created_at"], name="run_ws_created"),
+            models.Index(fields=["workspace", "model_name", "created_at"], name="run_ws_model_created"),
+            models.Index(fields=["rolled_up"], name="run_not_rolled_up", condition=models.Q(rolled_up=False)),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["user", "idempotency_key"],
@@ -353,3 +377,55 @@ class Run(models.Model):
     @property
     def is_priced(self) -> bool:
         return self.cost_nano is not None
+
+
+# --- History area (issue #4): per-day and per-month run totals --------------------------------
+
+
+class RunRollup(models.Model):
+    """Sums of finished runs per (period, workspace, prompt, version, user, provider, model, status).
+
+    Totals over a million runs read a few thousand of these rows instead of every
+    run. A `day` row covers one UTC day; a `month` row (day = the 1st) covers the
+    whole month, so long ranges read whole months; a `vday` row sums a day of one version
+    over all users and statuses. Maintained by services/rollups.py.
+    """
+
+    class Grain(models.TextChoices):
+        DAY = "day", "Day"
+        MONTH = "month", "Month"
+        # For the cost review, which never filters by user or status: ~10x fewer rows per day.
+        # These rows have user NULL and status "".
+        VERSION_DAY = "vday", "Day, per version (users and statuses summed)"
+
+    grain = models.CharField(max_length=5, choices=Grain.choices)
+    day = models.DateField()
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="+")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey(PromptVersion, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    provider = models.CharField(max_length=20)
+    model_name = models.CharField(max_length=200)
+    status = models.CharField(max_length=12)
+
+    runs = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    total_tokens = models.BigIntegerField(default=0)
+    cost_nano = models.BigIntegerField(default=0)  # sum over priced runs only
+    priced_runs = models.BigIntegerField(default=0)
+    unpriced_runs = models.BigIntegerField(default=0)  # succeeded without a known price
+    latency_sum = models.FloatField(default=0)
+    latency_runs = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["grain", "day", "workspace", "prompt", "version", "user", "provider", "model_name", "status"],
+                name="one_rollup_per_key",
+            )
+        ]
+        indexes = [models.Index(fields=["grain", "day"], name="rollup_grain_day")]
+
+    def __str__(self) -> str:
+        return f"{self.grain} {self.day} v{self.version_id} {self.model_name} {self.status}: {self.runs} runs"

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from prompts_app.views import compare, runs, versions, workspaces
+from prompts_app.views import compare, history, runs, versions, workspaces
 
 urlpatterns = [
     *workspaces.urlpatterns,
     *versions.urlpatterns,
+    *history.urlpatterns,  # before runs: /runs/export.csv must not look like a run
     *runs.urlpatterns,
     *compare.urlpatterns,
 ]

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
+import time
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from datetime import timedelta
-
 from django.utils import timezone
 
 from prompts_app import pricing
-from prompts_app.maxim import MaximError, get_client
+from prompts_app.maxim import MaximClient, MaximError
 from prompts_app.models import VARIABLE_RE, ComparisonColumn, Comparison, PromptVersion, Run, Workspace
 from prompts_app.crypto import DecryptionError
+from prompts_app.services import rollups
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,11 @@ def build_run_body(*, version: PromptVersion, content: dict[str, Any], inputs: d
         {**message, "content": fill_variables(message.get("content"), variables)}
         for message in content.get("messages", [])
     ]
-    messages += [dict(turn) for turn in inputs.get("turns") or []]
+    # Turns are filled in too: Maxim never fills placeholders, so a `{{name}}` typed
+    # into a turn would otherwise reach the model as literal braces.
+    messages += [
+        {**turn, "content": fill_variables(turn.get("content"), variables)} for turn in inputs.get("turns") or []
+    ]
     holder = PromptVersion(
         model_parameters={**content.get("model_parameters", {}), **(overrides.get("model_parameters") or {})},
         tools=content.get("tools", []),
@@ -79,8 +84,7 @@ def custom_price_rules(workspace: Workspace) -> list[pricing.CustomPriceRule]:
             pattern=price.model_pattern,
             input_usd_per_mtok=price.input_usd_per_mtok,
             output_usd_per_mtok=price.output_usd_per_mtok,
-            label=str(price),
-            as_of=price.updated_at.date(),
+            updated_on=price.updated_at.date(),
         )
         for price in workspace.custom_prices.all()
     ]
@@ -133,16 +137,20 @@ def start_run(
 def execute_run(run: Run) -> Run:
     """Send a pending run to Maxim exactly once and store what came back."""
     workspace = run.workspace
+    started = time.perf_counter()
     try:
-        client = get_client(workspace.base_url, workspace.get_api_key())
+        # No automatic re-send, not even after a 429: the person sees why and decides,
+        # and a request to Maxim for one run is made exactly once.
+        client = MaximClient(workspace.base_url, workspace.get_api_key(), max_retries=0)
         result = client.run(run.request_body)
     except MaximError as exc:
         run.status = Run.Status.FAILED
         run.error = exc.message
         run.error_status = exc.status
+        run.latency_ms = (time.perf_counter() - started) * 1000  # how long the failure took
     except DecryptionError as exc:
         run.status = Run.Status.FAILED
-        run.error = str(exc)
+        run.error = f"{exc} Save the workspace's API key again."
     else:
         run.status = Run.Status.SUCCESS
         run.output = result.output
@@ -155,6 +163,7 @@ def execute_run(run: Run) -> Run:
         _apply_price(run)
     run.finished_at = timezone.now()
     run.save()
+    rollups.record(run)  # history totals; idempotent, and catch_up() repairs a missed call
     log.info("run %s %s in %s ms", run.pk, run.status, run.latency_ms)
     return run
 
@@ -192,6 +201,46 @@ def run_version(
     return execute_run(run)
 
 
+def rerun(*, run: Run, user: AbstractBaseUser, idempotency_key: str = "") -> Run:
+    """Send exactly the body of an earlier run again, as a new run by `user`."""
+    if idempotency_key:
+        existing = Run.objects.filter(user=user, idempotency_key=idempotency_key).first()
+        if existing:
+            return existing
+    try:
+        with transaction.atomic():
+            again = Run.objects.create(
+                workspace=run.workspace,
+                prompt=run.prompt,
+                version=run.version,
+                user=user,
+                is_draft=run.is_draft,
+                idempotency_key=idempotency_key,
+                provider=run.provider,
+                model_name=run.model_name,
+                input=run.input,
+                input_text=run.input_text,
+                request_body=run.request_body,
+            )
+    except IntegrityError:
+        return Run.objects.get(user=user, idempotency_key=idempotency_key)
+    return execute_run(again)
+
+
+def estimate(*, version: PromptVersion, inputs: dict[str, Any]) -> tuple[int, pricing.Price]:
+    """Approximate input tokens and their cost for a run not yet sent."""
+    body = build_run_body(version=version, content=version.content(), inputs=inputs)
+    tools = body["modelParameters"].get("tools")
+    tokens = pricing.estimate_input_tokens(body["messages"], tools, model=body["modelName"])
+    price = pricing.estimate_cost(
+        provider=body["modelProvider"],
+        model=body["modelName"],
+        prompt_tokens=tokens,
+        custom_rules=custom_price_rules(version.prompt.workspace),
+    )
+    return tokens, price
+
+
 # Longer than the client's read timeout, so a run still waiting on Maxim is never cut short.
 PENDING_GRACE_SECONDS = 180
 
@@ -201,8 +250,10 @@ def mark_interrupted_runs(*, all_pending: bool = False) -> int:
     pending = Run.objects.filter(status=Run.Status.PENDING)
     if not all_pending:
         pending = pending.filter(created_at__lt=timezone.now() - timedelta(seconds=PENDING_GRACE_SECONDS))
-    return pending.update(
+    count = pending.update(
         status=Run.Status.INTERRUPTED,
         error="Interrupted: the dashboard stopped before Maxim answered. The run may or may not have reached Maxim.",
         finished_at=timezone.now(),
     )
+    rollups.catch_up()  # the bulk update skipped record(); add the interrupted runs to history totals
+    return count

@@ -1,3 +1,242 @@
+"""Compare versions side by side: choose columns, run them all at once, see what differs."""
+
 from __future__ import annotations
 
-urlpatterns: list = []
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from prompts_app import pricing
+from prompts_app.forms.compare import CompareForm, RunAgainForm
+from prompts_app.models import Comparison, ComparisonColumn, Draft, Membership, Role, Run
+from prompts_app.services import compare as services
+from prompts_app.services import compare_report as report
+from prompts_app.views.access import (
+    get_comparison_for_user,
+    get_version_for_user,
+    get_workspace_for_user,
+    user_workspaces,
+)
+
+
+@login_required
+@require_GET
+def comparison_list(request: HttpRequest) -> HttpResponse:
+    workspaces = user_workspaces(request.user)
+    comparisons = (
+        Comparison.objects.filter(workspace__in=workspaces)
+        .select_related("workspace", "created_by")
+        .prefetch_related("columns__version__prompt")[:200]
+    )
+    editable = Membership.objects.filter(user=request.user, role__in=[Role.OWNER, Role.EDITOR])
+    context = {"comparisons": comparisons, "editable": editable.select_related("workspace"), "nav": "compare"}
+    return render(request, "prompts_app/compare/list.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def comparison_new(request: HttpRequest) -> HttpResponse:
+    workspace = _workspace_from_query(request)
+    if workspace is None:
+        return redirect("comparison_list")
+    form = CompareForm(request.POST or None, workspace=workspace, user=request.user)
+    if request.method == "POST":
+        _check_posted_columns(request)
+        if form.is_valid():
+            comparison, created = services.create_comparison(
+                workspace=workspace,
+                user=request.user,
+                columns=form.cleaned_data["column_specs"],
+                shared_input=form.shared,
+                input=form.cleaned_data["input"],
+                title=form.cleaned_data["title"],
+                submit_token=form.cleaned_data["submit_token"],
+            )
+            if created:
+                services.run_comparison(comparison, user=request.user, repeats=form.cleaned_data["repeats"])
+            return redirect("comparison_detail", comparison.pk)
+    context = {"form": form, "workspace": workspace, "nav": "compare"}
+    return render(request, "prompts_app/compare/new.html", context)
+
+
+@login_required
+@require_POST
+def comparison_inputs(request: HttpRequest) -> HttpResponse:
+    """The input fields for the columns ticked so far (htmx, as columns are picked)."""
+    workspace = _workspace_from_query(request)
+    if workspace is None:
+        raise Http404("No workspace")
+    form = CompareForm(request.POST, workspace=workspace, user=request.user, refresh=True)
+    return render(request, "prompts_app/compare/_inputs.html", {"form": form, "workspace": workspace})
+
+
+@login_required
+@require_GET
+def comparison_detail(request: HttpRequest, comparison_id: int) -> HttpResponse:
+    comparison = get_comparison_for_user(request, comparison_id)
+    columns = _columns(comparison)
+    context = {
+        "comparison": comparison,
+        "columns": [_column_context(comparison, c) for c in columns],
+        "can_run": request.membership.allows(Role.EDITOR),
+        "run_form": RunAgainForm(initial={"repeats": comparison.repeats, "batch": comparison.batch + 1}),
+        **_config_context(columns, request.GET.get("highlight") != "0"),
+        **_diff_context(comparison, columns, request.GET.get("baseline")),
+        "nav": "compare",
+    }
+    return render(request, "prompts_app/compare/detail.html", context)
+
+
+@login_required
+@require_GET
+def comparison_column(request: HttpRequest, comparison_id: int, column_id: int) -> HttpResponse:
+    """One column's card; polled by the page until its runs are done."""
+    comparison = get_comparison_for_user(request, comparison_id)
+    column = get_object_or_404(comparison.columns.select_related("version__prompt"), pk=column_id)
+    batch = _int_or_none(request.GET.get("batch"))
+    context = {"comparison": comparison, "col": _column_context(comparison, column, batch)}
+    return render(request, "prompts_app/compare/_column.html", context)
+
+
+@login_required
+@require_GET
+def comparison_config(request: HttpRequest, comparison_id: int) -> HttpResponse:
+    comparison = get_comparison_for_user(request, comparison_id)
+    context = {"comparison": comparison, **_config_context(_columns(comparison), request.GET.get("highlight") != "0")}
+    return render(request, "prompts_app/compare/_config.html", context)
+
+
+@login_required
+@require_GET
+def comparison_diff(request: HttpRequest, comparison_id: int) -> HttpResponse:
+    comparison = get_comparison_for_user(request, comparison_id)
+    context = {"comparison": comparison, **_diff_context(comparison, _columns(comparison), request.GET.get("baseline"))}
+    return render(request, "prompts_app/compare/_diff.html", context)
+
+
+@login_required
+@require_POST
+def comparison_run_again(request: HttpRequest, comparison_id: int) -> HttpResponse:
+    comparison = get_comparison_for_user(request, comparison_id, role=Role.EDITOR)
+    form = RunAgainForm(request.POST)
+    if form.is_valid():
+        services.run_comparison(
+            comparison, user=request.user, repeats=form.cleaned_data["repeats"], batch=form.cleaned_data["batch"]
+        )
+    # An invalid count can only come from a hand-made post; the page shows the last batch.
+    return redirect("comparison_detail", comparison.pk)
+
+
+@login_required
+@require_GET
+def comparison_export(request: HttpRequest, comparison_id: int) -> HttpResponse:
+    comparison = get_comparison_for_user(request, comparison_id)
+    response = HttpResponse(report.export_markdown(comparison), content_type="text/markdown; charset=utf-8")
+    response["Content-Disposition"] = f'inline; filename="comparison-{comparison.pk}.md"'
+    return response
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _workspace_from_query(request: HttpRequest):
+    workspace_id = _int_or_none(request.GET.get("workspace"))
+    if workspace_id is not None:
+        return get_workspace_for_user(request, workspace_id, role=Role.EDITOR)
+    editable = Membership.objects.filter(user=request.user, role__in=[Role.OWNER, Role.EDITOR])
+    if editable.count() == 1:
+        return editable.get().workspace
+    return None  # several (or none): the list page lets the user pick
+
+
+def _check_posted_columns(request: HttpRequest) -> None:
+    """A version or draft the user cannot see is a 404, like opening it directly would be."""
+    for key in request.POST.getlist("columns"):
+        kind, number = key[:1], _int_or_none(key[1:])
+        if number is None:
+            continue  # the form reports it as not a choice
+        if kind == "v":
+            get_version_for_user(request, number)
+        elif kind == "d":
+            get_object_or_404(Draft, pk=number, user=request.user)
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def _columns(comparison: Comparison) -> list[ComparisonColumn]:
+    return list(comparison.columns.select_related("version__prompt"))
+
+
+def _column_context(comparison: Comparison, column: ComparisonColumn, batch: int | None = None) -> dict[str, Any]:
+    runs = report.batch_runs(comparison, column, batch)
+    pending = report.still_pending(runs)
+    for run in runs:
+        run.cost_display = pricing.format_usd(run.cost_nano)
+    stats = report.column_stats(runs)
+    return {
+        "column": column,
+        "label": report.column_label(column),
+        "content": report.column_content(column),
+        "runs": runs,
+        "batch": comparison.batch if batch is None else batch,
+        "pending": bool(pending),
+        "poll_delay": report.poll_delay_ms(pending),
+        "stats": stats,
+        "cost_per_run": pricing.format_usd(stats.cost_per_run_nano),
+        "cost_per_1000": pricing.format_usd(stats.cost_per_1000_nano),
+        "input": services.column_input(comparison, column),
+    }
+
+
+def _config_context(columns: list[ComparisonColumn], highlight: bool) -> dict[str, Any]:
+    rows = report.config_rows(columns)
+    labels = [report.column_label(c) for c in columns]
+    return {"config_rows": rows, "config_labels": labels, "highlight": highlight,
+            "differences": sum(1 for r in rows if r.different)}
+
+
+def _diff_context(comparison: Comparison, columns: list[ComparisonColumn], baseline_id: str | None) -> dict[str, Any]:
+    chosen = next((c for c in columns if str(c.pk) == baseline_id), None)
+    baseline = chosen or report.default_baseline(comparison, columns)
+    diffs = report.output_diffs(comparison, columns, baseline) if baseline else []
+    for d in diffs:
+        d.cost_display = _signed_usd(d.cost_delta_nano)
+        d.label = report.column_label(d.column)
+    pending = bool(report.still_pending(report.batch_runs(comparison)))
+    return {
+        "baseline": baseline,
+        # While runs are pending the default baseline may still change; poll without pinning it.
+        "baseline_query": f"?baseline={baseline.pk}" if baseline and str(baseline.pk) == baseline_id else "",
+        "baseline_label": report.column_label(baseline) if baseline else "",
+        "baseline_choices": [(c, report.column_label(c)) for c in columns],
+        "diffs": diffs,
+        "diff_pending": pending,
+    }
+
+
+def _signed_usd(nano: int | None) -> str:
+    if nano is None:
+        return "unpriced"
+    return ("+" if nano > 0 else "") + pricing.format_usd(nano) if nano else "±$0.00"
+
+
+urlpatterns = [
+    path("compare/", comparison_list, name="comparison_list"),
+    path("compare/new/", comparison_new, name="comparison_new"),
+    path("compare/new/inputs/", comparison_inputs, name="comparison_inputs"),
+    path("compare/<int:comparison_id>/", comparison_detail, name="comparison_detail"),
+    path("compare/<int:comparison_id>/columns/<int:column_id>/", comparison_column, name="comparison_column"),
+    path("compare/<int:comparison_id>/config/", comparison_config, name="comparison_config"),
+    path("compare/<int:comparison_id>/diff/", comparison_diff, name="comparison_diff"),
+    path("compare/<int:comparison_id>/run/", comparison_run_again, name="comparison_run_again"),
+    path("compare/<int:comparison_id>/export.md", comparison_export, name="comparison_export"),
+]

@@ -1,3 +1,103 @@
+"""Running a version: the run form, the estimate, a run's page and "Run again"."""
+
 from __future__ import annotations
 
-urlpatterns: list = []
+import uuid
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import reswap, retarget
+
+from prompts_app.forms.runs import MAX_INPUT_CHARS, RunForm, estimate_inputs, input_size
+from prompts_app.models import PromptVersion, Role, Run
+from prompts_app.services import runs as run_service
+from prompts_app.views.access import get_run_for_user, get_version_for_user
+
+PANEL = "prompts_app/runs/_run_panel.html"
+RESULT = "prompts_app/runs/_run_result.html"
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def version_run(request: HttpRequest, version_id: int) -> HttpResponse:
+    if request.method == "GET":
+        version = get_version_for_user(request, version_id)
+        return _run_page(request, version, RunForm.blank(version))
+    version = get_version_for_user(request, version_id, Role.EDITOR)
+    action = request.POST.get("action", "run")
+    if action != "run":  # add or remove a turn: re-render with everything typed kept
+        return _run_page(request, version, RunForm.rearranged(request.POST, version=version, action=action))
+    form = RunForm(request.POST, version=version)
+    if not form.is_valid():
+        return _run_page(request, version, form)
+    run = run_service.run_version(
+        version=version, inputs=form.inputs(), user=request.user,
+        idempotency_key=form.cleaned_data["idempotency_key"],
+    )
+    if request.htmx:
+        # A fresh key goes back with the result, so the next run is a new run, not this one again.
+        return render(request, RESULT, {"run": run, "next_key": uuid.uuid4().hex})
+    return redirect("run_detail", run_id=run.pk)
+
+
+def _run_page(request: HttpRequest, version: PromptVersion, form: RunForm) -> HttpResponse:
+    context = {"version": version, "run_form": form, "nav": "workspaces"}
+    if request.htmx:
+        # The form may have been posted aiming at the result area; the panel replaces itself.
+        return reswap(retarget(render(request, PANEL, context), "#run-panel"), "outerHTML")
+    return render(request, "prompts_app/runs/run_page.html", context)
+
+
+@login_required
+@require_POST
+def version_estimate(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = get_version_for_user(request, version_id)
+    inputs = estimate_inputs(request.POST, version)
+    context: dict = {"version": version, "limit": MAX_INPUT_CHARS}
+    if input_size(inputs) <= MAX_INPUT_CHARS:
+        context["tokens"], context["price"] = run_service.estimate(version=version, inputs=inputs)
+    return render(request, "prompts_app/runs/_estimate.html", context)
+
+
+@login_required
+@require_GET
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = _fresh(get_run_for_user(request, run_id))
+    context = {"run": run, "again_key": uuid.uuid4().hex, "nav": "history"}
+    return render(request, "prompts_app/runs/detail.html", context)
+
+
+@login_required
+@require_GET
+def run_result(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The result fragment alone; a pending result polls this until the run finishes."""
+    run = _fresh(get_run_for_user(request, run_id))
+    return render(request, RESULT, {"run": run})
+
+
+@login_required
+@require_POST
+def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_run_for_user(request, run_id, Role.EDITOR)
+    key = request.POST.get("idempotency_key", "")[:64]
+    again = run_service.rerun(run=run, user=request.user, idempotency_key=key)
+    return redirect("run_detail", run_id=again.pk)
+
+
+def _fresh(run: Run) -> Run:
+    # Only a pending run can be stale, so only then is the (cheap) sweep worth it.
+    if run.status == Run.Status.PENDING and run_service.mark_interrupted_runs():
+        run.refresh_from_db()
+    return run
+
+
+urlpatterns = [
+    path("versions/<int:version_id>/run/", version_run, name="version_run"),
+    path("versions/<int:version_id>/estimate/", version_estimate, name="version_estimate"),
+    path("runs/<int:run_id>/", run_detail, name="run_detail"),
+    path("runs/<int:run_id>/result/", run_result, name="run_result"),
+    path("runs/<int:run_id>/again/", run_again, name="run_again"),
+]

@@ -1,3 +1,236 @@
+"""Prompts of a workspace, versions, the version builder, diffs and deploys."""
+
 from __future__ import annotations
 
-urlpatterns: list = []
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from prompts_app import diffing, pricing
+from prompts_app.forms import builder
+from prompts_app.forms.versions import ConditionFormSetClass, PromptForm, condition_data
+from prompts_app.maxim import MaximError
+from prompts_app.models import Prompt, PromptVersion, Role
+from prompts_app.services import versions as services
+from prompts_app.views.access import get_prompt_for_user, get_version_for_user, get_workspace_for_user
+
+T = "prompts_app/versions/"
+
+
+# -- prompts -------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def prompt_list(request: HttpRequest, workspace_id: int) -> HttpResponse:
+    workspace = get_workspace_for_user(request, workspace_id)
+    return _prompt_list_page(request, workspace, PromptForm())
+
+
+def _prompt_list_page(request: HttpRequest, workspace: Any, form: PromptForm, error: str = "") -> HttpResponse:
+    prompts = workspace.prompts.annotate(version_count=Count("versions"))
+    context = {"workspace": workspace, "prompts": prompts, "form": form, "error": error,
+               "can_edit": request.membership.allows(Role.EDITOR), "nav": "workspaces"}
+    return render(request, T + "prompt_list.html", context)
+
+
+@login_required
+@require_POST
+def prompt_sync(request: HttpRequest, workspace_id: int) -> HttpResponse:
+    workspace = get_workspace_for_user(request, workspace_id, Role.EDITOR)
+    try:
+        created, updated = services.sync_prompts(workspace)
+    except MaximError as exc:
+        messages.error(request, f"Could not sync prompts: {exc.message}")
+    else:
+        messages.success(request, f"Synced from Maxim: {created} new, {updated} updated.")
+    return redirect("prompt_list", workspace_id=workspace.pk)
+
+
+@login_required
+@require_POST
+def prompt_create(request: HttpRequest, workspace_id: int) -> HttpResponse:
+    workspace = get_workspace_for_user(request, workspace_id, Role.EDITOR)
+    form = PromptForm(request.POST)
+    if not form.is_valid():
+        return _prompt_list_page(request, workspace, form)
+    try:
+        prompt = services.create_prompt(workspace=workspace, **form.cleaned_data)
+    except MaximError as exc:
+        return _prompt_list_page(request, workspace, form, error=f"Maxim did not create the prompt: {exc.message}")
+    messages.success(request, f"Created prompt “{prompt.name}”.")
+    return redirect("prompt_detail", prompt_id=prompt.pk)
+
+
+@login_required
+@require_GET
+def prompt_detail(request: HttpRequest, prompt_id: int) -> HttpResponse:
+    prompt = get_prompt_for_user(request, prompt_id)
+    versions = prompt.versions.all()
+    context = {"prompt": prompt, "workspace": prompt.workspace, "versions": versions, "latest": versions.first(),
+               "can_edit": request.membership.allows(Role.EDITOR), "nav": "workspaces"}
+    return render(request, T + "prompt_detail.html", context)
+
+
+@login_required
+@require_POST
+def prompt_import(request: HttpRequest, prompt_id: int) -> HttpResponse:
+    prompt = get_prompt_for_user(request, prompt_id, Role.EDITOR)
+    try:
+        created, updated = services.import_versions(prompt)
+    except MaximError as exc:
+        messages.error(request, f"Could not import versions: {exc.message}")
+    else:
+        messages.success(request, f"Imported from Maxim: {created} new versions, {updated} updated.")
+    return redirect("prompt_detail", prompt_id=prompt.pk)
+
+
+# -- the builder ------------------------------------------------------------------------------
+
+
+def _base_version(prompt: Prompt, raw: str | None) -> PromptVersion | None:
+    if not raw:
+        return None
+    if not raw.isdigit():
+        raise Http404("No such version")
+    return get_object_or_404(PromptVersion, pk=int(raw), prompt=prompt)
+
+
+def _builder_url(prompt: Prompt, base: PromptVersion | None, name: str = "version_builder") -> str:
+    url = reverse(name, kwargs={"prompt_id": prompt.pk})
+    return f"{url}?from={base.pk}" if base else url
+
+
+def _render_builder(request: HttpRequest, prompt: Prompt, base: PromptVersion | None, form: builder.BuilderForm,
+                    **extra: Any) -> HttpResponse:
+    context = {"prompt": prompt, "workspace": prompt.workspace, "base": base, "form": form,
+               "builder_url": _builder_url(prompt, base), "discard_url": _builder_url(prompt, base, "draft_discard"),
+               "suggestions": pricing.provider_model_suggestions(form.settings["provider"].value() or ""),
+               "nav": "workspaces", **extra}
+    return render(request, T + ("_builder.html" if request.htmx else "builder.html"), context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def version_builder(request: HttpRequest, prompt_id: int) -> HttpResponse:
+    # Editors only: viewers cannot create versions, so the builder is not theirs (403).
+    prompt = get_prompt_for_user(request, prompt_id, Role.EDITOR)
+    base = _base_version(prompt, request.GET.get("from"))
+    if request.method == "POST":
+        return _builder_post(request, prompt, base)
+    draft = services.find_draft(prompt=prompt, user=request.user, base_version=base)
+    state = builder.state_from_content(base.content()) if base else builder.empty_state()
+    form = builder.BuilderForm(draft.form_data if draft else builder.state_to_data(state))
+    return _render_builder(request, prompt, base, form, draft=draft, restored=draft is not None)
+
+
+def _builder_post(request: HttpRequest, prompt: Prompt, base: PromptVersion | None) -> HttpResponse:
+    action = request.POST.get("action") or "save"
+    state = builder.apply_action(builder.state_from_data(request.POST), action)
+    form = builder.BuilderForm(builder.state_to_data(state))
+    valid = form.is_valid()
+    draft = services.save_draft(prompt=prompt, user=request.user, base_version=base, form_data=dict(form.data),
+                                content=form.content() if valid else None)
+    if action == "save" and request.htmx:
+        return render(request, T + "_builder_status.html", {"form": form, "draft": draft, "builder_url": _builder_url(prompt, base)})
+    error = ""
+    if action == "create" and valid:
+        try:
+            version = services.create_version(draft=draft, content=form.content(), user=request.user)
+        except MaximError as exc:
+            error = exc.message
+        else:
+            messages.success(request, f"Created version {version.number} on Maxim.")
+            url = reverse("version_detail", kwargs={"version_id": version.pk})
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    return _render_builder(request, prompt, base, form, draft=draft, error=error,
+                           show_errors=action in ("create", "check"))
+
+
+@login_required
+@require_POST
+def draft_discard(request: HttpRequest, prompt_id: int) -> HttpResponse:
+    prompt = get_prompt_for_user(request, prompt_id, Role.EDITOR)
+    base = _base_version(prompt, request.GET.get("from"))
+    services.discard_draft(prompt=prompt, user=request.user, base_version=base)
+    messages.success(request, "Draft discarded.")
+    return redirect(_builder_url(prompt, base))
+
+
+@login_required
+@require_GET
+def model_suggestions(request: HttpRequest, prompt_id: int) -> HttpResponse:
+    get_prompt_for_user(request, prompt_id)
+    suggestions = pricing.provider_model_suggestions(request.GET.get("provider", ""))
+    return render(request, T + "_model_datalist.html", {"suggestions": suggestions})
+
+
+# -- versions -----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = get_version_for_user(request, version_id)
+    context = {"version": version, "prompt": version.prompt, "workspace": version.prompt.workspace,
+               "rows": services.message_rows(version),
+               "tools": [{**tool, "schema": diffing.pretty(tool.get("parameters"))} for tool in version.tools],
+               "parameters": [(key, diffing.pretty(value)) for key, value in sorted(version.model_parameters.items())], "deployments": version.deployments.all()[:10],
+               "others": version.prompt.versions.exclude(pk=version.pk),
+               "can_edit": request.membership.allows(Role.EDITOR), "nav": "workspaces"}
+    return render(request, T + "version_detail.html", context)
+
+
+@login_required
+@require_GET
+def version_diff(request: HttpRequest, prompt_id: int) -> HttpResponse:
+    prompt = get_prompt_for_user(request, prompt_id)
+    a = _base_version(prompt, request.GET.get("a"))
+    b = _base_version(prompt, request.GET.get("b"))
+    diff = diffing.diff_versions(a, b) if a and b else None
+    context = {"prompt": prompt, "workspace": prompt.workspace, "a": a, "b": b, "diff": diff,
+               "versions": prompt.versions.all(), "nav": "workspaces"}
+    return render(request, T + "diff.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def version_deploy(request: HttpRequest, version_id: int) -> HttpResponse:
+    version = get_version_for_user(request, version_id, Role.EDITOR)
+    action = request.POST.get("action", "deploy") if request.method == "POST" else "add_condition"
+    formset = ConditionFormSetClass(condition_data(request.POST, action), prefix="c")
+    error = ""
+    if action == "deploy" and formset.is_valid():
+        try:
+            deployment = services.deploy_version(version=version, conditions=formset.conditions(), user=request.user)
+        except MaximError as exc:
+            error = exc.message
+        else:
+            messages.success(request, f"Deployed version {version.number}: Maxim says “{deployment.status}”.")
+            return redirect("version_deploy", version_id=version.pk)
+    context = {"version": version, "prompt": version.prompt, "workspace": version.prompt.workspace,
+               "formset": formset, "show_errors": action == "deploy", "error": error,
+               "deployments": version.deployments.all()[:10], "nav": "workspaces"}
+    return render(request, T + "deploy.html", context)
+
+
+urlpatterns = [
+    path("workspaces/<int:workspace_id>/prompts/", prompt_list, name="prompt_list"),
+    path("workspaces/<int:workspace_id>/prompts/sync/", prompt_sync, name="prompt_sync"),
+    path("workspaces/<int:workspace_id>/prompts/new/", prompt_create, name="prompt_create"),
+    path("prompts/<int:prompt_id>/", prompt_detail, name="prompt_detail"),
+    path("prompts/<int:prompt_id>/import/", prompt_import, name="prompt_import"),
+    path("prompts/<int:prompt_id>/build/", version_builder, name="version_builder"),
+    path("prompts/<int:prompt_id>/build/discard/", draft_discard, name="draft_discard"),
+    path("prompts/<int:prompt_id>/build/models/", model_suggestions, name="model_suggestions"),
+    path("prompts/<int:prompt_id>/diff/", version_diff, name="version_diff"),
+    path("versions/<int:version_id>/", version_detail, name="version_detail"),
+    path("versions/<int:version_id>/deploy/", version_deploy, name="version_deploy"),
+]

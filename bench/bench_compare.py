@@ -1,0 +1,136 @@
+"""How long does comparing 8 versions take next to running one?
+
+    python bench/bench_compare.py
+
+Standalone: a throwaway SQLite file, the FakeMaxim server answering each run after
+1 s, and Django's test Client playing the browser (create the comparison, then poll
+each column's fragment as the page does). Target: 8 columns take at most 1.15x one run.
+Last line: RESULT compare8_s=<x> single_s=<y> ratio=<z>
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DB_FILE = Path("/tmp/maximui-bench-compare.sqlite3")
+RUN_DELAY = 1.0
+COLUMNS = 8
+POLL_SECONDS = 0.02  # the page polls every 300 ms; finer here so the figure is the server's, not the poll's
+
+sys.path.insert(0, str(ROOT))
+os.environ["DJANGO_SETTINGS_MODULE"] = "maximui.settings"
+os.environ["MAXIMUI_TESTING"] = "1"
+os.environ["DATABASE_URL"] = f"sqlite:///{DB_FILE}"
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+for suffix in ("", "-wal", "-shm"):
+    Path(f"{DB_FILE}{suffix}").unlink(missing_ok=True)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.test import Client  # noqa: E402
+from django.test.utils import setup_test_environment  # noqa: E402
+from django.urls import reverse  # noqa: E402
+
+from prompts_app.models import Comparison, Membership, Prompt, PromptVersion, Role, Workspace  # noqa: E402
+from prompts_app.services import compare  # noqa: E402
+from prompts_app.services.runs import run_version  # noqa: E402
+from tests.maxim_server import FakeMaxim  # noqa: E402
+
+INPUT = {"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}}
+
+
+def seed(fake: FakeMaxim):
+    user = get_user_model().objects.create_user("bench", password="bench-pw")
+    workspace = Workspace(name="Bench", maxim_id="ws_default", base_url=fake.base_url)
+    workspace.set_api_key(fake.api_key)
+    workspace.save()
+    Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
+    remote_prompt = fake.add_prompt(workspace.maxim_id, "Support reply")
+    prompt = Prompt.objects.create(workspace=workspace, maxim_id=remote_prompt["id"], name="Support reply")
+    versions = []
+    for number in range(1, COLUMNS + 1):
+        version = PromptVersion(
+            prompt=prompt, number=number, provider="openai", model_name="gpt-4o-mini",
+            model_parameters={"temperature": round(0.1 * number, 1)},
+            messages=[{"role": "system", "content": "You answer for {{company}}, reply style " + str(number)}],
+        )
+        version.maxim_id = fake.add_version(version.to_api_payload())["id"]
+        version.save()
+        versions.append(version)
+    return user, workspace, versions
+
+
+def time_single(user, version) -> float:
+    started = time.perf_counter()
+    run = run_version(version=version, inputs=INPUT, user=user)  # what the run view calls
+    elapsed = time.perf_counter() - started
+    assert run.status == "success", run.error
+    return elapsed
+
+
+def time_comparison(client: Client, workspace, versions) -> tuple[float, list[tuple[int, float]]]:
+    data = {"columns": [f"v{v.pk}" for v in versions], "shared_input": "on", "message": INPUT["turns"][0]["content"],
+            "var__company": "Acme", "repeats": "1", "title": "bench"}
+    started = time.perf_counter()
+    response = client.post(reverse("comparison_new") + f"?workspace={workspace.pk}", data)
+    assert response.status_code == 302, response.content[:500]
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    comparison = Comparison.objects.latest("pk")
+    waiting = {c.pk: c.position for c in comparison.columns.all()}
+    done: list[tuple[int, float]] = []
+    while waiting:
+        for column_id, position in list(waiting.items()):
+            url = reverse("comparison_column", args=[comparison.pk, column_id]) + f"?batch={comparison.batch}"
+            fragment = client.get(url, headers={"HX-Request": "true"}).content.decode()
+            if "hx-trigger" not in fragment:  # the finished fragment stops polling
+                assert 'data-status="success"' in fragment, fragment[:500]
+                done.append((position, time.perf_counter() - started))
+                del waiting[column_id]
+        if time.perf_counter() - started > 60:
+            raise SystemExit(f"columns still pending after 60 s: {sorted(waiting.values())}")
+        if waiting:
+            time.sleep(POLL_SECONDS)
+    return time.perf_counter() - started, done
+
+
+def main() -> None:
+    setup_test_environment()  # lets the test Client's "testserver" host in
+    call_command("migrate", verbosity=0, interactive=False)
+    with FakeMaxim(run_delay=RUN_DELAY) as fake:
+        # socketserver's default backlog is 5: eight connects at once could see a dropped
+        # SYN, retried by the kernel after 1 s. Real Maxim listens with a larger backlog.
+        fake._server.socket.listen(128)
+        user, workspace, versions = seed(fake)
+        client = Client()
+        client.force_login(user)
+        time_single(user, versions[0])  # warm-up: connection pool, price tables
+        client.get(reverse("comparison_list"))  # warm-up: middleware, URL resolver, templates
+        single = time_single(user, versions[0])
+        compare8, order = time_comparison(client, workspace, versions)
+        compare.wait_for_background_runs(timeout=10)
+        arrivals = sorted(r.arrived for r in fake.requests_to("/v1/prompts/run"))[-COLUMNS:]
+        assert not fake.violations, fake.violations
+    ratio = compare8 / single
+    print(f"single run (dashboard service path): {single:.3f} s")
+    print(f"comparison of {COLUMNS} versions, create -> all columns done: {compare8:.3f} s")
+    print(f"requests to Maxim arrived within {arrivals[-1] - arrivals[0]:.3f} s of each other")
+    print("completion order (column position: seconds since submit):")
+    for position, seconds in order:
+        print(f"  column {position + 1}: {seconds:.3f} s")
+    first, last = order[0][1], order[-1][1]
+    print(f"first column's result available {last - first:.3f} s before the last one's")
+    print(f"ratio {ratio:.3f} (target <= 1.15): {'OK' if ratio <= 1.15 else 'OVER TARGET'}")
+    print(f"RESULT compare8_s={compare8:.3f} single_s={single:.3f} ratio={ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()

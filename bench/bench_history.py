@@ -1,0 +1,110 @@
+"""History, totals, text search and the 30-day cost review at 10,000 and 1,000,000 runs.
+
+Each size runs in its own process (Django binds to one database per process); the
+view is timed through Django's test Client with a logged-in user, SQL counted with
+CaptureQueriesContext. Targets: <= 50 ms median and <= 10 queries at 1M runs,
+<= 1.5x the 10k time; text search <= 300 ms (the page, and separately the request that
+brings its totals).
+
+    python bench/bench_history.py            # both sizes, then the RESULT line
+    python bench/bench_history.py --runs N   # one size (what the parent calls)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+SIZES = (10_000, 1_000_000)
+REPEATS = 21
+CASES = ("first_page", "workspace_model", "deep_10k", "costs_30d", "text_search", "text_common",
+         "text_search_totals", "text_common_totals")
+TEXT_CASES = ("text_search", "text_common", "text_search_totals", "text_common_totals")
+
+
+def measure_one_size(n: int) -> dict:
+    import seed
+
+    seed.ensure(n)
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from prompts_app.models import Run
+    from prompts_app.services.history import Cursor
+
+    # Not setup_test_environment(): its template instrumentation would dominate the timings.
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    client = Client()
+    client.force_login(get_user_model().objects.get(username=seed.BENCH_USER))
+    ws, model = Run.objects.filter(model_name="gpt-4o-mini").values_list("workspace_id", "model_name").first()
+    depth = min(10_000, n - 50)
+    deep = Run.objects.order_by("-created_at", "-id").values("created_at", "id")[depth - 1]
+    urls = {
+        "first_page": "/runs/",
+        "workspace_model": f"/runs/?workspace={ws}&model={model}",
+        "deep_10k": f"/runs/?before={Cursor.of(deep).encode()}",
+        "costs_30d": "/costs/",
+        "text_search": f"/runs/?q={seed.RARE_WORD}",  # a word in ~0.5% of runs
+        "text_common": "/runs/?q=order",  # a word in ~36% of runs: the worst case
+        # a text search's totals come in a second request (hx-trigger="load")
+        "text_search_totals": f"/runs/totals/?q={seed.RARE_WORD}",
+        "text_common_totals": "/runs/totals/?q=order",
+    }
+    results = {}
+    for name, url in urls.items():
+        times, queries = [], 0
+        for i in range(REPEATS + 2):
+            with CaptureQueriesContext(connection) as captured:
+                started = time.perf_counter()
+                response = client.get(url)
+                elapsed = (time.perf_counter() - started) * 1000
+            assert response.status_code == 200, (url, response.status_code)
+            assert b'id="history-totals"' in response.content or b'id="cost-report"' in response.content, url
+            assert b"No runs shown" not in response.content, url
+            if i >= 2:  # the first two warm the caches, as a running server would be
+                times.append(elapsed)
+            queries = len(captured)
+        results[name] = {"median_ms": round(statistics.median(times), 2), "max_ms": round(max(times), 2),
+                         "queries": queries}  # fmt: skip
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int)
+    args = parser.parse_args()
+    if args.runs:
+        print(json.dumps(measure_one_size(args.runs)))
+        return
+    figures = {}
+    for n in SIZES:
+        out = subprocess.run([sys.executable, __file__, "--runs", str(n)], capture_output=True, text=True, check=True)
+        figures[n] = json.loads(out.stdout.strip().splitlines()[-1])
+    small, big = figures[SIZES[0]], figures[SIZES[1]]
+    print(f"{'case':<20}{'10k ms':>10}{'1M ms':>10}{'ratio':>8}{'SQL 1M':>8}  target")
+    result = []
+    ok = True
+    for case in CASES:
+        ratio = big[case]["median_ms"] / small[case]["median_ms"]
+        limit = 300 if case in TEXT_CASES else 50
+        passed = big[case]["median_ms"] <= limit and big[case]["queries"] <= 10 and (case in TEXT_CASES or ratio <= 1.5)
+        ok &= passed
+        target = f"<= {limit} ms" + ("" if case in TEXT_CASES else ", <= 1.5x") + ", <= 10 SQL"
+        print(f"{case:<20}{small[case]['median_ms']:>10.1f}{big[case]['median_ms']:>10.1f}{ratio:>8.2f}"
+              f"{big[case]['queries']:>8}  {target} {'ok' if passed else 'MISSED'}")  # fmt: skip
+        result += [f"{case}_ms={big[case]['median_ms']}", f"{case}_ratio={ratio:.2f}", f"{case}_sql={big[case]['queries']}"]
+    print("RESULT " + " ".join(result) + f" all_targets_met={ok}")
+
+
+if __name__ == "__main__":
+    main()

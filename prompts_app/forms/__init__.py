@@ -1,0 +1,1 @@
+"""Forms by area: workspaces, versions, runs, compare. JSON is parsed inside fields."""

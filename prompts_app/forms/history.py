@@ -1,0 +1,157 @@
+"""Filters for run history, its export, and the cost review. All GET forms: the URL is the state."""
+
+from __future__ import annotations
+
+import datetime as dt
+from urllib.parse import urlencode
+
+from django import forms
+
+from prompts_app.models import PROVIDER_CHOICES, Run
+from prompts_app.services.history import Cursor, RunFilter, Scope
+
+NOT_YOURS = "That %(what)s is not in any of your workspaces (or does not exist)."
+MAX_COST_DAYS = 366
+
+
+def _id_choice(label: str, what: str, choices: list[tuple[int, str]]) -> forms.TypedChoiceField:
+    return forms.TypedChoiceField(
+        label=label, required=False, coerce=int, empty_value=None,
+        choices=[("", f"All {what}s"), *choices],
+        error_messages={"invalid_choice": NOT_YOURS % {"what": what}},
+    )  # fmt: skip
+
+
+class DayField(forms.DateField):
+    """A UTC day within years we can compute with (one day past it must still be a date)."""
+
+    widget = forms.DateInput(attrs={"type": "date"})
+
+    def validate(self, value: dt.date | None) -> None:
+        super().validate(value)
+        if value is not None and not (FIRST_YEAR <= value.year <= LAST_YEAR):
+            raise forms.ValidationError(f"Pick a day between {FIRST_YEAR} and {LAST_YEAR}.")
+
+
+FIRST_YEAR, LAST_YEAR = 2000, 2999
+
+
+def today_utc() -> dt.date:
+    return dt.datetime.now(dt.timezone.utc).date()
+
+
+class HistoryFilterForm(forms.Form):
+    """A workspace id the user is not a member of is an invalid choice: the page shows the
+    message and no runs, the same as for an id that does not exist (nothing leaks)."""
+
+    q = forms.CharField(label="Text", required=False, max_length=200,
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "search words"}))  # fmt: skip
+    model = forms.CharField(label="Model", required=False, max_length=200,
+                            widget=forms.TextInput(attrs={"list": "history-models", "placeholder": "any"}))  # fmt: skip
+    provider = forms.ChoiceField(label="Provider", required=False, choices=[("", "All providers"), *PROVIDER_CHOICES])
+    status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any status"), *Run.Status.choices])
+    date_from = DayField(label="From (UTC day)", required=False)
+    date_to = DayField(label="To (UTC day)", required=False)
+    before = forms.CharField(required=False, widget=forms.HiddenInput)  # cursor: runs older than this
+    after = forms.CharField(required=False, widget=forms.HiddenInput)  # cursor: runs newer than this
+
+    def __init__(self, data, *, scope: Scope) -> None:
+        super().__init__(data)
+        self.scope = scope
+        self.fields["workspace"] = _id_choice("Workspace", "workspace", [(w.pk, w.name) for w in scope.workspaces])
+        self.fields["prompt"] = _id_choice("Prompt", "prompt", [(p.pk, p.name) for p in scope.prompts])
+        self.fields["version"] = _id_choice(
+            "Version", "version", [(v.pk, f"{v.prompt.name} v{v.number or v.maxim_id}") for v in scope.versions]
+        )
+        self.fields["user"] = _id_choice("User", "user", [(u.pk, u.get_username()) for u in scope.users])
+        self.order_fields(["q", "workspace", "prompt", "version", "model", "provider", "status", "user",
+                           "date_from", "date_to"])  # fmt: skip
+
+    def _clean_cursor(self, name: str) -> Cursor | None:
+        text = self.cleaned_data.get(name) or ""
+        if not text:
+            return None
+        try:
+            return Cursor.decode(text)
+        except ValueError:
+            raise forms.ValidationError("This page link is broken. Start again from the newest runs.") from None
+
+    def clean_before(self) -> Cursor | None:
+        return self._clean_cursor("before")
+
+    def clean_after(self) -> Cursor | None:
+        return self._clean_cursor("after")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "“To” is before “From”.")
+        return data
+
+    def run_filter(self) -> RunFilter:
+        data = self.cleaned_data
+        chosen = data.get("workspace")
+        return RunFilter(
+            workspace_ids=[chosen] if chosen else list(self.scope.workspace_ids),
+            prompt_id=data.get("prompt"),
+            version_id=data.get("version"),
+            model=data.get("model", "").strip(),
+            provider=data.get("provider", ""),
+            status=data.get("status", ""),
+            user_id=data.get("user"),
+            date_from=data.get("date_from"),
+            date_to=data.get("date_to"),
+            q=data.get("q", "").strip(),
+        )
+
+    def querystring(self, **changes: str) -> str:
+        """The current filters as a query string (cursor dropped), with `changes` applied."""
+        params = {k: v for k, v in self.data.items() if k in self.fields and k not in ("before", "after") and v}
+        params.update({k: v for k, v in changes.items() if v})
+        return urlencode(params)
+
+    @property
+    def errors_for_banner(self) -> list[str]:
+        hidden = [*self.non_field_errors(), *self.errors.get("before", []), *self.errors.get("after", [])]
+        return list(hidden)
+
+
+class CostReviewForm(forms.Form):
+    PERIODS = [("7", "Last 7 days"), ("30", "Last 30 days"), ("90", "Last 90 days"), ("custom", "Custom")]
+
+    period = forms.ChoiceField(label="Period", required=False, choices=PERIODS)
+    date_from = DayField(label="From (UTC day)", required=False)
+    date_to = DayField(label="To (UTC day)", required=False)
+
+    def __init__(self, data, *, scope: Scope) -> None:
+        if not data.get("period"):  # so the select shows the period actually used
+            data = data.copy()
+            data["period"] = "custom" if data.get("date_from") or data.get("date_to") else "30"
+        super().__init__(data)
+        self.scope = scope
+        self.fields["workspace"] = _id_choice("Workspace", "workspace", [(w.pk, w.name) for w in scope.workspaces])
+
+    def clean(self) -> dict:
+        data = super().clean()
+        period = data.get("period") or "30"
+        today = today_utc()
+        if period != "custom":
+            data["start"], data["end"] = today - dt.timedelta(days=int(period) - 1), today
+            return data
+        start, end = data.get("date_from"), data.get("date_to") or today
+        if "date_from" in self.errors or "date_to" in self.errors:
+            return data
+        if start is None:
+            self.add_error("date_from", "Pick the first day of the period.")
+        elif start > end:
+            self.add_error("date_to", "“To” is before “From”.")
+        elif (end - start).days + 1 > MAX_COST_DAYS:
+            self.add_error("date_from", f"Pick at most {MAX_COST_DAYS} days.")
+        else:
+            data["start"], data["end"] = start, end
+        return data
+
+    def workspace_ids(self) -> list[int]:
+        chosen = self.cleaned_data.get("workspace")
+        return [chosen] if chosen else list(self.scope.workspace_ids)

@@ -1,0 +1,192 @@
+"""The run form: turns (a formset), a value per `{{variable}}`, optional overrides.
+
+`RunForm.cleaned_data` holds Python objects; `RunForm.inputs()` is the dict the run
+service stores in `Run.input` ({"turns", "variables", "overrides"}).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.forms import formset_factory
+
+from prompts_app.models import PROVIDER_CHOICES, PromptVersion
+
+# Bigger inputs are almost always a paste gone wrong, and would be slow to estimate and costly to run.
+MAX_INPUT_CHARS = 100_000
+MAX_TURNS = 50
+TURN_PREFIX = "turn"
+VARIABLE_PREFIX = "var__"
+
+
+class JSONObjectField(forms.CharField):
+    """A textarea holding a JSON object; cleaned to a dict (empty box -> {})."""
+
+    widget = forms.Textarea(attrs={"rows": 3, "class": "code", "spellcheck": "false"})
+
+    def to_python(self, value: Any) -> dict[str, Any]:
+        text = super().to_python(value)
+        if not text.strip():
+            return {}
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(
+                f"Not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.", code="json"
+            ) from None
+        if not isinstance(parsed, dict):
+            raise ValidationError('Must be a JSON object, e.g. {"top_p": 0.9}.', code="json_object")
+        return parsed
+
+    def prepare_value(self, value: Any) -> Any:
+        # A re-rendered bound form shows the text as typed; initial dicts are shown as JSON.
+        return json.dumps(value, indent=2) if isinstance(value, dict) and value else value
+
+
+class TurnForm(forms.Form):
+    role = forms.ChoiceField(choices=[("user", "user"), ("assistant", "assistant")], initial="user")
+    content = forms.CharField(
+        required=False, strip=False, widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Message"})
+    )
+
+
+TurnFormSet = formset_factory(TurnForm, extra=0, max_num=MAX_TURNS, validate_max=True)
+
+
+class RunForm(forms.Form):
+    # Optional: a form without one (an old cached page) still runs, just without the double-submit guard.
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
+    model_name = forms.CharField(required=False, max_length=200, label="Model")
+    provider = forms.ChoiceField(required=False, choices=[("", "(version's)"), *PROVIDER_CHOICES])
+    temperature = forms.FloatField(required=False, min_value=0, max_value=2)
+    max_tokens = forms.IntegerField(required=False, min_value=1, max_value=1_000_000, label="Max tokens")
+    extra_parameters = JSONObjectField(required=False, label="Other parameters (JSON)")
+
+    def __init__(self, *args: Any, version: PromptVersion, turns: list[dict] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.version = version
+        self.variable_names = version.variables()
+        for name in self.variable_names:
+            self.fields[VARIABLE_PREFIX + name] = forms.CharField(
+                label=name, required=False, strip=False, widget=forms.Textarea(attrs={"rows": 1})
+            )
+        if self.is_bound:
+            self.turns = TurnFormSet(self.data, prefix=TURN_PREFIX)
+        else:
+            self.turns = TurnFormSet(initial=turns or [{"role": "user", "content": ""}], prefix=TURN_PREFIX)
+        self.fields["model_name"].widget.attrs["placeholder"] = version.model_name
+        self.fields["temperature"].widget.attrs["placeholder"] = str(version.model_parameters.get("temperature", ""))
+        self.fields["max_tokens"].widget.attrs["placeholder"] = str(version.model_parameters.get("max_tokens", ""))
+
+    @classmethod
+    def blank(cls, version: PromptVersion) -> RunForm:
+        return cls(version=version, initial={"idempotency_key": uuid.uuid4().hex})
+
+    @classmethod
+    def rearranged(cls, data: Any, *, version: PromptVersion, action: str) -> RunForm:
+        """An unbound copy of a posted form with a turn added or removed; nothing typed is lost.
+
+        Unbound, so a half-filled form is not covered in "required" errors while editing.
+        """
+        turns = _posted_turns(data)
+        if action == "add-turn" and len(turns) < MAX_TURNS:
+            last_role = turns[-1]["role"] if turns else "assistant"
+            turns.append({"role": "assistant" if last_role == "user" else "user", "content": ""})
+        elif action.startswith("remove-turn-") and action.removeprefix("remove-turn-").isdigit():
+            index = int(action.removeprefix("remove-turn-"))
+            if 0 <= index < len(turns) and len(turns) > 1:
+                del turns[index]
+        initial = {name: data.get(name) for name in cls.base_fields if name in data}
+        initial.update({k: v for k, v in data.items() if k.startswith(VARIABLE_PREFIX)})
+        initial.setdefault("idempotency_key", uuid.uuid4().hex)
+        return cls(version=version, initial=initial, turns=turns)
+
+    def is_valid(self) -> bool:
+        # Both always run, so every error shows at once.
+        turns_ok = self.turns.is_valid()
+        return super().is_valid() and turns_ok
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        for name in self.variable_names:
+            value = cleaned.get(VARIABLE_PREFIX + name)
+            if value is not None and not value.strip():
+                self.add_error(VARIABLE_PREFIX + name, f"Fill in a value for {{{{{name}}}}}.")
+        if not self.turns.is_valid():
+            return cleaned
+        turns = self.cleaned_turns()
+        if not turns:
+            self.add_error(None, "Type a message in at least one turn.")
+        size = sum(len(t["content"]) for t in turns)
+        size += sum(len(cleaned.get(VARIABLE_PREFIX + name) or "") for name in self.variable_names)
+        size += len(self.data.get("extra_parameters") or "")
+        if size > MAX_INPUT_CHARS:
+            self.add_error(
+                None, f"The input is {size:,} characters long; the limit is {MAX_INPUT_CHARS:,} characters."
+            )
+        return cleaned
+
+    def cleaned_turns(self) -> list[dict[str, str]]:
+        """Turns with text, in order; empty turns are skipped rather than sent."""
+        return [
+            {"role": form.cleaned_data["role"], "content": form.cleaned_data["content"]}
+            for form in self.turns.forms
+            if form.cleaned_data.get("content", "").strip()
+        ]
+
+    def inputs(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        parameters = dict(data["extra_parameters"])
+        if data["temperature"] is not None:
+            parameters["temperature"] = data["temperature"]
+        if data["max_tokens"] is not None:
+            parameters["max_tokens"] = data["max_tokens"]
+        overrides: dict[str, Any] = {}
+        if data["model_name"].strip():
+            overrides["model_name"] = data["model_name"].strip()
+        if data["provider"]:
+            overrides["provider"] = data["provider"]
+        if parameters:
+            overrides["model_parameters"] = parameters
+        return {
+            "turns": self.cleaned_turns(),
+            "variables": {name: data[VARIABLE_PREFIX + name] for name in self.variable_names},
+            "overrides": overrides,
+        }
+
+    def variable_fields(self) -> list[forms.BoundField]:
+        return [self[VARIABLE_PREFIX + name] for name in self.variable_names]
+
+
+def _posted_turns(data: Any) -> list[dict[str, str]]:
+    try:
+        count = min(int(data.get(f"{TURN_PREFIX}-TOTAL_FORMS", 0)), MAX_TURNS)
+    except (TypeError, ValueError):
+        count = 0
+    turns = []
+    for i in range(count):
+        role = data.get(f"{TURN_PREFIX}-{i}-role")
+        turns.append({"role": role if role in ("user", "assistant") else "user",
+                      "content": data.get(f"{TURN_PREFIX}-{i}-content", "")})
+    return turns
+
+
+def estimate_inputs(data: Any, version: PromptVersion) -> dict[str, Any]:
+    """Best-effort inputs from a half-typed form, for the estimate: never raises."""
+    variables = {name: data.get(VARIABLE_PREFIX + name) or "" for name in version.variables()}
+    overrides: dict[str, Any] = {}
+    model_name = (data.get("model_name") or "").strip()
+    if model_name:
+        overrides["model_name"] = model_name[:200]
+    if data.get("provider") in dict(PROVIDER_CHOICES):
+        overrides["provider"] = data["provider"]
+    turns = [t for t in _posted_turns(data) if t["content"].strip()]
+    return {"turns": turns, "variables": variables, "overrides": overrides}
+
+
+def input_size(inputs: dict[str, Any]) -> int:
+    return sum(len(t["content"]) for t in inputs["turns"]) + sum(len(v) for v in inputs["variables"].values())

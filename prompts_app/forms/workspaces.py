@@ -1,0 +1,130 @@
+"""Forms for connecting and managing workspaces. The API key is never rendered back."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.conf import settings
+from django.core.validators import MinValueValidator
+
+from prompts_app.maxim import MaximError, normalise_base_url
+from prompts_app.models import Role
+
+KEY_WIDGET = forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"})
+
+
+class BaseUrlField(forms.URLField):
+    """An http(s) URL, normalised the way the client will use it."""
+
+    default_error_messages = {"invalid": "Enter a valid URL, like https://api.getmaxim.ai."}
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("label", "API base URL")
+        kwargs.setdefault("assume_scheme", "https")
+        kwargs.setdefault("max_length", 500)
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        if not value.lower().startswith(("http://", "https://")):
+            raise forms.ValidationError("The base URL must start with http:// or https://.")
+        try:
+            return normalise_base_url(value)
+        except MaximError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+
+class ApiKeyField(forms.CharField):
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("label", "Maxim API key")
+        kwargs.setdefault("widget", KEY_WIDGET)
+        kwargs.setdefault("max_length", 500)
+        kwargs.setdefault("error_messages", {"required": "Enter the API key (it cannot be blank)."})
+        super().__init__(**kwargs)
+
+    def clean(self, value):
+        value = super().clean(value)
+        if not value.isascii() or not value.isprintable() or any(c.isspace() for c in value):
+            raise forms.ValidationError("The key has spaces or characters a Maxim key cannot have; paste it again.")
+        return value
+
+
+class ConnectKeyForm(forms.Form):
+    api_key = ApiKeyField(help_text="Stored encrypted; only its last 4 characters are ever shown again.")
+    base_url = BaseUrlField(help_text="Change this only for a self-hosted Maxim.")
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("initial", {"base_url": settings.MAXIM_BASE_URL})
+        super().__init__(*args, **kwargs)
+
+
+class PickWorkspaceForm(forms.Form):
+    """Step 2: a listed workspace, or (listing refused) a typed ID and display name."""
+
+    maxim_id = forms.CharField(label="Maxim workspace ID", max_length=200)
+    name = forms.CharField(label="Display name", max_length=200, required=False)
+
+    def __init__(self, *args, choices: list[tuple[str, str]] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.listed = dict(choices) if choices is not None else None
+        if choices is not None:
+            self.fields["maxim_id"] = forms.ChoiceField(
+                label="Workspace",
+                choices=[(wid, f"{name} ({wid})") for wid, name in choices],
+                widget=forms.RadioSelect,
+                error_messages={"invalid_choice": "Pick one of the workspaces the key reaches."},
+            )
+            self.fields["name"].help_text = "Leave empty to use the name in Maxim."
+
+    def clean_maxim_id(self) -> str:
+        return self.cleaned_data["maxim_id"].strip()
+
+    def display_name(self) -> str:
+        name = self.cleaned_data.get("name", "").strip()
+        if name:
+            return name
+        maxim_id = self.cleaned_data["maxim_id"]
+        return (self.listed or {}).get(maxim_id, maxim_id)
+
+
+class WorkspaceDetailsForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    base_url = BaseUrlField()
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("The name cannot be blank.")
+        return name
+
+
+class ReplaceKeyForm(forms.Form):
+    api_key = ApiKeyField(label="New API key", help_text="Checked with Maxim first; saved only if it works.")
+
+
+class AddMemberForm(forms.Form):
+    username = forms.CharField(max_length=150, error_messages={"required": "Enter a username."})
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class PriceForm(forms.Form):
+    _usd = {
+        "max_digits": 12,
+        "decimal_places": 6,
+        "validators": [MinValueValidator(Decimal(0), message="A price cannot be negative.")],
+        "error_messages": {"invalid": "Enter a number of US dollars, like 0.15."},
+    }
+    model_pattern = forms.CharField(label="Model (glob)", max_length=200)
+    input_usd_per_mtok = forms.DecimalField(label="Input $ / 1M tokens", **_usd)
+    output_usd_per_mtok = forms.DecimalField(label="Output $ / 1M tokens", **_usd)
+
+    def clean_model_pattern(self) -> str:
+        pattern = self.cleaned_data["model_pattern"].strip()
+        if not pattern:
+            raise forms.ValidationError("Enter a model name or pattern.")
+        return pattern

@@ -1,0 +1,288 @@
+"""Reading a comparison: its latest batch of runs, per-column statistics, what differs
+between the columns' configurations and outputs, and the Markdown export."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+from django.utils.html import escape
+
+from prompts_app.diffing import word_diff as word_diff_html  # the versions page's word diff, shared
+from prompts_app.models import Comparison, ComparisonColumn, Run
+from prompts_app.pricing import format_usd
+from prompts_app.services.compare import batch_key_prefix, column_input
+from prompts_app.services.runs import PENDING_GRACE_SECONDS
+
+
+# -- reading a comparison ----------------------------------------------------------------
+
+
+def batch_runs(
+    comparison: Comparison, column: ComparisonColumn | None = None, batch: int | None = None
+) -> list[Run]:
+    """The runs of one batch (default: the latest) of the comparison or of one column, in order."""
+    batch = comparison.batch if batch is None else batch
+    runs = Run.objects.filter(
+        comparison=comparison, idempotency_key__startswith=batch_key_prefix(comparison, batch, column)
+    )
+    return sorted(runs, key=lambda r: (r.column_id or 0, _run_index(r)))
+
+
+def still_pending(runs: list[Run]) -> list[Run]:
+    """Pending runs worth waiting for: past the grace period the process that sent them
+    has died (mark_interrupted_runs will say so), and polling would never end."""
+    cutoff = timezone.now() - timedelta(seconds=PENDING_GRACE_SECONDS)
+    return [r for r in runs if r.status == Run.Status.PENDING and r.created_at > cutoff]
+
+
+def poll_delay_ms(pending: list[Run]) -> int:
+    """Poll fast while a run is young (most finish in seconds), then back off."""
+    if not pending:
+        return 0
+    age = (timezone.now() - min(r.created_at for r in pending)).total_seconds()
+    return 300 if age < 10 else 1000 if age < 60 else 3000
+
+
+def _run_index(run: Run) -> int:
+    return int(run.idempotency_key.rsplit("-", 1)[-1])
+
+
+def runs_by_column(comparison: Comparison) -> dict[int, list[Run]]:
+    grouped: dict[int, list[Run]] = {}
+    for run in batch_runs(comparison):
+        grouped.setdefault(run.column_id, []).append(run)
+    return grouped
+
+
+def column_label(column: ComparisonColumn) -> str:
+    if column.is_draft:
+        return f"Draft of {column.version.prompt.name} (on v{column.version.number or '?'})"
+    return str(column.version)
+
+
+def column_content(column: ComparisonColumn) -> dict[str, Any]:
+    return column.draft_content if column.is_draft else column.version.content()
+
+
+@dataclass
+class ColumnStats:
+    runs: int
+    finished: int
+    distinct_outputs: int
+    latency_min: float | None
+    latency_avg: float | None
+    latency_max: float | None
+    cost_per_run_nano: int | None  # None: some run is unpriced (or none succeeded)
+    cost_per_1000_nano: int | None
+    failures: int
+
+
+def column_stats(runs: list[Run]) -> ColumnStats:
+    done = [r for r in runs if r.status != Run.Status.PENDING]
+    ok = [r for r in done if r.status == Run.Status.SUCCESS]
+    latencies = [r.latency_ms for r in ok if r.latency_ms is not None]
+    priced = bool(ok) and all(r.cost_nano is not None for r in ok)
+    per_run = round(sum(r.cost_nano for r in ok) / len(ok)) if priced else None
+    return ColumnStats(
+        runs=len(runs),
+        finished=len(done),
+        distinct_outputs=len({_output_key(r) for r in ok}),
+        latency_min=min(latencies) if latencies else None,
+        latency_avg=sum(latencies) / len(latencies) if latencies else None,
+        latency_max=max(latencies) if latencies else None,
+        cost_per_run_nano=per_run,
+        cost_per_1000_nano=per_run * 1000 if per_run is not None else None,
+        failures=sum(1 for r in done if r.status != Run.Status.SUCCESS),
+    )
+
+
+def _output_key(run: Run) -> str:
+    return run.output_text + "\x00" + json.dumps(run.tool_calls, sort_keys=True)
+
+
+# -- configuration differences -------------------------------------------------------------
+
+
+@dataclass
+class ConfigRow:
+    field: str
+    values: list[str]
+    different: bool = field(default=False)
+
+
+def config_rows(columns: Iterable[ComparisonColumn]) -> list[ConfigRow]:
+    """One row per configuration field (provider, model, each parameter, each message, tools),
+    marked different when the columns do not all agree."""
+    contents = [column_content(c) for c in columns]
+    rows = [
+        _row("provider", [c.get("provider", "") for c in contents]),
+        _row("model", [c.get("model_name", "") for c in contents]),
+    ]
+    params = sorted({name for c in contents for name in (c.get("model_parameters") or {})})
+    for name in params:
+        rows.append(_row(f"parameter: {name}", [_show((c.get("model_parameters") or {}).get(name)) for c in contents]))
+    longest = max((len(c.get("messages") or []) for c in contents), default=0)
+    for i in range(longest):
+        values = []
+        for c in contents:
+            messages = c.get("messages") or []
+            values.append(_message_text(messages[i]) if i < len(messages) else "—")
+        rows.append(_row(f"message {i + 1}", values))
+    rows.append(_row("tools", [_tools_text(c.get("tools") or []) for c in contents]))
+    return rows
+
+
+def _row(name: str, values: list[str]) -> ConfigRow:
+    return ConfigRow(field=name, values=values, different=len(set(values)) > 1)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "—"
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    text = content if isinstance(content, str) else _show(content)
+    extra = f" [tool calls: {_show(message['tool_calls'])}]" if message.get("tool_calls") else ""
+    return f"{message.get('role', '?')}: {text}{extra}"
+
+
+def _tools_text(tools: list[dict[str, Any]]) -> str:
+    if not tools:
+        return "—"
+    return "\n".join(f"{t.get('name')}: {_show(t.get('parameters') or {})}" for t in tools)
+
+
+# -- output differences against a baseline ----------------------------------------------------
+
+
+@dataclass
+class OutputDiff:
+    column: ComparisonColumn
+    run: Run | None
+    diff_html: str
+    token_delta: int | None
+    cost_delta_nano: int | None
+    latency_delta_ms: float | None
+    identical: bool = False
+    note: str = ""  # why there is no word diff
+
+
+def output_diffs(
+    comparison: Comparison, columns: list[ComparisonColumn], baseline: ComparisonColumn
+) -> list[OutputDiff]:
+    """Each other column's first run of the latest batch against the baseline's."""
+    grouped = runs_by_column(comparison)
+    base = _first_done(grouped.get(baseline.pk, []))
+    diffs = []
+    for column in columns:
+        if column.pk == baseline.pk:
+            continue
+        run = _first_done(grouped.get(column.pk, []))
+        if run is None or base is None:
+            diffs.append(OutputDiff(column, None, "", None, None, None))
+            continue
+        if run.status != Run.Status.SUCCESS or base.status != Run.Status.SUCCESS:
+            # A failed run has no output, tokens, cost or latency worth diffing: say so.
+            failed = "this column's run" if run.status != Run.Status.SUCCESS else "the baseline's run"
+            note = f"Not compared: {failed} did not succeed."
+            diffs.append(OutputDiff(column, run, escape(_shown(run)), None, None, None, note=note))
+            continue
+        diffs.append(
+            OutputDiff(
+                column=column,
+                run=run,
+                diff_html=word_diff_html(_shown(base), _shown(run)),
+                token_delta=run.total_tokens - base.total_tokens,
+                cost_delta_nano=(
+                    run.cost_nano - base.cost_nano if run.cost_nano is not None and base.cost_nano is not None else None
+                ),
+                latency_delta_ms=(
+                    run.latency_ms - base.latency_ms
+                    if run.latency_ms is not None and base.latency_ms is not None
+                    else None
+                ),
+                identical=_shown(run) == _shown(base),
+            )
+        )
+    return diffs
+
+
+def default_baseline(comparison: Comparison, columns: list[ComparisonColumn]) -> ComparisonColumn | None:
+    """The first column whose run succeeded (a failed baseline makes every diff noise)."""
+    grouped = runs_by_column(comparison)
+    for column in columns:
+        if any(r.status == Run.Status.SUCCESS for r in grouped.get(column.pk, [])):
+            return column
+    return columns[0] if columns else None
+
+
+def _shown(run: Run) -> str:
+    return run.output_text if run.status == Run.Status.SUCCESS else f"{run.get_status_display()}: {run.error}"
+
+
+def _first_done(runs: list[Run]) -> Run | None:
+    return next((r for r in runs if r.status != Run.Status.PENDING), None)
+
+
+# -- Markdown export ---------------------------------------------------------------------------
+
+
+def export_markdown(comparison: Comparison) -> str:
+    """The latest batch as Markdown for a review: a summary table, then each output fenced."""
+    columns = list(comparison.columns.select_related("version__prompt"))
+    grouped = runs_by_column(comparison)
+    lines = [f"# {_md_cell(str(comparison))}", "", f"Workspace: {comparison.workspace.name}", ""]
+    if comparison.shared_input:
+        lines += [f"Input: {_md_cell(_input_text(comparison.input))}", ""]
+    lines += [
+        "| # | Column | Model | Provider | Tokens (in/out) | Cost | Latency | Status |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for i, column in enumerate(columns, 1):
+        content = column_content(column)
+        for run in grouped.get(column.pk, []) or [None]:
+            tokens = f"{run.prompt_tokens}/{run.completion_tokens}" if run else "—"
+            latency = f"{run.latency_ms:.0f} ms" if run and run.latency_ms is not None else "—"
+            cells = [
+                str(i), column_label(column), content.get("model_name", ""), content.get("provider", ""), tokens,
+                format_usd(run.cost_nano) if run else "—", latency, run.status if run else "not run",
+            ]
+            lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    for i, column in enumerate(columns, 1):
+        lines += ["", f"## {i}. {column_label(column)}", ""]
+        if not comparison.shared_input:
+            lines += [f"Input: {_md_cell(_input_text(column_input(comparison, column)))}", ""]
+        for n, run in enumerate(grouped.get(column.pk, []), 1):
+            if comparison.repeats > 1:
+                lines += [f"Run {n}:", ""]
+            text = run.output_text if run.status == Run.Status.SUCCESS else f"{run.status}: {run.error}"
+            if run.tool_calls:
+                text += ("\n" if text else "") + json.dumps(run.tool_calls, indent=2)
+            fence = _fence(text)
+            lines += [fence, text, fence, ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def _input_text(inputs: dict[str, Any]) -> str:
+    turns = " / ".join(str(t.get("content", "")) for t in inputs.get("turns") or [])
+    variables = ", ".join(f"{k}={v}" for k, v in (inputs.get("variables") or {}).items())
+    return turns + (f" (variables: {variables})" if variables else "")
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any backtick run inside the text, so outputs cannot break out."""
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)

@@ -1,0 +1,245 @@
+"""Run history: which runs a user may see, filters -> rows, totals and keyset pages.
+
+Everything starts from a `Scope`: the workspaces the user is a member of. No query
+here ever reads a run outside `scope.workspace_ids`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import BooleanField, Q, QuerySet
+from django.db.models.expressions import RawSQL
+
+from prompts_app.models import Membership, PromptVersion, Run, RunRollup
+from prompts_app.services import rollups
+
+UTC = dt.timezone.utc
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+PAGE_SIZE = 50
+FTS_TABLE = "prompts_app_run_fts"
+USERNAME = get_user_model().USERNAME_FIELD
+# The history table needs these and nothing else; the JSON columns stay on disk.
+ROW_FIELDS = (
+    "id", "created_at", "status", "provider", "model_name", "prompt_tokens", "completion_tokens",
+    "total_tokens", "cost_nano", "latency_ms", "is_draft", "workspace__name", "prompt__name",
+    "version__number", "version__maxim_id", f"user__{USERNAME}",
+)  # fmt: skip
+
+
+@dataclass
+class Scope:
+    """What a user may see: their workspaces, and the prompts, versions and people in them."""
+
+    user: object
+    memberships: list[Membership]
+
+    @cached_property
+    def workspaces(self) -> list:
+        return [m.workspace for m in self.memberships if m.user_id == self.user.pk]
+
+    @cached_property
+    def workspace_ids(self) -> list[int]:
+        return [w.pk for w in self.workspaces]
+
+    @cached_property
+    def users(self) -> list:
+        people = {m.user_id: m.user for m in self.memberships if m.workspace_id in self.workspace_ids}
+        return sorted(people.values(), key=lambda u: u.get_username().lower())
+
+    @cached_property
+    def versions(self) -> list[PromptVersion]:
+        return list(
+            PromptVersion.objects.filter(prompt__workspace_id__in=self.workspace_ids)
+            .select_related("prompt")
+            .only("id", "number", "maxim_id", "prompt__id", "prompt__name", "prompt__workspace_id")
+            .order_by("prompt__name", "-number")
+        )
+
+    @cached_property
+    def version_by_id(self) -> dict[int, PromptVersion]:
+        return {v.pk: v for v in self.versions}
+
+    @cached_property
+    def prompts(self) -> list:
+        return list({v.prompt_id: v.prompt for v in self.versions}.values())
+
+    def model_names(self) -> list[str]:
+        """Models seen in the user's workspaces (month rollups are small), for suggestions."""
+        rows = RunRollup.objects.filter(grain=RunRollup.Grain.MONTH, workspace_id__in=self.workspace_ids)
+        return sorted(set(rows.values_list("model_name", flat=True).distinct()))
+
+
+def scope_for_user(user) -> Scope:
+    """The access check for history, costs and export: only workspaces the user belongs to."""
+    memberships = Membership.objects.filter(workspace__memberships__user=user).select_related("workspace", "user")
+    return Scope(user=user, memberships=list(memberships))
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in (created_at, id) order; pages are found from it, never by OFFSET."""
+
+    created_at: dt.datetime
+    id: int
+
+    def encode(self) -> str:
+        return f"{(self.created_at - EPOCH) // dt.timedelta(microseconds=1)}-{self.id}"
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        """Raises ValueError for anything that is not a cursor we made."""
+        match = re.fullmatch(r"(-?\d{1,17})-(\d{1,19})", text.strip())
+        if not match:
+            raise ValueError(text)
+        try:
+            return cls(EPOCH + dt.timedelta(microseconds=int(match[1])), int(match[2]))
+        except OverflowError:  # a date past year 9999
+            raise ValueError(text) from None
+
+    @classmethod
+    def of(cls, run) -> Cursor:
+        created_at = run["created_at"] if isinstance(run, dict) else run.created_at
+        return cls(created_at, run["id"] if isinstance(run, dict) else run.id)
+
+
+@dataclass
+class RunFilter:
+    workspace_ids: list[int]  # always a subset of the user's scope
+    prompt_id: int | None = None
+    version_id: int | None = None
+    model: str = ""
+    provider: str = ""
+    status: str = ""
+    user_id: int | None = None
+    date_from: dt.date | None = None  # whole UTC days, inclusive
+    date_to: dt.date | None = None
+    q: str = ""
+
+    def key_q(self) -> Q:
+        """Conditions shared by runs and rollup rows (same column names in both)."""
+        q = Q(workspace_id__in=self.workspace_ids)
+        for name, value in (("prompt_id", self.prompt_id), ("version_id", self.version_id),
+                            ("model_name", self.model), ("provider", self.provider),
+                            ("status", self.status), ("user_id", self.user_id)):  # fmt: skip
+            if value not in (None, ""):
+                q &= Q(**{name: value})
+        return q
+
+
+def day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=UTC)
+
+
+def filter_runs(f: RunFilter, *, newest_first: bool = True) -> QuerySet[Run]:
+    runs = Run.objects.filter(f.key_q())
+    if f.date_from:
+        runs = runs.filter(created_at__gte=day_start(f.date_from))
+    if f.date_to:
+        runs = runs.filter(created_at__lt=day_start(f.date_to + dt.timedelta(days=1)))
+    if f.q.strip():
+        runs = runs.filter(text_q(f.q, newest_first=newest_first))
+    return runs
+
+
+def text_q(text: str, *, newest_first: bool = True) -> Q:
+    """Runs whose input or output has words starting with each typed word.
+
+    SQLite uses the FTS5 index from migration 0004; other databases (and input with no
+    word characters) fall back to a substring match on both columns.
+    """
+    words = re.findall(r"\w+", text)
+    if connection.vendor == "sqlite" and words:
+        match = " AND ".join(f'"{word}"*' for word in words)
+        matches = f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s"
+        if not newest_first:  # totals: look each match up by rowid
+            return Q(pk__in=RawSQL(matches, [match]))
+        # For pages, the unary + keeps SQLite walking runs newest-first and probing the match
+        # set, which stops after one page; a lookup per match would sort every match (~36% of
+        # runs for a common word) before returning 50 of them.
+        return Q(RawSQL(f'+"prompts_app_run"."id" IN ({matches})', [match], output_field=BooleanField()))
+    q = Q()
+    for word in words or [text.strip()]:
+        q &= Q(input_text__icontains=word) | Q(output_text__icontains=word)
+    return q
+
+
+def totals(f: RunFilter) -> rollups.Totals:
+    """Exact totals for the filter: rollup rows plus the runs not rolled up yet.
+
+    A text filter cannot use rollups, so it sums the matched runs themselves.
+    """
+    result = rollups.Totals()
+    runs = filter_runs(f, newest_first=False)
+    if f.q.strip():
+        result.add(rollups.aggregate(runs, rollups.LIVE_SUMS))
+        return result
+    result.add(rollups.rollup_totals(f.key_q() & rollups.period_q(f.date_from, f.date_to)))
+    result.add(rollups.live_totals(runs))
+    return result
+
+
+@dataclass
+class Page:
+    runs: list[Run]
+    newer: Cursor | None = None  # link to the page of newer runs, if any
+    older: Cursor | None = None
+    is_first: bool = True
+
+
+def older_than_q(cursor: Cursor) -> Q:
+    """Strictly older than the cursor; written so an index range on created_at applies."""
+    return Q(created_at__lte=cursor.created_at) & ~Q(created_at=cursor.created_at, id__gte=cursor.id)
+
+
+def newer_than_q(cursor: Cursor) -> Q:
+    return Q(created_at__gte=cursor.created_at) & ~Q(created_at=cursor.created_at, id__lte=cursor.id)
+
+
+def page(f: RunFilter, *, older_than: Cursor | None = None, newer_than: Cursor | None = None,
+         size: int = PAGE_SIZE) -> Page:  # fmt: skip
+    runs = filter_runs(f).select_related("workspace", "prompt", "version", "user").only(*ROW_FIELDS)
+    if newer_than is not None:
+        rows = list(runs.filter(newer_than_q(newer_than)).order_by("created_at", "id")[: size + 1])
+        if not rows:  # nothing newer any more (runs were deleted): show the newest page
+            return page(f, size=size)
+        more, rows = len(rows) > size, rows[:size][::-1]
+        return Page(rows, newer=Cursor.of(rows[0]) if more else None, older=Cursor.of(rows[-1]), is_first=not more)
+    if older_than is not None:
+        runs = runs.filter(older_than_q(older_than))
+    rows = list(runs.order_by("-created_at", "-id")[: size + 1])
+    more, rows = len(rows) > size, rows[:size]
+    return Page(
+        rows,
+        newer=Cursor.of(rows[0]) if older_than is not None and rows else None,
+        older=Cursor.of(rows[-1]) if more else None,
+        is_first=older_than is None,
+    )
+
+
+EXPORT_FIELDS = (
+    "id", "created_at", "workspace__name", "prompt__name", "version__number", "provider", "model_name",
+    "status", "prompt_tokens", "completion_tokens", "total_tokens", "cost_nano", "price_source",
+    "latency_ms", f"user__{USERNAME}", "input_text", "output_text", "error",
+)  # fmt: skip
+
+
+def export_rows(f: RunFilter, chunk_size: int = 2000) -> Iterator[dict]:
+    """Every run of the filter, newest first, read in keyset chunks so memory stays flat."""
+    runs = filter_runs(f).values(*EXPORT_FIELDS).order_by("-created_at", "-id")
+    cursor: Cursor | None = None
+    while True:
+        chunk = runs.filter(older_than_q(cursor)) if cursor else runs
+        count = 0
+        for row in chunk[:chunk_size]:
+            count += 1
+            cursor = Cursor.of(row)
+            yield row
+        if count < chunk_size:
+            return

@@ -1,0 +1,314 @@
+"""Per-day and per-month run totals (RunRollup), so totals over a million runs stay fast.
+
+A finished run is added once: `record(run)` flips `Run.rolled_up` and adds the run's
+figures in the same transaction, so a repeated call never counts twice. Runs not yet
+rolled up (pending ones, or finished ones whose `record` never happened) are summed
+live by the readers, which keeps every total exact at any moment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q, Sum
+from django.db.models.functions import TruncDate, TruncMonth
+
+from prompts_app.models import Run, RunRollup
+
+UTC = dt.timezone.utc
+KEY_FIELDS = ("workspace_id", "prompt_id", "version_id", "user_id", "provider", "model_name", "status")
+SUM_FIELDS = (
+    "runs", "prompt_tokens", "completion_tokens", "total_tokens", "cost_nano",
+    "priced_runs", "unpriced_runs", "latency_sum", "latency_runs",
+)  # fmt: skip
+# Only what a rollup needs, so rolling up never loads the big JSON columns.
+RUN_FIELDS = ("id", "created_at", "cost_nano", "prompt_tokens", "completion_tokens", "total_tokens",
+              "latency_ms", *KEY_FIELDS)  # fmt: skip
+
+
+def utc_day(moment: dt.datetime) -> dt.date:
+    return moment.astimezone(UTC).date()
+
+
+def contribution(run: Run) -> dict[str, int | float]:
+    """What one run adds to its rollup rows. Unpriced = succeeded with no known price."""
+    priced = run.cost_nano is not None
+    return {
+        "runs": 1,
+        "prompt_tokens": run.prompt_tokens,
+        "completion_tokens": run.completion_tokens,
+        "total_tokens": run.total_tokens,
+        "cost_nano": run.cost_nano or 0,
+        "priced_runs": int(priced),
+        "unpriced_runs": int(not priced and run.status == Run.Status.SUCCESS),
+        "latency_sum": run.latency_ms or 0.0,
+        "latency_runs": int(run.latency_ms is not None),
+    }
+
+
+def record(run: Run) -> bool:
+    """Add a finished run to the rollups, once. Returns False if it was already counted or is pending."""
+    if run.status == Run.Status.PENDING:
+        return False
+    with transaction.atomic():
+        claimed = Run.objects.filter(pk=run.pk, rolled_up=False).exclude(status=Run.Status.PENDING)
+        if not claimed.update(rolled_up=True):
+            return False
+        _add([run])
+    run.rolled_up = True
+    return True
+
+
+def catch_up(batch_size: int = 500) -> int:
+    """Roll up every finished run not yet counted (after a bulk update, or a crash before `record`)."""
+    done = 0
+    while True:
+        with transaction.atomic():
+            waiting = Run.objects.filter(rolled_up=False).exclude(status=Run.Status.PENDING)
+            # Locked rows are being rolled up by another process (PostgreSQL); SQLite writers
+            # are serialised by its IMMEDIATE transactions anyway.
+            waiting = waiting.select_for_update(skip_locked=True)
+            runs = list(waiting.only(*RUN_FIELDS, "status").order_by("pk")[:batch_size])
+            if not runs:
+                return done
+            Run.objects.filter(pk__in=[r.pk for r in runs], rolled_up=False).update(rolled_up=True)
+            _add(runs)
+        done += len(runs)
+
+
+def _add(runs: Iterable[Run]) -> None:
+    buckets: dict[tuple, dict[str, int | float]] = defaultdict(lambda: dict.fromkeys(SUM_FIELDS, 0))
+    for run in runs:
+        day = utc_day(run.created_at)
+        key = tuple(getattr(run, name) for name in KEY_FIELDS)
+        coarse = (run.workspace_id, run.prompt_id, run.version_id, None, run.provider, run.model_name, "")
+        adds = contribution(run)
+        for full_key in ((RunRollup.Grain.DAY, day, *key), (RunRollup.Grain.MONTH, day.replace(day=1), *key),
+                         (RunRollup.Grain.VERSION_DAY, day, *coarse)):  # fmt: skip
+            sums = buckets[full_key]
+            for name, value in adds.items():
+                sums[name] += value
+    for key, sums in buckets.items():
+        lookup = dict(zip(("grain", "day", *KEY_FIELDS), key))
+        increments = {name: F(name) + value for name, value in sums.items()}
+        if RunRollup.objects.filter(**lookup).update(**increments):
+            continue
+        try:
+            with transaction.atomic():
+                RunRollup.objects.create(**lookup, **sums)
+        except IntegrityError:  # another writer created the row first
+            RunRollup.objects.filter(**lookup).update(**increments)
+
+
+def rebuild() -> int:
+    """Recompute every rollup from the runs, in the database. Run it while no runs are finishing."""
+    finished = Run.objects.exclude(status=Run.Status.PENDING)
+    aggregates = {
+        "runs": Count("id"),
+        "prompt_tokens": Sum("prompt_tokens"),
+        "completion_tokens": Sum("completion_tokens"),
+        "total_tokens": Sum("total_tokens"),
+        "cost_nano": Sum("cost_nano", default=0),
+        "priced_runs": Count("id", filter=Q(cost_nano__isnull=False)),
+        "unpriced_runs": Count("id", filter=Q(cost_nano__isnull=True, status=Run.Status.SUCCESS)),
+        "latency_sum": Sum("latency_ms", default=0.0),
+        "latency_runs": Count("latency_ms"),
+    }
+    created = 0
+    with transaction.atomic():
+        RunRollup.objects.all().delete()
+        coarse_keys = [name for name in KEY_FIELDS if name not in ("user_id", "status")]
+        for grain, trunc, keys in ((RunRollup.Grain.DAY, TruncDate, KEY_FIELDS),
+                                   (RunRollup.Grain.MONTH, TruncMonth, KEY_FIELDS),
+                                   (RunRollup.Grain.VERSION_DAY, TruncDate, coarse_keys)):  # fmt: skip
+            rows = (finished.order_by().annotate(period=trunc("created_at", tzinfo=UTC))
+                    .values("period", *keys).annotate(**_prefixed(aggregates)))  # fmt: skip
+            batch = []
+            for row in rows.iterator(chunk_size=5000):
+                row = {"status": "", **_unprefixed(row)}
+                period_value = row.pop("period")
+                day = period_value.date() if isinstance(period_value, dt.datetime) else period_value
+                batch.append(RunRollup(grain=grain, day=day, **row))
+                if len(batch) >= 5000:
+                    created += len(RunRollup.objects.bulk_create(batch))
+                    batch = []
+            created += len(RunRollup.objects.bulk_create(batch))
+        finished.filter(rolled_up=False).update(rolled_up=True)
+        Run.objects.filter(status=Run.Status.PENDING, rolled_up=True).update(rolled_up=False)
+    return created
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+@dataclass
+class Totals:
+    runs: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost_nano: int = 0  # over priced runs only
+    priced_runs: int = 0
+    unpriced_runs: int = 0
+    latency_sum: float = 0.0
+    latency_runs: int = 0
+
+    def add(self, other: dict) -> None:
+        for name in SUM_FIELDS:
+            setattr(self, name, getattr(self, name) + (other.get(name) or 0))
+
+    @property
+    def avg_latency_ms(self) -> float | None:
+        return self.latency_sum / self.latency_runs if self.latency_runs else None
+
+    @property
+    def cost_per_1000_runs_nano(self) -> int | None:
+        """Mean cost of 1,000 priced runs, rounded half up; None when nothing is priced."""
+        if not self.priced_runs:
+            return None
+        return (self.cost_nano * 1000 * 2 + self.priced_runs) // (2 * self.priced_runs)
+
+
+ROLLUP_SUMS = {name: Sum(name) for name in SUM_FIELDS}
+LIVE_SUMS = {
+    "runs": Count("id"),
+    "prompt_tokens": Sum("prompt_tokens"),
+    "completion_tokens": Sum("completion_tokens"),
+    "total_tokens": Sum("total_tokens"),
+    "cost_nano": Sum("cost_nano"),
+    "priced_runs": Count("id", filter=Q(cost_nano__isnull=False)),
+    "unpriced_runs": Count("id", filter=Q(cost_nano__isnull=True, status=Run.Status.SUCCESS)),
+    "latency_sum": Sum("latency_ms"),
+    "latency_runs": Count("latency_ms"),
+}
+
+
+def period_q(date_from: dt.date | None, date_to: dt.date | None) -> Q:
+    """Rollup rows covering whole UTC days date_from..date_to (inclusive): whole months
+    from month rows, the ragged ends from day rows."""
+    day_q = Q(grain=RunRollup.Grain.DAY)
+    if date_from is None and date_to is None:
+        return Q(grain=RunRollup.Grain.MONTH)
+    first_full = None if date_from is None else (date_from if date_from.day == 1 else _next_month(date_from))
+    end_full = None if date_to is None else (_next_month(date_to) if _is_month_end(date_to) else date_to.replace(day=1))
+    if first_full is not None and end_full is not None and first_full >= end_full:
+        return day_q & _range_q(date_from, date_to)
+    month_q = Q(grain=RunRollup.Grain.MONTH)
+    if first_full is not None:
+        month_q &= Q(day__gte=first_full)
+    if end_full is not None:
+        month_q &= Q(day__lt=end_full)
+    result = month_q
+    if date_from is not None and date_from < first_full:
+        result |= day_q & Q(day__gte=date_from, day__lt=first_full)
+    if date_to is not None and end_full <= date_to:
+        result |= day_q & Q(day__gte=end_full, day__lte=date_to)
+    return result
+
+
+def _range_q(date_from: dt.date | None, date_to: dt.date | None) -> Q:
+    q = Q()
+    if date_from is not None:
+        q &= Q(day__gte=date_from)
+    if date_to is not None:
+        q &= Q(day__lte=date_to)
+    return q
+
+
+def _next_month(day: dt.date) -> dt.date:
+    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def _is_month_end(day: dt.date) -> bool:
+    return (day + dt.timedelta(days=1)).day == 1
+
+
+def _prefixed(spec: dict) -> dict:
+    # Aliases must not share a name with a model field (cost_nano is both), so they get a prefix.
+    return {f"sum_{name}": expression for name, expression in spec.items()}
+
+
+def _unprefixed(row: dict) -> dict:
+    return {name.removeprefix("sum_"): value for name, value in row.items()}
+
+
+def aggregate(queryset, spec: dict) -> dict:
+    return _unprefixed(queryset.order_by().aggregate(**_prefixed(spec)))
+
+
+def rollup_totals(rollup_filter: Q) -> dict:
+    return aggregate(RunRollup.objects.filter(rollup_filter), ROLLUP_SUMS)
+
+
+def live_totals(run_queryset) -> dict:
+    """Sums over the runs the rollups do not hold yet (pending, or not recorded yet)."""
+    return aggregate(run_queryset.filter(not_rolled_up_q()), LIVE_SUMS)
+
+
+def not_rolled_up_q() -> Q:
+    # As a subquery the few waiting runs are found through the partial index first;
+    # a plain `rolled_up=False` lets SQLite walk a workspace index over every run instead.
+    return Q(pk__in=Run.objects.filter(rolled_up=False).values("pk"))
+
+
+@dataclass
+class CostReview:
+    start: dt.date
+    end: dt.date
+    days: list[tuple[dt.date, Totals]]  # every day of the period, zero where nothing ran
+    by_prompt: list[tuple[int, Totals]]
+    by_version: list[tuple[int, Totals]]
+    by_model: list[tuple[tuple[str, str], Totals]]
+    total: Totals
+
+
+def cost_review(*, workspace_ids: list[int], start: dt.date, end: dt.date) -> CostReview:
+    """Runs, tokens and cost per day, prompt, version and model over whole UTC days start..end.
+
+    Two grouped reads of the per-version day rollups (per day; per version and model, which
+    also gives prompts) plus the runs not rolled up yet; money stays in integer nano-USD throughout.
+    """
+    rows = RunRollup.objects.filter(grain=RunRollup.Grain.VERSION_DAY, day__gte=start, day__lte=end,
+                                    workspace_id__in=workspace_ids).order_by()  # fmt: skip
+    per_day = [(row.pop("day"), _unprefixed(row)) for row in rows.values("day").annotate(**_prefixed(ROLLUP_SUMS))]
+    per_version = [
+        ((row.pop("prompt_id"), row.pop("version_id"), row.pop("provider"), row.pop("model_name")), _unprefixed(row))
+        for row in rows.values("prompt_id", "version_id", "provider", "model_name").annotate(**_prefixed(ROLLUP_SUMS))
+    ]
+    since = dt.datetime.combine(start, dt.time.min, tzinfo=UTC)
+    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=UTC)
+    live = Run.objects.filter(not_rolled_up_q(), workspace_id__in=workspace_ids, created_at__gte=since,
+                              created_at__lt=until).only(*RUN_FIELDS, "status")  # fmt: skip
+    for run in live:
+        sums = contribution(run)
+        per_day.append((utc_day(run.created_at), sums))
+        per_version.append(((run.prompt_id, run.version_id, run.provider, run.model_name), sums))
+
+    days = {start + dt.timedelta(days=n): Totals() for n in range((end - start).days + 1)}
+    prompts: dict[int, Totals] = defaultdict(Totals)
+    versions: dict[int, Totals] = defaultdict(Totals)
+    models: dict[tuple[str, str], Totals] = defaultdict(Totals)
+    total = Totals()
+    for day, sums in per_day:
+        days[day].add(sums)
+        total.add(sums)
+    for (prompt_id, version_id, provider, model_name), sums in per_version:
+        for bucket in (prompts[prompt_id], versions[version_id], models[(provider, model_name)]):
+            bucket.add(sums)
+
+    def by_cost(item: tuple) -> tuple:
+        return (-item[1].cost_nano, -item[1].runs)
+
+    return CostReview(
+        start=start,
+        end=end,
+        days=list(days.items()),
+        by_prompt=sorted(prompts.items(), key=by_cost),
+        by_version=sorted(versions.items(), key=by_cost),
+        by_model=sorted(models.items(), key=by_cost),
+        total=total,
+    )

@@ -1,0 +1,277 @@
+"""Workspace use-cases: connecting one to Maxim, checking and replacing its key,
+members and roles, custom prices. Views call these; they never touch httpx."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
+
+from prompts_app import crypto
+from prompts_app.maxim import MaximError, get_client, normalise_base_url
+from prompts_app.models import CustomPrice, Membership, Role, Workspace
+
+log = logging.getLogger(__name__)
+
+# Between the two connect steps the key waits in the session, encrypted, this long.
+PENDING_KEY_SECONDS = 10 * 60
+_SESSION_KEY = "workspace_connect"
+
+
+class WorkspaceError(Exception):
+    """A use-case refused; `field` says which form field the message belongs next to."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+# -- connecting -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingConnection:
+    """What step 1 learned, kept server-side for step 2. `workspaces` is None when listing was refused."""
+
+    base_url: str
+    api_key: str = field(repr=False)  # error reports print reprs of local variables
+    workspaces: list[tuple[str, str]] | None = None
+    listing_error: str = ""
+
+    @property
+    def key_hint(self) -> str:
+        return "••••" + self.api_key[-4:]
+
+
+@sensitive_variables()
+def discover_workspaces(*, base_url: str, api_key: str) -> PendingConnection:
+    """Ask Maxim which workspaces the key reaches. A 403 on listing is not fatal:
+    the user may then type the workspace ID. Other failures raise WorkspaceError."""
+    try:
+        found = get_client(base_url, api_key).list_workspaces()
+    except MaximError as exc:
+        if exc.status == 403:
+            return PendingConnection(base_url, api_key.strip(), None, exc.message)
+        raise WorkspaceError(_new_key_message(exc), field=_field_for(exc)) from None
+    return PendingConnection(base_url, api_key.strip(), [(w.id, w.name or w.id) for w in found])
+
+
+def _new_key_message(exc: MaximError) -> str:
+    # The client's 401 text speaks of "the key saved for this workspace"; here the key is the one just typed.
+    if exc.status == 401:
+        return "Maxim rejected this API key; check that you copied the whole key, and enter it again."
+    return exc.message
+
+
+def _field_for(exc: MaximError) -> str | None:
+    if exc.status == 401:
+        return "api_key"
+    if exc.status is None or 300 <= exc.status < 400:
+        return "base_url"  # could not connect, not JSON, redirect: the URL is the usual suspect
+    return None
+
+
+@sensitive_variables()
+def stash_pending(session: Any, pending: PendingConnection) -> None:
+    session[_SESSION_KEY] = {
+        "base_url": pending.base_url,
+        "key": crypto.encrypt(pending.api_key),
+        "workspaces": pending.workspaces,
+        "listing_error": pending.listing_error,
+        "expires": time.time() + PENDING_KEY_SECONDS,
+    }
+
+
+@sensitive_variables()
+def load_pending(session: Any) -> PendingConnection | None:
+    """The stashed step-1 result, or None when missing, expired or undecryptable."""
+    data = session.get(_SESSION_KEY)
+    if not data or data.get("expires", 0) < time.time():
+        clear_pending(session)
+        return None
+    try:
+        key = crypto.decrypt(data["key"])
+    except (crypto.DecryptionError, KeyError):
+        clear_pending(session)
+        return None
+    workspaces = data.get("workspaces")
+    return PendingConnection(
+        base_url=data["base_url"],
+        api_key=key,
+        workspaces=[(str(i), str(n)) for i, n in workspaces] if workspaces is not None else None,
+        listing_error=data.get("listing_error", ""),
+    )
+
+
+def clear_pending(session: Any) -> None:
+    session.pop(_SESSION_KEY, None)
+
+
+def find_duplicate(user, *, maxim_id: str, base_url: str) -> Workspace | None:
+    return Workspace.objects.filter(
+        memberships__user=user, maxim_id=maxim_id, base_url=normalise_base_url(base_url)
+    ).first()
+
+
+@sensitive_variables()
+def check_workspace_reachable(pending: PendingConnection, maxim_id: str) -> None:
+    """For a typed-in ID: prove the key reaches it before saving."""
+    try:
+        get_client(pending.base_url, pending.api_key).list_prompts(maxim_id)
+    except MaximError as exc:
+        if exc.status in (403, 404):
+            raise WorkspaceError(
+                f"The key cannot reach the workspace {maxim_id}; check the ID. ({exc.message})", field="maxim_id"
+            ) from None
+        raise WorkspaceError(exc.message) from None
+
+
+@sensitive_variables()
+def connect_workspace(*, user, pending: PendingConnection, maxim_id: str, name: str) -> Workspace:
+    """Save the workspace with the stashed key and make `user` its owner.
+
+    A typed-in ID (listing was refused) is first proven reachable with the key.
+    """
+    base_url = normalise_base_url(pending.base_url)
+    if find_duplicate(user, maxim_id=maxim_id, base_url=base_url):
+        raise WorkspaceError("You have already connected this workspace at this base URL.", field="maxim_id")
+    if pending.workspaces is None:
+        check_workspace_reachable(pending, maxim_id)
+    with transaction.atomic():
+        workspace = Workspace(name=name or maxim_id, maxim_id=maxim_id, base_url=base_url, created_by=user)
+        workspace.set_api_key(pending.api_key)
+        workspace.save()
+        Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
+    log.info("workspace %s (%s) connected by user %s", workspace.pk, maxim_id, user.pk)
+    return workspace
+
+
+# -- the connection of a saved workspace ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    ok: bool
+    message: str
+    prompt_count: int = 0
+
+
+@sensitive_variables()
+def check_connection(workspace: Workspace) -> ConnectionCheck:
+    """List the workspace's prompts (proves the key reaches this very workspace) and record the outcome."""
+    try:
+        prompts = get_client(workspace.base_url, workspace.get_api_key()).list_prompts(workspace.maxim_id)
+    except (MaximError, crypto.DecryptionError) as exc:
+        check = ConnectionCheck(False, getattr(exc, "message", None) or str(exc))
+    else:
+        noun = "prompt" if len(prompts) == 1 else "prompts"
+        check = ConnectionCheck(True, f"Connected: Maxim shows {len(prompts)} {noun} in this workspace.", len(prompts))
+    workspace.last_checked_at = timezone.now()
+    workspace.last_check_error = "" if check.ok else check.message
+    workspace.save(update_fields=["last_checked_at", "last_check_error"])
+    return check
+
+
+@sensitive_variables()
+def replace_key(workspace: Workspace, new_key: str) -> ConnectionCheck:
+    """Save `new_key` only if Maxim accepts it for this workspace; raise WorkspaceError otherwise."""
+    try:
+        prompts = get_client(workspace.base_url, new_key).list_prompts(workspace.maxim_id)
+    except MaximError as exc:
+        # The client redacts the key it sent; a server may also echo the key it knows (the old one).
+        message = _redact(_new_key_message(exc), _stored_key(workspace))
+        raise WorkspaceError(f"{message} The key was not saved.", field="api_key") from None
+    workspace.set_api_key(new_key)
+    workspace.last_checked_at = timezone.now()
+    workspace.last_check_error = ""
+    workspace.save()
+    return ConnectionCheck(True, f"Key replaced and verified: Maxim shows {len(prompts)} prompts.", len(prompts))
+
+
+@sensitive_variables()
+def _stored_key(workspace: Workspace) -> str:
+    try:
+        return workspace.get_api_key()
+    except crypto.DecryptionError:
+        return ""
+
+
+@sensitive_variables()
+def _redact(text: str, *secrets: str) -> str:
+    for secret in secrets:
+        if len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def update_details(workspace: Workspace, *, name: str, base_url: str, user) -> Workspace:
+    base_url = normalise_base_url(base_url)
+    duplicate = find_duplicate(user, maxim_id=workspace.maxim_id, base_url=base_url)
+    if duplicate is not None and duplicate.pk != workspace.pk:
+        raise WorkspaceError(f"Your workspace “{duplicate.name}” already uses this Maxim workspace at this URL.", field="base_url")
+    workspace.name = name
+    workspace.base_url = base_url
+    workspace.save(update_fields=["name", "base_url"])
+    return workspace
+
+
+# -- members ---------------------------------------------------------------------------
+
+
+def _owner_count(workspace: Workspace) -> int:
+    return workspace.memberships.filter(role=Role.OWNER).count()
+
+
+@transaction.atomic
+def add_member(workspace: Workspace, *, username: str, role: str) -> Membership:
+    user = get_user_model().objects.filter(username__iexact=username.strip()).first()
+    if user is None:
+        raise WorkspaceError(f"There is no user named “{username.strip()}”; an admin must create it first.", field="username")
+    if workspace.memberships.filter(user=user).exists():
+        raise WorkspaceError(f"{user.get_username()} is already a member; change their role below.", field="username")
+    return Membership.objects.create(workspace=workspace, user=user, role=role)
+
+
+@transaction.atomic
+def change_role(membership: Membership, role: str) -> Membership:
+    Workspace.objects.select_for_update().filter(pk=membership.workspace_id).first()
+    if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(membership.workspace) <= 1:
+        raise WorkspaceError("A workspace needs at least one owner; make someone else owner first.", field="role")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def remove_member(membership: Membership) -> None:
+    Workspace.objects.select_for_update().filter(pk=membership.workspace_id).first()
+    if membership.role == Role.OWNER and _owner_count(membership.workspace) <= 1:
+        raise WorkspaceError("The last owner cannot be removed; make someone else owner first.")
+    membership.delete()
+
+
+# -- custom prices ------------------------------------------------------------------------
+
+
+def save_price(
+    workspace: Workspace, *, model_pattern: str, input_usd: Decimal, output_usd: Decimal, price: CustomPrice | None = None
+) -> CustomPrice:
+    clash = workspace.custom_prices.filter(model_pattern=model_pattern)
+    if price is not None:
+        clash = clash.exclude(pk=price.pk)
+    if clash.exists():
+        raise WorkspaceError(f"There is already a price for “{model_pattern}”; edit that one.", field="model_pattern")
+    price = price or CustomPrice(workspace=workspace)
+    price.model_pattern = model_pattern
+    price.input_usd_per_mtok = input_usd
+    price.output_usd_per_mtok = output_usd
+    price.save()
+    return price

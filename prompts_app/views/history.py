@@ -1,0 +1,181 @@
+"""Run history with totals, its CSV/JSON export, and the cost review.
+
+Access: every view starts from `scope_for_user`, the user's own workspaces; a workspace
+id from another workspace is an invalid filter value (message, no runs), never a leak.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.urls import path
+from django.views.decorators.http import require_GET
+
+from prompts_app import charts
+from prompts_app.forms.history import CostReviewForm, HistoryFilterForm
+from prompts_app.services import history, rollups
+from prompts_app.services.history import scope_for_user
+
+PAGE = "prompts_app/runs/history.html"
+TABLE = "prompts_app/runs/_history_table.html"
+TOTALS = "prompts_app/runs/_history_totals.html"
+
+
+@login_required
+@require_GET
+def run_history(request: HttpRequest) -> HttpResponse:
+    scope = scope_for_user(request.user)
+    form = HistoryFilterForm(request.GET, scope=scope)
+    context = {"form": form, "nav": "history", "model_names": scope.model_names, **_results(form)}
+    return render(request, TABLE if request.htmx else PAGE, context)
+
+
+def _results(form: HistoryFilterForm) -> dict:
+    if not form.is_valid():
+        return {}
+    run_filter = form.run_filter()
+    page = history.page(
+        run_filter, older_than=form.cleaned_data["before"], newer_than=form.cleaned_data["after"]
+    )
+    # Totals of a text search sum every matching run (a common word: a third of them), so
+    # they come in a second request and the rows show at once.
+    totals = None if run_filter.q else history.totals(run_filter)
+    return {"page": page, "totals": totals, "querystring": form.querystring()}
+
+
+@login_required
+@require_GET
+def run_history_totals(request: HttpRequest) -> HttpResponse:
+    scope = scope_for_user(request.user)
+    form = HistoryFilterForm(request.GET, scope=scope)
+    context = {"form": form, "nav": "history"}
+    if form.is_valid():
+        context.update(totals=history.totals(form.run_filter()), querystring=form.querystring())
+    return render(request, TOTALS if request.htmx else "prompts_app/runs/history_totals.html", context)
+
+
+@login_required
+@require_GET
+def run_export(request: HttpRequest, fmt: str) -> HttpResponse:
+    scope = scope_for_user(request.user)
+    form = HistoryFilterForm(request.GET, scope=scope)
+    if not form.is_valid():
+        problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        return HttpResponse(f"Cannot export: {problems}", status=400, content_type="text/plain")
+    rows = history.export_rows(form.run_filter())
+    lines = _csv_lines(rows) if fmt == "csv" else _json_lines(rows)
+    content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
+    response = StreamingHttpResponse(lines, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="maximui-runs.{fmt}"'
+    return response
+
+
+EXPORT_COLUMNS = [
+    "id", "created_at", "workspace", "prompt", "version", "provider", "model", "status", "prompt_tokens",
+    "completion_tokens", "total_tokens", "cost_usd", "price_source", "latency_ms", "user", "input_text",
+    "output_text", "error",
+]  # fmt: skip
+
+
+def export_record(row: dict) -> dict:
+    cost = row["cost_nano"]
+    return {
+        "id": row["id"],
+        "created_at": row["created_at"].isoformat(),
+        "workspace": row["workspace__name"],
+        "prompt": row["prompt__name"],
+        "version": row["version__number"],
+        "provider": row["provider"],
+        "model": row["model_name"],
+        "status": row["status"],
+        "prompt_tokens": row["prompt_tokens"],
+        "completion_tokens": row["completion_tokens"],
+        "total_tokens": row["total_tokens"],
+        # Exact decimal string from integer nano-USD; empty (CSV) / null (JSON) when unpriced.
+        "cost_usd": None if cost is None else f"{Decimal(cost).scaleb(-9):f}",
+        "price_source": row["price_source"],
+        "latency_ms": row["latency_ms"],
+        "user": row[f"user__{history.USERNAME}"],
+        "input_text": row["input_text"],
+        "output_text": row["output_text"],
+        "error": row["error"],
+    }
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_safe(value: object) -> object:
+    """Spreadsheets run cells starting with = + - @ (or tab/CR) as formulas; a leading ' stops that."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return "" if value is None else value
+
+
+def _csv_lines(rows: Iterable[dict]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(EXPORT_COLUMNS)
+    for row in rows:
+        record = export_record(row)
+        yield writer.writerow([csv_safe(record[name]) for name in EXPORT_COLUMNS])
+
+
+def _json_lines(rows: Iterable[dict]) -> Iterator[str]:
+    yield "["
+    separator = "\n"
+    for row in rows:
+        yield separator + json.dumps(export_record(row), ensure_ascii=False)
+        separator = ",\n"
+    yield "\n]\n"
+
+
+@login_required
+@require_GET
+def cost_review(request: HttpRequest) -> HttpResponse:
+    scope = scope_for_user(request.user)
+    form = CostReviewForm(request.GET, scope=scope)
+    context = {"form": form, "nav": "costs"}
+    if form.is_valid():
+        data = form.cleaned_data
+        review = rollups.cost_review(workspace_ids=form.workspace_ids(), start=data["start"], end=data["end"])
+        points = [charts.DayPoint(day, t.cost_nano, t.total_tokens, t.runs, t.unpriced_runs) for day, t in review.days]
+        context.update(review=review, chart=charts.cost_tokens_chart(points), **_cost_tables(review, scope))
+    return render(request, "prompts_app/runs/costs.html", context)
+
+
+def _cost_tables(review: rollups.CostReview, scope: history.Scope) -> dict:
+    """Rows of (label, history filter for the row, totals) for the per-prompt/version/model tables."""
+    names = {p.pk: p.name for p in scope.prompts}
+    versions = scope.version_by_id
+    period = f"date_from={review.start.isoformat()}&date_to={review.end.isoformat()}"
+
+    def version_label(pk: int) -> str:
+        version = versions.get(pk)
+        return f"{version.prompt.name} v{version.number or version.maxim_id}" if version else f"version #{pk}"
+
+    return {
+        "prompt_rows": [(names.get(pk, f"prompt #{pk}"), f"prompt={pk}&{period}", t) for pk, t in review.by_prompt],
+        "version_rows": [(version_label(pk), f"version={pk}&{period}", t) for pk, t in review.by_version],
+        "model_rows": [
+            (f"{provider} / {model or '(none)'}", urlencode({"provider": provider, "model": model}) + "&" + period, t)
+            for (provider, model), t in review.by_model
+        ],
+    }
+
+
+urlpatterns = [
+    path("runs/", run_history, name="run_history"),
+    path("runs/totals/", run_history_totals, name="run_history_totals"),
+    path("runs/export.csv", run_export, {"fmt": "csv"}, name="run_export_csv"),
+    path("runs/export.json", run_export, {"fmt": "json"}, name="run_export_json"),
+    path("costs/", cost_review, name="cost_review"),
+]

@@ -1,0 +1,54 @@
+"""In a real browser: filter the history by model and see the totals; open the cost chart."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from prompts_app.models import PromptVersion
+from tests.test_history import make_run
+
+pytestmark = pytest.mark.browser
+
+
+def test_filter_history_by_model_then_see_the_cost_chart(page, browser_login, owner, editor, version):
+    mini = PromptVersion.objects.create(prompt=version.prompt, maxim_id="v-2", number=2, model_name="gpt-4o-mini")
+    now = dt.datetime.now(dt.timezone.utc)
+    for i in range(12):
+        make_run(mini if i % 3 == 0 else version, owner if i % 2 else editor, created_at=now - dt.timedelta(days=i * 2),
+                 cost_nano=(i + 1) * 25_000_000, prompt_tokens=400 + i * 50, completion_tokens=120,
+                 input_text=f"Customer question {i}", output_text=f"Answer {i}")  # fmt: skip
+    make_run(version, owner, status="failed", created_at=now - dt.timedelta(hours=3), error="HTTP 500")
+    for i in range(40):  # older than the cost period: they only make a second history page
+        make_run(version, owner, created_at=now - dt.timedelta(days=60, minutes=i), cost_nano=1)
+    browser_login(owner)
+
+    page.goto("/runs/")
+    assert page.locator("#history-table tbody tr").count() == 50
+    page.screenshot(path="/tmp/shots/history_all.png")
+    page.click("text=Older →")  # a boosted link: the table is swapped and the URL carries the cursor
+    page.wait_for_url(lambda url: "before=" in url)
+    page.wait_for_function("document.querySelectorAll('#history-table tbody tr').length === 3")
+    assert "53 runs" in page.locator("#history-totals").inner_text()
+    page.fill("#id_model", "gpt-4o-mini")
+    page.press("#id_model", "Enter")
+    page.wait_for_url(lambda url: "model=gpt-4o-mini" in url)  # htmx pushed the filter into the URL
+    page.wait_for_function("document.querySelectorAll('#history-table tbody tr').length === 4")
+    totals = page.locator("#history-totals").inner_text()
+    assert "4 runs" in totals and "$0.55" in totals  # 25M * (1 + 4 + 7 + 10) nano-USD
+    assert page.locator("#id_model").input_value() == "gpt-4o-mini"  # the form kept what was typed
+    page.wait_for_selector("#history-loading", state="hidden")
+    page.screenshot(path="/tmp/shots/history.png", full_page=True)
+
+    page.fill("#id_q", "question")  # a text search: rows first, then its totals in a second request
+    page.wait_for_url(lambda url: "q=question" in url)
+    page.wait_for_function("document.querySelector('#history-totals').innerText.includes('4 runs')")
+
+    page.click("nav.mainnav >> text=Costs")
+    page.wait_for_url("**/costs/")
+    chart = page.locator("svg.chart[role=img]")
+    assert chart.is_visible()
+    assert chart.locator("g.day").count() == 30
+    assert "$1.95" in page.locator("#cost-report .cost-cards").inner_text()  # 25M * (1+...+12) = $1.95
+    page.screenshot(path="/tmp/shots/costs.png", full_page=True)

@@ -1,0 +1,88 @@
+"""One journey in real Chromium: run a version from its page and see output, tokens and cost."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.urls import reverse
+
+from prompts_app.models import Membership, Prompt, PromptVersion, Role, Run, Workspace
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def seeded_version(fake_maxim, make_user):
+    editor = make_user("eddie")
+    owner = make_user("olivia")
+    maxim_prompt = fake_maxim.add_prompt("ws_default", "Support reply")
+    messages = [
+        {"role": "system", "content": "You are a support agent for {{company}}."},
+        {"role": "user", "content": "Hello, I am {{name}}."},
+    ]
+    maxim_version = fake_maxim.add_version({
+        "promptId": maxim_prompt["id"], "modelName": "gpt-4o", "modelProvider": "openai",
+        "messages": messages, "modelParameters": {"temperature": 0.2},
+    })
+    workspace = Workspace(name="Acme", maxim_id="ws_default", base_url=fake_maxim.base_url, created_by=owner)
+    workspace.set_api_key(fake_maxim.api_key)
+    workspace.save()
+    Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
+    Membership.objects.create(workspace=workspace, user=editor, role=Role.EDITOR)
+    prompt = Prompt.objects.create(workspace=workspace, maxim_id=maxim_prompt["id"], name="Support reply")
+    version = PromptVersion.objects.create(
+        prompt=prompt, maxim_id=maxim_version["id"], number=1, provider="openai", model_name="gpt-4o",
+        model_parameters={"temperature": 0.2}, messages=messages,
+    )
+    return editor, version
+
+
+def test_an_editor_runs_a_version_from_its_page_and_sees_output_tokens_and_cost(
+    page, browser_login, fake_maxim, seeded_version
+):
+    editor, version = seeded_version
+    fake_maxim.run_delay = 0.3  # long enough for the spinner to show
+    browser_login(editor)
+    page.goto(reverse("version_detail", args=[version.pk]))
+
+    page.fill("#id_var__company", "Acme")
+    page.fill("#id_turn-0-content", "Where is my order?")
+    page.click("button[data-shortcut-button]")  # {{name}} left empty
+    page.get_by_text("Fill in a value for {{name}}.").wait_for()
+    assert page.input_value("#id_turn-0-content") == "Where is my order?"
+    os.makedirs("/tmp/shots", exist_ok=True)
+    page.locator("#run-panel").screenshot(path="/tmp/shots/run_errors.png")
+    assert fake_maxim.requests_to("/v1/prompts/run") == []
+    page.fill("#id_var__name", "Ann")
+    page.click("button[value=add-turn]")  # a second turn, without losing the first
+    page.wait_for_selector("#id_turn-1-content")
+    assert page.input_value("#id_turn-0-content") == "Where is my order?"
+    assert page.input_value("#id_var__name") == "Ann"
+    assert page.input_value("#id_turn-1-role") == "assistant"  # turns alternate by default
+    page.select_option("#id_turn-1-role", "user")
+    page.fill("#id_turn-1-content", "It was order 17.")
+    page.locator("#run-estimate").filter(has_text="input tokens").wait_for()
+
+    page.focus("#id_turn-1-content")
+    page.keyboard.press("Control+Enter")
+    page.locator("#run-spinner").wait_for(state="visible")
+    result = page.locator("#run-result")
+    result.filter(has_text="Echo: It was order 17.").wait_for()
+    assert "Succeeded" in result.inner_text()
+    run = Run.objects.get()
+    assert f"{run.total_tokens} tokens" in result.inner_text()
+    assert "$0.0000" in result.inner_text() or "$0.000" in result.inner_text()
+    assert "per 1M tokens" in result.inner_text()
+    page.screenshot(path="/tmp/shots/run.png", full_page=True)
+
+    # Running again from the same form is a new run (the key was swapped with the result).
+    page.keyboard.press("Control+Enter")
+    page.wait_for_selector(f"#run-result a[href^='/runs/']:not([href='/runs/{run.pk}/'])")
+    assert len(fake_maxim.requests_to("/v1/prompts/run")) == 2
+    assert Run.objects.count() == 2
+
+    page.click("#run-result a[href^='/runs/']")
+    page.wait_for_url("**/runs/*/")
+    assert "Body sent to Maxim" in page.content()
+    page.screenshot(path="/tmp/shots/run_detail.png", full_page=True)

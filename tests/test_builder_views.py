@@ -1,0 +1,268 @@
+"""The version builder page: drafts, structural actions over HTTP, creating a version on Maxim."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import respx
+
+from prompts_app.forms.builder import state_from_content, state_to_data
+from prompts_app.models import Draft, PromptVersion
+from tests.maxim_spec import validate_request
+
+VERSIONS_URL = "https://maxim.test/v1/prompts/versions"
+
+CONTENT = {
+    "description": "Friendlier",
+    "provider": "openai",
+    "model_name": "gpt-4o-mini",
+    "model_parameters": {"temperature": 0.5},
+    "messages": [
+        {"role": "system", "content": "You answer for {{company}}."},
+        {"role": "user", "content": "Hi, I am {{name}}."},
+    ],
+    "tools": [{"name": "lookup_order", "description": "Find an order",
+               "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}}],
+}
+
+
+def form_data(content=CONTENT, action="save"):
+    return {**state_to_data(state_from_content(content)), "action": action}
+
+
+def builder_url(prompt, base=None):
+    return f"/prompts/{prompt.pk}/build/" + (f"?from={base.pk}" if base else "")
+
+
+def created_answer(body, number=2):
+    wrappers = [{"id": f"m{i}", "index": i, "payload": m, "currentType": "message", "originalType": "message"}
+                for i, m in enumerate(body["messages"])]
+    return {"data": {"id": "version-new", "version": number, "description": body["description"],
+                     "promptId": body["promptId"],
+                     "config": {"model": body["modelName"], "provider": body["modelProvider"], "messages": wrappers,
+                                "modelParameters": body["modelParameters"], "author": {"name": "Eddie E."}},
+                     "createdAt": "2026-01-02T03:04:05Z", "updatedAt": "2026-01-02T03:04:05Z"}}
+
+
+def test_editor_opens_an_empty_builder_with_a_system_and_a_user_message(client_for, editor, prompt):
+    response = client_for(editor).get(builder_url(prompt))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'id="builder"' in html and 'id="message-0"' in html and 'id="message-1"' in html
+    assert 'id="message-2"' not in html
+    assert 'id="run-panel"' not in html
+
+
+def test_builder_opens_prefilled_from_a_version(client_for, editor, version):
+    response = client_for(editor).get(builder_url(version.prompt, version))
+    html = response.content.decode()
+    assert "You are a helpful support agent for {{company}}." in html
+    assert 'value="gpt-4o"' in html
+    assert "company" in html and "name" in html  # the variables list
+
+
+def test_outsider_gets_404_on_every_builder_url(client_for, outsider, version):
+    client = client_for(outsider)
+    prompt = version.prompt
+    assert client.get(builder_url(prompt)).status_code == 404
+    assert client.post(builder_url(prompt), form_data()).status_code == 404
+    assert client.post(f"/prompts/{prompt.pk}/build/discard/").status_code == 404
+    assert client.get(f"/prompts/{prompt.pk}/build/models/?provider=openai").status_code == 404
+
+
+def test_viewer_gets_403_on_the_builder_and_cannot_create(client_for, viewer, prompt):
+    client = client_for(viewer)
+    assert client.get(builder_url(prompt)).status_code == 403
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(VERSIONS_URL)
+        assert client.post(builder_url(prompt), form_data(action="create")).status_code == 403
+    assert not route.called
+    assert client.post(f"/prompts/{prompt.pk}/build/discard/").status_code == 403
+    assert not Draft.objects.exists()
+
+
+def test_a_structural_action_keeps_every_row_and_saves_a_draft(client_for, editor, prompt):
+    response = client_for(editor).post(builder_url(prompt), form_data(action="add_message"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "You answer for {{company}}." in html and "Hi, I am {{name}}." in html
+    assert 'id="message-2"' in html
+    draft = Draft.objects.get(prompt=prompt, user=editor)
+    assert draft.form_data["m-TOTAL_FORMS"] == "3"
+    assert draft.form_data["m-0-text"] == "You answer for {{company}}."
+    assert draft.form_data["t-0-name"] == "lookup_order"
+
+
+def test_structural_actions_do_not_show_validation_errors(client_for, editor, prompt):
+    data = form_data(action="add_tool")
+    data["temperature"] = "7"
+    html = client_for(editor).post(builder_url(prompt), data).content.decode()
+    assert "less than or equal to 2" not in html
+    assert 'value="7"' in html
+
+
+def test_htmx_save_returns_the_status_with_live_variables(client_for, editor, prompt):
+    data = form_data(action="save")
+    data["m-1-text"] = "Order {{order_id}} please"
+    response = client_for(editor).post(builder_url(prompt), data, HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert html.lstrip().startswith('<div id="builder-status"')
+    assert "order_id" in html and "company" in html and "name</code>" not in html
+    assert Draft.objects.get(user=editor).form_data["m-1-text"] == "Order {{order_id}} please"
+
+
+def test_htmx_structural_action_returns_only_the_builder_fragment(client_for, editor, prompt):
+    response = client_for(editor).post(builder_url(prompt), form_data(action="add_tool"), HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert html.lstrip().startswith('<form id="builder"')
+    assert "<html" not in html and 'id="tool-1"' in html
+
+
+def test_reopening_the_builder_restores_the_draft_even_when_invalid(client_for, editor, prompt):
+    client = client_for(editor)
+    data = form_data(action="save")
+    data["t-0-parameters"] = "{not json"
+    client.post(builder_url(prompt), data)
+    html = client.get(builder_url(prompt)).content.decode()
+    assert 'id="draft-restored"' in html
+    assert "{not json" in html
+    assert 'id="discard-draft"' in html
+
+
+def test_discarding_the_draft_starts_over(client_for, editor, prompt):
+    client = client_for(editor)
+    client.post(builder_url(prompt), form_data())
+    response = client.post(f"/prompts/{prompt.pk}/build/discard/")
+    assert response.status_code == 302 and response["Location"] == builder_url(prompt)
+    assert not Draft.objects.exists()
+    assert "You answer for" not in client.get(builder_url(prompt)).content.decode()
+
+
+def test_drafts_are_kept_per_base_version(client_for, editor, version):
+    client = client_for(editor)
+    client.post(builder_url(version.prompt), form_data())
+    client.post(builder_url(version.prompt, version), form_data())
+    assert Draft.objects.filter(user=editor).count() == 2
+    assert Draft.objects.filter(base_version=version).count() == 1
+
+
+def test_create_sends_the_version_body_and_stores_the_version(client_for, editor, prompt):
+    with respx.mock() as mock:
+        route = mock.post(VERSIONS_URL).mock(
+            side_effect=lambda request: httpx.Response(200, json=created_answer(json.loads(request.content)))
+        )
+        response = client_for(editor).post(builder_url(prompt), form_data(action="create"))
+    body = json.loads(route.calls.last.request.content)
+    validate_request("POST", "/v1/prompts/versions", body)
+    assert body == {
+        "promptId": "prompt-1",
+        "description": "Friendlier",
+        "modelName": "gpt-4o-mini",
+        "modelProvider": "openai",
+        "messages": CONTENT["messages"],
+        "modelParameters": {"temperature": 0.5, "tools": [{"type": "function", "function": {
+            "name": "lookup_order", "description": "Find an order",
+            "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}}}]},
+    }
+    version = PromptVersion.objects.get(maxim_id="version-new")
+    assert response.status_code == 302 and response["Location"] == f"/versions/{version.pk}/"
+    assert version.source == PromptVersion.Source.CREATED and version.number == 2
+    assert version.created_by == editor and version.author_name == "Eddie E."
+    assert version.content() == CONTENT
+    draft = Draft.objects.get(user=editor)
+    assert draft.created_version == version and draft.last_error == ""
+    # The next builder opens fresh: the used draft is not restored.
+    assert 'id="draft-restored"' not in client_for(editor).get(builder_url(prompt)).content.decode()
+
+
+def test_create_over_htmx_redirects_the_browser(client_for, editor, prompt):
+    with respx.mock() as mock:
+        mock.post(VERSIONS_URL).mock(
+            side_effect=lambda request: httpx.Response(200, json=created_answer(json.loads(request.content)))
+        )
+        response = client_for(editor).post(builder_url(prompt), form_data(action="create"), HTTP_HX_REQUEST="true")
+    version = PromptVersion.objects.get(maxim_id="version-new")
+    assert response["HX-Redirect"] == f"/versions/{version.pk}/"
+
+
+def test_a_maxim_failure_shows_its_reason_and_keeps_the_form_and_draft(client_for, editor, prompt):
+    with respx.mock() as mock:
+        mock.post(VERSIONS_URL).mock(return_value=httpx.Response(400, json={"error": {"message": "modelName is unknown"}}))
+        response = client_for(editor).post(builder_url(prompt), form_data(action="create"))
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "modelName is unknown" in html
+    assert "You answer for {{company}}." in html and "lookup_order" in html
+    assert "test-key-1234" not in html
+    assert not PromptVersion.objects.exists()
+    draft = Draft.objects.get(user=editor)
+    assert "modelName is unknown" in draft.last_error and draft.created_version is None
+    assert draft.messages == CONTENT["messages"]  # the valid content was kept too
+
+
+def test_an_invalid_form_is_not_sent_and_shows_errors(client_for, editor, prompt):
+    data = form_data(action="create")
+    data["model_name"] = ""
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(VERSIONS_URL)
+        response = client_for(editor).post(builder_url(prompt), data)
+    html = response.content.decode()
+    assert response.status_code == 200 and not route.called
+    assert "Choose a model, e.g. gpt-4o." in html and 'id="builder-problems"' in html
+
+
+def test_a_base_version_of_another_prompt_is_404(client_for, editor, version, workspace):
+    from prompts_app.models import Prompt
+
+    other = Prompt.objects.create(workspace=workspace, maxim_id="prompt-2", name="Other")
+    assert client_for(editor).get(builder_url(other, version)).status_code == 404
+    assert client_for(editor).get(f"/prompts/{other.pk}/build/?from=abc").status_code == 404
+
+
+def test_model_suggestions_follow_the_provider(client_for, viewer, prompt):
+    html = client_for(viewer).get(f"/prompts/{prompt.pk}/build/models/?provider=anthropic").content.decode()
+    assert html.startswith('<datalist id="model-suggestions">')
+    assert "claude" in html and "gpt-4o" not in html
+
+
+@pytest.mark.parametrize("action", ["remove_message:99", "move_up:0", "nonsense", "remove_part:x:y"])
+def test_stale_or_odd_actions_change_nothing(client_for, editor, prompt, action):
+    html = client_for(editor).post(builder_url(prompt), form_data(action=action)).content.decode()
+    assert "You answer for {{company}}." in html and "Hi, I am {{name}}." in html
+
+
+def test_a_version_at_the_message_limit_fits_in_one_post(client_for, editor, prompt):
+    message = {"role": "user", "content": [{"type": "text", "text": "x" * 1000},
+                                           {"type": "image_url", "image_url": {"url": "https://img.test/a.png"}}]}
+    data = form_data({**CONTENT, "messages": [message] * 100}, action="check")
+    response = client_for(editor).post(builder_url(prompt), data)
+    assert response.status_code == 200
+    assert 'id="builder-problems"' not in response.content.decode()
+    assert Draft.objects.get(user=editor).messages == [message] * 100
+
+
+def test_enter_in_a_text_box_saves_instead_of_pressing_a_row_button(client_for, editor, prompt):
+    html = client_for(editor).get(builder_url(prompt)).content.decode()
+    form_start = html.index('<form id="builder"')
+    first_button = html.index("<button", form_start)
+    assert html[first_button:].startswith('<button type="submit" name="action" value="save"')
+
+
+def test_changing_a_role_to_tool_shows_the_tool_call_id_field(client_for, editor, prompt):
+    data = form_data(action="refresh")
+    html = client_for(editor).post(builder_url(prompt), data).content.decode()
+    assert 'type="text" name="m-1-tool_call_id"' not in html
+    data["m-1-role"] = "tool"
+    html = client_for(editor).post(builder_url(prompt), data).content.decode()
+    assert 'type="text" name="m-1-tool_call_id"' in html
+    assert "Hi, I am {{name}}." in html
+
+
+def test_assistant_messages_offer_tool_calls(client_for, editor, prompt):
+    data = form_data(action="add_tool_call:1")
+    data["m-1-role"] = "assistant"
+    html = client_for(editor).post(builder_url(prompt), data).content.decode()
+    assert 'name="m-1-calls-0-id"' in html and 'value="call_1"' in html
+    assert 'value="add_tool_call:0"' not in html  # the system message offers none

@@ -1,0 +1,96 @@
+"""All columns at once against the FakeMaxim server: runs overlap, and one failing column
+disturbs no other."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.urls import reverse
+
+from prompts_app.models import Run
+from prompts_app.services import compare
+from prompts_app.services.compare import ColumnSpec
+from tests.maxim_spec import validate_request
+from tests.test_compare_support import file_db, inline_runs, seed_fake, widen_backlog  # noqa: F401
+
+INPUT = {"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}}
+
+
+def start(workspace, user, versions, repeats: int = 1):
+    comparison, _ = compare.create_comparison(
+        workspace=workspace, user=user, columns=[ColumnSpec(v) for v in versions], shared_input=True, input=INPUT
+    )
+    return comparison, compare.run_comparison(comparison, user=user, repeats=repeats)
+
+
+@pytest.mark.usefixtures("inline_runs")
+def test_a_failing_column_shows_its_error_and_the_others_succeed(fake_maxim, workspace, editor):
+    fake_maxim.hang_seconds = 0.3
+    versions = seed_fake(fake_maxim, workspace, ["gpt-4o", "fail-401", "fail-500", "hang", "gpt-4o-mini"])
+    comparison, futures = start(workspace, editor, versions)
+    runs = {r.model_name: r for r in (f.result() for f in futures)}
+    assert runs["gpt-4o"].status == runs["gpt-4o-mini"].status == runs["hang"].status == Run.Status.SUCCESS
+    assert runs["gpt-4o"].output_text == "Echo: Where is my parcel?"
+    assert runs["fail-401"].status == Run.Status.FAILED and runs["fail-401"].error_status == 401
+    assert runs["fail-500"].status == Run.Status.FAILED and runs["fail-500"].error_status == 500
+    assert "test-key-1234" not in runs["fail-401"].error
+    sent = fake_maxim.requests_to("/v1/prompts/run")
+    assert len(sent) == 5  # a 500 on a run is never re-sent: it may have been billed
+    for request in sent:
+        validate_request("POST", "/v1/prompts/run", request.body)
+        assert request.body["messages"][0]["content"] == "You answer for Acme."
+    stored = Run.objects.filter(comparison=comparison)
+    assert {r.column.version.model_name: r.status for r in stored} == {m: r.status for m, r in runs.items()}
+
+
+@pytest.mark.usefixtures("inline_runs")
+def test_a_rate_limited_column_fails_with_its_reason_and_is_sent_only_once(fake_maxim, workspace, editor):
+    versions = seed_fake(fake_maxim, workspace, ["gpt-4o", "fail-429"])
+    _, futures = start(workspace, editor, versions)
+    runs = {r.model_name: r for r in (f.result() for f in futures)}
+    assert runs["gpt-4o"].status == Run.Status.SUCCESS
+    assert runs["fail-429"].status == Run.Status.FAILED and runs["fail-429"].error_status == 429
+    assert runs["fail-429"].error
+    limited = [r for r in fake_maxim.requests_to("/v1/prompts/run") if r.body["modelName"] == "fail-429"]
+    assert len(limited) == 1  # a run is never re-sent behind the user's back
+
+
+@pytest.mark.django_db(transaction=True)
+def test_columns_run_concurrently_on_the_real_pool(file_db, fake_maxim, workspace, editor):
+    fake_maxim.run_delay = 0.5
+    widen_backlog(fake_maxim)
+    versions = seed_fake(fake_maxim, workspace, [f"model-{n}" for n in range(8)])
+    started = time.monotonic()
+    comparison, futures = start(workspace, editor, versions)
+    assert len(futures) == 8
+    assert compare.wait_for_background_runs(timeout=20)
+    elapsed = time.monotonic() - started
+    requests = fake_maxim.requests_to("/v1/prompts/run")
+    assert len(requests) == 8
+    # Every request arrived before the first one was answered: they overlapped.
+    first_answer = min(r.finished for r in requests if r.finished)
+    assert max(r.arrived for r in requests) < first_answer
+    assert elapsed < 8 * 0.5 / 2
+    runs = Run.objects.filter(comparison=comparison)
+    assert [r.status for r in runs] == [Run.Status.SUCCESS] * 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hanging_column_does_not_hold_back_the_others(file_db, fake_maxim, workspace, editor, client_for):
+    fake_maxim.hang_seconds = 2.0
+    widen_backlog(fake_maxim)
+    good, hanging = seed_fake(fake_maxim, workspace, ["gpt-4o", "hang"])
+    comparison, futures = start(workspace, editor, [good, hanging])
+    done = futures[0].result(timeout=5)  # columns are submitted in order
+    assert done.model_name == "gpt-4o" and done.status == Run.Status.SUCCESS
+    assert Run.objects.get(comparison=comparison, version=hanging).status == Run.Status.PENDING
+    client = client_for(editor)
+    good_column, hanging_column = comparison.columns.all()
+    finished = client.get(reverse("comparison_column", args=[comparison.pk, good_column.pk])).content.decode()
+    waiting = client.get(reverse("comparison_column", args=[comparison.pk, hanging_column.pk])).content.decode()
+    assert "Echo: Where is my parcel?" in finished and "hx-trigger" not in finished
+    assert "Waiting for Maxim" in waiting and "hx-trigger" in waiting
+    assert "test-key-1234" not in finished + waiting
+    assert compare.wait_for_background_runs(timeout=10)
+    assert Run.objects.get(comparison=comparison, version=hanging).status == Run.Status.SUCCESS

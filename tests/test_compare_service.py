@@ -1,0 +1,127 @@
+"""The comparison services (compare, compare_report): configuration differences, output word diffs, ×N statistics, export."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from prompts_app.models import Run
+from prompts_app.services import compare
+from prompts_app.services import compare_report as report
+from prompts_app.services.compare import ColumnSpec
+from tests.test_compare_support import make_version
+
+
+@pytest.fixture
+def comparison(workspace, prompt, editor):
+    a = make_version(prompt, 1, model_parameters={"temperature": 0.2, "max_tokens": 100})
+    b = make_version(
+        prompt, 2, model="gpt-4o-mini", model_parameters={"temperature": 0.2},
+        tools=[{"name": "lookup", "description": "", "parameters": {"type": "object", "properties": {}}}],
+    )
+    c = make_version(prompt, 3, messages=[{"role": "system", "content": "Be terse."}])
+    comparison, created = compare.create_comparison(
+        workspace=workspace, user=editor, columns=[ColumnSpec(a), ColumnSpec(b), ColumnSpec(c)],
+        shared_input=True, input={"turns": [{"role": "user", "content": "Hi"}], "variables": {}}, title="T",
+    )
+    assert created
+    return comparison
+
+
+def add_run(comparison, column, n: int, *, text: str = "", status=Run.Status.SUCCESS, batch: int = 1, **fields):
+    defaults = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "latency_ms": 100.0,
+                "cost_nano": 1000}
+    comparison.batch = batch
+    comparison.save()
+    return Run.objects.create(
+        workspace=comparison.workspace, prompt=column.version.prompt, version=column.version, comparison=comparison,
+        column=column, idempotency_key=compare.batch_key_prefix(comparison, batch, column) + str(n),
+        status=status, provider="openai", model_name=column.version.model_name, output_text=text,
+        finished_at=timezone.now(), **{**defaults, **fields},
+    )
+
+
+def test_config_rows_mark_only_the_fields_that_differ(comparison):
+    rows = {row.field: row for row in report.config_rows(comparison.columns.all())}
+    assert rows["provider"].different is False
+    assert rows["model"].different and rows["model"].values == ["gpt-4o", "gpt-4o-mini", "gpt-4o"]
+    assert rows["parameter: temperature"].different is False
+    assert rows["parameter: max_tokens"].values == ["100", "—", "—"]
+    assert rows["message 1"].different and rows["message 1"].values[2] == "system: Be terse."
+    assert rows["message 2"].values[2] == "—"
+    assert rows["tools"].different and rows["tools"].values[1].startswith("lookup:")
+
+
+def test_a_draft_column_is_compared_by_its_own_content(comparison):
+    column = comparison.columns.get(position=2)
+    column.draft_content = {**column.version.content(), "model_name": "claude-x", "provider": "anthropic"}
+    column.save()
+    rows = {row.field: row for row in report.config_rows(comparison.columns.all())}
+    assert rows["provider"].values == ["openai", "openai", "anthropic"]
+    assert report.column_label(column) == "Draft of Support reply (on v3)"
+
+
+def test_output_diffs_against_the_baseline_give_word_diff_and_signed_deltas(comparison):
+    a, b, c = comparison.columns.all()
+    add_run(comparison, a, 0, text="The order ships today", total_tokens=15, latency_ms=100.0, cost_nano=1000)
+    add_run(comparison, b, 0, text="The order ships tomorrow", total_tokens=20, latency_ms=80.0, cost_nano=None)
+    add_run(comparison, c, 0, status=Run.Status.FAILED, error="Maxim rejected the key")
+    diffs = report.output_diffs(comparison, [a, b, c], baseline=a)
+    assert [d.column for d in diffs] == [b, c]
+    assert diffs[0].diff_html == "The order ships <del>today</del><ins>tomorrow</ins>"
+    assert (diffs[0].token_delta, diffs[0].latency_delta_ms, diffs[0].cost_delta_nano) == (5, -20.0, None)
+    assert diffs[0].identical is False
+    assert diffs[1].diff_html == "Failed: Maxim rejected the key"
+    assert diffs[1].note == "Not compared: this column's run did not succeed."
+    assert diffs[1].token_delta is None and diffs[1].latency_delta_ms is None
+
+
+def test_stats_count_distinct_outputs_and_latency_spread(comparison):
+    column = comparison.columns.first()
+    for n, (text, latency) in enumerate([("a", 100.0), ("b", 300.0), ("a", 200.0)]):
+        add_run(comparison, column, n, text=text, latency_ms=latency, cost_nano=1500 + n)
+    stats = report.column_stats(report.batch_runs(comparison, column))
+    assert (stats.runs, stats.distinct_outputs) == (3, 2)
+    assert (stats.latency_min, stats.latency_avg, stats.latency_max) == (100.0, 200.0, 300.0)
+    assert (stats.cost_per_run_nano, stats.cost_per_1000_nano) == (1501, 1_501_000)
+
+
+def test_stats_are_unpriced_when_any_run_is_and_failures_are_counted(comparison):
+    column = comparison.columns.first()
+    add_run(comparison, column, 0, text="a", cost_nano=None)
+    add_run(comparison, column, 1, status=Run.Status.FAILED, error="boom")
+    add_run(comparison, column, 2, status=Run.Status.PENDING)
+    stats = report.column_stats(report.batch_runs(comparison, column))
+    assert (stats.cost_per_run_nano, stats.cost_per_1000_nano) == (None, None)
+    assert (stats.finished, stats.failures, stats.distinct_outputs) == (2, 1, 1)
+
+
+def test_only_the_latest_batch_is_shown(comparison):
+    column = comparison.columns.first()
+    add_run(comparison, column, 0, text="old", batch=1)
+    add_run(comparison, column, 0, text="new", batch=2)
+    assert [r.output_text for r in report.batch_runs(comparison, column)] == ["new"]
+    assert [r.output_text for r in report.batch_runs(comparison, column, batch=1)] == ["old"]
+
+
+def test_markdown_export_has_a_row_per_run_and_fences_that_outputs_cannot_break(comparison):
+    a, b, c = comparison.columns.all()
+    add_run(comparison, a, 0, text="Use ```code``` | here", latency_ms=123.4, cost_nano=2_500)
+    add_run(comparison, b, 0, status=Run.Status.FAILED, error="Maxim rate limit")
+    text = report.export_markdown(comparison)
+    assert "| # | Column | Model | Provider | Tokens (in/out) | Cost | Latency | Status |" in text
+    assert "| 1 | Support reply v1 | gpt-4o | openai | 10/5 | $0.0000025 | 123 ms | success |" in text
+    assert "| 3 | Support reply v3 | gpt-4o | openai | — | — | — | not run |" in text
+    assert "````\nUse ```code``` | here\n````" in text
+    assert "```\nfailed: Maxim rate limit\n```" in text
+    assert "Input: Hi" in text
+
+
+def test_outputs_and_errors_with_markup_are_escaped_in_the_diff(comparison):
+    a, b, c = comparison.columns.all()
+    add_run(comparison, a, 0, text="<b>hi</b>")
+    add_run(comparison, b, 0, text="<i>hi</i>")
+    add_run(comparison, c, 0, status=Run.Status.FAILED, error="<script>x</script>")
+    changed, failed = report.output_diffs(comparison, [a, b, c], baseline=a)
+    assert "<b>" not in changed.diff_html and "&lt;i&gt;hi&lt;/i&gt;" in changed.diff_html
+    assert failed.diff_html == "Failed: &lt;script&gt;x&lt;/script&gt;"

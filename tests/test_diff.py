@@ -1,0 +1,95 @@
+"""Word diffs and the version diff page."""
+
+from __future__ import annotations
+
+from prompts_app.diffing import diff_versions, message_text, word_diff
+from prompts_app.models import PromptVersion
+
+
+def test_word_diff_marks_removed_and_added_words():
+    assert str(word_diff("You are a helpful agent", "You are a brief agent")) == \
+        "You are a <del>helpful</del><ins>brief</ins> agent"
+
+
+def test_word_diff_escapes_before_marking():
+    html = str(word_diff("<b>old</b> & same", "<i>new</i> & same"))
+    assert "<b>" not in html and "<i>" not in html
+    assert html == "<del>&lt;b&gt;old&lt;/b&gt;</del><ins>&lt;i&gt;new&lt;/i&gt;</ins> &amp; same"
+
+
+def test_word_diff_of_equal_text_has_no_marks():
+    assert str(word_diff("same  text\nhere", "same  text\nhere")) == "same  text\nhere"
+
+
+def test_word_diff_against_nothing_is_all_added():
+    assert str(word_diff("", "new words")) == "<ins>new words</ins>"
+
+
+def test_message_text_shows_parts_images_and_tool_calls():
+    text = message_text({"role": "assistant", "content": [
+        {"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "https://i/x.png", "detail": "low"}}],
+        "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": "{}"}}]})
+    assert text == "hi\n[image https://i/x.png low]\n→ f({}) [c1]"
+
+
+def make(prompt, maxim_id, number, **fields):
+    return PromptVersion.objects.create(prompt=prompt, maxim_id=maxim_id, number=number, **fields)
+
+
+def test_diff_aligns_messages_by_index_and_counts_tokens(prompt):
+    a = make(prompt, "a", 1, model_name="gpt-4o", messages=[{"role": "system", "content": "Be brief."}])
+    b = make(prompt, "b", 2, model_name="gpt-4o", messages=[{"role": "system", "content": "Be very brief."},
+                                                             {"role": "user", "content": "Hello there"}])
+    sections = dict((title, rows) for title, rows, _ in diff_versions(a, b)["sections"])
+    first, second = sections["Messages"]
+    assert str(first.html) == "Be <ins>very </ins>brief." and first.token_delta == 1
+    assert first.label == "Message 1 (system)"
+    assert second.changed and str(second.html) == "<ins>Hello there</ins>" and second.token_delta > 4
+    assert diff_versions(a, b)["token_delta"] == first.token_delta + second.token_delta
+
+
+def test_diff_matches_tools_by_name_and_parameters_by_key(prompt):
+    schema = {"type": "object", "properties": {}}
+    a = make(prompt, "a", 1, model_parameters={"temperature": 0.2, "seed": 1},
+             tools=[{"name": "keep", "description": "", "parameters": schema},
+                    {"name": "gone", "description": "", "parameters": schema}])
+    b = make(prompt, "b", 2, model_parameters={"temperature": 0.7, "seed": 1, "max_tokens": 10},
+             tools=[{"name": "new", "description": "", "parameters": schema},
+                    {"name": "keep", "description": "changed", "parameters": schema}])
+    sections = dict((title, rows) for title, rows, _ in diff_versions(a, b)["sections"])
+    tools = {row.label: row for row in sections["Tools"]}
+    assert list(tools) == ["keep", "gone", "new"]
+    assert tools["keep"].changed and "<ins>&quot;changed&quot;,</ins>" in str(tools["keep"].html)
+    assert tools["gone"].new == "" and tools["new"].old == ""
+    params = {row.label: row for row in sections["Parameters"]}
+    assert str(params["temperature"].html) == "<del>0.2</del><ins>0.7</ins>"
+    assert not params["seed"].changed and params["max_tokens"].old == ""
+
+
+def test_diff_page_shows_highlighted_changes(client_for, viewer, prompt):
+    a = make(prompt, "a", 1, messages=[{"role": "user", "content": "Hello <world>"}])
+    b = make(prompt, "b", 2, messages=[{"role": "user", "content": "Hello <moon>"}])
+    html = client_for(viewer).get(f"/prompts/{prompt.pk}/diff/?a={a.pk}&b={b.pk}").content.decode()
+    assert "<del>&lt;world&gt;</del><ins>&lt;moon&gt;</ins>" in html
+    assert "≈ approximate" in html
+
+
+def test_diff_page_without_a_pick_offers_the_picker(client_for, viewer, prompt):
+    make(prompt, "a", 1)
+    make(prompt, "b", 2)
+    html = client_for(viewer).get(f"/prompts/{prompt.pk}/diff/").content.decode()
+    assert 'id="diff-picker"' in html and 'id="diff"' not in html
+
+
+def test_diff_of_a_version_from_another_prompt_is_404(client_for, viewer, prompt, workspace):
+    from prompts_app.models import Prompt
+
+    other = Prompt.objects.create(workspace=workspace, maxim_id="p2", name="Other")
+    a = make(prompt, "a", 1)
+    b = make(other, "b", 1)
+    assert client_for(viewer).get(f"/prompts/{prompt.pk}/diff/?a={a.pk}&b={b.pk}").status_code == 404
+
+
+def test_outsider_gets_404_on_the_diff(client_for, outsider, prompt):
+    a = make(prompt, "a", 1)
+    assert client_for(outsider).get(f"/prompts/{prompt.pk}/diff/?a={a.pk}&b={a.pk}").status_code == 404

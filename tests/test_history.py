@@ -1,0 +1,211 @@
+"""Run history page: who sees what, rows, totals, htmx fragment, keyset pages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from prompts_app.models import Prompt, PromptVersion, Role, Run
+from prompts_app.services import history, rollups
+from prompts_app.services.history import Cursor, RunFilter
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def make_run(version: PromptVersion, user, *, status: str = "success", created_at: dt.datetime = NOW,
+             model_name: str | None = None, provider: str | None = None, prompt_tokens: int = 10,
+             completion_tokens: int = 5, cost_nano: int | None = 1_000, latency_ms: float | None = 100.0,
+             input_text: str = "hello", output_text: str = "world", error: str = "",
+             record: bool = True) -> Run:  # fmt: skip
+    """A run as execute_run leaves it (pending runs have no figures), added to the rollups."""
+    finished = status != Run.Status.PENDING
+    run = Run.objects.create(
+        workspace=version.prompt.workspace, prompt=version.prompt, version=version, user=user, status=status,
+        provider=provider or version.provider, model_name=model_name if model_name is not None else version.model_name,
+        input_text=input_text, output_text=output_text if finished else "", error=error,
+        prompt_tokens=prompt_tokens if finished else 0, completion_tokens=completion_tokens if finished else 0,
+        total_tokens=(prompt_tokens + completion_tokens) if finished else 0,
+        cost_nano=cost_nano if status == Run.Status.SUCCESS else None,
+        latency_ms=latency_ms if finished else None, created_at=created_at,
+    )  # fmt: skip
+    if record:
+        rollups.record(run)
+    return run
+
+
+@pytest.fixture
+def other_workspace(make_workspace, outsider):
+    """A workspace only the outsider belongs to, with a run of its own."""
+    workspace = make_workspace(owner=outsider, name="Elsewhere", maxim_id="ws-2")
+    prompt = Prompt.objects.create(workspace=workspace, maxim_id="prompt-x", name="Secret prompt")
+    version = PromptVersion.objects.create(prompt=prompt, maxim_id="version-x", number=1, model_name="gpt-secret")
+    make_run(version, outsider, input_text="their secret input", cost_nano=7_777_777)
+    return workspace
+
+
+def test_anonymous_user_is_sent_to_login(client):
+    response = client.get(reverse("run_history"))
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_member_sees_their_workspace_runs_newest_first(client_for, viewer, owner, version):
+    older = make_run(version, owner, created_at=NOW - dt.timedelta(hours=1), input_text="first")
+    newer = make_run(version, owner, created_at=NOW, input_text="second")
+    response = client_for(viewer).get(reverse("run_history"))
+    assert response.status_code == 200
+    assert [r.pk for r in response.context["page"].runs] == [newer.pk, older.pk]
+    assert reverse("run_detail", args=[newer.pk]) in response.content.decode()
+
+
+def test_outsider_sees_none_of_another_workspaces_runs(client_for, outsider, owner, version, other_workspace):
+    make_run(version, owner, input_text="acme only", cost_nano=5_000)
+    response = client_for(outsider).get(reverse("run_history"))
+    runs = response.context["page"].runs
+    assert {r.workspace_id for r in runs} == {other_workspace.pk}
+    assert response.context["totals"].runs == 1 and response.context["totals"].cost_nano == 7_777_777
+    assert "acme only" not in response.content.decode() and "Support reply" not in response.content.decode()
+
+
+def test_member_does_not_see_runs_of_a_workspace_they_are_not_in(client_for, owner, version, other_workspace):
+    make_run(version, owner)
+    response = client_for(owner).get(reverse("run_history"))
+    assert "Secret prompt" not in response.content.decode()
+    assert response.context["totals"].runs == 1
+
+
+def test_filtering_by_a_workspace_you_are_not_in_shows_a_message_and_no_runs(client_for, owner, version,
+                                                                            other_workspace):  # fmt: skip
+    make_run(version, owner)
+    response = client_for(owner).get(reverse("run_history"), {"workspace": other_workspace.pk})
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "not in any of your workspaces" in body
+    assert "page" not in response.context and "Secret prompt" not in body
+
+
+def test_a_row_shows_status_prompt_version_model_tokens_cost_latency_user(client_for, owner, version):
+    make_run(version, owner, prompt_tokens=1200, completion_tokens=34, cost_nano=1_234_567, latency_ms=812.4)
+    body = client_for(owner).get(reverse("run_history")).content.decode()
+    for text in ("badge success", "Support reply · v1", "gpt-4o", "1,234", "$0.00123", "812 ms", "olivia"):
+        assert text in body, text
+
+
+def test_failed_run_shows_no_cost_and_unpriced_success_says_unpriced(client_for, owner, version):
+    make_run(version, owner, status="failed", error="Maxim said no")
+    make_run(version, owner, cost_nano=None, created_at=NOW - dt.timedelta(minutes=1))
+    response = client_for(owner).get(reverse("run_history"))
+    body = response.content.decode()
+    assert "badge failed" in body and "unpriced" in body
+    totals = response.context["totals"]
+    assert (totals.runs, totals.unpriced_runs, totals.priced_runs, totals.cost_nano) == (2, 1, 0, 0)
+
+
+def test_totals_are_exact_integer_sums_with_unpriced_counted_apart(client_for, owner, version):
+    costs = [1, 999_999_999, 123_456_789_012, None, 3]
+    for i, cost in enumerate(costs):
+        make_run(version, owner, cost_nano=cost, prompt_tokens=i, completion_tokens=1,
+                 created_at=NOW - dt.timedelta(minutes=i))  # fmt: skip
+    make_run(version, owner, status="pending", created_at=NOW + dt.timedelta(minutes=1))
+    totals = client_for(owner).get(reverse("run_history")).context["totals"]
+    assert totals.cost_nano == 1 + 999_999_999 + 123_456_789_012 + 3
+    assert (totals.runs, totals.priced_runs, totals.unpriced_runs) == (6, 4, 1)
+    assert totals.total_tokens == sum(range(5)) + 5
+
+
+def test_htmx_request_gets_only_the_table_fragment(client_for, owner, version):
+    make_run(version, owner)
+    response = client_for(owner).get(reverse("run_history"), HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert body.lstrip().startswith('<div id="history-table"')
+    assert "<html" not in body and 'hx-swap-oob="true"' in body
+
+
+def test_the_filter_form_pushes_the_url_and_every_page_link_has_a_real_href(client_for, owner, version):
+    for i in range(60):
+        make_run(version, owner, created_at=NOW - dt.timedelta(seconds=i))
+    body = client_for(owner).get(reverse("run_history"), {"model": "gpt-4o"}).content.decode()
+    assert 'hx-push-url="true"' in body and 'method="get"' in body
+    older = re.search(r'href="(/runs/\?model=gpt-4o&amp;before=[0-9-]+)"', body)
+    assert older, "older link keeps the filter and carries a cursor"
+
+
+def test_page_queries_stay_few(client_for, owner, version, editor):
+    for i in range(80):
+        make_run(version, owner if i % 2 else editor, created_at=NOW - dt.timedelta(seconds=i))
+    client = client_for(owner)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(reverse("run_history"), {"status": "success", "model": "gpt-4o"})
+    assert response.status_code == 200 and len(response.context["page"].runs) == 50
+    assert len(queries) <= 10, [q["sql"] for q in queries]
+
+
+def test_keyset_pages_cover_every_run_once_in_order_even_with_equal_times(owner, version, workspace):
+    runs = [make_run(version, owner, created_at=NOW - dt.timedelta(seconds=i // 3)) for i in range(23)]
+    expected = [r.pk for r in sorted(runs, key=lambda r: (r.created_at, r.pk), reverse=True)]
+    f = RunFilter(workspace_ids=[workspace.pk])
+    seen, cursor, pages = [], None, []
+    while True:
+        page = history.page(f, older_than=cursor, size=5)
+        pages.append(page)
+        seen += [r.pk for r in page.runs]
+        if page.older is None:
+            break
+        cursor = page.older
+    assert seen == expected and len(pages) == 5
+    # and back again from the last page with the "newer" links
+    back, page = [r.pk for r in pages[-1].runs], pages[-1]
+    while page.newer is not None:
+        page = history.page(f, newer_than=page.newer, size=5)
+        back = [r.pk for r in page.runs] + back
+    assert back == expected and page.is_first
+
+
+def test_older_link_in_the_page_leads_to_the_next_runs(client_for, owner, version):
+    runs = [make_run(version, owner, created_at=NOW - dt.timedelta(seconds=i)) for i in range(55)]
+    client = client_for(owner)
+    first = client.get(reverse("run_history"))
+    cursor = first.context["page"].older.encode()
+    second = client.get(reverse("run_history"), {"before": cursor})
+    assert [r.pk for r in second.context["page"].runs] == [r.pk for r in runs[50:]]
+    assert second.context["page"].older is None and second.context["page"].newer is not None
+
+
+def test_a_broken_page_link_shows_a_message_not_an_error(client_for, owner, version):
+    make_run(version, owner)
+    response = client_for(owner).get(reverse("run_history"), {"before": "not-a-cursor"})
+    assert response.status_code == 200
+    assert "page link is broken" in response.content.decode()
+
+
+def test_cursor_round_trips_to_the_microsecond():
+    cursor = Cursor(dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC), 42)
+    assert Cursor.decode(cursor.encode()) == cursor
+
+
+def test_viewer_role_is_enough_to_see_history(client_for, make_user, workspace, version, owner):
+    reader = make_user("reader")
+    workspace.memberships.create(user=reader, role=Role.VIEWER)
+    make_run(version, owner)
+    assert len(client_for(reader).get(reverse("run_history")).context["page"].runs) == 1
+
+
+def test_a_user_with_no_workspaces_sees_an_empty_history_costs_and_export(client_for, outsider, owner, version):
+    make_run(version, owner)
+    client = client_for(outsider)
+    response = client.get(reverse("run_history"))
+    assert response.context["page"].runs == [] and response.context["totals"].runs == 0
+    assert "No runs match" in response.content.decode()
+    assert client.get(reverse("cost_review")).context["review"].total.runs == 0
+    assert b"".join(client.get(reverse("run_export_json")).streaming_content).strip() == b"[\n]"
+
+
+def test_a_newer_link_with_nothing_newer_any_more_shows_the_newest_runs(owner, version, workspace):
+    run = make_run(version, owner)
+    page = history.page(RunFilter([workspace.pk]), newer_than=Cursor(NOW + dt.timedelta(days=1), 1))
+    assert [r.pk for r in page.runs] == [run.pk] and page.is_first

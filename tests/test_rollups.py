@@ -1,0 +1,165 @@
+"""Rollups stay equal to a direct SUM over the runs, however runs finish."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+from django.db.models import Count, Q, Sum
+
+from prompts_app.models import Prompt, PromptVersion, Run, RunRollup
+from prompts_app.services import history, rollups
+from prompts_app.services.history import RunFilter
+from prompts_app.services.runs import mark_interrupted_runs, run_version
+from tests.maxim_spec import validate_request
+from tests.test_history import make_run
+
+UTC = dt.timezone.utc
+
+
+def direct(f: RunFilter) -> dict:
+    """The slow, obviously-right answer: aggregate the runs themselves."""
+    runs = history.filter_runs(f)
+    row = runs.aggregate(
+        runs=Count("id"), tokens=Sum("total_tokens", default=0), cost=Sum("cost_nano", default=0),
+        priced=Count("id", filter=Q(cost_nano__isnull=False)),
+        unpriced=Count("id", filter=Q(cost_nano__isnull=True, status="success")),
+    )  # fmt: skip
+    return row
+
+
+def summed(f: RunFilter) -> dict:
+    t = history.totals(f)
+    return {"runs": t.runs, "tokens": t.total_tokens, "cost": t.cost_nano, "priced": t.priced_runs,
+            "unpriced": t.unpriced_runs}  # fmt: skip
+
+
+@pytest.fixture
+def versions(workspace, make_workspace, owner, version):
+    second = make_workspace(owner=owner, name="Beta", maxim_id="ws-b")
+    prompt_b = Prompt.objects.create(workspace=second, maxim_id="p-b", name="Other")
+    return [
+        version,
+        PromptVersion.objects.create(prompt=version.prompt, maxim_id="v-2", number=2, model_name="gpt-4o-mini"),
+        PromptVersion.objects.create(prompt=prompt_b, maxim_id="v-b", number=1, provider="anthropic",
+                                     model_name="claude"),  # fmt: skip
+    ]
+
+
+def random_runs(rng: random.Random, versions, users, n: int) -> list[Run]:
+    start = dt.datetime(2025, 12, 20, tzinfo=UTC)
+    runs = []
+    for _ in range(n):
+        status = rng.choice(["success"] * 6 + ["failed", "pending", "interrupted"])
+        runs.append(make_run(
+            rng.choice(versions), rng.choice(users), status=status,
+            created_at=start + dt.timedelta(minutes=rng.randrange(0, 60 * 24 * 80)),
+            model_name=rng.choice([None, None, "override-model"]) or None,
+            prompt_tokens=rng.randrange(0, 5000), completion_tokens=rng.randrange(0, 900),
+            cost_nano=rng.choice([None, rng.randrange(0, 10**12)]),
+            latency_ms=rng.choice([None, rng.uniform(5, 5000)]),
+            record=rng.random() < 0.85,  # some runs finish without record(): the live sum covers them
+        ))  # fmt: skip
+    return runs
+
+
+def random_filter(rng: random.Random, ws_ids, versions, users) -> RunFilter:
+    day = dt.date(2025, 12, 20) + dt.timedelta(days=rng.randrange(0, 80))
+    return RunFilter(
+        workspace_ids=rng.choice([ws_ids, [rng.choice(ws_ids)]]),
+        version_id=rng.choice([None, None, rng.choice(versions).pk]),
+        model=rng.choice(["", "", "gpt-4o", "override-model"]),
+        provider=rng.choice(["", "", "openai", "anthropic"]),
+        status=rng.choice(["", "", "success", "failed", "pending", "interrupted"]),
+        user_id=rng.choice([None, None, rng.choice(users).pk]),
+        date_from=rng.choice([None, day]),
+        date_to=rng.choice([None, day + dt.timedelta(days=rng.randrange(0, 70))]),
+    )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_rollup_totals_equal_a_direct_sum_for_random_runs_and_filters(seed, versions, owner, editor, viewer):
+    rng = random.Random(seed)
+    users = [owner, editor, viewer]
+    random_runs(rng, versions, users, 150)
+    ws_ids = sorted({v.prompt.workspace_id for v in versions})
+    for _ in range(60):
+        f = random_filter(rng, ws_ids, versions, users)
+        assert summed(f) == direct(f), f
+
+
+def test_interrupted_runs_move_into_the_rollups_and_totals_stay_exact(versions, owner, workspace):
+    old = dt.datetime.now(UTC) - dt.timedelta(hours=2)
+    for i in range(5):
+        make_run(versions[0], owner, status="pending", created_at=old + dt.timedelta(seconds=i))
+    make_run(versions[1], owner, cost_nano=42, created_at=old)
+    f = RunFilter(workspace_ids=[workspace.pk])
+    assert summed(f) == direct(f)
+    assert mark_interrupted_runs() == 5
+    assert not Run.objects.filter(rolled_up=False).exists()
+    assert RunRollup.objects.filter(grain="day", status="interrupted").get().runs == 5
+    assert summed(f) == direct(f) and summed(RunFilter([workspace.pk], status="interrupted"))["runs"] == 5
+
+
+def test_record_counts_a_run_once_however_often_it_is_called(version, owner, workspace):
+    run = make_run(version, owner, cost_nano=5, record=False)
+    assert rollups.record(run) is True
+    assert rollups.record(run) is False
+    assert rollups.catch_up() == 0
+    assert RunRollup.objects.get(grain="day").runs == 1 and RunRollup.objects.get(grain="month").cost_nano == 5
+
+
+def test_a_pending_run_is_not_rolled_up_but_is_counted_live(version, owner, workspace):
+    run = make_run(version, owner, status="pending")
+    assert rollups.record(run) is False and not RunRollup.objects.exists()
+    assert summed(RunFilter([workspace.pk]))["runs"] == 1
+
+
+def test_rebuild_gives_the_same_rows_as_recording_run_by_run(versions, owner, editor):
+    random_runs(random.Random(7), versions, [owner, editor], 120)
+    rollups.catch_up()
+    fields = ("grain", "day", "workspace_id", "version_id", "user_id", "provider", "model_name", "status",
+              *rollups.SUM_FIELDS)  # fmt: skip
+
+    def snapshot() -> list:
+        return sorted((tuple(round(v, 6) if isinstance(v, float) else v for v in row)
+                       for row in RunRollup.objects.values_list(*fields)), key=repr)  # fmt: skip
+
+    incremental = snapshot()
+    rollups.rebuild()
+    assert snapshot() == incremental
+
+
+@pytest.fixture
+def maxim_version(fake_maxim, workspace, prompt, version):
+    """The fixture workspace pointed at the fake Maxim, with the version known there."""
+    ws = fake_maxim.add_workspace("Acme")
+    remote_prompt = fake_maxim.add_prompt(ws["id"], "Support reply")
+    remote = fake_maxim.add_version({"promptId": remote_prompt["id"], "modelName": "gpt-4o", "modelProvider": "openai",
+                                     "messages": version.messages})  # fmt: skip
+    workspace.base_url, workspace.maxim_id = fake_maxim.base_url, ws["id"]
+    workspace.save()
+    prompt.maxim_id = remote_prompt["id"]
+    prompt.save()
+    version.maxim_id = remote["id"]
+    version.save()
+    return version
+
+
+def test_runs_that_succeed_or_fail_through_maxim_are_rolled_up_as_they_finish(maxim_version, fake_maxim, owner,
+                                                                             workspace):  # fmt: skip
+    inputs = {"variables": {"company": "Acme", "name": "Ann"}, "turns": [{"role": "user", "content": "Where is it?"}]}
+    ok = run_version(version=maxim_version, inputs=inputs, user=owner)
+    failed = run_version(version=maxim_version, inputs={**inputs, "overrides": {"model_name": "fail-500"}}, user=owner)
+    assert (ok.status, failed.status) == ("success", "failed")
+    sent = fake_maxim.requests_to("/v1/prompts/run")
+    assert len(sent) == 2
+    for request in sent:
+        validate_request(request.method, request.path, request.body, request.query)
+    assert not Run.objects.filter(rolled_up=False).exists()
+    by_status = {r.status: r for r in RunRollup.objects.filter(grain="day")}
+    assert by_status["success"].total_tokens == ok.total_tokens > 0
+    assert by_status["failed"].runs == 1 and by_status["failed"].model_name == "fail-500"
+    f = RunFilter([workspace.pk])
+    assert summed(f) == direct(f)
