@@ -459,6 +459,20 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = _serve
 
 
+def seed_demo(maxim: FakeMaxim) -> None:
+    """A prompt with two versions in the default workspace, so there is something to import."""
+    prompt = maxim.add_prompt("ws_default", "Support reply", "Answers customer questions")
+    system = "You are a friendly support agent for {{company}}. Answer in two sentences."
+    for model, temperature in (("gpt-4o-mini", 0.7), ("gpt-4o", 0.2)):
+        maxim.add_version({
+            "promptId": prompt["id"], "description": f"{model} at temperature {temperature}",
+            "modelName": model, "modelProvider": "openai",
+            "messages": [{"role": "system", "content": system},
+                         {"role": "user", "content": "Hi, I am {{name}}. Where is my order?"}],
+            "modelParameters": {"temperature": temperature, "max_tokens": 300},
+        })  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve a fake Maxim prompts API.")
     parser.add_argument("--host", default="127.0.0.1")
@@ -467,6 +481,7 @@ def main() -> None:
     parser.add_argument("--run-delay", type=float, default=0.3)
     args = parser.parse_args()
     maxim = FakeMaxim(api_key=args.key, host=args.host, port=args.port, run_delay=args.run_delay).start()
+    seed_demo(maxim)
     print(f"Fake Maxim at {maxim.base_url}  API key: {maxim.api_key}  (Ctrl-C to stop)", flush=True)
     try:
         while True:

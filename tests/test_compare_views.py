@@ -321,3 +321,21 @@ def test_the_api_key_appears_in_no_comparison_page_or_export(client_for, editor,
     pages = [client.get(url).content.decode() for url in comparison_urls(comparison)]
     pages.append(client.get(reverse("comparison_list")).content.decode())
     assert all("test-key-1234" not in page for page in pages)
+
+
+def test_a_link_can_pick_the_columns_and_the_input_starts_shared(workspace, editor, client_for, prompt):
+    first, second = make_version(prompt, 1), make_version(prompt, 2, model="gpt-4o-mini")
+    response = client_for(editor).get(
+        f"/compare/new/?workspace={workspace.pk}&columns=v{first.pk}&columns=v{second.pk}"
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f'value="v{first.pk}" checked' in page and f'value="v{second.pk}" checked' in page
+    assert 'name="var__company"' in page  # the shared input asks for the columns' variables
+    assert "errorlist" not in page  # nothing is reported missing before the user submits
+
+
+def test_the_prompt_page_links_its_two_latest_versions_side_by_side(workspace, editor, client_for, prompt):
+    first, second = make_version(prompt, 1), make_version(prompt, 2, model="gpt-4o-mini")
+    page = client_for(editor).get(f"/prompts/{prompt.pk}/").content.decode()
+    assert f"columns=v{first.pk}&amp;columns=v{second.pk}" in page

@@ -163,3 +163,23 @@ def test_runs_that_succeed_or_fail_through_maxim_are_rolled_up_as_they_finish(ma
     assert by_status["failed"].runs == 1 and by_status["failed"].model_name == "fail-500"
     f = RunFilter([workspace.pk])
     assert summed(f) == direct(f)
+
+
+def test_an_answer_that_arrives_after_the_run_was_marked_interrupted_replaces_it_in_the_totals(
+    maxim_version, fake_maxim, owner, workspace
+):
+    from prompts_app.services.runs import execute_run, start_run
+
+    inputs = {"variables": {"company": "Acme", "name": "Ann"}, "turns": [{"role": "user", "content": "Late?"}]}
+    run, _ = start_run(version=maxim_version, inputs=inputs, user=owner)
+    assert mark_interrupted_runs(all_pending=True) == 1  # a restart while Maxim was still answering
+    assert RunRollup.objects.get(grain="day").status == "interrupted"
+
+    execute_run(run)  # the answer arrives after all
+
+    run.refresh_from_db()
+    assert run.status == "success" and run.rolled_up
+    rows = RunRollup.objects.filter(grain="day")
+    assert {r.status: r.runs for r in rows} == {"interrupted": 0, "success": 1}
+    f = RunFilter([workspace.pk])
+    assert summed(f) == direct(f)

@@ -80,13 +80,19 @@ def catch_up(batch_size: int = 500) -> int:
         done += len(runs)
 
 
-def _add(runs: Iterable[Run]) -> None:
+def retract(run: Run) -> None:
+    """Take back a counted run (call inside the transaction that is about to change it)."""
+    _add([run], sign=-1)
+    Run.objects.filter(pk=run.pk).update(rolled_up=False)
+
+
+def _add(runs: Iterable[Run], sign: int = 1) -> None:
     buckets: dict[tuple, dict[str, int | float]] = defaultdict(lambda: dict.fromkeys(SUM_FIELDS, 0))
     for run in runs:
         day = utc_day(run.created_at)
         key = tuple(getattr(run, name) for name in KEY_FIELDS)
         coarse = (run.workspace_id, run.prompt_id, run.version_id, None, run.provider, run.model_name, "")
-        adds = contribution(run)
+        adds = {name: value * sign for name, value in contribution(run).items()}
         for full_key in ((RunRollup.Grain.DAY, day, *key), (RunRollup.Grain.MONTH, day.replace(day=1), *key),
                          (RunRollup.Grain.VERSION_DAY, day, *coarse)):  # fmt: skip
             sums = buckets[full_key]

@@ -162,7 +162,14 @@ def execute_run(run: Run) -> Run:
         run.latency_ms = result.latency_ms
         _apply_price(run)
     run.finished_at = timezone.now()
-    run.save()
+    with transaction.atomic():
+        stored = Run.objects.select_for_update().only(*rollups.RUN_FIELDS, "status", "rolled_up").get(pk=run.pk)
+        if stored.rolled_up:
+            # Marked interrupted (and counted) while Maxim was still answering: the answer
+            # is what happened, so it replaces the interruption in the totals too.
+            rollups.retract(stored)
+        run.rolled_up = False
+        run.save()
     rollups.record(run)  # history totals; idempotent, and catch_up() repairs a missed call
     log.info("run %s %s in %s ms", run.pk, run.status, run.latency_ms)
     return run

@@ -43,7 +43,13 @@ def comparison_new(request: HttpRequest) -> HttpResponse:
     workspace = _workspace_from_query(request)
     if workspace is None:
         return redirect("comparison_list")
-    form = CompareForm(request.POST or None, workspace=workspace, user=request.user)
+    if request.method == "GET" and "columns" in request.GET:
+        # Links from a prompt or version page pick their columns; the input starts shared.
+        picked = request.GET.copy()
+        picked.setdefault("shared_input", "on")
+        form = CompareForm(picked, workspace=workspace, user=request.user, refresh=True)
+    else:
+        form = CompareForm(request.POST or None, workspace=workspace, user=request.user)
     if request.method == "POST":
         _check_posted_columns(request)
         if form.is_valid():
