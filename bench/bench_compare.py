@@ -106,9 +106,6 @@ def main() -> None:
     setup_test_environment()  # lets the test Client's "testserver" host in
     call_command("migrate", verbosity=0, interactive=False)
     with FakeMaxim(run_delay=RUN_DELAY) as fake:
-        # socketserver's default backlog is 5: eight connects at once could see a dropped
-        # SYN, retried by the kernel after 1 s. Real Maxim listens with a larger backlog.
-        fake._server.socket.listen(128)
         user, workspace, versions = seed(fake)
         client = Client()
         client.force_login(user)

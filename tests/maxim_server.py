@@ -404,6 +404,9 @@ class FakeMaxim:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: eight runs connecting at once could see a dropped
+    # SYN that the kernel retries only after 1 s. Real Maxim listens with a far larger one.
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up (read timeout) leaves a broken pipe behind: not worth a traceback.

@@ -12,7 +12,7 @@ from prompts_app.models import Run
 from prompts_app.services import compare
 from prompts_app.services.compare import ColumnSpec
 from tests.maxim_spec import validate_request
-from tests.test_compare_support import file_db, inline_runs, seed_fake, widen_backlog  # noqa: F401
+from tests.test_compare_support import file_db, inline_runs, seed_fake  # noqa: F401
 
 INPUT = {"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}}
 
@@ -59,7 +59,6 @@ def test_a_rate_limited_column_fails_with_its_reason_and_is_sent_only_once(fake_
 @pytest.mark.django_db(transaction=True)
 def test_columns_run_concurrently_on_the_real_pool(file_db, fake_maxim, workspace, editor):
     fake_maxim.run_delay = 0.5
-    widen_backlog(fake_maxim)
     versions = seed_fake(fake_maxim, workspace, [f"model-{n}" for n in range(8)])
     started = time.monotonic()
     comparison, futures = start(workspace, editor, versions)
@@ -79,7 +78,6 @@ def test_columns_run_concurrently_on_the_real_pool(file_db, fake_maxim, workspac
 @pytest.mark.django_db(transaction=True)
 def test_a_hanging_column_does_not_hold_back_the_others(file_db, fake_maxim, workspace, editor, client_for):
     fake_maxim.hang_seconds = 2.0
-    widen_backlog(fake_maxim)
     good, hanging = seed_fake(fake_maxim, workspace, ["gpt-4o", "hang"])
     comparison, futures = start(workspace, editor, [good, hanging])
     done = futures[0].result(timeout=5)  # columns are submitted in order

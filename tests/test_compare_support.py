@@ -104,13 +104,3 @@ def compare_wait() -> None:
     from prompts_app.services.compare import wait_for_background_runs
 
     wait_for_background_runs(timeout=30)
-
-
-def widen_backlog(fake) -> None:
-    """Let the fake server queue more than socketserver's default 5 pending connections.
-
-    Eight columns connect at the same moment; with a backlog of 5 the kernel can drop a
-    SYN and the client retries it only after 1 s, which looks like a run that did not
-    overlap. (Real Maxim listens with a far larger backlog.)
-    """
-    fake._server.socket.listen(128)

@@ -162,6 +162,7 @@ def execute_run(run: Run) -> Run:
         run.latency_ms = result.latency_ms
         _apply_price(run)
     run.finished_at = timezone.now()
+    # One transaction (one commit) for the result and its share of the history totals.
     with transaction.atomic():
         stored = Run.objects.select_for_update().only(*rollups.RUN_FIELDS, "status", "rolled_up").get(pk=run.pk)
         if stored.rolled_up:
@@ -170,7 +171,7 @@ def execute_run(run: Run) -> Run:
             rollups.retract(stored)
         run.rolled_up = False
         run.save()
-    rollups.record(run)  # history totals; idempotent, and catch_up() repairs a missed call
+        rollups.record(run)  # history totals; idempotent, and catch_up() repairs a missed call
     log.info("run %s %s in %s ms", run.pk, run.status, run.latency_ms)
     return run
 
