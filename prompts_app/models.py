@@ -219,6 +219,9 @@ class Draft(VersionContent):
         PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     last_error = models.TextField(blank=True)
+    # Set while "Create version" is with Maxim, so a second click or a resubmitted form
+    # does not create the same version twice.
+    creating_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -266,3 +266,53 @@ def test_assistant_messages_offer_tool_calls(client_for, editor, prompt):
     html = client_for(editor).post(builder_url(prompt), data).content.decode()
     assert 'name="m-1-calls-0-id"' in html and 'value="call_1"' in html
     assert 'value="add_tool_call:0"' not in html  # the system message offers none
+
+
+def test_the_same_create_form_sent_twice_creates_one_version(client_for, editor, prompt):
+    with respx.mock() as mock:
+        route = mock.post(VERSIONS_URL).mock(
+            side_effect=lambda request: httpx.Response(200, json=created_answer(json.loads(request.content)))
+        )
+        first = client_for(editor).post(builder_url(prompt), form_data(action="create"))
+        second = client_for(editor).post(builder_url(prompt), form_data(action="create"))
+    assert route.call_count == 1
+    version = PromptVersion.objects.get()
+    assert first["Location"] == second["Location"] == f"/versions/{version.pk}/"
+
+
+def test_a_create_while_the_same_draft_is_with_maxim_is_refused_not_sent(client_for, editor, prompt):
+    from django.utils import timezone
+
+    client = client_for(editor)
+    client.post(builder_url(prompt), form_data())  # the draft exists
+    Draft.objects.filter(user=editor).update(creating_since=timezone.now())  # another request is creating it
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(VERSIONS_URL).mock(return_value=httpx.Response(500))
+        response = client.post(builder_url(prompt), form_data(action="create"))
+    assert route.call_count == 0 and not PromptVersion.objects.exists()
+    assert response.status_code == 200
+    assert "already being created" in response.content.decode()
+
+
+def test_changed_content_after_a_create_makes_a_new_version(client_for, editor, prompt):
+    with respx.mock() as mock:
+        route = mock.post(VERSIONS_URL).mock(
+            side_effect=lambda request: httpx.Response(200, json=created_answer(json.loads(request.content)))
+        )
+        client_for(editor).post(builder_url(prompt), form_data(action="create"))
+        route.side_effect = lambda request: httpx.Response(200, json={
+            "data": {**created_answer(json.loads(request.content))["data"], "id": "version-newer", "version": 3}})
+        client_for(editor).post(builder_url(prompt), form_data({**CONTENT, "description": "Shorter"}, action="create"))
+    assert route.call_count == 2
+    assert PromptVersion.objects.count() == 2
+
+
+def test_a_role_we_do_not_know_is_shown_not_silently_replaced(client_for, editor, prompt):
+    odd = PromptVersion.objects.create(
+        prompt=prompt, maxim_id="v-odd", number=3, model_name="gpt-4o",
+        messages=[{"role": "developer", "content": "Be brief."}],
+    )
+    html = client_for(editor).get(builder_url(prompt, odd)).content.decode()
+    assert '<option value="developer" selected>developer (not supported)</option>' in html
+    response = client_for(editor).post(builder_url(prompt, odd), {**form_data(odd.content()), "action": "check"})
+    assert "not one of the available choices" in response.content.decode()

@@ -7,9 +7,11 @@ must (a draft's last error, a failed deployment), so views only show `exc.messag
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -212,8 +214,43 @@ def discard_draft(*, prompt: Prompt, user: Any, base_version: PromptVersion | No
     Draft.objects.filter(prompt=prompt, user=user, base_version=base_version, created_version__isnull=True).delete()
 
 
+class AlreadyCreating(Exception):
+    """The same draft is being created by another request right now (a double submit)."""
+
+
+# Longer than the client's longest wait for Maxim; a claim older than this died with its process.
+CREATING_GRACE = timedelta(minutes=3)
+
+
+def recent_twin(*, prompt: Prompt, user: Any, base_version: PromptVersion | None,
+                content: dict[str, Any]) -> PromptVersion | None:
+    """The version this user just created from exactly this content: a resubmitted form."""
+    recent = (Draft.objects.filter(prompt=prompt, user=user, base_version=base_version, created_version__isnull=False,
+                                   updated_at__gte=timezone.now() - CREATING_GRACE)
+              .select_related("created_version").order_by("-updated_at").first())  # fmt: skip
+    if recent and recent.created_version.content() == content:
+        return recent.created_version
+    return None
+
+
 def create_version(*, draft: Draft, content: dict[str, Any], user: Any) -> PromptVersion:
-    """Send the content to Maxim as a new version and store it; the draft keeps any error."""
+    """Send the content to Maxim as a new version and store it; the draft keeps any error.
+
+    Raises AlreadyCreating when another request is creating this draft at this moment.
+    """
+    now = timezone.now()
+    claimed = (Draft.objects.filter(pk=draft.pk, created_version__isnull=True)
+               .filter(Q(creating_since__isnull=True) | Q(creating_since__lt=now - CREATING_GRACE))
+               .update(creating_since=now))  # fmt: skip
+    if not claimed:
+        raise AlreadyCreating("This version is already being created; it will open when Maxim answers.")
+    try:
+        return _create_version(draft=draft, content=content, user=user)
+    finally:
+        Draft.objects.filter(pk=draft.pk).update(creating_since=None)
+
+
+def _create_version(*, draft: Draft, content: dict[str, Any], user: Any) -> PromptVersion:
     prompt = draft.prompt
     version = PromptVersion(prompt=prompt, source=PromptVersion.Source.CREATED, created_by=user, **content)
     try:

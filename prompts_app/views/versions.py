@@ -136,6 +136,10 @@ def _builder_post(request: HttpRequest, prompt: Prompt, base: PromptVersion | No
     state = builder.apply_action(builder.state_from_data(request.POST), action)
     form = builder.BuilderForm(builder.state_to_data(state))
     valid = form.is_valid()
+    if action == "create" and valid:
+        twin = services.recent_twin(prompt=prompt, user=request.user, base_version=base, content=form.content())
+        if twin is not None:  # the same form sent again: show what the first one created
+            return _to_version(request, twin)
     draft = services.save_draft(prompt=prompt, user=request.user, base_version=base, form_data=dict(form.data),
                                 content=form.content() if valid else None)
     if action == "save" and request.htmx:
@@ -144,14 +148,18 @@ def _builder_post(request: HttpRequest, prompt: Prompt, base: PromptVersion | No
     if action == "create" and valid:
         try:
             version = services.create_version(draft=draft, content=form.content(), user=request.user)
-        except MaximError as exc:
-            error = exc.message
+        except (MaximError, services.AlreadyCreating) as exc:
+            error = exc.message if isinstance(exc, MaximError) else str(exc)
         else:
             messages.success(request, f"Created version {version.number} on Maxim.")
-            url = reverse("version_detail", kwargs={"version_id": version.pk})
-            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+            return _to_version(request, version)
     return _render_builder(request, prompt, base, form, draft=draft, error=error,
                            show_errors=action in ("create", "check"))
+
+
+def _to_version(request: HttpRequest, version: PromptVersion) -> HttpResponse:
+    url = reverse("version_detail", kwargs={"version_id": version.pk})
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 @login_required
