@@ -19,17 +19,35 @@ _TOKENS = re.compile(r"\s+|[^\s]+")
 
 
 def word_diff(old: str, new: str) -> SafeString:
-    """One HTML string with removed words in <del> and added words in <ins>."""
+    """One HTML string with removed words in <del> and added words in <ins>.
+
+    A run of changes joined only by spaces reads as one change ("<del>a b</del><ins>c d</ins>"),
+    not as words interleaved with their replacements.
+    """
     a, b = _TOKENS.findall(old or ""), _TOKENS.findall(new or "")
+    opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
     out: list[str] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if op == "equal":
-            out.append(escape("".join(a[i1:i2])))
+    removed: list[str] = []
+    added: list[str] = []
+
+    def flush() -> None:
+        if removed:
+            out.append(f"<del>{escape(''.join(removed))}</del>")
+        if added:
+            out.append(f"<ins>{escape(''.join(added))}</ins>")
+        removed.clear()
+        added.clear()
+
+    for index, (op, i1, i2, j1, j2) in enumerate(opcodes):
+        same = "".join(a[i1:i2])
+        between_changes = 0 < index < len(opcodes) - 1 and (removed or added)
+        if op == "equal" and not (between_changes and same.isspace()):
+            flush()
+            out.append(escape(same))
             continue
-        if i2 > i1:
-            out.append(f"<del>{escape(''.join(a[i1:i2]))}</del>")
-        if j2 > j1:
-            out.append(f"<ins>{escape(''.join(b[j1:j2]))}</ins>")
+        removed.extend(a[i1:i2])
+        added.extend(b[j1:j2])
+    flush()
     return mark_safe("".join(out))  # noqa: S308 - every piece above is escaped
 
 

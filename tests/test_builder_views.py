@@ -316,3 +316,23 @@ def test_a_role_we_do_not_know_is_shown_not_silently_replaced(client_for, editor
     assert '<option value="developer" selected>developer (not supported)</option>' in html
     response = client_for(editor).post(builder_url(prompt, odd), {**form_data(odd.content()), "action": "check"})
     assert "not one of the available choices" in response.content.decode()
+
+
+def test_changes_saves_the_draft_and_shows_it_against_its_base(client_for, editor, prompt, version):
+    client = client_for(editor)
+    changed = {**version.content(), "messages": [
+        {"role": "system", "content": "You are a patient support agent for {{company}}."},
+        *version.content()["messages"][1:],
+    ]}  # fmt: skip
+    response = client.post(builder_url(prompt, version), {**form_data(changed), "action": "changes"})
+    assert response.status_code == 302
+    assert response["Location"] == f"/prompts/{prompt.pk}/build/changes/?from={version.pk}"
+    page = client.get(response["Location"]).content.decode()
+    assert "<del>helpful</del>" in page and "<ins>patient</ins>" in page
+    assert Draft.objects.get(user=editor).messages[0]["content"].startswith("You are a patient")
+
+
+def test_draft_changes_are_the_editors_own(client_for, outsider, viewer, prompt, version):
+    url = f"/prompts/{prompt.pk}/build/changes/?from={version.pk}"
+    assert client_for(outsider).get(url).status_code == 404
+    assert client_for(viewer).get(url).status_code == 403

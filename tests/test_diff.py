@@ -93,3 +93,8 @@ def test_diff_of_a_version_from_another_prompt_is_404(client_for, viewer, prompt
 def test_outsider_gets_404_on_the_diff(client_for, outsider, prompt):
     a = make(prompt, "a", 1)
     assert client_for(outsider).get(f"/prompts/{prompt.pk}/diff/?a={a.pk}&b={a.pk}").status_code == 404
+
+
+def test_a_rewritten_sentence_reads_as_one_change_not_interleaved_words():
+    assert word_diff("You are kind.", "Hi, I am {{name}}.") == "<del>You are kind.</del><ins>Hi, I am {{name}}.</ins>"
+    assert word_diff("a <b> c", "a <i> c") == "a <del>&lt;b&gt;</del><ins>&lt;i&gt;</ins> c"

@@ -142,6 +142,9 @@ def _builder_post(request: HttpRequest, prompt: Prompt, base: PromptVersion | No
             return _to_version(request, twin)
     draft = services.save_draft(prompt=prompt, user=request.user, base_version=base, form_data=dict(form.data),
                                 content=form.content() if valid else None)
+    if action == "changes" and base is not None:  # saved above, so the diff shows what was just typed
+        url = _builder_url(prompt, base, "draft_changes")
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     if action == "save" and request.htmx:
         return render(request, T + "_builder_status.html", {"form": form, "draft": draft, "builder_url": _builder_url(prompt, base)})
     error = ""
@@ -160,6 +163,19 @@ def _builder_post(request: HttpRequest, prompt: Prompt, base: PromptVersion | No
 def _to_version(request: HttpRequest, version: PromptVersion) -> HttpResponse:
     url = reverse("version_detail", kwargs={"version_id": version.pk})
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@login_required
+def draft_changes(request: HttpRequest, prompt_id: int) -> HttpResponse:
+    prompt = get_prompt_for_user(request, prompt_id, Role.EDITOR)
+    base = _base_version(prompt, request.GET.get("from"))
+    if base is None:
+        return redirect(_builder_url(prompt, None))
+    draft = services.find_draft(prompt=prompt, user=request.user, base_version=base)
+    diff = diffing.diff_versions(base, draft) if draft else None
+    context = {"prompt": prompt, "workspace": prompt.workspace, "base": base, "draft": draft, "diff": diff,
+               "builder_url": _builder_url(prompt, base), "nav": "workspaces"}
+    return render(request, T + "draft_changes.html", context)
 
 
 @login_required
@@ -236,6 +252,7 @@ urlpatterns = [
     path("prompts/<int:prompt_id>/", prompt_detail, name="prompt_detail"),
     path("prompts/<int:prompt_id>/import/", prompt_import, name="prompt_import"),
     path("prompts/<int:prompt_id>/build/", version_builder, name="version_builder"),
+    path("prompts/<int:prompt_id>/build/changes/", draft_changes, name="draft_changes"),
     path("prompts/<int:prompt_id>/build/discard/", draft_discard, name="draft_discard"),
     path("prompts/<int:prompt_id>/build/models/", model_suggestions, name="model_suggestions"),
     path("prompts/<int:prompt_id>/diff/", version_diff, name="version_diff"),
