@@ -209,3 +209,14 @@ def test_a_newer_link_with_nothing_newer_any_more_shows_the_newest_runs(owner, v
     run = make_run(version, owner)
     page = history.page(RunFilter([workspace.pk]), newer_than=Cursor(NOW + dt.timedelta(days=1), 1))
     assert [r.pk for r in page.runs] == [run.pk] and page.is_first
+
+
+def test_a_run_left_pending_by_a_restart_shows_as_interrupted_in_history(client_for, owner, version):
+    now = dt.datetime.now(dt.timezone.utc)
+    stale = make_run(version, owner, status="pending", created_at=now - dt.timedelta(hours=1))
+    fresh = make_run(version, owner, status="pending", created_at=now)  # may still be with Maxim
+    page = client_for(owner).get("/runs/").content.decode()
+    stale.refresh_from_db()
+    fresh.refresh_from_db()
+    assert stale.status == Run.Status.INTERRUPTED and "Interrupted" in page
+    assert fresh.status == Run.Status.PENDING

@@ -22,6 +22,7 @@ from prompts_app import charts
 from prompts_app.forms.history import CostReviewForm, HistoryFilterForm
 from prompts_app.services import history, rollups
 from prompts_app.services.history import scope_for_user
+from prompts_app.services.runs import mark_interrupted_runs
 
 PAGE = "prompts_app/runs/history.html"
 TABLE = "prompts_app/runs/_history_table.html"
@@ -31,6 +32,7 @@ TOTALS = "prompts_app/runs/_history_totals.html"
 @login_required
 @require_GET
 def run_history(request: HttpRequest) -> HttpResponse:
+    mark_interrupted_runs()  # a team server has no start-up hook: runs left by a restart are settled here
     scope = scope_for_user(request.user)
     form = HistoryFilterForm(request.GET, scope=scope)
     context = {"form": form, "nav": "history", "model_names": scope.model_names, **_results(form)}
