@@ -77,7 +77,8 @@ def time_single(user, version) -> float:
 
 
 def time_comparison(client: Client, workspace, versions) -> tuple[float, list[tuple[int, float]]]:
-    data = {"columns": [f"v{v.pk}" for v in versions], "shared_input": "on", "message": INPUT["turns"][0]["content"],
+    data = {"columns": [f"v{v.pk}" for v in versions], "shared_input": "on", "turn-TOTAL_FORMS": "1",
+            "turn-INITIAL_FORMS": "1", "turn-0-role": "user", "turn-0-content": INPUT["turns"][0]["content"],
             "var__company": "Acme", "repeats": "1", "title": "bench"}
     started = time.perf_counter()
     response = client.post(reverse("comparison_new") + f"?workspace={workspace.pk}", data)

@@ -1,5 +1,5 @@
-"""One journey in headless Chromium: pick three versions, run them at once, and watch the two
-outputs and the failing column's error arrive without a page reload."""
+"""One journey in headless Chromium: pick three versions, type a two-turn input, run them at
+once, and watch the two outputs and the failing column's error arrive without a page reload."""
 
 from __future__ import annotations
 
@@ -30,11 +30,28 @@ def test_three_columns_run_together_and_one_failure_stays_in_its_column(
         page.check(f"input[name=columns][value=v{version.pk}]")
     page.wait_for_selector("#compare-inputs input[name=var__company]")  # the inputs follow the columns
     page.wait_for_load_state("networkidle")
-    page.fill("#compare-inputs textarea[name=message]", "Where is my parcel?")
+    page.fill("#id_turn-0-content", "Where is my order?")
     page.fill("#compare-inputs input[name=var__company]", "Acme")
+    page.click("#compare-inputs button[value='turn:add-turn']")  # redraws the inputs, keeping them
+    page.wait_for_selector("#id_turn-1-content")
+    assert page.input_value("#id_turn-0-content") == "Where is my order?"
+    assert page.input_value("#compare-inputs input[name=var__company]") == "Acme"
+    assert page.input_value("#id_turn-1-role") == "assistant"  # turns alternate by default
+    page.fill("#id_turn-1-content", "It shipped on Monday.")
+    page.click("#compare-inputs button[value='turn:add-turn']")
+    page.wait_for_selector("#id_turn-2-content")
+    assert page.input_value("#id_turn-2-role") == "user"
+    page.fill("#id_turn-2-content", "Where is my parcel?")
+    page.click("#compare-inputs button[value='turn:remove-turn-0']")  # the first turn goes, the rest stay
+    page.wait_for_selector("#id_turn-2-content", state="detached")
+    assert page.input_value("#id_turn-0-content") == "It shipped on Monday."
+    assert page.input_value("#id_turn-0-role") == "assistant"
+    assert page.input_value("#id_turn-1-content") == "Where is my parcel?"
+    assert page.input_value("#compare-inputs input[name=var__company]") == "Acme"
     os.makedirs("/tmp/shots", exist_ok=True)
     page.screenshot(path="/tmp/shots/compare-new.png", full_page=True)
-    page.press("#compare-inputs textarea[name=message]", "Control+Enter")
+    page.screenshot(path="/tmp/shots/compare-turns.png", full_page=True)
+    page.press("#id_turn-1-content", "Control+Enter")
 
     page.wait_for_url("**/compare/*/")
     page.evaluate("window.__samePage = true")
@@ -68,4 +85,10 @@ def test_three_columns_run_together_and_one_failure_stays_in_its_column(
 
     statuses = sorted(Run.objects.filter(comparison=comparison).values_list("status", flat=True))
     assert statuses == [Run.Status.FAILED, Run.Status.SUCCESS, Run.Status.SUCCESS]
-    assert len(fake_maxim.requests_to("/v1/prompts/run")) == 3
+    sent = fake_maxim.requests_to("/v1/prompts/run")
+    assert len(sent) == 3
+    assert all(
+        [(m["role"], m["content"]) for m in request.body["messages"][1:]]
+        == [("assistant", "It shipped on Monday."), ("user", "Where is my parcel?")]
+        for request in sent
+    )

@@ -114,7 +114,7 @@ def test_markdown_export_has_a_row_per_run_and_fences_that_outputs_cannot_break(
     assert "| 3 | Support reply v3 | gpt-4o | openai | — | — | — | not run |" in text
     assert "````\nUse ```code``` | here\n````" in text
     assert "```\nfailed: Maxim rate limit\n```" in text
-    assert "Input: Hi" in text
+    assert "Input:\n\n- user: Hi\n" in text
 
 
 def test_outputs_and_errors_with_markup_are_escaped_in_the_diff(comparison):

@@ -56,11 +56,20 @@ def echo_maxim():
         yield router
 
 
+def turn_data(*contents: str, prefix: str = "turn") -> dict:
+    """A turn formset as the form posts it; the turns alternate user, assistant, user ..."""
+    data = {f"{prefix}-TOTAL_FORMS": str(len(contents)), f"{prefix}-INITIAL_FORMS": str(len(contents))}
+    for i, content in enumerate(contents):
+        data[f"{prefix}-{i}-role"] = "assistant" if i % 2 else "user"
+        data[f"{prefix}-{i}-content"] = content
+    return data
+
+
 def post_data(keys: list[str], *, message: str = "Where is my order?", **extra) -> dict:
     return {
         "columns": keys,
         "shared_input": "on",
-        "message": message,
+        **turn_data(message),
         "var__company": "Acme",
         "var__name": "Ada",
         "repeats": "1",

@@ -9,7 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from prompts_app.models import Comparison, Draft, Prompt, Run
-from tests.test_compare_support import echo_maxim, inline_runs, make_version, post_data  # noqa: F401
+from tests.test_compare_support import echo_maxim, inline_runs, make_version, post_data, turn_data  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("inline_runs")
 
@@ -101,7 +101,7 @@ def test_a_version_of_another_own_workspace_is_not_a_choice(client_for, editor, 
 def test_the_inputs_fragment_shows_the_union_of_variables_without_errors(client_for, editor, workspace, versions):
     url = reverse("comparison_inputs") + f"?workspace={workspace.pk}"
     response = client_for(editor).post(url, {"columns": keys(versions[0], versions[2]), "shared_input": "on",
-                                             "message": "typed", "var__company": "Acme"})
+                                             **turn_data("typed"), "var__company": "Acme"})
     page = response.content.decode()
     assert 'id="compare-inputs"' in page
     assert "{{company}}" in page and "{{name}}" in page and "typed" in page and 'value="Acme"' in page
@@ -111,7 +111,7 @@ def test_the_inputs_fragment_shows_the_union_of_variables_without_errors(client_
 def test_the_inputs_fragment_gives_each_column_its_own_fields_when_not_shared(client_for, editor, workspace, versions):
     url = reverse("comparison_inputs") + f"?workspace={workspace.pk}"
     page = client_for(editor).post(url, {"columns": keys(*versions[:2])}).content.decode()
-    assert f'name="msg__v{versions[0].pk}"' in page and f'name="msg__v{versions[1].pk}"' in page
+    assert f'name="turn__v{versions[0].pk}-0-content"' in page and f'name="turn__v{versions[1].pk}-0-content"' in page
 
 
 # -- running -----------------------------------------------------------------------------------
@@ -163,7 +163,8 @@ def test_a_pending_column_polls_and_a_finished_one_stops(client_for, editor, wor
 
 def test_per_column_input_sends_each_column_its_own_message(client_for, editor, workspace, versions, echo_maxim):
     a, b = versions[:2]
-    data = {"columns": keys(a, b), "repeats": "1", f"msg__v{a.pk}": "first", f"msg__v{b.pk}": "second",
+    data = {"columns": keys(a, b), "repeats": "1", **turn_data("first", prefix=f"turn__v{a.pk}"),
+            **turn_data("second", prefix=f"turn__v{b.pk}"),
             f"var__v{a.pk}__company": "A", f"var__v{a.pk}__name": "x", f"var__v{b.pk}__company": "B",
             f"var__v{b.pk}__name": "y"}
     response = client_for(editor).post(new_url(workspace), data)

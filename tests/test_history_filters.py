@@ -28,7 +28,9 @@ def world(workspace, make_workspace, owner, editor, version, make_user):
                       output_text="A memo about refunds", cost_nano=None),  # fmt: skip
         "d": make_run(v2, owner, status="failed", created_at=NOW, input_text="=cmd|' /C calc'!A0",
                       output_text="", error="HTTP 500"),  # fmt: skip
-        "e": make_run(version, editor, status="pending", created_at=NOW + dt.timedelta(hours=1), input_text="waiting"),
+        # Pending now: one left pending for longer is settled as interrupted when history loads.
+        "e": make_run(version, editor, status="pending", created_at=dt.datetime.now(dt.timezone.utc),
+                      input_text="waiting"),  # fmt: skip
     }
     return {"runs": runs, "v2": v2, "vb": vb, "second": second, "other_prompt": other_prompt}
 

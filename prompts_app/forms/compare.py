@@ -9,8 +9,10 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth.models import AbstractBaseUser
+from django.forms import BaseFormSet
 from django.http import QueryDict
 
+from prompts_app.forms.turns import TURN_PREFIX, cleaned_turns, posted_turns, rearranged_turns, turn_formset
 from prompts_app.models import Draft, Prompt, PromptVersion, Workspace
 from prompts_app.services.compare import MAX_COLUMNS, MAX_REPEATS, MIN_COLUMNS, ColumnSpec, draft_base_version
 
@@ -30,8 +32,20 @@ class ColumnInputs:
 
     key: str
     label: str
-    message: forms.BoundField
+    turns: BaseFormSet
     variables: list[forms.BoundField]
+
+    @property
+    def prefix(self) -> str:
+        return self.turns.prefix
+
+
+EMPTY_INPUT = "Type the message to send; an empty input cannot be compared."
+
+
+def turn_prefix(key: str) -> str:
+    """The turn formset's prefix: "turn" for the shared input, "turn__<column key>" per column."""
+    return f"{TURN_PREFIX}__{key}" if key else TURN_PREFIX
 
 
 class CompareForm(forms.Form):
@@ -57,6 +71,7 @@ class CompareForm(forms.Form):
         workspace: Workspace,
         user: AbstractBaseUser,
         refresh: bool = False,
+        action: str = "",
         **kwargs: Any,
     ):
         source = data
@@ -80,6 +95,7 @@ class CompareForm(forms.Form):
         self.selected = [k for k in (source.getlist("columns") if source is not None else []) if k in self.options]
         self.shared = source is None or bool(source.get("shared_input"))
         self._add_input_fields()
+        self.turn_sets = self._turn_sets(source, action)
 
     # -- dynamic input fields ------------------------------------------------------------
 
@@ -92,24 +108,40 @@ class CompareForm(forms.Form):
 
     def _add_input_fields(self) -> None:
         if self.shared:
-            self.fields["message"] = _message_field()
             for name in self._variables_of(self.selected):
                 self.fields[f"var__{name}"] = _variable_field(name)
             return
         for key in self.selected:
-            self.fields[f"msg__{key}"] = _message_field()
             for name in self._variables_of([key]):
                 self.fields[f"var__{key}__{name}"] = _variable_field(name)
+
+    def _turn_sets(self, source: QueryDict | None, action: str) -> dict[str, BaseFormSet]:
+        """A turn formset per input: bound when submitting, else showing what was posted,
+        with a turn added or removed when `action` ("<prefix>:add-turn", ...) says so."""
+        keys = [""] if self.shared else self.selected
+        if self.is_bound:
+            return {key: turn_formset(self.data, prefix=turn_prefix(key)) for key in keys}
+        target, _, turn_action = action.partition(":")
+        shared_turns = posted_turns(source, TURN_PREFIX) if source is not None else []
+        sets = {}
+        for key in keys:
+            prefix = turn_prefix(key)
+            # A column's input starts as the shared one, so unticking "same input" keeps it.
+            turns = (posted_turns(source, prefix) if source is not None else []) or shared_turns
+            if prefix == target:
+                turns = rearranged_turns(turns, turn_action)
+            sets[key] = turn_formset(prefix=prefix, turns=[dict(t) for t in turns])
+        return sets
 
     def input_groups(self) -> list[ColumnInputs]:
         if self.shared:
             names = self._variables_of(self.selected)
-            return [ColumnInputs("", "Every column", self["message"], [self[f"var__{n}"] for n in names])]
+            return [ColumnInputs("", "Every column", self.turn_sets[""], [self[f"var__{n}"] for n in names])]
         return [
             ColumnInputs(
                 key,
                 self.label_of(key),
-                self[f"msg__{key}"],
+                self.turn_sets[key],
                 [self[f"var__{key}__{n}"] for n in self._variables_of([key])],
             )
             for key in self.selected
@@ -152,8 +184,19 @@ class CompareForm(forms.Form):
                 )
         return keys
 
+    def is_valid(self) -> bool:
+        # clean() may add "type a message" to a turn, so the turns are judged after it.
+        form_ok = super().is_valid()
+        return all([turns.is_valid() for turns in self.turn_sets.values()]) and form_ok
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        for turns in self.turn_sets.values():
+            if turns.is_valid() and not cleaned_turns(turns):
+                if turns.forms:
+                    turns.forms[0].add_error("content", EMPTY_INPUT)
+                else:  # a hand-made post without turns
+                    self.add_error(None, EMPTY_INPUT)
         keys = cleaned.get("columns") or []
         cleaned["input"] = self._input("") if self.shared else {}
         specs = []
@@ -166,22 +209,15 @@ class CompareForm(forms.Form):
         return cleaned
 
     def _input(self, key: str) -> dict[str, Any]:
-        message_field = "message" if not key else f"msg__{key}"
+        turns = self.turn_sets.get(key)
         prefix = "var__" if not key else f"var__{key}__"
         variables = {
             name.removeprefix(prefix): value
             for name, value in self.cleaned_data.items()
             if name.startswith(prefix) and (key or name.count("__") == 1)
         }
-        return {"turns": [{"role": "user", "content": self.cleaned_data.get(message_field, "")}], "variables": variables}
-
-
-def _message_field() -> forms.CharField:
-    return forms.CharField(
-        label="Message",
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "What the user says to every version"}),
-        error_messages={"required": "Type the message to send; an empty input cannot be compared."},
-    )
+        # Empty turns are dropped, as on a version's run form.
+        return {"turns": cleaned_turns(turns) if turns is not None and turns.is_valid() else [], "variables": variables}
 
 
 def _variable_field(name: str) -> forms.CharField:

@@ -12,14 +12,12 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
-from django.forms import formset_factory
 
+from prompts_app.forms.turns import TURN_PREFIX, cleaned_turns, posted_turns, rearranged_turns, turn_formset
 from prompts_app.models import PROVIDER_CHOICES, PromptVersion
 
 # Bigger inputs are almost always a paste gone wrong, and would be slow to estimate and costly to run.
 MAX_INPUT_CHARS = 100_000
-MAX_TURNS = 50
-TURN_PREFIX = "turn"
 VARIABLE_PREFIX = "var__"
 
 
@@ -47,16 +45,6 @@ class JSONObjectField(forms.CharField):
         return json.dumps(value, indent=2) if isinstance(value, dict) and value else value
 
 
-class TurnForm(forms.Form):
-    role = forms.ChoiceField(choices=[("user", "user"), ("assistant", "assistant")], initial="user")
-    content = forms.CharField(
-        required=False, strip=False, widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Message"})
-    )
-
-
-TurnFormSet = formset_factory(TurnForm, extra=0, max_num=MAX_TURNS, validate_max=True)
-
-
 class RunForm(forms.Form):
     # Optional: a form without one (an old cached page) still runs, just without the double-submit guard.
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
@@ -74,10 +62,7 @@ class RunForm(forms.Form):
             self.fields[VARIABLE_PREFIX + name] = forms.CharField(
                 label=name, required=False, strip=False, widget=forms.Textarea(attrs={"rows": 1})
             )
-        if self.is_bound:
-            self.turns = TurnFormSet(self.data, prefix=TURN_PREFIX)
-        else:
-            self.turns = TurnFormSet(initial=turns or [{"role": "user", "content": ""}], prefix=TURN_PREFIX)
+        self.turns = turn_formset(self.data if self.is_bound else None, prefix=TURN_PREFIX, turns=turns)
         self.fields["model_name"].widget.attrs["placeholder"] = version.model_name
         self.fields["temperature"].widget.attrs["placeholder"] = str(version.model_parameters.get("temperature", ""))
         self.fields["max_tokens"].widget.attrs["placeholder"] = str(version.model_parameters.get("max_tokens", ""))
@@ -92,14 +77,7 @@ class RunForm(forms.Form):
 
         Unbound, so a half-filled form is not covered in "required" errors while editing.
         """
-        turns = _posted_turns(data)
-        if action == "add-turn" and len(turns) < MAX_TURNS:
-            last_role = turns[-1]["role"] if turns else "assistant"
-            turns.append({"role": "assistant" if last_role == "user" else "user", "content": ""})
-        elif action.startswith("remove-turn-") and action.removeprefix("remove-turn-").isdigit():
-            index = int(action.removeprefix("remove-turn-"))
-            if 0 <= index < len(turns) and len(turns) > 1:
-                del turns[index]
+        turns = rearranged_turns(posted_turns(data), action)
         initial = {name: data.get(name) for name in cls.base_fields if name in data}
         initial.update({k: v for k, v in data.items() if k.startswith(VARIABLE_PREFIX)})
         initial.setdefault("idempotency_key", uuid.uuid4().hex)
@@ -132,11 +110,7 @@ class RunForm(forms.Form):
 
     def cleaned_turns(self) -> list[dict[str, str]]:
         """Turns with text, in order; empty turns are skipped rather than sent."""
-        return [
-            {"role": form.cleaned_data["role"], "content": form.cleaned_data["content"]}
-            for form in self.turns.forms
-            if form.cleaned_data.get("content", "").strip()
-        ]
+        return cleaned_turns(self.turns)
 
     def inputs(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -162,19 +136,6 @@ class RunForm(forms.Form):
         return [self[VARIABLE_PREFIX + name] for name in self.variable_names]
 
 
-def _posted_turns(data: Any) -> list[dict[str, str]]:
-    try:
-        count = min(int(data.get(f"{TURN_PREFIX}-TOTAL_FORMS", 0)), MAX_TURNS)
-    except (TypeError, ValueError):
-        count = 0
-    turns = []
-    for i in range(count):
-        role = data.get(f"{TURN_PREFIX}-{i}-role")
-        turns.append({"role": role if role in ("user", "assistant") else "user",
-                      "content": data.get(f"{TURN_PREFIX}-{i}-content", "")})
-    return turns
-
-
 def estimate_inputs(data: Any, version: PromptVersion) -> dict[str, Any]:
     """Best-effort inputs from a half-typed form, for the estimate: never raises."""
     variables = {name: data.get(VARIABLE_PREFIX + name) or "" for name in version.variables()}
@@ -184,7 +145,7 @@ def estimate_inputs(data: Any, version: PromptVersion) -> dict[str, Any]:
         overrides["model_name"] = model_name[:200]
     if data.get("provider") in dict(PROVIDER_CHOICES):
         overrides["provider"] = data["provider"]
-    turns = [t for t in _posted_turns(data) if t["content"].strip()]
+    turns = [t for t in posted_turns(data) if t["content"].strip()]
     return {"turns": turns, "variables": variables, "overrides": overrides}
 
 

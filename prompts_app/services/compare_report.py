@@ -117,8 +117,10 @@ class ConfigRow:
 
 
 def config_rows(columns: Iterable[ComparisonColumn]) -> list[ConfigRow]:
-    """One row per configuration field (provider, model, each parameter, each message, tools),
-    marked different when the columns do not all agree."""
+    """One row per configuration field (provider, model, each parameter, each message, tools,
+    and each input turn when every column has its own input), marked different when the
+    columns do not all agree."""
+    columns = list(columns)
     contents = [column_content(c) for c in columns]
     rows = [
         _row("provider", [c.get("provider", "") for c in contents]),
@@ -135,7 +137,19 @@ def config_rows(columns: Iterable[ComparisonColumn]) -> list[ConfigRow]:
             values.append(_message_text(messages[i]) if i < len(messages) else "—")
         rows.append(_row(f"message {i + 1}", values))
     rows.append(_row("tools", [_tools_text(c.get("tools") or []) for c in contents]))
+    if columns and not columns[0].comparison.shared_input:
+        rows += _input_rows([column_input(c.comparison, c) for c in columns])
     return rows
+
+
+def _input_rows(inputs: list[dict[str, Any]]) -> list[ConfigRow]:
+    turns = [i.get("turns") or [] for i in inputs]
+    rows = [
+        _row(f"input turn {n + 1}", [_message_text(t[n]) if n < len(t) else "—" for t in turns])
+        for n in range(max(len(t) for t in turns))
+    ]
+    variables = [", ".join(f"{k}={v}" for k, v in (i.get("variables") or {}).items()) or "—" for i in inputs]
+    return [*rows, _row("input variables", variables)]
 
 
 def _row(name: str, values: list[str]) -> ConfigRow:
@@ -242,7 +256,7 @@ def export_markdown(comparison: Comparison) -> str:
     grouped = runs_by_column(comparison)
     lines = [f"# {_md_cell(str(comparison))}", "", f"Workspace: {comparison.workspace.name}", ""]
     if comparison.shared_input:
-        lines += [f"Input: {_md_cell(_input_text(comparison.input))}", ""]
+        lines += _input_lines(comparison.input)
     lines += [
         "| # | Column | Model | Provider | Tokens (in/out) | Cost | Latency | Status |",
         "|---|---|---|---|---|---|---|---|",
@@ -260,7 +274,7 @@ def export_markdown(comparison: Comparison) -> str:
     for i, column in enumerate(columns, 1):
         lines += ["", f"## {i}. {column_label(column)}", ""]
         if not comparison.shared_input:
-            lines += [f"Input: {_md_cell(_input_text(column_input(comparison, column)))}", ""]
+            lines += _input_lines(column_input(comparison, column))
         for n, run in enumerate(grouped.get(column.pk, []), 1):
             if comparison.repeats > 1:
                 lines += [f"Run {n}:", ""]
@@ -276,10 +290,14 @@ def _md_cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def _input_text(inputs: dict[str, Any]) -> str:
-    turns = " / ".join(str(t.get("content", "")) for t in inputs.get("turns") or [])
+def _input_lines(inputs: dict[str, Any]) -> list[str]:
+    """The input as a list of turns ("- user: ..."), then its variables, each on one line."""
+    lines = ["Input:", ""]
+    lines += [f"- {_md_cell(t.get('role', '?'))}: {_md_cell(t.get('content', ''))}" for t in inputs.get("turns") or []]
     variables = ", ".join(f"{k}={v}" for k, v in (inputs.get("variables") or {}).items())
-    return turns + (f" (variables: {variables})" if variables else "")
+    if variables:
+        lines += ["", f"Variables: {_md_cell(variables)}"]
+    return lines + [""]
 
 
 def _fence(text: str) -> str:

@@ -48,6 +48,10 @@ def comparison_new(request: HttpRequest) -> HttpResponse:
         picked = request.GET.copy()
         picked.setdefault("shared_input", "on")
         form = CompareForm(picked, workspace=workspace, user=request.user, refresh=True)
+    elif request.POST.get("action", "run") != "run":
+        # "+ Add turn" or "Remove" without JavaScript: the page again, everything typed kept.
+        action = request.POST["action"]
+        form = CompareForm(request.POST, workspace=workspace, user=request.user, refresh=True, action=action)
     else:
         form = CompareForm(request.POST or None, workspace=workspace, user=request.user)
     if request.method == "POST":
@@ -72,11 +76,13 @@ def comparison_new(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def comparison_inputs(request: HttpRequest) -> HttpResponse:
-    """The input fields for the columns ticked so far (htmx, as columns are picked)."""
+    """The input fields for the columns ticked so far (htmx, as columns are picked and turns
+    added or removed)."""
     workspace = _workspace_from_query(request)
     if workspace is None:
         raise Http404("No workspace")
-    form = CompareForm(request.POST, workspace=workspace, user=request.user, refresh=True)
+    action = request.POST.get("action", "")
+    form = CompareForm(request.POST, workspace=workspace, user=request.user, refresh=True, action=action)
     return render(request, "prompts_app/compare/_inputs.html", {"form": form, "workspace": workspace})
 
 

@@ -1,0 +1,74 @@
+"""Conversation turns typed into a form (a role and a message each), shared by the run form
+and the comparison form: the formset, reading turns back from a post, adding and removing one.
+
+Adding or removing a turn re-draws the form from what was posted, so nothing typed is lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.forms import BaseFormSet, formset_factory
+
+MAX_TURNS = 50
+TURN_PREFIX = "turn"
+ADD_TURN = "add-turn"
+REMOVE_TURN = "remove-turn-"  # + the turn's index
+ROLES = ("user", "assistant")
+
+
+class TurnForm(forms.Form):
+    role = forms.ChoiceField(choices=[(r, r) for r in ROLES], initial="user")
+    content = forms.CharField(
+        required=False, strip=False, widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Message"})
+    )
+
+
+TurnFormSet = formset_factory(TurnForm, extra=0, max_num=MAX_TURNS, validate_max=True)
+
+
+def blank_turns() -> list[dict[str, str]]:
+    return [{"role": "user", "content": ""}]
+
+
+def turn_formset(data: Any = None, *, prefix: str = TURN_PREFIX, turns: list[dict] | None = None) -> BaseFormSet:
+    """Bound to `data` when given; otherwise showing `turns` (default: one empty user turn)."""
+    if data is not None:
+        return TurnFormSet(data, prefix=prefix)
+    return TurnFormSet(initial=turns or blank_turns(), prefix=prefix)
+
+
+def posted_turns(data: Any, prefix: str = TURN_PREFIX) -> list[dict[str, str]]:
+    """The turns in a post as typed (empty ones too); [] when the post has none under `prefix`."""
+    try:
+        count = min(int(data.get(f"{prefix}-TOTAL_FORMS", 0)), MAX_TURNS)
+    except (TypeError, ValueError):
+        count = 0
+    turns = []
+    for i in range(count):
+        role = data.get(f"{prefix}-{i}-role")
+        turns.append({"role": role if role in ROLES else "user", "content": data.get(f"{prefix}-{i}-content", "")})
+    return turns
+
+
+def rearranged_turns(turns: list[dict[str, str]], action: str) -> list[dict[str, str]]:
+    """`turns` with one added (the role after the last one's) or removed (never the last one left)."""
+    turns = list(turns)
+    if action == ADD_TURN and len(turns) < MAX_TURNS:
+        last_role = turns[-1]["role"] if turns else "assistant"
+        turns.append({"role": "assistant" if last_role == "user" else "user", "content": ""})
+    elif action.startswith(REMOVE_TURN) and action.removeprefix(REMOVE_TURN).isdigit():
+        index = int(action.removeprefix(REMOVE_TURN))
+        if 0 <= index < len(turns) and len(turns) > 1:
+            del turns[index]
+    return turns
+
+
+def cleaned_turns(formset: BaseFormSet) -> list[dict[str, str]]:
+    """Turns with text, in order; empty turns are skipped rather than sent. Call after is_valid()."""
+    return [
+        {"role": form.cleaned_data["role"], "content": form.cleaned_data["content"]}
+        for form in formset.forms
+        if form.cleaned_data.get("content", "").strip()
+    ]
