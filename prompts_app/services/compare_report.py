@@ -148,7 +148,7 @@ def _input_rows(inputs: list[dict[str, Any]]) -> list[ConfigRow]:
         _row(f"input turn {n + 1}", [_message_text(t[n]) if n < len(t) else "—" for t in turns])
         for n in range(max(len(t) for t in turns))
     ]
-    variables = [", ".join(f"{k}={v}" for k, v in (i.get("variables") or {}).items()) or "—" for i in inputs]
+    variables = [_variables_line(i) or "—" for i in inputs]
     return [*rows, _row("input variables", variables)]
 
 
@@ -294,7 +294,7 @@ def _input_lines(inputs: dict[str, Any]) -> list[str]:
     """The input as a list of turns ("- user: ..."), then its variables, each on one line."""
     lines = ["Input:", ""]
     lines += [f"- {_md_cell(t.get('role', '?'))}: {_md_cell(t.get('content', ''))}" for t in inputs.get("turns") or []]
-    variables = ", ".join(f"{k}={v}" for k, v in (inputs.get("variables") or {}).items())
+    variables = _variables_line(inputs)
     if variables:
         lines += ["", f"Variables: {_md_cell(variables)}"]
     return lines + [""]
@@ -304,3 +304,8 @@ def _fence(text: str) -> str:
     """A code fence longer than any backtick run inside the text, so outputs cannot break out."""
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     return "`" * max(3, longest + 1)
+
+
+def _variables_line(inputs: dict) -> str:
+    # Sorted: PostgreSQL's jsonb does not keep the order the variables were typed in.
+    return ", ".join(f"{k}={v}" for k, v in sorted((inputs.get("variables") or {}).items()))
