@@ -125,3 +125,15 @@ def test_outputs_and_errors_with_markup_are_escaped_in_the_diff(comparison):
     changed, failed = report.output_diffs(comparison, [a, b, c], baseline=a)
     assert "<b>" not in changed.diff_html and "&lt;i&gt;hi&lt;/i&gt;" in changed.diff_html
     assert failed.diff_html == "Failed: &lt;script&gt;x&lt;/script&gt;"
+
+
+def test_markdown_export_of_repeated_runs_has_their_statistics(comparison):
+    comparison.repeats = 3
+    comparison.save()
+    a, b, c = comparison.columns.all()
+    for n, (text, latency) in enumerate([("yes", 100.0), ("yes", 200.0), ("no", 300.0)]):
+        add_run(comparison, a, n, text=text, latency_ms=latency, cost_nano=2_000)
+    add_run(comparison, b, 0, text="fine", latency_ms=50.0, cost_nano=None)
+    text = report.export_markdown(comparison)
+    assert "| 1 | Support reply v1 | 2 of 3 | 100 / 200 / 300 ms | $0.000002 | $0.002 | 0 |" in text
+    assert "| 2 | Support reply v2 | 1 of 1 | 50 / 50 / 50 ms | unpriced | unpriced | 0 |" in text

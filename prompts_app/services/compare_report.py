@@ -271,6 +271,8 @@ def export_markdown(comparison: Comparison) -> str:
                 format_usd(run.cost_nano) if run else "—", latency, run.status if run else "not run",
             ]
             lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    if comparison.repeats > 1:
+        lines += _stats_lines(columns, grouped)
     for i, column in enumerate(columns, 1):
         lines += ["", f"## {i}. {column_label(column)}", ""]
         if not comparison.shared_input:
@@ -284,6 +286,19 @@ def export_markdown(comparison: Comparison) -> str:
             fence = _fence(text)
             lines += [fence, text, fence, ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _stats_lines(columns: list[ComparisonColumn], grouped: dict[int, list[Run]]) -> list[str]:
+    lines = ["", "| # | Column | Distinct outputs | Latency min / avg / max | Cost per run | Per 1,000 runs | Failed |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for i, column in enumerate(columns, 1):
+        stats = column_stats(grouped.get(column.pk, []))
+        latency = (f"{stats.latency_min:.0f} / {stats.latency_avg:.0f} / {stats.latency_max:.0f} ms"
+                   if stats.latency_avg is not None else "—")  # fmt: skip
+        cells = [str(i), column_label(column), f"{stats.distinct_outputs} of {stats.runs}", latency,
+                 format_usd(stats.cost_per_run_nano), format_usd(stats.cost_per_1000_nano), str(stats.failures)]
+        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+    return lines
 
 
 def _md_cell(text: str) -> str:
