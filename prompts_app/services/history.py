@@ -243,3 +243,13 @@ def export_rows(f: RunFilter, chunk_size: int = 2000) -> Iterator[dict]:
             yield row
         if count < chunk_size:
             return
+
+
+def overview(user, *, days: int = 7, recent: int = 6) -> dict:
+    """For the home page: the last `days` whole UTC days' totals and the newest runs."""
+    ids = [m.workspace_id for m in Membership.objects.filter(user=user)]
+    if not ids:
+        return {"days": days, "totals": None, "recent": []}
+    today = dt.datetime.now(dt.timezone.utc).date()
+    week = RunFilter(ids, date_from=today - dt.timedelta(days=days - 1))
+    return {"days": days, "totals": totals(week), "recent": page(RunFilter(ids), size=recent).runs}

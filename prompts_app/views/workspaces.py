@@ -23,6 +23,7 @@ from prompts_app.forms.workspaces import (
     WorkspaceDetailsForm,
 )
 from prompts_app.models import Membership, Role, Workspace
+from prompts_app.services import history
 from prompts_app.services import workspaces as services
 from prompts_app.views.access import get_workspace_for_user
 
@@ -32,7 +33,8 @@ T = "prompts_app/workspaces/"
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     memberships = Membership.objects.filter(user=request.user).select_related("workspace").order_by("workspace__name")
-    return render(request, T + "list.html", {"memberships": memberships, "nav": "workspaces"})
+    context = {"memberships": memberships, "overview": history.overview(request.user), "nav": "workspaces"}
+    return render(request, T + "list.html", context)
 
 
 # -- connect ---------------------------------------------------------------------------
