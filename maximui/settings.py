@@ -143,6 +143,8 @@ TEMPLATES = [
 WSGI_APPLICATION = "maximui.wsgi.application"
 
 VAR_DIR = Path(env("MAXIMUI_VAR_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var")
+if not env("DATABASE_URL"):
+    VAR_DIR.mkdir(parents=True, exist_ok=True)  # a fresh clone has no var/ yet (it is git-ignored)
 DATABASES = {
     "default": dj_database_url.parse(
         env("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",

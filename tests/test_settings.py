@@ -87,3 +87,11 @@ def test_a_malformed_env_file_line_is_reported_with_its_number(tmp_path):
     env_file.write_text("DEBUG=1\njust words\n")
     result = load_settings({"MAXIMUI_ENV_FILE": str(env_file)})
     assert result.returncode != 0 and "bad.env line 2: expected NAME=value" in result.stderr
+
+
+def test_a_fresh_checkout_without_a_var_dir_can_migrate_its_sqlite_database(tmp_path):
+    var_dir = tmp_path / "var"  # git-ignored, so a fresh clone has none
+    code = "import django; django.setup(); from django.core.management import call_command; call_command('migrate', verbosity=0)"
+    result = load_settings({**SECRETS, "MAXIMUI_VAR_DIR": str(var_dir), "DJANGO_SETTINGS_MODULE": "maximui.settings"}, code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (var_dir / "db.sqlite3").exists()
