@@ -13,10 +13,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from prompts_app.models import Comparison, ComparisonColumn, Draft, PromptVersion, Run, Workspace
+from prompts_app.services.once import create_once
 from prompts_app.services.runs import execute_run, start_run
 
 log = logging.getLogger(__name__)
@@ -68,27 +69,22 @@ def create_comparison(
     The same form posted twice (same `submit_token`) returns the first comparison and
     created=False: the caller must not run it again.
     """
-    if submit_token:
-        existing = Comparison.objects.filter(created_by=user, submit_token=submit_token).first()
-        if existing:
-            return existing, False
-    try:
-        with transaction.atomic():
-            comparison = Comparison.objects.create(
-                workspace=workspace, title=title, shared_input=shared_input, input=input,
-                created_by=user, submit_token=submit_token,
+    def create() -> Comparison:
+        comparison = Comparison.objects.create(
+            workspace=workspace, title=title, shared_input=shared_input, input=input,
+            created_by=user, submit_token=submit_token,
+        )
+        for position, spec in enumerate(columns):
+            ComparisonColumn.objects.create(
+                comparison=comparison,
+                position=position,
+                version=spec.version,
+                draft_content=spec.draft.content() if spec.draft is not None else None,
+                input=None if shared_input else spec.input,
             )
-            for position, spec in enumerate(columns):
-                ComparisonColumn.objects.create(
-                    comparison=comparison,
-                    position=position,
-                    version=spec.version,
-                    draft_content=spec.draft.content() if spec.draft is not None else None,
-                    input=None if shared_input else spec.input,
-                )
-    except IntegrityError:  # the twin post won the race
-        return Comparison.objects.get(created_by=user, submit_token=submit_token), False
-    return comparison, True
+        return comparison
+
+    return create_once(Comparison, submit_token, {"created_by": user, "submit_token": submit_token}, create)
 
 
 def batch_key_prefix(comparison: Comparison, batch: int, column: ComparisonColumn | None = None) -> str:

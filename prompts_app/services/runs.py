@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from prompts_app import pricing
@@ -16,6 +16,7 @@ from prompts_app.maxim import MaximClient, MaximError
 from prompts_app.models import VARIABLE_RE, ComparisonColumn, Comparison, PromptVersion, Run, Workspace
 from prompts_app.crypto import DecryptionError
 from prompts_app.services import rollups
+from prompts_app.services.once import create_once
 
 log = logging.getLogger(__name__)
 
@@ -108,30 +109,26 @@ def start_run(
     is_draft = content is not None
     content = content if content is not None else version.content()
     body = build_run_body(version=version, content=content, inputs=inputs)
-    if idempotency_key:
-        existing = Run.objects.filter(user=user, idempotency_key=idempotency_key).first()
-        if existing:
-            return existing, False
-    try:
-        with transaction.atomic():
-            run = Run.objects.create(
-                workspace=version.prompt.workspace,
-                prompt=version.prompt,
-                version=version,
-                user=user,
-                comparison=comparison,
-                column=column,
-                is_draft=is_draft,
-                idempotency_key=idempotency_key,
-                provider=body["modelProvider"],
-                model_name=body["modelName"],
-                input=inputs,
-                input_text=input_search_text(inputs),
-                request_body=body,
-            )
-    except IntegrityError:
-        return Run.objects.get(user=user, idempotency_key=idempotency_key), False
-    return run, True
+    return create_once(
+        Run,
+        idempotency_key,
+        {"user": user, "idempotency_key": idempotency_key},
+        lambda: Run.objects.create(
+            workspace=version.prompt.workspace,
+            prompt=version.prompt,
+            version=version,
+            user=user,
+            comparison=comparison,
+            column=column,
+            is_draft=is_draft,
+            idempotency_key=idempotency_key,
+            provider=body["modelProvider"],
+            model_name=body["modelName"],
+            input=inputs,
+            input_text=input_search_text(inputs),
+            request_body=body,
+        ),
+    )
 
 
 def execute_run(run: Run) -> Run:
@@ -211,28 +208,25 @@ def run_version(
 
 def rerun(*, run: Run, user: AbstractBaseUser, idempotency_key: str = "") -> Run:
     """Send exactly the body of an earlier run again, as a new run by `user`."""
-    if idempotency_key:
-        existing = Run.objects.filter(user=user, idempotency_key=idempotency_key).first()
-        if existing:
-            return existing
-    try:
-        with transaction.atomic():
-            again = Run.objects.create(
-                workspace=run.workspace,
-                prompt=run.prompt,
-                version=run.version,
-                user=user,
-                is_draft=run.is_draft,
-                idempotency_key=idempotency_key,
-                provider=run.provider,
-                model_name=run.model_name,
-                input=run.input,
-                input_text=run.input_text,
-                request_body=run.request_body,
-            )
-    except IntegrityError:
-        return Run.objects.get(user=user, idempotency_key=idempotency_key)
-    return execute_run(again)
+    again, created = create_once(
+        Run,
+        idempotency_key,
+        {"user": user, "idempotency_key": idempotency_key},
+        lambda: Run.objects.create(
+            workspace=run.workspace,
+            prompt=run.prompt,
+            version=run.version,
+            user=user,
+            is_draft=run.is_draft,
+            idempotency_key=idempotency_key,
+            provider=run.provider,
+            model_name=run.model_name,
+            input=run.input,
+            input_text=run.input_text,
+            request_body=run.request_body,
+        ),
+    )
+    return execute_run(again) if created else again
 
 
 def estimate(*, version: PromptVersion, inputs: dict[str, Any]) -> tuple[int, pricing.Price]:
