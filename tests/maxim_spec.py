@@ -1,4 +1,4 @@
-"""Check requests against Maxim's published contract (the files in /work/shared/spec).
+"""Check requests against Maxim's published contract (the copies in `spec/maxim/`).
 
 `validate_request(method, path, body, query, headers=...)` raises AssertionError with a
 readable list of problems. Used by the client tests and by the fake server, so what we
@@ -26,7 +26,7 @@ FOLDERS_SPEC = "maxim-folders.openapi.json"
 
 def spec_dir() -> Path:
     override = os.environ.get("MAXIM_SPEC_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "shared" / "spec"
+    return Path(override) if override else Path(__file__).resolve().parents[1] / "spec" / "maxim"
 
 
 @cache
