@@ -86,3 +86,96 @@ def test_an_editor_runs_a_version_from_its_page_and_sees_output_tokens_and_cost(
     page.wait_for_url("**/runs/*/")
     assert "Body sent to Maxim" in page.content()
     page.screenshot(path="/tmp/shots/run_detail.png", full_page=True)
+
+
+def seed(fake_maxim, make_user, *, name: str, messages: list[dict]):
+    editor = make_user("edna")
+    owner = make_user("otto")
+    maxim_prompt = fake_maxim.add_prompt("ws_default", name)
+    maxim_version = fake_maxim.add_version({
+        "promptId": maxim_prompt["id"], "modelName": "gpt-4o", "modelProvider": "openai",
+        "messages": messages, "modelParameters": {},
+    })
+    workspace = Workspace(name="Acme", maxim_id="ws_default", base_url=fake_maxim.base_url, created_by=owner)
+    workspace.set_api_key(fake_maxim.api_key)
+    workspace.save()
+    Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
+    Membership.objects.create(workspace=workspace, user=editor, role=Role.EDITOR)
+    prompt = Prompt.objects.create(workspace=workspace, maxim_id=maxim_prompt["id"], name=name)
+    version = PromptVersion.objects.create(
+        prompt=prompt, maxim_id=maxim_version["id"], number=1, provider="openai", model_name="gpt-4o",
+        messages=messages,
+    )
+    return editor, version
+
+
+def test_a_person_runs_a_version_from_its_variables_alone_and_sees_what_will_be_sent(
+    page, browser_login, fake_maxim, make_user
+):
+    editor, version = seed(fake_maxim, make_user, name="Complaints", messages=[
+        {"role": "system", "content": "You answer complaints politely. The complaint: {{complaint}}"},
+        {"role": "user", "content": "Customer says: {{complaint}}"},
+    ])
+    browser_login(editor)
+    page.goto(reverse("version_detail", args=[version.pk]))
+
+    complaint = page.get_by_role("textbox", name="{{complaint}}")
+    complaint.click()
+    page.keyboard.type("My parcel is late", delay=60)
+    page.wait_for_timeout(2_000)  # longer than the preview's debounce
+    preview = page.get_by_role("region", name="What will be sent")
+    assert "Customer says: My parcel is late" in preview.inner_text()
+    assert "The complaint: My parcel is late" in preview.inner_text()
+    assert "input tokens" in preview.inner_text()
+
+    page.keyboard.press("Control+Enter")
+    result = page.get_by_role("region", name="Run result")
+    result.filter(has_text="Echo: Customer says: My parcel is late").wait_for()
+    run = Run.objects.get()
+    text = result.inner_text()
+    assert "Succeeded" in text and f"{run.total_tokens} tokens" in text and run.total_tokens > 0
+    assert "per 1M tokens" in text and " ms" in text
+    assert fake_maxim.requests_to("/v1/prompts/run")[0].body["messages"][1]["content"] == (
+        "Customer says: My parcel is late"
+    )
+
+    # Refused: the value is wiped. The reason shows as an alert and nothing is sent.
+    complaint.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.press("Backspace")
+    page.keyboard.press("Control+Enter")
+    page.get_by_role("alert").filter(has_text="Fill in {{complaint}}").wait_for()
+    page.get_by_role("region", name="What will be sent").filter(has_text="Missing 1 value").wait_for()
+    assert len(fake_maxim.requests_to("/v1/prompts/run")) == 1
+
+    # Then it goes through: no error is left above the new result.
+    complaint = page.get_by_role("textbox", name="{{complaint}}")
+    complaint.click()
+    page.keyboard.type("Wrong size", delay=60)
+    page.wait_for_timeout(1_000)
+    page.keyboard.press("Control+Enter")
+    page.get_by_role("region", name="Run result").filter(has_text="Echo: Customer says: Wrong size").wait_for()
+    assert page.get_by_role("alert").count() == 0
+    assert "Fill in" not in page.locator("#run-panel").inner_text()
+    assert len(fake_maxim.requests_to("/v1/prompts/run")) == 2
+    page.screenshot(path="/tmp/shots/run_variables.png", full_page=True)
+
+
+def test_a_long_name_and_a_long_unbroken_output_never_widen_the_page(page, browser_login, fake_maxim, make_user):
+    name = "N" * 300
+    editor, version = seed(fake_maxim, make_user, name=name, messages=[{"role": "system", "content": "Repeat."}])
+    browser_login(editor)
+    page.goto(reverse("version_run", args=[version.pk]))
+    page.get_by_role("textbox", name="Turn 1").fill("x" * 100_000)  # a paste
+    page.keyboard.press("Control+Enter")
+    result = page.get_by_role("region", name="Run result")
+    result.filter(has_text="Succeeded").wait_for()
+    width = "document.documentElement.scrollWidth <= window.innerWidth"
+    assert page.evaluate(width)
+    output = result.locator("pre.run-text")
+    assert len(output.text_content()) == len("Echo: ") + 100_000  # all of it, in a box that scrolls
+    assert output.evaluate("e => e.scrollHeight > e.clientHeight && getComputedStyle(e).overflowY === 'auto'")
+
+    page.goto(reverse("run_detail", args=[Run.objects.get().pk]))
+    assert page.evaluate(width)
+    page.screenshot(path="/tmp/shots/run_long.png", full_page=False)
