@@ -66,7 +66,9 @@ class PreviewMessage:
     is_turn: bool
 
 
-def run_preview(messages: list[dict[str, Any]], turns: list[dict[str, Any]], variables: dict[str, str]) -> list[PreviewMessage]:
+def run_preview(
+    messages: list[dict[str, Any]], turns: list[dict[str, Any]], variables: dict[str, str]
+) -> list[PreviewMessage]:
     """The messages a run would send, variables filled in, each cut to PREVIEW_CHARS; cheap
     for any input, so it can follow the user's typing."""
     preview = []

@@ -1,4 +1,5 @@
-"""One journey in real Chromium: run a version from its page and see output, tokens and cost."""
+"""Journeys in real Chromium: run a version from its page (from turns or from its variables alone) and
+see what will be sent, the output, tokens and cost; long text never widens the page."""
 
 from __future__ import annotations
 
@@ -12,15 +13,10 @@ from prompts_app.models import Membership, Prompt, PromptVersion, Role, Run, Wor
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture
-def seeded_version(fake_maxim, make_user):
-    editor = make_user("eddie")
-    owner = make_user("olivia")
-    maxim_prompt = fake_maxim.add_prompt("ws_default", "Support reply")
-    messages = [
-        {"role": "system", "content": "You are a support agent for {{company}}."},
-        {"role": "user", "content": "Hello, I am {{name}}."},
-    ]
+def seed(fake_maxim, make_user, *, name: str, messages: list[dict]):
+    editor = make_user("edna")
+    owner = make_user("otto")
+    maxim_prompt = fake_maxim.add_prompt("ws_default", name)
     maxim_version = fake_maxim.add_version({
         "promptId": maxim_prompt["id"], "modelName": "gpt-4o", "modelProvider": "openai",
         "messages": messages, "modelParameters": {"temperature": 0.2},
@@ -30,12 +26,20 @@ def seeded_version(fake_maxim, make_user):
     workspace.save()
     Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
     Membership.objects.create(workspace=workspace, user=editor, role=Role.EDITOR)
-    prompt = Prompt.objects.create(workspace=workspace, maxim_id=maxim_prompt["id"], name="Support reply")
+    prompt = Prompt.objects.create(workspace=workspace, maxim_id=maxim_prompt["id"], name=name)
     version = PromptVersion.objects.create(
         prompt=prompt, maxim_id=maxim_version["id"], number=1, provider="openai", model_name="gpt-4o",
         model_parameters={"temperature": 0.2}, messages=messages,
     )
     return editor, version
+
+
+@pytest.fixture
+def seeded_version(fake_maxim, make_user):
+    return seed(fake_maxim, make_user, name="Support reply", messages=[
+        {"role": "system", "content": "You are a support agent for {{company}}."},
+        {"role": "user", "content": "Hello, I am {{name}}."},
+    ])
 
 
 def test_an_editor_runs_a_version_from_its_page_and_sees_output_tokens_and_cost(
@@ -86,27 +90,6 @@ def test_an_editor_runs_a_version_from_its_page_and_sees_output_tokens_and_cost(
     page.wait_for_url("**/runs/*/")
     assert "Body sent to Maxim" in page.content()
     page.screenshot(path="/tmp/shots/run_detail.png", full_page=True)
-
-
-def seed(fake_maxim, make_user, *, name: str, messages: list[dict]):
-    editor = make_user("edna")
-    owner = make_user("otto")
-    maxim_prompt = fake_maxim.add_prompt("ws_default", name)
-    maxim_version = fake_maxim.add_version({
-        "promptId": maxim_prompt["id"], "modelName": "gpt-4o", "modelProvider": "openai",
-        "messages": messages, "modelParameters": {},
-    })
-    workspace = Workspace(name="Acme", maxim_id="ws_default", base_url=fake_maxim.base_url, created_by=owner)
-    workspace.set_api_key(fake_maxim.api_key)
-    workspace.save()
-    Membership.objects.create(workspace=workspace, user=owner, role=Role.OWNER)
-    Membership.objects.create(workspace=workspace, user=editor, role=Role.EDITOR)
-    prompt = Prompt.objects.create(workspace=workspace, maxim_id=maxim_prompt["id"], name=name)
-    version = PromptVersion.objects.create(
-        prompt=prompt, maxim_id=maxim_version["id"], number=1, provider="openai", model_name="gpt-4o",
-        messages=messages,
-    )
-    return editor, version
 
 
 def test_a_person_runs_a_version_from_its_variables_alone_and_sees_what_will_be_sent(

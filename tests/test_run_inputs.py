@@ -19,7 +19,7 @@ from prompts_app.run_input import (
 )
 from prompts_app.services.runs import start_run
 from tests.test_compare_support import echo_maxim, inline_runs, make_version, post_data  # noqa: F401
-from tests.test_run_views import maxim, run_url, sent_bodies  # noqa: F401
+from tests.test_run_views import form_data, maxim, run_url, sent_bodies  # noqa: F401
 
 HTMX = {"HX-Request": "true"}
 BOMB_VALUE = "y" * 10_000
@@ -46,15 +46,8 @@ def bomb_version(prompt):
 
 
 def run_data(**extra) -> dict:
-    data = {
-        "idempotency_key": "key-1",
-        "turn-TOTAL_FORMS": "1",
-        "turn-INITIAL_FORMS": "0",
-        "turn-0-role": "user",
-        "turn-0-content": "",
-    }
-    data.update(extra)
-    return data
+    """The run form with an empty turn: the version's own messages carry the input."""
+    return form_data(**{"turn-0-content": "", **extra})
 
 
 def preview(client, version, **extra) -> str:
@@ -215,8 +208,8 @@ def test_many_messages_under_the_per_message_limit_are_refused_for_the_total(cli
     assert f"the limit is {MAX_BODY_CHARS:,} characters" not in html  # one message is already too long
     assert "Message 1 (user) would be 180,001 characters long" in html
     response = client_for(editor).post(run_url(version), run_data(var__v="q" * 45_000), headers=HTMX)
-    assert f"would be 450,005 characters long in all once the variables are filled in; the limit is {MAX_BODY_CHARS:,}" \
-        in response.content.decode()
+    total = f"would be 450,005 characters long in all once the variables are filled in; the limit is {MAX_BODY_CHARS:,}"
+    assert total in response.content.decode()
     assert maxim.calls.call_count == 0
 
 

@@ -100,7 +100,8 @@ class RunForm(forms.Form):
                 missing.append(f"{{{{{name}}}}}")
                 self.add_error(VARIABLE_PREFIX + name, f"Fill in a value for {{{{{name}}}}}.")
         if missing:
-            self.add_error(None, f"Fill in {', '.join(missing)}: this version's messages use {'it' if len(missing) == 1 else 'them'}.")
+            them = "it" if len(missing) == 1 else "them"
+            self.add_error(None, f"Fill in {', '.join(missing)}: this version's messages use {them}.")
         if not self.turns.is_valid():
             return cleaned
         turns = self.cleaned_turns()
