@@ -76,7 +76,8 @@ def test_an_unknown_model_is_estimated_as_unpriced(client_for, editor, version):
 @respx.mock
 def test_oversized_input_is_not_estimated(client_for, editor, version):
     html = estimate(client_for(editor), version, **{"turn-0-content": "x" * (MAX_INPUT_CHARS + 1)})
-    assert "Input over 100,000 characters: no estimate." in html
+    assert "Turn 1 is 100,001 characters long; the limit is 100,000 characters." in html
+    assert "input tokens" not in html
 
 
 def test_a_viewer_may_estimate_but_an_outsider_gets_404(client_for, viewer, outsider, version):

@@ -145,11 +145,13 @@ def test_the_same_submission_posted_twice_runs_once(client_for, editor, version,
 
 
 def test_empty_input_is_an_error_that_keeps_what_was_typed(client_for, editor, version, maxim):
-    response = client_for(editor).post(run_url(version), form_data(**{"turn-0-content": "   ", "var__company": "Kept Co"}))
+    version.messages = [{"role": "system", "content": "  "}]  # nothing of its own to send
+    version.save()
+    response = client_for(editor).post(run_url(version), form_data(**{"turn-0-content": "   ", "turn-0-role": "assistant"}))
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Type a message in at least one turn." in html
-    assert "Kept Co" in html
+    assert "Nothing would be sent" in html
+    assert '<option value="assistant" selected>' in html
     assert maxim.calls.call_count == 0 and Run.objects.count() == 0
 
 

@@ -14,6 +14,7 @@ from django.http import QueryDict
 
 from prompts_app.forms.turns import TURN_PREFIX, cleaned_turns, posted_turns, rearranged_turns, turn_formset
 from prompts_app.models import Draft, Prompt, PromptVersion, Workspace
+from prompts_app.run_input import input_problem
 from prompts_app.services.compare import MAX_COLUMNS, MAX_REPEATS, MIN_COLUMNS, ColumnSpec, draft_base_version
 
 
@@ -206,7 +207,17 @@ class CompareForm(forms.Form):
             version = draft_base_version(draft) if draft else option
             specs.append(ColumnSpec(version=version, draft=draft, input=None if self.shared else self._input(key)))
         cleaned["column_specs"] = specs
+        self._check_sizes(keys, specs, cleaned["input"])
         return cleaned
+
+    def _check_sizes(self, keys: list[str], specs: list[ColumnSpec], shared: dict[str, Any]) -> None:
+        """Each column's input, filled into its messages, within the run limits (run_input)."""
+        for key, spec in zip(keys, specs):
+            messages = (spec.draft or spec.version).messages
+            problem = input_problem(messages, spec.input if spec.input is not None else shared)
+            if problem:
+                self.add_error(None, f"{self.label_of(key)}: {problem}")
+                return
 
     def _input(self, key: str) -> dict[str, Any]:
         turns = self.turn_sets.get(key)

@@ -15,10 +15,13 @@ from django.core.exceptions import ValidationError
 
 from prompts_app.forms.turns import TURN_PREFIX, cleaned_turns, posted_turns, rearranged_turns, turn_formset
 from prompts_app.models import PROVIDER_CHOICES, PromptVersion
+from prompts_app.run_input import MAX_MESSAGE_CHARS, has_content, input_problem, typed_size_problem
 
-# Bigger inputs are almost always a paste gone wrong, and would be slow to estimate and costly to run.
-MAX_INPUT_CHARS = 100_000
+MAX_INPUT_CHARS = MAX_MESSAGE_CHARS  # the limit for one turn or value; run_input has the rest
 VARIABLE_PREFIX = "var__"
+NOTHING_TO_SEND = (
+    "Nothing would be sent: this version's messages are empty and no turn has text. Type a message in a turn."
+)
 
 
 class JSONObjectField(forms.CharField):
@@ -90,22 +93,28 @@ class RunForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        missing = []
         for name in self.variable_names:
             value = cleaned.get(VARIABLE_PREFIX + name)
             if value is not None and not value.strip():
+                missing.append(f"{{{{{name}}}}}")
                 self.add_error(VARIABLE_PREFIX + name, f"Fill in a value for {{{{{name}}}}}.")
+        if missing:
+            them = "it" if len(missing) == 1 else "them"
+            self.add_error(None, f"Fill in {', '.join(missing)}: this version's messages use {them}.")
         if not self.turns.is_valid():
             return cleaned
         turns = self.cleaned_turns()
-        if not turns:
-            self.add_error(None, "Type a message in at least one turn.")
-        size = sum(len(t["content"]) for t in turns)
-        size += sum(len(cleaned.get(VARIABLE_PREFIX + name) or "") for name in self.variable_names)
-        size += len(self.data.get("extra_parameters") or "")
-        if size > MAX_INPUT_CHARS:
-            self.add_error(
-                None, f"The input is {size:,} characters long; the limit is {MAX_INPUT_CHARS:,} characters."
-            )
+        # Turns are optional: a version whose own messages hold the text runs from its variables alone.
+        if not any(has_content(m) for m in [*self.version.messages, *turns]):
+            self.add_error(None, NOTHING_TO_SEND)
+        variables = {name: cleaned.get(VARIABLE_PREFIX + name) or "" for name in self.variable_names}
+        extra = self.data.get("extra_parameters") or ""
+        problem = typed_size_problem([("Other parameters (JSON)", extra)]) or input_problem(
+            self.version.messages, {"turns": turns, "variables": variables}
+        )
+        if problem:
+            self.add_error(None, problem)
         return cleaned
 
     def cleaned_turns(self) -> list[dict[str, str]]:
@@ -148,6 +157,3 @@ def estimate_inputs(data: Any, version: PromptVersion) -> dict[str, Any]:
     turns = [t for t in posted_turns(data) if t["content"].strip()]
     return {"turns": turns, "variables": variables, "overrides": overrides}
 
-
-def input_size(inputs: dict[str, Any]) -> int:
-    return sum(len(t["content"]) for t in inputs["turns"]) + sum(len(v) for v in inputs["variables"].values())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from datetime import timedelta
@@ -13,26 +14,13 @@ from django.utils import timezone
 
 from prompts_app import pricing
 from prompts_app.maxim import MaximClient, MaximError
-from prompts_app.models import VARIABLE_RE, ComparisonColumn, Comparison, PromptVersion, Run, Workspace
+from prompts_app.models import ComparisonColumn, Comparison, PromptVersion, Run, Workspace
 from prompts_app.crypto import DecryptionError
+from prompts_app.run_input import InputTooLarge, fill_variables, input_problem, sent_size_problem
 from prompts_app.services import rollups
 from prompts_app.services.once import create_once
 
 log = logging.getLogger(__name__)
-
-
-def fill_variables(value: Any, variables: dict[str, str]) -> Any:
-    """Replace `{{name}}` in message text (strings and text parts); unknown names stay as typed."""
-    if isinstance(value, str):
-        return VARIABLE_RE.sub(lambda m: str(variables.get(m.group(1), m.group(0))), value)
-    if isinstance(value, list):
-        return [
-            {**part, "text": fill_variables(part.get("text", ""), variables)}
-            if isinstance(part, dict) and part.get("type") == "text"
-            else part
-            for part in value
-        ]
-    return value
 
 
 def build_run_body(*, version: PromptVersion, content: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
@@ -104,10 +92,13 @@ def start_run(
     """Record a pending run before anything is sent. Returns (run, created).
 
     A repeated idempotency key returns the first run and created=False, so the
-    caller must not send it again.
+    caller must not send it again. Raises InputTooLarge for an input over the limits.
     """
     is_draft = content is not None
     content = content if content is not None else version.content()
+    problem = input_problem(content.get("messages", []), inputs)
+    if problem:
+        raise InputTooLarge(problem)
     body = build_run_body(version=version, content=content, inputs=inputs)
     return create_once(
         Run,
@@ -189,6 +180,14 @@ def _apply_price(run: Run) -> None:
     run.price_as_of = price.as_of
 
 
+def scoped_key(scope: str, key: str) -> str:
+    """An idempotency key that can only match runs started from `scope` (fits the 64-char column)."""
+    if not key:
+        return ""
+    scoped = f"{scope}:{key}"
+    return scoped if len(scoped) <= 64 else f"{scope}:{hashlib.sha256(key.encode()).hexdigest()[:48]}"
+
+
 def run_version(
     *,
     version: PromptVersion,
@@ -197,9 +196,14 @@ def run_version(
     content: dict[str, Any] | None = None,
     idempotency_key: str = "",
 ) -> Run:
-    """Record a run, send it once, and return it completed (or failed with its reason)."""
+    """Record a run, send it once, and return it completed (or failed with its reason).
+
+    The form's key only stands for a run of this version: a key last used elsewhere (another
+    version, another workspace) starts a new run here rather than returning that one.
+    """
     run, created = start_run(
-        version=version, inputs=inputs, user=user, content=content, idempotency_key=idempotency_key
+        version=version, inputs=inputs, user=user, content=content,
+        idempotency_key=scoped_key(f"v{version.pk}", idempotency_key),
     )
     if not created:
         return run
@@ -207,7 +211,14 @@ def run_version(
 
 
 def rerun(*, run: Run, user: AbstractBaseUser, idempotency_key: str = "") -> Run:
-    """Send exactly the body of an earlier run again, as a new run by `user`."""
+    """Send exactly the body of an earlier run again, as a new run by `user`.
+
+    Raises InputTooLarge for a body over today's limits (stored before they existed).
+    """
+    problem = sent_size_problem(run.request_body.get("messages") or [], {})
+    if problem:
+        raise InputTooLarge(problem)
+    idempotency_key = scoped_key(f"r{run.pk}", idempotency_key)
     again, created = create_once(
         Run,
         idempotency_key,
@@ -230,7 +241,10 @@ def rerun(*, run: Run, user: AbstractBaseUser, idempotency_key: str = "") -> Run
 
 
 def estimate(*, version: PromptVersion, inputs: dict[str, Any]) -> tuple[int, pricing.Price]:
-    """Approximate input tokens and their cost for a run not yet sent."""
+    """Approximate input tokens and their cost for a run not yet sent. Raises InputTooLarge."""
+    problem = input_problem(version.messages, inputs)
+    if problem:
+        raise InputTooLarge(problem)
     body = build_run_body(version=version, content=version.content(), inputs=inputs)
     tools = body["modelParameters"].get("tools")
     tokens = pricing.estimate_input_tokens(body["messages"], tools, model=body["modelName"])

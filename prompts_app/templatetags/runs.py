@@ -32,6 +32,13 @@ def rate(value: Any) -> str:
     return f"${whole}.{frac.ljust(2, '0')}"
 
 
+@register.filter
+def has_usage(run: Run) -> bool:
+    """Whether Maxim reported token usage. Failed runs report none; a real run always
+    counts some prompt tokens, so all zeros means "no usage came back", not zero usage."""
+    return bool(run.prompt_tokens or run.completion_tokens or run.total_tokens)
+
+
 @register.simple_tag
 def run_output(run: Run) -> rendering.OutputView:
     return rendering.output_view(output=run.output, text=run.output_text, tool_calls=run.tool_calls)

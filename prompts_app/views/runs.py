@@ -11,13 +11,16 @@ from django.urls import path
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
 
-from prompts_app.forms.runs import MAX_INPUT_CHARS, RunForm, estimate_inputs, input_size
+from prompts_app import rendering
+from prompts_app.forms.runs import RunForm, estimate_inputs
 from prompts_app.models import PromptVersion, Role, Run
+from prompts_app.run_input import InputTooLarge, missing_variables
 from prompts_app.services import runs as run_service
 from prompts_app.views.access import get_run_for_user, get_version_for_user
 
 PANEL = "prompts_app/runs/_run_panel.html"
 RESULT = "prompts_app/runs/_run_result.html"
+OUTCOME = "prompts_app/runs/_run_outcome.html"
 
 
 @login_required
@@ -38,8 +41,9 @@ def version_run(request: HttpRequest, version_id: int) -> HttpResponse:
         idempotency_key=form.cleaned_data["idempotency_key"],
     )
     if request.htmx:
-        # A fresh key goes back with the result, so the next run is a new run, not this one again.
-        return render(request, RESULT, {"run": run, "next_key": uuid.uuid4().hex})
+        # The outcome replaces any error left from a refused run; a fresh key goes back with it,
+        # so the next run is a new run, not this one again.
+        return render(request, OUTCOME, {"run": run, "next_key": uuid.uuid4().hex})
     return redirect("run_detail", run_id=run.pk)
 
 
@@ -54,11 +58,17 @@ def _run_page(request: HttpRequest, version: PromptVersion, form: RunForm) -> Ht
 @login_required
 @require_POST
 def version_estimate(request: HttpRequest, version_id: int) -> HttpResponse:
+    """What a run would send, as typed so far, and its approximate input tokens and cost."""
     version = get_version_for_user(request, version_id)
     inputs = estimate_inputs(request.POST, version)
-    context: dict = {"version": version, "limit": MAX_INPUT_CHARS}
-    if input_size(inputs) <= MAX_INPUT_CHARS:
+    context: dict = {
+        "preview": rendering.run_preview(version.messages, inputs["turns"], inputs["variables"]),
+        "missing": missing_variables(version.variables(), inputs["variables"]),
+    }
+    try:
         context["tokens"], context["price"] = run_service.estimate(version=version, inputs=inputs)
+    except InputTooLarge as exc:
+        context["too_large"] = exc.message
     return render(request, "prompts_app/runs/_estimate.html", context)
 
 
@@ -83,7 +93,11 @@ def run_result(request: HttpRequest, run_id: int) -> HttpResponse:
 def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request, run_id, Role.EDITOR)
     key = request.POST.get("idempotency_key", "")[:64]
-    again = run_service.rerun(run=run, user=request.user, idempotency_key=key)
+    try:
+        again = run_service.rerun(run=run, user=request.user, idempotency_key=key)
+    except InputTooLarge as exc:
+        context = {"run": run, "again_key": uuid.uuid4().hex, "again_error": exc.message, "nav": "history"}
+        return render(request, "prompts_app/runs/detail.html", context)
     return redirect("run_detail", run_id=again.pk)
 
 
