@@ -144,7 +144,7 @@ def normalise_base_url(base_url: str) -> str:
     if parts.username or parts.password or parts.query or parts.fragment:
         raise MaximError("The Maxim base URL must not contain a user name, password, query or fragment.")
     netloc = origin.host if ":" not in origin.host else f"[{origin.host}]"
-    netloc += f":{parts.port}" if parts.port else ""
+    netloc += f":{origin.port}" if parts.port and origin.port != outbound.DEFAULT_PORTS[origin.scheme] else ""
     url = f"{origin.scheme}://{netloc}{parts.path.rstrip('/')}"
     try:
         httpx.URL(url).host  # IDNA: httpx would refuse the host at request time

@@ -29,7 +29,7 @@ import httpx
 DEFAULT_ALLOWED = ("https://api.getmaxim.ai",)
 MAX_ANSWER_BYTES = 10 * 1024 * 1024
 MAX_POOLS = 8
-_DEFAULT_PORTS = {"http": 80, "https": 443}
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class PolicyError(ValueError):
@@ -57,7 +57,7 @@ class Origin:
         host = f"[{self.host}]" if ":" in self.host else self.host
         if self.port is None:
             return f"{self.scheme}://{host}:*"
-        return f"{self.scheme}://{host}" + ("" if self.port == _DEFAULT_PORTS[self.scheme] else f":{self.port}")
+        return f"{self.scheme}://{host}" + ("" if self.port == DEFAULT_PORTS[self.scheme] else f":{self.port}")
 
     def admits(self, other: Origin) -> bool:
         return (self.scheme, self.host) == (other.scheme, other.host) and self.port in (None, other.port)
@@ -71,11 +71,11 @@ def origin_of(url: str) -> Origin:
     except ValueError:
         raise PolicyError("The base URL has an invalid port (it must be 1 to 65535).") from None
     scheme = parts.scheme.lower()
-    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
         raise PolicyError("The Maxim base URL must look like https://api.getmaxim.ai.")
     if port == 0:
         raise PolicyError("The base URL has an invalid port (it must be 1 to 65535).")
-    return Origin(scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme])
+    return Origin(scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme])
 
 
 def parse_allow_list(entries: Iterable[str]) -> tuple[Origin, ...]:
