@@ -17,7 +17,7 @@ from prompts_app.maxim import MaximError
 
 UNDECRYPTABLE = (
     "The stored API key cannot be decrypted with this server's MAXIMUI_ENCRYPTION_KEYS. "
-    "Save the workspace's API key again (an owner can, with Replace key in its settings)."
+    "Save the workspace's API key again."
 )
 
 
