@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# `make fake-maxim` serves a fake Maxim here; `make run` adds it to the outbound policy to try things out.
+FAKE_MAXIM := http://127.0.0.1:8765
 
 .PHONY: run test install check bench fake-maxim clean
 
@@ -26,6 +28,7 @@ run: install .env.local
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py mark_interrupted_runs --all
 	$(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/
+	MAXIMUI_ALLOWED_BASE_URLS="$${MAXIMUI_ALLOWED_BASE_URLS:-https://api.getmaxim.ai},$(FAKE_MAXIM)" \
 	$(BIN)/gunicorn maximui.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 8 --timeout 150 --access-logfile -
 
 test: install
@@ -35,6 +38,7 @@ bench: install
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 fake-maxim: install
+	@echo "Fake Maxim on $(FAKE_MAXIM) (key test-key-1234); \`make run\` allows this origin. Elsewhere add it to MAXIMUI_ALLOWED_BASE_URLS."
 	$(BIN)/python tests/maxim_server.py --port 8765
 
 clean:

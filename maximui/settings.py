@@ -94,7 +94,31 @@ if not MAXIMUI_ENCRYPTION_KEYS:
 
 MAXIM_BASE_URL = env("MAXIM_BASE_URL", "https://api.getmaxim.ai")
 
+# The outbound policy (README, "Outbound policy"): the only origins a workspace's base URL may
+# use; the client refuses every other one before opening a socket. `http://` only where listed so.
+MAXIMUI_ALLOWED_BASE_URLS = env_list("MAXIMUI_ALLOWED_BASE_URLS", ["https://api.getmaxim.ai"])
+if TESTING:
+    # The suite's fake Maxims: reserved `.test` hosts answered by respx/MockTransport, and
+    # tests/maxim_server.py on loopback ports picked at random. Policy tests override this list.
+    MAXIMUI_ALLOWED_BASE_URLS += [
+        "https://maxim.test", "https://eu.maxim.test", "https://maxim.example.test",
+        "https://api.maxim.example.test", "https://other.example.test", "https://api.example-maxim.test",
+        "http://127.0.0.1:*",
+    ]  # fmt: skip
+try:
+    from prompts_app.outbound import PolicyError, parse_allow_list
+
+    parse_allow_list(MAXIMUI_ALLOWED_BASE_URLS)
+except PolicyError as exc:
+    raise ImproperlyConfigured(str(exc)) from None
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+if DEBUG and not set(ALLOWED_HOSTS) <= {"127.0.0.1", "localhost", "[::1]", "::1"}:
+    # Debug pages show local variables and settings; they must never face a network.
+    raise ImproperlyConfigured(
+        f"DEBUG=1 is only for a loopback server, but ALLOWED_HOSTS={','.join(ALLOWED_HOSTS)!r}: "
+        "turn DEBUG off or serve on 127.0.0.1/localhost only."
+    )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [

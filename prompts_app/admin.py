@@ -1,6 +1,7 @@
 """The Django admin for maximui's models: for support and clean-up, not daily work.
 
-The API key ciphertext is never shown (only the masked last 4); run records are
+The API key ciphertext is never shown (only the masked last 4), nor can the base URL
+it is sent to be changed here; run records are
 read-mostly since they are what was actually sent and paid for.
 """
 
@@ -41,7 +42,9 @@ class WorkspaceAdmin(admin.ModelAdmin):
     list_filter = ["base_url", "created_at"]
     search_fields = ["name", "maxim_id", "base_url"]
     exclude = ["api_key_encrypted"]
-    readonly_fields = ["masked_key", "created_at", "last_checked_at", "last_check_error"]
+    # The base URL is where the stored key is sent: it changes only in the workspace settings,
+    # together with the key itself, verified at the new URL (keys are organisation-wide).
+    readonly_fields = ["base_url", "masked_key", "created_at", "last_checked_at", "last_check_error"]
     raw_id_fields = ["created_by"]
     inlines = [MembershipInline, CustomPriceInline]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}

@@ -13,9 +13,23 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from prompts_app.maxim import MaximError
 
-class DecryptionError(Exception):
-    """The stored key cannot be decrypted with any configured encryption key."""
+UNDECRYPTABLE = (
+    "The stored API key cannot be decrypted with this server's MAXIMUI_ENCRYPTION_KEYS. "
+    "Save the workspace's API key again."
+)
+
+
+class DecryptionError(MaximError):
+    """The stored key cannot be decrypted with any configured encryption key.
+
+    A MaximError, so every caller that reports a failed Maxim call (sync, import, create,
+    deploy, run, test) shows this message instead of answering 500.
+    """
+
+    def __init__(self, message: str = UNDECRYPTABLE) -> None:
+        super().__init__(message)
 
 
 @lru_cache(maxsize=4)
@@ -37,14 +51,12 @@ def encrypt(plaintext: str) -> str:
     return _current().encrypt(plaintext.encode()).decode()
 
 
-def decrypt(token: str) -> str:
+def decrypt(token: str, *, ttl: int | None = None) -> str:
+    """The plaintext; with `ttl`, only if the token was made at most `ttl` seconds ago."""
     try:
-        return _current().decrypt(token.encode()).decode()
-    except InvalidToken as exc:
-        raise DecryptionError(
-            "The stored API key cannot be decrypted with MAXIMUI_ENCRYPTION_KEYS; "
-            "was a key removed before rotation?"
-        ) from exc
+        return _current().decrypt((token or "").encode(), ttl=ttl).decode()
+    except InvalidToken:
+        raise DecryptionError() from None
 
 
 def rotate(token: str) -> str:

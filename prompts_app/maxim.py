@@ -1,18 +1,20 @@
 """The Maxim prompts API client: the only module in maximui that speaks HTTP.
 
-Pure on purpose (no Django), so services and tests can use it without settings.
+No ORM here. Where it may connect, and how long and how much it reads, is
+`prompts_app.outbound` (the outbound policy, a wall-clock deadline, a size cap).
 Every failure becomes a `MaximError` whose `message` a person can act on; the API
-key is never stored on the shared connection pool, logged, or put in a message.
+key is never stored on the shared connection pool, logged, or put in a message,
+and no httpx exception (whose traceback holds the request headers) leaves here.
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import math
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,12 +25,20 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from prompts_app import outbound
+
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.getmaxim.ai"
 # A run may legitimately take a minute (slow models, long outputs), hence the long read.
 TIMEOUT = httpx.Timeout(connect=5.0, read=90.0, write=30.0, pool=10.0)
 LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=60.0)
+# Wall-clock limits per client call, retries and pages included: nothing holds a thread longer.
+# A run may legitimately take a minute and more (slow models, long outputs); the rest are quick.
+RUN_DEADLINE = 90.0
+CALL_DEADLINE = 30.0
+# For URLs a person just typed (connecting, replacing a key, testing): fail fast, never retry.
+CHECK_DEADLINE = 15.0
 PAGE_SIZE = 100
 # A server that keeps handing out new cursors must not keep us looping forever.
 MAX_PAGES = 50
@@ -126,41 +136,41 @@ class DeployResult:
 
 def normalise_base_url(base_url: str) -> str:
     """`https://Api.Example.com/` -> `https://api.example.com`; raises MaximError if unusable."""
-    parts = urlsplit((base_url or "").strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise MaximError("The Maxim base URL must look like https://api.getmaxim.ai.")
+    try:
+        origin = outbound.origin_of(base_url)
+    except outbound.PolicyError as exc:
+        raise MaximError(str(exc)) from None
+    parts = urlsplit(base_url.strip())
     if parts.username or parts.password or parts.query or parts.fragment:
         raise MaximError("The Maxim base URL must not contain a user name, password, query or fragment.")
-    netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
-    return f"{parts.scheme.lower()}://{netloc}{parts.path.rstrip('/')}"
+    netloc = origin.host if ":" not in origin.host else f"[{origin.host}]"
+    netloc += f":{origin.port}" if parts.port and origin.port != outbound.DEFAULT_PORTS[origin.scheme] else ""
+    url = f"{origin.scheme}://{netloc}{parts.path.rstrip('/')}"
+    try:
+        httpx.URL(url).host  # IDNA: httpx would refuse the host at request time
+    except (httpx.InvalidURL, UnicodeError, ValueError):
+        raise MaximError("The Maxim base URL has a host name that cannot be used; check its spelling.") from None
+    return url
 
 
-_pools: dict[str, httpx.Client] = {}
-_pools_lock = threading.Lock()
+def check_base_url(base_url: str) -> str:
+    """The normalised base URL if the outbound policy allows its origin; MaximError otherwise."""
+    url = normalise_base_url(base_url)
+    try:
+        outbound.check_allowed(url)
+    except outbound.PolicyError as exc:
+        raise MaximError(str(exc)) from None
+    return url
 
 
-def _shared_http(base_url: str) -> httpx.Client:
-    # One pool per base URL keeps TLS connections warm across requests and threads.
-    # It carries no key: several workspaces with different keys may share a base URL.
-    with _pools_lock:
-        http = _pools.get(base_url)
-        if http is None or http.is_closed:
-            http = httpx.Client(timeout=TIMEOUT, limits=LIMITS, headers={"User-Agent": USER_AGENT})
-            _pools[base_url] = http
-        return http
-
-
-def get_client(base_url: str, api_key: str) -> MaximClient:
-    """A client for one key, on the long-lived connection pool of `base_url`."""
-    return MaximClient(base_url, api_key)
+def get_client(base_url: str, api_key: str, **options: Any) -> MaximClient:
+    """A client for one key, on the long-lived connection pool of the base URL's origin."""
+    return MaximClient(base_url, api_key, **options)
 
 
 def close_pools() -> None:
     """Close every shared connection pool (process shutdown, tests)."""
-    with _pools_lock:
-        for http in _pools.values():
-            http.close()
-        _pools.clear()
+    outbound.close_pools()
 
 
 class MaximClient:
@@ -172,9 +182,11 @@ class MaximClient:
         http: httpx.Client | None = None,
         max_retries: int = 3,
         max_retry_seconds: float = 30.0,
+        deadline: float | None = None,
         sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
-        self.base_url = normalise_base_url(base_url)
+        # The policy is checked here, not only in forms: stored rows and admin edits go through it too.
+        self.base_url = check_base_url(base_url)
         key = (api_key or "").strip()
         if not key:
             raise MaximError("No Maxim API key is set; add one in the workspace settings.")
@@ -182,10 +194,14 @@ class MaximClient:
             # httpx would crash encoding the header; usually a key pasted with stray characters.
             raise MaximError("The Maxim API key contains characters that cannot be sent; paste it again.")
         self._api_key = key
-        self._http = http if http is not None else _shared_http(self.base_url)
+        origin = outbound.origin_of(self.base_url)
+        self._http = http if http is not None else outbound.shared_http(
+            origin, timeout=TIMEOUT, limits=LIMITS, user_agent=USER_AGENT
+        )
         self._host = urlsplit(self.base_url).netloc
         self.max_retries = max_retries
         self.max_retry_seconds = max_retry_seconds
+        self.deadline = deadline  # seconds per call; None: RUN_DEADLINE for runs, CALL_DEADLINE otherwise
         self._sleep = sleep
 
     def __repr__(self) -> str:
@@ -211,7 +227,7 @@ class MaximClient:
         body: dict[str, Any] = {"workspaceId": workspace_id, "name": name, "description": description}
         if folder_id:
             body["folderId"] = folder_id
-        answer, _ = self._call("POST", "/v1/prompts", noun="workspace", body=body)
+        answer, _ = self._call("POST", "/v1/prompts", noun="workspace", body=body, until=self._until())
         return _prompt(_one(answer, "creating the prompt", posted=True))
 
     # https://www.getmaxim.ai/docs/prompts/prompt-version/get-prompt-versions
@@ -224,19 +240,20 @@ class MaximClient:
     # https://www.getmaxim.ai/docs/prompts/prompt-version/create-a-prompt-version
     def create_version(self, payload: dict) -> VersionInfo:
         """Create a version from a body the caller built (`version.to_api_payload()`)."""
-        answer, _ = self._call("POST", "/v1/prompts/versions", noun="prompt", body=payload)
+        answer, _ = self._call("POST", "/v1/prompts/versions", noun="prompt", body=payload, until=self._until())
         return _version(_one(answer, "creating the version", posted=True))
 
     # https://www.getmaxim.ai/docs/prompts/prompt-version/run-prompt-version
     def run(self, payload: dict) -> RunResult:
         """Run a version once. Never re-sent after a timeout or 5xx: a run costs money."""
-        answer, latency_ms = self._call("POST", "/v1/prompts/run", noun="prompt version", body=payload)
+        until = self._until(RUN_DEADLINE)
+        answer, latency_ms = self._call("POST", "/v1/prompts/run", noun="prompt version", body=payload, until=until)
         return _run_result(answer, latency_ms)
 
     # https://www.getmaxim.ai/docs/prompts/prompt-deployment/deploy-prompt-version
     def deploy(self, payload: dict) -> DeployResult:
         """Deploy a version with the caller's deployment conditions."""
-        answer, _ = self._call("POST", "/v1/prompts/deploy", noun="prompt version", body=payload)
+        answer, _ = self._call("POST", "/v1/prompts/deploy", noun="prompt version", body=payload, until=self._until())
         data = _one(answer, "the deployment", posted=True, need_id=False)
         return DeployResult(
             id=_text(data.get("id")),
@@ -248,12 +265,16 @@ class MaximClient:
 
     # -- plumbing ------------------------------------------------------------
 
+    def _until(self, default: float = CALL_DEADLINE) -> float:
+        return time.monotonic() + (self.deadline if self.deadline is not None else default)
+
     def _get_all(self, path: str, params: dict, *, noun: str) -> list[dict]:
+        until = self._until()  # one deadline for every page
         items: list[dict] = []
         seen: set[str] = set()
         query = dict(params)
         for _ in range(MAX_PAGES):
-            answer, _ = self._call("GET", path, noun=noun, params=query)
+            answer, _ = self._call("GET", path, noun=noun, params=query, until=until)
             page, cursor = _page(answer, path)
             items.extend(page)
             if not cursor or not page:
@@ -267,49 +288,78 @@ class MaximClient:
         return items
 
     def _call(
-        self, method: str, path: str, *, noun: str, params: dict | None = None, body: dict | None = None
+        self, method: str, path: str, *, noun: str, until: float, params: dict | None = None, body: dict | None = None
     ) -> tuple[Any, float]:
-        response, elapsed_ms = self._send(method, path, noun=noun, params=params, body=body)
+        answer, elapsed_ms = self._send(method, path, noun=noun, params=params, body=body, until=until)
         try:
-            return response.json(), elapsed_ms
+            return json.loads(answer.body), elapsed_ms
         except ValueError:
             message = (
                 f"Maxim answered with something that is not JSON; check that {self.base_url} is the Maxim API."
             )
-            raise MaximError(
-                message + (_MAYBE_DONE if method != "GET" else ""), status=response.status_code
-            ) from None
+            raise MaximError(message + (_MAYBE_DONE if method != "GET" else ""), status=answer.status) from None
 
     def _send(
-        self, method: str, path: str, *, noun: str, params: dict | None, body: dict | None
-    ) -> tuple[httpx.Response, float]:
+        self, method: str, path: str, *, noun: str, params: dict | None, body: dict | None, until: float
+    ) -> tuple[outbound.Answer, float]:
         attempt = 0
         spent = 0.0  # request time plus sleeps, in seconds: the retry budget
         while True:
             started = time.perf_counter()
+            delay: float | None = None
             try:
-                response = self._http.request(
-                    method, self.base_url + path, params=params, json=body, headers=self._headers()
+                request = self._http.build_request(
+                    method, self.base_url + path, params=params, json=body, headers=self._headers(),
+                    timeout=self._timeout(until),
                 )
-            except httpx.TransportError as exc:
+                answer = outbound.fetch(self._http, request, until=until)
+            except (httpx.TransportError, outbound.DeadlinePassed) as exc:
                 spent += time.perf_counter() - started
                 log.info("maxim %s %s failed: %s", method, path, type(exc).__name__)
-                error = self._transport_error(exc, method)
-                # Only a GET is re-sent after a transport error: a POST may have reached Maxim.
-                delay = _backoff(attempt) if method == "GET" else None
+                if time.monotonic() >= until or isinstance(exc, outbound.DeadlinePassed):
+                    error = self._deadline_error(method, until - started)
+                else:
+                    error = self._transport_error(exc, method)
+                    # Only a GET is re-sent after a transport error: a POST may have reached Maxim.
+                    delay = _backoff(attempt) if method == "GET" else None
+            except outbound.AnswerTooLarge:
+                error = MaximError(
+                    f"Maxim's answer was larger than {outbound.MAX_ANSWER_BYTES // 2**20} MB; "
+                    f"check that {self.base_url} is the Maxim API." + (_MAYBE_DONE if method != "GET" else "")
+                )
+            except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, UnicodeError) as exc:
+                # Nothing from httpx leaves the client: its tracebacks hold the request headers (the key).
+                log.info("maxim %s %s failed: %s", method, path, type(exc).__name__)
+                error = MaximError(f"Could not talk to Maxim at {self._host} ({type(exc).__name__}); check the base URL.")
             else:
                 elapsed = time.perf_counter() - started
                 spent += elapsed
-                log.info("maxim %s %s %s %.0fms", method, path, response.status_code, elapsed * 1000)
-                if response.is_success:
-                    return response, elapsed * 1000
-                error = self._status_error(response, noun)
-                delay = _retry_delay(method, response.status_code, error.retry_after, attempt)
-            if delay is None or attempt >= self.max_retries or spent + delay > self.max_retry_seconds:
+                log.info("maxim %s %s %s %.0fms", method, path, answer.status, elapsed * 1000)
+                if answer.is_success:
+                    return answer, elapsed * 1000
+                error = self._status_error(answer, noun)
+                delay = _retry_delay(method, answer.status, error.retry_after, attempt)
+            if (delay is None or attempt >= self.max_retries or spent + delay > self.max_retry_seconds
+                    or time.monotonic() + delay >= until):  # fmt: skip
                 raise error
             self._sleep(delay)
             spent += delay
             attempt += 1
+
+    def _timeout(self, until: float) -> httpx.Timeout:
+        """The client's per-phase timeouts, none reaching past the call's deadline."""
+        left = max(until - time.monotonic(), 0.001)
+        base = self._http.timeout
+        return httpx.Timeout(
+            connect=min(base.connect or left, left),
+            read=min(base.read or left, left),
+            write=min(base.write or left, left),
+            pool=min(base.pool or left, left),
+        )
+
+    def _deadline_error(self, method: str, allowed: float) -> MaximError:
+        message = f"Maxim did not finish answering within {_duration(allowed)}."
+        return MaximError(message + (_MAYBE_DONE if method != "GET" else " Try again in a minute."), retryable=True)
 
     def _headers(self) -> dict[str, str]:
         # Sent per request so the shared pool never holds a key.
@@ -320,10 +370,10 @@ class MaximClient:
             "User-Agent": USER_AGENT,
         }
 
-    def _status_error(self, response: httpx.Response, noun: str) -> MaximError:
-        status = response.status_code
-        said = self._maxim_said(response)
-        retry_after = _retry_after_seconds(response.headers.get("retry-after"))
+    def _status_error(self, answer: outbound.Answer, noun: str) -> MaximError:
+        status = answer.status
+        said = self._maxim_said(answer)
+        retry_after = _retry_after_seconds(answer.headers.get("retry-after"))
         wait = f" Wait {_duration(retry_after) if retry_after else 'a moment'} and try again."
         if status == 400:
             message = f"Maxim rejected the request: {said}" if said else "Maxim rejected the request (400)."
@@ -348,26 +398,22 @@ class MaximClient:
         retryable = status in (408, 429) or status >= 500
         return MaximError(message, status=status, retryable=retryable, retry_after=retry_after)
 
-    def _maxim_said(self, response: httpx.Response) -> str:
-        """Maxim's own error sentence: error.message, then error, then message, then raw text."""
+    def _maxim_said(self, answer: outbound.Answer) -> str:
+        """Maxim's own error sentence, from `{"error": {"message": ...}}` or `{"error": "..."}` only.
+
+        Any other body (an HTML page, a bare text, some other JSON) is never shown: a base URL
+        that is not Maxim must not become a way to read what another server says.
+        """
         try:
-            body = response.json()
+            body = json.loads(answer.body)
         except ValueError:
-            body = None
-        said: Any = None
-        if isinstance(body, dict):
-            error = body.get("error")
-            if isinstance(error, dict) and error.get("message"):
-                said = error["message"]
-            elif isinstance(error, str) and error:
-                said = error
-            elif body.get("message"):
-                said = body["message"]
-        if said is None:
-            said = response.text
-            if said.lstrip().startswith("<"):
-                return ""  # an HTML error page from a proxy is noise, not a sentence
-        return self._clean(said if isinstance(said, str) else repr(said))
+            return ""
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return self._clean(error["message"])
+        if isinstance(error, str):
+            return self._clean(error)
+        return ""
 
     def _clean(self, text: str) -> str:
         text = " ".join(text.split())

@@ -41,6 +41,8 @@ def test_running_it_again_creates_no_second_admin_and_keeps_the_password(db, var
     first.refresh_from_db()
     assert first.password == password_hash
     assert "Created" not in output and "Log in as 'admin'" in output
+    password = (var_dir / "initial-admin-password.txt").read_text().strip()
+    assert password not in output  # only the start that created it prints it
 
 
 def test_an_existing_superuser_means_nothing_is_created(db, var_dir, make_user):

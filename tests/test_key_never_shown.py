@@ -66,7 +66,7 @@ def test_no_workspace_page_shows_the_key(client_for, owner, viewer, connected, m
     pages["settings after failure"] = client.get(reverse("workspace_settings", args=[connected.pk]))
     # Replacing the key: the server echoes the OLD key, which the client (holding the new one) cannot know to redact.
     maxim.fail_next("/v1/prompts", 400, body={"error": {"message": f"key {KEY} is not allowed here"}})
-    pages["replace key refused"] = client.post(reverse("workspace_replace_key", args=[connected.pk]), {"api_key": WRONG_KEY})
+    pages["replace key refused"] = client.post(reverse("workspace_replace_key", args=[connected.pk]), {"api_key": WRONG_KEY, "base_url": connected.base_url})
     assert "The key was not saved" in pages["replace key refused"].content.decode()
     pages["viewer settings"] = client_for(viewer).get(reverse("workspace_settings", args=[connected.pk]))
     for where, response in pages.items():

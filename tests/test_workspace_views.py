@@ -69,14 +69,19 @@ def test_owner_sees_every_management_form(client_for, owner, workspace):
     assert "••••1234" in html
 
 
-def test_viewer_sees_no_mutation_buttons_but_can_test_the_connection(client_for, viewer, workspace):
+def test_viewer_sees_no_mutation_or_test_buttons(client_for, viewer, workspace):
     CustomPrice.objects.create(workspace=workspace, model_pattern="llama*", input_usd_per_mtok=1, output_usd_per_mtok=2)
     html = client_for(viewer).get(url("workspace_settings", workspace)).content.decode()
-    for name in ["workspace_replace_key", "member_add", "price_add", "workspace_update", "workspace_delete"]:
+    for name in ["workspace_replace_key", "member_add", "price_add", "workspace_update", "workspace_delete", "workspace_test"]:
         assert url(name, workspace) not in html
-    assert "Remove" not in html and "Replace key" not in html
-    assert url("workspace_test", workspace) in html
+    assert "Remove" not in html and "Replace key" not in html and "Test connection" not in html
     assert "llama*" in html and "eddie" in html
+
+
+def test_a_viewer_cannot_spend_the_key_on_a_test(client_for, viewer, workspace, maxim):
+    route = maxim.get("/v1/prompts").respond(200, json=_prompts(1))
+    assert client_for(viewer).post(url("workspace_test", workspace), headers=HX).status_code == 403
+    assert not route.called
 
 
 def test_editor_sees_price_forms_but_not_member_key_or_delete_forms(client_for, editor, workspace):
@@ -89,9 +94,9 @@ def test_editor_sees_price_forms_but_not_member_key_or_delete_forms(client_for, 
 # -- test connection ----------------------------------------------------------------------------
 
 
-def test_test_connection_reports_how_many_prompts_maxim_shows_and_records_it(client_for, viewer, workspace, maxim):
+def test_test_connection_reports_how_many_prompts_maxim_shows_and_records_it(client_for, editor, workspace, maxim):
     route = maxim.get("/v1/prompts").respond(200, json=_prompts(3))
-    response = client_for(viewer).post(url("workspace_test", workspace), headers=HX)
+    response = client_for(editor).post(url("workspace_test", workspace), headers=HX)
     html = response.content.decode()
     assert html.lstrip().startswith('<section id="ws-connection"')
     assert "Maxim shows 3 prompts" in html
@@ -126,7 +131,7 @@ def test_test_connection_is_post_only(client_for, owner, workspace):
 
 def test_replacing_the_key_verifies_it_with_maxim_before_saving(client_for, owner, workspace, maxim):
     route = maxim.get("/v1/prompts").respond(200, json=_prompts(2))
-    response = client_for(owner).post(url("workspace_replace_key", workspace), {"api_key": "new-key-5678"}, headers=HX)
+    response = client_for(owner).post(url("workspace_replace_key", workspace), {"api_key": "new-key-5678", "base_url": BASE_URL}, headers=HX)
     html = response.content.decode()
     assert route.calls.last.request.headers["x-maxim-api-key"] == "new-key-5678"
     workspace.refresh_from_db()
@@ -136,7 +141,7 @@ def test_replacing_the_key_verifies_it_with_maxim_before_saving(client_for, owne
 
 def test_a_key_maxim_rejects_is_not_saved_and_the_reason_is_shown(client_for, owner, workspace, maxim):
     maxim.get("/v1/prompts").respond(401)
-    response = client_for(owner).post(url("workspace_replace_key", workspace), {"api_key": "wrong-key-0000"}, headers=HX)
+    response = client_for(owner).post(url("workspace_replace_key", workspace), {"api_key": "wrong-key-0000", "base_url": BASE_URL}, headers=HX)
     html = response.content.decode()
     assert 'id="id_api_key_error"' in html and "The key was not saved" in html and "wrong-key-0000" not in html
     workspace.refresh_from_db()
@@ -145,7 +150,7 @@ def test_a_key_maxim_rejects_is_not_saved_and_the_reason_is_shown(client_for, ow
 
 def test_a_blank_new_key_is_refused_without_calling_maxim(client_for, owner, workspace, maxim):
     route = maxim.get("/v1/prompts")
-    response = client_for(owner).post(url("workspace_replace_key", workspace), {"api_key": "  "})
+    response = client_for(owner).post(url("workspace_replace_key", workspace), {"api_key": "  ", "base_url": BASE_URL})
     assert response.status_code == 200 and "cannot be blank" in response.content.decode()
     assert not route.called
 
@@ -153,13 +158,24 @@ def test_a_blank_new_key_is_refused_without_calling_maxim(client_for, owner, wor
 # -- details -------------------------------------------------------------------------------------------
 
 
-def test_owner_renames_and_changes_the_base_url(client_for, owner, workspace):
+def test_owner_renames_and_changes_the_path_of_the_base_url_without_the_key(client_for, owner, workspace):
     response = client_for(owner).post(
-        url("workspace_update", workspace), {"name": "Acme EU", "base_url": "https://EU.maxim.test/"}
+        url("workspace_update", workspace), {"name": "Acme EU", "base_url": "https://MAXIM.test/api/"}
     )
     assert response.status_code == 302
     workspace.refresh_from_db()
-    assert (workspace.name, workspace.base_url) == ("Acme EU", "https://eu.maxim.test")
+    assert (workspace.name, workspace.base_url) == ("Acme EU", "https://maxim.test/api")
+
+
+def test_owner_moves_to_another_host_with_the_key_verified_there(client_for, owner, workspace):
+    with respx.mock(base_url="https://eu.maxim.test") as eu:
+        route = eu.get("/v1/prompts").respond(200, json=_prompts(1))
+        response = client_for(owner).post(url("workspace_update", workspace), {
+            "name": "Acme EU", "base_url": "https://EU.maxim.test/", "api_key": "eu-key-9999"}, headers=HX)
+    assert response["HX-Redirect"] == url("workspace_settings", workspace)
+    assert route.calls.last.request.headers["x-maxim-api-key"] == "eu-key-9999"
+    workspace.refresh_from_db()
+    assert (workspace.name, workspace.base_url, workspace.get_api_key()) == ("Acme EU", "https://eu.maxim.test", "eu-key-9999")
 
 
 def test_a_bad_base_url_keeps_what_was_typed(client_for, owner, workspace):
@@ -256,7 +272,7 @@ def test_editor_adds_edits_and_deletes_a_custom_price(client_for, editor, worksp
 
 @pytest.mark.parametrize(
     "inp,out,message",
-    [("-1", "0", "cannot be negative"), ("abc", "0", "Enter a number of US dollars"), ("0.1234567", "0", "decimal places"), ("", "0", "required")],
+    [("-1", "0", "cannot be negative"), ("abc", "0", "Enter a number of US dollars"), ("0.1234567", "0", "at most 6 decimals"), ("1e400", "0", "Enter a price from 0 to 999999.999999"), ("", "0", "required")],
 )
 def test_bad_prices_are_explained_and_kept(client_for, editor, workspace, inp, out, message):
     response = client_for(editor).post(
@@ -265,6 +281,14 @@ def test_bad_prices_are_explained_and_kept(client_for, editor, workspace, inp, o
     html = response.content.decode()
     assert response.status_code == 200 and message in html and 'value="gpt-x"' in html
     assert not CustomPrice.objects.exists()
+
+
+def test_a_price_too_large_for_a_number_keeps_what_was_typed(client_for, editor, workspace):
+    # A browser's number input turns 1e400 into "", which read as "This field is required".
+    html = client_for(editor).post(url("price_add", workspace), {
+        "model_pattern": "gpt-x", "input_usd_per_mtok": "1e400", "output_usd_per_mtok": "0"}, headers=HX).content.decode()
+    assert 'type="text" name="input_usd_per_mtok" value="1e400"' in html and 'inputmode="decimal"' in html
+    assert "This field is required" not in html and "Enter a price from 0 to 999999.999999" in html
 
 
 def test_a_duplicate_pattern_gets_a_clear_message(client_for, editor, workspace):

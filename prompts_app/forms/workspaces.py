@@ -8,14 +8,14 @@ from django import forms
 from django.conf import settings
 from django.core.validators import MinValueValidator
 
-from prompts_app.maxim import MaximError, normalise_base_url
+from prompts_app.maxim import MaximError, check_base_url
 from prompts_app.models import Role
 
 KEY_WIDGET = forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"})
 
 
 class BaseUrlField(forms.URLField):
-    """An http(s) URL, normalised the way the client will use it."""
+    """An http(s) URL the outbound policy allows, normalised the way the client will use it."""
 
     default_error_messages = {"invalid": "Enter a valid URL, like https://api.getmaxim.ai."}
 
@@ -30,7 +30,7 @@ class BaseUrlField(forms.URLField):
         if not value.lower().startswith(("http://", "https://")):
             raise forms.ValidationError("The base URL must start with http:// or https://.")
         try:
-            return normalise_base_url(value)
+            return check_base_url(value)
         except MaximError as exc:
             raise forms.ValidationError(exc.message) from None
 
@@ -91,6 +91,10 @@ class PickWorkspaceForm(forms.Form):
 class WorkspaceDetailsForm(forms.Form):
     name = forms.CharField(max_length=200)
     base_url = BaseUrlField()
+    api_key = ApiKeyField(
+        required=False,
+        help_text="Needed only when the scheme, host or port changes: the key is checked at the new URL before saving.",
+    )
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
@@ -101,6 +105,8 @@ class WorkspaceDetailsForm(forms.Form):
 
 class ReplaceKeyForm(forms.Form):
     api_key = ApiKeyField(label="New API key", help_text="Checked with Maxim first; saved only if it works.")
+    # The base URL shown beside the key field: the key is sent there and nowhere else.
+    base_url = forms.CharField(widget=forms.HiddenInput, max_length=500)
 
 
 class AddMemberForm(forms.Form):
@@ -112,12 +118,24 @@ class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 
 
+_PRICE_RANGE = "Enter a price from 0 to 999999.999999 US dollars per 1M tokens."
+
+
 class PriceForm(forms.Form):
+    # A text input: a number input turns 1e400 into "" in the browser, which reads as "required".
     _usd = {
         "max_digits": 12,
         "decimal_places": 6,
-        "validators": [MinValueValidator(Decimal(0), message="A price cannot be negative.")],
-        "error_messages": {"invalid": "Enter a number of US dollars, like 0.15."},
+        "widget": forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+        "validators": [
+            MinValueValidator(Decimal(0), message="A price cannot be negative."),
+        ],
+        "error_messages": {
+            "invalid": "Enter a number of US dollars, like 0.15.",
+            "max_digits": _PRICE_RANGE,
+            "max_whole_digits": _PRICE_RANGE,
+            "max_decimal_places": "Use at most 6 decimals (millionths of a dollar).",
+        },
     }
     model_pattern = forms.CharField(label="Model (glob)", max_length=200)
     input_usd_per_mtok = forms.DecimalField(label="Input $ / 1M tokens", **_usd)

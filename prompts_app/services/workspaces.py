@@ -15,14 +15,22 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from prompts_app import crypto
-from prompts_app.maxim import MaximError, get_client, normalise_base_url
+from prompts_app import outbound
+from prompts_app.maxim import CHECK_DEADLINE, MaximClient, MaximError, get_client, normalise_base_url
 from prompts_app.models import CustomPrice, Membership, Role, Workspace
 
 log = logging.getLogger(__name__)
 
-# Between the two connect steps the key waits in the session, encrypted, this long.
-PENDING_KEY_SECONDS = 10 * 60
+# Between the two connect steps the key waits in the session, encrypted, this long; the
+# ciphertext itself expires too, so an abandoned flow leaves nothing usable behind.
+PENDING_KEY_SECONDS = 15 * 60
 _SESSION_KEY = "workspace_connect"
+
+
+@sensitive_variables()
+def _checking_client(base_url: str, api_key: str) -> MaximClient:
+    """For a URL or key a person just typed, or a test they pressed: one try, a short deadline."""
+    return get_client(base_url, api_key, max_retries=0, deadline=CHECK_DEADLINE)
 
 
 class WorkspaceError(Exception):
@@ -56,7 +64,7 @@ def discover_workspaces(*, base_url: str, api_key: str) -> PendingConnection:
     """Ask Maxim which workspaces the key reaches. A 403 on listing is not fatal:
     the user may then type the workspace ID. Other failures raise WorkspaceError."""
     try:
-        found = get_client(base_url, api_key).list_workspaces()
+        found = _checking_client(base_url, api_key).list_workspaces()
     except MaximError as exc:
         if exc.status == 403:
             return PendingConnection(base_url, api_key.strip(), None, exc.message)
@@ -98,8 +106,8 @@ def load_pending(session: Any) -> PendingConnection | None:
         clear_pending(session)
         return None
     try:
-        key = crypto.decrypt(data["key"])
-    except (crypto.DecryptionError, KeyError):
+        key = crypto.decrypt(data["key"], ttl=PENDING_KEY_SECONDS)
+    except (crypto.DecryptionError, KeyError, TypeError):
         clear_pending(session)
         return None
     workspaces = data.get("workspaces")
@@ -125,7 +133,7 @@ def find_duplicate(user, *, maxim_id: str, base_url: str) -> Workspace | None:
 def check_workspace_reachable(pending: PendingConnection, maxim_id: str) -> None:
     """For a typed-in ID: prove the key reaches it before saving."""
     try:
-        get_client(pending.base_url, pending.api_key).list_prompts(maxim_id)
+        _checking_client(pending.base_url, pending.api_key).list_prompts(maxim_id)
     except MaximError as exc:
         if exc.status in (403, 404):
             raise WorkspaceError(
@@ -168,9 +176,9 @@ class ConnectionCheck:
 def check_connection(workspace: Workspace) -> ConnectionCheck:
     """List the workspace's prompts (proves the key reaches this very workspace) and record the outcome."""
     try:
-        prompts = get_client(workspace.base_url, workspace.get_api_key()).list_prompts(workspace.maxim_id)
-    except (MaximError, crypto.DecryptionError) as exc:
-        check = ConnectionCheck(False, getattr(exc, "message", None) or str(exc))
+        prompts = _checking_client(workspace.base_url, workspace.get_api_key()).list_prompts(workspace.maxim_id)
+    except MaximError as exc:  # crypto.DecryptionError included
+        check = ConnectionCheck(False, exc.message)
     else:
         noun = "prompt" if len(prompts) == 1 else "prompts"
         check = ConnectionCheck(True, f"Connected: Maxim shows {len(prompts)} {noun} in this workspace.", len(prompts))
@@ -181,19 +189,35 @@ def check_connection(workspace: Workspace) -> ConnectionCheck:
 
 
 @sensitive_variables()
-def replace_key(workspace: Workspace, new_key: str) -> ConnectionCheck:
-    """Save `new_key` only if Maxim accepts it for this workspace; raise WorkspaceError otherwise."""
-    try:
-        prompts = get_client(workspace.base_url, new_key).list_prompts(workspace.maxim_id)
-    except MaximError as exc:
-        # The client redacts the key it sent; a server may also echo the key it knows (the old one).
-        message = _redact(_new_key_message(exc), _stored_key(workspace))
-        raise WorkspaceError(f"{message} The key was not saved.", field="api_key") from None
+def replace_key(workspace: Workspace, new_key: str, *, confirmed_base_url: str) -> ConnectionCheck:
+    """Save `new_key` only if Maxim accepts it for this workspace; raise WorkspaceError otherwise.
+
+    `confirmed_base_url` is the URL the person saw next to the key field: the key goes nowhere else,
+    even if someone changed the workspace's base URL in between.
+    """
+    if confirmed_base_url != workspace.base_url:
+        raise WorkspaceError(
+            f"The base URL is now {workspace.base_url}, not the one shown when you typed the key; "
+            "check it, then enter the key again. The key was not sent.",
+            field="api_key",
+        )
+    prompts = _verify_key(workspace, workspace.base_url, new_key)
     workspace.set_api_key(new_key)
     workspace.last_checked_at = timezone.now()
     workspace.last_check_error = ""
     workspace.save()
     return ConnectionCheck(True, f"Key replaced and verified: Maxim shows {len(prompts)} prompts.", len(prompts))
+
+
+@sensitive_variables()
+def _verify_key(workspace: Workspace, base_url: str, key: str) -> list:
+    """The workspace's prompts as seen with `key` at `base_url`; WorkspaceError if that fails."""
+    try:
+        return _checking_client(base_url, key).list_prompts(workspace.maxim_id)
+    except MaximError as exc:
+        # The client redacts the key it sent; a server may also echo the key it knows (the old one).
+        message = _redact(_new_key_message(exc), _stored_key(workspace))
+        raise WorkspaceError(f"{message} The key was not saved.", field="api_key") from None
 
 
 @sensitive_variables()
@@ -212,14 +236,28 @@ def _redact(text: str, *secrets: str) -> str:
     return text
 
 
-def update_details(workspace: Workspace, *, name: str, base_url: str, user) -> Workspace:
+@sensitive_variables()
+def update_details(workspace: Workspace, *, name: str, base_url: str, api_key: str = "", user) -> Workspace:
+    """Rename, or move to another base URL. Keys are organisation-wide, so a new scheme, host or
+    port needs the key typed again, verified there first: the stored key never follows a URL change."""
     base_url = normalise_base_url(base_url)
     duplicate = find_duplicate(user, maxim_id=workspace.maxim_id, base_url=base_url)
     if duplicate is not None and duplicate.pk != workspace.pk:
         raise WorkspaceError(f"Your workspace “{duplicate.name}” already uses this Maxim workspace at this URL.", field="base_url")
+    if not api_key and not outbound.same_origin(base_url, workspace.base_url):
+        raise WorkspaceError(
+            "Enter the API key again to move to another host: the stored key is only ever sent where it was confirmed.",
+            field="api_key",
+        )
+    fields = ["name", "base_url"]
+    if api_key:
+        _verify_key(workspace, base_url, api_key)
+        workspace.set_api_key(api_key)
+        workspace.last_checked_at, workspace.last_check_error = timezone.now(), ""
+        fields += ["api_key_encrypted", "api_key_last4", "last_checked_at", "last_check_error"]
     workspace.name = name
     workspace.base_url = base_url
-    workspace.save(update_fields=["name", "base_url"])
+    workspace.save(update_fields=fields)
     return workspace
 
 

@@ -104,6 +104,7 @@ def _context(request: HttpRequest, workspace: Workspace, **overrides) -> dict:
         "membership": membership,
         "is_owner": membership.allows(Role.OWNER),
         "can_price": membership.allows(Role.EDITOR),
+        "can_test": membership.allows(Role.EDITOR),
         "details_form": WorkspaceDetailsForm(initial={"name": workspace.name, "base_url": workspace.base_url}),
         "key_form": ReplaceKeyForm(),
         "member_form": AddMemberForm(),
@@ -150,6 +151,8 @@ def workspace_settings(request: HttpRequest, workspace_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@sensitive_post_parameters("api_key")
+@sensitive_variables()
 def workspace_update(request: HttpRequest, workspace_id: int) -> HttpResponse:
     workspace = get_workspace_for_user(request, workspace_id, Role.OWNER)
     form = WorkspaceDetailsForm(request.POST)
@@ -159,6 +162,9 @@ def workspace_update(request: HttpRequest, workspace_id: int) -> HttpResponse:
         except services.WorkspaceError as exc:
             form.add_error(exc.field, exc.message)
         else:
+            if form.cleaned_data["api_key"]:  # the connection section changed too: show the whole page
+                messages.success(request, "Saved the base URL and the key, verified there with Maxim.")
+                return _redirect(request, reverse("workspace_settings", args=[workspace.pk]))
             return _section(request, workspace, "_ws_details.html", saved="Saved the name and base URL.")
     return _section(request, workspace, "_ws_details.html", details_form=form)
 
@@ -166,8 +172,8 @@ def workspace_update(request: HttpRequest, workspace_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def workspace_test(request: HttpRequest, workspace_id: int) -> HttpResponse:
-    # Any member may test: it only reads from Maxim, and helps a viewer report a broken key.
-    workspace = get_workspace_for_user(request, workspace_id)
+    # Testing spends the workspace's key on a Maxim call, like running: editors and owners only.
+    workspace = get_workspace_for_user(request, workspace_id, Role.EDITOR)
     check = services.check_connection(workspace)
     if request.htmx:
         return render(request, T + "_ws_connection.html", _context(request, workspace, check=check))
@@ -183,7 +189,9 @@ def workspace_replace_key(request: HttpRequest, workspace_id: int) -> HttpRespon
     form = ReplaceKeyForm(request.POST)
     if form.is_valid():
         try:
-            check = services.replace_key(workspace, form.cleaned_data["api_key"])
+            check = services.replace_key(
+                workspace, form.cleaned_data["api_key"], confirmed_base_url=form.cleaned_data["base_url"]
+            )
         except services.WorkspaceError as exc:
             form.add_error(exc.field, exc.message)
         else:

@@ -19,6 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args, url: str, username: str, **options):
         User = get_user_model()
         password_file = settings.VAR_DIR / "initial-admin-password.txt"
+        password = None
         if not User.objects.filter(is_superuser=True).exists():
             password = secrets.token_urlsafe(12)
             User.objects.create_superuser(username=username, email="", password=password)
@@ -28,12 +29,12 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"Created the superuser '{username}'."))
         self.stdout.write("")
         self.stdout.write(self.style.SUCCESS(f"maximui is starting on {url}"))
-        if password_file.exists():
-            self.stdout.write(
-                f"Log in as '{username}' with the password in {password_file} "
-                f"(password: {password_file.read_text().strip()})."
-            )
-            self.stdout.write("Change it under Admin > Users; delete that file once you have.")
+        if password is not None:
+            # Printed once, on the start that made it: later starts' logs must not carry it.
+            self.stdout.write(f"Log in as '{username}' with the password {password} (also in {password_file}).")
+            self.stdout.write("Change it under Admin > Users, then delete that file.")
+        elif password_file.exists():
+            self.stdout.write(f"Log in as '{username}' with the password in {password_file}; delete that file once changed.")
         else:
             self.stdout.write("Log in with your superuser (`python manage.py changepassword <name>` resets a password).")
         self.stdout.write("")
