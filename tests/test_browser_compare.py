@@ -27,7 +27,8 @@ def add_column(page, version, number: int) -> None:
     """Pick a version in "Add column" and press the button, as a person would."""
     page.get_by_label("Add column").select_option(label=option_label(version))
     page.get_by_role("button", name="Add column", exact=True).click()
-    page.get_by_role("list", name="Chosen columns, in order").get_by_role("listitem").nth(number - 1).wait_for()
+    rows = page.get_by_role("list", name="Chosen columns, in order").get_by_role("listitem")
+    rows.nth(number - 1).wait_for()
 
 
 def test_three_columns_run_together_and_one_failure_stays_in_its_column(
