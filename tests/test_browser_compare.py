@@ -4,6 +4,7 @@ once, and watch the two outputs and the failing column's error arrive without a 
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -18,6 +19,18 @@ def live_server_on_file_db(live_server, file_db):
     return live_server
 
 
+def option_label(version) -> str:
+    return f"{version.prompt.name} v{version.number} — {version.model_name} · {version.provider}"
+
+
+def add_column(page, version, number: int) -> None:
+    """Pick a version in "Add column" and press the button, as a person would."""
+    page.get_by_label("Add column").select_option(label=option_label(version))
+    page.get_by_role("button", name="Add column", exact=True).click()
+    rows = page.get_by_role("list", name="Chosen columns, in order").get_by_role("listitem")
+    rows.nth(number - 1).wait_for()
+
+
 def test_three_columns_run_together_and_one_failure_stays_in_its_column(
     live_server_on_file_db, page, browser_login, fake_maxim, workspace, editor
 ):
@@ -26,8 +39,8 @@ def test_three_columns_run_together_and_one_failure_stays_in_its_column(
     good, mini, bad = seed_fake(fake_maxim, workspace, ["gpt-4o", "gpt-4o-mini", "fail-401"])
     browser_login(editor)
     page.goto(f"/compare/new/?workspace={workspace.pk}")
-    for version in (good, mini, bad):
-        page.check(f"input[name=columns][value=v{version.pk}]")
+    for number, version in enumerate((good, mini, bad), 1):
+        add_column(page, version, number)
     page.wait_for_selector("#compare-inputs input[name=var__company]")  # the inputs follow the columns
     page.wait_for_load_state("networkidle")
     page.fill("#id_turn-0-content", "Where is my order?")
@@ -92,3 +105,102 @@ def test_three_columns_run_together_and_one_failure_stays_in_its_column(
         == [("assistant", "It shipped on Monday."), ("user", "Where is my parcel?")]
         for request in sent
     )
+
+
+def chosen_columns(page) -> list[str]:
+    rows = page.get_by_role("list", name="Chosen columns, in order").get_by_role("listitem")
+    return [" ".join(text.split()) for text in rows.locator(".column-name strong").all_inner_texts()]
+
+
+def test_columns_in_the_chosen_order_with_a_version_twice_and_the_baseline_kept(
+    live_server_on_file_db, page, browser_login, fake_maxim, workspace, editor, monkeypatch
+):
+    from prompts_app.views import compare as compare_views
+
+    first, second = seed_fake(fake_maxim, workspace, ["gpt-4o", "gpt-4o-mini"])
+    check_columns = compare_views._check_posted_columns
+
+    def slow_check(request):  # a slow server: each column change stays in flight while the person types on
+        if "/columns/" in request.path:
+            time.sleep(0.6)
+        check_columns(request)
+
+    monkeypatch.setattr(compare_views, "_check_posted_columns", slow_check)
+    browser_login(editor)
+    page.goto(f"/compare/new/?workspace={workspace.pk}")
+    message = page.get_by_label("Turn 1")
+    add_column(page, first, 1)
+    message.click()
+    message.press_sequentially("Where is ", delay=60)
+
+    # Each change of the columns goes out while the typing goes on: nothing typed may be lost.
+    page.get_by_label("Add column").select_option(label=option_label(second))
+    page.get_by_role("button", name="Add column", exact=True).click()
+    message.press_sequentially("my parcel", delay=70)
+    page.get_by_role("button", name="Add column", exact=True).click()  # the same version again
+    company = page.get_by_label("{{company}}")
+    company.press_sequentially("Acme Ltd", delay=70)
+    page.get_by_role("button", name="Move column 1 (Support reply v1) down").click()
+    message.press_sequentially("?", delay=70)
+    page.wait_for_timeout(1500)  # longer than any request above takes
+
+    assert chosen_columns(page) == ["Support reply v2", "Support reply v1", "Support reply v2"]
+    assert message.input_value() == "Where is my parcel?"
+    assert company.input_value() == "Acme Ltd"
+    page.get_by_label("Title").press_sequentially("Variance check", delay=40)
+    page.screenshot(path="/tmp/shots/compare-order.png", full_page=True)
+    page.keyboard.press("Control+Enter")
+
+    page.wait_for_url("**/compare/*/")
+    names = ["Column 1: Support reply v2 (gpt-4o-mini)", "Column 2: Support reply v1 (gpt-4o)",
+             "Column 3: Support reply v2 (gpt-4o-mini)"]
+    regions = page.locator(".compare-columns > [role=region]")
+    assert [regions.nth(i).get_attribute("aria-label") for i in range(3)] == names
+    for name in names:
+        page.get_by_role("region", name=name, exact=True).locator("pre.output").wait_for(timeout=15_000)
+        assert page.get_by_role("region", name=name, exact=True).locator("pre.output").inner_text() == (
+            "Echo: Where is my parcel?"
+        )
+    page.locator("#compare-diff pre.diff").first.wait_for()
+
+    page.get_by_role("navigation", name="Baseline column").get_by_role("link", name="Column 2: Support reply v1").click()
+    page.wait_for_url("**/compare/*/?baseline=2")
+    page.get_by_role("region", name="Column 1: Support reply v2 (gpt-4o-mini) against the baseline, Column 2: Support reply v1 (gpt-4o)").wait_for()
+    assert page.locator(".baseline-picker a[aria-current=true]").inner_text().endswith("Support reply v1")
+
+    page.get_by_role("button", name="Run again").click()
+    page.wait_for_url("**/compare/*/?baseline=2")
+    assert page.locator(".baseline-picker a[aria-current=true]").inner_text().endswith("Support reply v1")
+    page.get_by_role("region", name=names[2], exact=True).locator("pre.output").wait_for(timeout=15_000)
+    sent = fake_maxim.requests_to("/v1/prompts/run")
+    assert len(sent) == 6
+    # Sent at once, so they arrive in any order: the page above showed the columns' order.
+    assert sorted(r.body["modelName"] for r in sent[:3]) == ["gpt-4o", "gpt-4o-mini", "gpt-4o-mini"]
+    assert all(r.body["messages"][-1]["content"] == "Where is my parcel?" for r in sent)
+    assert all(r.body["messages"][0]["content"] == "You answer for Acme Ltd." for r in sent)
+
+
+def test_a_300_character_name_and_output_never_widen_the_page(
+    live_server_on_file_db, page, browser_login, fake_maxim, workspace, editor
+):
+    long_name = "N" * 300
+    versions = seed_fake(fake_maxim, workspace, ["gpt-4o", "gpt-4o-mini"], name=long_name)
+    page.set_viewport_size({"width": 800, "height": 900})
+    browser_login(editor)
+    page.goto(f"/compare/new/?workspace={workspace.pk}&columns=v{versions[0].pk}&columns=v{versions[1].pk}")
+    assert page_fits(page)
+    page.get_by_label("Turn 1").fill("W" * 300)
+    page.get_by_label("{{company}}").fill("C" * 300)
+    page.get_by_label("Title").fill("T" * 300)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_url("**/compare/*/")
+    page.locator("#compare-diff pre.diff").first.wait_for(timeout=15_000)
+    page.screenshot(path="/tmp/shots/compare-long.png", full_page=True)
+    assert page_fits(page)
+    page.goto("/compare/")
+    assert page_fits(page)
+
+
+def page_fits(page) -> bool:
+    """No horizontal scrolling: nothing, not even overflowing text, is wider than the viewport."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

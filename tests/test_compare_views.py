@@ -55,7 +55,7 @@ def test_it_rejects_fewer_than_two_columns_and_keeps_the_input(client_for, edito
     page = response.content.decode()
     assert "Pick at least 2 columns to compare (you picked 1)." in page
     assert "Keep me" in page and "Tone check" in page
-    assert f'value="v{versions[0].pk}" checked' in page
+    assert f'name="columns" value="v{versions[0].pk}"' in page
     assert Comparison.objects.count() == 0 and not echo_maxim.sent
 
 
@@ -331,7 +331,7 @@ def test_a_link_can_pick_the_columns_and_the_input_starts_shared(workspace, edit
     )
     assert response.status_code == 200
     page = response.content.decode()
-    assert f'value="v{first.pk}" checked' in page and f'value="v{second.pk}" checked' in page
+    assert f'name="columns" value="v{first.pk}"' in page and f'name="columns" value="v{second.pk}"' in page
     assert 'name="var__company"' in page  # the shared input asks for the columns' variables
     assert "errorlist" not in page  # nothing is reported missing before the user submits
 

@@ -1,8 +1,14 @@
 """The "new comparison" form: 2 to 8 columns (versions or the user's drafts) of one
-workspace, and the input they get (one shared input, or one per column)."""
+workspace, in the order chosen (the same version may appear twice, to see its variance),
+and the input they get (one shared input, or one per column).
+
+Columns are rows the user adds, moves and removes ("column:add", "column:up-<i>", ...);
+each row carries a stable id (`column_uid`) so its own input follows it when it moves.
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -28,17 +34,43 @@ class Choice:
 
 
 @dataclass
+class ColumnRow:
+    """One chosen column, as the form lists it."""
+
+    uid: str  # stable while the row moves; names its per-column input fields
+    key: str  # the option: "v<id>" or "d<id>"
+    label: str
+    detail: str
+    variables: list[str]
+    is_draft: bool
+
+
+@dataclass
+class VariableInput:
+    name: str
+    field: forms.BoundField
+    used: bool  # by a chosen column; the others stay in the page, hidden, keeping what was typed
+
+
+@dataclass
 class ColumnInputs:
-    """The input fields of one column (or of the shared input, with key "")."""
+    """The input fields of one column (key: its row's uid) or of the shared input (key "")."""
 
     key: str
     label: str
     turns: BaseFormSet
-    variables: list[forms.BoundField]
+    variables: list[VariableInput]
+    number: int = 0  # the column's 1-based position; 0 for the shared input
 
     @property
     def prefix(self) -> str:
         return self.turns.prefix
+
+
+COLUMN_ACTION = "column"  # "column:add", "column:up-<i>", "column:down-<i>", "column:remove-<i>"
+_UID = re.compile(r"^[vd][0-9]{1,12}(?:_[0-9]{1,2})?$")
+_ROW_ACTION = re.compile(r"^(up|down|remove)-([0-9]{1,3})$")
+MAX_ROWS = MAX_COLUMNS + 8  # rows beyond this are dropped when redrawing (and refused on submit)
 
 
 EMPTY_INPUT = "Type the message to send; an empty input cannot be compared."
@@ -52,7 +84,7 @@ def turn_prefix(key: str) -> str:
 class CompareForm(forms.Form):
     title = forms.CharField(max_length=300, required=False, help_text="Optional; helps find it in the list later.")
     columns = forms.MultipleChoiceField(
-        widget=forms.CheckboxSelectMultiple,
+        widget=forms.MultipleHiddenInput,
         error_messages={
             "required": f"Pick at least {MIN_COLUMNS} columns to compare.",
             "invalid_choice": "%(value)s is not a version of this workspace.",
@@ -93,10 +125,67 @@ class CompareForm(forms.Form):
         self.options: dict[str, PromptVersion | Draft] = {f"v{v.pk}": v for v in versions}
         self.options.update({f"d{d.pk}": d for d in drafts.select_related("prompt", "base_version")})
         self.fields["columns"].choices = [(key, key) for key in self.options]
-        self.selected = [k for k in (source.getlist("columns") if source is not None else []) if k in self.options]
+        self.column_message = ""
+        self.added_uid = ""
+        self.add_value = source.get("add_column", "") if source is not None else ""
+        self.rows = self._rows(source, action if not self.is_bound else "")
+        self.selected = [key for _, key in self.rows]
         self.shared = source is None or bool(source.get("shared_input"))
         self._add_input_fields()
         self.turn_sets = self._turn_sets(source, action)
+
+    # -- the chosen columns ------------------------------------------------------------------
+
+    def _rows(self, source: QueryDict | None, action: str) -> list[tuple[str, str]]:
+        """(uid, key) per chosen column, in order, with `action` applied when it is a column action."""
+        if source is None:
+            return []
+        uids = source.getlist("column_uid")
+        rows: list[tuple[str, str]] = []
+        for i, key in enumerate(source.getlist("columns")[:MAX_ROWS]):
+            if key not in self.options:
+                continue
+            uid = uids[i] if i < len(uids) else ""
+            taken = {u for u, _ in rows}
+            rows.append((uid if _UID.match(uid) and uid not in taken else _new_uid(key, taken), key))
+        target, _, column_action = action.partition(":")
+        if target == COLUMN_ACTION:
+            rows = self._rearranged(rows, column_action)
+        return rows
+
+    def _rearranged(self, rows: list[tuple[str, str]], action: str) -> list[tuple[str, str]]:
+        rows = list(rows)
+        if action == "add":
+            if self.add_value not in self.options:
+                self.column_message = "Choose a version or draft to add."
+            elif len(rows) >= MAX_COLUMNS:
+                self.column_message = f"A comparison has at most {MAX_COLUMNS} columns; remove one first."
+            else:
+                self.added_uid = _new_uid(self.add_value, {u for u, _ in rows})
+                rows.append((self.added_uid, self.add_value))
+            return rows
+        match = _ROW_ACTION.match(action)
+        if not match or int(match[2]) >= len(rows):
+            return rows
+        move, i = match[1], int(match[2])
+        if move == "remove":
+            del rows[i]
+        elif move == "up" and i > 0:
+            rows[i - 1], rows[i] = rows[i], rows[i - 1]
+        elif move == "down" and i + 1 < len(rows):
+            rows[i + 1], rows[i] = rows[i], rows[i + 1]
+        return rows
+
+    def column_rows(self) -> list[ColumnRow]:
+        rows = []
+        for uid, key in self.rows:
+            option = self.options[key]
+            rows.append(ColumnRow(uid, key, self.label_of(key), _detail(option), option.variables(),
+                                  isinstance(option, Draft)))
+        return rows
+
+    def _key_of(self, uid: str) -> str:
+        return next(key for u, key in self.rows if u == uid)
 
     # -- dynamic input fields ------------------------------------------------------------
 
@@ -109,17 +198,20 @@ class CompareForm(forms.Form):
 
     def _add_input_fields(self) -> None:
         if self.shared:
-            for name in self._variables_of(self.selected):
-                self.fields[f"var__{name}"] = _variable_field(name)
+            # Every variable any option uses, so choosing columns only shows or hides fields
+            # (static/js/compare.js) and never redraws one the user is typing in.
+            used = set(self._variables_of(self.selected))
+            for name in self._variables_of(list(self.options)):
+                self.fields[f"var__{name}"] = _variable_field(name, required=name in used)
             return
-        for key in self.selected:
+        for uid, key in self.rows:
             for name in self._variables_of([key]):
-                self.fields[f"var__{key}__{name}"] = _variable_field(name)
+                self.fields[f"var__{uid}__{name}"] = _variable_field(name)
 
     def _turn_sets(self, source: QueryDict | None, action: str) -> dict[str, BaseFormSet]:
         """A turn formset per input: bound when submitting, else showing what was posted,
         with a turn added or removed when `action` ("<prefix>:add-turn", ...) says so."""
-        keys = [""] if self.shared else self.selected
+        keys = [""] if self.shared else [uid for uid, _ in self.rows]
         if self.is_bound:
             return {key: turn_formset(self.data, prefix=turn_prefix(key)) for key in keys}
         target, _, turn_action = action.partition(":")
@@ -136,17 +228,27 @@ class CompareForm(forms.Form):
 
     def input_groups(self) -> list[ColumnInputs]:
         if self.shared:
-            names = self._variables_of(self.selected)
-            return [ColumnInputs("", "Every column", self.turn_sets[""], [self[f"var__{n}"] for n in names])]
+            used = set(self._variables_of(self.selected))
+            variables = [
+                VariableInput(n, self[f"var__{n}"], n in used) for n in self._variables_of(list(self.options))
+            ]
+            return [ColumnInputs("", "Every column", self.turn_sets[""], variables)]
         return [
             ColumnInputs(
-                key,
+                uid,
                 self.label_of(key),
-                self.turn_sets[key],
-                [self[f"var__{key}__{n}"] for n in self._variables_of([key])],
+                self.turn_sets[uid],
+                [VariableInput(n, self[f"var__{uid}__{n}"], True) for n in self._variables_of([key])],
+                number=number,
             )
-            for key in self.selected
+            for number, (uid, key) in enumerate(self.rows, 1)
         ]
+
+    def added_group(self) -> ColumnInputs | None:
+        """The input of the column just added, when each column has its own (sent out of band)."""
+        if self.shared or not self.added_uid:
+            return None
+        return next(g for g in self.input_groups() if g.key == self.added_uid)
 
     # -- what the template lists -----------------------------------------------------------
 
@@ -157,22 +259,20 @@ class CompareForm(forms.Form):
         return str(option)
 
     def prompt_groups(self) -> list[tuple[Prompt, list[Choice]]]:
+        """The "Add column" choices, grouped by prompt."""
         groups: dict[int, tuple[Prompt, list[Choice]]] = {}
         for key, option in self.options.items():
             prompt = option.prompt
             is_draft = isinstance(option, Draft)
             label = "Your draft" if is_draft else f"v{option.number}" if option.number else option.maxim_id
-            detail = f"{option.model_name or 'no model'} · {option.provider}"
-            if option.description:
-                detail += f" — {option.description[:80]}"
-            choice = Choice(key, label, detail, key in self.selected, is_draft)
+            choice = Choice(key, label, _detail(option), key == self.add_value, is_draft)
             groups.setdefault(prompt.pk, (prompt, []))[1].append(choice)
         return sorted(groups.values(), key=lambda group: group[0].name.lower())
 
     # -- validation ---------------------------------------------------------------------------
 
     def clean_columns(self) -> list[str]:
-        keys = list(dict.fromkeys(self.cleaned_data["columns"]))  # a column once, in the order given
+        keys = self.cleaned_data["columns"]  # in the order given; the same one twice shows its variance
         if len(keys) < MIN_COLUMNS:
             raise forms.ValidationError(f"Pick at least {MIN_COLUMNS} columns to compare (you picked {len(keys)}).")
         if len(keys) > MAX_COLUMNS:
@@ -198,41 +298,53 @@ class CompareForm(forms.Form):
                     turns.forms[0].add_error("content", EMPTY_INPUT)
                 else:  # a hand-made post without turns
                     self.add_error(None, EMPTY_INPUT)
-        keys = cleaned.get("columns") or []
         cleaned["input"] = self._input("") if self.shared else {}
-        specs = []
-        for key in keys:
-            option = self.options[key]
-            draft = option if isinstance(option, Draft) else None
-            version = draft_base_version(draft) if draft else option
-            specs.append(ColumnSpec(version=version, draft=draft, input=None if self.shared else self._input(key)))
-        cleaned["column_specs"] = specs
-        self._check_sizes(keys, specs, cleaned["input"])
+        cleaned["column_specs"] = self._column_specs() if cleaned.get("columns") else []
+        self._check_sizes(cleaned["column_specs"], cleaned["input"])
         return cleaned
 
-    def _check_sizes(self, keys: list[str], specs: list[ColumnSpec], shared: dict[str, Any]) -> None:
+    def _check_sizes(self, specs: list[ColumnSpec], shared: dict[str, Any]) -> None:
         """Each column's input, filled into its messages, within the run limits (run_input)."""
-        for key, spec in zip(keys, specs):
+        for (_uid, key), spec in zip(self.rows, specs):
             messages = (spec.draft or spec.version).messages
             problem = input_problem(messages, spec.input if spec.input is not None else shared)
             if problem:
                 self.add_error(None, f"{self.label_of(key)}: {problem}")
                 return
 
-    def _input(self, key: str) -> dict[str, Any]:
-        turns = self.turn_sets.get(key)
-        prefix = "var__" if not key else f"var__{key}__"
-        variables = {
-            name.removeprefix(prefix): value
-            for name, value in self.cleaned_data.items()
-            if name.startswith(prefix) and (key or name.count("__") == 1)
-        }
+    def _column_specs(self) -> list[ColumnSpec]:
+        specs = []
+        for uid, key in self.rows:
+            option = self.options[key]
+            draft = option if isinstance(option, Draft) else None
+            version = draft_base_version(draft) if draft else option
+            specs.append(ColumnSpec(version=version, draft=draft, input=None if self.shared else self._input(uid)))
+        return specs
+
+    def _input(self, uid: str) -> dict[str, Any]:
+        turns = self.turn_sets.get(uid)
+        names = self._variables_of([self._key_of(uid)] if uid else self.selected)
+        prefix = f"var__{uid}__" if uid else "var__"
+        variables = {name: self.cleaned_data[prefix + name] for name in names if prefix + name in self.cleaned_data}
         # Empty turns are dropped, as on a version's run form.
         return {"turns": cleaned_turns(turns) if turns is not None and turns.is_valid() else [], "variables": variables}
 
 
-def _variable_field(name: str) -> forms.CharField:
+def _new_uid(key: str, taken: set[str]) -> str:
+    """The row's key, or the key with the lowest free "_<n>" for the same option again."""
+    if key not in taken:
+        return key
+    return next(f"{key}_{n}" for n in range(2, 100) if f"{key}_{n}" not in taken)
+
+
+def _detail(option: PromptVersion | Draft) -> str:
+    detail = f"{option.model_name or 'no model'} · {option.provider}"
+    return detail + f" — {option.description[:80]}" if option.description else detail
+
+
+def _variable_field(name: str, *, required: bool = True) -> forms.CharField:
     return forms.CharField(
+        required=required,
         label=f"{{{{{name}}}}}",
         error_messages={"required": f"Fill in {{{{{name}}}}}: a version uses it."},
     )
@@ -241,3 +353,5 @@ def _variable_field(name: str) -> forms.CharField:
 class RunAgainForm(forms.Form):
     repeats = forms.IntegerField(min_value=1, max_value=MAX_REPEATS, initial=1, label="Runs per column")
     batch = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+    # The baseline column's number, kept in the page's URL after the new batch starts.
+    baseline = forms.IntegerField(min_value=1, max_value=MAX_COLUMNS, required=False, widget=forms.HiddenInput)

@@ -53,9 +53,10 @@ def _run_index(run: Run) -> int:
     return int(run.idempotency_key.rsplit("-", 1)[-1])
 
 
-def runs_by_column(comparison: Comparison) -> dict[int, list[Run]]:
+def runs_by_column(comparison: Comparison, runs: list[Run] | None = None) -> dict[int, list[Run]]:
+    """The latest batch's runs (or `runs`, a snapshot of them) grouped by column id."""
     grouped: dict[int, list[Run]] = {}
-    for run in batch_runs(comparison):
+    for run in batch_runs(comparison) if runs is None else runs:
         grouped.setdefault(run.column_id, []).append(run)
     return grouped
 
@@ -191,10 +192,13 @@ class OutputDiff:
 
 
 def output_diffs(
-    comparison: Comparison, columns: list[ComparisonColumn], baseline: ComparisonColumn
+    comparison: Comparison,
+    columns: list[ComparisonColumn],
+    baseline: ComparisonColumn,
+    runs: list[Run] | None = None,
 ) -> list[OutputDiff]:
-    """Each other column's first run of the latest batch against the baseline's."""
-    grouped = runs_by_column(comparison)
+    """Each other column's first run of the latest batch (or of `runs`) against the baseline's."""
+    grouped = runs_by_column(comparison, runs)
     base = _first_done(grouped.get(baseline.pk, []))
     diffs = []
     for column in columns:
@@ -230,9 +234,11 @@ def output_diffs(
     return diffs
 
 
-def default_baseline(comparison: Comparison, columns: list[ComparisonColumn]) -> ComparisonColumn | None:
+def default_baseline(
+    comparison: Comparison, columns: list[ComparisonColumn], runs: list[Run] | None = None
+) -> ComparisonColumn | None:
     """The first column whose run succeeded (a failed baseline makes every diff noise)."""
-    grouped = runs_by_column(comparison)
+    grouped = runs_by_column(comparison, runs)
     for column in columns:
         if any(r.status == Run.Status.SUCCESS for r in grouped.get(column.pk, [])):
             return column

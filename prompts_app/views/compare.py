@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from prompts_app import pricing
@@ -83,7 +83,26 @@ def comparison_inputs(request: HttpRequest) -> HttpResponse:
         raise Http404("No workspace")
     action = request.POST.get("action", "")
     form = CompareForm(request.POST, workspace=workspace, user=request.user, refresh=True, action=action)
+    # A turn added or removed redraws only its own input: the others may be being typed in.
+    prefix = action.partition(":")[0]
+    group = next((g for g in form.input_groups() if action and g.prefix == prefix), None)
+    if group is not None:
+        return render(request, "prompts_app/compare/_input_group.html", {"group": group, "workspace": workspace})
     return render(request, "prompts_app/compare/_inputs.html", {"form": form, "workspace": workspace})
+
+
+@login_required
+@require_POST
+def comparison_columns(request: HttpRequest) -> HttpResponse:
+    """The chosen columns after one is added, moved or removed (htmx). Only this list is redrawn
+    (and a new column's own input added), so nothing being typed in the inputs is touched."""
+    workspace = _workspace_from_query(request)
+    if workspace is None:
+        raise Http404("No workspace")
+    _check_posted_columns(request)
+    action = request.POST.get("action", "")
+    form = CompareForm(request.POST, workspace=workspace, user=request.user, refresh=True, action=action)
+    return render(request, "prompts_app/compare/_columns.html", {"form": form, "workspace": workspace, "oob": True})
 
 
 @login_required
@@ -95,11 +114,13 @@ def comparison_detail(request: HttpRequest, comparison_id: int) -> HttpResponse:
         "comparison": comparison,
         "columns": [_column_context(comparison, c) for c in columns],
         "can_run": request.membership.allows(Role.EDITOR),
-        "run_form": RunAgainForm(initial={"repeats": comparison.repeats, "batch": comparison.batch + 1}),
         **_config_context(columns, request.GET.get("highlight") != "0"),
         **_diff_context(comparison, columns, request.GET.get("baseline")),
         "nav": "compare",
     }
+    context["run_form"] = RunAgainForm(
+        initial={"repeats": comparison.repeats, "batch": comparison.batch + 1, "baseline": context["baseline_number"]}
+    )
     return render(request, "prompts_app/compare/detail.html", context)
 
 
@@ -127,6 +148,8 @@ def comparison_config(request: HttpRequest, comparison_id: int) -> HttpResponse:
 def comparison_diff(request: HttpRequest, comparison_id: int) -> HttpResponse:
     comparison = get_comparison_for_user(request, comparison_id)
     context = {"comparison": comparison, **_diff_context(comparison, _columns(comparison), request.GET.get("baseline"))}
+    # The "Run again" form keeps the baseline just picked (swapped in out of band).
+    context["oob_baseline"] = request.membership.allows(Role.EDITOR)
     return render(request, "prompts_app/compare/_diff.html", context)
 
 
@@ -140,7 +163,9 @@ def comparison_run_again(request: HttpRequest, comparison_id: int) -> HttpRespon
             comparison, user=request.user, repeats=form.cleaned_data["repeats"], batch=form.cleaned_data["batch"]
         )
     # An invalid count can only come from a hand-made post; the page shows the last batch.
-    return redirect("comparison_detail", comparison.pk)
+    baseline = form.cleaned_data.get("baseline") if form.is_valid() else None
+    url = reverse("comparison_detail", args=[comparison.pk])
+    return redirect(f"{url}?baseline={baseline}" if baseline else url)
 
 
 @login_required
@@ -194,9 +219,11 @@ def _column_context(comparison: Comparison, column: ComparisonColumn, batch: int
     for run in runs:
         run.cost_display = pricing.format_usd(run.cost_nano)
     stats = report.column_stats(runs)
+    label = report.column_label(column)
     return {
         "column": column,
-        "label": report.column_label(column),
+        "label": label,
+        "name": _column_name(column, label),
         "content": report.column_content(column),
         "runs": runs,
         "batch": comparison.batch if batch is None else batch,
@@ -216,20 +243,34 @@ def _config_context(columns: list[ComparisonColumn], highlight: bool) -> dict[st
             "differences": sum(1 for r in rows if r.different)}
 
 
-def _diff_context(comparison: Comparison, columns: list[ComparisonColumn], baseline_id: str | None) -> dict[str, Any]:
-    chosen = next((c for c in columns if str(c.pk) == baseline_id), None)
-    baseline = chosen or report.default_baseline(comparison, columns)
-    diffs = report.output_diffs(comparison, columns, baseline) if baseline else []
+def _column_name(column: ComparisonColumn, label: str) -> str:
+    """The column's accessible name: "Column 2: Support reply v3 (gpt-4o)"."""
+    model = report.column_content(column).get("model_name") or "no model"
+    return f"Column {column.position + 1}: {label} ({model})"
+
+
+def _diff_context(comparison: Comparison, columns: list[ComparisonColumn], baseline_param: str | None) -> dict[str, Any]:
+    # One snapshot of the batch, and "pending" read from it before anything else: a run that
+    # finishes while the diffs are built is still pending here, so the section polls once more
+    # instead of freezing on "No finished run yet".
+    runs = report.batch_runs(comparison)
+    pending = bool(report.still_pending(runs))
+    number = _int_or_none(baseline_param)  # the column's 1-based number, as in "?baseline=2"
+    chosen = columns[number - 1] if number is not None and 0 < number <= len(columns) else None
+    baseline = chosen or report.default_baseline(comparison, columns, runs)
+    diffs = report.output_diffs(comparison, columns, baseline, runs) if baseline else []
     for d in diffs:
         d.cost_display = _signed_usd(d.cost_delta_nano)
         d.label = report.column_label(d.column)
-    pending = bool(report.still_pending(report.batch_runs(comparison)))
+        d.name = _column_name(d.column, d.label)
     return {
         "baseline": baseline,
+        "baseline_number": number if chosen else None,
         # While runs are pending the default baseline may still change; poll without pinning it.
-        "baseline_query": f"?baseline={baseline.pk}" if baseline and str(baseline.pk) == baseline_id else "",
+        "baseline_query": f"?baseline={number}" if chosen else "",
         "baseline_label": report.column_label(baseline) if baseline else "",
-        "baseline_choices": [(c, report.column_label(c)) for c in columns],
+        "baseline_name": _column_name(baseline, report.column_label(baseline)) if baseline else "",
+        "baseline_choices": [(n, c, report.column_label(c)) for n, c in enumerate(columns, 1)],
         "diffs": diffs,
         "diff_pending": pending,
     }
@@ -245,6 +286,7 @@ urlpatterns = [
     path("compare/", comparison_list, name="comparison_list"),
     path("compare/new/", comparison_new, name="comparison_new"),
     path("compare/new/inputs/", comparison_inputs, name="comparison_inputs"),
+    path("compare/new/columns/", comparison_columns, name="comparison_columns"),
     path("compare/<int:comparison_id>/", comparison_detail, name="comparison_detail"),
     path("compare/<int:comparison_id>/columns/<int:column_id>/", comparison_column, name="comparison_column"),
     path("compare/<int:comparison_id>/config/", comparison_config, name="comparison_config"),
