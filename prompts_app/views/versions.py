@@ -25,6 +25,7 @@ from prompts_app.views.access import get_prompt_for_user, get_version_for_user, 
 
 T = "prompts_app/versions/"
 PROMPT_QUERY_MAX = 200  # a search longer than any sensible name is cut, not refused
+PROMPT_QUERY_WORDS = 8
 
 
 # -- prompts -------------------------------------------------------------------------------
@@ -39,9 +40,11 @@ def prompt_list(request: HttpRequest, workspace_id: int) -> HttpResponse:
 
 def _prompt_list_page(request: HttpRequest, workspace: Any, form: PromptForm, error: str = "") -> HttpResponse:
     query = request.GET.get("q", "").strip()[:PROMPT_QUERY_MAX]
-    prompts = workspace.prompts.annotate(version_count=Count("versions"))
-    context = {"workspace": workspace, "prompts": prompts.filter(name__icontains=query) if query else prompts,
-               "query": query, "form": form, "error": error,
+    # Meta.ordering does not apply to a grouped query: order by name here.
+    prompts = workspace.prompts.annotate(version_count=Count("versions")).order_by("name", "pk")
+    for word in query.split()[:PROMPT_QUERY_WORDS]:  # every word, in any order: "reply support" finds "Support reply"
+        prompts = prompts.filter(name__icontains=word)
+    context = {"workspace": workspace, "prompts": prompts, "query": query, "form": form, "error": error,
                "can_edit": request.membership.allows(Role.EDITOR), "nav": "workspaces"}
     # The search box asks for the results only; a reload or history restore gets the whole page.
     partial = request.htmx and not request.htmx.history_restore_request and request.method == "GET"
