@@ -128,3 +128,14 @@ def test_typing_in_the_search_box_filters_the_list_and_keeps_the_query_in_the_ur
         box.press("Enter")  # the plain form: a full GET that works without JavaScript too
     assert "q=onbo" in page.url
     assert rows.count() == 1 and "Onboarding email" in page.locator("#prompt-results").inner_text()
+
+
+@pytest.mark.browser
+def test_the_shortcut_list_names_what_ctrl_enter_does_on_the_prompt_and_deploy_pages(page, browser_login, editor, version):
+    browser_login(editor)
+    page.goto(f"/versions/{version.pk}/deploy/")
+    page.keyboard.press("?")
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    assert "deploy (deploy page)" in dialog.inner_text() and "create the prompt (prompt list)" in dialog.inner_text()
+    page.keyboard.press("Escape")
+    assert not dialog.is_visible()
