@@ -92,6 +92,9 @@ def test_prompt_page_marks_deployed_versions_with_their_conditions(client_for, v
     html = response.content.decode()
     assert html.count(">deployed</span>") == 2
     assert "env = prod</code>" in html and "env = staging</code>" in html
+    listing = client_for(viewer).get(list_url(version.prompt.workspace)).content.decode()
+    deployed_cell = listing.split('class="deployed-version"', 1)[1]
+    assert f'href="/versions/{v2.pk}/">v2</a>' in deployed_cell and listing.count('class="deployed-version"') == 2
 
 
 def test_versions_table_and_sections_have_accessible_names(client_for, viewer, version):

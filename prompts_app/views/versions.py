@@ -6,7 +6,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -20,12 +19,11 @@ from prompts_app.forms.versions import ConditionFormSetClass, PromptForm, condit
 from prompts_app.maxim import MaximError
 from prompts_app.models import Prompt, PromptVersion, Role
 from prompts_app.services import deployments
+from prompts_app.services import prompt_list as prompt_list_service
 from prompts_app.services import versions as services
 from prompts_app.views.access import get_prompt_for_user, get_version_for_user, get_workspace_for_user
 
 T = "prompts_app/versions/"
-PROMPT_QUERY_MAX = 200  # a search longer than any sensible name is cut, not refused
-PROMPT_QUERY_WORDS = 8
 
 
 # -- prompts -------------------------------------------------------------------------------
@@ -39,12 +37,8 @@ def prompt_list(request: HttpRequest, workspace_id: int) -> HttpResponse:
 
 
 def _prompt_list_page(request: HttpRequest, workspace: Any, form: PromptForm, error: str = "") -> HttpResponse:
-    query = request.GET.get("q", "").strip()[:PROMPT_QUERY_MAX]
-    # Meta.ordering does not apply to a grouped query: order by name here.
-    prompts = workspace.prompts.annotate(version_count=Count("versions")).order_by("name", "pk")
-    for word in query.split()[:PROMPT_QUERY_WORDS]:  # every word, in any order: "reply support" finds "Support reply"
-        prompts = prompts.filter(name__icontains=word)
-    context = {"workspace": workspace, "prompts": prompts, "query": query, "form": form, "error": error,
+    query = prompt_list_service.clean_query(request.GET.get("q", ""))
+    context = {"workspace": workspace, "prompts": prompt_list_service.search_prompts(workspace, query), "query": query, "form": form, "error": error,
                "can_edit": request.membership.allows(Role.EDITOR), "nav": "workspaces"}
     # The search box asks for the results only; a reload or history restore gets the whole page.
     partial = request.htmx and not request.htmx.history_restore_request and request.method == "GET"
