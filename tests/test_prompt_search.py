@@ -36,7 +36,7 @@ def test_search_form_works_without_javascript_and_asks_htmx_for_the_results(clie
     html = client_for(viewer).get(list_url(workspace)).content.decode()
     assert 'role="search"' in html and 'method="get"' in html and 'name="q"' in html
     assert 'for="prompt-q"' in html and 'id="prompt-q"' in html  # the box has a label
-    assert 'hx-trigger="input changed delay:300ms, search"' in html and 'hx-push-url="true"' in html
+    assert 'hx-trigger="input changed delay:300ms"' in html and 'hx-push-url="true"' in html
     assert 'hx-target="#prompt-results"' in html and 'hx-sync="this:replace"' in html
 
 
@@ -107,9 +107,9 @@ def test_versions_table_and_sections_have_accessible_names(client_for, viewer, v
 
 
 @pytest.mark.browser
-def test_typing_in_the_search_box_filters_the_list_and_keeps_the_query_in_the_url(page, browser_login, viewer, prompts):
+def test_typing_in_the_search_box_filters_the_list_and_keeps_the_query_in_the_url(page, browser_login, editor, prompts):
     workspace = prompts[0].workspace
-    browser_login(viewer)
+    browser_login(editor)
     page.goto(list_url(workspace))
     rows = page.get_by_role("table", name="Prompts in this workspace").locator("tbody tr")
     assert rows.count() == 4
@@ -132,6 +132,12 @@ def test_typing_in_the_search_box_filters_the_list_and_keeps_the_query_in_the_ur
     assert "q=onbo" in page.url
     assert rows.count() == 1 and "Onboarding email" in page.locator("#prompt-results").inner_text()
 
+    box = page.get_by_role("searchbox", name="Search by name")
+    box.fill("refund")
+    with page.expect_navigation():
+        box.press("Control+Enter")  # the shortcut submits the search, not the "new prompt" form below it
+    assert "q=refund" in page.url and rows.count() == 1 and Prompt.objects.count() == 4
+
 
 @pytest.mark.browser
 def test_the_shortcut_list_names_what_ctrl_enter_does_on_the_prompt_and_deploy_pages(page, browser_login, editor, version):
@@ -139,6 +145,6 @@ def test_the_shortcut_list_names_what_ctrl_enter_does_on_the_prompt_and_deploy_p
     page.goto(f"/versions/{version.pk}/deploy/")
     page.keyboard.press("?")
     dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
-    assert "deploy (deploy page)" in dialog.inner_text() and "create the prompt (prompt list)" in dialog.inner_text()
+    assert "deploy (deploy page)" in dialog.inner_text() and "create the prompt (new prompt form)" in dialog.inner_text()
     page.keyboard.press("Escape")
     assert not dialog.is_visible()
