@@ -61,6 +61,8 @@ def test_at_least_one_condition_is_required(client_for, editor, version):
         html = client_for(editor).post(f"/versions/{version.pk}/deploy/", conditions()).content.decode()
     assert not route.called
     assert "Add at least one deployment condition." in html
+    alert = html.split('role="alert"', 1)[1]  # the error is announced, not only shown
+    assert alert.index("Add at least one deployment condition.") < alert.index("</div>")
 
 
 def test_each_condition_needs_a_variable_a_known_operator_and_a_value(client_for, editor, version):

@@ -31,3 +31,15 @@ def test_home_shows_nothing_of_workspaces_the_user_is_not_in(client_for, owner, 
     response = client_for(outsider).get("/")
     assert response.context["overview"]["recent"] == []
     assert 'id="recent-runs"' not in response.content.decode()
+
+
+def test_home_tables_have_names_and_long_names_are_truncated_with_the_full_name_kept(client_for, owner, version):
+    workspace = version.prompt.workspace
+    workspace.name = "W" * 200
+    workspace.save()
+    make_run(version, owner)
+    html = client_for(owner).get("/").content.decode()
+    assert 'id="workspace-list" aria-label="Your workspaces"' in html
+    assert 'aria-labelledby="recent-runs-title"' in html and 'aria-labelledby="overview-title"' in html
+    assert f'class="truncate" href="/workspaces/{workspace.pk}/prompts/" title="{"W" * 200}"' in html
+    assert html.count('<div class="table-scroll">') == 2  # wide tables scroll in their own box on a phone

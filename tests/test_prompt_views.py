@@ -82,6 +82,9 @@ def test_new_prompt_without_a_name_is_rerendered_with_the_input_kept(client_for,
     html = response.content.decode()
     assert response.status_code == 200 and not route.called
     assert "Give the prompt a name." in html and "keep me" in html
+    alert = html.split('id="new-prompt-errors"', 1)[1]  # announced to screen readers
+    assert 'role="alert"' in html.split('id="new-prompt-errors"', 1)[0].rsplit("<div", 1)[1]
+    assert alert.index("Name: Give the prompt a name.") < alert.index("</div>")
 
 
 def test_new_prompt_failing_on_maxim_keeps_the_form(client_for, editor, workspace):
@@ -172,3 +175,24 @@ def test_version_page_never_links_a_javascript_image_url(client_for, viewer, ver
     version.save()
     html = client_for(viewer).get(f"/versions/{version.pk}/").content.decode()
     assert 'href="javascript:' not in html and "<code>javascript:alert(1)</code>" in html
+
+
+def test_version_and_diff_pages_label_their_tables_and_sections(client_for, viewer, version):
+    new = PromptVersion.objects.create(prompt=version.prompt, maxim_id="version-2", number=2, model_name="gpt-4o",
+                                       model_parameters={"temperature": 1}, messages=version.messages)  # fmt: skip
+    client = client_for(viewer)
+    html = client.get(f"/versions/{version.pk}/").content.decode()
+    assert 'aria-labelledby="version-parameters-title"' in html and 'aria-label="Model parameters"' in html
+    assert '<label for="diff-with"' in html and 'aria-label="Breadcrumbs"' in html
+    diff = client.get(f"/prompts/{version.prompt.pk}/diff/?a={version.pk}&b={new.pk}").content.decode()
+    assert 'aria-label="Pick two versions"' in diff and 'aria-labelledby="diff-messages-title"' in diff
+    assert 'aria-label="Messages: old and new"' in diff and '<th scope="row">' in diff
+
+
+def test_a_long_description_is_folded_with_the_whole_text_one_click_away(client_for, viewer, version):
+    version.description = "D" * 5_000
+    version.save()
+    html = client_for(viewer).get(f"/versions/{version.pk}/").content.decode()
+    assert '<details class="longtext">' in html and "Show all 5000 characters" in html
+    assert "D" * 5_000 in html  # inside the <details>, not cut away
+    assert 'title="Support reply"' in html  # the truncated name in the heading keeps it whole on hover

@@ -6,10 +6,10 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -18,6 +18,8 @@ from prompts_app.forms import builder
 from prompts_app.forms.versions import ConditionFormSetClass, PromptForm, condition_data
 from prompts_app.maxim import MaximError
 from prompts_app.models import Prompt, PromptVersion, Role
+from prompts_app.services import deployments
+from prompts_app.services import prompt_list as prompt_list_service
 from prompts_app.services import versions as services
 from prompts_app.views.access import get_prompt_for_user, get_version_for_user, get_workspace_for_user
 
@@ -35,10 +37,14 @@ def prompt_list(request: HttpRequest, workspace_id: int) -> HttpResponse:
 
 
 def _prompt_list_page(request: HttpRequest, workspace: Any, form: PromptForm, error: str = "") -> HttpResponse:
-    prompts = workspace.prompts.annotate(version_count=Count("versions"))
-    context = {"workspace": workspace, "prompts": prompts, "form": form, "error": error,
+    query = prompt_list_service.clean_query(request.GET.get("q", ""))
+    context = {"workspace": workspace, "prompts": prompt_list_service.search_prompts(workspace, query), "query": query, "form": form, "error": error,
                "can_edit": request.membership.allows(Role.EDITOR), "nav": "workspaces"}
-    return render(request, T + "prompt_list.html", context)
+    # The search box asks for the results only; a reload or history restore gets the whole page.
+    partial = request.htmx and not request.htmx.history_restore_request and request.method == "GET"
+    response = render(request, T + ("_prompt_results.html" if partial else "prompt_list.html"), context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @login_required
@@ -73,8 +79,12 @@ def prompt_create(request: HttpRequest, workspace_id: int) -> HttpResponse:
 @require_GET
 def prompt_detail(request: HttpRequest, prompt_id: int) -> HttpResponse:
     prompt = get_prompt_for_user(request, prompt_id)
-    versions = prompt.versions.all()
-    context = {"prompt": prompt, "workspace": prompt.workspace, "versions": versions, "latest": versions.first(),
+    versions = list(prompt.versions.all())
+    live = deployments.live_deployments(prompt)
+    for v in versions:
+        v.live_deployments = live.get(v.pk, [])
+    context = {"prompt": prompt, "workspace": prompt.workspace, "versions": versions,
+               "latest": versions[0] if versions else None,
                "can_edit": request.membership.allows(Role.EDITOR), "nav": "workspaces"}
     return render(request, T + "prompt_detail.html", context)
 
