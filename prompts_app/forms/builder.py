@@ -27,6 +27,9 @@ from prompts_app.models import VARIABLE_RE
 _ROW_CAP = 1000  # rows read from a POST at most; the forms report the real limits
 NEW_TOOL_SCHEMA = '{\n  "type": "object",\n  "properties": {}\n}'
 State = dict[str, Any]
+# The role a new message usually takes after the last one: a model answers a person or a tool result.
+NEXT_ROLE = {"": "system", "system": "user", "user": "assistant", "assistant": "user", "tool": "assistant",
+             "model": "user", "chatbot": "user"}
 
 
 # -- POST data <-> state ------------------------------------------------------------
@@ -196,8 +199,8 @@ def apply_action(state: State, action: str) -> State:
     messages, tools = state["messages"], state["tools"]
     message = messages[i] if 0 <= i < len(messages) else None
     if name == "add_message" and len(messages) < MAX_MESSAGES:
-        last = messages[-1]["role"] if messages else "assistant"
-        messages.append(_new_message("assistant" if last == "user" else "user"))
+        last = messages[-1]["role"] if messages else ""
+        messages.append(_new_message(NEXT_ROLE.get(last, "user")))
     elif name == "add_tool":
         tools.append({"name": "", "description": "", "parameters": NEW_TOOL_SCHEMA})
     elif name == "remove_tool" and 0 <= i < len(tools):
