@@ -92,6 +92,12 @@ def caret(page, selector: str) -> dict:
         " start: el.selectionStart, end: el.selectionEnd, value: el.value}; }", selector)
 
 
+def type_into(page, name: str, text: str, role: str = "textbox", delay: int = 80) -> None:
+    """Click the control with this label and type into it key by key."""
+    page.get_by_role(role, name=name).click()
+    page.keyboard.type(text, delay=delay)
+
+
 def open_builder(page, browser_login, editor, prompt, base=None):
     browser_login(editor)
     page.goto(f"/prompts/{prompt.pk}/build/" + (f"?from={base.pk}" if base else ""))
@@ -122,8 +128,7 @@ def test_the_form_stays_with_focus_and_caret_while_the_draft_saves(page, browser
     assert saved.revision == 2
 
     # Typing in another field after a pause: the form is still whole, nothing typed is lost.
-    page.get_by_role("textbox", name="Content of message 2").click()
-    page.keyboard.type("Hello, I am {{customer}}.", delay=80)
+    type_into(page, "Content of message 2", "Hello, I am {{customer}}.")
     page.wait_for_timeout(AUTOSAVE_PAUSE_MS)
     assert page.locator("#builder-variables code.var").all_inner_texts() == ["customer"]
     assert caret(page, "#id_m-1-text")["focused"]
@@ -133,12 +138,9 @@ def test_the_form_stays_with_focus_and_caret_while_the_draft_saves(page, browser
 
 def test_ctrl_enter_creates_the_version(page, browser_login, editor, served_prompt, fake_maxim):
     open_builder(page, browser_login, editor, served_prompt)
-    page.get_by_role("textbox", name="Content of message 1").click()
-    page.keyboard.type("You answer for Acme.", delay=80)
-    page.get_by_role("combobox", name="Model").click()
-    page.keyboard.type("gpt-4o-mini", delay=80)
-    page.get_by_role("textbox", name="Content of message 2").click()
-    page.keyboard.type("Where is my order?", delay=80)
+    type_into(page, "Content of message 1", "You answer for Acme.")
+    type_into(page, "Model", "gpt-4o-mini", role="combobox")
+    type_into(page, "Content of message 2", "Where is my order?")
     page.wait_for_timeout(AUTOSAVE_PAUSE_MS)  # an autosave in between must not turn the shortcut into a save
     page.keyboard.press("Control+Enter")
     page.wait_for_url(re.compile(r"/versions/\d+/$"))
@@ -150,10 +152,8 @@ def test_ctrl_enter_creates_the_version(page, browser_login, editor, served_prom
 def test_check_brings_an_error_in_the_model_column_into_view(page, browser_login, editor, served_prompt):
     page.set_viewport_size({"width": 1400, "height": 600})
     open_builder(page, browser_login, editor, served_prompt)
-    page.get_by_role("textbox", name="Content of message 1").click()
-    page.keyboard.type("You answer for Acme.", delay=60)
-    page.get_by_role("textbox", name="Content of message 2").click()
-    page.keyboard.type("Hi", delay=60)
+    type_into(page, "Content of message 1", "You answer for Acme.", delay=60)
+    type_into(page, "Content of message 2", "Hi", delay=60)
     page.get_by_role("textbox", name="Stop sequences").click()
     page.keyboard.type("a\nb\nc\nd\ne", delay=60)  # five: one too many, far down the model column
     page.get_by_role("button", name="Check").click()
@@ -169,8 +169,7 @@ def test_check_brings_an_error_in_the_model_column_into_view(page, browser_login
 
 def test_discard_asks_first_and_keep_editing_keeps_the_draft(page, browser_login, editor, served_prompt):
     open_builder(page, browser_login, editor, served_prompt)
-    page.get_by_role("textbox", name="Content of message 1").click()
-    page.keyboard.type("Keep me", delay=80)
+    type_into(page, "Content of message 1", "Keep me")
     page.wait_for_timeout(AUTOSAVE_PAUSE_MS)
     page.reload()
     page.get_by_text("Discard draft…").click()

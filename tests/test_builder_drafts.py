@@ -76,6 +76,7 @@ def test_an_autosave_from_a_stale_tab_says_so_and_overwrites_nothing(client_for,
     html = response.content.decode()
     assert response.status_code == 200
     assert "This draft changed in another tab; reload" in html and 'role="alert"' in html
+    assert f'<a href="{builder_url(prompt)}">Reload</a>' in html
     assert Draft.objects.get().form_data["m-0-text"] == "from tab B"
     # A full render (an action) keeps what the stale tab typed on the page, unsaved.
     html = client.post(builder_url(prompt), {**tab_a, "m-0-text": "stale tab A", "draft_revision": "1",

@@ -184,7 +184,8 @@ def _builder_reply(request: HttpRequest, prompt: Prompt, base: PromptVersion | N
                    action: str, **extra: Any) -> HttpResponse:
     if action == "save" and request.htmx:  # the autosave: only the status line changes, never the form
         draft = extra.get("draft")
-        context = {"form": form, "revision": draft.revision if draft else 0, **extra}
+        context = {"form": form, "revision": draft.revision if draft else 0, "builder_url": _builder_url(prompt, base),
+                   **extra}
         return render(request, T + "_builder_status.html", context)
     show_errors = action in ("create", "check")
     if not show_errors:
