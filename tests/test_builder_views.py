@@ -430,3 +430,13 @@ def test_every_message_and_tool_is_a_named_group_and_every_control_is_labelled(c
     controls.feed(html)
     assert controls.ids and [c for c in controls.ids if c not in controls.labels] == []
     assert {"Message 1", "Message 2", "Message 3", "Message 4", "Tool 1"} <= set(controls.legends)
+
+
+def test_a_fresh_or_restored_builder_marks_no_field_invalid(client_for, editor, prompt):
+    client = client_for(editor)
+    assert "aria-invalid" not in client.get(builder_url(prompt)).content.decode()  # empty messages, no model yet
+    data = form_data()
+    data["m-1-text"] = ""
+    client.post(builder_url(prompt), data)
+    html = client.get(builder_url(prompt)).content.decode()
+    assert 'id="draft-restored"' in html and "aria-invalid" not in html

@@ -281,6 +281,7 @@ class BuilderForm:
         Django marks a field with errors aria-invalid and points aria-describedby at its
         error list; with the list not shown, both would tell screen readers something false.
         """
+        self.is_valid()  # clean first, so nothing validates again later and finds the errors anew
         for form in [self.settings, *self.messages, *self.tools]:
             form._errors = ErrorDict()
             for sub in getattr(form, "parts", []), getattr(form, "tool_calls", []):

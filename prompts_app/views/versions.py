@@ -113,6 +113,8 @@ def _builder_url(prompt: Prompt, base: PromptVersion | None, name: str = "versio
 def _render_builder(request: HttpRequest, prompt: Prompt, base: PromptVersion | None, form: builder.BuilderForm,
                     **extra: Any) -> HttpResponse:
     draft = extra.get("draft")
+    if not extra.get("show_errors"):
+        form.hide_errors()
     context = {"prompt": prompt, "workspace": prompt.workspace, "base": base, "form": form,
                "builder_url": _builder_url(prompt, base), "discard_url": _builder_url(prompt, base, "draft_discard"),
                "revision": draft.revision if draft else 0,
@@ -187,10 +189,8 @@ def _builder_reply(request: HttpRequest, prompt: Prompt, base: PromptVersion | N
         context = {"form": form, "revision": draft.revision if draft else 0, "builder_url": _builder_url(prompt, base),
                    **extra}
         return render(request, T + "_builder_status.html", context)
-    show_errors = action in ("create", "check")
-    if not show_errors:
-        form.hide_errors()
-    return _render_builder(request, prompt, base, form, show_errors=show_errors, checked=action == "check", **extra)
+    return _render_builder(request, prompt, base, form, show_errors=action in ("create", "check"),
+                           checked=action == "check", **extra)
 
 
 def _to_version(request: HttpRequest, version: PromptVersion) -> HttpResponse:
@@ -214,7 +214,6 @@ def draft_run(request: HttpRequest, prompt_id: int) -> HttpResponse:
     context.update(_try_draft(request, prompt, base, form, context["run_values"]))
     if request.htmx:
         return render(request, T + "_playground.html", context)
-    form.hide_errors()
     return _render_builder(request, prompt, base, form, draft=draft, **context)
 
 
