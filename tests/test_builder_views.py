@@ -440,3 +440,11 @@ def test_a_fresh_or_restored_builder_marks_no_field_invalid(client_for, editor, 
     client.post(builder_url(prompt), data)
     html = client.get(builder_url(prompt)).content.decode()
     assert 'id="draft-restored"' in html and "aria-invalid" not in html
+
+
+def test_a_maxim_refusal_also_asks_the_page_to_show_it(client_for, editor, prompt):
+    with respx.mock() as mock:
+        mock.post(VERSIONS_URL).mock(return_value=httpx.Response(400, json={"error": {"message": "modelName is unknown"}}))
+        html = client_for(editor).post(builder_url(prompt), form_data(action="create"), HTTP_HX_REQUEST="true")
+    html = html.content.decode()
+    assert "data-first-error" in html.split(">")[0] and 'id="builder-error"' in html

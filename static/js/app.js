@@ -24,7 +24,8 @@
     const form = document.querySelector("[data-first-error]");
     if (!form) return;
     form.removeAttribute("data-first-error");
-    const first = form.querySelector('[aria-invalid="true"], .has-error, [role="alert"] .errorlist');
+    // A field's own error first; else a message about the whole form (Maxim refused, another tab).
+    const first = form.querySelector('[aria-invalid="true"], .has-error, [role="alert"] .errorlist') || form.querySelector('[role="alert"]');
     if (!first) return;
     const control = first.matches("input, select, textarea") ? first : first.closest(".field, fieldset")?.querySelector("input:not([type=hidden]), select, textarea");
     first.scrollIntoView({ block: "center" });
