@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from prompts_app import crypto
@@ -222,11 +223,21 @@ class Draft(VersionContent):
     # Set while "Create version" is with Maxim, so a second click or a resubmitted form
     # does not create the same version twice.
     creating_since = models.DateTimeField(null=True, blank=True)
+    # Bumped by every save; a save based on an older revision came from another tab.
+    revision = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-updated_at"]
+        constraints = [
+            # One open draft per user, prompt and starting version (none counts as one: NULLs
+            # would be distinct in a plain unique index, hence the Coalesce).
+            models.UniqueConstraint(
+                "prompt", "user", Coalesce("base_version", models.Value(0)),
+                condition=models.Q(created_version__isnull=True), name="one_open_draft_per_base",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Draft of {self.prompt.name} by {self.user}"

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from prompts_app.models import Draft, Prompt, PromptVersion
+from prompts_app.models import Draft, Prompt, PromptVersion, Run
 
 pytestmark = pytest.mark.browser
 
@@ -79,3 +79,147 @@ def test_editor_builds_and_creates_a_version_with_a_variable_and_a_tool(page, br
     }
     assert version.source == PromptVersion.Source.CREATED and version.number == 1
     assert version.variables() == ["customer"]
+
+
+# -- like a person: typing at human speed, pausing longer than the autosave ----------------------
+
+AUTOSAVE_PAUSE_MS = 2600  # the autosave waits 1.5 s after the last key
+
+
+def caret(page, selector: str) -> dict:
+    return page.evaluate(
+        "(s) => { const el = document.querySelector(s); return {focused: document.activeElement === el,"
+        " start: el.selectionStart, end: el.selectionEnd, value: el.value}; }", selector)
+
+
+def type_into(page, name: str, text: str, role: str = "textbox", delay: int = 80) -> None:
+    """Click the control with this label and type into it key by key."""
+    page.get_by_role(role, name=name).click()
+    page.keyboard.type(text, delay=delay)
+
+
+def open_builder(page, browser_login, editor, prompt, base=None):
+    browser_login(editor)
+    page.goto(f"/prompts/{prompt.pk}/build/" + (f"?from={base.pk}" if base else ""))
+    page.get_by_role("group", name="Message 1").wait_for()
+
+
+def test_the_form_stays_with_focus_and_caret_while_the_draft_saves(page, browser_login, editor, served_prompt):
+    open_builder(page, browser_login, editor, served_prompt)
+    system = page.get_by_role("textbox", name="Content of message 1")
+    system.click()
+    page.keyboard.type("You are the support agent of Acme.", delay=80)
+    page.wait_for_timeout(AUTOSAVE_PAUSE_MS)
+
+    status = page.locator("#builder-status")
+    assert "Draft saved" in status.inner_text()
+    assert page.locator("form#builder").count() == 1 and system.is_visible()
+    state = caret(page, "#id_m-0-text")
+    assert state == {"focused": True, "start": 34, "end": 34, "value": "You are the support agent of Acme."}
+
+    # Move the caret back into the text and keep typing: each key lands where the caret was.
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.type(" Inc", delay=80)
+    page.wait_for_timeout(AUTOSAVE_PAUSE_MS)
+    state = caret(page, "#id_m-0-text")
+    assert state == {"focused": True, "start": 37, "end": 37, "value": "You are the support agent of Acme Inc."}
+    saved = Draft.objects.get(prompt=served_prompt, user=editor)
+    assert saved.form_data["m-0-text"] == "You are the support agent of Acme Inc."
+    assert saved.revision == 2
+
+    # Typing in another field after a pause: the form is still whole, nothing typed is lost.
+    type_into(page, "Content of message 2", "Hello, I am {{customer}}.")
+    page.wait_for_timeout(AUTOSAVE_PAUSE_MS)
+    assert page.locator("#builder-variables code.var").all_inner_texts() == ["customer"]
+    assert caret(page, "#id_m-1-text")["focused"]
+    assert page.input_value("#id_m-0-text") == "You are the support agent of Acme Inc."
+    page.screenshot(path="/tmp/shots/builder-autosaved.png")
+
+
+def test_ctrl_enter_creates_the_version(page, browser_login, editor, served_prompt, fake_maxim):
+    open_builder(page, browser_login, editor, served_prompt)
+    type_into(page, "Content of message 1", "You answer for Acme.")
+    type_into(page, "Model", "gpt-4o-mini", role="combobox")
+    type_into(page, "Content of message 2", "Where is my order?")
+    page.wait_for_timeout(AUTOSAVE_PAUSE_MS)  # an autosave in between must not turn the shortcut into a save
+    page.keyboard.press("Control+Enter")
+    page.wait_for_url(re.compile(r"/versions/\d+/$"))
+    assert "Created version 1 on Maxim." in page.locator("#flash").inner_text()
+    assert len(fake_maxim.requests_to("/v1/prompts/versions", "POST")) == 1
+    assert PromptVersion.objects.get(prompt=served_prompt).messages[1]["content"] == "Where is my order?"
+
+
+def test_check_brings_an_error_in_the_model_column_into_view(page, browser_login, editor, served_prompt):
+    page.set_viewport_size({"width": 1400, "height": 600})
+    open_builder(page, browser_login, editor, served_prompt)
+    type_into(page, "Content of message 1", "You answer for Acme.", delay=60)
+    type_into(page, "Content of message 2", "Hi", delay=60)
+    page.get_by_role("textbox", name="Stop sequences").click()
+    page.keyboard.type("a\nb\nc\nd\ne", delay=60)  # five: one too many, far down the model column
+    page.get_by_role("button", name="Check").click()
+    alert = page.locator("#builder-problems")
+    alert.wait_for()
+    assert "Check found 2 problems" in alert.inner_text()  # no model, five stop sequences
+    model = page.get_by_role("combobox", name="Model")
+    page.wait_for_function("document.activeElement && document.activeElement.id === 'id_model_name'")
+    box, view = model.bounding_box(), page.viewport_size
+    assert 0 <= box["y"] and box["y"] + box["height"] <= view["height"]
+    page.screenshot(path="/tmp/shots/builder-check.png")
+
+
+def test_discard_asks_first_and_keep_editing_keeps_the_draft(page, browser_login, editor, served_prompt):
+    open_builder(page, browser_login, editor, served_prompt)
+    type_into(page, "Content of message 1", "Keep me")
+    page.wait_for_timeout(AUTOSAVE_PAUSE_MS)
+    page.reload()
+    page.get_by_text("Discard draft…").click()
+    question = page.get_by_role("group", name=re.compile("Discard this draft"))
+    question.wait_for()
+    page.screenshot(path="/tmp/shots/builder-discard.png")
+    page.get_by_role("button", name="Keep editing").click()
+    question.wait_for(state="hidden")
+    assert Draft.objects.filter(user=editor, created_version__isnull=True).exists()
+    assert page.input_value("#id_m-0-text") == "Keep me"
+
+    page.get_by_text("Discard draft…").click()
+    page.get_by_role("button", name="Discard", exact=True).click()
+    page.get_by_text("Draft discarded.").wait_for()
+    assert not Draft.objects.filter(user=editor).exists()
+    assert page.input_value("#id_m-0-text") == ""
+
+
+def test_trying_the_draft_shows_output_tokens_and_cost_beside_the_form(page, browser_login, editor, served_prompt,
+                                                                       fake_maxim):
+    stored = fake_maxim.add_version({
+        "promptId": served_prompt.maxim_id, "modelName": "gpt-4o", "modelProvider": "openai",
+        "messages": [{"role": "user", "content": "Hi"}], "modelParameters": {},
+    })
+    base = PromptVersion.objects.create(prompt=served_prompt, maxim_id=stored["id"], number=1, provider="openai",
+                                        model_name="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
+    open_builder(page, browser_login, editor, served_prompt, base)
+    message = page.get_by_role("textbox", name="Content of message 1")
+    message.click()
+    page.keyboard.press("End")
+    page.keyboard.type(", I am {{name}}.", delay=80)
+    page.wait_for_timeout(AUTOSAVE_PAUSE_MS)  # the save refreshes the playground's variables
+
+    playground = page.get_by_role("region", name="Try the draft")
+    name = playground.get_by_role("textbox", name="{{name}}")
+    name.click()
+    page.keyboard.type("Ann", delay=80)
+    # ⌘/Ctrl+Enter in the playground runs the draft; it does not create the version.
+    page.keyboard.press("Meta+Enter")
+    result = playground.locator("#run-result")
+    result.wait_for()
+    text = result.inner_text()
+    assert "Succeeded" in text and "tokens" in text and "$" in text
+    assert playground.get_by_role("textbox", name="{{name}}").input_value() == "Ann"
+    # The builder is untouched: same text, and still the page it was.
+    assert message.input_value() == "Hi, I am {{name}}."
+    assert "/build/" in page.url
+    run = Run.objects.get()
+    assert run.is_draft and run.version == base and run.total_tokens > 0
+    sent = fake_maxim.requests_to("/v1/prompts/run", "POST")
+    assert sent[-1].body["messages"] == [{"role": "user", "content": "Hi, I am Ann."}]
+    assert PromptVersion.objects.filter(prompt=served_prompt).count() == 1
+    page.screenshot(path="/tmp/shots/builder-playground.png")

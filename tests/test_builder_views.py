@@ -108,7 +108,9 @@ def test_htmx_save_returns_the_status_with_live_variables(client_for, editor, pr
     data["m-1-text"] = "Order {{order_id}} please"
     response = client_for(editor).post(builder_url(prompt), data, HTTP_HX_REQUEST="true")
     html = response.content.decode()
-    assert html.lstrip().startswith('<div id="builder-status"')
+    # Only the inside of the status element: the autosave never replaces the form.
+    assert "<form" not in html and 'name="m-0-text"' not in html
+    assert 'name="draft_revision" value="1"' in html and "Draft saved" in html
     assert "order_id" in html and "company" in html and "name</code>" not in html
     assert Draft.objects.get(user=editor).form_data["m-1-text"] == "Order {{order_id}} please"
 
@@ -134,7 +136,7 @@ def test_reopening_the_builder_restores_the_draft_even_when_invalid(client_for, 
 def test_discarding_the_draft_starts_over(client_for, editor, prompt):
     client = client_for(editor)
     client.post(builder_url(prompt), form_data())
-    response = client.post(f"/prompts/{prompt.pk}/build/discard/")
+    response = client.post(f"/prompts/{prompt.pk}/build/discard/", {"confirm": "yes"})
     assert response.status_code == 302 and response["Location"] == builder_url(prompt)
     assert not Draft.objects.exists()
     assert "You answer for" not in client.get(builder_url(prompt)).content.decode()
@@ -336,3 +338,113 @@ def test_draft_changes_are_the_editors_own(client_for, outsider, viewer, prompt,
     url = f"/prompts/{prompt.pk}/build/changes/?from={version.pk}"
     assert client_for(outsider).get(url).status_code == 404
     assert client_for(viewer).get(url).status_code == 403
+
+
+def test_discard_without_the_confirmation_keeps_the_draft(client_for, editor, prompt):
+    client = client_for(editor)
+    client.post(builder_url(prompt), form_data())
+    response = client.post(f"/prompts/{prompt.pk}/build/discard/", follow=True)
+    assert Draft.objects.filter(user=editor).exists()
+    assert "Nothing was discarded" in response.content.decode()
+
+
+def test_the_discard_button_asks_first(client_for, editor, prompt):
+    client = client_for(editor)
+    client.post(builder_url(prompt), form_data())
+    html = client.get(builder_url(prompt)).content.decode()
+    question = html[html.index('<details class="discard-draft"'):html.index("</details>")]
+    assert "Discard this draft?" in question
+    assert 'name="confirm" value="yes"' in question and "Keep editing" in question
+
+
+def test_check_says_what_it_found_not_create_again(client_for, editor, prompt):
+    data = form_data(action="check")
+    data["model_name"] = ""
+    html = client_for(editor).post(builder_url(prompt), data).content.decode()
+    assert "Check found 1 problem, marked below. Fix it, then create the version." in html
+    assert "create the version again" not in html and "create it again" not in html
+    data["model_name"] = "gpt-4o"
+    html = client_for(editor).post(builder_url(prompt), data).content.decode()
+    assert "Check found no problems" in html and 'id="builder-problems"' not in html
+
+
+def test_a_failed_create_says_the_version_was_not_created(client_for, editor, prompt):
+    data = form_data(action="create")
+    data["model_name"] = ""
+    html = client_for(editor).post(builder_url(prompt), data).content.decode()
+    assert "The version was not created: fix the 1 problem marked below, then create it again." in html
+
+
+def test_a_response_with_errors_asks_the_page_to_show_the_first_one(client_for, editor, prompt):
+    data = form_data(action="check")
+    data["model_name"] = ""
+    html = client_for(editor).post(builder_url(prompt), data, HTTP_HX_REQUEST="true").content.decode()
+    assert html.lstrip().startswith('<form id="builder"') and "data-first-error" in html.split(">")[0]
+    assert '<div role="alert"><ul class="errorlist" id="id_model_name_error">' in html
+    clean = client_for(editor).post(builder_url(prompt), form_data(action="add_tool"), HTTP_HX_REQUEST="true")
+    assert "data-first-error" not in clean.content.decode().split(">")[0]
+
+
+def test_renders_without_shown_errors_mark_no_field_invalid(client_for, editor, prompt):
+    data = form_data(action="add_tool")  # the new tool has no name yet: invalid, but not the point now
+    data["model_name"] = ""
+    html = client_for(editor).post(builder_url(prompt), data).content.decode()
+    assert 'aria-invalid' not in html and "_error" not in html
+
+
+def test_every_message_and_tool_is_a_named_group_and_every_control_is_labelled(client_for, editor, prompt):
+    from html.parser import HTMLParser
+
+    parts = {**CONTENT, "messages": [
+        {"role": "system", "content": "sys"},
+        {"role": "user", "content": [{"type": "text", "text": "look"},
+                                     {"type": "image_url", "image_url": {"url": "https://img.test/1.png"}}]},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "lookup_order", "arguments": "{}"}}]},
+        {"role": "tool", "content": "done", "tool_call_id": "call_1"},
+    ]}  # fmt: skip
+    client = client_for(editor)
+    client.post(builder_url(prompt), form_data(parts))
+    html = client.get(builder_url(prompt)).content.decode()
+
+    class Controls(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.ids, self.labels, self.legends, self._legend = [], set(), [], False
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "label" and a.get("for"):
+                self.labels.add(a["for"])
+            if tag == "legend":
+                self._legend = True
+            if tag in ("input", "select", "textarea") and a.get("type") not in ("hidden", "submit") and not a.get("aria-label"):
+                self.ids.append(a.get("id") or a.get("name"))
+
+        def handle_data(self, data):
+            if self._legend:
+                self.legends.append(data.strip())
+                self._legend = False
+
+    controls = Controls()
+    controls.feed(html)
+    assert controls.ids and [c for c in controls.ids if c not in controls.labels] == []
+    assert {"Message 1", "Message 2", "Message 3", "Message 4", "Tool 1"} <= set(controls.legends)
+
+
+def test_a_fresh_or_restored_builder_marks_no_field_invalid(client_for, editor, prompt):
+    client = client_for(editor)
+    assert "aria-invalid" not in client.get(builder_url(prompt)).content.decode()  # empty messages, no model yet
+    data = form_data()
+    data["m-1-text"] = ""
+    client.post(builder_url(prompt), data)
+    html = client.get(builder_url(prompt)).content.decode()
+    assert 'id="draft-restored"' in html and "aria-invalid" not in html
+
+
+def test_a_maxim_refusal_also_asks_the_page_to_show_it(client_for, editor, prompt):
+    with respx.mock() as mock:
+        mock.post(VERSIONS_URL).mock(return_value=httpx.Response(400, json={"error": {"message": "modelName is unknown"}}))
+        html = client_for(editor).post(builder_url(prompt), form_data(action="create"), HTTP_HX_REQUEST="true")
+    html = html.content.decode()
+    assert "data-first-error" in html.split(">")[0] and 'id="builder-error"' in html

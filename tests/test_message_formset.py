@@ -59,10 +59,18 @@ def with_messages(messages):
 def test_add_message_appends_an_empty_row_and_keeps_the_others():
     form = act(BASE, "add_message")
     assert len(form.messages.forms) == 5
-    assert form.messages.forms[4]["role"].value() == "user"  # after a tool answer comes the user again
+    assert form.messages.forms[4]["role"].value() == "assistant"  # the model answers the tool result
     assert form.messages.forms[4]["text"].value() == ""
     assert [f["text"].value() for f in form.messages.forms[:4]] == ["sys", "", "", "result"]
     assert form.messages.forms[1].parts.forms[1]["url"].value() == "https://img/1.png"
+
+
+@pytest.mark.parametrize("last, added", [("system", "user"), ("user", "assistant"), ("assistant", "user"),
+                                         ("tool", "assistant"), (None, "system")])
+def test_add_message_adds_the_role_that_usually_comes_next(last, added):
+    content = with_messages([{"role": last, "content": "x"}] if last else [])
+    form = act(content, "add_message")
+    assert form.messages.forms[-1]["role"].value() == added
 
 
 def test_remove_message_drops_only_that_row():
@@ -160,6 +168,18 @@ def test_a_message_over_100000_characters_is_rejected():
     form = act(with_messages([{"role": "user", "content": "x" * (MAX_MESSAGE_CHARS + 1)}]))
     assert not form.is_valid()
     assert "Message 1: this message is 100,001 characters long; the limit is 100,000." in errors_of(form)
+
+
+def test_a_too_long_message_gets_that_one_error_and_is_not_also_called_empty():
+    form = act(with_messages([{"role": "user", "content": "x" * 102_410}]))
+    assert not form.is_valid()
+    assert errors_of(form) == ["Message 1: this message is 102,410 characters long; the limit is 100,000."]
+
+
+def test_a_too_long_message_in_parts_gets_one_error():
+    parts = [{"type": "text", "text": "x" * 60_000}, {"type": "text", "text": "y" * 60_000}]
+    form = act(with_messages([{"role": "user", "content": parts}]))
+    assert errors_of(form) == ["Message 1: this message is 120,000 characters long; the limit is 100,000."]
 
 
 def test_at_most_20_parts():

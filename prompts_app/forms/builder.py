@@ -12,6 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from django.forms.utils import ErrorDict
+
 from prompts_app.forms.versions import (
     MAX_MESSAGES,
     MessageForm,
@@ -22,11 +24,15 @@ from prompts_app.forms.versions import (
     ToolForm,
     ToolFormSetClass,
 )
+from prompts_app.forms.runs import MAX_INPUT_CHARS, VARIABLE_PREFIX
 from prompts_app.models import VARIABLE_RE
 
 _ROW_CAP = 1000  # rows read from a POST at most; the forms report the real limits
 NEW_TOOL_SCHEMA = '{\n  "type": "object",\n  "properties": {}\n}'
 State = dict[str, Any]
+# The role a new message usually takes after the last one: a model answers a person or a tool result.
+NEXT_ROLE = {"": "system", "system": "user", "user": "assistant", "assistant": "user", "tool": "assistant",
+             "model": "user", "chatbot": "user"}
 
 
 # -- POST data <-> state ------------------------------------------------------------
@@ -196,8 +202,8 @@ def apply_action(state: State, action: str) -> State:
     messages, tools = state["messages"], state["tools"]
     message = messages[i] if 0 <= i < len(messages) else None
     if name == "add_message" and len(messages) < MAX_MESSAGES:
-        last = messages[-1]["role"] if messages else "assistant"
-        messages.append(_new_message("assistant" if last == "user" else "user"))
+        last = messages[-1]["role"] if messages else ""
+        messages.append(_new_message(NEXT_ROLE.get(last, "user")))
     elif name == "add_tool":
         tools.append({"name": "", "description": "", "parameters": NEW_TOOL_SCHEMA})
     elif name == "remove_tool" and 0 <= i < len(tools):
@@ -269,8 +275,37 @@ class BuilderForm:
                     found.setdefault(name, None)
         return list(found)
 
+    def hide_errors(self) -> None:
+        """Forget the errors after validating, for renders that do not show them.
+
+        Django marks a field with errors aria-invalid and points aria-describedby at its
+        error list; with the list not shown, both would tell screen readers something false.
+        """
+        self.is_valid()  # clean first, so nothing validates again later and finds the errors anew
+        for form in [self.settings, *self.messages, *self.tools]:
+            form._errors = ErrorDict()
+            for sub in getattr(form, "parts", []), getattr(form, "tool_calls", []):
+                for row in sub:
+                    row._errors = ErrorDict()
+
     def error_count(self) -> int:
         count = len(self.settings.errors) + len(self.messages.non_form_errors()) + len(self.tools.non_form_errors())
         for form in self.messages:
             count += len(form.errors) + sum(len(f.errors) for f in [*form.parts, *form.tool_calls])
         return count + sum(len(f.errors) for f in self.tools)
+
+
+# -- trying the draft ---------------------------------------------------------------------
+
+
+def playground_values(data: Mapping[str, Any], names: list[str]) -> dict[str, str]:
+    """The value typed for each `{{variable}}` of the draft (empty when not given)."""
+    values = {name: data.get(VARIABLE_PREFIX + name, "") for name in names}
+    return {name: value if isinstance(value, str) else "" for name, value in values.items()}
+
+
+def playground_problem(values: dict[str, str]) -> str:
+    size = sum(len(value) for value in values.values())
+    if size > MAX_INPUT_CHARS:
+        return f"The variables hold {size:,} characters; the limit is {MAX_INPUT_CHARS:,}."
+    return ""

@@ -169,8 +169,10 @@ class MessageForm(RowForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         role, mode = data.get("role"), data.get("mode")
+        text = data.get("text") or ""  # read before add_error, which drops the field from cleaned_data
         size = sum(len(t) for t in self.texts())
-        if size > MAX_MESSAGE_CHARS:
+        too_long = size > MAX_MESSAGE_CHARS
+        if too_long:  # one error per problem: a too-long message is not also "empty" or short of parts
             self.add_error("text", f"this message is {size:,} characters long; the limit is {MAX_MESSAGE_CHARS:,}.")
         calls = len(self.tool_calls.forms)
         if calls and role != "assistant":
@@ -181,13 +183,15 @@ class MessageForm(RowForm):
             self.add_error("tool_call_id", "a tool message needs the id of the tool call it answers.")
         if role != "tool" and data.get("tool_call_id"):
             self.add_error("tool_call_id", "only tool messages answer a tool call; clear this or change the role.")
-        if mode == "parts":
+        if too_long:
+            pass
+        elif mode == "parts":
             count = len(self.parts.forms)
             if count == 0:
                 self.add_error("text", "add at least one part, or switch back to plain text.")
             elif count > MAX_PARTS:
                 self.add_error("text", f"{count} parts; the limit is {MAX_PARTS} per message.")
-        elif mode == "text" and not (data.get("text") or "").strip() and not (role == "assistant" and calls):
+        elif mode == "text" and not text.strip() and not (role == "assistant" and calls):
             self.add_error("text", "the message is empty; write something or remove it.")
         return data
 

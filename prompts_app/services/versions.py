@@ -10,13 +10,15 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from prompts_app import maxim
-from prompts_app.models import Deployment, Draft, Prompt, PromptVersion, Workspace
+from prompts_app.models import Deployment, Draft, Prompt, PromptVersion, Run, Workspace
+from prompts_app.services.compare import draft_base_version
+from prompts_app.services.runs import run_version
 
 _NO_BASE = object()
 
@@ -196,22 +198,68 @@ def find_draft(*, prompt: Prompt, user: Any, base_version: PromptVersion | None)
     return Draft.objects.filter(prompt=prompt, user=user, base_version=base_version, created_version__isnull=True).first()
 
 
-def save_draft(*, prompt: Prompt, user: Any, base_version: PromptVersion | None,
-               form_data: dict[str, str], content: dict[str, Any] | None) -> Draft:
-    """Keep the builder's state server-side: the form data always, the content when valid."""
-    draft = find_draft(prompt=prompt, user=user, base_version=base_version) or Draft(
-        prompt=prompt, user=user, base_version=base_version
-    )
-    draft.form_data = form_data
-    if content is not None:
-        for key, value in content.items():
-            setattr(draft, key, value)
-    draft.save()
-    return draft
+class DraftConflict(Exception):
+    """The draft was saved from somewhere else (another tab) since this form was loaded."""
+
+    message = "This draft changed in another tab; reload to see it. Nothing here was saved."
+
+
+def save_draft(*, prompt: Prompt, user: Any, base_version: PromptVersion | None, form_data: dict[str, str],
+               content: dict[str, Any] | None, revision: int | None = None) -> Draft:
+    """Keep the builder's state server-side: the form data always, the content when valid.
+
+    `revision` is the draft revision the form was loaded with; a save based on an older
+    revision than the stored one raises DraftConflict instead of overwriting it.
+    """
+    fields = {"form_data": form_data, **(content or {})}
+    for _ in range(2):
+        draft = find_draft(prompt=prompt, user=user, base_version=base_version)
+        if draft is None:
+            draft = Draft(prompt=prompt, user=user, base_version=base_version, revision=1, **fields)
+            try:
+                with transaction.atomic():
+                    draft.save()
+            except IntegrityError:  # another request opened the same draft a moment ago: save into that one
+                continue
+            return draft
+        stored = Draft.objects.filter(pk=draft.pk)
+        if revision is not None:
+            stored = stored.filter(revision__lte=revision)
+        # One conditional UPDATE, so two saves at once cannot both pass the revision check.
+        if not stored.update(revision=F("revision") + 1, updated_at=timezone.now(), **fields):
+            raise DraftConflict()
+        draft.refresh_from_db()
+        return draft
+    raise DraftConflict()
 
 
 def discard_draft(*, prompt: Prompt, user: Any, base_version: PromptVersion | None) -> None:
     Draft.objects.filter(prompt=prompt, user=user, base_version=base_version, created_version__isnull=True).delete()
+
+
+# -- trying a draft ---------------------------------------------------------------------------
+
+
+class NothingToRunAgainst(Exception):
+    """Maxim runs a draft against a stored version, and the prompt has none yet."""
+
+    message = "Create a first version of this prompt before trying drafts: Maxim runs a draft against a stored version."
+
+
+def draft_run_version(*, prompt: Prompt, base_version: PromptVersion | None) -> PromptVersion | None:
+    """The version a draft of `prompt` started from `base_version` runs against."""
+    return draft_base_version(Draft(prompt=prompt, base_version=base_version))
+
+
+def run_draft(*, prompt: Prompt, user: Any, base_version: PromptVersion | None, content: dict[str, Any],
+              variables: dict[str, str], idempotency_key: str = "") -> Run:
+    """Run the builder's content once, recorded as a draft run (`Run.is_draft`) of the version it
+    runs against; no version is created. Raises NothingToRunAgainst."""
+    against = draft_run_version(prompt=prompt, base_version=base_version)
+    if against is None:
+        raise NothingToRunAgainst()
+    inputs = {"turns": [], "variables": variables, "overrides": {}}
+    return run_version(version=against, inputs=inputs, user=user, content=content, idempotency_key=idempotency_key)
 
 
 class AlreadyCreating(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.contrib import messages
@@ -11,7 +12,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.http import HttpResponseClientRedirect
+from django.template.defaultfilters import pluralize
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from prompts_app import diffing, pricing
 from prompts_app.forms import builder
@@ -120,11 +122,24 @@ def _builder_url(prompt: Prompt, base: PromptVersion | None, name: str = "versio
 
 def _render_builder(request: HttpRequest, prompt: Prompt, base: PromptVersion | None, form: builder.BuilderForm,
                     **extra: Any) -> HttpResponse:
+    draft = extra.get("draft")
+    if not extra.get("show_errors"):
+        form.hide_errors()
     context = {"prompt": prompt, "workspace": prompt.workspace, "base": base, "form": form,
                "builder_url": _builder_url(prompt, base), "discard_url": _builder_url(prompt, base, "draft_discard"),
+               "revision": draft.revision if draft else 0,
                "suggestions": pricing.provider_model_suggestions(form.settings["provider"].value() or ""),
                "nav": "workspaces", **extra}
+    if not request.htmx:  # the playground sits beside the form; htmx swaps of the form leave it alone
+        context = {**_playground_context(prompt, base, form, request.POST), **context}
     return render(request, T + ("_builder.html" if request.htmx else "builder.html"), context)
+
+
+def _playground_context(prompt: Prompt, base: PromptVersion | None, form: builder.BuilderForm,
+                        data: Any) -> dict[str, Any]:
+    values = builder.playground_values(data, form.variables())
+    return {"run_url": _builder_url(prompt, base, "draft_run"), "run_key": uuid.uuid4().hex,
+            "run_values": values, "against": services.draft_run_version(prompt=prompt, base_version=base)}
 
 
 @login_required
@@ -141,6 +156,11 @@ def version_builder(request: HttpRequest, prompt_id: int) -> HttpResponse:
     return _render_builder(request, prompt, base, form, draft=draft, restored=draft is not None)
 
 
+def _posted_revision(request: HttpRequest) -> int | None:
+    raw = request.POST.get("draft_revision", "")
+    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+
+
 def _builder_post(request: HttpRequest, prompt: Prompt, base: PromptVersion | None) -> HttpResponse:
     action = request.POST.get("action") or "save"
     state = builder.apply_action(builder.state_from_data(request.POST), action)
@@ -150,13 +170,15 @@ def _builder_post(request: HttpRequest, prompt: Prompt, base: PromptVersion | No
         twin = services.recent_twin(prompt=prompt, user=request.user, base_version=base, content=form.content())
         if twin is not None:  # the same form sent again: show what the first one created
             return _to_version(request, twin)
-    draft = services.save_draft(prompt=prompt, user=request.user, base_version=base, form_data=dict(form.data),
-                                content=form.content() if valid else None)
+    revision = _posted_revision(request)
+    try:
+        draft = services.save_draft(prompt=prompt, user=request.user, base_version=base, form_data=dict(form.data),
+                                    content=form.content() if valid else None, revision=revision)
+    except services.DraftConflict as exc:  # keep what was typed on the page, unsaved, and say why
+        return _builder_reply(request, prompt, base, form, action, conflict=exc.message, revision=revision or 0)
     if action == "changes" and base is not None:  # saved above, so the diff shows what was just typed
         url = _builder_url(prompt, base, "draft_changes")
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-    if action == "save" and request.htmx:
-        return render(request, T + "_builder_status.html", {"form": form, "draft": draft, "builder_url": _builder_url(prompt, base)})
     error = ""
     if action == "create" and valid:
         try:
@@ -166,13 +188,58 @@ def _builder_post(request: HttpRequest, prompt: Prompt, base: PromptVersion | No
         else:
             messages.success(request, f"Created version {version.number} on Maxim.")
             return _to_version(request, version)
-    return _render_builder(request, prompt, base, form, draft=draft, error=error,
-                           show_errors=action in ("create", "check"))
+    return trigger_client_event(_builder_reply(request, prompt, base, form, action, draft=draft, error=error),
+                                "builder-saved")
+
+
+def _builder_reply(request: HttpRequest, prompt: Prompt, base: PromptVersion | None, form: builder.BuilderForm,
+                   action: str, **extra: Any) -> HttpResponse:
+    if action == "save" and request.htmx:  # the autosave: only the status line changes, never the form
+        draft = extra.get("draft")
+        context = {"form": form, "revision": draft.revision if draft else 0, "builder_url": _builder_url(prompt, base),
+                   **extra}
+        return render(request, T + "_builder_status.html", context)
+    return _render_builder(request, prompt, base, form, show_errors=action in ("create", "check"),
+                           checked=action == "check", **extra)
 
 
 def _to_version(request: HttpRequest, version: PromptVersion) -> HttpResponse:
     url = reverse("version_detail", kwargs={"version_id": version.pk})
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@login_required
+@require_POST
+def draft_run(request: HttpRequest, prompt_id: int) -> HttpResponse:
+    """The playground: run what the builder holds now, beside it, without creating a version."""
+    prompt = get_prompt_for_user(request, prompt_id, Role.EDITOR)
+    base = _base_version(prompt, request.GET.get("from"))
+    draft = services.find_draft(prompt=prompt, user=request.user, base_version=base)
+    # htmx sends the builder's fields along; a plain POST runs the draft as last saved.
+    data = request.POST if "m-TOTAL_FORMS" in request.POST else {**(draft.form_data if draft else {}), **request.POST.dict()}
+    form = builder.BuilderForm(builder.state_to_data(builder.state_from_data(data)))
+    context = _playground_context(prompt, base, form, data)
+    if request.POST.get("action") == "variables":  # the builder saved: refresh the variable fields only
+        return render(request, T + "_playground_vars.html", context)
+    context.update(_try_draft(request, prompt, base, form, context["run_values"]))
+    if request.htmx:
+        return render(request, T + "_playground.html", context)
+    return _render_builder(request, prompt, base, form, draft=draft, **context)
+
+
+def _try_draft(request: HttpRequest, prompt: Prompt, base: PromptVersion | None, form: builder.BuilderForm,
+               values: dict[str, str]) -> dict[str, Any]:
+    if not form.is_valid():
+        count = form.error_count()
+        return {"problem": f"The draft has {count} problem{pluralize(count)}: press Check in the builder to see where."}
+    if problem := builder.playground_problem(values):
+        return {"problem": problem}
+    try:
+        run = services.run_draft(prompt=prompt, user=request.user, base_version=base, content=form.content(),
+                                 variables=values, idempotency_key=request.POST.get("run_key", "")[:64])
+    except services.NothingToRunAgainst as exc:
+        return {"problem": exc.message}
+    return {"run": run}
 
 
 @login_required
@@ -193,8 +260,11 @@ def draft_changes(request: HttpRequest, prompt_id: int) -> HttpResponse:
 def draft_discard(request: HttpRequest, prompt_id: int) -> HttpResponse:
     prompt = get_prompt_for_user(request, prompt_id, Role.EDITOR)
     base = _base_version(prompt, request.GET.get("from"))
-    services.discard_draft(prompt=prompt, user=request.user, base_version=base)
-    messages.success(request, "Draft discarded.")
+    if request.POST.get("confirm") != "yes":  # only the confirmation's own button throws the draft away
+        messages.warning(request, "Nothing was discarded: confirm with the Discard button.")
+    else:
+        services.discard_draft(prompt=prompt, user=request.user, base_version=base)
+        messages.success(request, "Draft discarded.")
     return redirect(_builder_url(prompt, base))
 
 
@@ -264,6 +334,7 @@ urlpatterns = [
     path("prompts/<int:prompt_id>/build/", version_builder, name="version_builder"),
     path("prompts/<int:prompt_id>/build/changes/", draft_changes, name="draft_changes"),
     path("prompts/<int:prompt_id>/build/discard/", draft_discard, name="draft_discard"),
+    path("prompts/<int:prompt_id>/build/run/", draft_run, name="draft_run"),
     path("prompts/<int:prompt_id>/build/models/", model_suggestions, name="model_suggestions"),
     path("prompts/<int:prompt_id>/diff/", version_diff, name="version_diff"),
     path("versions/<int:version_id>/", version_detail, name="version_detail"),

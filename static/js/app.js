@@ -7,7 +7,32 @@
 
   document.addEventListener("click", (event) => {
     if (event.target.closest("[data-shortcuts-open]")) dialog()?.showModal();
+    // "Keep editing" and the like: close the <details> that asked the question.
+    const closer = event.target.closest("[data-close-details]");
+    if (closer) {
+      const details = closer.closest("details");
+      if (details) {
+        details.open = false;
+        details.querySelector("summary")?.focus();
+      }
+    }
   });
+
+  // A form answered with errors (marked data-first-error) brings its first error into view and
+  // focuses it, even inside a separately scrolling column.
+  function showFirstError() {
+    const form = document.querySelector("[data-first-error]");
+    if (!form) return;
+    form.removeAttribute("data-first-error");
+    // A field's own error first; else a message about the whole form (Maxim refused, another tab).
+    const first = form.querySelector('[aria-invalid="true"], .has-error, [role="alert"] .errorlist') || form.querySelector('[role="alert"]');
+    if (!first) return;
+    const control = first.matches("input, select, textarea") ? first : first.closest(".field, fieldset")?.querySelector("input:not([type=hidden]), select, textarea");
+    first.scrollIntoView({ block: "center" });
+    control?.focus({ preventScroll: true });
+  }
+  document.addEventListener("htmx:afterSettle", showFirstError);
+  showFirstError();
 
   document.addEventListener("keydown", (event) => {
     // Ctrl/Cmd+Enter submits the nearest form marked data-submit-shortcut (or the page's first).
@@ -15,7 +40,11 @@
       const form = event.target.closest?.("form[data-submit-shortcut]") || document.querySelector("form[data-submit-shortcut]");
       if (form) {
         event.preventDefault();
-        form.requestSubmit(form.querySelector("[data-shortcut-button]") || undefined);
+        // A click, not requestSubmit(button): htmx takes the submitter (its name=value,
+        // e.g. action=create) only from a click, and a disabled button ignores it.
+        const button = form.querySelector("[data-shortcut-button]");
+        if (button) button.click();
+        else form.requestSubmit();
       }
       return;
     }
