@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from prompts_app.views import compare, history, runs, versions, workspaces
+from prompts_app.views import compare, history, members, runs, versions, workspaces
 
 urlpatterns = [
     *workspaces.urlpatterns,
+    *members.urlpatterns,
     *versions.urlpatterns,
     *history.urlpatterns,  # before runs: /runs/export.csv must not look like a run
     *runs.urlpatterns,

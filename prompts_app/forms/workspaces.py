@@ -9,7 +9,6 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 
 from prompts_app.maxim import MaximError, normalise_base_url
-from prompts_app.models import Role
 
 KEY_WIDGET = forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"})
 
@@ -101,15 +100,6 @@ class WorkspaceDetailsForm(forms.Form):
 
 class ReplaceKeyForm(forms.Form):
     api_key = ApiKeyField(label="New API key", help_text="Checked with Maxim first; saved only if it works.")
-
-
-class AddMemberForm(forms.Form):
-    username = forms.CharField(max_length=150, error_messages={"required": "Enter a username."})
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
-
-
-class RoleForm(forms.Form):
-    role = forms.ChoiceField(choices=Role.choices)
 
 
 class PriceForm(forms.Form):

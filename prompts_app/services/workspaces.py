@@ -1,5 +1,5 @@
 """Workspace use-cases: connecting one to Maxim, checking and replacing its key,
-members and roles, custom prices. Views call these; they never touch httpx."""
+custom prices (members: services/members.py). Views call these; they never touch httpx."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -223,39 +222,7 @@ def update_details(workspace: Workspace, *, name: str, base_url: str, user) -> W
     return workspace
 
 
-# -- members ---------------------------------------------------------------------------
-
-
-def _owner_count(workspace: Workspace) -> int:
-    return workspace.memberships.filter(role=Role.OWNER).count()
-
-
-@transaction.atomic
-def add_member(workspace: Workspace, *, username: str, role: str) -> Membership:
-    user = get_user_model().objects.filter(username__iexact=username.strip()).first()
-    if user is None:
-        raise WorkspaceError(f"There is no user named “{username.strip()}”; an admin must create it first.", field="username")
-    if workspace.memberships.filter(user=user).exists():
-        raise WorkspaceError(f"{user.get_username()} is already a member; change their role below.", field="username")
-    return Membership.objects.create(workspace=workspace, user=user, role=role)
-
-
-@transaction.atomic
-def change_role(membership: Membership, role: str) -> Membership:
-    Workspace.objects.select_for_update().filter(pk=membership.workspace_id).first()
-    if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(membership.workspace) <= 1:
-        raise WorkspaceError("A workspace needs at least one owner; make someone else owner first.", field="role")
-    membership.role = role
-    membership.save(update_fields=["role"])
-    return membership
-
-
-@transaction.atomic
-def remove_member(membership: Membership) -> None:
-    Workspace.objects.select_for_update().filter(pk=membership.workspace_id).first()
-    if membership.role == Role.OWNER and _owner_count(membership.workspace) <= 1:
-        raise WorkspaceError("The last owner cannot be removed; make someone else owner first.")
-    membership.delete()
+# Members and invitations live in services/members.py.
 
 
 # -- custom prices ------------------------------------------------------------------------
