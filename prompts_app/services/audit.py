@@ -35,6 +35,19 @@ def record(workspace: Workspace, *, actor: Any, action: str, target: str = "", d
     return event
 
 
+def record_price(workspace: Workspace, price: Any, *, actor: Any) -> AuditEvent:
+    return record(workspace, actor=actor, action=Action.PRICE_SAVED, target=price.model_pattern, detail={
+        "input_usd_per_mtok": str(price.input_usd_per_mtok), "output_usd_per_mtok": str(price.output_usd_per_mtok),
+    })  # fmt: skip
+
+
+def record_export(actor: Any, workspace_ids: list[int], *, fmt: str, filters: str) -> None:
+    """An export of run history: one event in each workspace it read from."""
+    for workspace in Workspace.objects.filter(pk__in=workspace_ids):
+        record(workspace, actor=actor, action=Action.RUNS_EXPORTED, target=f"runs as {fmt.upper()}",
+               detail={"filters": filters} if filters else {})  # fmt: skip
+
+
 def events(workspace: Workspace):
     return workspace.audit_events.select_related("actor")
 

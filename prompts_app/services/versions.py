@@ -17,6 +17,7 @@ from django.utils.dateparse import parse_datetime
 
 from prompts_app import maxim
 from prompts_app.models import Deployment, Draft, Prompt, PromptVersion, Workspace
+from prompts_app.services import audit
 
 _NO_BASE = object()
 
@@ -269,6 +270,8 @@ def _create_version(*, draft: Draft, content: dict[str, Any], user: Any) -> Prom
         draft.created_version = version
         draft.last_error = ""
         draft.save(update_fields=["created_version", "last_error", "updated_at"])
+        audit.record(prompt.workspace, actor=user, action=audit.Action.VERSION_CREATED,
+                     target=f"{prompt.name} v{version.number}")  # fmt: skip
     return version
 
 
@@ -289,4 +292,6 @@ def deploy_version(*, version: PromptVersion, conditions: list[dict[str, str]], 
         raise
     deployment.status, deployment.response = result.status or "deployed", result.raw
     deployment.save()
+    audit.record(workspace, actor=user, action=audit.Action.VERSION_DEPLOYED,
+                 target=f"{version.prompt.name} v{version.number}", detail={"conditions": conditions})  # fmt: skip
     return deployment

@@ -16,6 +16,7 @@ from django.views.decorators.debug import sensitive_variables
 from prompts_app import crypto
 from prompts_app.maxim import MaximError, get_client, normalise_base_url
 from prompts_app.models import CustomPrice, Membership, Role, Workspace
+from prompts_app.services import audit
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,8 @@ def connect_workspace(*, user, pending: PendingConnection, maxim_id: str, name: 
         workspace.set_api_key(pending.api_key)
         workspace.save()
         Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
+        audit.record(workspace, actor=user, action=audit.Action.KEY_CONNECTED, target=workspace.name,
+                     detail={"maxim_id": maxim_id, "base_url": base_url})  # fmt: skip
     log.info("workspace %s (%s) connected by user %s", workspace.pk, maxim_id, user.pk)
     return workspace
 
@@ -216,9 +219,13 @@ def update_details(workspace: Workspace, *, name: str, base_url: str, user) -> W
     duplicate = find_duplicate(user, maxim_id=workspace.maxim_id, base_url=base_url)
     if duplicate is not None and duplicate.pk != workspace.pk:
         raise WorkspaceError(f"Your workspace “{duplicate.name}” already uses this Maxim workspace at this URL.", field="base_url")
+    old_base_url = workspace.base_url
     workspace.name = name
     workspace.base_url = base_url
     workspace.save(update_fields=["name", "base_url"])
+    if old_base_url != base_url:
+        audit.record(workspace, actor=user, action=audit.Action.BASE_URL_CHANGED, target=workspace.name,
+                     detail={"from": old_base_url, "to": base_url})  # fmt: skip
     return workspace
 
 

@@ -22,7 +22,7 @@ from prompts_app.forms.workspaces import (
     WorkspaceDetailsForm,
 )
 from prompts_app.models import Membership, Role, Workspace
-from prompts_app.services import history, members
+from prompts_app.services import audit, history, members
 from prompts_app.services import workspaces as services
 from prompts_app.views.access import get_workspace_for_user
 
@@ -188,6 +188,7 @@ def workspace_replace_key(request: HttpRequest, workspace_id: int) -> HttpRespon
         except services.WorkspaceError as exc:
             form.add_error(exc.field, exc.message)
         else:
+            audit.record(workspace, actor=request.user, action=audit.Action.KEY_REPLACED, target=workspace.name)
             return _section(request, workspace, "_ws_connection.html", saved=check.message, check=check)
     return _section(request, workspace, "_ws_connection.html", key_form=form)
 
@@ -209,6 +210,7 @@ def price_add(request: HttpRequest, workspace_id: int) -> HttpResponse:
         except services.WorkspaceError as exc:
             form.add_error(exc.field, exc.message)
         else:
+            audit.record_price(workspace, price, actor=request.user)
             return _section(request, workspace, "_ws_prices.html", saved=f"Added a price for {price.model_pattern}.")
     return _section(request, workspace, "_ws_prices.html", price_form=form)
 
@@ -225,6 +227,7 @@ def price_update(request: HttpRequest, workspace_id: int, price_id: int) -> Http
         except services.WorkspaceError as exc:
             form.add_error(exc.field, exc.message)
         else:
+            audit.record_price(workspace, price, actor=request.user)
             return _section(request, workspace, "_ws_prices.html", saved=f"Saved the price for {price.model_pattern}.")
     return _section(request, workspace, "_ws_prices.html", edited_price=price, edit_form=form)
 
@@ -244,6 +247,7 @@ def price_delete(request: HttpRequest, workspace_id: int, price_id: int) -> Http
     workspace = get_workspace_for_user(request, workspace_id, Role.EDITOR)
     price = get_object_or_404(workspace.custom_prices, pk=price_id)
     price.delete()
+    audit.record(workspace, actor=request.user, action=audit.Action.PRICE_DELETED, target=price.model_pattern)
     return _section(request, workspace, "_ws_prices.html", saved=f"Deleted the price for {price.model_pattern}.")
 
 
