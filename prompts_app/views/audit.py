@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET
 from prompts_app.models import Role
 from prompts_app.services import audit
 from prompts_app.views.access import get_workspace_for_user
+from prompts_app.views.history import csv_safe  # the same formula guard as the runs export
 
 PAGE_SIZE = 50
 
@@ -42,16 +43,11 @@ class _Echo:
         return value
 
 
-def _cell(value: str) -> str:
-    # Spreadsheets run cells starting with = + - @ (or tab/CR) as formulas; a leading ' stops that.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def _csv_lines(rows: Iterable[list[str]]) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(audit.CSV_HEADER)
     for row in rows:
-        yield writer.writerow([_cell(value) for value in row])
+        yield writer.writerow([csv_safe(value) for value in row])
 
 
 ws = "workspaces/<int:workspace_id>/"
