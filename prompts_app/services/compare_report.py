@@ -330,9 +330,10 @@ def _input_lines(inputs: dict[str, Any]) -> list[str]:
             lines += [f"- {role}:", "", *(f"  {line}" for line in [fence, *content.splitlines(), fence]), ""]
         else:
             lines.append(f"- {role}: {_md_inline(content)}")
+    # Sorted: PostgreSQL's jsonb does not keep the order the variables were typed in.
     variables = sorted((inputs.get("variables") or {}).items())
     if variables:
-        lines += ["", "Variables:", ""] + [f"- {_md_inline(k)} = {_md_inline(v)}" for k, v in variables]
+        lines += ["", "Variables: " + ", ".join(f"{_md_inline(k)}={_md_inline(v)}" for k, v in variables)]
     return lines + [""]
 
 
