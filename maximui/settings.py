@@ -287,5 +287,7 @@ LOGGING = {
         # httpx logs full URLs at INFO; keep it quiet, the client logs what matters.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # axes logs every login at INFO; its warnings (failures, lock-outs) are what matters.
+        "axes": {"level": "WARNING"},
     },
 }
