@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -131,11 +132,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_htmx",
+    "axes",
+    "csp",
     "prompts_app",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -144,6 +148,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "maximui.urls"
@@ -199,7 +204,25 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# -- login throttling (django-axes) ---------------------------------------------------------
+# Five wrong passwords for one username from one address lock that pair out for 15 minutes
+# (the combination, so a stranger cannot lock a colleague out from elsewhere). A locked-out
+# attempt is refused before the password is hashed, and a success clears the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = timedelta(minutes=15)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "prompts_app.views.accounts.locked_out"
+AXES_VERBOSE = False
+# Behind a reverse proxy REMOTE_ADDR is the proxy: name the header it sets with the client address.
+AXES_IPWARE_META_PRECEDENCE_ORDER = tuple(env_list("MAXIMUI_CLIENT_IP_HEADERS", ["REMOTE_ADDR"]))
 
 if TESTING:
     # Accounts: tests create users in every fixture; a slow hash would dominate the suite's time.
@@ -243,6 +266,42 @@ CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
+# -- transport and browser security headers ---------------------------------------------------
+# Behind TLS set SECURE_SSL_REDIRECT=1 and SECURE_HSTS_SECONDS (e.g. 31536000); behind a proxy
+# that terminates TLS also SECURE_PROXY_SSL_HEADER=1, and only if the proxy always sets (and
+# overwrites) X-Forwarded-Proto: otherwise a client could claim https itself.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+try:
+    SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", "0") or 0)
+except ValueError:
+    raise ImproperlyConfigured(f"SECURE_HSTS_SECONDS={env('SECURE_HSTS_SECONDS')!r} is not a whole number of seconds") from None
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+if env_bool("SECURE_PROXY_SSL_HEADER", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+
+# Content-Security-Policy (django-csp): only this origin's files, no inline script or style,
+# no eval (htmx runs with allowEval off, see base.html), never framed. Script tags carry the
+# request's nonce as well.
+from csp.constants import NONCE, NONE, SELF  # noqa: E402
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [NONE],
+    },
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -252,5 +311,7 @@ LOGGING = {
         # httpx logs full URLs at INFO; keep it quiet, the client logs what matters.
         "httpx": {"level": "WARNING"},
         "httpcore": {"level": "WARNING"},
+        # axes logs every login at INFO; its warnings (failures, lock-outs) are what matters.
+        "axes": {"level": "WARNING"},
     },
 }

@@ -11,11 +11,13 @@ from django.contrib import admin
 from django.db import models
 
 from prompts_app.models import (
+    AuditEvent,
     Comparison,
     ComparisonColumn,
     CustomPrice,
     Deployment,
     Draft,
+    Invitation,
     Membership,
     Prompt,
     PromptVersion,
@@ -158,6 +160,38 @@ class RunRollupAdmin(admin.ModelAdmin):
     raw_id_fields = ["workspace", "prompt", "version", "user"]
     list_select_related = ["workspace"]
     date_hierarchy = "day"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations are created by owners in the app (the link's token is shown only there); here they can be read or revoked."""
+
+    list_display = ["workspace", "invitee", "role", "status", "created_at", "expires_at"]
+    list_filter = ["status", "role"]
+    search_fields = ["invitee", "workspace__name"]
+    raw_id_fields = ["workspace", "invited_by", "responded_by"]
+    readonly_fields = ["workspace", "invitee", "role", "invited_by", "created_at", "responded_by", "responded_at"]
+    exclude = ["token_hash"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The audit trail: look, never edit."""
+
+    list_display = ["created_at", "workspace", "actor_name", "action", "target"]
+    list_filter = ["action"]
+    search_fields = ["actor_name", "target", "workspace__name"]
+    raw_id_fields = ["workspace", "actor"]
+    list_select_related = ["workspace"]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -443,3 +443,83 @@ class RunRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.grain} {self.day} v{self.version_id} {self.model_name} {self.status}: {self.runs} runs"
+
+
+class Invitation(models.Model):
+    """An owner's offer of a role in a workspace; a person becomes a member only by accepting it.
+
+    Only a hash of the link's token is stored. `invitee` is what the owner typed (a username or an
+    email address), or empty for a link anyone signed in may use; it binds the invitation to
+    that account. Whether such an account exists is never told to the owner.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        DECLINED = "declined", "Declined"
+        REVOKED = "revoked", "Revoked"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
+    invitee = models.CharField(max_length=254, blank=True)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    responded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    responded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "invitee"])]
+
+    def __str__(self) -> str:
+        return f"{self.invitee or 'link'} as {self.role} in {self.workspace_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.PENDING and self.expires_at > timezone.now()
+
+    def is_for(self, user: Any) -> bool:
+        """Bound to this account: the typed name is its username or its email address."""
+        wanted = self.invitee.casefold()
+        return wanted in {user.get_username().casefold(), (getattr(user, "email", "") or "").casefold()} - {""}
+
+
+class AuditEvent(models.Model):
+    """Who changed what in a workspace, for its owners. `detail` never holds a secret."""
+
+    class Action(models.TextChoices):
+        KEY_CONNECTED = "key.connected", "Key connected"
+        KEY_REPLACED = "key.replaced", "Key replaced"
+        BASE_URL_CHANGED = "workspace.base_url", "Base URL changed"
+        MEMBER_JOINED = "member.joined", "Member joined"
+        MEMBER_ROLE = "member.role", "Member role changed"
+        MEMBER_REMOVED = "member.removed", "Member removed"
+        INVITATION_CREATED = "invitation.created", "Invitation created"
+        INVITATION_ACCEPTED = "invitation.accepted", "Invitation accepted"
+        INVITATION_DECLINED = "invitation.declined", "Invitation declined"
+        INVITATION_REVOKED = "invitation.revoked", "Invitation revoked"
+        VERSION_CREATED = "version.created", "Version created"
+        VERSION_DEPLOYED = "version.deployed", "Version deployed"
+        PRICE_SAVED = "price.saved", "Price set"
+        PRICE_DELETED = "price.deleted", "Price deleted"
+        RUNS_EXPORTED = "runs.exported", "Runs exported"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="audit_events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    actor_name = models.CharField(max_length=150, blank=True)  # kept when the account is deleted
+    action = models.CharField(max_length=40, choices=Action.choices)
+    target = models.CharField(max_length=300, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["workspace", "-created_at", "-id"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_name} on {self.target}"

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from prompts_app.views import compare, history, runs, versions, workspaces
+from prompts_app.views import audit, compare, history, members, runs, versions, workspaces
 
 urlpatterns = [
     *workspaces.urlpatterns,
+    *members.urlpatterns,
+    *audit.urlpatterns,
     *versions.urlpatterns,
     *history.urlpatterns,  # before runs: /runs/export.csv must not look like a run
     *runs.urlpatterns,

@@ -29,12 +29,12 @@ def test_filter_history_by_model_then_see_the_cost_chart(page, browser_login, ow
     page.screenshot(path="/tmp/shots/history_all.png")
     page.click("text=Older →")  # a boosted link: the table is swapped and the URL carries the cursor
     page.wait_for_url(lambda url: "before=" in url)
-    page.wait_for_function("document.querySelectorAll('#history-table tbody tr').length === 3")
+    page.wait_for_function("() => document.querySelectorAll('#history-table tbody tr').length === 3")
     assert "53 runs" in page.locator("#history-totals").inner_text()
     page.fill("#id_model", "gpt-4o-mini")
     page.press("#id_model", "Enter")
     page.wait_for_url(lambda url: "model=gpt-4o-mini" in url)  # htmx pushed the filter into the URL
-    page.wait_for_function("document.querySelectorAll('#history-table tbody tr').length === 4")
+    page.wait_for_function("() => document.querySelectorAll('#history-table tbody tr').length === 4")
     totals = page.locator("#history-totals").inner_text()
     assert "4 runs" in totals and "$0.55" in totals  # 25M * (1 + 4 + 7 + 10) nano-USD
     assert page.locator("#id_model").input_value() == "gpt-4o-mini"  # the form kept what was typed
@@ -43,7 +43,7 @@ def test_filter_history_by_model_then_see_the_cost_chart(page, browser_login, ow
 
     page.fill("#id_q", "question")  # a text search: rows first, then its totals in a second request
     page.wait_for_url(lambda url: "q=question" in url)
-    page.wait_for_function("document.querySelector('#history-totals').innerText.includes('4 runs')")
+    page.wait_for_function("() => document.querySelector('#history-totals').innerText.includes('4 runs')")
 
     page.click("nav.mainnav >> text=Costs")
     page.wait_for_url("**/costs/")

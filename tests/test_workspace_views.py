@@ -63,7 +63,7 @@ def test_home_without_workspaces_explains_what_to_do(client_for, outsider):
 
 def test_owner_sees_every_management_form(client_for, owner, workspace):
     html = client_for(owner).get(url("workspace_settings", workspace)).content.decode()
-    for name in ["workspace_replace_key", "member_add", "price_add", "workspace_update", "workspace_test"]:
+    for name in ["workspace_replace_key", "invitation_create", "price_add", "workspace_update", "workspace_test"]:
         assert url(name, workspace) in html
     assert url("workspace_delete", workspace) in html
     assert "••••1234" in html
@@ -72,7 +72,7 @@ def test_owner_sees_every_management_form(client_for, owner, workspace):
 def test_viewer_sees_no_mutation_or_test_buttons(client_for, viewer, workspace):
     CustomPrice.objects.create(workspace=workspace, model_pattern="llama*", input_usd_per_mtok=1, output_usd_per_mtok=2)
     html = client_for(viewer).get(url("workspace_settings", workspace)).content.decode()
-    for name in ["workspace_replace_key", "member_add", "price_add", "workspace_update", "workspace_delete", "workspace_test"]:
+    for name in ["workspace_replace_key", "invitation_create", "price_add", "workspace_update", "workspace_delete", "workspace_test"]:
         assert url(name, workspace) not in html
     assert "Remove" not in html and "Replace key" not in html and "Test connection" not in html
     assert "llama*" in html and "eddie" in html
@@ -87,7 +87,7 @@ def test_a_viewer_cannot_spend_the_key_on_a_test(client_for, viewer, workspace, 
 def test_editor_sees_price_forms_but_not_member_key_or_delete_forms(client_for, editor, workspace):
     html = client_for(editor).get(url("workspace_settings", workspace)).content.decode()
     assert url("price_add", workspace) in html
-    for name in ["workspace_replace_key", "member_add", "workspace_delete", "workspace_update"]:
+    for name in ["workspace_replace_key", "invitation_create", "workspace_delete", "workspace_update"]:
         assert url(name, workspace) not in html
 
 
@@ -190,20 +190,18 @@ def test_a_bad_base_url_keeps_what_was_typed(client_for, owner, workspace):
 # -- members -------------------------------------------------------------------------------------------
 
 
-def test_owner_adds_an_existing_user_with_a_role(client_for, owner, workspace, outsider):
-    response = client_for(owner).post(url("member_add", workspace), {"username": "MALLORY", "role": "editor"}, headers=HX)
-    assert "Added mallory as editor" in response.content.decode()
-    assert Membership.objects.get(workspace=workspace, user=outsider).role == Role.EDITOR
+def test_owner_invites_rather_than_adds(client_for, owner, workspace, outsider):
+    # Inviting never makes anyone a member: they must accept (tests/test_invitations.py).
+    response = client_for(owner).post(url("invitation_create", workspace), {"invitee": "MALLORY", "role": "editor"}, headers=HX)
+    assert "Invitation created" in response.content.decode()
+    assert not Membership.objects.filter(workspace=workspace, user=outsider).exists()
 
 
-@pytest.mark.parametrize(
-    "username,message", [("nobody", "There is no user named"), ("eddie", "already a member"), ("", "Enter a username")]
-)
-def test_adding_a_member_explains_what_is_wrong(client_for, owner, workspace, username, message):
-    response = client_for(owner).post(url("member_add", workspace), {"username": username, "role": "viewer"}, headers=HX)
+def test_an_invitation_with_a_space_in_the_name_keeps_what_was_typed(client_for, owner, workspace):
+    response = client_for(owner).post(url("invitation_create", workspace), {"invitee": "ann smith", "role": "viewer"}, headers=HX)
     html = response.content.decode()
-    assert response.status_code == 200 and message in html
-    assert f'value="{username}"' in html or not username
+    assert response.status_code == 200 and "has no spaces" in html and 'value="ann smith"' in html
+    assert 'role="alert"' in html
 
 
 def test_owner_changes_a_role(client_for, owner, editor, workspace):
@@ -334,7 +332,7 @@ def test_deleting_a_workspace_asks_first_then_deletes(client_for, owner, workspa
 
 GET_URLS = ["workspace_settings", "workspace_delete"]
 POST_URLS = [
-    "workspace_update", "workspace_test", "workspace_replace_key", "member_add", "price_add", "workspace_delete",
+    "workspace_update", "workspace_test", "workspace_replace_key", "invitation_create", "price_add", "workspace_delete",
 ]  # fmt: skip
 
 
@@ -377,7 +375,7 @@ def test_an_editor_cannot_manage_members_key_details_or_delete(client_for, edito
     client = client_for(editor)
     membership = workspace.memberships.get(user=editor)
     for target in [
-        url("workspace_replace_key", workspace), url("member_add", workspace), url("workspace_update", workspace),
+        url("workspace_replace_key", workspace), url("invitation_create", workspace), url("workspace_update", workspace),
         url("member_role", workspace, membership.pk), url("member_remove", workspace, membership.pk),
         url("workspace_delete", workspace),
     ]:  # fmt: skip
@@ -445,4 +443,4 @@ def test_an_owner_who_demotes_themselves_reloads_the_page_without_owner_controls
     client = client_for(owner)
     response = client.post(url("member_role", workspace, mine.pk), {"role": "editor"}, headers=HX)
     assert response["HX-Redirect"] == url("workspace_settings", workspace)
-    assert url("member_add", workspace) not in client.get(url("workspace_settings", workspace)).content.decode()
+    assert url("invitation_create", workspace) not in client.get(url("workspace_settings", workspace)).content.decode()

@@ -9,7 +9,6 @@ from django.conf import settings
 from django.core.validators import MinValueValidator
 
 from prompts_app.maxim import MaximError, check_base_url
-from prompts_app.models import Role
 
 KEY_WIDGET = forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"})
 
@@ -107,15 +106,6 @@ class ReplaceKeyForm(forms.Form):
     api_key = ApiKeyField(label="New API key", help_text="Checked with Maxim first; saved only if it works.")
     # The base URL shown beside the key field: the key is sent there and nowhere else.
     base_url = forms.CharField(widget=forms.HiddenInput, max_length=500)
-
-
-class AddMemberForm(forms.Form):
-    username = forms.CharField(max_length=150, error_messages={"required": "Enter a username."})
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
-
-
-class RoleForm(forms.Form):
-    role = forms.ChoiceField(choices=Role.choices)
 
 
 _PRICE_RANGE = "Enter a price from 0 to 999999.999999 US dollars per 1M tokens."

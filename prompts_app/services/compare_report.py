@@ -260,7 +260,7 @@ def export_markdown(comparison: Comparison) -> str:
     """The latest batch as Markdown for a review: a summary table, then each output fenced."""
     columns = list(comparison.columns.select_related("version__prompt"))
     grouped = runs_by_column(comparison)
-    lines = [f"# {_md_cell(str(comparison))}", "", f"Workspace: {comparison.workspace.name}", ""]
+    lines = [f"# {_md_inline(str(comparison))}", "", f"Workspace: {_md_inline(comparison.workspace.name)}", ""]
     if comparison.shared_input:
         lines += _input_lines(comparison.input)
     lines += [
@@ -280,7 +280,7 @@ def export_markdown(comparison: Comparison) -> str:
     if comparison.repeats > 1:
         lines += _stats_lines(columns, grouped)
     for i, column in enumerate(columns, 1):
-        lines += ["", f"## {i}. {column_label(column)}", ""]
+        lines += ["", f"## {i}. {_md_inline(column_label(column))}", ""]
         if not comparison.shared_input:
             lines += _input_lines(column_input(comparison, column))
         for n, run in enumerate(grouped.get(column.pk, []), 1):
@@ -307,17 +307,39 @@ def _stats_lines(columns: list[ComparisonColumn], grouped: dict[int, list[Run]])
     return lines
 
 
+# Everything a user typed or Maxim returned is text, never Markdown or HTML: outside fences
+# these characters are backslash-escaped (CommonMark allows it for any ASCII punctuation),
+# so a name cannot become a link, an image that loads on opening, HTML, emphasis or a heading.
+# (Line-start markers like "-", "+" or "1." need no escape: every such text follows a prefix.)
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
+
+
+def _md_inline(text: str) -> str:
+    """Text for one line of Markdown (a heading, list item or paragraph): escaped, line breaks as <br>."""
+    lines = str(text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return "<br>".join(_MD_SPECIAL.sub(r"\\\1", line.replace("\t", " ")) for line in lines)
+
+
 def _md_cell(text: str) -> str:
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """A table cell: escaped like a line (which escapes `|` too), with no surrounding space."""
+    return _md_inline(str(text).strip())
 
 
 def _input_lines(inputs: dict[str, Any]) -> list[str]:
-    """The input as a list of turns ("- user: ..."), then its variables, each on one line."""
+    """The input as a list of turns ("- user: ..."), then its variables, each on one line;
+    a multi-line turn is fenced inside its item."""
     lines = ["Input:", ""]
-    lines += [f"- {_md_cell(t.get('role', '?'))}: {_md_cell(t.get('content', ''))}" for t in inputs.get("turns") or []]
-    variables = _variables_line(inputs)
+    for turn in inputs.get("turns") or []:
+        role, content = _md_inline(turn.get("role", "?")), str(turn.get("content", ""))
+        if "\n" in content or "\r" in content:
+            fence = _fence(content)
+            lines += [f"- {role}:", "", *(f"  {line}" for line in [fence, *content.splitlines(), fence]), ""]
+        else:
+            lines.append(f"- {role}: {_md_inline(content)}")
+    # Sorted: PostgreSQL's jsonb does not keep the order the variables were typed in.
+    variables = sorted((inputs.get("variables") or {}).items())
     if variables:
-        lines += ["", f"Variables: {_md_cell(variables)}"]
+        lines += ["", "Variables: " + ", ".join(f"{_md_inline(k)}={_md_inline(v)}" for k, v in variables)]
     return lines + [""]
 
 

@@ -18,6 +18,7 @@ from django.utils.dateparse import parse_datetime
 from prompts_app import maxim
 from prompts_app.models import Deployment, Draft, Prompt, PromptVersion, Run, Workspace
 from prompts_app.services.compare import draft_base_version
+from prompts_app.services import audit
 from prompts_app.services.runs import run_version
 
 _NO_BASE = object()
@@ -317,6 +318,8 @@ def _create_version(*, draft: Draft, content: dict[str, Any], user: Any) -> Prom
         draft.created_version = version
         draft.last_error = ""
         draft.save(update_fields=["created_version", "last_error", "updated_at"])
+        audit.record(prompt.workspace, actor=user, action=audit.Action.VERSION_CREATED,
+                     target=f"{prompt.name} v{version.number}")  # fmt: skip
     return version
 
 
@@ -337,4 +340,6 @@ def deploy_version(*, version: PromptVersion, conditions: list[dict[str, str]], 
         raise
     deployment.status, deployment.response = result.status or "deployed", result.raw
     deployment.save()
+    audit.record(workspace, actor=user, action=audit.Action.VERSION_DEPLOYED,
+                 target=f"{version.prompt.name} v{version.number}", detail={"conditions": conditions})  # fmt: skip
     return deployment

@@ -1,5 +1,5 @@
 """Workspace use-cases: connecting one to Maxim, checking and replacing its key,
-members and roles, custom prices. Views call these; they never touch httpx."""
+custom prices (members: services/members.py). Views call these; they never touch httpx."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -18,6 +17,7 @@ from prompts_app import crypto
 from prompts_app import outbound
 from prompts_app.maxim import CHECK_DEADLINE, MaximClient, MaximError, get_client, normalise_base_url
 from prompts_app.models import CustomPrice, Membership, Role, Workspace
+from prompts_app.services import audit
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +158,8 @@ def connect_workspace(*, user, pending: PendingConnection, maxim_id: str, name: 
         workspace.set_api_key(pending.api_key)
         workspace.save()
         Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
+        audit.record(workspace, actor=user, action=audit.Action.KEY_CONNECTED, target=workspace.name,
+                     detail={"maxim_id": maxim_id, "base_url": base_url})  # fmt: skip
     log.info("workspace %s (%s) connected by user %s", workspace.pk, maxim_id, user.pk)
     return workspace
 
@@ -249,6 +251,7 @@ def update_details(workspace: Workspace, *, name: str, base_url: str, api_key: s
             "Enter the API key again to move to another host: the stored key is only ever sent where it was confirmed.",
             field="api_key",
         )
+    old_base_url = workspace.base_url
     fields = ["name", "base_url"]
     if api_key:
         _verify_key(workspace, base_url, api_key)
@@ -258,42 +261,13 @@ def update_details(workspace: Workspace, *, name: str, base_url: str, api_key: s
     workspace.name = name
     workspace.base_url = base_url
     workspace.save(update_fields=fields)
+    if old_base_url != base_url:
+        audit.record(workspace, actor=user, action=audit.Action.BASE_URL_CHANGED, target=workspace.name,
+                     detail={"from": old_base_url, "to": base_url})  # fmt: skip
     return workspace
 
 
-# -- members ---------------------------------------------------------------------------
-
-
-def _owner_count(workspace: Workspace) -> int:
-    return workspace.memberships.filter(role=Role.OWNER).count()
-
-
-@transaction.atomic
-def add_member(workspace: Workspace, *, username: str, role: str) -> Membership:
-    user = get_user_model().objects.filter(username__iexact=username.strip()).first()
-    if user is None:
-        raise WorkspaceError(f"There is no user named “{username.strip()}”; an admin must create it first.", field="username")
-    if workspace.memberships.filter(user=user).exists():
-        raise WorkspaceError(f"{user.get_username()} is already a member; change their role below.", field="username")
-    return Membership.objects.create(workspace=workspace, user=user, role=role)
-
-
-@transaction.atomic
-def change_role(membership: Membership, role: str) -> Membership:
-    Workspace.objects.select_for_update().filter(pk=membership.workspace_id).first()
-    if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(membership.workspace) <= 1:
-        raise WorkspaceError("A workspace needs at least one owner; make someone else owner first.", field="role")
-    membership.role = role
-    membership.save(update_fields=["role"])
-    return membership
-
-
-@transaction.atomic
-def remove_member(membership: Membership) -> None:
-    Workspace.objects.select_for_update().filter(pk=membership.workspace_id).first()
-    if membership.role == Role.OWNER and _owner_count(membership.workspace) <= 1:
-        raise WorkspaceError("The last owner cannot be removed; make someone else owner first.")
-    membership.delete()
+# Members and invitations live in services/members.py.
 
 
 # -- custom prices ------------------------------------------------------------------------

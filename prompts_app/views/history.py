@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET
 
 from prompts_app import charts
 from prompts_app.forms.history import CostReviewForm, HistoryFilterForm
-from prompts_app.services import history, rollups
+from prompts_app.services import audit, history, rollups
 from prompts_app.services.history import scope_for_user
 from prompts_app.services.runs import mark_interrupted_runs
 
@@ -72,6 +72,7 @@ def run_export(request: HttpRequest, fmt: str) -> HttpResponse:
         problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
         return HttpResponse(f"Cannot export: {problems}", status=400, content_type="text/plain")
     rows = history.export_rows(form.run_filter())
+    audit.record_export(request.user, form.run_filter().workspace_ids, fmt=fmt, filters=form.querystring())
     lines = _csv_lines(rows) if fmt == "csv" else _json_lines(rows)
     content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     response = StreamingHttpResponse(lines, content_type=content_type)

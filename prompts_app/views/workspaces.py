@@ -13,17 +13,16 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from prompts_app.forms.members import InviteForm
 from prompts_app.forms.workspaces import (
-    AddMemberForm,
     ConnectKeyForm,
     PickWorkspaceForm,
     PriceForm,
     ReplaceKeyForm,
-    RoleForm,
     WorkspaceDetailsForm,
 )
 from prompts_app.models import Membership, Role, Workspace
-from prompts_app.services import history
+from prompts_app.services import audit, history, members
 from prompts_app.services import workspaces as services
 from prompts_app.views.access import get_workspace_for_user
 
@@ -33,7 +32,8 @@ T = "prompts_app/workspaces/"
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     memberships = Membership.objects.filter(user=request.user).select_related("workspace").order_by("workspace__name")
-    context = {"memberships": memberships, "overview": history.overview(request.user), "nav": "workspaces"}
+    context = {"memberships": memberships, "overview": history.overview(request.user), "nav": "workspaces",
+               "my_invitations": members.pending_for_user(request.user)}  # fmt: skip
     return render(request, T + "list.html", context)
 
 
@@ -107,8 +107,9 @@ def _context(request: HttpRequest, workspace: Workspace, **overrides) -> dict:
         "can_test": membership.allows(Role.EDITOR),
         "details_form": WorkspaceDetailsForm(initial={"name": workspace.name, "base_url": workspace.base_url}),
         "key_form": ReplaceKeyForm(),
-        "member_form": AddMemberForm(),
+        "invite_form": InviteForm(),
         "members": workspace.memberships.select_related("user").order_by("user__username"),
+        "invitations": members.pending_for_workspace(workspace).select_related("invited_by"),
         "price_form": PriceForm(),
         "roles": Role.choices,
         "nav": "workspaces",
@@ -195,59 +196,12 @@ def workspace_replace_key(request: HttpRequest, workspace_id: int) -> HttpRespon
         except services.WorkspaceError as exc:
             form.add_error(exc.field, exc.message)
         else:
+            audit.record(workspace, actor=request.user, action=audit.Action.KEY_REPLACED, target=workspace.name)
             return _section(request, workspace, "_ws_connection.html", saved=check.message, check=check)
     return _section(request, workspace, "_ws_connection.html", key_form=form)
 
 
-# -- members -------------------------------------------------------------------------------
-
-
-@login_required
-@require_POST
-def member_add(request: HttpRequest, workspace_id: int) -> HttpResponse:
-    workspace = get_workspace_for_user(request, workspace_id, Role.OWNER)
-    form = AddMemberForm(request.POST)
-    if form.is_valid():
-        try:
-            added = services.add_member(workspace, **form.cleaned_data)
-        except services.WorkspaceError as exc:
-            form.add_error(exc.field, exc.message)
-        else:
-            return _section(request, workspace, "_ws_members.html", saved=f"Added {added.user} as {added.role}.")
-    return _section(request, workspace, "_ws_members.html", member_form=form)
-
-
-@login_required
-@require_POST
-def member_role(request: HttpRequest, workspace_id: int, membership_id: int) -> HttpResponse:
-    workspace = get_workspace_for_user(request, workspace_id, Role.OWNER)
-    membership = get_object_or_404(workspace.memberships, pk=membership_id)
-    form = RoleForm(request.POST)
-    error = "Pick owner, editor or viewer."
-    if form.is_valid():
-        try:
-            services.change_role(membership, form.cleaned_data["role"])
-        except services.WorkspaceError as exc:
-            error = exc.message
-        else:
-            if membership.pk == request.membership.pk:  # demoted themselves: the whole page changes
-                return _redirect(request, reverse("workspace_settings", args=[workspace.pk]))
-            return _section(request, workspace, "_ws_members.html", saved=f"{membership.user} is now {membership.role}.")
-    return _section(request, workspace, "_ws_members.html", member_error=error)
-
-
-@login_required
-@require_POST
-def member_remove(request: HttpRequest, workspace_id: int, membership_id: int) -> HttpResponse:
-    workspace = get_workspace_for_user(request, workspace_id, Role.OWNER)
-    membership = get_object_or_404(workspace.memberships, pk=membership_id)
-    try:
-        services.remove_member(membership)
-    except services.WorkspaceError as exc:
-        return _section(request, workspace, "_ws_members.html", member_error=exc.message)
-    if membership.user_id == request.user.pk:
-        return _redirect(request, reverse("home"))  # removed themselves: nothing left to see here
-    return _section(request, workspace, "_ws_members.html", saved=f"Removed {membership.user}.")
+# Members and invitations: views/members.py.
 
 
 # -- custom prices ---------------------------------------------------------------------------
@@ -264,6 +218,7 @@ def price_add(request: HttpRequest, workspace_id: int) -> HttpResponse:
         except services.WorkspaceError as exc:
             form.add_error(exc.field, exc.message)
         else:
+            audit.record_price(workspace, price, actor=request.user)
             return _section(request, workspace, "_ws_prices.html", saved=f"Added a price for {price.model_pattern}.")
     return _section(request, workspace, "_ws_prices.html", price_form=form)
 
@@ -280,6 +235,7 @@ def price_update(request: HttpRequest, workspace_id: int, price_id: int) -> Http
         except services.WorkspaceError as exc:
             form.add_error(exc.field, exc.message)
         else:
+            audit.record_price(workspace, price, actor=request.user)
             return _section(request, workspace, "_ws_prices.html", saved=f"Saved the price for {price.model_pattern}.")
     return _section(request, workspace, "_ws_prices.html", edited_price=price, edit_form=form)
 
@@ -299,6 +255,7 @@ def price_delete(request: HttpRequest, workspace_id: int, price_id: int) -> Http
     workspace = get_workspace_for_user(request, workspace_id, Role.EDITOR)
     price = get_object_or_404(workspace.custom_prices, pk=price_id)
     price.delete()
+    audit.record(workspace, actor=request.user, action=audit.Action.PRICE_DELETED, target=price.model_pattern)
     return _section(request, workspace, "_ws_prices.html", saved=f"Deleted the price for {price.model_pattern}.")
 
 
@@ -326,9 +283,6 @@ urlpatterns = [
     path(ws + "settings/details/", workspace_update, name="workspace_update"),
     path(ws + "settings/test/", workspace_test, name="workspace_test"),
     path(ws + "settings/key/", workspace_replace_key, name="workspace_replace_key"),
-    path(ws + "settings/members/", member_add, name="member_add"),
-    path(ws + "settings/members/<int:membership_id>/role/", member_role, name="member_role"),
-    path(ws + "settings/members/<int:membership_id>/remove/", member_remove, name="member_remove"),
     path(ws + "settings/prices/", price_add, name="price_add"),
     path(ws + "settings/prices/<int:price_id>/", price_update, name="price_update"),
     path(ws + "settings/prices/<int:price_id>/delete/", price_delete, name="price_delete"),
