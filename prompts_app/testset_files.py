@@ -110,7 +110,7 @@ def _too_many(parsed: ParsedFile) -> bool:
 
 def _parse_csv(text: str) -> ParsedFile:
     parsed = ParsedFile()
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header: list[str] | None = None
     line = 1
     try:
