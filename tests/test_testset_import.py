@@ -156,6 +156,7 @@ def test_upload_shows_a_preview_and_saves_nothing_until_confirmed(client_for, ed
     assert "CSV: 2 cases, variables name, company." in preview
     assert "1 turn: Hello there" in preview and "Import 2 cases" in preview
     assert "Columns the version does not use" not in preview  # the version uses company and name
+    assert "The columns match the variables of Support reply v1." in preview
     assert test_set.cases.count() == 0
     done = client.post(reverse("testset_import_confirm", args=[test_set.pk, staged.pk]))
     assert done.status_code == 302 and done.url == reverse("testset_detail", args=[test_set.pk])
