@@ -185,31 +185,20 @@ def _schema_error(schema: dict, value: Any) -> str | None:
 class Contains(Check):
     type, label = "contains", "Contains"
     keys = frozenset({"value", "case_sensitive"})
+    wanted: ClassVar[bool] = True  # NotContains passes when the value is absent
 
     def clean(self, config):
         return {"value": _text(config, "value"), "case_sensitive": _flag(config, "case_sensitive")}
 
-    def _found(self, text: str) -> bool:
-        value = self.config["value"]
-        if self.config["case_sensitive"]:
-            return value in text
-        return value.casefold() in text.casefold()
-
     def evaluate(self, output):
-        value = _short(self.config["value"])
-        if self._found(output.output_text):
-            return _pass(f"contains {value!r}")
-        return _fail(f"does not contain {value!r}")
+        value, text = self.config["value"], output.output_text
+        found = value in text if self.config["case_sensitive"] else value.casefold() in text.casefold()
+        return CheckResult(found == self.wanted, f"{'contains' if found else 'does not contain'} {_short(value)!r}")
 
 
 class NotContains(Contains):
     type, label = "not_contains", "Does not contain"
-
-    def evaluate(self, output):
-        value = _short(self.config["value"])
-        if self._found(output.output_text):
-            return _fail(f"contains {value!r}")
-        return _pass(f"does not contain {value!r}")
+    wanted = False
 
 
 class EqualsExpected(Check):

@@ -13,7 +13,7 @@ CSV = (
     "name,company,expected_output,input\n"
     "Ada,Acme,Hello Ada from Acme,Where is my order?\n"
     "Bob,Initech,Hello Bob from Initech,\n"
-    "Cy,Globex,Hello Cy from Globex,Can I get a refund?\n"
+    "Cy,Globex,Hello Cy from Globex " + "x" * 400 + ",Can I get a refund?\n"
 )
 TYPING_DELAY_MS = 60
 
@@ -52,6 +52,7 @@ def test_a_person_builds_a_test_set_from_a_csv_edits_a_case_and_exports(page, br
     assert page.get_by_role("status").filter(has_text="Imported 3 cases from greetings.csv.").is_visible()
     assert cases.locator("tbody tr").count() == 3
     assert [h.strip() for h in cases.locator("thead th").all_inner_texts()][:3] == ["#", "NAME", "COMPANY"]
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # long text wraps
 
     page.evaluate("window.stillTheSamePage = true")  # an inline edit must not reload the page
     page.get_by_role("link", name="Edit case 2").click()
