@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.core.files import uploadhandler as django_uploadhandler
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -199,11 +200,36 @@ def test_the_preview_shows_twenty_rows(client_for, editor, test_set):
     assert "row-019" in html and "row-020" not in html and "The first 20 are shown." in html
 
 
-def test_a_file_over_the_limit_is_refused_by_the_form(client_for, editor, test_set, monkeypatch):
+def test_the_upload_form_refuses_a_file_over_the_limit_too(workspace, monkeypatch):
+    from prompts_app.forms.testsets import UploadForm
+
     monkeypatch.setattr(files, "MAX_FILE_BYTES", 1000)
-    page = upload(client_for(editor), test_set, b"a\n" + b"x" * 2000)
+    form = UploadForm({}, {"file": SimpleUploadedFile("big.csv", b"a\n" + b"x" * 2000)}, workspace=workspace)
+    assert not form.is_valid()
+    assert form.errors["file"] == ["The file is 0.0 MB; the limit is 0 MB. Split it into smaller files."]
+
+
+def test_a_file_past_the_limit_is_dropped_while_it_is_read(client_for, editor, test_set, monkeypatch, settings):
+    monkeypatch.setattr(files, "MAX_FILE_BYTES", 100_000)
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 10**9  # so the kept part would be in memory, not a temp file
+    stored = []
+    original = django_uploadhandler.MemoryFileUploadHandler.receive_data_chunk
+    monkeypatch.setattr(django_uploadhandler.MemoryFileUploadHandler, "receive_data_chunk",
+                        lambda self, data, start: stored.append(len(data)) or original(self, data, start))  # fmt: skip
+    page = upload(client_for(editor), test_set, b"a\n" + b"x" * 1_000_000)
     assert page.status_code == 200
-    assert "The file is 0.0 MB; the limit is 0 MB" in page.content.decode()
+    assert "The file is over 0 MB; split it into smaller files." in page.content.decode()
+    assert sum(stored) <= 100_000  # the rest was never kept
+    assert not TestSetUpload.objects.exists()
+
+
+def test_the_import_form_still_needs_its_csrf_token(editor, test_set):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(editor)
+    response = client.post(reverse("testset_import", args=[test_set.pk]), {"file": SimpleUploadedFile("a.csv", CSV)})
+    assert response.status_code == 403
     assert not TestSetUpload.objects.exists()
 
 

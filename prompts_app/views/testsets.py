@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from prompts_app import testset_files as files
 from prompts_app.forms.testsets import CaseForm, TestSetForm, UploadForm
 from prompts_app.models import Membership, Role, TestCase, TestSet, TestSetUpload
 from prompts_app.services import testsets as services
@@ -181,12 +184,33 @@ def case_delete(request: HttpRequest, case_id: int) -> HttpResponse:
     return redirect(_detail_url(test_set, page))
 
 
+class UploadLimit(FileUploadHandler):
+    """Stops reading an uploaded file past the limit: Django would spool any size to disk."""
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        if start + len(raw_data) > files.MAX_FILE_BYTES:
+            self.request.upload_too_big = True
+            raise StopUpload(connection_reset=False)  # the rest of the body is read and dropped
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None  # the next handler keeps the file
+
+
+@csrf_exempt  # only so the limit is in place before the CSRF check reads the body; checked just below
 @login_required
 @require_http_methods(["GET", "POST"])
 def testset_import(request: HttpRequest, test_set_id: int) -> HttpResponse:
+    request.upload_handlers.insert(0, UploadLimit(request))
+    return _testset_import(request, test_set_id)
+
+
+@csrf_protect
+def _testset_import(request: HttpRequest, test_set_id: int) -> HttpResponse:
     test_set = _get_test_set_for_user(request, test_set_id, Role.EDITOR)
-    form = UploadForm(request.POST or None, request.FILES or None, workspace=test_set.workspace)
-    if request.method == "POST" and form.is_valid():
+    bound = request.method == "POST" and not getattr(request, "upload_too_big", False)
+    form = UploadForm(request.POST, request.FILES, workspace=test_set.workspace) if bound else UploadForm(workspace=test_set.workspace)
+    if bound and form.is_valid():
         upload = form.cleaned_data["file"]
         preview = services.stage_upload(
             test_set, user=request.user, filename=upload.name, content=upload.read(),
@@ -194,6 +218,8 @@ def testset_import(request: HttpRequest, test_set_id: int) -> HttpResponse:
         )  # fmt: skip
         return redirect("testset_import_preview", test_set.pk, preview.upload.pk)
     context = {"test_set": test_set, "workspace": test_set.workspace, "form": form, "nav": "testsets"}
+    if getattr(request, "upload_too_big", False):
+        context["error"] = f"The file is over {files.MAX_FILE_BYTES // (1024 * 1024)} MB; split it into smaller files."
     return render(request, "prompts_app/testsets/import.html", context)
 
 
