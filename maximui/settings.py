@@ -134,6 +134,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "csp",
+    "template_partials",
     "prompts_app",
 ]
 

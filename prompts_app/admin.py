@@ -23,6 +23,9 @@ from prompts_app.models import (
     PromptVersion,
     Run,
     RunRollup,
+    TestCase,
+    TestSet,
+    TestSetUpload,
     Workspace,
 )
 
@@ -197,4 +200,35 @@ class AuditEventAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+# --- Test sets (issue #12) -----------------------------------------------------------------
+
+
+@admin.register(TestSet)
+class TestSetAdmin(admin.ModelAdmin):
+    list_display = ["name", "workspace", "created_by", "updated_at"]
+    list_filter = ["workspace"]
+    search_fields = ["name", "description"]
+    raw_id_fields = ["workspace", "created_by"]
+    list_select_related = ["workspace", "created_by"]
+
+
+@admin.register(TestCase)
+class TestCaseAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "test_set", "position", "updated_at"]
+    search_fields = ["test_set__name", "expected_output"]
+    raw_id_fields = ["test_set", "source_run"]
+    list_select_related = ["test_set"]
+
+
+@admin.register(TestSetUpload)
+class TestSetUploadAdmin(admin.ModelAdmin):
+    """Staged files awaiting confirmation; their content is not shown (it may be large)."""
+
+    list_display = ["filename", "test_set", "user", "created_at"]
+    search_fields = ["filename", "test_set__name"]
+    exclude = ["content"]
+    readonly_fields = ["filename", "sha256", "test_set", "user", "check_version", "created_at"]
+
+    def has_add_permission(self, request) -> bool:
         return False

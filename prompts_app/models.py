@@ -523,3 +523,65 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor_name} on {self.target}"
+# --- Test sets (issue #12): named lists of inputs, each with an optional expected output -----
+
+
+class TestSet(models.Model):
+    __test__ = False  # not a pytest test class, whatever its name says
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="test_sets")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    # The variable names its cases use, in column order; kept by services/testsets.py so the
+    # table's columns need not be read out of every case's JSON.
+    variable_names = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TestCase(models.Model):
+    __test__ = False  # not a pytest test class, whatever its name says
+
+    test_set = models.ForeignKey(TestSet, on_delete=models.CASCADE, related_name="cases")
+    position = models.PositiveIntegerField()
+    variables = models.JSONField(default=dict, blank=True)  # {name: value}, values are strings
+    turns = models.JSONField(default=list, blank=True)  # [{role, content}], optional
+    expected_output = models.TextField(blank=True)
+    source_run = models.ForeignKey(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        indexes = [models.Index(fields=["test_set", "position"], name="testcase_set_position")]
+
+    def __str__(self) -> str:
+        return f"Case {self.position} of {self.test_set}"
+
+
+class TestSetUpload(models.Model):
+    """An uploaded file between its preview and the user's confirmation.
+
+    The content stays on the server, so the confirmation imports exactly what was
+    previewed; the client only names the row, which is checked against the test set
+    and the user. Rows are deleted on import and expire after a day.
+    """
+
+    __test__ = False
+
+    test_set = models.ForeignKey(TestSet, on_delete=models.CASCADE, related_name="uploads")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    filename = models.CharField(max_length=255, blank=True)
+    content = models.BinaryField()
+    sha256 = models.CharField(max_length=64)
+    check_version = models.ForeignKey(
+        PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)

@@ -1,0 +1,485 @@
+"""Checks: does a run's output pass? Pure Python: no ORM, no network, no Django.
+
+A check is built from a JSON config and judges one output:
+
+    check = build_check({"type": "contains", "value": "refund", "case_sensitive": False})
+    check.evaluate(CheckInput(output_text="We will refund you")) -> CheckResult(passed=True, reason=...)
+
+`CheckInput` carries everything a check may look at: the output text, the raw output object
+(tool calls live there), the case's expected output, tokens, cost in nano-USD (None when the
+run is unpriced: a cost limit then fails with "unpriced", it never counts as $0) and latency.
+`build_checks(list)` turns a test set's config list into checks, or raises `CheckConfigError`
+whose `errors` a form shows as they are ("Check 2 (regex): …").
+
+Regular expressions go through prompts_app/safe_regex.py: patterns that can backtrack
+exponentially are refused when the check is configured, at most the first 10,000 characters
+of an output are scanned, and a match whose worst case is large runs in a child process with
+a time limit (the check then fails with "took too long"). JSON Schema `pattern`s go through
+the same configuration guard.
+
+Adding an LLM judge later: a judge check sets `needs_model = True`. This module still does no
+I/O: the service that runs checks (which owns the Maxim client) asks the check for its judge
+request, calls the model, and hands the reply back in `CheckInput.judgement`; `evaluate()`
+then only reads that text. Checks without `needs_model` never look at `judgement`.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar
+
+import jsonschema
+
+from prompts_app import safe_regex
+from prompts_app.safe_regex import MAX_PATTERN_CHARS, regex_problem, regex_search
+
+MAX_SCANNED_CHARS = 10_000
+MAX_CHECKS = 50
+NANO_PER_USD = 10**9
+
+
+@dataclass(frozen=True)
+class CheckInput:
+    output_text: str
+    output: Any = None  # the raw output object as the provider returned it
+    expected_output: str | None = None  # None: the case has none
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    cost_nano: int | None = None  # None: unpriced
+    latency_ms: float | None = None
+    judgement: str | None = None  # for checks that need a model (see the module docstring)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    passed: bool
+    reason: str
+
+
+class CheckConfigError(ValueError):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+class Check(abc.ABC):
+    type: ClassVar[str]
+    label: ClassVar[str]
+    keys: ClassVar[frozenset[str]] = frozenset()  # the config keys it accepts
+    needs_model: ClassVar[bool] = False
+
+    def __init__(self, config: dict[str, Any] | None = None, *, name: str = "") -> None:
+        config = dict(config or {})
+        unknown = sorted(set(config) - self.keys)
+        if unknown:
+            raise CheckConfigError([f"unknown setting {', '.join(unknown)}"])
+        self.config = self.clean(config)
+        self.name = name or self.label
+
+    def clean(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Validate and normalise the config; raise CheckConfigError with what is wrong."""
+        return config
+
+    @abc.abstractmethod
+    def evaluate(self, output: CheckInput) -> CheckResult: ...
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.config!r}>"
+
+
+def _pass(reason: str) -> CheckResult:
+    return CheckResult(True, reason)
+
+
+def _fail(reason: str) -> CheckResult:
+    return CheckResult(False, reason)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# --- config helpers ---------------------------------------------------------------------------
+
+
+def _text(config: dict, key: str, *, required: bool = True, limit: int = 10_000) -> str:
+    value = config.get(key, "")
+    if not isinstance(value, str):
+        raise CheckConfigError([f"{key} must be text"])
+    if required and not value:
+        raise CheckConfigError([f"{key} is required"])
+    if len(value) > limit:
+        raise CheckConfigError([f"{key} is longer than {limit:,} characters"])
+    return value
+
+
+def _flag(config: dict, key: str, default: bool = False) -> bool:
+    value = config.get(key, default)
+    if not isinstance(value, bool):
+        raise CheckConfigError([f"{key} must be true or false"])
+    return value
+
+
+def _count(config: dict, key: str) -> int | None:
+    value = config.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CheckConfigError([f"{key} must be a whole number, 0 or more"])
+    return value
+
+
+def _schema(config: dict, key: str, *, required: bool = True) -> dict | None:
+    schema = config.get(key)
+    if schema is None and not required:
+        return None
+    if not isinstance(schema, dict):
+        raise CheckConfigError([f"{key} must be a JSON Schema object"])
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise CheckConfigError([f"{key} is not a valid JSON Schema: {_short(exc.message, 200)}"]) from None
+    for pattern in _schema_patterns(schema):
+        problem = regex_problem(pattern)
+        if problem:
+            raise CheckConfigError([f"{key} has a pattern {_short(pattern)!r} that is refused: {problem}"])
+    return schema
+
+
+def _schema_patterns(node: Any) -> list[str]:
+    found = []
+    if isinstance(node, dict):
+        if isinstance(node.get("pattern"), str):
+            found.append(node["pattern"])
+        if isinstance(node.get("patternProperties"), dict):
+            found.extend(node["patternProperties"])
+        for value in node.values():
+            found.extend(_schema_patterns(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_schema_patterns(value))
+    return found
+
+
+def _schema_error(schema: dict, value: Any) -> str | None:
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
+    if error is None:
+        return None
+    where = "/".join(str(part) for part in error.absolute_path) or "the top level"
+    return f"at {where}: {_short(error.message, 200)}"
+
+
+# --- text checks ---------------------------------------------------------------------------
+
+
+class Contains(Check):
+    type, label = "contains", "Contains"
+    keys = frozenset({"value", "case_sensitive"})
+    wanted: ClassVar[bool] = True  # NotContains passes when the value is absent
+
+    def clean(self, config):
+        return {"value": _text(config, "value"), "case_sensitive": _flag(config, "case_sensitive")}
+
+    def evaluate(self, output):
+        value, text = self.config["value"], output.output_text
+        found = value in text if self.config["case_sensitive"] else value.casefold() in text.casefold()
+        return CheckResult(found == self.wanted, f"{'contains' if found else 'does not contain'} {_short(value)!r}")
+
+
+class NotContains(Contains):
+    type, label = "not_contains", "Does not contain"
+    wanted = False
+
+
+class EqualsExpected(Check):
+    type, label = "equals_expected", "Equals the expected output"
+    keys = frozenset({"exact"})
+
+    def clean(self, config):
+        return {"exact": _flag(config, "exact")}
+
+    def evaluate(self, output):
+        if output.expected_output is None:
+            return _fail("this case has no expected output")
+        got, expected = output.output_text, output.expected_output
+        if not self.config["exact"]:
+            got, expected = got.strip(), expected.strip()
+        if got == expected:
+            return _pass("equals the expected output" + (" exactly" if self.config["exact"] else ""))
+        return _fail(f"differs from the expected output from character {_first_difference(got, expected) + 1}")
+
+
+def _first_difference(a: str, b: str) -> int:
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return i
+    return min(len(a), len(b))
+
+
+class Length(Check):
+    type, label = "length", "Length"
+    keys = frozenset({"min", "max"})
+
+    def clean(self, config):
+        low, high = _count(config, "min"), _count(config, "max")
+        if low is None and high is None:
+            raise CheckConfigError(["give min, max or both (characters)"])
+        if low is not None and high is not None and low > high:
+            raise CheckConfigError([f"min ({low}) is more than max ({high})"])
+        return {"min": low, "max": high}
+
+    def evaluate(self, output):
+        size, low, high = len(output.output_text), self.config["min"], self.config["max"]
+        if low is not None and size < low:
+            return _fail(f"{size:,} characters, fewer than the minimum {low:,}")
+        if high is not None and size > high:
+            return _fail(f"{size:,} characters, more than the maximum {high:,}")
+        return _pass(f"{size:,} characters")
+
+
+# --- regular expressions ------------------------------------------------------------------------
+
+
+class Regex(Check):
+    type, label = "regex", "Matches a regular expression"
+    keys = frozenset({"pattern", "ignore_case", "multiline", "dotall"})
+
+    def clean(self, config):
+        pattern = _text(config, "pattern", limit=MAX_PATTERN_CHARS + 1)
+        problem = regex_problem(pattern)
+        if problem:
+            raise CheckConfigError([f"pattern {problem}"])
+        return {"pattern": pattern, **{key: _flag(config, key) for key in ("ignore_case", "multiline", "dotall")}}
+
+    @property
+    def flags(self) -> int:
+        chosen = {"ignore_case": re.IGNORECASE, "multiline": re.MULTILINE, "dotall": re.DOTALL}
+        flags = 0
+        for key, flag in chosen.items():
+            if self.config[key]:
+                flags |= flag
+        return flags
+
+    def evaluate(self, output):
+        text = output.output_text[:MAX_SCANNED_CHARS]
+        note = f" (in the first {MAX_SCANNED_CHARS:,} characters)" if len(output.output_text) > MAX_SCANNED_CHARS else ""
+        pattern = _short(self.config["pattern"])
+        try:
+            found = regex_search(self.config["pattern"], text, self.flags)
+        except TimeoutError:
+            return _fail(f"matching {pattern!r} took too long (over {safe_regex.REGEX_TIMEOUT_SECONDS:g} s); simplify the pattern")
+        if found:
+            return _pass(f"matches {pattern!r}{note}")
+        return _fail(f"does not match {pattern!r}{note}")
+
+
+# --- JSON and tool calls -----------------------------------------------------------------------
+
+
+def _json_of(text: str) -> tuple[Any, str | None]:
+    try:
+        return json.loads(text), None
+    except ValueError as exc:
+        line, column = getattr(exc, "lineno", None), getattr(exc, "colno", None)
+        where = f" at line {line}, column {column}" if line is not None else ""
+        return None, f"not valid JSON{where}: {getattr(exc, 'msg', str(exc))}"
+
+
+class ValidJson(Check):
+    type, label = "valid_json", "Is valid JSON"
+
+    def evaluate(self, output):
+        text = output.output_text.strip()
+        if not text:
+            return _fail("the output is empty, not JSON")
+        _, error = _json_of(text)
+        return _fail(f"the output is {error}") if error else _pass("the output is valid JSON")
+
+
+class JsonSchema(Check):
+    type, label = "json_schema", "JSON matching a schema"
+    keys = frozenset({"schema"})
+
+    def clean(self, config):
+        return {"schema": _schema(config, "schema")}
+
+    def evaluate(self, output):
+        value, error = _json_of(output.output_text.strip())
+        if error:
+            return _fail(f"the output is {error}")
+        problem = _schema_error(self.config["schema"], value)
+        return _fail(f"does not match the schema {problem}") if problem else _pass("matches the schema")
+
+
+def tool_calls_of(output: Any) -> list[dict[str, Any]]:
+    """[{name, arguments}] from an OpenAI-style output: choices[0].message.tool_calls[].function."""
+    choices = output.get("choices") if isinstance(output, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return []
+    message = choices[0].get("message")
+    calls = message.get("tool_calls") if isinstance(message, dict) else None
+    found = []
+    for call in calls if isinstance(calls, list) else []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            found.append({"name": function["name"], "arguments": function.get("arguments")})
+    return found
+
+
+class ToolCall(Check):
+    type, label = "tool_call", "Calls a tool"
+    keys = frozenset({"tool", "schema"})  # "name" is every check's display name
+
+    def clean(self, config):
+        return {"tool": _text(config, "tool", limit=200), "schema": _schema(config, "schema", required=False)}
+
+    def evaluate(self, output):
+        name, calls = self.config["tool"], tool_calls_of(output.output)
+        if not calls:
+            return _fail(f"no tool calls in the output; expected a call to {name}")
+        matching = [call for call in calls if call["name"] == name]
+        if not matching:
+            called = ", ".join(sorted({_short(call["name"], 40) for call in calls}))
+            return _fail(f"no call to {name} (called: {called})")
+        if self.config["schema"] is None:
+            return _pass(f"calls {name}")
+        problems = [self._arguments_problem(call["arguments"]) for call in matching]
+        if None in problems:
+            return _pass(f"calls {name} with arguments matching its schema")
+        return _fail(f"the arguments of {name} {problems[0]}")
+
+    def _arguments_problem(self, arguments: Any) -> str | None:
+        if isinstance(arguments, str):
+            arguments, error = _json_of(arguments)
+            if error:
+                return f"are {error}"
+        problem = _schema_error(self.config["schema"], arguments)
+        return f"do not match the schema {problem}" if problem else None
+
+
+# --- cost, latency, tokens ---------------------------------------------------------------------
+
+
+class CostLimit(Check):
+    type, label = "cost", "Cost at most"
+    keys = frozenset({"max_usd"})
+
+    def clean(self, config):
+        raw = config.get("max_usd")
+        try:
+            limit = Decimal(str(raw)) if isinstance(raw, (str, int, float)) and not isinstance(raw, bool) else None
+        except InvalidOperation:
+            limit = None
+        if limit is None or not limit.is_finite() or limit < 0:
+            raise CheckConfigError(["max_usd must be an amount in dollars, like \"0.002\""])
+        nano = limit * NANO_PER_USD
+        if nano != nano.to_integral_value():
+            raise CheckConfigError(["max_usd has more than 9 decimal places"])
+        return {"max_usd": str(limit), "max_nano": int(nano)}
+
+    def evaluate(self, output):
+        if output.cost_nano is None:
+            return _fail("unpriced")  # never $0: an unknown price passes no cost limit
+        spent = f"${Decimal(output.cost_nano).scaleb(-9):f}"
+        if output.cost_nano > self.config["max_nano"]:
+            return _fail(f"cost {spent}, over the limit of ${self.config['max_usd']}")
+        return _pass(f"cost {spent}")
+
+
+class LatencyLimit(Check):
+    type, label = "latency", "Latency at most"
+    keys = frozenset({"max_ms"})
+
+    def clean(self, config):
+        value = config.get("max_ms")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 10**9:
+            raise CheckConfigError(["max_ms must be a number of milliseconds"])
+        return {"max_ms": value}
+
+    def evaluate(self, output):
+        if output.latency_ms is None:
+            return _fail("no latency was recorded")
+        if output.latency_ms > self.config["max_ms"]:
+            return _fail(f"took {output.latency_ms:,.0f} ms, over the limit of {self.config['max_ms']:,} ms")
+        return _pass(f"took {output.latency_ms:,.0f} ms")
+
+
+class TokenLimit(Check):
+    type, label = "tokens", "Tokens at most"
+    keys = frozenset({"max", "count"})
+    COUNTS = ("total", "prompt", "completion")
+
+    def clean(self, config):
+        limit, count = _count(config, "max"), config.get("count", "total")
+        if limit is None:
+            raise CheckConfigError(["max is required (tokens)"])
+        if count not in self.COUNTS:
+            raise CheckConfigError([f"count must be one of {', '.join(self.COUNTS)}"])
+        return {"max": limit, "count": count}
+
+    def evaluate(self, output):
+        count = self.config["count"]
+        used = getattr(output, f"{count}_tokens")
+        if used is None:
+            return _fail(f"no {count} token count was recorded")
+        if used > self.config["max"]:
+            return _fail(f"{used:,} {count} tokens, over the limit of {self.config['max']:,}")
+        return _pass(f"{used:,} {count} tokens")
+
+
+# --- registry ----------------------------------------------------------------------------------
+
+CHECK_TYPES: dict[str, type[Check]] = {
+    cls.type: cls
+    for cls in (Contains, NotContains, EqualsExpected, Regex, ValidJson, JsonSchema, ToolCall,
+                Length, CostLimit, LatencyLimit, TokenLimit)
+}  # fmt: skip
+
+
+def build_check(spec: Any) -> Check:
+    """One check from {"type": ..., "name"?: ..., **config}."""
+    if not isinstance(spec, dict):
+        raise CheckConfigError(["must be an object with a type"])
+    spec = dict(spec)
+    kind, name = spec.pop("type", None), spec.pop("name", "")
+    if kind not in CHECK_TYPES:
+        known = ", ".join(CHECK_TYPES)
+        raise CheckConfigError([f"unknown type {_short(str(kind), 40)!r}; use one of {known}"])
+    if not isinstance(name, str) or len(name) > 200:
+        raise CheckConfigError(["name must be text of at most 200 characters"])
+    return CHECK_TYPES[kind](spec, name=name)
+
+
+def build_checks(specs: Any) -> list[Check]:
+    """Checks from a config list; every problem is collected, each prefixed with where it is."""
+    if not isinstance(specs, list):
+        raise CheckConfigError(["Checks must be a JSON list of objects."])
+    if len(specs) > MAX_CHECKS:
+        raise CheckConfigError([f"At most {MAX_CHECKS} checks."])
+    checks, errors = [], []
+    for number, spec in enumerate(specs, 1):
+        kind = spec.get("type") if isinstance(spec, dict) else None
+        where = f"Check {number}" + (f" ({_short(kind, 40)})" if isinstance(kind, str) else "")
+        try:
+            checks.append(build_check(spec))
+        except CheckConfigError as exc:
+            errors.extend(f"{where}: {error}." for error in exc.errors)
+    if errors:
+        raise CheckConfigError(errors)
+    return checks
+
+
+def parse_checks(text: str) -> list[Check]:
+    """Checks from JSON text, as a form field receives them."""
+    if len(text) > 200_000:
+        raise CheckConfigError(["The checks are longer than 200,000 characters."])
+    try:
+        specs = json.loads(text)
+    except ValueError as exc:
+        raise CheckConfigError([f"The checks are not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}."]) from None  # type: ignore[attr-defined]
+    return build_checks(specs)
