@@ -22,7 +22,7 @@ def make_run(version: PromptVersion, user, *, status: str = "success", created_a
              model_name: str | None = None, provider: str | None = None, prompt_tokens: int = 10,
              completion_tokens: int = 5, cost_nano: int | None = 1_000, latency_ms: float | None = 100.0,
              input_text: str = "hello", output_text: str = "world", error: str = "",
-             record: bool = True) -> Run:  # fmt: skip
+             record: bool = True, is_draft: bool = False) -> Run:  # fmt: skip
     """A run as execute_run leaves it (pending runs have no figures), added to the rollups."""
     finished = status != Run.Status.PENDING
     run = Run.objects.create(
@@ -32,7 +32,7 @@ def make_run(version: PromptVersion, user, *, status: str = "success", created_a
         prompt_tokens=prompt_tokens if finished else 0, completion_tokens=completion_tokens if finished else 0,
         total_tokens=(prompt_tokens + completion_tokens) if finished else 0,
         cost_nano=cost_nano if status == Run.Status.SUCCESS else None,
-        latency_ms=latency_ms if finished else None, created_at=created_at,
+        latency_ms=latency_ms if finished else None, created_at=created_at, is_draft=is_draft,
     )  # fmt: skip
     if record:
         rollups.record(run)

@@ -60,6 +60,7 @@ def random_runs(rng: random.Random, versions, users, n: int) -> list[Run]:
             cost_nano=rng.choice([None, rng.randrange(0, 10**12)]),
             latency_ms=rng.choice([None, rng.uniform(5, 5000)]),
             record=rng.random() < 0.85,  # some runs finish without record(): the live sum covers them
+            is_draft=rng.random() < 0.2,
         ))  # fmt: skip
     return runs
 
@@ -120,7 +121,7 @@ def test_rebuild_gives_the_same_rows_as_recording_run_by_run(versions, owner, ed
     random_runs(random.Random(7), versions, [owner, editor], 120)
     rollups.catch_up()
     fields = ("grain", "day", "workspace_id", "version_id", "user_id", "provider", "model_name", "status",
-              *rollups.SUM_FIELDS)  # fmt: skip
+              "is_draft", *rollups.SUM_FIELDS)  # fmt: skip
 
     def snapshot() -> list:
         return sorted((tuple(round(v, 6) if isinstance(v, float) else v for v in row)

@@ -118,6 +118,7 @@ class RunFilter:
     provider: str = ""
     status: str = ""
     user_id: int | None = None
+    draft: bool | None = None  # True: runs of unsaved drafts only; False: saved versions only
     date_from: dt.date | None = None  # whole UTC days, inclusive
     date_to: dt.date | None = None
     q: str = ""
@@ -127,7 +128,8 @@ class RunFilter:
         q = Q(workspace_id__in=self.workspace_ids)
         for name, value in (("prompt_id", self.prompt_id), ("version_id", self.version_id),
                             ("model_name", self.model), ("provider", self.provider),
-                            ("status", self.status), ("user_id", self.user_id)):  # fmt: skip
+                            ("status", self.status), ("user_id", self.user_id),
+                            ("is_draft", self.draft)):  # fmt: skip
             if value not in (None, ""):
                 q &= Q(**{name: value})
         return q
