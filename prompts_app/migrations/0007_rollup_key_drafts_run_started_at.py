@@ -11,6 +11,12 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def runs_in_flight_may_have_been_sent(apps, schema_editor) -> None:
+    # Pending runs from before started_at existed may be with Maxim: never call them "not sent".
+    Run = apps.get_model("prompts_app", "Run")
+    Run.objects.filter(status="pending").update(started_at=models.F("created_at"))
+
+
 def recount_rollups(apps, schema_editor) -> None:
     from prompts_app.services import rollups
 
@@ -46,6 +52,7 @@ class Migration(migrations.Migration):
             name='status',
             field=models.CharField(choices=[('pending', 'Pending'), ('success', 'Succeeded'), ('failed', 'Failed'), ('interrupted', 'Interrupted'), ('not_sent', 'Not sent')], default='pending', max_length=12),
         ),
+        migrations.RunPython(runs_in_flight_may_have_been_sent, migrations.RunPython.noop),
         migrations.RunPython(recount_rollups, migrations.RunPython.noop),
         migrations.AddConstraint(
             model_name='runrollup',
