@@ -214,6 +214,7 @@ def test_a_newer_link_with_nothing_newer_any_more_shows_the_newest_runs(owner, v
 def test_a_run_left_pending_by_a_restart_shows_as_interrupted_in_history(client_for, owner, version):
     now = dt.datetime.now(dt.timezone.utc)
     stale = make_run(version, owner, status="pending", created_at=now - dt.timedelta(hours=1))
+    Run.objects.filter(pk=stale.pk).update(started_at=stale.created_at)  # it was sent, then the process died
     fresh = make_run(version, owner, status="pending", created_at=now)  # may still be with Maxim
     page = client_for(owner).get("/runs/").content.decode()
     stale.refresh_from_db()
