@@ -242,7 +242,7 @@ def page(f: RunFilter, *, older_than: Cursor | None = None, newer_than: Cursor |
 EXPORT_FIELDS = (
     "id", "created_at", "workspace__name", "prompt__name", "version__number", "provider", "model_name",
     "status", "prompt_tokens", "completion_tokens", "total_tokens", "cost_nano", "price_source",
-    "latency_ms", f"user__{USERNAME}", "input_text", "output_text", "error",
+    "latency_ms", f"user__{USERNAME}", "is_draft", "input__variables", "input_text", "output_text", "error",
 )  # fmt: skip
 
 
