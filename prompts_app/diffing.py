@@ -20,9 +20,9 @@ from prompts_app.models import PromptVersion
 
 _TOKENS = re.compile(r"\s+|[^\s]+")
 _LINES = re.compile(r"[^\n]*\n|[^\n]+")
-# Past this many word and space tokens (about 10,000 words a side), diff whole lines:
-# still exact, and a pair of huge outputs cannot keep a request busy.
-MAX_WORD_TOKENS = 40_000
+# Past this many characters (about 10,000 words a side), diff whole lines: still exact,
+# and a pair of huge outputs cannot keep a request busy (nor splitting them into words).
+MAX_WORD_DIFF_CHARS = 150_000
 # Diffs of texts this long are cached: a comparison page shows the same finished outputs on every poll.
 CACHE_FROM_CHARS = 2_000
 CACHE_SECONDS = 24 * 3600
@@ -47,9 +47,8 @@ def word_diff(old: str, new: str) -> SafeString:
 
 
 def _diff_html(old: str, new: str) -> str:
-    a, b = _TOKENS.findall(old), _TOKENS.findall(new)
-    if len(a) + len(b) > MAX_WORD_TOKENS:
-        a, b = _LINES.findall(old), _LINES.findall(new)
+    pattern = _TOKENS if len(old) + len(new) <= MAX_WORD_DIFF_CHARS else _LINES
+    a, b = pattern.findall(old), pattern.findall(new)
     opcodes = _opcodes(a, b)
     out: list[str] = []
     removed: list[str] = []

@@ -128,14 +128,11 @@ def test_a_2000_word_diff_takes_well_under_a_second():
     assert "<del>" not in str(word_diff(old, old))
 
 
-def test_a_huge_diff_falls_back_to_lines_and_stays_fast():
-    import time
-
+def test_a_huge_diff_falls_back_to_whole_lines():
+    # bench/bench_diff.py times it (50,000 words: ~0.2 s)
     old_lines = [f"line {i} says something about order {i % 7}" for i in range(8_000)]
     new_lines = [line if i % 50 else line + " changed" for i, line in enumerate(old_lines)]
-    started = time.perf_counter()
     html = str(word_diff("\n".join(old_lines), "\n".join(new_lines)))
-    assert time.perf_counter() - started < 2.0
     assert "<del>line 50 says something about order 1\n</del><ins>line 50 says something about order 1 changed\n</ins>" \
         in html  # fmt: skip
 
