@@ -327,6 +327,8 @@ class Run(models.Model):
         SUCCESS = "success", "Succeeded"
         FAILED = "failed", "Failed"
         INTERRUPTED = "interrupted", "Interrupted"
+        # Still queued (never started) when its process died: it never reached Maxim.
+        NOT_SENT = "not_sent", "Not sent"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="runs")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="runs")
@@ -365,6 +367,9 @@ class Run(models.Model):
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Set just before the request to Maxim leaves; NULL while the run waits in a queue
+    # (a comparison's thread pool), so the pending sweep can tell "queued" from "in flight".
+    started_at = models.DateTimeField(null=True, blank=True)
     # History area: set once the run's figures are added to RunRollup (services/rollups.py);
     # totals add the rollups to a live sum over the few runs where this is still False.
     rolled_up = models.BooleanField(default=False)
@@ -397,7 +402,7 @@ class Run(models.Model):
 
 
 class RunRollup(models.Model):
-    """Sums of finished runs per (period, workspace, prompt, version, user, provider, model, status).
+    """Sums of finished runs per (period, workspace, prompt, version, user, provider, model, status, draft).
 
     Totals over a million runs read a few thousand of these rows instead of every
     run. A `day` row covers one UTC day; a `month` row (day = the 1st) covers the
@@ -421,6 +426,7 @@ class RunRollup(models.Model):
     provider = models.CharField(max_length=20)
     model_name = models.CharField(max_length=200)
     status = models.CharField(max_length=12)
+    is_draft = models.BooleanField(default=False)  # runs of unsaved drafts, apart from the version's own
 
     runs = models.BigIntegerField(default=0)
     prompt_tokens = models.BigIntegerField(default=0)
@@ -434,9 +440,14 @@ class RunRollup(models.Model):
 
     class Meta:
         constraints = [
+            # user is NULL on "vday" rows, and NULLs never collide in a plain unique index:
+            # COALESCE makes the key really unique on every database (services/rollups.py
+            # upserts against exactly these expressions).
             models.UniqueConstraint(
-                fields=["grain", "day", "workspace", "prompt", "version", "user", "provider", "model_name", "status"],
-                name="one_rollup_per_key",
+                *(models.F(name) for name in ("grain", "day", "workspace", "prompt", "version")),
+                Coalesce("user", models.Value(0)),
+                *(models.F(name) for name in ("provider", "model_name", "status", "is_draft")),
+                name="one_rollup_per_key_v2",
             )
         ]
         indexes = [models.Index(fields=["grain", "day"], name="rollup_grain_day")]

@@ -52,3 +52,29 @@ def test_filter_history_by_model_then_see_the_cost_chart(page, browser_login, ow
     assert chart.locator("g.day").count() == 30
     assert "$1.95" in page.locator("#cost-report .cost-cards").inner_text()  # 25M * (1+...+12) = $1.95
     page.screenshot(path="/tmp/shots/costs.png", full_page=True)
+
+
+def test_a_300_character_prompt_name_does_not_widen_history_or_costs(page, browser_login, owner, workspace):
+    from prompts_app.models import Prompt
+
+    name = "Unbroken" + "x" * 292
+    prompt = Prompt.objects.create(workspace=workspace, maxim_id="p-long", name=name)
+    long_version = PromptVersion.objects.create(prompt=prompt, maxim_id="v-long", number=1, model_name="gpt-4o")
+    make_run(long_version, owner, created_at=dt.datetime.now(dt.timezone.utc), cost_nano=5)
+    make_run(long_version, owner, status="failed", created_at=dt.datetime.now(dt.timezone.utc), cost_nano=None,
+             prompt_tokens=0, completion_tokens=0, error="Maxim answered 429: rate limiting")  # fmt: skip
+    browser_login(owner)
+    page.set_viewport_size({"width": 1024, "height": 800})
+    for url in ("/runs/", "/costs/"):
+        page.goto(url)
+        overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, (url, overflow)
+        cut = page.locator(f'a.clip[title="{name}"]').first
+        assert cut.is_visible() and cut.bounding_box()["width"] < 600  # cut short, the full name in its title
+    page.goto("/runs/")
+    table = page.get_by_role("table", name="Runs matching the filters")
+    assert table.is_visible()
+    assert "—" in table.locator("tbody tr").first.inner_text()  # the failed run reported no usage
+    page.locator(f'a.clip[title="{name}"]').first.click()  # one click to the full name
+    page.wait_for_url(f"**/prompts/{prompt.pk}/")
+    assert name in page.content()

@@ -156,7 +156,8 @@ def test_a_pending_column_polls_and_a_finished_one_stops(client_for, editor, wor
     Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(seconds=40))
     slower = client_for(editor).get(url, {"batch": comparison.batch}).content.decode()
     assert 'hx-trigger="load delay:1000ms"' in slower  # back off while a run takes long
-    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(hours=1),
+                                         started_at=timezone.now() - timedelta(hours=1))
     stale = client_for(editor).get(url, {"batch": comparison.batch}).content.decode()
     assert "hx-trigger" not in stale and "may have stopped" in stale  # its process died: stop polling
 

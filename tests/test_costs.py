@@ -70,7 +70,7 @@ def test_presets_and_a_custom_period(client_for, owner, spend):
 def test_tables_per_prompt_version_and_model_with_cost_per_1000_priced_runs(client_for, owner, spend, version):
     response = client_for(owner).get(reverse("cost_review"))
     review = response.context["review"]
-    by_version = dict(review.by_version)
+    by_version = {pk: t for (pk, is_draft), t in review.by_version if not is_draft}
     assert by_version[version.pk].cost_nano == 1_500_000_000 and by_version[version.pk].runs == 3
     # v1: 2 priced runs costing $1.50 -> $750 per 1,000; the pending run is not priced and not counted in it
     assert by_version[version.pk].cost_per_1000_runs_nano == 750_000_000_000
@@ -120,3 +120,23 @@ def test_cost_review_queries_stay_few(client_for, owner, spend):
 
 def test_anonymous_user_is_sent_to_login(client):
     assert client.get(reverse("cost_review")).status_code == 302
+
+
+def test_runs_of_an_unsaved_draft_have_their_own_row_and_totals_still_add_up(client_for, owner, version, workspace):
+    make_run(version, owner, created_at=at(0), cost_nano=100)  # the one real run of v1
+    for hour in range(3):
+        make_run(version, owner, created_at=at(0, hour), cost_nano=10, is_draft=True)
+    make_run(version, owner, created_at=at(1), cost_nano=1, is_draft=True, record=False)  # not rolled up yet: live
+    response = client_for(owner).get(reverse("cost_review"))
+    review = response.context["review"]
+    by_version = dict(review.by_version)
+    assert (by_version[(version.pk, False)].runs, by_version[(version.pk, False)].cost_nano) == (1, 100)
+    assert (by_version[(version.pk, True)].runs, by_version[(version.pk, True)].cost_nano) == (4, 31)
+    assert review.total.runs == 5 and review.total.cost_nano == 131
+    body = response.content.decode()
+    assert "Support reply v1 · unsaved draft" in body
+    assert f"version={version.pk}&amp;draft=yes" in body  # the row links to exactly its runs
+    history = client_for(owner).get(reverse("run_history"), {"version": version.pk, "draft": "yes"})
+    assert history.context["totals"].runs == 4 and len(history.context["page"].runs) == 4
+    saved = client_for(owner).get(reverse("run_history"), {"version": version.pk, "draft": "no"})
+    assert saved.context["totals"].runs == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from prompts_app.diffing import diff_versions, message_text, word_diff
 from prompts_app.models import PromptVersion
 
@@ -98,3 +100,48 @@ def test_outsider_gets_404_on_the_diff(client_for, outsider, prompt):
 def test_a_rewritten_sentence_reads_as_one_change_not_interleaved_words():
     assert word_diff("You are kind.", "Hi, I am {{name}}.") == "<del>You are kind.</del><ins>Hi, I am {{name}}.</ins>"
     assert word_diff("a <b> c", "a <i> c") == "a <del>&lt;b&gt;</del><ins>&lt;i&gt;</ins> c"
+
+
+def long_output_and_a_variant(words: int = 2_000) -> tuple[str, str]:
+    import random
+
+    rng = random.Random(5)
+    vocabulary = "the a of to and in is was for on that with your order refund parcel".split()
+    vocabulary += [f"word{i}" for i in range(300)]
+    old = [rng.choice(vocabulary) for _ in range(words)]
+    new = [f"changed{i}" if i % 10 == 0 else word for i, word in enumerate(old)]
+    return " ".join(old), " ".join(new)
+
+
+def test_a_2000_word_diff_takes_well_under_a_second():
+    # Guards a blow-up (this took 18 s to minutes); bench/bench_diff.py has the real figures.
+    import time
+
+    from django.core.cache import cache
+
+    cache.clear()
+    old, new = long_output_and_a_variant()
+    started = time.perf_counter()
+    html = str(word_diff(old, new))
+    assert time.perf_counter() - started < 1.0
+    assert html.count("<ins>") == 200 and html.count("<del>") == 200
+    assert "<del>" not in str(word_diff(old, old))
+
+
+def test_a_huge_diff_falls_back_to_whole_lines():
+    # bench/bench_diff.py times it (50,000 words: ~0.2 s)
+    old_lines = [f"line {i} says something about order {i % 7}" for i in range(8_000)]
+    new_lines = [line if i % 50 else line + " changed" for i, line in enumerate(old_lines)]
+    html = str(word_diff("\n".join(old_lines), "\n".join(new_lines)))
+    assert "<del>line 50 says something about order 1\n</del><ins>line 50 says something about order 1 changed\n</ins>" \
+        in html  # fmt: skip
+
+
+def test_diffs_of_long_texts_are_cached(monkeypatch):
+    from django.core.cache import cache
+
+    cache.clear()
+    old, new = long_output_and_a_variant(500)
+    first = word_diff(old, new)
+    monkeypatch.setattr("prompts_app.diffing._diff_html", lambda a, b: pytest.fail("computed again"))
+    assert word_diff(old, new) == first

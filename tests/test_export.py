@@ -108,3 +108,23 @@ def test_export_rows_walks_keyset_chunks_without_gaps_or_repeats(version, owner,
 
 def test_anonymous_user_cannot_export(client):
     assert client.get(reverse("run_export_csv")).status_code == 302
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_export_rounds_latency_and_has_variables_and_draft_columns(client_for, owner, version, fmt):
+    from prompts_app.models import Run
+
+    run = make_run(version, owner, created_at=NOW, latency_ms=1234.5678901234567, is_draft=True)
+    Run.objects.filter(pk=run.pk).update(input={"variables": {"name": "Ann", "company": "=Acme"}, "turns": []})
+    make_run(version, owner, created_at=NOW - dt.timedelta(minutes=1), latency_ms=None)
+    body = body_of(client_for(owner).get(reverse(f"run_export_{fmt}")))
+    if fmt == "csv":
+        draft, saved = list(csv.DictReader(io.StringIO(body)))
+        assert draft["latency_ms"] == "1234.6" and saved["latency_ms"] == ""
+        assert json.loads(draft["variables"]) == {"company": "=Acme", "name": "Ann"} and saved["variables"] == "{}"
+        assert (draft["draft"], saved["draft"]) == ("True", "False")
+    else:
+        draft, saved = json.loads(body)
+        assert draft["latency_ms"] == 1234.6 and saved["latency_ms"] is None
+        assert draft["variables"] == {"name": "Ann", "company": "=Acme"} and saved["variables"] == {}
+        assert draft["draft"] is True and saved["draft"] is False

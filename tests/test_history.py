@@ -22,7 +22,7 @@ def make_run(version: PromptVersion, user, *, status: str = "success", created_a
              model_name: str | None = None, provider: str | None = None, prompt_tokens: int = 10,
              completion_tokens: int = 5, cost_nano: int | None = 1_000, latency_ms: float | None = 100.0,
              input_text: str = "hello", output_text: str = "world", error: str = "",
-             record: bool = True) -> Run:  # fmt: skip
+             record: bool = True, is_draft: bool = False) -> Run:  # fmt: skip
     """A run as execute_run leaves it (pending runs have no figures), added to the rollups."""
     finished = status != Run.Status.PENDING
     run = Run.objects.create(
@@ -32,7 +32,7 @@ def make_run(version: PromptVersion, user, *, status: str = "success", created_a
         prompt_tokens=prompt_tokens if finished else 0, completion_tokens=completion_tokens if finished else 0,
         total_tokens=(prompt_tokens + completion_tokens) if finished else 0,
         cost_nano=cost_nano if status == Run.Status.SUCCESS else None,
-        latency_ms=latency_ms if finished else None, created_at=created_at,
+        latency_ms=latency_ms if finished else None, created_at=created_at, is_draft=is_draft,
     )  # fmt: skip
     if record:
         rollups.record(run)
@@ -92,7 +92,7 @@ def test_filtering_by_a_workspace_you_are_not_in_shows_a_message_and_no_runs(cli
 def test_a_row_shows_status_prompt_version_model_tokens_cost_latency_user(client_for, owner, version):
     make_run(version, owner, prompt_tokens=1200, completion_tokens=34, cost_nano=1_234_567, latency_ms=812.4)
     body = client_for(owner).get(reverse("run_history")).content.decode()
-    for text in ("badge success", "Support reply · v1", "gpt-4o", "1,234", "$0.00123", "812 ms", "olivia"):
+    for text in ("badge success", "Support reply</a> · v1", "gpt-4o", "1,234", "$0.00123", "812 ms", "olivia"):
         assert text in body, text
 
 
@@ -214,9 +214,31 @@ def test_a_newer_link_with_nothing_newer_any_more_shows_the_newest_runs(owner, v
 def test_a_run_left_pending_by_a_restart_shows_as_interrupted_in_history(client_for, owner, version):
     now = dt.datetime.now(dt.timezone.utc)
     stale = make_run(version, owner, status="pending", created_at=now - dt.timedelta(hours=1))
+    Run.objects.filter(pk=stale.pk).update(started_at=stale.created_at)  # it was sent, then the process died
     fresh = make_run(version, owner, status="pending", created_at=now)  # may still be with Maxim
     page = client_for(owner).get("/runs/").content.decode()
     stale.refresh_from_db()
     fresh.refresh_from_db()
     assert stale.status == Run.Status.INTERRUPTED and "Interrupted" in page
     assert fresh.status == Run.Status.PENDING
+
+
+def test_history_table_is_named_and_long_prompt_names_are_cut_with_the_full_name_a_click_away(
+    client_for, owner, workspace
+):
+    name = "N" * 300
+    prompt = Prompt.objects.create(workspace=workspace, maxim_id="p-long", name=name)
+    long_version = PromptVersion.objects.create(prompt=prompt, maxim_id="v-long", number=1, model_name="gpt-4o")
+    make_run(long_version, owner, status="failed", prompt_tokens=0, completion_tokens=0, error="HTTP 429")
+    body = client_for(owner).get(reverse("run_history")).content.decode()
+    assert '<table class="data history" aria-label="Runs matching the filters">' in body
+    assert f'<a class="clip" href="{reverse("prompt_detail", args=[prompt.pk])}" title="{name}">' in body
+    row = body[body.index("<tbody>"):body.index("</tbody>")]
+    assert "No usage reported" in row and "0 in, 0 out" not in row  # a failed run with no usage: "—"
+
+
+def test_filter_errors_are_announced(client_for, owner, workspace):
+    body = client_for(owner).get(reverse("run_history"), {"date_from": "nope"}).content.decode()
+    assert 'class="alert error" role="alert"' in body and 'id="err-date_from" class="field-errors" role="alert"' in body
+    costs = client_for(owner).get(reverse("cost_review"), {"period": "custom", "date_from": "nope"}).content.decode()
+    assert '<div class="field-errors" role="alert">' in costs

@@ -183,3 +183,26 @@ def test_totals_request_with_bad_filters_says_so_and_does_not_reload_itself(clie
 def test_totals_request_only_counts_the_users_workspaces(client_for, outsider, world):
     response = client_for(outsider).get(reverse("run_history_totals"), {"q": "refund"})
     assert response.context["totals"].runs == 0
+
+
+@pytest.mark.parametrize("search", ["this database's own", "portable substring"])
+def test_text_search_finds_error_messages_and_prompt_names(client_for, owner, world, version, monkeypatch, search):
+    from django.db import connection
+
+    if search == "portable substring":
+        monkeypatch.setattr(connection, "vendor", "postgresql")  # what text_q checks; the query stays portable
+    limited = make_run(version, owner, status="failed", created_at=NOW, input_text="hi", output_text="",
+                       error="Maxim answered 429: rate limiting, try again in 20 s")  # fmt: skip
+    world["runs"]["limited"] = limited
+    client = client_for(owner)
+    names, totals = result(client, world, q="rate limiting")
+    assert names == {"limited"} and totals.runs == 1
+    names, totals = result(client, world, q="Summariser")  # the prompt's name, in no run's text
+    assert names == {"c"} and totals.runs == 1
+    Prompt.objects.filter(name="Summariser").update(name="Fault finder")
+    assert result(client, world, q="Fault")[0] == {"c"}  # a renamed prompt is found by its new name
+
+
+def test_prompt_names_from_other_workspaces_do_not_widen_the_search(client_for, outsider, world):
+    names, totals = result(client_for(outsider), world, q="Summariser")
+    assert names == set() and totals.runs == 0

@@ -60,6 +60,7 @@ def random_runs(rng: random.Random, versions, users, n: int) -> list[Run]:
             cost_nano=rng.choice([None, rng.randrange(0, 10**12)]),
             latency_ms=rng.choice([None, rng.uniform(5, 5000)]),
             record=rng.random() < 0.85,  # some runs finish without record(): the live sum covers them
+            is_draft=rng.random() < 0.2,
         ))  # fmt: skip
     return runs
 
@@ -92,7 +93,8 @@ def test_rollup_totals_equal_a_direct_sum_for_random_runs_and_filters(seed, vers
 def test_interrupted_runs_move_into_the_rollups_and_totals_stay_exact(versions, owner, workspace):
     old = dt.datetime.now(UTC) - dt.timedelta(hours=2)
     for i in range(5):
-        make_run(versions[0], owner, status="pending", created_at=old + dt.timedelta(seconds=i))
+        run = make_run(versions[0], owner, status="pending", created_at=old + dt.timedelta(seconds=i))
+        Run.objects.filter(pk=run.pk).update(started_at=run.created_at)  # sent, then its process died
     make_run(versions[1], owner, cost_nano=42, created_at=old)
     f = RunFilter(workspace_ids=[workspace.pk])
     assert summed(f) == direct(f)
@@ -120,7 +122,7 @@ def test_rebuild_gives_the_same_rows_as_recording_run_by_run(versions, owner, ed
     random_runs(random.Random(7), versions, [owner, editor], 120)
     rollups.catch_up()
     fields = ("grain", "day", "workspace_id", "version_id", "user_id", "provider", "model_name", "status",
-              *rollups.SUM_FIELDS)  # fmt: skip
+              "is_draft", *rollups.SUM_FIELDS)  # fmt: skip
 
     def snapshot() -> list:
         return sorted((tuple(round(v, 6) if isinstance(v, float) else v for v in row)
@@ -168,10 +170,11 @@ def test_runs_that_succeed_or_fail_through_maxim_are_rolled_up_as_they_finish(ma
 def test_an_answer_that_arrives_after_the_run_was_marked_interrupted_replaces_it_in_the_totals(
     maxim_version, fake_maxim, owner, workspace
 ):
-    from prompts_app.services.runs import execute_run, start_run
+    from prompts_app.services.runs import execute_run, mark_started, start_run
 
     inputs = {"variables": {"company": "Acme", "name": "Ann"}, "turns": [{"role": "user", "content": "Late?"}]}
     run, _ = start_run(version=maxim_version, inputs=inputs, user=owner)
+    assert mark_started(run)  # on its way to Maxim when the process restarts
     assert mark_interrupted_runs(all_pending=True) == 1  # a restart while Maxim was still answering
     assert RunRollup.objects.get(grain="day").status == "interrupted"
 

@@ -248,6 +248,7 @@ def test_a_stale_pending_run_shows_as_interrupted(client_for, editor, version):
     run = Run.objects.create(
         workspace=version.prompt.workspace, prompt=version.prompt, version=version, user=editor,
         provider="openai", model_name="gpt-4o", created_at=timezone.now() - timedelta(hours=1),
+        started_at=timezone.now() - timedelta(hours=1),
     )
     html = client_for(editor).get(reverse("run_detail", args=[run.pk])).content.decode()
     run.refresh_from_db()

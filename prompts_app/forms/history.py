@@ -50,6 +50,10 @@ class HistoryFilterForm(forms.Form):
                             widget=forms.TextInput(attrs={"list": "history-models", "placeholder": "any"}))  # fmt: skip
     provider = forms.ChoiceField(label="Provider", required=False, choices=[("", "All providers"), *PROVIDER_CHOICES])
     status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any status"), *Run.Status.choices])
+    draft = forms.TypedChoiceField(
+        label="Drafts", required=False, empty_value=None, coerce=lambda value: value == "yes",
+        choices=[("", "Versions and drafts"), ("no", "Saved versions only"), ("yes", "Unsaved drafts only")],
+    )
     date_from = DayField(label="From (UTC day)", required=False)
     date_to = DayField(label="To (UTC day)", required=False)
     before = forms.CharField(required=False, widget=forms.HiddenInput)  # cursor: runs older than this
@@ -64,7 +68,7 @@ class HistoryFilterForm(forms.Form):
             "Version", "version", [(v.pk, f"{v.prompt.name} v{v.number or v.maxim_id}") for v in scope.versions]
         )
         self.fields["user"] = _id_choice("User", "user", [(u.pk, u.get_username()) for u in scope.users])
-        self.order_fields(["q", "workspace", "prompt", "version", "model", "provider", "status", "user",
+        self.order_fields(["q", "workspace", "prompt", "version", "draft", "model", "provider", "status", "user",
                            "date_from", "date_to"])  # fmt: skip
 
     def _clean_cursor(self, name: str) -> Cursor | None:
@@ -100,6 +104,7 @@ class HistoryFilterForm(forms.Form):
             provider=data.get("provider", ""),
             status=data.get("status", ""),
             user_id=data.get("user"),
+            draft=data.get("draft"),
             date_from=data.get("date_from"),
             date_to=data.get("date_to"),
             q=data.get("q", "").strip(),

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from prompts_app.models import Comparison, ComparisonColumn, Draft, PromptVersion, Run, Workspace
 from prompts_app.services.once import create_once
-from prompts_app.services.runs import execute_run, start_run
+from prompts_app.services.runs import execute_run, mark_started, start_run
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +190,9 @@ def _release_writer() -> None:
 
 def _execute_in_worker(run: Run) -> Run:
     try:
+        # Before the SQLite writer lock below, which is held until the worker is done.
+        if not mark_started(run):  # settled as "not sent" while it waited in the pool
+            return run
         if connection.vendor == "sqlite":
             with connection.execute_wrapper(_one_writer_at_a_time):
                 return _execute(run)

@@ -7,7 +7,6 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
@@ -17,7 +16,7 @@ from prompts_app.diffing import word_diff as word_diff_html  # the versions page
 from prompts_app.models import Comparison, ComparisonColumn, Run
 from prompts_app.pricing import format_usd
 from prompts_app.services.compare import batch_key_prefix, column_input
-from prompts_app.services.runs import PENDING_GRACE_SECONDS
+from prompts_app.services.runs import is_stale
 
 
 # -- reading a comparison ----------------------------------------------------------------
@@ -37,8 +36,8 @@ def batch_runs(
 def still_pending(runs: list[Run]) -> list[Run]:
     """Pending runs worth waiting for: past the grace period the process that sent them
     has died (mark_interrupted_runs will say so), and polling would never end."""
-    cutoff = timezone.now() - timedelta(seconds=PENDING_GRACE_SECONDS)
-    return [r for r in runs if r.status == Run.Status.PENDING and r.created_at > cutoff]
+    now = timezone.now()
+    return [r for r in runs if r.status == Run.Status.PENDING and not is_stale(r.started_at, r.created_at, now=now)]
 
 
 def poll_delay_ms(pending: list[Run]) -> int:

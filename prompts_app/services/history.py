@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
-from prompts_app.models import Membership, PromptVersion, Run, RunRollup
+from prompts_app.models import Membership, Prompt, PromptVersion, Run, RunRollup
 from prompts_app.services import rollups
 
 UTC = dt.timezone.utc
@@ -118,6 +118,7 @@ class RunFilter:
     provider: str = ""
     status: str = ""
     user_id: int | None = None
+    draft: bool | None = None  # True: runs of unsaved drafts only; False: saved versions only
     date_from: dt.date | None = None  # whole UTC days, inclusive
     date_to: dt.date | None = None
     q: str = ""
@@ -127,7 +128,8 @@ class RunFilter:
         q = Q(workspace_id__in=self.workspace_ids)
         for name, value in (("prompt_id", self.prompt_id), ("version_id", self.version_id),
                             ("model_name", self.model), ("provider", self.provider),
-                            ("status", self.status), ("user_id", self.user_id)):  # fmt: skip
+                            ("status", self.status), ("user_id", self.user_id),
+                            ("is_draft", self.draft)):  # fmt: skip
             if value not in (None, ""):
                 q &= Q(**{name: value})
         return q
@@ -144,30 +146,44 @@ def filter_runs(f: RunFilter, *, newest_first: bool = True) -> QuerySet[Run]:
     if f.date_to:
         runs = runs.filter(created_at__lt=day_start(f.date_to + dt.timedelta(days=1)))
     if f.q.strip():
-        runs = runs.filter(text_q(f.q, newest_first=newest_first))
+        runs = runs.filter(text_q(f.q, newest_first=newest_first, workspace_ids=f.workspace_ids))
     return runs
 
 
-def text_q(text: str, *, newest_first: bool = True) -> Q:
-    """Runs whose input or output has words starting with each typed word.
+def text_q(text: str, *, newest_first: bool = True, workspace_ids: list[int] | None = None) -> Q:
+    """Runs whose input, output or error has words starting with each typed word, or whose
+    prompt's name has every typed word.
 
-    SQLite uses the FTS5 index from migration 0004; other databases (and input with no
-    word characters) fall back to a substring match on both columns.
+    SQLite uses the FTS5 index (migrations 0004 and 0008); other databases (and input with no
+    word characters) fall back to a substring match on the three columns. Prompt names are
+    matched in the small prompt table and become a prompt_id condition.
     """
     words = re.findall(r"\w+", text)
+    named = _prompts_named(words or [text.strip()], workspace_ids)
     if connection.vendor == "sqlite" and words:
         match = " AND ".join(f'"{word}"*' for word in words)
         matches = f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s"
         if not newest_first:  # totals: look each match up by rowid
-            return Q(pk__in=RawSQL(matches, [match]))
-        # For pages, the unary + keeps SQLite walking runs newest-first and probing the match
-        # set, which stops after one page; a lookup per match would sort every match (~36% of
-        # runs for a common word) before returning 50 of them.
-        return Q(RawSQL(f'+"prompts_app_run"."id" IN ({matches})', [match], output_field=BooleanField()))
+            found = Q(pk__in=RawSQL(matches, [match]))
+        else:
+            # For pages, the unary + keeps SQLite walking runs newest-first and probing the match
+            # set, which stops after one page; a lookup per match would sort every match (~36% of
+            # runs for a common word) before returning 50 of them.
+            found = Q(RawSQL(f'+"prompts_app_run"."id" IN ({matches})', [match], output_field=BooleanField()))
+        return found | Q(prompt_id__in=named) if named else found
     q = Q()
     for word in words or [text.strip()]:
-        q &= Q(input_text__icontains=word) | Q(output_text__icontains=word)
-    return q
+        q &= Q(input_text__icontains=word) | Q(output_text__icontains=word) | Q(error__icontains=word)
+    return q | Q(prompt_id__in=named) if named else q
+
+
+def _prompts_named(words: list[str], workspace_ids: list[int] | None) -> list[int]:
+    if workspace_ids is None:
+        return []
+    prompts = Prompt.objects.filter(workspace_id__in=workspace_ids)
+    for word in words:
+        prompts = prompts.filter(name__icontains=word)
+    return list(prompts.values_list("pk", flat=True)[:1000])
 
 
 def totals(f: RunFilter) -> rollups.Totals:
@@ -226,7 +242,7 @@ def page(f: RunFilter, *, older_than: Cursor | None = None, newer_than: Cursor |
 EXPORT_FIELDS = (
     "id", "created_at", "workspace__name", "prompt__name", "version__number", "provider", "model_name",
     "status", "prompt_tokens", "completion_tokens", "total_tokens", "cost_nano", "price_source",
-    "latency_ms", f"user__{USERNAME}", "input_text", "output_text", "error",
+    "latency_ms", f"user__{USERNAME}", "is_draft", "input__variables", "input_text", "output_text", "error",
 )  # fmt: skip
 
 

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate, TruncMonth
 
 from prompts_app.models import Run, RunRollup
 
 UTC = dt.timezone.utc
-KEY_FIELDS = ("workspace_id", "prompt_id", "version_id", "user_id", "provider", "model_name", "status")
+KEY_FIELDS = ("workspace_id", "prompt_id", "version_id", "user_id", "provider", "model_name", "status", "is_draft")
 SUM_FIELDS = (
     "runs", "prompt_tokens", "completion_tokens", "total_tokens", "cost_nano",
     "priced_runs", "unpriced_runs", "latency_sum", "latency_runs",
@@ -28,6 +28,10 @@ SUM_FIELDS = (
 # Only what a rollup needs, so rolling up never loads the big JSON columns.
 RUN_FIELDS = ("id", "created_at", "cost_nano", "prompt_tokens", "completion_tokens", "total_tokens",
               "latency_ms", *KEY_FIELDS)  # fmt: skip
+# The unique key of RunRollup ("one_rollup_per_key_v2" in models.py), as the upsert names it.
+CONFLICT_TARGET = ('"grain", "day", "workspace_id", "prompt_id", "version_id", COALESCE("user_id", 0), '
+                   '"provider", "model_name", "status", "is_draft"')  # fmt: skip
+UPSERT_CHUNK = 200  # rows per INSERT: 19 parameters each, well under SQLite's limit
 
 
 def utc_day(moment: dt.datetime) -> dt.date:
@@ -86,85 +90,128 @@ def retract(run: Run) -> None:
     Run.objects.filter(pk=run.pk).update(rolled_up=False)
 
 
+def rollup_keys(run: Run) -> list[tuple]:
+    """(grain, day, *KEY_FIELDS) of the three rows a run adds to: its day, its month, its version's day."""
+    day = utc_day(run.created_at)
+    key = tuple(getattr(run, name) for name in KEY_FIELDS)
+    coarse = (run.workspace_id, run.prompt_id, run.version_id, None, run.provider, run.model_name, "", run.is_draft)
+    return [(RunRollup.Grain.DAY, day, *key), (RunRollup.Grain.MONTH, day.replace(day=1), *key),
+            (RunRollup.Grain.VERSION_DAY, day, *coarse)]  # fmt: skip
+
+
 def _add(runs: Iterable[Run], sign: int = 1) -> None:
     buckets: dict[tuple, dict[str, int | float]] = defaultdict(lambda: dict.fromkeys(SUM_FIELDS, 0))
     for run in runs:
-        day = utc_day(run.created_at)
-        key = tuple(getattr(run, name) for name in KEY_FIELDS)
-        coarse = (run.workspace_id, run.prompt_id, run.version_id, None, run.provider, run.model_name, "")
         adds = {name: value * sign for name, value in contribution(run).items()}
-        for full_key in ((RunRollup.Grain.DAY, day, *key), (RunRollup.Grain.MONTH, day.replace(day=1), *key),
-                         (RunRollup.Grain.VERSION_DAY, day, *coarse)):  # fmt: skip
+        for full_key in rollup_keys(run):
             sums = buckets[full_key]
             for name, value in adds.items():
                 sums[name] += value
-    for key, sums in buckets.items():
-        lookup = dict(zip(("grain", "day", *KEY_FIELDS), key))
-        if _increment(lookup, sums):
-            continue
-        try:
-            with transaction.atomic():
-                RunRollup.objects.create(**lookup, **sums)
-        except IntegrityError:  # another writer created the row first
-            _increment(lookup, sums)
+    items = list(buckets.items())
+    for start in range(0, len(items), UPSERT_CHUNK):
+        _upsert(items[start:start + UPSERT_CHUNK])
 
 
-def _increment(lookup: dict, sums: dict[str, int | float]) -> bool:
-    """UPDATE ... SET runs = runs + %s ... for one rollup row; False if it does not exist yet.
+def _upsert(items: list[tuple[tuple, dict]]) -> None:
+    """INSERT ... ON CONFLICT (the rollup key) DO UPDATE SET runs = runs + excluded.runs, ...
 
-    Plain SQL: every finishing run does this three times, and building the same
-    update through the ORM cost more than the run's other writes together.
+    One statement that either creates the row or adds to it, atomically on both SQLite
+    and PostgreSQL: two first runs of a version on a day can no longer create two rows
+    (the old update-else-create did, on PostgreSQL, where a NULL user never conflicts).
     """
     table = connection.ops.quote_name(RunRollup._meta.db_table)
-    sets = ", ".join(f"{name} = {name} + %s" for name in sums)
-    wheres, params = [], list(sums.values())
-    for name, value in lookup.items():
-        if value is None:
-            wheres.append(f"{name} IS NULL")
-        else:
-            wheres.append(f"{name} = %s")
-            params.append(value)
+    columns = ("grain", "day", *KEY_FIELDS, *SUM_FIELDS)
+    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    sets = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in SUM_FIELDS)
+    params: list = []
+    for key, sums in items:
+        params += [*key, *(sums[name] for name in SUM_FIELDS)]
+    sql = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row_sql] * len(items))} "
+           f"ON CONFLICT ({CONFLICT_TARGET}) DO UPDATE SET {sets}")  # fmt: skip
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET {sets} WHERE {' AND '.join(wheres)}", params)
-        return cursor.rowcount > 0
+        cursor.execute(sql, params)
 
 
-def rebuild() -> int:
-    """Recompute every rollup from the runs, in the database. Run it while no runs are finishing."""
-    finished = Run.objects.exclude(status=Run.Status.PENDING)
-    aggregates = {
-        "runs": Count("id"),
-        "prompt_tokens": Sum("prompt_tokens"),
-        "completion_tokens": Sum("completion_tokens"),
-        "total_tokens": Sum("total_tokens"),
-        "cost_nano": Sum("cost_nano", default=0),
-        "priced_runs": Count("id", filter=Q(cost_nano__isnull=False)),
-        "unpriced_runs": Count("id", filter=Q(cost_nano__isnull=True, status=Run.Status.SUCCESS)),
-        "latency_sum": Sum("latency_ms", default=0.0),
-        "latency_runs": Count("latency_ms"),
-    }
+AGGREGATES = {
+    "runs": Count("id"),
+    "prompt_tokens": Sum("prompt_tokens"),
+    "completion_tokens": Sum("completion_tokens"),
+    "total_tokens": Sum("total_tokens"),
+    "cost_nano": Sum("cost_nano", default=0),
+    "priced_runs": Count("id", filter=Q(cost_nano__isnull=False)),
+    "unpriced_runs": Count("id", filter=Q(cost_nano__isnull=True, status=Run.Status.SUCCESS)),
+    "latency_sum": Sum("latency_ms", default=0.0),
+    "latency_runs": Count("latency_ms"),
+}
+
+
+def computed_rows(runs, rollup_model=RunRollup) -> Iterator[RunRollup]:
+    """The rollup rows `runs` (finished ones) add up to, computed by the database."""
+    coarse_keys = [name for name in KEY_FIELDS if name not in ("user_id", "status")]
+    for grain, trunc, keys in ((RunRollup.Grain.DAY, TruncDate, KEY_FIELDS),
+                               (RunRollup.Grain.MONTH, TruncMonth, KEY_FIELDS),
+                               (RunRollup.Grain.VERSION_DAY, TruncDate, coarse_keys)):  # fmt: skip
+        rows = (runs.order_by().annotate(period=trunc("created_at", tzinfo=UTC))
+                .values("period", *keys).annotate(**_prefixed(AGGREGATES)))  # fmt: skip
+        for row in rows.iterator(chunk_size=5000):
+            row = {"status": "", "user_id": None, **_unprefixed(row)}
+            period_value = row.pop("period")
+            day = period_value.date() if isinstance(period_value, dt.datetime) else period_value
+            yield rollup_model(grain=grain, day=day, **row)
+
+
+def rebuild(run_model=Run, rollup_model=RunRollup) -> int:
+    """Recompute every rollup from the runs, in the database. Run it while no runs are finishing.
+
+    The models are parameters so that a migration can pass its historical ones."""
+    finished = run_model.objects.exclude(status=Run.Status.PENDING)
     created = 0
     with transaction.atomic():
-        RunRollup.objects.all().delete()
-        coarse_keys = [name for name in KEY_FIELDS if name not in ("user_id", "status")]
-        for grain, trunc, keys in ((RunRollup.Grain.DAY, TruncDate, KEY_FIELDS),
-                                   (RunRollup.Grain.MONTH, TruncMonth, KEY_FIELDS),
-                                   (RunRollup.Grain.VERSION_DAY, TruncDate, coarse_keys)):  # fmt: skip
-            rows = (finished.order_by().annotate(period=trunc("created_at", tzinfo=UTC))
-                    .values("period", *keys).annotate(**_prefixed(aggregates)))  # fmt: skip
-            batch = []
-            for row in rows.iterator(chunk_size=5000):
-                row = {"status": "", **_unprefixed(row)}
-                period_value = row.pop("period")
-                day = period_value.date() if isinstance(period_value, dt.datetime) else period_value
-                batch.append(RunRollup(grain=grain, day=day, **row))
-                if len(batch) >= 5000:
-                    created += len(RunRollup.objects.bulk_create(batch))
-                    batch = []
-            created += len(RunRollup.objects.bulk_create(batch))
+        rollup_model.objects.all().delete()
+        batch = []
+        for row in computed_rows(finished, rollup_model):
+            batch.append(row)
+            if len(batch) >= 5000:
+                created += len(rollup_model.objects.bulk_create(batch))
+                batch = []
+        created += len(rollup_model.objects.bulk_create(batch))
         finished.filter(rolled_up=False).update(rolled_up=True)
-        Run.objects.filter(status=Run.Status.PENDING, rolled_up=True).update(rolled_up=False)
+        run_model.objects.filter(status=Run.Status.PENDING, rolled_up=True).update(rolled_up=False)
     return created
+
+
+@dataclass(frozen=True)
+class Drift:
+    key: tuple  # (grain, day, *KEY_FIELDS)
+    field: str
+    stored: int | float
+    expected: int | float
+
+
+def drift() -> list[Drift]:
+    """Every difference between the stored rollups and the runs they claim to hold
+    (finished runs with rolled_up set; the others are summed live and cannot drift).
+    Duplicate rows of one key show up as their sum being off."""
+    expected: dict[tuple, dict] = {}
+    for row in computed_rows(Run.objects.filter(rolled_up=True).exclude(status=Run.Status.PENDING)):
+        expected[_row_key(row)] = {name: getattr(row, name) or 0 for name in SUM_FIELDS}
+    stored: dict[tuple, dict] = defaultdict(lambda: dict.fromkeys(SUM_FIELDS, 0))
+    for row in RunRollup.objects.order_by().iterator(chunk_size=5000):
+        sums = stored[_row_key(row)]
+        for name in SUM_FIELDS:
+            sums[name] += getattr(row, name)
+    found = []
+    for key in sorted(set(expected) | set(stored), key=repr):
+        have, want = stored.get(key, {}), expected.get(key, {})
+        for name in SUM_FIELDS:
+            a, b = have.get(name, 0), want.get(name, 0)
+            if (abs(a - b) > 1e-6 * max(1.0, abs(b))) if isinstance(a, float) or isinstance(b, float) else a != b:
+                found.append(Drift(key, name, a, b))
+    return found
+
+
+def _row_key(row: RunRollup) -> tuple:
+    return (row.grain, row.day, *(getattr(row, name) for name in KEY_FIELDS))
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -286,7 +333,7 @@ class CostReview:
     end: dt.date
     days: list[tuple[dt.date, Totals]]  # every day of the period, zero where nothing ran
     by_prompt: list[tuple[int, Totals]]
-    by_version: list[tuple[int, Totals]]
+    by_version: list[tuple[tuple[int, bool], Totals]]  # (version id, is_draft): drafts apart
     by_model: list[tuple[tuple[str, str], Totals]]
     total: Totals
 
@@ -300,9 +347,10 @@ def cost_review(*, workspace_ids: list[int], start: dt.date, end: dt.date) -> Co
     rows = RunRollup.objects.filter(grain=RunRollup.Grain.VERSION_DAY, day__gte=start, day__lte=end,
                                     workspace_id__in=workspace_ids).order_by()  # fmt: skip
     per_day = [(row.pop("day"), _unprefixed(row)) for row in rows.values("day").annotate(**_prefixed(ROLLUP_SUMS))]
+    key_names = ("prompt_id", "version_id", "is_draft", "provider", "model_name")
     per_version = [
-        ((row.pop("prompt_id"), row.pop("version_id"), row.pop("provider"), row.pop("model_name")), _unprefixed(row))
-        for row in rows.values("prompt_id", "version_id", "provider", "model_name").annotate(**_prefixed(ROLLUP_SUMS))
+        (tuple(row.pop(name) for name in key_names), _unprefixed(row))
+        for row in rows.values(*key_names).annotate(**_prefixed(ROLLUP_SUMS))
     ]
     since = dt.datetime.combine(start, dt.time.min, tzinfo=UTC)
     until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=UTC)
@@ -311,18 +359,18 @@ def cost_review(*, workspace_ids: list[int], start: dt.date, end: dt.date) -> Co
     for run in live:
         sums = contribution(run)
         per_day.append((utc_day(run.created_at), sums))
-        per_version.append(((run.prompt_id, run.version_id, run.provider, run.model_name), sums))
+        per_version.append(((run.prompt_id, run.version_id, run.is_draft, run.provider, run.model_name), sums))
 
     days = {start + dt.timedelta(days=n): Totals() for n in range((end - start).days + 1)}
     prompts: dict[int, Totals] = defaultdict(Totals)
-    versions: dict[int, Totals] = defaultdict(Totals)
+    versions: dict[tuple[int, bool], Totals] = defaultdict(Totals)
     models: dict[tuple[str, str], Totals] = defaultdict(Totals)
     total = Totals()
     for day, sums in per_day:
         days[day].add(sums)
         total.add(sums)
-    for (prompt_id, version_id, provider, model_name), sums in per_version:
-        for bucket in (prompts[prompt_id], versions[version_id], models[(provider, model_name)]):
+    for (prompt_id, version_id, is_draft, provider, model_name), sums in per_version:
+        for bucket in (prompts[prompt_id], versions[(version_id, is_draft)], models[(provider, model_name)]):
             bucket.add(sums)
 
     def by_cost(item: tuple) -> tuple:

@@ -124,6 +124,9 @@ def start_run(
 
 def execute_run(run: Run) -> Run:
     """Send a pending run to Maxim exactly once and store what came back."""
+    if run.started_at is None and not mark_started(run):  # settled as "not sent" while queued
+        run.refresh_from_db()
+        return run
     workspace = run.workspace
     started = time.perf_counter()
     try:
@@ -259,25 +262,57 @@ def estimate(*, version: PromptVersion, inputs: dict[str, Any]) -> tuple[int, pr
 
 # Longer than the client's read timeout, so a run still waiting on Maxim is never cut short.
 PENDING_GRACE_SECONDS = 180
+# A run not yet started waits in a comparison's thread pool (eight columns times ten
+# repeats on sixteen threads is several rounds of calls); only far past that has the
+# process that queued it died.
+QUEUED_LIMIT_SECONDS = 3600
+INTERRUPTED_ERROR = "Interrupted: the dashboard stopped before Maxim answered. The run may or may not have reached Maxim."
+NOT_SENT_ERROR = ("Not sent: the dashboard stopped while this run was still queued. It never reached Maxim "
+                  "and cost nothing; run it again.")  # fmt: skip
+
+
+def mark_started(run: Run) -> bool:
+    """Record that the run is being sent now. False if the sweep already settled it as not
+    sent while it was queued: then it must not be sent, or "never reached Maxim" would be a lie."""
+    run.started_at = timezone.now()
+    claimed = Run.objects.filter(pk=run.pk, status=Run.Status.PENDING, started_at__isnull=True)
+    return bool(claimed.update(started_at=run.started_at))
+
+
+def is_stale(started_at, created_at, *, now=None) -> bool:
+    """A pending run its process can no longer finish: sent longer ago than any call
+    lasts, or queued (never started) for far longer than any queue drains."""
+    now = now or timezone.now()
+    if started_at is not None:
+        return started_at < now - timedelta(seconds=PENDING_GRACE_SECONDS)
+    return created_at < now - timedelta(seconds=QUEUED_LIMIT_SECONDS)
 
 
 def mark_interrupted_runs(*, all_pending: bool = False) -> int:
-    """Runs still pending after the longest possible call died with their process.
+    """Settle runs left pending by a process that died: a started run is "interrupted" (it
+    may have reached Maxim), one still queued is "not sent" (it never did).
 
     Cheap when there is nothing to do (one read through the partial index of runs not
     yet rolled up, which every pending run is), so pages can call it as they load.
+    `all_pending` settles every pending run however recent (no server is running).
     """
     # No created_at condition in SQL: the planner would take the created_at index and walk
     # every older run instead of the few not yet rolled up.
-    cutoff = timezone.now() - timedelta(seconds=PENDING_GRACE_SECONDS)
-    pending = Run.objects.filter(rolled_up=False, status=Run.Status.PENDING).values_list("pk", "created_at")
-    stale = [pk for pk, created_at in pending if all_pending or created_at < cutoff]
-    if not stale:
+    pending = Run.objects.filter(rolled_up=False, status=Run.Status.PENDING)
+    now = timezone.now()
+    started, queued = [], []
+    for pk, created_at, started_at in pending.values_list("pk", "created_at", "started_at"):
+        if all_pending or is_stale(started_at, created_at, now=now):
+            (started if started_at is not None else queued).append(pk)
+    if not started and not queued:
         return 0
-    count = Run.objects.filter(pk__in=stale, status=Run.Status.PENDING).update(
-        status=Run.Status.INTERRUPTED,
-        error="Interrupted: the dashboard stopped before Maxim answered. The run may or may not have reached Maxim.",
-        finished_at=timezone.now(),
+    still = Run.objects.filter(status=Run.Status.PENDING)
+    # started_at is in the condition: a queued run that starts right now is left alone.
+    count = still.filter(pk__in=started, started_at__isnull=False).update(
+        status=Run.Status.INTERRUPTED, error=INTERRUPTED_ERROR, finished_at=now
     )
-    rollups.catch_up()  # the bulk update skipped record(); add the interrupted runs to history totals
+    count += still.filter(pk__in=queued, started_at__isnull=True).update(
+        status=Run.Status.NOT_SENT, error=NOT_SENT_ERROR, finished_at=now
+    )
+    rollups.catch_up()  # the bulk update skipped record(); add the settled runs to history totals
     return count

@@ -82,8 +82,8 @@ def run_export(request: HttpRequest, fmt: str) -> HttpResponse:
 
 EXPORT_COLUMNS = [
     "id", "created_at", "workspace", "prompt", "version", "provider", "model", "status", "prompt_tokens",
-    "completion_tokens", "total_tokens", "cost_usd", "price_source", "latency_ms", "user", "input_text",
-    "output_text", "error",
+    "completion_tokens", "total_tokens", "cost_usd", "price_source", "latency_ms", "user", "draft", "variables",
+    "input_text", "output_text", "error",
 ]  # fmt: skip
 
 
@@ -104,8 +104,10 @@ def export_record(row: dict) -> dict:
         # Exact decimal string from integer nano-USD; empty (CSV) / null (JSON) when unpriced.
         "cost_usd": None if cost is None else f"{Decimal(cost).scaleb(-9):f}",
         "price_source": row["price_source"],
-        "latency_ms": row["latency_ms"],
+        "latency_ms": None if row["latency_ms"] is None else round(row["latency_ms"], 1),
         "user": row[f"user__{history.USERNAME}"],
+        "draft": row["is_draft"],  # run of an unsaved draft, counted apart from `version`
+        "variables": row["input__variables"] or {},  # names and values; input_text has the values only
         "input_text": row["input_text"],
         "output_text": row["output_text"],
         "error": row["error"],
@@ -129,6 +131,7 @@ def _csv_lines(rows: Iterable[dict]) -> Iterator[str]:
     yield writer.writerow(EXPORT_COLUMNS)
     for row in rows:
         record = export_record(row)
+        record["variables"] = json.dumps(record["variables"], ensure_ascii=False, sort_keys=True)
         yield writer.writerow([csv_safe(record[name]) for name in EXPORT_COLUMNS])
 
 
@@ -161,13 +164,17 @@ def _cost_tables(review: rollups.CostReview, scope: history.Scope) -> dict:
     versions = scope.version_by_id
     period = f"date_from={review.start.isoformat()}&date_to={review.end.isoformat()}"
 
-    def version_label(pk: int) -> str:
+    def version_label(pk: int, is_draft: bool) -> str:
         version = versions.get(pk)
-        return f"{version.prompt.name} v{version.number or version.maxim_id}" if version else f"version #{pk}"
+        label = f"{version.prompt.name} v{version.number or version.maxim_id}" if version else f"version #{pk}"
+        return f"{label} · unsaved draft" if is_draft else label
 
     return {
         "prompt_rows": [(names.get(pk, f"prompt #{pk}"), f"prompt={pk}&{period}", t) for pk, t in review.by_prompt],
-        "version_rows": [(version_label(pk), f"version={pk}&{period}", t) for pk, t in review.by_version],
+        "version_rows": [
+            (version_label(pk, is_draft), f"version={pk}&draft={'yes' if is_draft else 'no'}&{period}", t)
+            for (pk, is_draft), t in review.by_version
+        ],
         "model_rows": [
             (f"{provider} / {model or '(none)'}", urlencode({"provider": provider, "model": model}) + "&" + period, t)
             for (provider, model), t in review.by_model
