@@ -15,7 +15,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('prompts_app', '0006_draft_creating_since'),
+        ('prompts_app', '0009_test_sets'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("prompts_app", "0008_recount_rollups")]
+    dependencies = [("prompts_app", "0011_recount_rollups")]
 
     operations = [
         migrations.AddConstraint(

@@ -56,6 +56,6 @@ BACKWARD = DROP + create("input_text, output_text", "new.input_text, new.output_
 
 
 class Migration(migrations.Migration):
-    dependencies = [("prompts_app", "0009_rollup_unique_key")]
+    dependencies = [("prompts_app", "0012_rollup_unique_key")]
 
     operations = [migrations.RunPython(_run_on_sqlite(FORWARD), _run_on_sqlite(BACKWARD))]

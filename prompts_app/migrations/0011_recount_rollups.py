@@ -19,7 +19,7 @@ def recount_rollups(apps, schema_editor) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("prompts_app", "0007_rollup_key_drafts_run_started_at")]
+    dependencies = [("prompts_app", "0010_rollup_key_drafts_run_started_at")]
 
     operations = [
         migrations.RunPython(runs_in_flight_may_have_been_sent, migrations.RunPython.noop),
