@@ -35,7 +35,8 @@ def test_three_columns_run_together_and_one_failure_stays_in_its_column(
     live_server_on_file_db, page, browser_login, fake_maxim, workspace, editor
 ):
     # file_db: pool threads write runs while the live server reads them (see its docstring).
-    fake_maxim.run_delay = 1.5  # long enough to see the failed column finish first
+    # Long enough that the failed column is surely shown before the others, even on a busy machine.
+    fake_maxim.run_delay = 4.0
     good, mini, bad = seed_fake(fake_maxim, workspace, ["gpt-4o", "gpt-4o-mini", "fail-401"])
     browser_login(editor)
     page.goto(f"/compare/new/?workspace={workspace.pk}")

@@ -3,7 +3,6 @@ disturbs no other."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 from django.urls import reverse
@@ -60,17 +59,14 @@ def test_a_rate_limited_column_fails_with_its_reason_and_is_sent_only_once(fake_
 def test_columns_run_concurrently_on_the_real_pool(file_db, fake_maxim, workspace, editor):
     fake_maxim.run_delay = 0.5
     versions = seed_fake(fake_maxim, workspace, [f"model-{n}" for n in range(8)])
-    started = time.monotonic()
     comparison, futures = start(workspace, editor, versions)
     assert len(futures) == 8
     assert compare.wait_for_background_runs(timeout=20)
-    elapsed = time.monotonic() - started
     requests = fake_maxim.requests_to("/v1/prompts/run")
     assert len(requests) == 8
     # Every request arrived before the first one was answered: they overlapped.
     first_answer = min(r.finished for r in requests if r.finished)
     assert max(r.arrived for r in requests) < first_answer
-    assert elapsed < 8 * 0.5 / 2
     runs = Run.objects.filter(comparison=comparison)
     assert [r.status for r in runs] == [Run.Status.SUCCESS] * 8
 
