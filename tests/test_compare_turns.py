@@ -139,20 +139,21 @@ def test_unticking_same_input_starts_each_column_from_the_shared_turns(client_fo
 # -- validation -------------------------------------------------------------------------------------
 
 
-def test_empty_turns_are_rejected_with_a_message_next_to_the_turn(client_for, editor, workspace, versions, echo_maxim):
+def test_empty_turns_are_rejected_with_a_message_next_to_the_turn(client_for, editor, workspace, prompt, echo_maxim):
+    versions = [make_version(prompt, n, messages=[]) for n in (1, 2)]
     data = {**post_data(keys(*versions)), **turn_data("  ", "")}
     response = client_for(editor).post(new_url(workspace), data)
     assert response.status_code == 200
     page = response.content.decode()
     turn = page[page.index('name="turn-0-content"'):page.index('name="turn-1-content"')]
-    assert "Type the message to send; an empty input cannot be compared." in turn
+    assert "Type the message to send: this version&#x27;s own messages are empty" in turn
     assert Comparison.objects.count() == 0 and not echo_maxim.sent
 
 
-def test_only_the_column_without_a_message_gets_the_error(client_for, editor, workspace, versions, echo_maxim):
-    a, b = versions
+def test_only_the_column_without_a_message_gets_the_error(client_for, editor, workspace, prompt, echo_maxim):
+    a, b = [make_version(prompt, n, messages=[]) for n in (1, 2)]
     page = client_for(editor).post(new_url(workspace), per_column_data(a, b, ("Fine",), ("", " "))).content.decode()
-    assert page.count("Type the message to send; an empty input cannot be compared.") == 1
+    assert page.count("Type the message to send: this version&#x27;s own messages are empty") == 1
     assert page.index(f'name="turn__v{b.pk}-0-content"') < page.index("Type the message to send")
     assert "Fine" in page and Comparison.objects.count() == 0
 

@@ -66,11 +66,22 @@ def test_it_rejects_more_than_eight_columns(client_for, editor, workspace, promp
     assert Comparison.objects.count() == 0
 
 
-def test_an_empty_message_is_a_field_error(client_for, editor, workspace, versions, echo_maxim):
-    response = client_for(editor).post(new_url(workspace), post_data(keys(*versions[:2]), message="  "))
+def test_an_empty_message_is_a_field_error_when_the_versions_hold_no_text(client_for, editor, workspace, prompt, echo_maxim):
+    empty = [make_version(prompt, n, messages=[]) for n in (1, 2)]
+    response = client_for(editor).post(new_url(workspace), post_data(keys(*empty), message="  "))
     assert response.status_code == 200
-    assert "Type the message to send; an empty input cannot be compared." in response.content.decode()
+    assert response.content.decode().count("Type the message to send: this version&#x27;s own messages are empty") == 1
     assert Comparison.objects.count() == 0
+
+
+def test_variables_alone_compare_versions_whose_messages_hold_the_text(client_for, editor, workspace, versions, echo_maxim):
+    # Turns are optional extra input, as on a version's run form.
+    response = client_for(editor).post(new_url(workspace), post_data(keys(*versions[:2]), message=""))
+    assert response.status_code in (200, 302)
+    comparison = Comparison.objects.get()
+    assert comparison.columns.count() == 2
+    sent = [body["messages"] for body in echo_maxim.sent]
+    assert len(sent) == 2 and all(m[-1]["content"] == "Hello, I am Ada." for m in sent)
 
 
 def test_every_variable_of_every_column_must_be_filled(client_for, editor, workspace, versions, echo_maxim):

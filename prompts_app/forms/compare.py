@@ -20,7 +20,7 @@ from django.http import QueryDict
 
 from prompts_app.forms.turns import TURN_PREFIX, cleaned_turns, posted_turns, rearranged_turns, turn_formset
 from prompts_app.models import Draft, Prompt, PromptVersion, Workspace
-from prompts_app.run_input import input_problem
+from prompts_app.run_input import has_content, input_problem
 from prompts_app.services.compare import MAX_COLUMNS, MAX_REPEATS, MIN_COLUMNS, ColumnSpec, draft_base_version
 
 
@@ -73,7 +73,7 @@ _ROW_ACTION = re.compile(r"^(up|down|remove)-([0-9]{1,3})$")
 MAX_ROWS = MAX_COLUMNS + 8  # rows beyond this are dropped when redrawing (and refused on submit)
 
 
-EMPTY_INPUT = "Type the message to send; an empty input cannot be compared."
+EMPTY_INPUT = "Type the message to send: this version's own messages are empty, so there is nothing to compare."
 
 
 def turn_prefix(key: str) -> str:
@@ -292,16 +292,28 @@ class CompareForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        for turns in self.turn_sets.values():
-            if turns.is_valid() and not cleaned_turns(turns):
-                if turns.forms:
-                    turns.forms[0].add_error("content", EMPTY_INPUT)
-                else:  # a hand-made post without turns
-                    self.add_error(None, EMPTY_INPUT)
         cleaned["input"] = self._input("") if self.shared else {}
         cleaned["column_specs"] = self._column_specs() if cleaned.get("columns") else []
+        self._check_something_to_send(cleaned["column_specs"], cleaned["input"])
         self._check_sizes(cleaned["column_specs"], cleaned["input"])
         return cleaned
+
+    def _check_something_to_send(self, specs: list[ColumnSpec], shared: dict[str, Any]) -> None:
+        """Turns are optional, as on a version's run form: a column whose own messages hold the
+        text runs from its variables alone. A column with nothing to send gets the error on its turns."""
+        for (uid, _key), spec in zip(self.rows, specs):
+            turns = self.turn_sets.get("" if self.shared else uid)
+            if turns is not None and not turns.is_valid():
+                continue  # the turn already carries its own error
+            column_input = spec.input if spec.input is not None else shared
+            if any(has_content(m) for m in [*(spec.draft or spec.version).messages, *column_input["turns"]]):
+                continue
+            if turns is not None and turns.forms:
+                turns.forms[0].add_error("content", EMPTY_INPUT)
+            else:  # a hand-made post without turns
+                self.add_error(None, EMPTY_INPUT)
+            if self.shared:
+                return
 
     def _check_sizes(self, specs: list[ColumnSpec], shared: dict[str, Any]) -> None:
         """Each column's input, filled into its messages, within the run limits (run_input)."""
