@@ -176,6 +176,8 @@ def test_oversized_input_names_the_limit(client_for, editor, version, maxim):
     [
         ("extra_parameters", "{top_p: 1}", "Not valid JSON"),
         ("extra_parameters", "[1, 2]", "Must be a JSON object"),
+        ("extra_parameters", '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}", "Nested too deeply"),
+        ("extra_parameters", '{"a": ' + "[" * 65 + "]" * 65 + "}", "Nested too deeply"),
         ("temperature", "hot", "Enter a number."),
         ("max_tokens", "0", "greater than or equal to 1"),
         ("provider", "skynet", "Select a valid choice"),

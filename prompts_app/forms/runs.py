@@ -13,6 +13,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 
+from prompts_app.jsontext import JSONTextError, load_json
 from prompts_app.forms.turns import TURN_PREFIX, cleaned_turns, posted_turns, rearranged_turns, turn_formset
 from prompts_app.models import PROVIDER_CHOICES, PromptVersion
 from prompts_app.run_input import MAX_MESSAGE_CHARS, has_content, input_problem, typed_size_problem
@@ -34,11 +35,9 @@ class JSONObjectField(forms.CharField):
         if not text.strip():
             return {}
         try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(
-                f"Not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.", code="json"
-            ) from None
+            parsed = load_json(text)
+        except JSONTextError as exc:
+            raise ValidationError(f"{str(exc)[0].upper()}{str(exc)[1:]}.", code="json") from None
         if not isinstance(parsed, dict):
             raise ValidationError('Must be a JSON object, e.g. {"top_p": 0.9}.', code="json_object")
         return parsed

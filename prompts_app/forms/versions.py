@@ -12,10 +12,12 @@ import re
 from typing import Any
 
 import jsonschema
+
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.utils import ErrorList
 
+from prompts_app.jsontext import JSONTextError, load_json
 from prompts_app.models import PROVIDER_CHOICES, ROLES
 
 MAX_MESSAGES = 100
@@ -51,9 +53,9 @@ class JSONTextField(forms.CharField):
         if self.max_chars and len(text) > self.max_chars:
             raise ValidationError(f"This is {len(text):,} characters long; the limit is {self.max_chars:,}.")
         try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"This is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
+            parsed = load_json(text)
+        except JSONTextError as exc:
+            raise ValidationError(f"This is {exc}.") from None
         if self.expect_object and not isinstance(parsed, dict):
             raise ValidationError('This must be a JSON object, like {"key": "value"}.')
         return parsed
@@ -123,9 +125,9 @@ class ToolCallForm(RowForm):
         # The API carries arguments as a JSON *string*: it is checked here but kept as typed.
         text = self.cleaned_data["arguments"]
         try:
-            json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"the arguments are not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
+            load_json(text)
+        except JSONTextError as exc:
+            raise ValidationError(f"the arguments are {exc}.") from None
         return text
 
     def call(self) -> dict[str, Any]:
