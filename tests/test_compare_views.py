@@ -305,7 +305,8 @@ def test_config_and_baseline_fragments_swap_in(client_for, editor, workspace, ve
     columns = list(comparison.columns.all())
     config = client_for(editor).get(reverse("comparison_config", args=[comparison.pk])).content.decode()
     assert config.startswith('<section id="compare-config"') and 'class="different" data-field="model"' in config
-    diff = client_for(editor).get(reverse("comparison_diff", args=[comparison.pk]), {"baseline": columns[1].pk})
+    # The baseline is a column number, as in the page URL.
+    diff = client_for(editor).get(reverse("comparison_diff", args=[comparison.pk]), {"baseline": 2})
     html = diff.content.decode()
     assert html.startswith('<section id="compare-diff"')
     assert "Echo <del>gpt-4o-mini:</del><ins>gpt-4o:</ins> Where" in html

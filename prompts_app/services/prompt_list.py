@@ -12,7 +12,8 @@ QUERY_WORDS = 8
 
 
 def clean_query(raw: str) -> str:
-    return raw.strip()[:QUERY_MAX]
+    # NUL cannot be stored or compared in PostgreSQL text (a 500 there); it is never part of a name.
+    return raw.replace("\x00", "").strip()[:QUERY_MAX]
 
 
 def search_prompts(workspace: Workspace, query: str) -> list[Prompt]:
