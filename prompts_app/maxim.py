@@ -10,7 +10,6 @@ and no httpx exception (whose traceback holds the request headers) leaves here.
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import math
 import socket
@@ -26,6 +25,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from prompts_app import outbound
+from prompts_app.jsontext import load_json
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,8 @@ CHECK_DEADLINE = 15.0
 PAGE_SIZE = 100
 # A server that keeps handing out new cursors must not keep us looping forever.
 MAX_PAGES = 50
+# Real answers (outputs with tool calls, version messages) are a few levels deep.
+ANSWER_MAX_DEPTH = 100
 _SAID_LIMIT = 300
 _MAYBE_DONE = " It may still have been processed; refresh before trying again."
 
@@ -292,10 +294,11 @@ class MaximClient:
     ) -> tuple[Any, float]:
         answer, elapsed_ms = self._send(method, path, noun=noun, params=params, body=body, until=until)
         try:
-            return json.loads(answer.body), elapsed_ms
-        except ValueError:
+            # Depth-limited: a hostile answer nested thousands deep would raise RecursionError.
+            return load_json(answer.body, max_depth=ANSWER_MAX_DEPTH), elapsed_ms
+        except ValueError:  # JSONTextError included
             message = (
-                f"Maxim answered with something that is not JSON; check that {self.base_url} is the Maxim API."
+                f"Maxim answered with something that is not JSON it could read; check that {self.base_url} is the Maxim API."
             )
             raise MaximError(message + (_MAYBE_DONE if method != "GET" else ""), status=answer.status) from None
 
@@ -405,7 +408,7 @@ class MaximClient:
         that is not Maxim must not become a way to read what another server says.
         """
         try:
-            body = json.loads(answer.body)
+            body = load_json(answer.body, max_depth=ANSWER_MAX_DEPTH)
         except ValueError:
             return ""
         error = body.get("error") if isinstance(body, dict) else None

@@ -535,7 +535,7 @@ def test_a_2xx_answer_that_is_not_json(make):
     with pytest.raises(MaximError) as caught:
         client.list_workspaces()
     assert caught.value.message == (
-        f"Maxim answered with something that is not JSON; check that {BASE} is the Maxim API."
+        f"Maxim answered with something that is not JSON it could read; check that {BASE} is the Maxim API."
     )
 
 
@@ -752,3 +752,20 @@ def test_a_retry_after_that_cannot_be_read_falls_back_to_backoff(make, sleeps):
     client, _ = make(fail(503, **{"Retry-After": "soon"}), ok({"data": []}))
     assert client.list_workspaces() == []
     assert sleeps == [0.5]
+
+
+# -- hostile answers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [5_000, 101])
+def test_an_answer_nested_thousands_deep_is_a_maxim_error_not_a_crash(make, depth):
+    client, _ = make(lambda request: httpx.Response(200, text="[" * depth + "]" * depth))
+    with pytest.raises(MaximError, match="not JSON it could read"):
+        client.list_workspaces()
+
+
+def test_an_error_answer_nested_thousands_deep_shows_only_its_status(make):
+    client, _ = make(lambda request: httpx.Response(400, text='{"error": ' + "[" * 5_000 + "]" * 5_000 + "}"))
+    with pytest.raises(MaximError) as caught:
+        client.list_workspaces()
+    assert "400" in str(caught.value) and "[[" not in str(caught.value)

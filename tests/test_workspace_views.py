@@ -158,13 +158,21 @@ def test_a_blank_new_key_is_refused_without_calling_maxim(client_for, owner, wor
 # -- details -------------------------------------------------------------------------------------------
 
 
-def test_owner_renames_and_changes_the_path_of_the_base_url_without_the_key(client_for, owner, workspace):
-    response = client_for(owner).post(
-        url("workspace_update", workspace), {"name": "Acme EU", "base_url": "https://MAXIM.test/api/"}
-    )
+def test_owner_renames_without_the_key_when_the_base_url_only_changes_its_spelling(client_for, owner, workspace):
+    response = client_for(owner).post(url("workspace_update", workspace), {"name": "Acme EU", "base_url": "https://MAXIM.test/"})
     assert response.status_code == 302
     workspace.refresh_from_db()
-    assert (workspace.name, workspace.base_url) == ("Acme EU", "https://maxim.test/api")
+    assert (workspace.name, workspace.base_url) == ("Acme EU", "https://maxim.test")
+
+
+def test_a_new_path_on_the_same_host_needs_the_key_too(client_for, owner, workspace):
+    with respx.mock(base_url="https://maxim.test", assert_all_called=False) as maxim:
+        route = maxim.get(path__startswith="/").respond(200, json=_prompts(1))
+        response = client_for(owner).post(url("workspace_update", workspace), {"name": "Acme", "base_url": "https://maxim.test/echo"})
+    assert response.status_code == 200 and "Enter the API key again" in response.content.decode()
+    assert not route.called
+    workspace.refresh_from_db()
+    assert workspace.base_url == "https://maxim.test"
 
 
 def test_owner_moves_to_another_host_with_the_key_verified_there(client_for, owner, workspace):

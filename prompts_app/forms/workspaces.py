@@ -92,7 +92,7 @@ class WorkspaceDetailsForm(forms.Form):
     base_url = BaseUrlField()
     api_key = ApiKeyField(
         required=False,
-        help_text="Needed only when the scheme, host or port changes: the key is checked at the new URL before saving.",
+        help_text="Needed only when the base URL changes: the key is checked at the new URL before saving.",
     )
 
     def clean_name(self) -> str:

@@ -14,7 +14,6 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from prompts_app import crypto
-from prompts_app import outbound
 from prompts_app.maxim import CHECK_DEADLINE, MaximClient, MaximError, get_client, normalise_base_url
 from prompts_app.models import CustomPrice, Membership, Role, Workspace
 from prompts_app.services import audit
@@ -240,15 +239,17 @@ def _redact(text: str, *secrets: str) -> str:
 
 @sensitive_variables()
 def update_details(workspace: Workspace, *, name: str, base_url: str, api_key: str = "", user) -> Workspace:
-    """Rename, or move to another base URL. Keys are organisation-wide, so a new scheme, host or
-    port needs the key typed again, verified there first: the stored key never follows a URL change."""
+    """Rename, or move to another base URL. Keys are organisation-wide, so any new base URL needs
+    the key typed again, verified there first: the stored key never follows a URL change."""
     base_url = normalise_base_url(base_url)
     duplicate = find_duplicate(user, maxim_id=workspace.maxim_id, base_url=base_url)
     if duplicate is not None and duplicate.pk != workspace.pk:
         raise WorkspaceError(f"Your workspace “{duplicate.name}” already uses this Maxim workspace at this URL.", field="base_url")
-    if not api_key and not outbound.same_origin(base_url, workspace.base_url):
+    # Any change, the path included: a co-owner could otherwise point the stored key at another
+    # endpoint of the same origin that echoes it back into an error or a prompt name.
+    if not api_key and base_url != normalise_base_url(workspace.base_url):
         raise WorkspaceError(
-            "Enter the API key again to move to another host: the stored key is only ever sent where it was confirmed.",
+            "Enter the API key again to change the base URL: the stored key is only ever sent where it was confirmed.",
             field="api_key",
         )
     old_base_url = workspace.base_url
