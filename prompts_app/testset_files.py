@@ -25,12 +25,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from prompts_app.jsontext import MAX_DEPTH
 from prompts_app.models import ROLES
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_ROWS = 10_000
 MAX_CELL_CHARS = 100_000
 MAX_TURNS = 100
+# Variables (columns) of a set: more is a file gone wrong, and would make every page of the set huge.
+MAX_VARIABLES = 100
 MAX_ERRORS = 50  # listed; more are counted
 
 EXPECTED_NAMES = ("expected_output", "expected")
@@ -86,6 +89,8 @@ def parse_file(data: bytes, *, filename: str = "") -> ParsedFile:
     fmt = guess_format(text, filename)
     parsed = _parse_jsonl(text) if fmt == "jsonl" else _parse_csv(text)
     parsed.format = fmt
+    if not parsed.problems and len(parsed.columns) > MAX_VARIABLES:
+        parsed.problems.append(f"The file has {len(parsed.columns):,} variables in all; a test set holds at most {MAX_VARIABLES}.")
     if not parsed.rows and not parsed.problems:
         parsed.problems.append("The file has no cases.")
     return parsed
@@ -142,6 +147,9 @@ def _header_problems(header: list[str]) -> list[str]:
             problems.append(f"Line 1: column {number} has no name.")
         elif name.lower() not in RESERVED and not VARIABLE_NAME_RE.fullmatch(name):
             problems.append(f"Line 1: column “{name[:80]}” is not a variable name (letters, digits, _ . -).")
+    variables = [name for name in header if name.lower() not in RESERVED]
+    if len(variables) > MAX_VARIABLES:
+        return [f"Line 1: the file has {len(variables):,} variable columns; a test set holds at most {MAX_VARIABLES}."]
     lowered = [name.lower() for name in header]
     for name in sorted({n for n in lowered if n and lowered.count(n) > 1}):
         problems.append(f"Line 1: column “{name[:80]}” appears more than once.")
@@ -170,12 +178,19 @@ def _parse_jsonl(text: str) -> ParsedFile:
         parsed.rows.append(row)
         try:
             record = json.loads(raw)
+        except RecursionError:
+            row.errors.append(f"nested too deeply (at most {MAX_DEPTH} levels).")
         except ValueError as exc:
             message = getattr(exc, "msg", "not JSON")
             column = getattr(exc, "colno", None)
             row.errors.append(f"not valid JSON ({message}{f' at column {column}' if column else ''}).")
         else:
             _jsonl_record(row, record)
+        if len(row.variables) > MAX_VARIABLES:
+            parsed.problems.append(
+                f"Line {number}: {len(row.variables):,} variables; a test set holds at most {MAX_VARIABLES}."
+            )
+            break
         if _too_many(parsed):
             break
     return parsed

@@ -272,3 +272,19 @@ def test_imports_append_after_existing_cases(client_for, editor, test_set):
     assert [c.position for c in test_set.cases.all()] == [1, 2, 3]
     test_set.refresh_from_db()
     assert test_set.variable_names == ["zeta", "name", "company"]
+
+
+def test_a_file_with_more_variable_columns_than_a_set_holds_is_refused_at_once():
+    header = ",".join(f"v{n}" for n in range(5_000))
+    parsed = files.parse_file((header + "\n" + ",".join("x" for _ in range(5_000)) + "\n").encode(), filename="wide.csv")
+    assert not parsed.ok
+    assert parsed.problems == [f"Line 1: the file has 5,000 variable columns; a test set holds at most {files.MAX_VARIABLES}."]
+
+
+def test_jsonl_lines_with_too_many_variables_or_nested_too_deeply_are_refused():
+    wide = json.dumps({"variables": {f"v{n}": "x" for n in range(files.MAX_VARIABLES + 1)}})
+    parsed = files.parse_file((wide + "\n").encode(), filename="wide.jsonl")
+    assert parsed.problems == [f"Line 1: {files.MAX_VARIABLES + 1} variables; a test set holds at most {files.MAX_VARIABLES}."]
+    deep = '{"variables": {"a": ' + "[" * 300_000 + "]" * 300_000 + "}}"
+    parsed = files.parse_file((deep + "\n").encode(), filename="deep.jsonl")
+    assert parsed.bad_rows and parsed.bad_rows[0].errors[0].startswith("nested too deeply")

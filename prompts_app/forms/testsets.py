@@ -75,6 +75,8 @@ class CaseForm(forms.Form):
             raise forms.ValidationError("A variable name is letters, digits, _ . - and starts with a letter or _.")
         if name in self.variable_names:
             raise forms.ValidationError(f"This set already has a variable “{name}”; fill in its column.")
+        if len(self.variable_names) >= files.MAX_VARIABLES:
+            raise forms.ValidationError(f"A test set holds at most {files.MAX_VARIABLES} variables.")
         return name
 
     def clean(self) -> dict[str, Any]:
