@@ -38,9 +38,10 @@ def post_run(client, version, **extra):
         (httpx.ReadTimeout("read timed out"), "Maxim did not answer within", None),
         (httpx.ConnectTimeout("connect timed out"), "Could not connect to Maxim at maxim.test", None),
         (httpx.RemoteProtocolError("peer closed"), "The connection to Maxim at maxim.test broke", None),
+        (httpx.Response(200, text='{"data": ' + "[" * 5000 + "]" * 5000 + "}"), "not JSON", 200),
     ],
     ids=["400", "401", "403", "404", "429", "500", "503-html", "non-json", "wrong-shape",
-         "read-timeout", "connect-timeout", "dropped"],
+         "read-timeout", "connect-timeout", "dropped", "nested-5000-deep"],
 )
 def test_a_failed_run_is_recorded_with_its_reason_and_sent_once(client_for, editor, version, reply, message, status):
     with respx.mock() as mock:
@@ -144,3 +145,30 @@ def test_a_key_that_cannot_be_decrypted_fails_the_run_without_sending(client_for
         assert route.call_count == 0
     assert "Save the workspace&#x27;s API key again." in html
     assert Run.objects.get().status == Run.Status.FAILED
+
+
+def test_an_answer_with_nul_characters_is_stored_on_every_database(client_for, editor, version):
+    # PostgreSQL's text and jsonb cannot hold NUL: the run must not stay pending after a 500.
+    answer = {"data": {"output": "a\u0000b", "usage": {"promptTokens": 3, "completionTokens": 2, "totalTokens": 5}}}
+    with respx.mock() as mock:
+        route = mock.post(RUN_URL).respond(200, json=answer)
+        response = post_run(client_for(editor), version)
+    assert response.status_code == 200 and route.call_count == 1
+    run = Run.objects.get()
+    assert (run.status, run.output_text) == (Run.Status.SUCCESS, "a\ufffdb")
+
+
+def test_a_fault_after_maxim_answered_fails_the_run_instead_of_leaving_it_pending(client_for, editor, version, monkeypatch):
+    from prompts_app.services import runs
+
+    def broken_pricing(run):
+        raise ZeroDivisionError("a pricing bug")
+
+    monkeypatch.setattr(runs, "_apply_price", broken_pricing)
+    with respx.mock() as mock:
+        route = mock.post(RUN_URL).respond(200, json={"data": {"output": "hi", "usage": {}}})
+        response = post_run(client_for(editor), version)
+    assert response.status_code == 200 and route.call_count == 1
+    run = Run.objects.get()
+    assert run.status == Run.Status.FAILED and run.finished_at is not None
+    assert "Maxim processed the run" in run.error

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from prompts_app import pricing
-from prompts_app.maxim import MaximClient, MaximError
+from prompts_app.maxim import MaximClient, MaximError, RunResult
 from prompts_app.models import ComparisonColumn, Comparison, PromptVersion, Run, Workspace
 from prompts_app.crypto import DecryptionError
 from prompts_app.run_input import InputTooLarge, fill_variables, input_problem, sent_size_problem
@@ -136,22 +136,21 @@ def execute_run(run: Run) -> Run:
         result = client.run(run.request_body)
     except MaximError as exc:
         run.status = Run.Status.FAILED
-        run.error = exc.message
+        run.error = _without_nul(exc.message)
         run.error_status = exc.status
         run.latency_ms = (time.perf_counter() - started) * 1000  # how long the failure took
     except DecryptionError as exc:
         run.status = Run.Status.FAILED
         run.error = f"{exc} Save the workspace's API key again."
     else:
-        run.status = Run.Status.SUCCESS
-        run.output = result.output
-        run.output_text = result.text
-        run.tool_calls = result.tool_calls
-        run.prompt_tokens = result.prompt_tokens
-        run.completion_tokens = result.completion_tokens
-        run.total_tokens = result.total_tokens
-        run.latency_ms = result.latency_ms
-        _apply_price(run)
+        try:
+            _store_result(run, result)
+        except Exception:
+            # A fault of ours after Maxim answered: the run must not stay pending for ever.
+            log.exception("run %s: storing Maxim's answer failed", run.pk)
+            run.status = Run.Status.FAILED
+            run.error = ("Maxim answered, but maximui could not store the answer (an internal error, logged). "
+                         "Maxim processed the run; check before running it again.")  # fmt: skip
     run.finished_at = timezone.now()
     # One transaction (one commit) for the result and its share of the history totals.
     with transaction.atomic():
@@ -165,6 +164,30 @@ def execute_run(run: Run) -> Run:
         rollups.record(run)  # history totals; idempotent, and catch_up() repairs a missed call
     log.info("run %s %s in %s ms", run.pk, run.status, run.latency_ms)
     return run
+
+
+def _store_result(run: Run, result: RunResult) -> None:
+    run.status = Run.Status.SUCCESS
+    run.output = _without_nul(result.output)
+    run.output_text = _without_nul(result.text)
+    run.tool_calls = _without_nul(result.tool_calls)
+    run.prompt_tokens = result.prompt_tokens
+    run.completion_tokens = result.completion_tokens
+    run.total_tokens = result.total_tokens
+    run.latency_ms = result.latency_ms
+    _apply_price(run)
+
+
+def _without_nul(value: Any) -> Any:
+    """`value` with NUL characters shown as U+FFFD: PostgreSQL's text and jsonb cannot hold them,
+    and a model can answer with one. (The client bounds how deeply an answer nests.)"""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_nul(key): _without_nul(item) for key, item in value.items()}
+    return value
 
 
 def _apply_price(run: Run) -> None:
