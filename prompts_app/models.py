@@ -495,9 +495,21 @@ class Invitation(models.Model):
         return self.status == self.Status.PENDING and self.expires_at > timezone.now()
 
     def is_for(self, user: Any) -> bool:
-        """Bound to this account: the typed name is its username or its email address."""
-        wanted = self.invitee.casefold()
-        return wanted in {user.get_username().casefold(), (getattr(user, "email", "") or "").casefold()} - {""}
+        """Bound to this account: the typed name is its username, or its email address. Usernames
+        are case-sensitive (`bob` and `BOB` can be two people), so a match that ignores case counts
+        only when no other account matches the same way."""
+        from django.contrib.auth import get_user_model
+
+        users = get_user_model()._default_manager
+        typed = self.invitee.strip()
+        if typed == user.get_username():
+            return True
+        if typed.lower() == user.get_username().lower():
+            return users.filter(**{f"{get_user_model().USERNAME_FIELD}__iexact": typed}).count() == 1
+        email = (getattr(user, "email", "") or "").strip()
+        if "@" not in typed or email.lower() != typed.lower():
+            return False
+        return users.filter(email__iexact=email).count() == 1
 
 
 class AuditEvent(models.Model):

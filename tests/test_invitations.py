@@ -186,3 +186,23 @@ def test_accepting_when_already_a_member_keeps_the_role(client_for, owner, works
     invitation = Invitation.objects.get()
     client.post(reverse("invitation_answer", args=[invitation.pk]), {"answer": "accept"})
     assert Membership.objects.get(workspace=workspace, user=viewer).role == Role.VIEWER
+
+
+@pytest.mark.parametrize("other_name", ["BOB", "Bob", "bob "])
+def test_an_account_whose_name_differs_only_in_case_cannot_take_the_invitation(client_for, owner, workspace, make_user, client, other_name):
+    make_user("bob")
+    link = link_in(invite(client_for(owner), workspace, "bob", role="editor"))
+    impostor = make_user(other_name)
+    client.force_login(impostor)
+    assert client.get(link).status_code == 404
+    invitation = Invitation.objects.get()
+    client.post(reverse("invitation_answer", args=[invitation.pk]), {"answer": "accept", "token": link.split("/")[-2]})
+    assert not Membership.objects.filter(workspace=workspace, user=impostor).exists()
+
+
+def test_an_email_shared_by_two_accounts_binds_to_neither(client_for, owner, workspace, make_user, client):
+    first = make_user("ann", email="ann@example.test")
+    make_user("ann2", email="ANN@example.test")
+    link = link_in(invite(client_for(owner), workspace, "ann@example.test", role="viewer"))
+    client.force_login(first)
+    assert client.get(link).status_code == 404

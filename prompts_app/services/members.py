@@ -53,11 +53,12 @@ def pending_for_user(user: Any):
     names = Q(invitee__iexact=user.get_username())
     if getattr(user, "email", ""):
         names |= Q(invitee__iexact=user.email)
-    return (
+    candidates = (
         Invitation.objects.filter(names, status=Invitation.Status.PENDING, expires_at__gt=timezone.now())
         .exclude(workspace__memberships__user=user)
         .select_related("workspace", "invited_by")
     )
+    return [invitation for invitation in candidates if invitation.is_for(user)]
 
 
 def find_open(*, token: str | None = None, pk: int | None = None, user: Any) -> Invitation | None:
