@@ -450,6 +450,8 @@ class _Handler(BaseHTTPRequestHandler):
         # bytes go out as they are, so a test can serve a body that is not JSON
         data = answer if isinstance(answer, bytes) else json.dumps(answer).encode()
         headers = {"Content-Type": "application/json", **headers, "Content-Length": str(len(data))}
+        # Recorded before the answer leaves: a client may read it and check before `finally` runs.
+        request.status = status
         try:
             self.send_response(status)
             for name, value in headers.items():
@@ -457,7 +459,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(data)
         finally:
-            request.finished, request.status = time.monotonic(), status
+            request.finished = time.monotonic()
 
     do_GET = do_POST = do_PUT = do_DELETE = _serve
 
