@@ -80,9 +80,22 @@ def test_a_prompt_without_versions_says_what_to_do_first(client_for, editor, pro
 
 
 def test_oversized_variables_are_refused_without_sending(client_for, editor, version):
-    html = client_for(editor).post(run_url(version.prompt, version), playground_post(company="x" * 100_001),
+    html = client_for(editor).post(run_url(version.prompt, version), playground_post(company="x" * 100_001, name="Ada"),
                                    HTTP_HX_REQUEST="true").content.decode()
     assert "the limit is 100,000" in html and not Run.objects.exists()
+
+
+def test_a_variable_bomb_is_refused_by_its_filled_in_size(client_for, editor, version):
+    content = {**CONTENT, "messages": [{"role": "user", "content": "{{company}} " * 50}]}
+    html = client_for(editor).post(run_url(version.prompt, version), playground_post(content, company="x" * 90_000),
+                                   HTTP_HX_REQUEST="true").content.decode()
+    assert "once the variables are filled in" in html and not Run.objects.exists()
+
+
+def test_empty_variables_are_refused_as_on_the_run_form(client_for, editor, version):
+    html = client_for(editor).post(run_url(version.prompt, version), playground_post(company="Acme", name="  "),
+                                   HTTP_HX_REQUEST="true").content.decode()
+    assert "Fill in {{name}}: the draft&#x27;s messages use it." in html and not Run.objects.exists()
 
 
 def test_refreshing_the_variables_lists_the_ones_typed_now_and_keeps_values(client_for, editor, version):

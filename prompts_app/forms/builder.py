@@ -24,7 +24,8 @@ from prompts_app.forms.versions import (
     ToolForm,
     ToolFormSetClass,
 )
-from prompts_app.forms.runs import MAX_INPUT_CHARS, VARIABLE_PREFIX
+from prompts_app.forms.runs import VARIABLE_PREFIX
+from prompts_app.run_input import input_problem, missing_variables
 from prompts_app.models import VARIABLE_RE
 
 _ROW_CAP = 1000  # rows read from a POST at most; the forms report the real limits
@@ -304,8 +305,10 @@ def playground_values(data: Mapping[str, Any], names: list[str]) -> dict[str, st
     return {name: value if isinstance(value, str) else "" for name, value in values.items()}
 
 
-def playground_problem(values: dict[str, str]) -> str:
-    size = sum(len(value) for value in values.values())
-    if size > MAX_INPUT_CHARS:
-        return f"The variables hold {size:,} characters; the limit is {MAX_INPUT_CHARS:,}."
-    return ""
+def playground_problem(values: dict[str, str], messages: list[dict[str, Any]]) -> str:
+    """Why the draft cannot be tried with these values, as the run form would say it; "" if it can."""
+    missing = missing_variables(values, values)
+    if missing:
+        them = "it" if len(missing) == 1 else "them"
+        return f"Fill in {', '.join(f'{{{{{name}}}}}' for name in missing)}: the draft's messages use {them}."
+    return input_problem(messages, {"turns": [], "variables": values}) or ""

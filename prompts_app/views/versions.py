@@ -232,7 +232,9 @@ def _try_draft(request: HttpRequest, prompt: Prompt, base: PromptVersion | None,
     if not form.is_valid():
         count = form.error_count()
         return {"problem": f"The draft has {count} problem{pluralize(count)}: press Check in the builder to see where."}
-    if problem := builder.playground_problem(values):
+    if services.draft_run_version(prompt=prompt, base_version=base) is None:
+        return {"problem": services.NothingToRunAgainst.message}
+    if problem := builder.playground_problem(values, form.content()["messages"]):
         return {"problem": problem}
     try:
         run = services.run_draft(prompt=prompt, user=request.user, base_version=base, content=form.content(),
