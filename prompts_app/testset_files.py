@@ -265,7 +265,10 @@ def parse_turns(value: Any, *, plain_text_only: bool = False) -> tuple[list[dict
             return [{"role": "user", "content": value}], ""
         try:
             decoded = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError) as exc:
+            if value.lstrip()[1:].lstrip().startswith("{"):  # `[{...` is meant as a list of turns
+                where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+                return [], f"looks like a JSON list of turns but is not valid JSON{where}."
             return [{"role": "user", "content": value}], ""
         if not _looks_like_turns(decoded):
             return [{"role": "user", "content": value}], ""

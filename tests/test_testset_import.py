@@ -288,3 +288,9 @@ def test_jsonl_lines_with_too_many_variables_or_nested_too_deeply_are_refused():
     deep = '{"variables": {"a": ' + "[" * 300_000 + "]" * 300_000 + "}}"
     parsed = files.parse_file((deep + "\n").encode(), filename="deep.jsonl")
     assert parsed.bad_rows and parsed.bad_rows[0].errors[0].startswith("nested too deeply")
+
+
+def test_turns_that_look_like_json_but_are_broken_are_an_error_not_a_text_turn():
+    turns, error = files.parse_turns('[{"role": "user", "content": "hi"')
+    assert turns == [] and error.startswith("looks like a JSON list of turns but is not valid JSON")
+    assert files.parse_turns("[quote] hello") == ([{"role": "user", "content": "[quote] hello"}], "")
