@@ -134,9 +134,18 @@ def test_runs_of_an_unsaved_draft_have_their_own_row_and_totals_still_add_up(cli
     assert (by_version[(version.pk, True)].runs, by_version[(version.pk, True)].cost_nano) == (4, 31)
     assert review.total.runs == 5 and review.total.cost_nano == 131
     body = response.content.decode()
-    assert "Support reply v1 · unsaved draft" in body
+    assert "Support reply v1 · draft runs" in body
     assert f"version={version.pk}&amp;draft=yes" in body  # the row links to exactly its runs
     history = client_for(owner).get(reverse("run_history"), {"version": version.pk, "draft": "yes"})
     assert history.context["totals"].runs == 4 and len(history.context["page"].runs) == 4
     saved = client_for(owner).get(reverse("run_history"), {"version": version.pk, "draft": "no"})
     assert saved.context["totals"].runs == 1
+
+
+def test_a_row_of_failed_runs_only_shows_no_cost_rather_than_zero_dollars(client_for, owner, version):
+    make_run(version, owner, created_at=at(0), cost_nano=100)
+    make_run(version, owner, created_at=at(0), status="failed", model_name="fail-500", prompt_tokens=0, completion_tokens=0)
+    body = client_for(owner).get(reverse("cost_review")).content.decode()
+    row = body[body.index("fail-500</a>"):]
+    row = row[:row.index("</tr>")]
+    assert "$0.00" not in row and "No run here has a price" in row

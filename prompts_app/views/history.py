@@ -167,7 +167,7 @@ def _cost_tables(review: rollups.CostReview, scope: history.Scope) -> dict:
     def version_label(pk: int, is_draft: bool) -> str:
         version = versions.get(pk)
         label = f"{version.prompt.name} v{version.number or version.maxim_id}" if version else f"version #{pk}"
-        return f"{label} · unsaved draft" if is_draft else label
+        return f"{label} · draft runs" if is_draft else label
 
     return {
         "prompt_rows": [(names.get(pk, f"prompt #{pk}"), f"prompt={pk}&{period}", t) for pk, t in review.by_prompt],
