@@ -242,3 +242,13 @@ def test_sections_have_names_and_errors_are_alerts(client_for, editor, workspace
     invalid = client.post(new_url(workspace), post_data([key(versions[0])], var__company="")).content.decode()
     assert '<ul class="errorlist" id="columns-errors" role="alert"><li>Pick at least 2' in invalid
     assert '<ul class="errorlist" role="alert"><li>Fill in {{company}}' in invalid
+
+
+def test_the_chosen_columns_go_into_the_address_so_a_reload_keeps_them(client_for, editor, workspace, versions):
+    v1, v2, _ = versions
+    client = client_for(editor)
+    data = {**post_data([key(v2)]), "add_column": key(v1), "action": "column:add"}
+    response = client.post(columns_url(workspace), data)
+    address = response["HX-Replace-Url"]
+    assert address == f"{reverse('comparison_new')}?workspace={workspace.pk}&columns={key(v2)}&columns={key(v1)}"
+    assert chosen(client.get(address).content.decode()) == [key(v2), key(v1)]  # the reload

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -102,7 +103,11 @@ def comparison_columns(request: HttpRequest) -> HttpResponse:
     _check_posted_columns(request)
     action = request.POST.get("action", "")
     form = CompareForm(request.POST, workspace=workspace, user=request.user, refresh=True, action=action)
-    return render(request, "prompts_app/compare/_columns.html", {"form": form, "workspace": workspace, "oob": True})
+    response = render(request, "prompts_app/compare/_columns.html", {"form": form, "workspace": workspace, "oob": True})
+    # The chosen columns, in order, in the address: a reload or a shared link opens the same choice.
+    query = urlencode([("workspace", workspace.pk), *(("columns", key) for _uid, key in form.rows)])
+    response["HX-Replace-Url"] = f"{reverse('comparison_new')}?{query}"
+    return response
 
 
 @login_required
