@@ -95,6 +95,16 @@ def test_filters_are_kept_in_the_form_and_the_export_links(client_for, owner, wo
     assert "/runs/export.csv?model=gpt-4o-mini&amp;q=parcel" in body
 
 
+
+def test_back_and_forward_get_the_whole_page_with_the_filters_of_the_address(client_for, owner, world):
+    # htmx keeps no page snapshots (historyCacheSize 0): on Back it asks the server for the address.
+    client = client_for(owner)
+    restore = {"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    body = client.get(reverse("run_history"), {"q": "parcel"}, headers=restore).content.decode()
+    assert "<html" in body and 'value="parcel"' in body and 'id="history-table"' in body
+    fragment = client.get(reverse("run_history"), {"q": "parcel"}, headers={"HX-Request": "true"}).content.decode()
+    assert "<html" not in fragment and 'id="history-table"' in fragment
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [

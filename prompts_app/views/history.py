@@ -36,7 +36,9 @@ def run_history(request: HttpRequest) -> HttpResponse:
     scope = scope_for_user(request.user)
     form = HistoryFilterForm(request.GET, scope=scope)
     context = {"form": form, "nav": "history", "model_names": scope.model_names, **_results(form)}
-    return render(request, TABLE if request.htmx else PAGE, context)
+    # Back/Forward asks for the whole page (htmx keeps no snapshots), so the filters match the results.
+    partial = request.htmx and not request.htmx.history_restore_request
+    return render(request, TABLE if partial else PAGE, context)
 
 
 def _results(form: HistoryFilterForm) -> dict:
