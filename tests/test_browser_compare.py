@@ -89,7 +89,7 @@ def test_three_columns_run_together_and_one_failure_stays_in_its_column(
     assert page.locator(f'#compare-diff [data-column="{columns[1].pk}"] .badge.ok').inner_text() == "same output"
     page.keyboard.press("b")  # "b" then a column number picks the baseline (static/js/compare.js)
     page.keyboard.press("2")
-    page.wait_for_selector("#compare-diff h3:has-text('vs Support reply v2')")
+    page.wait_for_selector("#compare-diff h3:has-text('vs 2. Support reply v2')")  # column 2 is now the baseline
     assert page.evaluate("window.__samePage") is True
     page.screenshot(path="/tmp/shots/compare.png", full_page=True)
 
