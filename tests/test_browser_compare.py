@@ -9,6 +9,7 @@ import time
 import pytest
 
 from prompts_app.models import Comparison, Run
+from prompts_app.services import compare
 from tests.test_compare_support import file_db, seed_fake  # noqa: F401
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -205,3 +206,26 @@ def test_a_300_character_name_and_output_never_widen_the_page(
 def page_fits(page) -> bool:
     """No horizontal scrolling: nothing, not even overflowing text, is wider than the viewport."""
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_columns_are_pushed_when_stored_without_a_polling_timer(
+    live_server_on_file_db, page, browser_login, fake_maxim, workspace, editor
+):
+    fake_maxim.run_delay = 1.5
+    versions = seed_fake(fake_maxim, workspace, ["gpt-4o", "gpt-4o-mini", "gpt-4.1"])
+    browser_login(editor)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    comparison, _ = compare.create_comparison(
+        workspace=workspace, user=editor, columns=[compare.ColumnSpec(v) for v in versions], shared_input=True,
+        input={"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}},
+    )
+    compare.run_comparison(comparison, user=editor)
+    page.goto(f"/compare/{comparison.pk}/")
+    assert page.locator(".compare-column.is-pending").count() == 3  # opened at once, still waiting
+    page.locator(".compare-column pre.output").nth(2).wait_for(timeout=15_000)
+    page.wait_for_selector("#compare-diff pre.diff")  # the diff section follows the columns
+    assert page.locator(".compare-column.is-pending").count() == 0
+    # One held request per change, not a request every few hundred ms per column.
+    watches = [url for url in asked if "/watch/" in url]
+    assert 1 <= len(watches) <= 4 and not [url for url in asked if "/columns/" in url]

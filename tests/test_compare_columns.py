@@ -220,7 +220,7 @@ def test_a_run_finishing_while_the_diffs_are_built_still_leads_to_one_more_refre
     monkeypatch.setattr(compare_report, "output_diffs", diffs_then_the_run_finishes)
     page = client_for(editor).get(reverse("comparison_diff", args=[comparison.pk])).content.decode()
     assert "No finished run yet." in page
-    assert 'hx-trigger="load delay:1s"' in page  # so the next refresh shows the finished run
+    assert 'hx-trigger="runs-changed from:body"' in page  # so the next stored run redraws it
 
     monkeypatch.setattr(compare_report, "output_diffs", real)
     page = client_for(editor).get(reverse("comparison_diff", args=[comparison.pk])).content.decode()

@@ -154,25 +154,6 @@ def test_the_detail_page_shows_each_column_with_output_tokens_cost_and_latency(
     assert "hx-trigger" not in page.split('id="compare-diff"')[0]  # nothing left to poll
 
 
-def test_a_pending_column_polls_and_a_finished_one_stops(client_for, editor, workspace, versions, echo_maxim):
-    comparison = make_comparison(client_for(editor), workspace, versions)
-    column = comparison.columns.first()
-    run = column.runs.get()
-    url = reverse("comparison_column", args=[comparison.pk, column.pk])
-    done = client_for(editor).get(url, {"batch": comparison.batch}).content.decode()
-    assert "hx-trigger" not in done and run.output_text in done
-    Run.objects.filter(pk=run.pk).update(status=Run.Status.PENDING)
-    pending = client_for(editor).get(url, {"batch": comparison.batch}).content.decode()
-    assert 'hx-trigger="load delay:300ms"' in pending and f"?batch={comparison.batch}" in pending
-    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(seconds=40))
-    slower = client_for(editor).get(url, {"batch": comparison.batch}).content.decode()
-    assert 'hx-trigger="load delay:1000ms"' in slower  # back off while a run takes long
-    Run.objects.filter(pk=run.pk).update(created_at=timezone.now() - timedelta(hours=1),
-                                         started_at=timezone.now() - timedelta(hours=1))
-    stale = client_for(editor).get(url, {"batch": comparison.batch}).content.decode()
-    assert "hx-trigger" not in stale and "may have stopped" in stale  # its process died: stop polling
-
-
 def test_per_column_input_sends_each_column_its_own_message(client_for, editor, workspace, versions, echo_maxim):
     a, b = versions[:2]
     data = {"columns": keys(a, b), "repeats": "1", **turn_data("first", prefix=f"turn__v{a.pk}"),

@@ -264,7 +264,7 @@ def test_a_fresh_pending_result_keeps_polling(client_for, editor, version):
         provider="openai", model_name="gpt-4o",
     )
     html = client_for(editor).get(reverse("run_result", args=[run.pk])).content.decode()
-    assert f'hx-get="{reverse("run_result", args=[run.pk])}"' in html
+    assert f'hx-get="{reverse("run_result", args=[run.pk])}?wait=1" hx-trigger="load"' in html
     assert "Waiting for Maxim" in html
 
 

@@ -40,14 +40,6 @@ def still_pending(runs: list[Run]) -> list[Run]:
     return [r for r in runs if r.status == Run.Status.PENDING and not is_stale(r.started_at, r.created_at, now=now)]
 
 
-def poll_delay_ms(pending: list[Run]) -> int:
-    """Poll fast while a run is young (most finish in seconds), then back off."""
-    if not pending:
-        return 0
-    age = (timezone.now() - min(r.created_at for r in pending)).total_seconds()
-    return 300 if age < 10 else 1000 if age < 60 else 3000
-
-
 def _run_index(run: Run) -> int:
     return int(run.idempotency_key.rsplit("-", 1)[-1])
 

@@ -17,7 +17,7 @@ from prompts_app.maxim import MaximClient, MaximError, RunResult
 from prompts_app.models import ComparisonColumn, Comparison, PromptVersion, Run, Workspace
 from prompts_app.crypto import DecryptionError
 from prompts_app.run_input import InputTooLarge, fill_variables, input_problem, sent_size_problem
-from prompts_app.services import rollups
+from prompts_app.services import rollups, run_watch
 from prompts_app.services.once import create_once
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ def execute_run(run: Run) -> Run:
         run.rolled_up = False
         run.save()
         rollups.record(run)  # history totals; idempotent, and catch_up() repairs a missed call
+    run_watch.run_stored()  # committed: pages held open on this run answer now
     log.info("run %s %s in %s ms", run.pk, run.status, run.latency_ms)
     return run
 

@@ -16,6 +16,7 @@ from prompts_app.forms.compare import CompareForm, RunAgainForm
 from prompts_app.models import Comparison, ComparisonColumn, Draft, Membership, Role, Run
 from prompts_app.services import compare as services
 from prompts_app.services import compare_report as report
+from prompts_app.services import run_watch
 from prompts_app.views.access import (
     get_comparison_for_user,
     get_version_for_user,
@@ -123,6 +124,7 @@ def comparison_detail(request: HttpRequest, comparison_id: int) -> HttpResponse:
         **_diff_context(comparison, columns, request.GET.get("baseline")),
         "nav": "compare",
     }
+    context["watch"] = _watch_context(comparison, [run.pk for col in context["columns"] for run in col["pending_runs"]])
     context["run_form"] = RunAgainForm(
         initial={"repeats": comparison.repeats, "batch": comparison.batch + 1, "baseline": context["baseline_number"]}
     )
@@ -138,6 +140,29 @@ def comparison_column(request: HttpRequest, comparison_id: int, column_id: int) 
     batch = _int_or_none(request.GET.get("batch"))
     context = {"comparison": comparison, "col": _column_context(comparison, column, batch)}
     return render(request, "prompts_app/compare/_column.html", context)
+
+
+@login_required
+@require_GET
+def comparison_watch(request: HttpRequest, comparison_id: int) -> HttpResponse:
+    """Held open until one of the runs the page shows as pending is stored (or a timeout passes),
+    then the columns that changed, swapped in out of band, and the next watch."""
+    comparison = get_comparison_for_user(request, comparison_id)
+    shown = [int(pk) for pk in request.GET.get("pending", "").split(",")[: run_watch.MAX_WATCHED] if pk.isdigit()]
+    watched = comparison.runs.filter(pk__in=shown)
+    held = run_watch.wait_for_runs(watched.values_list("pk", flat=True))
+    # Read what is still pending before drawing the changed columns: a run stored in between
+    # is then watched once more (a redundant redraw), never missed.
+    still = list(watched.filter(status=Run.Status.PENDING).order_by("pk").values_list("pk", flat=True))
+    changed = set(watched.exclude(pk__in=still).values_list("column", flat=True))
+    batch = _int_or_none(request.GET.get("batch"))
+    columns = [_column_context(comparison, c, batch) for c in _columns(comparison) if c.pk in changed]
+    watch = _watch_context(comparison, still, batch=batch, busy=not held)
+    context = {"comparison": comparison, "columns": columns, "watch": watch}
+    response = render(request, "prompts_app/compare/_watch.html", context)
+    if columns:
+        response["HX-Trigger"] = "runs-changed"  # the diff section refreshes itself
+    return response
 
 
 @login_required
@@ -233,12 +258,20 @@ def _column_context(comparison: Comparison, column: ComparisonColumn, batch: int
         "runs": runs,
         "batch": comparison.batch if batch is None else batch,
         "pending": bool(pending),
-        "poll_delay": report.poll_delay_ms(pending),
+        "pending_runs": pending,
         "stats": stats,
         "cost_per_run": pricing.format_usd(stats.cost_per_run_nano),
         "cost_per_1000": pricing.format_usd(stats.cost_per_1000_nano),
         "input": services.column_input(comparison, column),
     }
+
+
+def _watch_context(
+    comparison: Comparison, pending_ids: list[int], *, batch: int | None = None, busy: bool = False
+) -> dict[str, Any]:
+    """What the page's watcher asks for next: the runs it still shows as pending."""
+    return {"batch": comparison.batch if batch is None else batch, "pending": ",".join(map(str, pending_ids)),
+            "retry_ms": run_watch.BUSY_RETRY_MS if busy else 0}
 
 
 def _config_context(columns: list[ComparisonColumn], highlight: bool) -> dict[str, Any]:
@@ -294,6 +327,7 @@ urlpatterns = [
     path("compare/new/columns/", comparison_columns, name="comparison_columns"),
     path("compare/<int:comparison_id>/", comparison_detail, name="comparison_detail"),
     path("compare/<int:comparison_id>/columns/<int:column_id>/", comparison_column, name="comparison_column"),
+    path("compare/<int:comparison_id>/watch/", comparison_watch, name="comparison_watch"),
     path("compare/<int:comparison_id>/config/", comparison_config, name="comparison_config"),
     path("compare/<int:comparison_id>/diff/", comparison_diff, name="comparison_diff"),
     path("compare/<int:comparison_id>/run/", comparison_run_again, name="comparison_run_again"),

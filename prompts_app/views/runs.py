@@ -15,6 +15,7 @@ from prompts_app import rendering
 from prompts_app.forms.runs import RunForm, estimate_inputs
 from prompts_app.models import PromptVersion, Role, Run
 from prompts_app.run_input import InputTooLarge, missing_variables
+from prompts_app.services import run_watch
 from prompts_app.services import runs as run_service
 from prompts_app.views.access import get_run_for_user, get_version_for_user
 
@@ -83,9 +84,14 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def run_result(request: HttpRequest, run_id: int) -> HttpResponse:
-    """The result fragment alone; a pending result polls this until the run finishes."""
+    """The result fragment alone. A pending result asks with ?wait=1: held open until the run
+    is stored (or a timeout passes), so it shows the moment it exists."""
     run = _fresh(get_run_for_user(request, run_id))
-    return render(request, RESULT, {"run": run})
+    held = True
+    if run.status == Run.Status.PENDING and request.GET.get("wait"):
+        held = run_watch.wait_for_runs([run.pk])
+        run = _fresh(get_run_for_user(request, run_id))
+    return render(request, RESULT, {"run": run, "retry_ms": 0 if held else run_watch.BUSY_RETRY_MS})
 
 
 @login_required

@@ -1,0 +1,180 @@
+"""Click-to-visible in a real browser: one run against a comparison of 8 versions.
+
+    python bench/bench_browser_compare.py
+
+Standalone: a throwaway SQLite file, the FakeMaxim server answering each run after 1 s,
+gunicorn with 2 workers and the thread count of `make run`, and Debian's Chromium driven by
+Playwright. Single runs and comparisons alternate in one session (paired), so the ratio holds
+on a busy machine even when absolute times do not. Targets: ratio <= 1.15, and the first column
+visible within 0.1 s of Maxim's answer to it.
+Last line: RESULT single_s=<x> compare8_s=<y> first_column_s=<z> first_after_answer_s=<w> ratio=<r>
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DB_FILE = Path("/tmp/maximui-bench-browser.sqlite3")
+RUN_DELAY = 1.0
+COLUMNS = 8
+SINGLES, COMPARISONS = 5, 3
+THREADS = int(re.search(r"--threads (\d+)", (ROOT / "Makefile").read_text()).group(1))  # as `make run`
+
+sys.path.insert(0, str(ROOT))
+ENV = {"DJANGO_SETTINGS_MODULE": "maximui.settings", "MAXIMUI_TESTING": "1",
+       "DATABASE_URL": f"sqlite:///{DB_FILE}", "LOG_LEVEL": "WARNING"}
+os.environ.update(ENV)
+for suffix in ("", "-wal", "-shm"):
+    Path(f"{DB_FILE}{suffix}").unlink(missing_ok=True)
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.urls import reverse  # noqa: E402
+from playwright.sync_api import sync_playwright  # noqa: E402
+
+from prompts_app.models import Membership, Prompt, PromptVersion, Role, Workspace  # noqa: E402
+from tests.maxim_server import FakeMaxim  # noqa: E402
+
+
+def seed(fake: FakeMaxim):
+    user = get_user_model().objects.create_user("bench", password="bench-pw")
+    workspace = Workspace(name="Bench", maxim_id="ws_default", base_url=fake.base_url)
+    workspace.set_api_key(fake.api_key)
+    workspace.save()
+    Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
+    remote_prompt = fake.add_prompt(workspace.maxim_id, "Support reply")
+    prompt = Prompt.objects.create(workspace=workspace, maxim_id=remote_prompt["id"], name="Support reply")
+    versions = []
+    for number in range(1, COLUMNS + 1):
+        version = PromptVersion(
+            prompt=prompt, number=number, provider="openai", model_name="gpt-4o-mini",
+            model_parameters={"temperature": round(0.1 * number, 1)},
+            messages=[{"role": "system", "content": f"You answer for Acme, reply style {number}"}],
+        )
+        version.maxim_id = fake.add_version(version.to_api_payload())["id"]
+        version.save()
+        versions.append(version)
+    return user, workspace, versions
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [str(ROOT / ".venv/bin/gunicorn"), "maximui.wsgi", "--bind", f"127.0.0.1:{port}",
+         "--workers", "2", "--threads", str(THREADS), "--timeout", "150"],
+        cwd=ROOT, env={**os.environ, **ENV},
+    )
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return server
+        except OSError:
+            time.sleep(0.05)
+    server.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+def login(page, base: str) -> None:
+    page.goto(base + reverse("login"))
+    page.fill("input[name=username]", "bench")
+    page.fill("input[name=password]", "bench-pw")
+    page.press("input[name=password]", "Enter")
+    page.wait_for_load_state("networkidle")
+
+
+def time_single(page, base: str, version) -> float:
+    page.goto(f"{base}/versions/{version.pk}/run/")
+    page.wait_for_load_state("networkidle")
+    if page.locator("#id_turn-0-content").count():
+        page.fill("#id_turn-0-content", "Where is my parcel?")
+    if page.locator("input[name=var__company]").count():
+        page.fill("input[name=var__company]", "Acme")
+    started = time.monotonic()
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.wait_for_selector("#run-result .badge.success", timeout=30_000)
+    return time.monotonic() - started
+
+
+def time_comparison(page, base: str, workspace, versions, fake: FakeMaxim) -> tuple[float, float, float, float]:
+    """(click -> all visible, click -> first visible, first visible - its answer, click -> first request)."""
+    columns = "&".join(f"columns=v{v.pk}" for v in versions)
+    page.goto(f"{base}/compare/new/?workspace={workspace.pk}&{columns}")
+    page.wait_for_load_state("networkidle")
+    page.fill("#id_turn-0-content", "Where is my parcel?")
+    if page.locator("#compare-inputs input[name=var__company]").count():
+        page.fill("#compare-inputs input[name=var__company]", "Acme")
+    sent_before = len(fake.requests_to("/v1/prompts/run"))
+    started = time.monotonic()
+    page.get_by_role("button", name="Run comparison").click()
+    outputs = page.locator(".compare-column pre.output")  # no eval: the CSP forbids it
+    outputs.first.wait_for(timeout=30_000)
+    first = time.monotonic()
+    outputs.nth(len(versions) - 1).wait_for(timeout=30_000)
+    done = time.monotonic()
+    requests = fake.requests_to("/v1/prompts/run")[sent_before:]
+    first_answer = min(r.finished for r in requests if r.finished)
+    first_sent = min(r.arrived for r in requests)
+    return done - started, first - started, first - first_answer, first_sent - started
+
+
+def main() -> None:
+    call_command("migrate", verbosity=0, interactive=False)
+    with FakeMaxim(run_delay=RUN_DELAY) as fake:
+        _, workspace, versions = seed(fake)
+        port = free_port()
+        server = start_gunicorn(port)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+                page = browser.new_page()
+                login(page, base)
+                time_single(page, base, versions[0])  # warm-up: both workers, pools, templates
+                time_comparison(page, base, workspace, versions, fake)
+                singles, comparisons = [], []
+                for n in range(SINGLES):  # paired: a comparison between singles, same conditions
+                    singles.append(time_single(page, base, versions[0]))
+                    if n < COMPARISONS:
+                        comparisons.append(time_comparison(page, base, workspace, versions, fake))
+                browser.close()
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+        assert not fake.violations, fake.violations
+    single = statistics.median(singles)
+    compare8 = statistics.median(c[0] for c in comparisons)
+    first = statistics.median(c[1] for c in comparisons)
+    after_answer = statistics.median(c[2] for c in comparisons)
+    to_send = statistics.median(c[3] for c in comparisons)
+    ratio = compare8 / single
+    print(f"gunicorn: 2 workers x {THREADS} threads; Maxim answers after {RUN_DELAY} s")
+    print("single runs, click -> output visible: " + ", ".join(f"{s:.3f}" for s in singles) + f" s (median {single:.3f})")
+    print(f"comparisons of {COLUMNS}, click -> all visible: " + ", ".join(f"{c[0]:.3f}" for c in comparisons)
+          + f" s (median {compare8:.3f})")
+    print(f"click -> first Maxim request: median {to_send:.3f} s")
+    print(f"click -> first column visible: median {first:.3f} s; {after_answer:.3f} s after its answer "
+          f"(target <= 0.1): {'OK' if after_answer <= 0.1 else 'OVER TARGET'}")
+    print(f"ratio {ratio:.3f} (target <= 1.15): {'OK' if ratio <= 1.15 else 'OVER TARGET'}")
+    print(f"RESULT single_s={single:.3f} compare8_s={compare8:.3f} first_column_s={first:.3f} "
+          f"first_after_answer_s={after_answer:.3f} ratio={ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Requests held open until a run is stored (long-poll), so a page shows each result the
+moment it exists instead of on a polling timer.
+
+A run finished in this process wakes the held requests at once; one finished by another
+gunicorn worker is seen by a cheap re-check of the database every RECHECK_SECONDS. At most
+MAXIMUI_HELD_REQUESTS requests are held per process (a fraction of gunicorn's threads), so
+waiting pages never starve other users: when all slots are taken, the page is answered at
+once with what is stored and asks again after BUSY_RETRY_MS.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+
+from django.conf import settings
+
+from prompts_app.models import Run
+
+HOLD_SECONDS = 20.0
+RECHECK_SECONDS = 0.05
+BUSY_RETRY_MS = 500
+MAX_WATCHED = 100  # a comparison has at most 8 columns x 10 repeats
+
+_stored = threading.Condition()
+_slots_lock = threading.Lock()
+_slots: threading.BoundedSemaphore | None = None
+
+
+def run_stored() -> None:
+    """Wake every request held in this process: a run's result was just committed."""
+    with _stored:
+        _stored.notify_all()
+
+
+def _held_slots() -> threading.BoundedSemaphore:
+    global _slots
+    with _slots_lock:
+        if _slots is None:
+            _slots = threading.BoundedSemaphore(getattr(settings, "MAXIMUI_HELD_REQUESTS", 8))
+        return _slots
+
+
+def wait_for_runs(run_ids: Iterable[int], *, timeout: float | None = None) -> bool:
+    """Hold until one of the pending runs `run_ids` is no longer pending, or `timeout` passes.
+
+    Returns False, without waiting, when this process already holds as many requests as
+    it may: the caller answers with the current state and asks the page to retry shortly.
+    """
+    ids = list(run_ids)[:MAX_WATCHED]
+    slots = _held_slots()
+    if not slots.acquire(blocking=False):
+        return False
+    try:
+        deadline = time.monotonic() + (HOLD_SECONDS if timeout is None else timeout)
+        pending = Run.objects.filter(pk__in=ids, status=Run.Status.PENDING)
+        while ids and pending.count() == len(ids):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            with _stored:
+                _stored.wait(min(RECHECK_SECONDS, left))
+        return True
+    finally:
+        slots.release()

@@ -1,0 +1,143 @@
+"""Results pushed to the page: the comparison page's watch and a pending run's result are held
+open until a run is stored, bounded per process, and a plain reload shows the same state."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from django.db import connection
+from django.urls import reverse
+
+from prompts_app.models import Run
+from prompts_app.services import compare, run_watch
+from prompts_app.services.compare import ColumnSpec
+from tests.test_compare_support import file_db, seed_fake  # noqa: F401
+
+INPUT = {"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}}
+
+
+@pytest.fixture
+def unsent(monkeypatch):
+    """Runs are recorded pending but never sent: the test decides when each one is stored."""
+    monkeypatch.setattr(compare, "_submit", lambda run: None)
+
+
+def pending_comparison(fake_maxim, workspace, user, models=("gpt-4o", "gpt-4o-mini")):
+    versions = seed_fake(fake_maxim, workspace, list(models))
+    comparison, _ = compare.create_comparison(
+        workspace=workspace, user=user, columns=[ColumnSpec(v) for v in versions], shared_input=True, input=INPUT
+    )
+    compare.run_comparison(comparison, user=user)
+    return comparison, list(Run.objects.filter(comparison=comparison).order_by("column__position"))
+
+
+def watch_url(comparison, runs) -> str:
+    ids = ",".join(str(r.pk) for r in runs)
+    return reverse("comparison_watch", args=[comparison.pk]) + f"?batch={comparison.batch}&pending={ids}"
+
+
+def store_later(run: Run, *, delay: float, notify: bool) -> threading.Thread:
+    """Store `run`'s answer from another thread, as a pool worker (notify) or another process would."""
+
+    def store():
+        time.sleep(delay)
+        Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCESS, output_text="Stored answer")
+        if notify:
+            run_watch.run_stored()
+        connection.close()
+
+    thread = threading.Thread(target=store)
+    thread.start()
+    return thread
+
+
+@pytest.mark.usefixtures("unsent")
+@pytest.mark.parametrize("notify", [True, False], ids=["this-process", "other-process"])
+@pytest.mark.django_db(transaction=True)
+def test_the_watch_answers_as_soon_as_a_run_is_stored(file_db, fake_maxim, workspace, editor, client_for, notify):
+    comparison, (first, second) = pending_comparison(fake_maxim, workspace, editor)
+    client = client_for(editor)
+    thread = store_later(first, delay=0.3, notify=notify)
+    started = time.monotonic()
+    response = client.get(watch_url(comparison, [first, second]))
+    waited = time.monotonic() - started
+    thread.join()
+    html = response.content.decode()
+    assert waited < run_watch.HOLD_SECONDS / 2  # answered on the store, not at the timeout
+    # The stored column comes out of band with its answer; the other is still watched.
+    assert f'id="column-{first.column_id}"' in html and 'hx-swap-oob="true"' in html and "Stored answer" in html
+    assert f'id="column-{second.column_id}"' not in html
+    assert f'pending={second.pk}"' in html and 'hx-trigger="load"' in html
+    assert response["HX-Trigger"] == "runs-changed"
+
+
+@pytest.mark.usefixtures("unsent")
+def test_the_watch_holds_until_its_timeout_when_nothing_is_stored(fake_maxim, workspace, editor, client_for, monkeypatch):
+    monkeypatch.setattr(run_watch, "HOLD_SECONDS", 0.3)
+    comparison, runs = pending_comparison(fake_maxim, workspace, editor)
+    started = time.monotonic()
+    html = client_for(editor).get(watch_url(comparison, runs)).content.decode()
+    assert time.monotonic() - started >= 0.3
+    assert "compare-column" not in html  # nothing changed: only the next watch
+    assert f'pending={runs[0].pk},{runs[1].pk}"' in html and 'hx-trigger="load"' in html
+
+
+@pytest.mark.usefixtures("unsent")
+def test_when_every_slot_is_held_the_watch_answers_at_once_and_retries(fake_maxim, workspace, editor, client_for):
+    comparison, runs = pending_comparison(fake_maxim, workspace, editor)
+    slots = run_watch._held_slots()
+    taken = 0
+    while slots.acquire(blocking=False):
+        taken += 1
+    try:
+        started = time.monotonic()
+        html = client_for(editor).get(watch_url(comparison, runs)).content.decode()
+        assert time.monotonic() - started < run_watch.HOLD_SECONDS / 2
+    finally:
+        for _ in range(taken):
+            slots.release()
+    assert taken == 8  # MAXIMUI_HELD_REQUESTS: half of gunicorn's 16 threads per process
+    assert f'hx-trigger="load delay:{run_watch.BUSY_RETRY_MS}ms"' in html
+    assert f'pending={runs[0].pk},{runs[1].pk}"' in html
+
+
+@pytest.mark.usefixtures("unsent")
+def test_an_outsider_cannot_watch_and_another_comparisons_runs_are_ignored(
+    fake_maxim, workspace, editor, outsider, client_for
+):
+    comparison, runs = pending_comparison(fake_maxim, workspace, editor)
+    assert client_for(outsider).get(watch_url(comparison, runs)).status_code == 404
+    other, other_runs = pending_comparison(fake_maxim, workspace, editor, models=("gpt-4.1", "o3"))
+    Run.objects.filter(pk=other_runs[0].pk).update(status=Run.Status.SUCCESS, output_text="Not yours")
+    html = client_for(editor).get(watch_url(comparison, other_runs)).content.decode()
+    assert "Not yours" not in html and "hx-get" not in html  # nothing of this comparison to watch
+
+
+@pytest.mark.usefixtures("unsent")
+def test_without_javascript_a_reload_shows_the_current_state(fake_maxim, workspace, editor, client_for):
+    comparison, (first, second) = pending_comparison(fake_maxim, workspace, editor)
+    url = reverse("comparison_detail", args=[comparison.pk])
+    page = client_for(editor).get(url).content.decode()
+    assert page.count("Waiting for Maxim") == 2 and f'pending={first.pk},{second.pk}"' in page
+    Run.objects.filter(pk=first.pk).update(status=Run.Status.SUCCESS, output_text="First answer")
+    page = client_for(editor).get(url).content.decode()
+    assert "First answer" in page and page.count("Waiting for Maxim") == 1
+    Run.objects.filter(pk=second.pk).update(status=Run.Status.SUCCESS, output_text="Second answer")
+    page = client_for(editor).get(url).content.decode()
+    assert "Second answer" in page and "comparison_watch" not in page and "/watch/" not in page
+
+
+@pytest.mark.usefixtures("unsent")
+@pytest.mark.django_db(transaction=True)
+def test_a_pending_run_result_is_held_until_the_run_is_stored(file_db, fake_maxim, workspace, editor, client_for):
+    _, (run, _) = pending_comparison(fake_maxim, workspace, editor)
+    url = reverse("run_result", args=[run.pk])
+    assert 'hx-trigger="load"' in client_for(editor).get(reverse("run_detail", args=[run.pk])).content.decode()
+    thread = store_later(run, delay=0.3, notify=True)
+    started = time.monotonic()
+    html = client_for(editor).get(url, {"wait": "1"}).content.decode()
+    assert time.monotonic() - started < run_watch.HOLD_SECONDS / 2
+    thread.join()
+    assert "Stored answer" in html and "hx-get" not in html
