@@ -123,6 +123,20 @@ def stop(server: subprocess.Popen) -> None:
             server.wait(timeout=5)
 
 
+def cpu_seconds(server: subprocess.Popen) -> float:
+    """CPU time used so far by gunicorn's arbiter and workers (Linux /proc)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if server.pid in (pid, ppid):
+            total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 class FormFields(HTMLParser):
     """The values a browser would submit from the form with id `form_id` (no buttons)."""
 
@@ -200,6 +214,8 @@ class Comparison:
 
     def __init__(self, n: int, client: httpx.Client, new_url: str, deadline: float) -> None:
         self.n, self.client, self.new_url, self.deadline = n, client, new_url, deadline
+        self.clicked = 0.0
+        self.opened_s: float | None = None  # click -> the comparison page received
         self.done_s: float | None = None
         self.watches = self.busy = self.diffs = 0
         self.error: str | None = None
@@ -216,8 +232,9 @@ class Comparison:
         side = ThreadPoolExecutor(1)  # the diff section refreshes alongside the next watch
         try:
             start.wait(timeout=30)
-            clicked = time.monotonic()
+            self.clicked = clicked = time.monotonic()
             page = self.client.post(self.post_url, data=self.data, follow_redirects=True)
+            self.opened_s = time.monotonic() - clicked
             if page.status_code != 200 or "/new/" in page.url.path:
                 errors = re.findall(r'role="alert"[^>]*>(.*?)</', page.text, re.S)
                 raise AssertionError(f"the form did not open a comparison: {page.status_code} {errors[:3]}")
@@ -309,6 +326,7 @@ def main() -> None:
             prober = Prober(prober_client, probe_urls)
             start = threading.Barrier(COMPARISONS + 1)
             sent_before = len(fake.requests_to("/v1/prompts/run"))
+            cpu_before, load_began = cpu_seconds(server), time.monotonic()
             threads = [threading.Thread(target=c.run, args=(start,), daemon=True) for c in comparisons]
             for t in threads:
                 t.start()
@@ -318,6 +336,7 @@ def main() -> None:
                 t.join(timeout=max(0.0, deadline - time.monotonic()) + 35)
             prober.stopped.set()
             probing.join(timeout=35)
+            cpu_used, load_took = cpu_seconds(server) - cpu_before, time.monotonic() - load_began
         finally:
             for client in clients:
                 client.close()
@@ -339,6 +358,16 @@ def main() -> None:
               f"min {min(done):.2f} s, max {max(done):.2f} s ({len(done)}/{COMPARISONS} done)")
     for line in failed:
         print(f"  FAILED {line}")
+    if runs and done:
+        t0 = min(c.clicked for c in comparisons)
+        arrived = sorted(r.arrived - t0 for r in runs)
+        answered = sorted(r.finished - t0 for r in runs if r.finished)
+        opened = [c.opened_s for c in comparisons if c.opened_s is not None]
+        print(f"phases from the clicks: pages opened median {statistics.median(opened):.2f} s, max {max(opened):.2f} s; "
+              f"Maxim requests arrived {arrived[0]:.2f} .. {statistics.median(arrived):.2f} .. {arrived[-1]:.2f} s; "
+              f"last answer {answered[-1]:.2f} s; last comparison shown {max(c.clicked + c.done_s for c in comparisons if c.done_s) - t0:.2f} s")
+    print(f"gunicorn used {cpu_used:.1f} CPU s in {load_took:.1f} s of load ({cpu_used / load_took:.2f} cores of 2; "
+          f"load average now {os.getloadavg()[0]:.1f})")
     watches = sum(c.watches for c in comparisons)
     busy = sum(c.busy for c in comparisons)
     print(f"watch answers: {watches}, of which 'busy, retry later' (all held slots taken): {busy}; "
