@@ -21,6 +21,10 @@ from prompts_app.models import Run
 HOLD_SECONDS = 20.0
 RECHECK_SECONDS = 0.05
 BUSY_RETRY_MS = 500
+# Half of `make run`'s 8 gunicorn threads: a worker whose every thread is held queues other
+# users' pages behind runs that take seconds (bench/bench_load.py: 16 comparisons at once
+# gave other pages a p95 of 0.9-1.3 s with 8 of 8 held, 0.6 s with 4).
+DEFAULT_HELD_REQUESTS = 4
 MAX_WATCHED = 100  # a comparison has at most 8 columns x 10 repeats
 
 _stored = threading.Condition()
@@ -38,7 +42,7 @@ def _held_slots() -> threading.BoundedSemaphore:
     global _slots
     with _slots_lock:
         if _slots is None:
-            _slots = threading.BoundedSemaphore(getattr(settings, "MAXIMUI_HELD_REQUESTS", 8))
+            _slots = threading.BoundedSemaphore(getattr(settings, "MAXIMUI_HELD_REQUESTS", DEFAULT_HELD_REQUESTS))
         return _slots
 
 
