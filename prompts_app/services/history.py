@@ -163,14 +163,18 @@ def text_q(text: str, *, newest_first: bool = True, workspace_ids: list[int] | N
     if connection.vendor == "sqlite" and words:
         match = " AND ".join(f'"{word}"*' for word in words)
         matches = f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH %s"
+        params: list[object] = [match]
+        if named:
+            # One set of ids (a UNION), not "IN (...) OR prompt_id IN (...)": SQLite cannot use
+            # the match set for an OR and would scan every run.
+            matches += f" UNION SELECT id FROM prompts_app_run WHERE prompt_id IN ({', '.join(['%s'] * len(named))})"
+            params += named
         if not newest_first:  # totals: look each match up by rowid
-            found = Q(pk__in=RawSQL(matches, [match]))
-        else:
-            # For pages, the unary + keeps SQLite walking runs newest-first and probing the match
-            # set, which stops after one page; a lookup per match would sort every match (~36% of
-            # runs for a common word) before returning 50 of them.
-            found = Q(RawSQL(f'+"prompts_app_run"."id" IN ({matches})', [match], output_field=BooleanField()))
-        return found | Q(prompt_id__in=named) if named else found
+            return Q(pk__in=RawSQL(matches, params))
+        # For pages, the unary + keeps SQLite walking runs newest-first and probing the match
+        # set, which stops after one page; a lookup per match would sort every match (~36% of
+        # runs for a common word) before returning 50 of them.
+        return Q(RawSQL(f'+"prompts_app_run"."id" IN ({matches})', params, output_field=BooleanField()))
     q = Q()
     for word in words or [text.strip()]:
         q &= Q(input_text__icontains=word) | Q(output_text__icontains=word) | Q(error__icontains=word)
