@@ -141,3 +141,44 @@ def test_a_pending_run_result_is_held_until_the_run_is_stored(file_db, fake_maxi
     assert time.monotonic() - started < run_watch.HOLD_SECONDS / 2
     thread.join()
     assert "Stored answer" in html and "hx-get" not in html
+
+
+def test_one_person_holds_at_most_two_requests_so_their_tabs_cannot_take_every_slot(editor, viewer):
+    # Two of the viewer's requests are held; the third answers at once (busy), someone else still waits.
+    release = threading.Event()
+    results: list[bool] = []
+
+    def hold() -> None:
+        results.append(run_watch.wait_for_runs([1], user_id=viewer.pk, timeout=5))
+        connection.close()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Run.objects, "filter", lambda **kw: _AlwaysPending(release))
+        threads = [threading.Thread(target=hold) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.2)
+        started = time.monotonic()
+        assert run_watch.wait_for_runs([1], user_id=viewer.pk, timeout=5) is False  # busy for this person
+        assert time.monotonic() - started < 1
+        assert run_watch.wait_for_runs([1], user_id=editor.pk, timeout=0.1) is True  # not for others
+        release.set()
+        for thread in threads:
+            thread.join()
+    assert results == [True, True] and run_watch._held_by_user == {}
+
+
+class _AlwaysPending:
+    """A query of pending runs that stays pending until `release` is set."""
+
+    def __init__(self, release: threading.Event) -> None:
+        self.release = release
+
+    def count(self) -> int:
+        return 0 if self.release.is_set() else 1
+
+
+def test_a_run_id_too_large_for_the_database_is_ignored_not_a_500(fake_maxim, workspace, editor, client_for):
+    comparison, runs = pending_comparison(fake_maxim, workspace, editor)
+    url = reverse("comparison_watch", args=[comparison.pk]) + f"?batch=1&pending={'9' * 40},{runs[0].pk}"
+    assert client_for(editor).get(url).status_code == 200

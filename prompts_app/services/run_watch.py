@@ -30,6 +30,9 @@ MAX_WATCHED = 100  # a comparison has at most 8 columns x 10 repeats
 _stored = threading.Condition()
 _slots_lock = threading.Lock()
 _slots: threading.BoundedSemaphore | None = None
+# Per person and process: two open pages wait at once; more tabs poll at BUSY_RETRY_MS.
+HELD_PER_USER = 2
+_held_by_user: dict[int | None, int] = {}
 
 
 def run_stored() -> None:
@@ -46,15 +49,34 @@ def _held_slots() -> threading.BoundedSemaphore:
         return _slots
 
 
-def wait_for_runs(run_ids: Iterable[int], *, timeout: float | None = None) -> bool:
+def _take_user_slot(user_id: int | None) -> bool:
+    with _slots_lock:
+        if _held_by_user.get(user_id, 0) >= HELD_PER_USER:
+            return False
+        _held_by_user[user_id] = _held_by_user.get(user_id, 0) + 1
+        return True
+
+
+def _give_user_slot(user_id: int | None) -> None:
+    with _slots_lock:
+        _held_by_user[user_id] -= 1
+        if not _held_by_user[user_id]:
+            del _held_by_user[user_id]
+
+
+def wait_for_runs(run_ids: Iterable[int], *, user_id: int | None = None, timeout: float | None = None) -> bool:
     """Hold until one of the pending runs `run_ids` is no longer pending, or `timeout` passes.
 
-    Returns False, without waiting, when this process already holds as many requests as
-    it may: the caller answers with the current state and asks the page to retry shortly.
+    Returns False, without waiting, when this process already holds as many requests as it
+    may, or as many for this user (one person's open tabs cannot take every slot): the caller
+    answers with the current state and asks the page to retry shortly.
     """
     ids = list(run_ids)[:MAX_WATCHED]
+    if not _take_user_slot(user_id):
+        return False
     slots = _held_slots()
     if not slots.acquire(blocking=False):
+        _give_user_slot(user_id)
         return False
     try:
         deadline = time.monotonic() + (HOLD_SECONDS if timeout is None else timeout)
@@ -68,3 +90,4 @@ def wait_for_runs(run_ids: Iterable[int], *, timeout: float | None = None) -> bo
         return True
     finally:
         slots.release()
+        _give_user_slot(user_id)

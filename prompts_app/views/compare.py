@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+import re
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
@@ -23,6 +24,9 @@ from prompts_app.views.access import (
     get_workspace_for_user,
     user_workspaces,
 )
+
+# A run id as a page may send it: ASCII digits that fit a database integer.
+_ID = re.compile(r"[0-9]{1,18}")
 
 
 @login_required
@@ -148,9 +152,9 @@ def comparison_watch(request: HttpRequest, comparison_id: int) -> HttpResponse:
     """Held open until one of the runs the page shows as pending is stored (or a timeout passes),
     then the columns that changed, swapped in out of band, and the next watch."""
     comparison = get_comparison_for_user(request, comparison_id)
-    shown = [int(pk) for pk in request.GET.get("pending", "").split(",")[: run_watch.MAX_WATCHED] if pk.isdigit()]
+    shown = [int(pk) for pk in request.GET.get("pending", "").split(",")[: run_watch.MAX_WATCHED] if _ID.fullmatch(pk)]
     watched = comparison.runs.filter(pk__in=shown)
-    held = run_watch.wait_for_runs(watched.values_list("pk", flat=True))
+    held = run_watch.wait_for_runs(watched.values_list("pk", flat=True), user_id=request.user.pk)
     # Read what is still pending before drawing the changed columns: a run stored in between
     # is then watched once more (a redundant redraw), never missed.
     still = list(watched.filter(status=Run.Status.PENDING).order_by("pk").values_list("pk", flat=True))

@@ -89,7 +89,7 @@ def run_result(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _fresh(get_run_for_user(request, run_id))
     held = True
     if run.status == Run.Status.PENDING and request.GET.get("wait"):
-        held = run_watch.wait_for_runs([run.pk])
+        held = run_watch.wait_for_runs([run.pk], user_id=request.user.pk)
         run = _fresh(get_run_for_user(request, run_id))
     return render(request, RESULT, {"run": run, "retry_ms": 0 if held else run_watch.BUSY_RETRY_MS})
 
