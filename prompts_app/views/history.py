@@ -23,6 +23,7 @@ from prompts_app.forms.history import CostReviewForm, HistoryFilterForm
 from prompts_app.services import audit, history, rollups
 from prompts_app.services.history import scope_for_user
 from prompts_app.services.runs import mark_interrupted_runs
+from prompts_app.streaming import in_chunks
 
 PAGE = "prompts_app/runs/history.html"
 TABLE = "prompts_app/runs/_history_table.html"
@@ -77,7 +78,7 @@ def run_export(request: HttpRequest, fmt: str) -> HttpResponse:
     audit.record_export(request.user, form.run_filter().workspace_ids, fmt=fmt, filters=form.querystring())
     lines = _csv_lines(rows) if fmt == "csv" else _json_lines(rows)
     content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
-    response = StreamingHttpResponse(lines, content_type=content_type)
+    response = StreamingHttpResponse(in_chunks(lines), content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="maximui-runs.{fmt}"'
     return response
 

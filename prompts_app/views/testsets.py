@@ -17,6 +17,7 @@ from prompts_app.forms.testsets import CaseForm, TestSetForm, UploadForm
 from prompts_app.models import Membership, Role, TestCase, TestSet, TestSetUpload
 from prompts_app.services import testsets as services
 from prompts_app.views.access import get_workspace_for_user, membership_for
+from prompts_app.streaming import in_chunks
 
 PAGE = "prompts_app/testsets/detail.html"
 PER_PAGE = 50
@@ -266,7 +267,7 @@ def import_confirm(request: HttpRequest, test_set_id: int, upload_id: int) -> Ht
 def testset_export(request: HttpRequest, test_set_id: int, fmt: str) -> HttpResponse:
     test_set = _get_test_set_for_user(request, test_set_id)
     content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
-    response = StreamingHttpResponse(services.export_lines(test_set, fmt), content_type=content_type)
+    response = StreamingHttpResponse(in_chunks(services.export_lines(test_set, fmt)), content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="test-set-{test_set.pk}.{fmt}"'
     return response
 
