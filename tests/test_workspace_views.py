@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import httpx
@@ -143,7 +144,7 @@ def test_a_key_maxim_rejects_is_not_saved_and_the_reason_is_shown(client_for, ow
     maxim.get("/v1/prompts").respond(401)
     response = client_for(owner).post(url("workspace_replace_key", workspace), {"api_key": "wrong-key-0000", "base_url": BASE_URL}, headers=HX)
     html = response.content.decode()
-    assert 'id="id_api_key_error"' in html and "The key was not saved" in html and "wrong-key-0000" not in html
+    assert 'id="id_replace_api_key_error"' in html and "The key was not saved" in html and "wrong-key-0000" not in html
     workspace.refresh_from_db()
     assert workspace.get_api_key() == API_KEY
 
@@ -452,3 +453,9 @@ def test_an_owner_who_demotes_themselves_reloads_the_page_without_owner_controls
     response = client.post(url("member_role", workspace, mine.pk), {"role": "editor"}, headers=HX)
     assert response["HX-Redirect"] == url("workspace_settings", workspace)
     assert url("invitation_create", workspace) not in client.get(url("workspace_settings", workspace)).content.decode()
+
+
+def test_the_settings_page_has_no_duplicate_ids(client_for, owner, workspace):
+    html = client_for(owner).get(url("workspace_settings", workspace)).content.decode()
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert sorted({i for i in ids if ids.count(i) > 1}) == []

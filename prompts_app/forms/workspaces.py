@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -106,6 +107,11 @@ class ReplaceKeyForm(forms.Form):
     api_key = ApiKeyField(label="New API key", help_text="Checked with Maxim first; saved only if it works.")
     # The base URL shown beside the key field: the key is sent there and nowhere else.
     base_url = forms.CharField(widget=forms.HiddenInput, max_length=500)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Ids of its own: the details form on the same page has an api_key and a base_url too.
+        kwargs.setdefault("auto_id", "id_replace_%s")
+        super().__init__(*args, **kwargs)
 
 
 _PRICE_RANGE = "Enter a price from 0 to 999999.999999 US dollars per 1M tokens."
