@@ -302,3 +302,8 @@ def test_the_version_page_includes_the_run_panel(client_for, editor, viewer, ver
     assert 'id="run-panel"' in html and 'name="var__company"' in html
     assert 'class="run-fields" disabled' not in html
     assert 'class="run-fields" disabled' in client_for(viewer).get(url).content.decode()
+
+
+def test_each_turn_role_select_has_an_accessible_name(client_for, editor, version):
+    html = client_for(editor).get(reverse("version_detail", args=[version.pk])).content.decode()
+    assert 'aria-label="Role of turn 1"' in html

@@ -24,6 +24,13 @@ class TurnForm(forms.Form):
         required=False, strip=False, widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Message"})
     )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The role select sits beside the turn's label: it needs a name of its own for screen readers.
+        number = (self.prefix or "").rsplit("-", 1)[-1]
+        turn = f"turn {int(number) + 1}" if number.isdigit() else "this turn"
+        self.fields["role"].widget.attrs["aria-label"] = f"Role of {turn}"
+
 
 TurnFormSet = formset_factory(TurnForm, extra=0, max_num=MAX_TURNS, validate_max=True)
 
