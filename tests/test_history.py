@@ -242,3 +242,9 @@ def test_filter_errors_are_announced(client_for, owner, workspace):
     assert 'class="alert error" role="alert"' in body and 'id="err-date_from" class="field-errors" role="alert"' in body
     costs = client_for(owner).get(reverse("cost_review"), {"period": "custom", "date_from": "nope"}).content.decode()
     assert '<div class="field-errors" role="alert">' in costs
+
+
+def test_totals_of_failed_runs_only_show_no_cost_rather_than_zero_dollars(client_for, owner, version):
+    make_run(version, owner, status="failed", error="Maxim had a server error (500)")
+    body = client_for(owner).get(reverse("run_history_totals"), {"status": "failed"}).content.decode()
+    assert "$0.00" not in body and "No run here has a price" in body
