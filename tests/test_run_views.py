@@ -307,3 +307,13 @@ def test_the_version_page_includes_the_run_panel(client_for, editor, viewer, ver
 def test_each_turn_role_select_has_an_accessible_name(client_for, editor, version):
     html = client_for(editor).get(reverse("version_detail", args=[version.pk])).content.decode()
     assert 'aria-label="Role of turn 1"' in html
+
+
+def test_after_a_reload_the_version_page_points_to_a_run_still_waiting_for_maxim(client_for, editor, viewer, version):
+    from prompts_app.models import Run
+
+    run = Run.objects.create(workspace=version.prompt.workspace, prompt=version.prompt, version=version, user=editor,
+                             provider=version.provider, model_name=version.model_name, status=Run.Status.PENDING)  # fmt: skip
+    html = client_for(editor).get(reverse("version_detail", args=[version.pk])).content.decode()
+    assert "is still waiting for Maxim" in html and reverse("run_detail", args=[run.pk]) in html
+    assert "is still waiting for Maxim" not in client_for(viewer).get(reverse("version_detail", args=[version.pk])).content.decode()

@@ -340,3 +340,14 @@ def mark_interrupted_runs(*, all_pending: bool = False) -> int:
     )
     rollups.catch_up()  # the bulk update skipped record(); add the settled runs to history totals
     return count
+
+
+def waiting_run(*, version: PromptVersion, user: Any) -> Run | None:
+    """This person's newest run of the version still waiting for Maxim (a single run, not a
+    comparison's), so the version page can say so after a reload instead of inviting a second run."""
+    return (
+        Run.objects.filter(version=version, user=user, status=Run.Status.PENDING, comparison=None, is_draft=False)
+        .order_by("-created_at")
+        .only("pk", "created_at")
+        .first()
+    )

@@ -23,6 +23,7 @@ from prompts_app.models import Prompt, PromptVersion, Role
 from prompts_app.services import deployments
 from prompts_app.services import prompt_list as prompt_list_service
 from prompts_app.services import versions as services
+from prompts_app.services import runs as run_services
 from prompts_app.views.access import get_prompt_for_user, get_version_for_user, get_workspace_for_user
 
 T = "prompts_app/versions/"
@@ -290,7 +291,8 @@ def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
                "tools": [{**tool, "schema": diffing.pretty(tool.get("parameters"))} for tool in version.tools],
                "parameters": [(key, diffing.pretty(value)) for key, value in sorted(version.model_parameters.items())], "deployments": version.deployments.all()[:10],
                "others": version.prompt.versions.exclude(pk=version.pk),
-               "can_edit": request.membership.allows(Role.EDITOR), "nav": "workspaces"}
+               "can_edit": request.membership.allows(Role.EDITOR), "nav": "workspaces",
+               "waiting_run": run_services.waiting_run(version=version, user=request.user)}
     return render(request, T + "version_detail.html", context)
 
 
