@@ -182,3 +182,17 @@ def test_a_run_id_too_large_for_the_database_is_ignored_not_a_500(fake_maxim, wo
     comparison, runs = pending_comparison(fake_maxim, workspace, editor)
     url = reverse("comparison_watch", args=[comparison.pk]) + f"?batch=1&pending={'9' * 40},{runs[0].pk}"
     assert client_for(editor).get(url).status_code == 200
+
+
+@pytest.mark.usefixtures("unsent")
+def test_the_default_baseline_stays_on_a_running_first_column_instead_of_jumping_when_it_finishes(
+    fake_maxim, workspace, editor
+):
+    from prompts_app.services import compare_report
+
+    comparison, runs = pending_comparison(fake_maxim, workspace, editor)
+    Run.objects.filter(pk=runs[1].pk).update(status=Run.Status.SUCCESS, output_text="Second first")
+    columns = list(comparison.columns.order_by("position"))
+    assert compare_report.default_baseline(comparison, columns) == columns[0]
+    Run.objects.filter(pk=runs[0].pk).update(status=Run.Status.FAILED, error="boom")
+    assert compare_report.default_baseline(comparison, columns) == columns[1]  # a failed one is skipped

@@ -228,10 +228,11 @@ def output_diffs(
 def default_baseline(
     comparison: Comparison, columns: list[ComparisonColumn], runs: list[Run] | None = None
 ) -> ComparisonColumn | None:
-    """The first column whose run succeeded (a failed baseline makes every diff noise)."""
+    """The first column whose run succeeded or is still running (a failed baseline makes every
+    diff noise). A running column keeps its place, so the baseline does not jump when it finishes."""
     grouped = runs_by_column(comparison, runs)
     for column in columns:
-        if any(r.status == Run.Status.SUCCESS for r in grouped.get(column.pk, [])):
+        if any(r.status in (Run.Status.SUCCESS, Run.Status.PENDING) for r in grouped.get(column.pk, [])):
             return column
     return columns[0] if columns else None
 
