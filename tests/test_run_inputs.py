@@ -132,8 +132,8 @@ def test_a_run_after_a_refused_one_replaces_the_error(client_for, editor, compla
     assert 'role="alert"' in outcome.split('id="run-result"')[0]
     ok = client.post(run_url(complaint_version), run_data(var__complaint="Late."), headers=HTMX).content.decode()
     assert ok.lstrip().startswith("<div id=\"run-outcome\"") or '<div id="run-outcome"' in ok.split("<article")[0]
-    assert "Fill in" not in ok and "errorlist" not in ok.split('hx-swap-oob="delete')[0]
-    assert 'hx-swap-oob="delete:#run-form .errorlist"' in ok  # field errors left from the refusal go too
+    assert "Fill in" not in ok and "errorlist" not in ok
+    assert 'data-clear-errors="run-form"' in ok  # field errors left from the refusal go too (static/js/app.js)
     assert "Hi Ann, how can I help?" in ok
 
 

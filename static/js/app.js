@@ -34,6 +34,17 @@
   document.addEventListener("htmx:afterSettle", showFirstError);
   showFirstError();
 
+  // A run that went through makes every field error left from a refused one stale: clear them
+  // (marked data-clear-errors on the new result) and the fields' invalid state with them.
+  document.addEventListener("htmx:afterSettle", () => {
+    const marker = document.querySelector("[data-clear-errors]");
+    if (!marker) return;
+    const form = document.getElementById(marker.getAttribute("data-clear-errors"));
+    marker.removeAttribute("data-clear-errors");
+    form?.querySelectorAll(".errorlist").forEach((list) => list.remove());
+    form?.querySelectorAll('[aria-invalid="true"]').forEach((field) => field.removeAttribute("aria-invalid"));
+  });
+
   document.addEventListener("keydown", (event) => {
     // Ctrl/Cmd+Enter submits the nearest form marked data-submit-shortcut (or the page's first).
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
