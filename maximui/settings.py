@@ -59,6 +59,19 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean: use 1/0, true/false, yes/no or on/off")
 
 
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a whole number") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = env(name)
     if raw is None:
@@ -112,6 +125,10 @@ try:
     parse_allow_list(MAXIMUI_ALLOWED_BASE_URLS)
 except PolicyError as exc:
     raise ImproperlyConfigured(str(exc)) from None
+
+# Requests held open per process until a run is stored (comparison pages, pending runs): keep
+# it below gunicorn's --threads so other pages always have a thread (see services/run_watch.py).
+MAXIMUI_HELD_REQUESTS = env_int("MAXIMUI_HELD_REQUESTS", 4, minimum=1)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 if DEBUG and not set(ALLOWED_HOSTS) <= {"127.0.0.1", "localhost", "[::1]", "::1"}:

@@ -55,6 +55,14 @@ def test_a_bad_boolean_names_the_variable(name):
     assert f"{name}='maybe' is not a boolean" in result.stderr
 
 
+def test_the_held_request_bound_comes_from_the_environment_and_is_checked():
+    code = "import maximui.settings as s; print(s.MAXIMUI_HELD_REQUESTS)"
+    assert load_settings({**SECRETS}, code).stdout.split() == ["4"]
+    assert load_settings({**SECRETS, "MAXIMUI_HELD_REQUESTS": "6"}, code).stdout.split() == ["6"]
+    for bad, message in (("many", "is not a whole number"), ("0", "must be at least 1")):
+        result = load_settings({**SECRETS, "MAXIMUI_HELD_REQUESTS": bad})
+        assert result.returncode != 0 and f"MAXIMUI_HELD_REQUESTS={bad!r} {message}" in result.stderr
+
 def test_a_postgres_database_url_selects_the_postgresql_engine():
     code = "import maximui.settings as s; d = s.DATABASES['default']; print(d['ENGINE'], d['NAME'], d['HOST'], d['PORT'])"
     result = load_settings({**SECRETS, "DATABASE_URL": "postgres://app:pw@db.internal:5433/maximui"}, code)
