@@ -120,7 +120,7 @@ if TESTING:
         "http://127.0.0.1:*",
     ]  # fmt: skip
 try:
-    from prompts_app.outbound import PolicyError, parse_allow_list
+    from prompts_app.maxim.outbound import PolicyError, parse_allow_list
 
     parse_allow_list(MAXIMUI_ALLOWED_BASE_URLS)
 except PolicyError as exc:

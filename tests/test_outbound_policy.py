@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.urls import reverse
 
-from prompts_app import maxim, outbound
+from prompts_app import maxim
+from prompts_app.maxim import outbound
 from prompts_app.maxim import MaximClient, MaximError
 from prompts_app.models import Workspace
 from tests.conftest import API_KEY

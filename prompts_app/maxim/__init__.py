@@ -1,7 +1,7 @@
 """The Maxim prompts API client: the only module in maximui that speaks HTTP.
 
 No ORM here. Where it may connect, and how long and how much it reads, is
-`prompts_app.outbound` (the outbound policy, a wall-clock deadline, a size cap).
+`prompts_app.maxim.outbound` (the outbound policy, a wall-clock deadline, a size cap).
 Every failure becomes a `MaximError` whose `message` a person can act on; the API
 key is never stored on the shared connection pool, logged, or put in a message,
 and no httpx exception (whose traceback holds the request headers) leaves here.
@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from prompts_app import outbound
+from prompts_app.maxim import outbound
 from prompts_app.jsontext import load_json
 
 log = logging.getLogger(__name__)
