@@ -41,7 +41,7 @@ from django.test.utils import setup_test_environment  # noqa: E402
 from django.urls import reverse  # noqa: E402
 
 from prompts_app.models import Comparison, Membership, Prompt, PromptVersion, Role, Workspace  # noqa: E402
-from prompts_app.services import compare  # noqa: E402
+from prompts_app import runner  # noqa: E402
 from prompts_app.services.runs import run_version  # noqa: E402
 from tests.maxim_server import FakeMaxim  # noqa: E402
 
@@ -113,7 +113,7 @@ def main() -> None:
         submitted = time.monotonic()
         compare8, order = time_comparison(client, workspace, versions)
         finished = time.monotonic()
-        compare.wait_for_background_runs(timeout=10)
+        runner.wait(timeout=10)
         sent = fake.requests_to("/v1/prompts/run")[-COLUMNS:]
         arrivals = sorted(r.arrived for r in sent)
         last_answer = max(r.finished for r in sent)

@@ -11,6 +11,13 @@ API_KEY = "test-key-1234"  # the key tests/maxim_server.py accepts by default
 BASE_URL = "https://maxim.test"
 
 
+@pytest.fixture(autouse=True)
+def immediate_runner(settings):
+    """The runner (prompts_app/runner.py) sends in the test's own thread, where the test's
+    uncommitted data is seen; tests on committed data (file_db) use the thread pool instead."""
+    settings.MAXIMUI_RUNNER = "immediate"
+
+
 @pytest.fixture
 def make_user(db):
     def make(username: str, **extra):

@@ -32,8 +32,9 @@ def make_version(prompt: Prompt, number: int, *, model: str = "gpt-4o", maxim_id
 
 @pytest.fixture
 def inline_runs(settings):
-    """Runs execute in the request's thread: the test DB lives in one transaction."""
-    settings.MAXIMUI_COMPARE_INLINE = True
+    """Runs execute in the request's thread: the test DB lives in one transaction. (The suite's
+    default, tests/conftest.py; named here for the tests that depend on it.)"""
+    settings.MAXIMUI_RUNNER = "immediate"
 
 
 @pytest.fixture
@@ -99,17 +100,18 @@ def seed_fake(fake, workspace: Workspace, models: list[str], *, name: str = "Sup
 
 
 @pytest.fixture
-def file_db(transactional_db):
-    """Committed data, so the comparison's pool threads (own connections) see it.
+def file_db(transactional_db, settings):
+    """Committed data, so the runner's pool threads (own connections) see it.
 
     The test database is a SQLite file in WAL mode (see settings), where writers from
     several threads wait for each other as in production.
     """
+    settings.MAXIMUI_RUNNER = "thread"
     yield
     compare_wait()
 
 
 def compare_wait() -> None:
-    from prompts_app.services.compare import wait_for_background_runs
+    from prompts_app import runner
 
-    wait_for_background_runs(timeout=30)
+    runner.wait(timeout=30)
