@@ -78,7 +78,7 @@ def test_execute_run_records_when_the_request_left(version, editor, workspace):
 
 @pytest.mark.parametrize("page", ["run_history", "run_detail"])
 def test_pages_write_nothing_and_leave_a_queued_comparison_run_alone(client_for, editor, version, workspace, page):
-    queued = pending_run(version, editor, age=dt.timedelta(minutes=5))
+    pending_run(version, editor, age=dt.timedelta(minutes=5))  # queued behind other runs: left alone
     stale = pending_run(version, editor, age=dt.timedelta(hours=2))  # shown as not sent, still not written
     html = client_for(editor).get(reverse(page, args=[stale.pk] if page == "run_detail" else [])).content.decode()
     assert "badge not_sent" in html
