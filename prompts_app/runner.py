@@ -44,6 +44,7 @@ _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 _futures: set[Future] = set()  # in flight, so tests and the benchmark can wait for them
 _sweeper: threading.Thread | None = None
+_stop = threading.Event()  # ends the sweeper; only tests set it
 
 
 def submit(run: Run, *, price_rules: list[CustomPriceRule] | None = None) -> Future:
@@ -93,7 +94,8 @@ def _sweep_forever() -> None:
             log.exception("sweeping runs left pending failed")
         finally:
             connection.close()
-        time.sleep(SWEEP_SECONDS)
+        if _stop.wait(SWEEP_SECONDS):
+            return
 
 
 def _executor() -> ThreadPoolExecutor:

@@ -94,22 +94,22 @@ def test_the_command_settles_only_stale_runs_so_servers_can_share_the_database(v
 
 
 def test_the_runner_sweeps_when_it_starts_and_then_periodically(monkeypatch):
-    swept = threading.Event()
+    stop = threading.Event()
     calls = []
 
     def sweep() -> int:
         calls.append(threading.current_thread().name)
         if len(calls) == 2:
-            swept.set()
-            raise SystemExit  # ends the sweeper thread (it only catches Exception)
+            stop.set()  # the sweeper ends after this one
         return 0
 
     monkeypatch.setattr(runner, "sweep", sweep)
     monkeypatch.setattr(runner, "SWEEP_SECONDS", 0.01)
     monkeypatch.setattr(runner, "_sweeper", None)
+    monkeypatch.setattr(runner, "_stop", stop)
     runner.start()
     runner.start()  # once per process
-    assert swept.wait(5)
+    runner._sweeper.join(timeout=5)
     assert calls == ["runner-sweep", "runner-sweep"]
 
 
