@@ -1,50 +1,50 @@
 """A comparison's batch becomes two fields of Run, `batch` and `repeat` (issue #10).
 
 Until now both were packed into the run's idempotency key, "cmp-<comparison>-<batch>-<column>-<repeat>".
-The data migration reads them back out of the keys, in chunks of primary keys, with one UPDATE
-per (batch, repeat) pair in a chunk (a handful: repeats are at most 10), and clears the keys:
-the unique (column, batch, repeat) constraint now guards a double-posted batch. Backwards, the
-keys are written again from the fields.
+The data migration reads them back out in SQL, one UPDATE per range of CHUNK primary keys (the
+comparison and column ids are on the row, so each part is found by its position, the same way
+on SQLite and PostgreSQL), and clears the keys: the unique (column, batch, repeat) constraint now
+guards a double-posted batch. A run whose comparison was deleted belongs to no batch and keeps
+its key. Backwards, the keys are written again from the fields.
 """
 
 from __future__ import annotations
 
-import re
-from collections import defaultdict
-
 from django.db import migrations, models
-from django.db.models import CharField, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import CharField, IntegerField, Max, Min, Value
+from django.db.models.functions import Cast, Concat, Length, StrIndex, Substr
 
-KEY = re.compile(r"cmp-\d+-(\d+)-\d+-(\d+)")
-CHUNK = 5_000
+CHUNK = 20_000
+TEXT = CharField()
+
+
+def _text(field: str) -> Cast:
+    return Cast(field, TEXT)
 
 
 def keys_to_fields(apps, schema_editor) -> None:
     Run = apps.get_model("prompts_app", "Run")
-    runs = Run.objects.filter(idempotency_key__startswith="cmp-").order_by("pk")
-    last = 0
-    while True:
-        chunk = list(runs.filter(pk__gt=last).values_list("pk", "idempotency_key")[:CHUNK])
-        if not chunk:
-            return
-        places: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for pk, key in chunk:
-            match = KEY.fullmatch(key)
-            if match:
-                places[int(match[1]), int(match[2])].append(pk)
-        for (batch, repeat), pks in places.items():
-            Run.objects.filter(pk__in=pks).update(batch=batch, repeat=repeat, idempotency_key="")
-        last = chunk[-1][0]
+    runs = Run.objects.filter(idempotency_key__startswith="cmp-", comparison__isnull=False, column__isnull=False)
+    bounds = runs.aggregate(low=Min("pk"), high=Max("pk"))
+    if bounds["low"] is None:
+        return
+    prefix = Concat(Value("cmp-"), _text("comparison_id"), Value("-"), output_field=TEXT)
+    rest = Substr("idempotency_key", Length(prefix) + 1)  # "<batch>-<column>-<repeat>"
+    dash = StrIndex(rest, Value("-"))
+    batch = Substr(rest, 1, dash - 1)
+    repeat = Substr(Substr(rest, dash + 1), Length(_text("column_id")) + 2)  # after "<column>-"
+    for low in range(bounds["low"], bounds["high"] + 1, CHUNK):
+        runs.filter(pk__gte=low, pk__lt=low + CHUNK).update(
+            batch=Cast(batch, IntegerField()), repeat=Cast(repeat, IntegerField()), idempotency_key=""
+        )
 
 
 def fields_to_keys(apps, schema_editor) -> None:
     Run = apps.get_model("prompts_app", "Run")
-    text = CharField()
     Run.objects.filter(batch__isnull=False, comparison__isnull=False, column__isnull=False).update(
         idempotency_key=Concat(
-            Value("cmp-"), Cast("comparison_id", text), Value("-"), Cast("batch", text), Value("-"),
-            Cast("column_id", text), Value("-"), Cast("repeat", text), output_field=text,
+            Value("cmp-"), _text("comparison_id"), Value("-"), _text("batch"), Value("-"),
+            _text("column_id"), Value("-"), _text("repeat"), output_field=TEXT,
         )
     )  # fmt: skip
 
