@@ -2,8 +2,9 @@
 
 What is a comparison batch? Each time a comparison is run (on creation, then every "Run
 again") it gets a new **batch**: the next number after `Comparison.batch`, which then names
-the latest one. A batch holds, for every column of the comparison, `Comparison.repeats` runs
-(1 to 10) of that column's version (or draft snapshot) on that column's input. Each of those
+the latest one. A batch holds, for every column of the comparison, the same number of runs
+(1 to 10, chosen when it is started; `Comparison.repeats` keeps the latest batch's) of that
+column's version (or draft snapshot) on that column's input. Each of those
 runs records its place on `Run`: `column`, `batch` and `repeat` (0, 1, ... within the column),
 and the database keeps one run per place (the `one_run_per_batch_place` constraint). Runs
 outside any comparison have neither batch nor repeat.
@@ -15,7 +16,8 @@ form starts nothing), records every run as pending, then hands them to the runne
 show the latest batch; older batches stay in the history.
 
 Reading: a page loads its batch once with `batch_runs()` and passes the runs (or one column's,
-via `by_column()`) to whatever draws them.
+via `by_column()`) to whatever draws them. A run whose process died comes back shown as the
+runner's sweep will settle it (interrupted, or not sent), so no page waits for it.
 """
 
 from __future__ import annotations
