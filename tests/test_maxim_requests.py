@@ -10,7 +10,14 @@ import pytest
 import respx
 
 from prompts_app.maxim import (
-    MaximError, ModelChoice, NewDeployment, NewPrompt, NewVersion, RunRequest, Use, client_for,
+    MaximError,
+    ModelChoice,
+    NewDeployment,
+    NewPrompt,
+    NewVersion,
+    RunRequest,
+    Use,
+    client_for,
 )
 from prompts_app.maxim.client import CHECK_DEADLINE
 from prompts_app.run_input import fill_variables

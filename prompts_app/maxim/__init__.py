@@ -26,8 +26,20 @@ from prompts_app.maxim.client import (
     normalise_base_url,
 )
 from prompts_app.maxim.errors import MaximError
-from prompts_app.maxim.requests import ModelChoice, NewDeployment, NewPrompt, NewVersion, RunRequest
-from prompts_app.maxim.shapes import DeployResult, PromptInfo, RunResult, VersionInfo, WorkspaceInfo
+from prompts_app.maxim.requests import (
+    ModelChoice,
+    NewDeployment,
+    NewPrompt,
+    NewVersion,
+    RunRequest,
+)
+from prompts_app.maxim.shapes import (
+    DeployResult,
+    PromptInfo,
+    RunResult,
+    VersionInfo,
+    WorkspaceInfo,
+)
 
 __all__ = [
     "CALL_DEADLINE", "CHECK_DEADLINE", "MAX_PAGES", "PAGE_SIZE", "RUN_DEADLINE", "USER_AGENT",

@@ -29,7 +29,13 @@ from prompts_app.jsontext import load_json
 from prompts_app.maxim import outbound, shapes
 from prompts_app.maxim.errors import MAYBE_DONE, MaximError
 from prompts_app.maxim.requests import NewDeployment, NewPrompt, NewVersion, RunRequest
-from prompts_app.maxim.shapes import DeployResult, PromptInfo, RunResult, VersionInfo, WorkspaceInfo
+from prompts_app.maxim.shapes import (
+    DeployResult,
+    PromptInfo,
+    RunResult,
+    VersionInfo,
+    WorkspaceInfo,
+)
 
 log = logging.getLogger(__name__)
 
