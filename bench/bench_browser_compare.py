@@ -44,6 +44,7 @@ from django.core.management import call_command  # noqa: E402
 from django.urls import reverse  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from prompts_app.maxim import NewVersion  # noqa: E402
 from prompts_app.models import Membership, Prompt, PromptVersion, Role, Workspace  # noqa: E402
 from tests.maxim_server import FakeMaxim  # noqa: E402
 
@@ -63,7 +64,7 @@ def seed(fake: FakeMaxim):
             model_parameters={"temperature": round(0.1 * number, 1)},
             messages=[{"role": "system", "content": f"You answer for Acme, reply style {number}"}],
         )
-        version.maxim_id = fake.add_version(version.to_api_payload())["id"]
+        version.maxim_id = fake.add_version(NewVersion.from_content(prompt_id=version.prompt.maxim_id, content=version.content()).body())["id"]
         version.save()
         versions.append(version)
     return user, workspace, versions

@@ -40,6 +40,7 @@ from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 from django.urls import reverse  # noqa: E402
 
+from prompts_app.maxim import NewVersion  # noqa: E402
 from prompts_app.models import Comparison, Membership, Prompt, PromptVersion, Role, Workspace  # noqa: E402
 from prompts_app.services import compare  # noqa: E402
 from prompts_app.services.runs import run_version  # noqa: E402
@@ -63,7 +64,7 @@ def seed(fake: FakeMaxim):
             model_parameters={"temperature": round(0.1 * number, 1)},
             messages=[{"role": "system", "content": "You answer for {{company}}, reply style " + str(number)}],
         )
-        version.maxim_id = fake.add_version(version.to_api_payload())["id"]
+        version.maxim_id = fake.add_version(NewVersion.from_content(prompt_id=version.prompt.maxim_id, content=version.content()).body())["id"]
         version.save()
         versions.append(version)
     return user, workspace, versions

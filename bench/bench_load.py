@@ -60,6 +60,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.urls import reverse  # noqa: E402
 
+from prompts_app.maxim import NewVersion  # noqa: E402
 from prompts_app.models import Membership, Prompt, PromptVersion, Role, Workspace  # noqa: E402
 from tests.maxim_server import FakeMaxim  # noqa: E402
 
@@ -82,7 +83,7 @@ def seed(fake: FakeMaxim):
             model_parameters={"temperature": round(0.1 * number, 1)},
             messages=[{"role": "system", "content": f"You answer for Acme, reply style {number}"}],
         )
-        version.maxim_id = fake.add_version(version.to_api_payload())["id"]
+        version.maxim_id = fake.add_version(NewVersion.from_content(prompt_id=version.prompt.maxim_id, content=version.content()).body())["id"]
         version.save()
         versions.append(version)
     return users, workspace, prompt, versions

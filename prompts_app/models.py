@@ -108,7 +108,8 @@ class VersionContent(models.Model):
 
     `messages` are in the API's own shape: {role, content (str | parts | None),
     tool_calls?, tool_call_id?}. `tools` are {name, description, parameters}.
-    `model_parameters` holds every parameter except tools.
+    `model_parameters` holds every parameter except tools. What is sent to Maxim is
+    built from `content()` by the client (prompts_app/maxim/requests.py).
     """
 
     description = models.TextField(blank=True)
@@ -139,25 +140,6 @@ class VersionContent(models.Model):
                 for name in VARIABLE_RE.findall(text):
                     found.setdefault(name, None)
         return list(found)
-
-    def api_model_parameters(self) -> dict[str, Any]:
-        params = dict(self.model_parameters)
-        if self.tools:
-            # Maxim's run contract carries tools in modelParameters.tools (OpenAI shape);
-            # the create-version contract leaves modelParameters open, so the same shape
-            # is sent there and read back on import.
-            params["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": tool["name"],
-                        "description": tool.get("description", ""),
-                        "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
-                    },
-                }
-                for tool in self.tools
-            ]
-        return params
 
 
 def message_texts(message: dict[str, Any]) -> list[str]:
@@ -196,17 +178,6 @@ class PromptVersion(VersionContent):
     @property
     def workspace(self) -> Workspace:
         return self.prompt.workspace
-
-    def to_api_payload(self) -> dict[str, Any]:
-        """The body of POST /v1/prompts/versions for this content."""
-        return {
-            "promptId": self.prompt.maxim_id,
-            "description": self.description,
-            "modelName": self.model_name,
-            "modelProvider": self.provider,
-            "messages": self.messages,
-            "modelParameters": self.api_model_parameters(),
-        }
 
 
 class Draft(VersionContent):

@@ -9,6 +9,7 @@ import httpx
 import pytest
 import respx
 
+from prompts_app.maxim import NewVersion
 from prompts_app.models import Prompt, PromptVersion, Workspace
 from tests.conftest import BASE_URL
 from tests.maxim_spec import validate_request
@@ -91,7 +92,7 @@ def seed_fake(fake, workspace: Workspace, models: list[str], *, name: str = "Sup
             model_parameters={"temperature": round(0.1 * number, 1)},
             messages=[{"role": "system", "content": "You answer for {{company}}."}],
         )
-        remote = fake.add_version(local.to_api_payload())
+        remote = fake.add_version(NewVersion.from_content(prompt_id=prompt.maxim_id, content=local.content()).body())
         local.maxim_id = remote["id"]
         local.save()
         versions.append(local)

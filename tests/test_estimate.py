@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from prompts_app import pricing
 from prompts_app.forms.runs import MAX_INPUT_CHARS
+from prompts_app.maxim import ModelChoice
 from prompts_app.models import CustomPrice, PromptVersion, Run
 from tests.test_run_views import form_data
 
@@ -46,7 +47,7 @@ def test_tools_count_towards_the_estimate(client_for, editor, prompt):
     )
     client = client_for(editor)
     expected = pricing.estimate_input_tokens(
-        [{"role": "user", "content": "Where is my order?"}], with_tools.api_model_parameters()["tools"], model="gpt-4o"
+        [{"role": "user", "content": "Where is my order?"}], ModelChoice.of(with_tools.content()).api_parameters()["tools"], model="gpt-4o"
     )
     assert f"≈ {expected} input tokens" in estimate(client, with_tools)
     assert f"≈ {expected} input tokens" not in estimate(client, plain)

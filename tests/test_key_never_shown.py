@@ -20,7 +20,7 @@ SECRETS = (KEY, WRONG_KEY)
 
 @pytest.fixture(autouse=True)
 def no_retry_waits(monkeypatch):
-    monkeypatch.setattr("prompts_app.maxim._backoff", lambda attempt: 0)
+    monkeypatch.setattr("prompts_app.maxim.client._backoff", lambda attempt: 0)
 
 
 @pytest.fixture

@@ -114,7 +114,7 @@ def test_failures_from_a_real_server_are_sent_once(client_for, editor, version, 
 
 
 def test_a_hanging_server_times_out_and_is_not_resent(client_for, editor, version, seeded, monkeypatch):
-    monkeypatch.setattr(maxim, "TIMEOUT", httpx.Timeout(connect=2.0, read=0.5, write=2.0, pool=2.0))
+    monkeypatch.setattr(maxim.client, "TIMEOUT", httpx.Timeout(connect=2.0, read=0.5, write=2.0, pool=2.0))
     maxim.close_pools()  # the pool for this base URL must be built with the short timeout
     seeded.hang_seconds = 3
     try:

@@ -23,7 +23,7 @@ KEY = "mx-secret-connect-key-9876"
 @pytest.fixture(autouse=True)
 def no_retry_waits(monkeypatch):
     # The client backs off between retried GETs; tests need not wait for it.
-    monkeypatch.setattr("prompts_app.maxim._backoff", lambda attempt: 0)
+    monkeypatch.setattr("prompts_app.maxim.client._backoff", lambda attempt: 0)
 
 
 def _workspaces_page(items, cursor=None):

@@ -18,7 +18,6 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 from prompts_app import diffing, pricing
 from prompts_app.forms import builder
 from prompts_app.forms.versions import ConditionFormSetClass, PromptForm, condition_data
-from prompts_app.maxim import MaximError
 from prompts_app.models import Prompt, PromptVersion, Role
 from prompts_app.services import deployments
 from prompts_app.services import prompt_list as prompt_list_service
@@ -56,7 +55,7 @@ def prompt_sync(request: HttpRequest, workspace_id: int) -> HttpResponse:
     workspace = get_workspace_for_user(request, workspace_id, Role.EDITOR)
     try:
         created, updated = services.sync_prompts(workspace)
-    except MaximError as exc:
+    except services.MaximCallFailed as exc:
         messages.error(request, f"Could not sync prompts: {exc.message}")
     else:
         messages.success(request, f"Synced from Maxim: {created} new, {updated} updated.")
@@ -72,7 +71,7 @@ def prompt_create(request: HttpRequest, workspace_id: int) -> HttpResponse:
         return _prompt_list_page(request, workspace, form)
     try:
         prompt = services.create_prompt(workspace=workspace, **form.cleaned_data)
-    except MaximError as exc:
+    except services.MaximCallFailed as exc:
         return _prompt_list_page(request, workspace, form, error=f"Maxim did not create the prompt: {exc.message}")
     messages.success(request, f"Created prompt “{prompt.name}”.")
     return redirect("prompt_detail", prompt_id=prompt.pk)
@@ -98,7 +97,7 @@ def prompt_import(request: HttpRequest, prompt_id: int) -> HttpResponse:
     prompt = get_prompt_for_user(request, prompt_id, Role.EDITOR)
     try:
         created, updated = services.import_versions(prompt)
-    except MaximError as exc:
+    except services.MaximCallFailed as exc:
         messages.error(request, f"Could not import versions: {exc.message}")
     else:
         messages.success(request, f"Imported from Maxim: {created} new versions, {updated} updated.")
@@ -184,8 +183,8 @@ def _builder_post(request: HttpRequest, prompt: Prompt, base: PromptVersion | No
     if action == "create" and valid:
         try:
             version = services.create_version(draft=draft, content=form.content(), user=request.user)
-        except (MaximError, services.AlreadyCreating) as exc:
-            error = exc.message if isinstance(exc, MaximError) else str(exc)
+        except (services.MaximCallFailed, services.AlreadyCreating) as exc:
+            error = exc.message if isinstance(exc, services.MaximCallFailed) else str(exc)
         else:
             messages.success(request, f"Created version {version.number} on Maxim.")
             return _to_version(request, version)
@@ -318,7 +317,7 @@ def version_deploy(request: HttpRequest, version_id: int) -> HttpResponse:
     if action == "deploy" and formset.is_valid():
         try:
             deployment = services.deploy_version(version=version, conditions=formset.conditions(), user=request.user)
-        except MaximError as exc:
+        except services.MaximCallFailed as exc:
             error = exc.message
         else:
             messages.success(request, f"Deployed version {version.number}: Maxim says “{deployment.status}”.")
