@@ -64,10 +64,6 @@ class Workspace(models.Model):
     def masked_key(self) -> str:
         return "••••" + self.api_key_last4
 
-    def role_of(self, user) -> str | None:
-        membership = self.memberships.filter(user=user).first()
-        return membership.role if membership else None
-
 
 class Membership(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")

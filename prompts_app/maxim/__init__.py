@@ -29,7 +29,6 @@ from prompts_app.jsontext import load_json
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.getmaxim.ai"
 # A run may legitimately take a minute (slow models, long outputs), hence the long read.
 TIMEOUT = httpx.Timeout(connect=5.0, read=90.0, write=30.0, pool=10.0)
 LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=60.0)

@@ -21,9 +21,6 @@ from prompts_app.services.compare import draft_base_version
 from prompts_app.services import audit
 from prompts_app.services.runs import run_version
 
-_NO_BASE = object()
-
-
 def client_for(workspace: Workspace) -> maxim.MaximClient:
     return maxim.get_client(workspace.base_url, workspace.get_api_key())
 
