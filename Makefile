@@ -39,7 +39,7 @@ bench: install
 
 fake-maxim: install
 	@echo "Fake Maxim on $(FAKE_MAXIM) (key test-key-1234); \`make run\` allows this origin. Elsewhere add it to MAXIMUI_ALLOWED_BASE_URLS."
-	$(BIN)/python tests/maxim_server.py --port 8765
+	$(BIN)/python -m devtools.maxim_server --port 8765
 
 # Formats with the settings in pyproject.toml; `# fmt: skip` marks lines laid out by hand.
 format: install

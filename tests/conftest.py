@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 
 from prompts_app.models import Membership, Prompt, PromptVersion, Role, Workspace
 
-API_KEY = "test-key-1234"  # the key tests/maxim_server.py accepts by default
+API_KEY = "test-key-1234"  # the key devtools/maxim_server.py accepts by default
 BASE_URL = "https://maxim.test"
 
 
@@ -154,7 +154,7 @@ def browser_login(page, live_server):
 @pytest.fixture
 def fake_maxim():
     """A Maxim-compatible server on loopback that checks every request against the spec."""
-    from tests.maxim_server import FakeMaxim
+    from devtools.maxim_server import FakeMaxim
 
     with FakeMaxim() as server:
         yield server
