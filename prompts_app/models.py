@@ -12,6 +12,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from prompts_app import crypto
+from prompts_app.redaction import masked
 
 PROVIDERS = [
     "openai", "azure", "huggingface", "anthropic", "together", "google", "groq", "bedrock",
@@ -62,7 +63,7 @@ class Workspace(models.Model):
 
     @property
     def masked_key(self) -> str:
-        return "••••" + self.api_key_last4
+        return masked(self.api_key_last4)
 
 
 class Membership(models.Model):

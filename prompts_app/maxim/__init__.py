@@ -26,6 +26,7 @@ import httpx
 
 from prompts_app.maxim import outbound
 from prompts_app.jsontext import load_json
+from prompts_app.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -419,8 +420,7 @@ class MaximClient:
 
     def _clean(self, text: str) -> str:
         text = " ".join(text.split())
-        if len(self._api_key) >= 4:
-            text = text.replace(self._api_key, "[redacted]")
+        text = redact(text, self._api_key)
         return text if len(text) <= _SAID_LIMIT else text[: _SAID_LIMIT - 1] + "…"
 
     def _transport_error(self, exc: httpx.TransportError, method: str) -> MaximError:
