@@ -4,6 +4,7 @@ from Maxim, drafts, runs with their cost, and saved comparisons."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -130,12 +131,7 @@ class VersionContent(models.Model):
 
     def variables(self) -> list[str]:
         """The `{{variable}}` names used in message text, in order of first use."""
-        found: dict[str, None] = {}
-        for message in self.messages:
-            for text in message_texts(message):
-                for name in VARIABLE_RE.findall(text):
-                    found.setdefault(name, None)
-        return list(found)
+        return variable_names(text for message in self.messages for text in message_texts(message))
 
     def api_model_parameters(self) -> dict[str, Any]:
         params = dict(self.model_parameters)
@@ -155,6 +151,11 @@ class VersionContent(models.Model):
                 for tool in self.tools
             ]
         return params
+
+
+def variable_names(texts: Iterable[str]) -> list[str]:
+    """The `{{variable}}` names in `texts`, each once, in order of first use."""
+    return list(dict.fromkeys(name for text in texts for name in VARIABLE_RE.findall(text)))
 
 
 def message_texts(message: dict[str, Any]) -> list[str]:

@@ -26,7 +26,7 @@ from prompts_app.forms.versions import (
 )
 from prompts_app.forms.runs import VARIABLE_PREFIX
 from prompts_app.run_input import input_problem, missing_variables
-from prompts_app.models import VARIABLE_RE
+from prompts_app.models import variable_names
 
 _ROW_CAP = 1000  # rows read from a POST at most; the forms report the real limits
 NEW_TOOL_SCHEMA = '{\n  "type": "object",\n  "properties": {}\n}'
@@ -269,12 +269,7 @@ class BuilderForm:
 
     def variables(self) -> list[str]:
         """`{{variable}}` names in the message text as typed, valid or not."""
-        found: dict[str, None] = {}
-        for form in self.messages:
-            for text in form.texts():
-                for name in VARIABLE_RE.findall(text):
-                    found.setdefault(name, None)
-        return list(found)
+        return variable_names(text for form in self.messages for text in form.texts())
 
     def hide_errors(self) -> None:
         """Forget the errors after validating, for renders that do not show them.
