@@ -7,7 +7,6 @@ to the field that holds it, naming the message, part or tool it belongs to.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -17,6 +16,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.utils import ErrorList
 
+from prompts_app.forms.fields import JSONTextField
 from prompts_app.jsontext import JSONTextError, load_json
 from prompts_app.models import PROVIDER_CHOICES, ROLES
 
@@ -33,37 +33,6 @@ TYPED_PARAMS = ("temperature", "max_tokens", "top_p", "frequency_penalty", "pres
 RESPONSE_FORMATS = [("", "Default (not sent)"), ("text", "Text"), ("json_object", "JSON object"), ("json_schema", "JSON schema")]
 DETAILS = [("", "Default"), ("auto", "auto"), ("low", "low"), ("high", "high")]
 _INDEXES = re.compile(r"\d+")
-
-
-class JSONTextField(forms.CharField):
-    """JSON typed as text; `cleaned_data` holds the parsed value (None when left empty)."""
-
-    widget = forms.Textarea(attrs={"rows": 4, "class": "code", "spellcheck": "false"})
-
-    def __init__(self, *, expect_object: bool = False, max_chars: int | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("required", False)
-        super().__init__(**kwargs)
-        self.expect_object = expect_object
-        self.max_chars = max_chars
-
-    def to_python(self, value: Any) -> Any:
-        text = super().to_python(value)
-        if text in self.empty_values:
-            return None
-        if self.max_chars and len(text) > self.max_chars:
-            raise ValidationError(f"This is {len(text):,} characters long; the limit is {self.max_chars:,}.")
-        try:
-            parsed = load_json(text)
-        except JSONTextError as exc:
-            raise ValidationError(f"This is {exc}.") from None
-        if self.expect_object and not isinstance(parsed, dict):
-            raise ValidationError('This must be a JSON object, like {"key": "value"}.')
-        return parsed
-
-    def prepare_value(self, value: Any) -> str:
-        if value is None:
-            return ""
-        return value if isinstance(value, str) else json.dumps(value, indent=2)
 
 
 class RowForm(forms.Form):
