@@ -20,7 +20,9 @@ PROVIDERS = [
     "maxim", "cohere", "ollama", "lmstudio", "xai", "vertex", "mistral", "fireworks",
 ]  # fmt: skip
 PROVIDER_CHOICES = [(p, p) for p in PROVIDERS]
-ROLES = ["system", "user", "assistant", "tool", "model", "chatbot"]
+# Who says a chat message. Maxim (and every stored message) calls it "role", as forms and pages do;
+# in code it is the speaker, so that Role stays a member's role in a workspace.
+SPEAKERS = ["system", "user", "assistant", "tool", "model", "chatbot"]
 
 VARIABLE_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
 
