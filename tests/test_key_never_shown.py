@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.defaults import server_error
 
 from prompts_app.models import Role, Workspace
-from tests.maxim_server import FakeMaxim
+from devtools.maxim_server import FakeMaxim
 
 KEY = "mxk-Distinctive-Secret-7Qz9"
 WRONG_KEY = "mxk-Wrong-But-Also-Secret-4Lw2"

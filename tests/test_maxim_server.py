@@ -16,7 +16,7 @@ import pytest
 
 from prompts_app import maxim
 from prompts_app.maxim import MaximClient, MaximError, ModelChoice, NewDeployment, NewPrompt, NewVersion
-from tests.maxim_server import FakeMaxim
+from devtools.maxim_server import FakeMaxim
 
 CONDITIONS = [{"variable": "env", "operator": "=", "value": "prod"}]
 
@@ -188,9 +188,10 @@ def test_tool_calls_and_string_outputs(server, client):
     assert server.violations == []
 
 
-def test_it_runs_as_a_script():
-    script = Path(__file__).with_name("maxim_server.py")
-    process = subprocess.Popen([sys.executable, str(script), "--port", "0"], stdout=subprocess.PIPE, text=True)
+def test_it_runs_as_a_script():  # as `make fake-maxim` runs it, from the repository's root
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "devtools.maxim_server", "--port", "0"]
+    process = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()
         base_url, key = re.search(r"(http://\S+)\s+API key: (\S+)", line).groups()

@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from prompts_app import crypto
 from prompts_app.models import Membership, Role, Workspace
-from tests.conftest import API_KEY, BASE_URL
 from tests.maxim_spec import validate_request
+from tests.conftest import API_KEY, BASE_URL
 
 CONNECT = "/workspaces/connect/"
 PICK = "/workspaces/connect/pick/"

@@ -12,8 +12,8 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from prompts_app.models import CustomPrice, Membership, Role, Workspace
-from tests.conftest import API_KEY, BASE_URL
 from tests.maxim_spec import validate_request
+from tests.conftest import API_KEY, BASE_URL
 
 
 @pytest.fixture(autouse=True)

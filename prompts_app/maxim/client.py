@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from prompts_app.jsontext import load_json
+from prompts_app.redaction import redact
 from prompts_app.maxim import outbound, shapes
 from prompts_app.maxim.errors import MAYBE_DONE, MaximError
 from prompts_app.maxim.requests import NewDeployment, NewPrompt, NewVersion, RunRequest
@@ -39,7 +40,6 @@ from prompts_app.maxim.shapes import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://api.getmaxim.ai"
 # A run may legitimately take a minute (slow models, long outputs), hence the long read.
 TIMEOUT = httpx.Timeout(connect=5.0, read=90.0, write=30.0, pool=10.0)
 LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=60.0)
@@ -379,8 +379,7 @@ class MaximClient:
 
     def _clean(self, text: str) -> str:
         text = " ".join(text.split())
-        if len(self._api_key) >= 4:
-            text = text.replace(self._api_key, "[redacted]")
+        text = redact(text, self._api_key)
         return text if len(text) <= _SAID_LIMIT else text[: _SAID_LIMIT - 1] + "…"
 
     def _transport_error(self, exc: httpx.TransportError, method: str) -> MaximError:

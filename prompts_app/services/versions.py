@@ -25,9 +25,6 @@ from prompts_app.services.compare import draft_base_version
 from prompts_app.services import audit
 from prompts_app.services.runs import run_version
 
-_NO_BASE = object()
-
-
 class MaximCallFailed(Exception):
     """A call to Maxim failed; `message` is the client's sentence, safe to show."""
 

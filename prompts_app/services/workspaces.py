@@ -16,6 +16,7 @@ from django.views.decorators.debug import sensitive_variables
 from prompts_app import crypto
 from prompts_app.maxim import Credentials, MaximClient, MaximError, Use, check_base_url, client_for, normalise_base_url
 from prompts_app.models import CustomPrice, Membership, Role, Workspace
+from prompts_app.redaction import masked, redact
 from prompts_app.services import audit
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,8 @@ class PendingConnection:
     listing_error: str = ""
 
     @property
-    def key_hint(self) -> str:
-        return "••••" + self.api_key[-4:]
+    def masked_key(self) -> str:
+        return masked(self.api_key)
 
 
 @sensitive_variables()
@@ -233,7 +234,7 @@ def _verify_key(workspace: Workspace, base_url: str, key: str) -> list:
         return _checking_client(base_url, key).list_prompts(workspace.maxim_id)
     except MaximError as exc:
         # The client redacts the key it sent; a server may also echo the key it knows (the old one).
-        message = _redact(_new_key_message(exc), _stored_key(workspace))
+        message = redact(_new_key_message(exc), _stored_key(workspace))
         raise WorkspaceError(f"{message} The key was not saved.", field="api_key") from None
 
 
@@ -243,14 +244,6 @@ def _stored_key(workspace: Workspace) -> str:
         return workspace.get_api_key()
     except crypto.DecryptionError:
         return ""
-
-
-@sensitive_variables()
-def _redact(text: str, *secrets: str) -> str:
-    for secret in secrets:
-        if len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    return text
 
 
 @sensitive_variables()
