@@ -148,6 +148,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.forms",  # its widget templates, for the project-wide FORM_RENDERER below
     "django_htmx",
     "axes",
     "csp",
@@ -186,6 +187,9 @@ TEMPLATES = [
         },
     },
 ]
+
+# Forms render through the project's templates: one field template (prompts_app/field.html) for every field.
+FORM_RENDERER = "prompts_app.forms.renderer.FormRenderer"
 
 WSGI_APPLICATION = "maximui.wsgi.application"
 

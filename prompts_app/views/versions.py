@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.forms.utils import ErrorDict
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -44,7 +45,7 @@ def _prompt_list_page(request: HttpRequest, workspace: Any, form: PromptForm, er
                "can_edit": request.membership.allows(Role.EDITOR), "nav": "workspaces"}
     # The search box asks for the results only; a reload or history restore gets the whole page.
     partial = request.htmx and not request.htmx.history_restore_request and request.method == "GET"
-    response = render(request, T + ("_prompt_results.html" if partial else "prompt_list.html"), context)
+    response = render(request, T + ("prompt_list.html#prompt-results" if partial else "prompt_list.html"), context)
     patch_vary_headers(response, ["HX-Request"])
     return response
 
@@ -130,9 +131,9 @@ def _render_builder(request: HttpRequest, prompt: Prompt, base: PromptVersion | 
                "revision": draft.revision if draft else 0,
                "suggestions": pricing.provider_model_suggestions(form.settings["provider"].value() or ""),
                "nav": "workspaces", **extra}
-    if not request.htmx:  # the playground sits beside the form; htmx swaps of the form leave it alone
-        context = {**_playground_context(prompt, base, form, request.POST), **context}
-    return render(request, T + ("_builder.html" if request.htmx else "builder.html"), context)
+    if request.htmx:  # the playground sits beside the form; htmx swaps of the form leave it alone
+        return render(request, T + "builder.html#builder", context)
+    return render(request, T + "builder.html", {**_playground_context(prompt, base, form, request.POST), **context})
 
 
 def _playground_context(prompt: Prompt, base: PromptVersion | None, form: builder.BuilderForm,
@@ -198,7 +199,7 @@ def _builder_reply(request: HttpRequest, prompt: Prompt, base: PromptVersion | N
         draft = extra.get("draft")
         context = {"form": form, "revision": draft.revision if draft else 0, "builder_url": _builder_url(prompt, base),
                    **extra}
-        return render(request, T + "_builder_status.html", context)
+        return render(request, T + "builder.html#builder-status", context)
     return _render_builder(request, prompt, base, form, show_errors=action in ("create", "check"),
                            checked=action == "check", **extra)
 
@@ -220,10 +221,10 @@ def draft_run(request: HttpRequest, prompt_id: int) -> HttpResponse:
     form = builder.BuilderForm(builder.state_to_data(builder.state_from_data(data)))
     context = _playground_context(prompt, base, form, data)
     if request.POST.get("action") == "variables":  # the builder saved: refresh the variable fields only
-        return render(request, T + "_playground_vars.html", context)
+        return render(request, T + "builder.html#playground-vars", context)
     context.update(_try_draft(request, prompt, base, form, context["run_values"]))
     if request.htmx:
-        return render(request, T + "_playground.html", context)
+        return render(request, T + "builder.html#playground", context)
     return _render_builder(request, prompt, base, form, draft=draft, **context)
 
 
@@ -275,7 +276,7 @@ def draft_discard(request: HttpRequest, prompt_id: int) -> HttpResponse:
 def model_suggestions(request: HttpRequest, prompt_id: int) -> HttpResponse:
     get_prompt_for_user(request, prompt_id)
     suggestions = pricing.provider_model_suggestions(request.GET.get("provider", ""))
-    return render(request, T + "_model_datalist.html", {"suggestions": suggestions})
+    return render(request, T + "builder.html#model-datalist", {"suggestions": suggestions})
 
 
 # -- versions -----------------------------------------------------------------------------------
@@ -322,6 +323,9 @@ def version_deploy(request: HttpRequest, version_id: int) -> HttpResponse:
         else:
             messages.success(request, f"Deployed version {version.number}: Maxim says “{deployment.status}”.")
             return redirect("version_deploy", version_id=version.pk)
+    if action != "deploy":  # a row added or removed is no submit: no field is marked wrong yet (nor aria-invalid)
+        for form in formset:
+            form._errors = ErrorDict()
     context = {"version": version, "prompt": version.prompt, "workspace": version.prompt.workspace,
                "formset": formset, "show_errors": action == "deploy", "error": error,
                "deployments": version.deployments.all()[:10], "nav": "workspaces"}
