@@ -7,7 +7,7 @@ PORT ?= 8000
 # `make fake-maxim` serves a fake Maxim here; `make run` adds it to the outbound policy to try things out.
 FAKE_MAXIM := http://127.0.0.1:8765
 
-.PHONY: run test install check bench fake-maxim clean
+.PHONY: run test install check bench fake-maxim format clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("maximui needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -39,7 +39,11 @@ bench: install
 
 fake-maxim: install
 	@echo "Fake Maxim on $(FAKE_MAXIM) (key test-key-1234); \`make run\` allows this origin. Elsewhere add it to MAXIMUI_ALLOWED_BASE_URLS."
-	$(BIN)/python tests/maxim_server.py --port 8765
+	$(BIN)/python -m devtools.maxim_server --port 8765
+
+# Formats with the settings in pyproject.toml; `# fmt: skip` marks lines laid out by hand.
+format: install
+	$(BIN)/ruff format .
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache

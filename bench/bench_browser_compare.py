@@ -13,10 +13,7 @@ Last line: RESULT single_s=<x> compare8_s=<y> first_column_s=<z> first_after_ans
 from __future__ import annotations
 
 import os
-import re
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,7 +23,6 @@ DB_FILE = Path("/tmp/maximui-bench-browser.sqlite3")
 RUN_DELAY = 1.0
 COLUMNS = 8
 SINGLES, COMPARISONS = 5, 3
-THREADS = int(re.search(r"--threads (\d+)", (ROOT / "Makefile").read_text()).group(1))  # as `make run`
 
 sys.path.insert(0, str(ROOT))
 ENV = {"DJANGO_SETTINGS_MODULE": "maximui.settings", "MAXIMUI_TESTING": "1",
@@ -39,62 +35,19 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.urls import reverse  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from prompts_app.models import Membership, Prompt, PromptVersion, Role, Workspace  # noqa: E402
-from tests.maxim_server import FakeMaxim  # noqa: E402
-
-
-def seed(fake: FakeMaxim):
-    user = get_user_model().objects.create_user("bench", password="bench-pw")
-    workspace = Workspace(name="Bench", maxim_id="ws_default", base_url=fake.base_url)
-    workspace.set_api_key(fake.api_key)
-    workspace.save()
-    Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
-    remote_prompt = fake.add_prompt(workspace.maxim_id, "Support reply")
-    prompt = Prompt.objects.create(workspace=workspace, maxim_id=remote_prompt["id"], name="Support reply")
-    versions = []
-    for number in range(1, COLUMNS + 1):
-        version = PromptVersion(
-            prompt=prompt, number=number, provider="openai", model_name="gpt-4o-mini",
-            model_parameters={"temperature": round(0.1 * number, 1)},
-            messages=[{"role": "system", "content": f"You answer for Acme, reply style {number}"}],
-        )
-        version.maxim_id = fake.add_version(version.to_api_payload())["id"]
-        version.save()
-        versions.append(version)
-    return user, workspace, versions
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_gunicorn(port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/gunicorn"), "maximui.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", str(THREADS), "--timeout", "150"],
-        cwd=ROOT, env={**os.environ, **ENV},
-    )
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return server
-        except OSError:
-            time.sleep(0.05)
-    server.kill()
-    raise SystemExit("gunicorn did not start")
+from devtools.maxim_server import FakeMaxim  # noqa: E402
+from devtools.seeding import PASSWORD, seed_versions  # noqa: E402
+from devtools.servers import THREADS, WORKERS, Gunicorn  # noqa: E402
 
 
 def login(page, base: str) -> None:
     page.goto(base + reverse("login"))
     page.fill("input[name=username]", "bench")
-    page.fill("input[name=password]", "bench-pw")
+    page.fill("input[name=password]", PASSWORD)
     page.press("input[name=password]", "Enter")
     page.wait_for_load_state("networkidle")
 
@@ -137,26 +90,21 @@ def time_comparison(page, base: str, workspace, versions, fake: FakeMaxim) -> tu
 def main() -> None:
     call_command("migrate", verbosity=0, interactive=False)
     with FakeMaxim(run_delay=RUN_DELAY) as fake:
-        _, workspace, versions = seed(fake)
-        port = free_port()
-        server = start_gunicorn(port)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-                page = browser.new_page()
-                login(page, base)
-                time_single(page, base, versions[0])  # warm-up: both workers, pools, templates
-                time_comparison(page, base, workspace, versions, fake)
-                singles, comparisons = [], []
-                for n in range(SINGLES):  # paired: a comparison between singles, same conditions
-                    singles.append(time_single(page, base, versions[0]))
-                    if n < COMPARISONS:
-                        comparisons.append(time_comparison(page, base, workspace, versions, fake))
-                browser.close()
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+        seeded = seed_versions(fake, columns=COLUMNS)
+        workspace, versions = seeded.workspace, seeded.versions
+        with Gunicorn(env=os.environ) as server, sync_playwright() as p:
+            base = server.base_url
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+            page = browser.new_page()
+            login(page, base)
+            time_single(page, base, versions[0])  # warm-up: both workers, pools, templates
+            time_comparison(page, base, workspace, versions, fake)
+            singles, comparisons = [], []
+            for n in range(SINGLES):  # paired: a comparison between singles, same conditions
+                singles.append(time_single(page, base, versions[0]))
+                if n < COMPARISONS:
+                    comparisons.append(time_comparison(page, base, workspace, versions, fake))
+            browser.close()
         assert not fake.violations, fake.violations
     single = statistics.median(singles)
     compare8 = statistics.median(c[0] for c in comparisons)
@@ -164,7 +112,7 @@ def main() -> None:
     after_answer = statistics.median(c[2] for c in comparisons)
     to_send = statistics.median(c[3] for c in comparisons)
     ratio = compare8 / single
-    print(f"gunicorn: 2 workers x {THREADS} threads; Maxim answers after {RUN_DELAY} s")
+    print(f"gunicorn: {WORKERS} workers x {THREADS} threads; Maxim answers after {RUN_DELAY} s")
     print("single runs, click -> output visible: " + ", ".join(f"{s:.3f}" for s in singles) + f" s (median {single:.3f})")
     print(f"comparisons of {COLUMNS}, click -> all visible: " + ", ".join(f"{c[0]:.3f}" for c in comparisons)
           + f" s (median {compare8:.3f})")

@@ -34,39 +34,18 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 from django.urls import reverse  # noqa: E402
 
-from prompts_app.models import Comparison, Membership, Prompt, PromptVersion, Role, Workspace  # noqa: E402
+from devtools.maxim_server import FakeMaxim  # noqa: E402
+from devtools.seeding import seed_versions  # noqa: E402
 from prompts_app import runner  # noqa: E402
+from prompts_app.models import Comparison  # noqa: E402
 from prompts_app.services.runs import run_version  # noqa: E402
-from tests.maxim_server import FakeMaxim  # noqa: E402
 
 INPUT = {"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}}
-
-
-def seed(fake: FakeMaxim):
-    user = get_user_model().objects.create_user("bench", password="bench-pw")
-    workspace = Workspace(name="Bench", maxim_id="ws_default", base_url=fake.base_url)
-    workspace.set_api_key(fake.api_key)
-    workspace.save()
-    Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
-    remote_prompt = fake.add_prompt(workspace.maxim_id, "Support reply")
-    prompt = Prompt.objects.create(workspace=workspace, maxim_id=remote_prompt["id"], name="Support reply")
-    versions = []
-    for number in range(1, COLUMNS + 1):
-        version = PromptVersion(
-            prompt=prompt, number=number, provider="openai", model_name="gpt-4o-mini",
-            model_parameters={"temperature": round(0.1 * number, 1)},
-            messages=[{"role": "system", "content": "You answer for {{company}}, reply style " + str(number)}],
-        )
-        version.maxim_id = fake.add_version(version.to_api_payload())["id"]
-        version.save()
-        versions.append(version)
-    return user, workspace, versions
 
 
 def time_single(user, version) -> float:
@@ -104,7 +83,8 @@ def main() -> None:
     setup_test_environment()  # lets the test Client's "testserver" host in
     call_command("migrate", verbosity=0, interactive=False)
     with FakeMaxim(run_delay=RUN_DELAY) as fake:
-        user, workspace, versions = seed(fake)
+        seeded = seed_versions(fake, columns=COLUMNS, system="You answer for {{company}}, reply style {n}")
+        [user], workspace, versions = seeded.users, seeded.workspace, seeded.versions
         client = Client()
         client.force_login(user)
         time_single(user, versions[0])  # warm-up: connection pool, price tables

@@ -23,10 +23,7 @@ import html
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,7 +41,6 @@ PROBE_EVERY = 0.1
 IDLE_PROBE_SECONDS = 2.0  # the same pages before the load, for reference
 DEADLINE_SECONDS = 60.0  # the load phase; the whole script stays well under two minutes
 TARGET_P95_MS = 300
-THREADS = int(re.search(r"--threads (\d+)", (ROOT / "Makefile").read_text()).group(1))  # as `make run`
 
 TMP = Path(tempfile.mkdtemp(prefix="maximui-bench-load-"))
 sys.path.insert(0, str(ROOT))
@@ -56,86 +52,12 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.urls import reverse  # noqa: E402
 
-from prompts_app.models import Membership, Prompt, PromptVersion, Role, Workspace  # noqa: E402
-from tests.maxim_server import FakeMaxim  # noqa: E402
-
-PASSWORD = "bench-pw"
-
-
-def seed(fake: FakeMaxim):
-    users = [get_user_model().objects.create_user(f"load{n}", password=PASSWORD) for n in range(COMPARISONS + 1)]
-    workspace = Workspace(name="Bench", maxim_id="ws_default", base_url=fake.base_url)
-    workspace.set_api_key(fake.api_key)
-    workspace.save()
-    for user in users:
-        Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
-    remote_prompt = fake.add_prompt(workspace.maxim_id, "Support reply")
-    prompt = Prompt.objects.create(workspace=workspace, maxim_id=remote_prompt["id"], name="Support reply")
-    versions = []
-    for number in range(1, COLUMNS + 1):
-        version = PromptVersion(
-            prompt=prompt, number=number, provider="openai", model_name="gpt-4o-mini",
-            model_parameters={"temperature": round(0.1 * number, 1)},
-            messages=[{"role": "system", "content": f"You answer for Acme, reply style {number}"}],
-        )
-        version.maxim_id = fake.add_version(version.to_api_payload())["id"]
-        version.save()
-        versions.append(version)
-    return users, workspace, prompt, versions
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_gunicorn(port: int, log) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [str(ROOT / ".venv/bin/gunicorn"), "maximui.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "2", "--threads", str(THREADS), "--timeout", "150", "--access-logfile", "-"],
-        cwd=ROOT, env={**os.environ, **ENV}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return server
-        except OSError:
-            if server.poll() is not None:
-                break
-            time.sleep(0.05)
-    stop(server)
-    raise SystemExit("gunicorn did not start")
-
-
-def stop(server: subprocess.Popen) -> None:
-    """Stop gunicorn and its workers (its own process group, started above)."""
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=5)
-
-
-def cpu_seconds(server: subprocess.Popen) -> float:
-    """CPU time used so far by gunicorn's arbiter and workers (Linux /proc)."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rpartition(")")[2].split()
-        except OSError:
-            continue
-        pid, ppid = int(stat.parent.name), int(fields[1])
-        if server.pid in (pid, ppid):
-            total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / os.sysconf("SC_CLK_TCK")
-
+from devtools.maxim_server import FakeMaxim  # noqa: E402
+from devtools.seeding import PASSWORD, seed_versions  # noqa: E402
+from devtools.servers import THREADS, WORKERS, Gunicorn  # noqa: E402
 
 class FormFields(HTMLParser):
     """The values a browser would submit from the form with id `form_id` (no buttons)."""
@@ -300,10 +222,10 @@ def main() -> None:
     call_command("migrate", verbosity=0, interactive=False)
     log_path = TMP / "gunicorn.log"
     with FakeMaxim(run_delay=RUN_DELAY) as fake, open(log_path, "wb") as log:
-        users, workspace, prompt, versions = seed(fake)
-        port = free_port()
-        server = start_gunicorn(port, log)
-        base = f"http://127.0.0.1:{port}"
+        seeded = seed_versions(fake, columns=COLUMNS, usernames=tuple(f"load{n}" for n in range(COMPARISONS + 1)))
+        users, workspace, prompt, versions = seeded.users, seeded.workspace, seeded.prompt, seeded.versions
+        server = Gunicorn(env=os.environ, log=log, access_log=True).start()
+        base = server.base_url
         clients: list[httpx.Client] = []
         try:
             probe_urls = [reverse("home"), reverse("run_history"), reverse("prompt_detail", args=[prompt.pk]),
@@ -326,7 +248,7 @@ def main() -> None:
             prober = Prober(prober_client, probe_urls)
             start = threading.Barrier(COMPARISONS + 1)
             sent_before = len(fake.requests_to("/v1/prompts/run"))
-            cpu_before, load_began = cpu_seconds(server), time.monotonic()
+            cpu_before, load_began = server.cpu_seconds(), time.monotonic()
             threads = [threading.Thread(target=c.run, args=(start,), daemon=True) for c in comparisons]
             for t in threads:
                 t.start()
@@ -336,11 +258,11 @@ def main() -> None:
                 t.join(timeout=max(0.0, deadline - time.monotonic()) + 35)
             prober.stopped.set()
             probing.join(timeout=35)
-            cpu_used, load_took = cpu_seconds(server) - cpu_before, time.monotonic() - load_began
+            cpu_used, load_took = server.cpu_seconds() - cpu_before, time.monotonic() - load_began
         finally:
             for client in clients:
                 client.close()
-            stop(server)
+            server.stop()
         runs = fake.requests_to("/v1/prompts/run")[sent_before:]
         assert not fake.violations, fake.violations
 
@@ -351,7 +273,7 @@ def main() -> None:
     done = [c.done_s for c in comparisons if c.done_s is not None]
     failed = [f"#{c.n}: {c.error}" for c in comparisons if c.error]
     under_load = prober.samples
-    print(f"gunicorn: 2 workers x {THREADS} threads; Maxim answers after {RUN_DELAY} s; "
+    print(f"gunicorn: {WORKERS} workers x {THREADS} threads; Maxim answers after {RUN_DELAY} s; "
           f"{COMPARISONS} comparisons x {COLUMNS} columns; {len(runs)} runs reached Maxim")
     if done:
         print(f"comparisons, click -> all runs shown: median {statistics.median(done):.2f} s, "

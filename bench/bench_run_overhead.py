@@ -2,7 +2,7 @@
 
     python bench/bench_run_overhead.py [-n 200]
 
-Both paths talk to tests.maxim_server.FakeMaxim on loopback (no run delay). "direct" is
+Both paths talk to devtools.maxim_server.FakeMaxim on loopback (no run delay). "direct" is
 one httpx POST of the run body; "dashboard" is the run form posted through Django's test
 client (URL routing, login, access check, form validation, recording the pending run,
 the call, pricing, saving, rendering the result fragment) on a throwaway SQLite file.
@@ -45,7 +45,7 @@ from django.urls import reverse  # noqa: E402
 
 from prompts_app.models import Membership, Prompt, PromptVersion, Role, Run, Workspace  # noqa: E402
 from prompts_app.services.runs import build_run_body  # noqa: E402
-from tests.maxim_server import FakeMaxim  # noqa: E402
+from devtools.maxim_server import FakeMaxim  # noqa: E402
 
 MESSAGES = [
     {"role": "system", "content": "You are a support agent for {{company}}."},

@@ -113,7 +113,7 @@ MAXIM_BASE_URL = env("MAXIM_BASE_URL", "https://api.getmaxim.ai")
 MAXIMUI_ALLOWED_BASE_URLS = env_list("MAXIMUI_ALLOWED_BASE_URLS", ["https://api.getmaxim.ai"])
 if TESTING:
     # The suite's fake Maxims: reserved `.test` hosts answered by respx/MockTransport, and
-    # tests/maxim_server.py on loopback ports picked at random. Policy tests override this list.
+    # devtools/maxim_server.py on loopback ports picked at random. Policy tests override this list.
     MAXIMUI_ALLOWED_BASE_URLS += [
         "https://maxim.test", "https://eu.maxim.test", "https://maxim.example.test",
         "https://api.maxim.example.test", "https://other.example.test", "https://api.example-maxim.test",
@@ -157,6 +157,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "django.forms",  # its widget templates, for the project-wide FORM_RENDERER below
     "django_htmx",
     "axes",
     "csp",
@@ -195,6 +196,9 @@ TEMPLATES = [
         },
     },
 ]
+
+# Forms render through the project's templates: one field template (prompts_app/field.html) for every field.
+FORM_RENDERER = "prompts_app.forms.renderer.FormRenderer"
 
 WSGI_APPLICATION = "maximui.wsgi.application"
 

@@ -4,6 +4,7 @@ from Maxim, drafts, runs with their cost, and saved comparisons."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -12,13 +13,16 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from prompts_app import crypto
+from prompts_app.redaction import masked
 
 PROVIDERS = [
     "openai", "azure", "huggingface", "anthropic", "together", "google", "groq", "bedrock",
     "maxim", "cohere", "ollama", "lmstudio", "xai", "vertex", "mistral", "fireworks",
 ]  # fmt: skip
 PROVIDER_CHOICES = [(p, p) for p in PROVIDERS]
-ROLES = ["system", "user", "assistant", "tool", "model", "chatbot"]
+# Who says a chat message. Maxim (and every stored message) calls it "role", as forms and pages do;
+# in code it is the speaker, so that Role stays a member's role in a workspace.
+SPEAKERS = ["system", "user", "assistant", "tool", "model", "chatbot"]
 
 VARIABLE_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
 
@@ -62,11 +66,7 @@ class Workspace(models.Model):
 
     @property
     def masked_key(self) -> str:
-        return "••••" + self.api_key_last4
-
-    def role_of(self, user) -> str | None:
-        membership = self.memberships.filter(user=user).first()
-        return membership.role if membership else None
+        return masked(self.api_key_last4)
 
 
 class Membership(models.Model):
@@ -108,7 +108,8 @@ class VersionContent(models.Model):
 
     `messages` are in the API's own shape: {role, content (str | parts | None),
     tool_calls?, tool_call_id?}. `tools` are {name, description, parameters}.
-    `model_parameters` holds every parameter except tools.
+    `model_parameters` holds every parameter except tools. What is sent to Maxim is
+    built from `content()` by the client (prompts_app/maxim/requests.py).
     """
 
     description = models.TextField(blank=True)
@@ -133,31 +134,12 @@ class VersionContent(models.Model):
 
     def variables(self) -> list[str]:
         """The `{{variable}}` names used in message text, in order of first use."""
-        found: dict[str, None] = {}
-        for message in self.messages:
-            for text in message_texts(message):
-                for name in VARIABLE_RE.findall(text):
-                    found.setdefault(name, None)
-        return list(found)
+        return variable_names(text for message in self.messages for text in message_texts(message))
 
-    def api_model_parameters(self) -> dict[str, Any]:
-        params = dict(self.model_parameters)
-        if self.tools:
-            # Maxim's run contract carries tools in modelParameters.tools (OpenAI shape);
-            # the create-version contract leaves modelParameters open, so the same shape
-            # is sent there and read back on import.
-            params["tools"] = [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": tool["name"],
-                        "description": tool.get("description", ""),
-                        "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
-                    },
-                }
-                for tool in self.tools
-            ]
-        return params
+
+def variable_names(texts: Iterable[str]) -> list[str]:
+    """The `{{variable}}` names in `texts`, each once, in order of first use."""
+    return list(dict.fromkeys(name for text in texts for name in VARIABLE_RE.findall(text)))
 
 
 def message_texts(message: dict[str, Any]) -> list[str]:
@@ -196,17 +178,6 @@ class PromptVersion(VersionContent):
     @property
     def workspace(self) -> Workspace:
         return self.prompt.workspace
-
-    def to_api_payload(self) -> dict[str, Any]:
-        """The body of POST /v1/prompts/versions for this content."""
-        return {
-            "promptId": self.prompt.maxim_id,
-            "description": self.description,
-            "modelName": self.model_name,
-            "modelProvider": self.provider,
-            "messages": self.messages,
-            "modelParameters": self.api_model_parameters(),
-        }
 
 
 class Draft(VersionContent):

@@ -105,18 +105,14 @@ class Price:
     output_usd_per_mtok: Decimal | None
     source: str
     as_of: dt.date | None
-    model_ref: str | None
 
     @property
     def is_priced(self) -> bool:
         return self.cost_nano is not None
 
-    def display(self) -> str:
-        return format_usd(self.cost_nano)
-
 
 def _unpriced(reason: str) -> Price:
-    return Price(None, None, None, f"unpriced: {reason}", None, None)
+    return Price(None, None, None, f"unpriced: {reason}", None)
 
 
 def price_tokens(
@@ -149,7 +145,6 @@ def price_tokens(
                 output_usd_per_mtok=rule.output_usd_per_mtok,
                 source=rule.describe(),
                 as_of=rule.updated_on,
-                model_ref=f"{provider}/{model}",
             )
     if provider in LOCAL_PROVIDERS:
         return _unpriced(f"local model {provider}/{model}: add a $0 custom price to count it as free")
@@ -181,7 +176,6 @@ def price_tokens(
         output_usd_per_mtok=output_rate,
         source=source,
         as_of=as_of,
-        model_ref=f"{calc.provider.id}/{calc.model.id}",
     )
 
 

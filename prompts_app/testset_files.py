@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prompts_app.jsontext import MAX_DEPTH
-from prompts_app.models import ROLES
+from prompts_app.models import SPEAKERS
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_ROWS = 10_000
@@ -281,14 +281,14 @@ def parse_turns(value: Any, *, plain_text_only: bool = False) -> tuple[list[dict
     for number, turn in enumerate(value, 1):
         if not isinstance(turn, dict) or set(turn) - {"role", "content"}:
             return [], f"turn {number} must be an object with role and content only."
-        role, content = turn.get("role"), turn.get("content")
-        if role not in ROLES:
-            return [], f"turn {number} has role {str(role)[:40]!r}; use one of {', '.join(ROLES)}."
+        speaker, content = turn.get("role"), turn.get("content")
+        if speaker not in SPEAKERS:
+            return [], f"turn {number} has role {str(speaker)[:40]!r}; use one of {', '.join(SPEAKERS)}."
         if not isinstance(content, str):
             return [], f"turn {number} needs text content."
         if len(content) > MAX_CELL_CHARS:
             return [], f"turn {number} is longer than {MAX_CELL_CHARS:,} characters."
-        turns.append({"role": role, "content": content})
+        turns.append({"role": speaker, "content": content})
     return turns, ""
 
 

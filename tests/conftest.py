@@ -1,13 +1,33 @@
-"""Shared state for the tests, built in code: users in each role, a workspace, a prompt and a version."""
+"""Shared state for the tests, built in code: users in each role, a workspace, a prompt and a version,
+and the fixtures and helpers that several test modules use (test modules never import each other)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
 import pytest
+import respx
 from django.contrib.auth import get_user_model
+from django.urls import reverse
+from django.utils import timezone
 
-from prompts_app.models import Membership, Prompt, PromptVersion, Role, Workspace
+from prompts_app import runner
+from prompts_app.forms.builder import state_from_content, state_to_data
+from prompts_app.maxim import NewVersion
+from prompts_app.models import Membership, Prompt, PromptVersion, Role, Run, Workspace
+from prompts_app.services import compare, rollups
+from prompts_app.services.compare import ColumnSpec
+from tests.maxim_spec import validate_request
 
-API_KEY = "test-key-1234"  # the key tests/maxim_server.py accepts by default
+
+API_KEY = "test-key-1234"  # the key devtools/maxim_server.py accepts by default
 BASE_URL = "https://maxim.test"
 
 
@@ -100,8 +120,7 @@ def client_for(client):
 
 
 # --- browser tests -------------------------------------------------------------------------
-import os
-import shutil
+
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -161,8 +180,275 @@ def browser_login(page, live_server):
 @pytest.fixture
 def fake_maxim():
     """A Maxim-compatible server on loopback that checks every request against the spec."""
-    from tests.maxim_server import FakeMaxim
+    from devtools.maxim_server import FakeMaxim
 
     with FakeMaxim() as server:
         yield server
     assert not server.violations, f"requests that break the spec: {server.violations}"
+
+
+# --- runs (respx Maxim) -------------------------------------------------------
+RUN_URL = "https://maxim.test/v1/prompts/run"
+
+
+def run_answer(text: str = "Hi Ann, how can I help?", prompt_tokens: int = 20, completion_tokens: int = 7) -> dict:
+    return {
+        "data": {
+            "output": {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]},
+            "usage": {
+                "promptTokens": prompt_tokens,
+                "completionTokens": completion_tokens,
+                "totalTokens": prompt_tokens + completion_tokens,
+            },
+        }
+    }
+
+
+@pytest.fixture
+def maxim():
+    """A respx Maxim whose every run answers `run_answer()`."""
+    with respx.mock(assert_all_called=False) as mock:
+        mock.post(RUN_URL).mock(return_value=httpx.Response(200, json=run_answer()))
+        yield mock
+
+
+def sent_bodies(mock) -> list[dict]:
+    bodies = [json.loads(call.request.content) for call in mock.calls]
+    for body in bodies:
+        validate_request("POST", "/v1/prompts/run", body)
+    return bodies
+
+
+def run_form_data(**extra) -> dict:
+    data = {
+        "idempotency_key": "key-1",
+        "turn-TOTAL_FORMS": "1",
+        "turn-INITIAL_FORMS": "0",
+        "turn-0-role": "user",
+        "turn-0-content": "Where is my order?",
+        "var__company": "Acme",
+        "var__name": "Ann",
+    }
+    data.update(extra)
+    return data
+
+
+def run_url(version) -> str:
+    return reverse("version_run", args=[version.pk])
+
+
+# --- the version builder ------------------------------------------------------
+VERSIONS_URL = "https://maxim.test/v1/prompts/versions"
+CONTENT = {
+    "description": "Friendlier",
+    "provider": "openai",
+    "model_name": "gpt-4o-mini",
+    "model_parameters": {"temperature": 0.5},
+    "messages": [
+        {"role": "system", "content": "You answer for {{company}}."},
+        {"role": "user", "content": "Hi, I am {{name}}."},
+    ],
+    "tools": [{"name": "lookup_order", "description": "Find an order",
+               "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}}],
+}
+
+
+def builder_form_data(content=CONTENT, action="save"):
+    return {**state_to_data(state_from_content(content)), "action": action}
+
+
+def builder_url(prompt, base=None):
+    return f"/prompts/{prompt.pk}/build/" + (f"?from={base.pk}" if base else "")
+
+
+def created_answer(body, number=2):
+    wrappers = [{"id": f"m{i}", "index": i, "payload": m, "currentType": "message", "originalType": "message"}
+                for i, m in enumerate(body["messages"])]
+    return {"data": {"id": "version-new", "version": number, "description": body["description"],
+                     "promptId": body["promptId"],
+                     "config": {"model": body["modelName"], "provider": body["modelProvider"], "messages": wrappers,
+                                "modelParameters": body["modelParameters"], "author": {"name": "Eddie E."}},
+                     "createdAt": "2026-01-02T03:04:05Z", "updatedAt": "2026-01-02T03:04:05Z"}}
+
+
+# --- comparisons --------------------------------------------------------------
+
+
+def make_version(prompt: Prompt, number: int, *, model: str = "gpt-4o", maxim_id: str | None = None, **extra):
+    fields = {
+        "provider": "openai",
+        "model_parameters": {"temperature": 0.2},
+        "messages": [
+            {"role": "system", "content": "You answer for {{company}}."},
+            {"role": "user", "content": "Hello, I am {{name}}."},
+        ],
+        "tools": [],
+        **extra,
+    }
+    return PromptVersion.objects.create(
+        prompt=prompt, maxim_id=maxim_id or f"{prompt.maxim_id}-v{number}", number=number, model_name=model, **fields
+    )
+
+
+@pytest.fixture
+def inline_runs(settings):
+    """Runs execute in the request's thread: the test DB lives in one transaction. (The suite's
+    default, immediate_runner above; named here for the tests that depend on it.)"""
+    settings.MAXIMUI_RUNNER = "immediate"
+
+
+@pytest.fixture
+def echo_maxim():
+    """A respx Maxim whose run answers "Echo <model>: <last user turn>" and checks every body."""
+    sent: list[dict] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        validate_request("POST", "/v1/prompts/run", body)
+        sent.append(body)
+        text = f"Echo {body['modelName']}: {body['messages'][-1]['content']}"
+        usage = {"promptTokens": 10, "completionTokens": len(text.split()), "totalTokens": 10 + len(text.split())}
+        output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+        return httpx.Response(200, json={"data": {"output": output, "usage": usage}})
+
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        router.post("/v1/prompts/run").mock(side_effect=answer)
+        router.sent = sent
+        yield router
+
+
+def turn_data(*contents: str, prefix: str = "turn") -> dict:
+    """A turn formset as the form posts it; the turns alternate user, assistant, user ..."""
+    data = {f"{prefix}-TOTAL_FORMS": str(len(contents)), f"{prefix}-INITIAL_FORMS": str(len(contents))}
+    for i, content in enumerate(contents):
+        data[f"{prefix}-{i}-role"] = "assistant" if i % 2 else "user"
+        data[f"{prefix}-{i}-content"] = content
+    return data
+
+
+def post_data(keys: list[str], *, message: str = "Where is my order?", **extra) -> dict:
+    return {
+        "columns": keys,
+        "shared_input": "on",
+        **turn_data(message),
+        "var__company": "Acme",
+        "var__name": "Ada",
+        "repeats": "1",
+        "title": "Tone check",
+        **extra,
+    }
+
+
+def seed_fake(fake, workspace: Workspace, models: list[str], *, name: str = "Support reply") -> list[PromptVersion]:
+    """One prompt with a version per model, both in the fake server and in our DB."""
+    workspace.base_url = fake.base_url
+    workspace.save()
+    fake_prompt = fake.add_prompt(workspace.maxim_id, name)
+    prompt = Prompt.objects.create(workspace=workspace, maxim_id=fake_prompt["id"], name=name)
+    versions = []
+    for number, model in enumerate(models, 1):
+        local = PromptVersion(
+            prompt=prompt, number=number, provider="openai", model_name=model,
+            model_parameters={"temperature": round(0.1 * number, 1)},
+            messages=[{"role": "system", "content": "You answer for {{company}}."}],
+        )
+        remote = fake.add_version(NewVersion.from_content(prompt_id=local.prompt.maxim_id, content=local.content()).body())
+        local.maxim_id = remote["id"]
+        local.save()
+        versions.append(local)
+    return versions
+
+
+@pytest.fixture
+def file_db(transactional_db, settings):
+    """Committed data, so the runner's pool threads (own connections) see it.
+
+    The test database is a SQLite file in WAL mode (see settings), where writers from
+    several threads wait for each other as in production.
+    """
+    settings.MAXIMUI_RUNNER = "thread"
+    yield
+    compare_wait()
+
+
+def compare_wait() -> None:
+    runner.wait(timeout=30)
+
+
+# --- comparisons with runs ----------------------------------------------------
+
+
+@pytest.fixture
+def comparison(workspace, prompt, editor):
+    a = make_version(prompt, 1, model_parameters={"temperature": 0.2, "max_tokens": 100})
+    b = make_version(
+        prompt, 2, model="gpt-4o-mini", model_parameters={"temperature": 0.2},
+        tools=[{"name": "lookup", "description": "", "parameters": {"type": "object", "properties": {}}}],
+    )
+    c = make_version(prompt, 3, messages=[{"role": "system", "content": "Be terse."}])
+    comparison, created = compare.create_comparison(
+        workspace=workspace, user=editor, columns=[ColumnSpec(a), ColumnSpec(b), ColumnSpec(c)],
+        shared_input=True, input={"turns": [{"role": "user", "content": "Hi"}], "variables": {}}, title="T",
+    )
+    assert created
+    return comparison
+
+
+def add_run(comparison, column, n: int, *, text: str = "", status=Run.Status.SUCCESS, batch: int = 1, **fields):
+    defaults = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "latency_ms": 100.0,
+                "cost_nano": 1000}
+    comparison.batch = batch
+    comparison.save()
+    return Run.objects.create(
+        workspace=comparison.workspace, prompt=column.version.prompt, version=column.version, comparison=comparison,
+        column=column, batch=batch, repeat=n,
+        status=status, provider="openai", model_name=column.version.model_name, output_text=text,
+        finished_at=timezone.now(), **{**defaults, **fields},
+    )
+
+
+# --- run history --------------------------------------------------------------
+NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
+
+
+def make_run(version: PromptVersion, user, *, status: str = "success", created_at: dt.datetime = NOW,
+             model_name: str | None = None, provider: str | None = None, prompt_tokens: int = 10,
+             completion_tokens: int = 5, cost_nano: int | None = 1_000, latency_ms: float | None = 100.0,
+             input_text: str = "hello", output_text: str = "world", error: str = "",
+             record: bool = True, is_draft: bool = False) -> Run:  # fmt: skip
+    """A run as execute_run leaves it (pending runs have no figures), added to the rollups."""
+    finished = status != Run.Status.PENDING
+    run = Run.objects.create(
+        workspace=version.prompt.workspace, prompt=version.prompt, version=version, user=user, status=status,
+        provider=provider or version.provider, model_name=model_name if model_name is not None else version.model_name,
+        input_text=input_text, output_text=output_text if finished else "", error=error,
+        prompt_tokens=prompt_tokens if finished else 0, completion_tokens=completion_tokens if finished else 0,
+        total_tokens=(prompt_tokens + completion_tokens) if finished else 0,
+        cost_nano=cost_nano if status == Run.Status.SUCCESS else None,
+        latency_ms=latency_ms if finished else None, created_at=created_at, is_draft=is_draft,
+    )  # fmt: skip
+    if record:
+        rollups.record(run)
+    return run
+
+
+# --- deployments --------------------------------------------------------------
+
+
+def conditions(*rows, action="deploy"):
+    data = {"c-TOTAL_FORMS": str(len(rows)), "c-INITIAL_FORMS": str(len(rows)), "action": action}
+    for i, (variable, operator, value) in enumerate(rows):
+        data.update({f"c-{i}-variable": variable, f"c-{i}-operator": operator, f"c-{i}-value": value})
+    return data
+
+
+# --- settings in a fresh interpreter ------------------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+SECRETS = {"SECRET_KEY": "s" * 50, "MAXIMUI_ENCRYPTION_KEYS": "ZGV2LW9ubHkta2V5LWRvLW5vdC11c2UtaW4tcHJvZCE="}
+
+
+def load_settings(env: dict[str, str], code: str = "import maximui.settings") -> subprocess.CompletedProcess:
+    clean = {"PATH": os.environ.get("PATH", ""), "MAXIMUI_ENV_FILE": "", "PYTHONDONTWRITEBYTECODE": "1", **env}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
+    )

@@ -15,8 +15,7 @@ from django.urls import reverse
 from prompts_app.models import AuditEvent, CustomPrice, Invitation, Membership
 from prompts_app.services import audit
 from prompts_app.services import workspaces as ws_services
-from tests.conftest import API_KEY, BASE_URL
-from tests.test_builder_views import VERSIONS_URL, builder_url, created_answer, form_data
+from tests.conftest import API_KEY, BASE_URL, VERSIONS_URL, builder_form_data, builder_url, created_answer
 
 HX = {"HX-Request": "true"}
 NEW_KEY = "new-key-5678"
@@ -84,7 +83,7 @@ def test_prices_versions_deployments_and_run_exports_are_recorded(client_for, ow
     client.post(reverse("price_delete", args=[workspace.pk, price.pk]), headers=HX)
     with respx.mock() as mock:
         mock.post(VERSIONS_URL).mock(side_effect=lambda r: httpx.Response(200, json=created_answer(json.loads(r.content))))
-        client.post(builder_url(prompt), form_data(action="create"))
+        client.post(builder_url(prompt), builder_form_data(action="create"))
         answer = {"data": {"id": "dep-1", "promptId": "prompt-1", "versionId": "version-1", "status": "active"}}
         mock.post(f"{BASE_URL}/v1/prompts/deploy").mock(return_value=httpx.Response(200, json=answer))
         client.post(f"/versions/{version.pk}/deploy/", {"c-TOTAL_FORMS": "1", "c-INITIAL_FORMS": "1", "action": "deploy",

@@ -10,7 +10,7 @@ import pytest
 
 from prompts_app.models import Comparison, Run
 from prompts_app.services import compare
-from tests.test_compare_support import file_db, seed_fake  # noqa: F401
+from tests.conftest import seed_fake
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

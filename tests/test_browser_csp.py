@@ -12,8 +12,7 @@ from django.utils import timezone
 from prompts_app.models import Run
 from prompts_app.services import compare
 from prompts_app.services.compare import ColumnSpec
-from tests.test_compare_service import add_run
-from tests.test_compare_support import seed_fake
+from tests.conftest import add_run, seed_fake
 
 pytestmark = pytest.mark.browser
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from prompts_app.models import PromptVersion
-from tests.test_history import make_run
+from tests.conftest import make_run
 
 pytestmark = pytest.mark.browser
 

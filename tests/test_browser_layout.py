@@ -15,7 +15,7 @@ import pytest
 from django.urls import reverse
 
 from prompts_app.models import Comparison, ComparisonColumn, Deployment, Prompt, PromptVersion, Run
-from tests.test_history import make_run
+from tests.conftest import make_run
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 
 from prompts_app.models import Draft
 from prompts_app.services import versions as services
-from tests.test_builder_views import builder_url, form_data
+from tests.conftest import builder_form_data, builder_url
 
 
 def tag(html: str, element_id: str) -> str:
@@ -68,7 +68,7 @@ def test_each_save_bumps_the_revision_and_a_stale_one_is_refused(editor, prompt)
 
 def test_an_autosave_from_a_stale_tab_says_so_and_overwrites_nothing(client_for, editor, prompt):
     client = client_for(editor)
-    tab_a = {**form_data(), "draft_revision": "0"}
+    tab_a = {**builder_form_data(), "draft_revision": "0"}
     client.post(builder_url(prompt), tab_a, HTTP_HX_REQUEST="true")
     client.post(builder_url(prompt), {**tab_a, "m-0-text": "from tab B", "draft_revision": "1"}, HTTP_HX_REQUEST="true")
     response = client.post(builder_url(prompt), {**tab_a, "m-0-text": "stale tab A", "draft_revision": "1"},

@@ -9,7 +9,7 @@ import respx
 
 from prompts_app.models import PromptVersion, Run
 from tests.maxim_spec import validate_request
-from tests.test_builder_views import CONTENT, builder_url, form_data
+from tests.conftest import CONTENT, builder_form_data, builder_url
 
 RUN_URL = "https://maxim.test/v1/prompts/run"
 
@@ -26,7 +26,7 @@ def answer(text="Hello Ann from Acme", prompt_tokens=30, completion_tokens=7):
 
 
 def playground_post(content=CONTENT, **values):
-    data = form_data(content)
+    data = builder_form_data(content)
     data.pop("action")
     return {**data, "run_key": "k-1", **{f"var__{k}": v for k, v in values.items()}}
 
@@ -117,7 +117,7 @@ def test_the_builder_page_has_the_playground_beside_the_form(client_for, editor,
 
 
 def test_a_successful_builder_save_tells_the_playground(client_for, editor, prompt):
-    response = client_for(editor).post(builder_url(prompt), form_data(), HTTP_HX_REQUEST="true")
+    response = client_for(editor).post(builder_url(prompt), builder_form_data(), HTTP_HX_REQUEST="true")
     assert json.loads(response["HX-Trigger"]).keys() == {"builder-saved"}
 
 
@@ -134,7 +134,7 @@ def test_outsiders_get_404_and_viewers_403(client_for, outsider, viewer, version
 def test_without_javascript_the_saved_draft_runs_and_the_builder_page_shows_the_result(client_for, editor, version):
     respx.post(RUN_URL).mock(return_value=answer())
     client = client_for(editor)
-    client.post(builder_url(version.prompt, version), form_data())
+    client.post(builder_url(version.prompt, version), builder_form_data())
     response = client.post(run_url(version.prompt, version), {"var__company": "Acme", "var__name": "Ann", "run_key": "k"})
     html = response.content.decode()
     assert response.status_code == 200 and '<form id="builder"' in html and "Hello Ann from Acme" in html

@@ -8,42 +8,9 @@ import httpx
 import pytest
 import respx
 
-from prompts_app.forms.builder import state_from_content, state_to_data
 from prompts_app.models import Draft, PromptVersion
 from tests.maxim_spec import validate_request
-
-VERSIONS_URL = "https://maxim.test/v1/prompts/versions"
-
-CONTENT = {
-    "description": "Friendlier",
-    "provider": "openai",
-    "model_name": "gpt-4o-mini",
-    "model_parameters": {"temperature": 0.5},
-    "messages": [
-        {"role": "system", "content": "You answer for {{company}}."},
-        {"role": "user", "content": "Hi, I am {{name}}."},
-    ],
-    "tools": [{"name": "lookup_order", "description": "Find an order",
-               "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}}],
-}
-
-
-def form_data(content=CONTENT, action="save"):
-    return {**state_to_data(state_from_content(content)), "action": action}
-
-
-def builder_url(prompt, base=None):
-    return f"/prompts/{prompt.pk}/build/" + (f"?from={base.pk}" if base else "")
-
-
-def created_answer(body, number=2):
-    wrappers = [{"id": f"m{i}", "index": i, "payload": m, "currentType": "message", "originalType": "message"}
-                for i, m in enumerate(body["messages"])]
-    return {"data": {"id": "version-new", "version": number, "description": body["description"],
-                     "promptId": body["promptId"],
-                     "config": {"model": body["modelName"], "provider": body["modelProvider"], "messages": wrappers,
-                                "modelParameters": body["modelParameters"], "author": {"name": "Eddie E."}},
-                     "createdAt": "2026-01-02T03:04:05Z", "updatedAt": "2026-01-02T03:04:05Z"}}
+from tests.conftest import CONTENT, VERSIONS_URL, builder_form_data, builder_url, created_answer
 
 
 def test_editor_opens_an_empty_builder_with_a_system_and_a_user_message(client_for, editor, prompt):
@@ -67,7 +34,7 @@ def test_outsider_gets_404_on_every_builder_url(client_for, outsider, version):
     client = client_for(outsider)
     prompt = version.prompt
     assert client.get(builder_url(prompt)).status_code == 404
-    assert client.post(builder_url(prompt), form_data()).status_code == 404
+    assert client.post(builder_url(prompt), builder_form_data()).status_code == 404
     assert client.post(f"/prompts/{prompt.pk}/build/discard/").status_code == 404
     assert client.get(f"/prompts/{prompt.pk}/build/models/?provider=openai").status_code == 404
 
@@ -77,14 +44,14 @@ def test_viewer_gets_403_on_the_builder_and_cannot_create(client_for, viewer, pr
     assert client.get(builder_url(prompt)).status_code == 403
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(VERSIONS_URL)
-        assert client.post(builder_url(prompt), form_data(action="create")).status_code == 403
+        assert client.post(builder_url(prompt), builder_form_data(action="create")).status_code == 403
     assert not route.called
     assert client.post(f"/prompts/{prompt.pk}/build/discard/").status_code == 403
     assert not Draft.objects.exists()
 
 
 def test_a_structural_action_keeps_every_row_and_saves_a_draft(client_for, editor, prompt):
-    response = client_for(editor).post(builder_url(prompt), form_data(action="add_message"))
+    response = client_for(editor).post(builder_url(prompt), builder_form_data(action="add_message"))
     html = response.content.decode()
     assert response.status_code == 200
     assert "You answer for {{company}}." in html and "Hi, I am {{name}}." in html
@@ -96,7 +63,7 @@ def test_a_structural_action_keeps_every_row_and_saves_a_draft(client_for, edito
 
 
 def test_structural_actions_do_not_show_validation_errors(client_for, editor, prompt):
-    data = form_data(action="add_tool")
+    data = builder_form_data(action="add_tool")
     data["temperature"] = "7"
     html = client_for(editor).post(builder_url(prompt), data).content.decode()
     assert "less than or equal to 2" not in html
@@ -104,7 +71,7 @@ def test_structural_actions_do_not_show_validation_errors(client_for, editor, pr
 
 
 def test_htmx_save_returns_the_status_with_live_variables(client_for, editor, prompt):
-    data = form_data(action="save")
+    data = builder_form_data(action="save")
     data["m-1-text"] = "Order {{order_id}} please"
     response = client_for(editor).post(builder_url(prompt), data, HTTP_HX_REQUEST="true")
     html = response.content.decode()
@@ -116,7 +83,7 @@ def test_htmx_save_returns_the_status_with_live_variables(client_for, editor, pr
 
 
 def test_htmx_structural_action_returns_only_the_builder_fragment(client_for, editor, prompt):
-    response = client_for(editor).post(builder_url(prompt), form_data(action="add_tool"), HTTP_HX_REQUEST="true")
+    response = client_for(editor).post(builder_url(prompt), builder_form_data(action="add_tool"), HTTP_HX_REQUEST="true")
     html = response.content.decode()
     assert html.lstrip().startswith('<form id="builder"')
     assert "<html" not in html and 'id="tool-1"' in html
@@ -124,7 +91,7 @@ def test_htmx_structural_action_returns_only_the_builder_fragment(client_for, ed
 
 def test_reopening_the_builder_restores_the_draft_even_when_invalid(client_for, editor, prompt):
     client = client_for(editor)
-    data = form_data(action="save")
+    data = builder_form_data(action="save")
     data["t-0-parameters"] = "{not json"
     client.post(builder_url(prompt), data)
     html = client.get(builder_url(prompt)).content.decode()
@@ -135,7 +102,7 @@ def test_reopening_the_builder_restores_the_draft_even_when_invalid(client_for, 
 
 def test_discarding_the_draft_starts_over(client_for, editor, prompt):
     client = client_for(editor)
-    client.post(builder_url(prompt), form_data())
+    client.post(builder_url(prompt), builder_form_data())
     response = client.post(f"/prompts/{prompt.pk}/build/discard/", {"confirm": "yes"})
     assert response.status_code == 302 and response["Location"] == builder_url(prompt)
     assert not Draft.objects.exists()
@@ -144,8 +111,8 @@ def test_discarding_the_draft_starts_over(client_for, editor, prompt):
 
 def test_drafts_are_kept_per_base_version(client_for, editor, version):
     client = client_for(editor)
-    client.post(builder_url(version.prompt), form_data())
-    client.post(builder_url(version.prompt, version), form_data())
+    client.post(builder_url(version.prompt), builder_form_data())
+    client.post(builder_url(version.prompt, version), builder_form_data())
     assert Draft.objects.filter(user=editor).count() == 2
     assert Draft.objects.filter(base_version=version).count() == 1
 
@@ -155,7 +122,7 @@ def test_create_sends_the_version_body_and_stores_the_version(client_for, editor
         route = mock.post(VERSIONS_URL).mock(
             side_effect=lambda request: httpx.Response(200, json=created_answer(json.loads(request.content)))
         )
-        response = client_for(editor).post(builder_url(prompt), form_data(action="create"))
+        response = client_for(editor).post(builder_url(prompt), builder_form_data(action="create"))
     body = json.loads(route.calls.last.request.content)
     validate_request("POST", "/v1/prompts/versions", body)
     assert body == {
@@ -184,7 +151,7 @@ def test_create_over_htmx_redirects_the_browser(client_for, editor, prompt):
         mock.post(VERSIONS_URL).mock(
             side_effect=lambda request: httpx.Response(200, json=created_answer(json.loads(request.content)))
         )
-        response = client_for(editor).post(builder_url(prompt), form_data(action="create"), HTTP_HX_REQUEST="true")
+        response = client_for(editor).post(builder_url(prompt), builder_form_data(action="create"), HTTP_HX_REQUEST="true")
     version = PromptVersion.objects.get(maxim_id="version-new")
     assert response["HX-Redirect"] == f"/versions/{version.pk}/"
 
@@ -192,7 +159,7 @@ def test_create_over_htmx_redirects_the_browser(client_for, editor, prompt):
 def test_a_maxim_failure_shows_its_reason_and_keeps_the_form_and_draft(client_for, editor, prompt):
     with respx.mock() as mock:
         mock.post(VERSIONS_URL).mock(return_value=httpx.Response(400, json={"error": {"message": "modelName is unknown"}}))
-        response = client_for(editor).post(builder_url(prompt), form_data(action="create"))
+        response = client_for(editor).post(builder_url(prompt), builder_form_data(action="create"))
     html = response.content.decode()
     assert response.status_code == 200
     assert "modelName is unknown" in html
@@ -205,7 +172,7 @@ def test_a_maxim_failure_shows_its_reason_and_keeps_the_form_and_draft(client_fo
 
 
 def test_an_invalid_form_is_not_sent_and_shows_errors(client_for, editor, prompt):
-    data = form_data(action="create")
+    data = builder_form_data(action="create")
     data["model_name"] = ""
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(VERSIONS_URL)
@@ -231,14 +198,14 @@ def test_model_suggestions_follow_the_provider(client_for, viewer, prompt):
 
 @pytest.mark.parametrize("action", ["remove_message:99", "move_up:0", "nonsense", "remove_part:x:y"])
 def test_stale_or_odd_actions_change_nothing(client_for, editor, prompt, action):
-    html = client_for(editor).post(builder_url(prompt), form_data(action=action)).content.decode()
+    html = client_for(editor).post(builder_url(prompt), builder_form_data(action=action)).content.decode()
     assert "You answer for {{company}}." in html and "Hi, I am {{name}}." in html
 
 
 def test_a_version_at_the_message_limit_fits_in_one_post(client_for, editor, prompt):
     message = {"role": "user", "content": [{"type": "text", "text": "x" * 1000},
                                            {"type": "image_url", "image_url": {"url": "https://img.test/a.png"}}]}
-    data = form_data({**CONTENT, "messages": [message] * 100}, action="check")
+    data = builder_form_data({**CONTENT, "messages": [message] * 100}, action="check")
     response = client_for(editor).post(builder_url(prompt), data)
     assert response.status_code == 200
     assert 'id="builder-problems"' not in response.content.decode()
@@ -253,7 +220,7 @@ def test_enter_in_a_text_box_saves_instead_of_pressing_a_row_button(client_for, 
 
 
 def test_changing_a_role_to_tool_shows_the_tool_call_id_field(client_for, editor, prompt):
-    data = form_data(action="refresh")
+    data = builder_form_data(action="refresh")
     html = client_for(editor).post(builder_url(prompt), data).content.decode()
     assert 'type="text" name="m-1-tool_call_id"' not in html
     data["m-1-role"] = "tool"
@@ -263,7 +230,7 @@ def test_changing_a_role_to_tool_shows_the_tool_call_id_field(client_for, editor
 
 
 def test_assistant_messages_offer_tool_calls(client_for, editor, prompt):
-    data = form_data(action="add_tool_call:1")
+    data = builder_form_data(action="add_tool_call:1")
     data["m-1-role"] = "assistant"
     html = client_for(editor).post(builder_url(prompt), data).content.decode()
     assert 'name="m-1-calls-0-id"' in html and 'value="call_1"' in html
@@ -275,8 +242,8 @@ def test_the_same_create_form_sent_twice_creates_one_version(client_for, editor,
         route = mock.post(VERSIONS_URL).mock(
             side_effect=lambda request: httpx.Response(200, json=created_answer(json.loads(request.content)))
         )
-        first = client_for(editor).post(builder_url(prompt), form_data(action="create"))
-        second = client_for(editor).post(builder_url(prompt), form_data(action="create"))
+        first = client_for(editor).post(builder_url(prompt), builder_form_data(action="create"))
+        second = client_for(editor).post(builder_url(prompt), builder_form_data(action="create"))
     assert route.call_count == 1
     version = PromptVersion.objects.get()
     assert first["Location"] == second["Location"] == f"/versions/{version.pk}/"
@@ -286,11 +253,11 @@ def test_a_create_while_the_same_draft_is_with_maxim_is_refused_not_sent(client_
     from django.utils import timezone
 
     client = client_for(editor)
-    client.post(builder_url(prompt), form_data())  # the draft exists
+    client.post(builder_url(prompt), builder_form_data())  # the draft exists
     Draft.objects.filter(user=editor).update(creating_since=timezone.now())  # another request is creating it
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(VERSIONS_URL).mock(return_value=httpx.Response(500))
-        response = client.post(builder_url(prompt), form_data(action="create"))
+        response = client.post(builder_url(prompt), builder_form_data(action="create"))
     assert route.call_count == 0 and not PromptVersion.objects.exists()
     assert response.status_code == 200
     assert "already being created" in response.content.decode()
@@ -301,10 +268,10 @@ def test_changed_content_after_a_create_makes_a_new_version(client_for, editor, 
         route = mock.post(VERSIONS_URL).mock(
             side_effect=lambda request: httpx.Response(200, json=created_answer(json.loads(request.content)))
         )
-        client_for(editor).post(builder_url(prompt), form_data(action="create"))
+        client_for(editor).post(builder_url(prompt), builder_form_data(action="create"))
         route.side_effect = lambda request: httpx.Response(200, json={
             "data": {**created_answer(json.loads(request.content))["data"], "id": "version-newer", "version": 3}})
-        client_for(editor).post(builder_url(prompt), form_data({**CONTENT, "description": "Shorter"}, action="create"))
+        client_for(editor).post(builder_url(prompt), builder_form_data({**CONTENT, "description": "Shorter"}, action="create"))
     assert route.call_count == 2
     assert PromptVersion.objects.count() == 2
 
@@ -316,7 +283,7 @@ def test_a_role_we_do_not_know_is_shown_not_silently_replaced(client_for, editor
     )
     html = client_for(editor).get(builder_url(prompt, odd)).content.decode()
     assert '<option value="developer" selected>developer (not supported)</option>' in html
-    response = client_for(editor).post(builder_url(prompt, odd), {**form_data(odd.content()), "action": "check"})
+    response = client_for(editor).post(builder_url(prompt, odd), {**builder_form_data(odd.content()), "action": "check"})
     assert "not one of the available choices" in response.content.decode()
 
 
@@ -326,7 +293,7 @@ def test_changes_saves_the_draft_and_shows_it_against_its_base(client_for, edito
         {"role": "system", "content": "You are a patient support agent for {{company}}."},
         *version.content()["messages"][1:],
     ]}  # fmt: skip
-    response = client.post(builder_url(prompt, version), {**form_data(changed), "action": "changes"})
+    response = client.post(builder_url(prompt, version), {**builder_form_data(changed), "action": "changes"})
     assert response.status_code == 302
     assert response["Location"] == f"/prompts/{prompt.pk}/build/changes/?from={version.pk}"
     page = client.get(response["Location"]).content.decode()
@@ -342,7 +309,7 @@ def test_draft_changes_are_the_editors_own(client_for, outsider, viewer, prompt,
 
 def test_discard_without_the_confirmation_keeps_the_draft(client_for, editor, prompt):
     client = client_for(editor)
-    client.post(builder_url(prompt), form_data())
+    client.post(builder_url(prompt), builder_form_data())
     response = client.post(f"/prompts/{prompt.pk}/build/discard/", follow=True)
     assert Draft.objects.filter(user=editor).exists()
     assert "Nothing was discarded" in response.content.decode()
@@ -350,7 +317,7 @@ def test_discard_without_the_confirmation_keeps_the_draft(client_for, editor, pr
 
 def test_the_discard_button_asks_first(client_for, editor, prompt):
     client = client_for(editor)
-    client.post(builder_url(prompt), form_data())
+    client.post(builder_url(prompt), builder_form_data())
     html = client.get(builder_url(prompt)).content.decode()
     question = html[html.index('<details class="discard-draft"'):html.index("</details>")]
     assert "Discard this draft?" in question
@@ -358,7 +325,7 @@ def test_the_discard_button_asks_first(client_for, editor, prompt):
 
 
 def test_check_says_what_it_found_not_create_again(client_for, editor, prompt):
-    data = form_data(action="check")
+    data = builder_form_data(action="check")
     data["model_name"] = ""
     html = client_for(editor).post(builder_url(prompt), data).content.decode()
     assert "Check found 1 problem, marked below. Fix it, then create the version." in html
@@ -369,24 +336,24 @@ def test_check_says_what_it_found_not_create_again(client_for, editor, prompt):
 
 
 def test_a_failed_create_says_the_version_was_not_created(client_for, editor, prompt):
-    data = form_data(action="create")
+    data = builder_form_data(action="create")
     data["model_name"] = ""
     html = client_for(editor).post(builder_url(prompt), data).content.decode()
     assert "The version was not created: fix the 1 problem marked below, then create it again." in html
 
 
 def test_a_response_with_errors_asks_the_page_to_show_the_first_one(client_for, editor, prompt):
-    data = form_data(action="check")
+    data = builder_form_data(action="check")
     data["model_name"] = ""
     html = client_for(editor).post(builder_url(prompt), data, HTTP_HX_REQUEST="true").content.decode()
     assert html.lstrip().startswith('<form id="builder"') and "data-first-error" in html.split(">")[0]
     assert '<div role="alert"><ul class="errorlist" id="id_model_name_error">' in html
-    clean = client_for(editor).post(builder_url(prompt), form_data(action="add_tool"), HTTP_HX_REQUEST="true")
+    clean = client_for(editor).post(builder_url(prompt), builder_form_data(action="add_tool"), HTTP_HX_REQUEST="true")
     assert "data-first-error" not in clean.content.decode().split(">")[0]
 
 
 def test_renders_without_shown_errors_mark_no_field_invalid(client_for, editor, prompt):
-    data = form_data(action="add_tool")  # the new tool has no name yet: invalid, but not the point now
+    data = builder_form_data(action="add_tool")  # the new tool has no name yet: invalid, but not the point now
     data["model_name"] = ""
     html = client_for(editor).post(builder_url(prompt), data).content.decode()
     assert 'aria-invalid' not in html and "_error" not in html
@@ -404,7 +371,7 @@ def test_every_message_and_tool_is_a_named_group_and_every_control_is_labelled(c
         {"role": "tool", "content": "done", "tool_call_id": "call_1"},
     ]}  # fmt: skip
     client = client_for(editor)
-    client.post(builder_url(prompt), form_data(parts))
+    client.post(builder_url(prompt), builder_form_data(parts))
     html = client.get(builder_url(prompt)).content.decode()
 
     class Controls(HTMLParser):
@@ -435,7 +402,7 @@ def test_every_message_and_tool_is_a_named_group_and_every_control_is_labelled(c
 def test_a_fresh_or_restored_builder_marks_no_field_invalid(client_for, editor, prompt):
     client = client_for(editor)
     assert "aria-invalid" not in client.get(builder_url(prompt)).content.decode()  # empty messages, no model yet
-    data = form_data()
+    data = builder_form_data()
     data["m-1-text"] = ""
     client.post(builder_url(prompt), data)
     html = client.get(builder_url(prompt)).content.decode()
@@ -445,6 +412,6 @@ def test_a_fresh_or_restored_builder_marks_no_field_invalid(client_for, editor, 
 def test_a_maxim_refusal_also_asks_the_page_to_show_it(client_for, editor, prompt):
     with respx.mock() as mock:
         mock.post(VERSIONS_URL).mock(return_value=httpx.Response(400, json={"error": {"message": "modelName is unknown"}}))
-        html = client_for(editor).post(builder_url(prompt), form_data(action="create"), HTTP_HX_REQUEST="true")
+        html = client_for(editor).post(builder_url(prompt), builder_form_data(action="create"), HTTP_HX_REQUEST="true")
     html = html.content.decode()
     assert "data-first-error" in html.split(">")[0] and 'id="builder-error"' in html

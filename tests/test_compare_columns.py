@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from prompts_app.models import Comparison, Run
 from prompts_app.services import compare_report
-from tests.test_compare_support import echo_maxim, inline_runs, make_version, post_data, turn_data  # noqa: F401
+from tests.conftest import make_version, post_data, turn_data
 
 pytestmark = pytest.mark.usefixtures("inline_runs")
 

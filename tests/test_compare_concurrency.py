@@ -12,7 +12,7 @@ from prompts_app.models import Run
 from prompts_app.services import compare
 from prompts_app.services.compare import ColumnSpec
 from tests.maxim_spec import validate_request
-from tests.test_compare_support import file_db, inline_runs, seed_fake  # noqa: F401
+from tests.conftest import seed_fake
 
 INPUT = {"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}}
 

@@ -14,7 +14,7 @@ from prompts_app import runner
 from prompts_app.models import Run
 from prompts_app.services import compare, run_watch
 from prompts_app.services.compare import ColumnSpec
-from tests.test_compare_support import file_db, seed_fake  # noqa: F401
+from tests.conftest import seed_fake
 
 INPUT = {"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}}
 

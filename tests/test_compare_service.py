@@ -7,43 +7,11 @@ import importlib
 import pytest
 from django.apps import apps as django_apps
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from prompts_app.models import Run
 from prompts_app.selectors.compare import batch_runs
-from prompts_app.services import compare
 from prompts_app.services import compare_report as report
-from prompts_app.services.compare import ColumnSpec
-from tests.test_compare_support import make_version
-
-
-@pytest.fixture
-def comparison(workspace, prompt, editor):
-    a = make_version(prompt, 1, model_parameters={"temperature": 0.2, "max_tokens": 100})
-    b = make_version(
-        prompt, 2, model="gpt-4o-mini", model_parameters={"temperature": 0.2},
-        tools=[{"name": "lookup", "description": "", "parameters": {"type": "object", "properties": {}}}],
-    )
-    c = make_version(prompt, 3, messages=[{"role": "system", "content": "Be terse."}])
-    comparison, created = compare.create_comparison(
-        workspace=workspace, user=editor, columns=[ColumnSpec(a), ColumnSpec(b), ColumnSpec(c)],
-        shared_input=True, input={"turns": [{"role": "user", "content": "Hi"}], "variables": {}}, title="T",
-    )
-    assert created
-    return comparison
-
-
-def add_run(comparison, column, n: int, *, text: str = "", status=Run.Status.SUCCESS, batch: int = 1, **fields):
-    defaults = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "latency_ms": 100.0,
-                "cost_nano": 1000}
-    comparison.batch = batch
-    comparison.save()
-    return Run.objects.create(
-        workspace=comparison.workspace, prompt=column.version.prompt, version=column.version, comparison=comparison,
-        column=column, batch=batch, repeat=n,
-        status=status, provider="openai", model_name=column.version.model_name, output_text=text,
-        finished_at=timezone.now(), **{**defaults, **fields},
-    )
+from tests.conftest import add_run
 
 
 def test_config_rows_mark_only_the_fields_that_differ(comparison):

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from prompts_app.forms.compare import CompareForm
 from prompts_app.models import Comparison, Run
-from tests.test_compare_support import echo_maxim, inline_runs, make_version, post_data, turn_data  # noqa: F401
+from tests.conftest import make_version, post_data, turn_data
 
 pytestmark = pytest.mark.usefixtures("inline_runs")
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 
 from prompts_app.models import Comparison, Draft, Prompt, Run
-from tests.test_compare_support import echo_maxim, inline_runs, make_version, post_data, turn_data  # noqa: F401
+from tests.conftest import make_version, post_data, turn_data
 
 pytestmark = pytest.mark.usefixtures("inline_runs")
 

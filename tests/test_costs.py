@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from prompts_app.models import Prompt, PromptVersion
-from tests.test_history import make_run
+from tests.conftest import make_run
 
 UTC = dt.timezone.utc
 

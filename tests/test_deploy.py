@@ -9,15 +9,9 @@ import respx
 
 from prompts_app.models import Deployment
 from tests.maxim_spec import validate_request
+from tests.conftest import conditions
 
 DEPLOY_URL = "https://maxim.test/v1/prompts/deploy"
-
-
-def conditions(*rows, action="deploy"):
-    data = {"c-TOTAL_FORMS": str(len(rows)), "c-INITIAL_FORMS": str(len(rows)), "action": action}
-    for i, (variable, operator, value) in enumerate(rows):
-        data.update({f"c-{i}-variable": variable, f"c-{i}-operator": operator, f"c-{i}-value": value})
-    return data
 
 
 def test_deploy_page_starts_with_one_condition_row(client_for, editor, version):

@@ -9,12 +9,13 @@ from django.urls import reverse
 
 from prompts_app import pricing
 from prompts_app.forms.runs import MAX_INPUT_CHARS
+from prompts_app.maxim import ModelChoice
 from prompts_app.models import CustomPrice, PromptVersion, Run
-from tests.test_run_views import form_data
+from tests.conftest import run_form_data
 
 
 def estimate(client, version, **extra) -> str:
-    response = client.post(reverse("version_estimate", args=[version.pk]), form_data(**extra),
+    response = client.post(reverse("version_estimate", args=[version.pk]), run_form_data(**extra),
                            headers={"HX-Request": "true"})
     assert response.status_code == 200
     return response.content.decode()
@@ -46,7 +47,7 @@ def test_tools_count_towards_the_estimate(client_for, editor, prompt):
     )
     client = client_for(editor)
     expected = pricing.estimate_input_tokens(
-        [{"role": "user", "content": "Where is my order?"}], with_tools.api_model_parameters()["tools"], model="gpt-4o"
+        [{"role": "user", "content": "Where is my order?"}], ModelChoice.of(with_tools.content()).api_parameters()["tools"], model="gpt-4o"
     )
     assert f"≈ {expected} input tokens" in estimate(client, with_tools)
     assert f"≈ {expected} input tokens" not in estimate(client, plain)
@@ -83,4 +84,4 @@ def test_oversized_input_is_not_estimated(client_for, editor, version):
 def test_a_viewer_may_estimate_but_an_outsider_gets_404(client_for, viewer, outsider, version):
     assert "input tokens" in estimate(client_for(viewer), version)
     url = reverse("version_estimate", args=[version.pk])
-    assert client_for(outsider).post(url, form_data()).status_code == 404
+    assert client_for(outsider).post(url, run_form_data()).status_code == 404

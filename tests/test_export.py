@@ -15,8 +15,7 @@ from prompts_app.models import Prompt, PromptVersion
 from prompts_app.services import history
 from prompts_app.services.history import RunFilter
 from prompts_app.views.history import EXPORT_COLUMNS
-from tests.conftest import API_KEY
-from tests.test_history import NOW, make_run
+from tests.conftest import API_KEY, NOW, make_run
 
 
 def body_of(response) -> str:

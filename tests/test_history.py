@@ -12,32 +12,11 @@ from django.urls import reverse
 
 from prompts_app import runner
 from prompts_app.models import Prompt, PromptVersion, Role, Run
-from prompts_app.services import history, rollups
+from prompts_app.services import history
 from prompts_app.services.history import Cursor, RunFilter
+from tests.conftest import NOW, make_run
 
 UTC = dt.timezone.utc
-NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-def make_run(version: PromptVersion, user, *, status: str = "success", created_at: dt.datetime = NOW,
-             model_name: str | None = None, provider: str | None = None, prompt_tokens: int = 10,
-             completion_tokens: int = 5, cost_nano: int | None = 1_000, latency_ms: float | None = 100.0,
-             input_text: str = "hello", output_text: str = "world", error: str = "",
-             record: bool = True, is_draft: bool = False) -> Run:  # fmt: skip
-    """A run as execute_run leaves it (pending runs have no figures), added to the rollups."""
-    finished = status != Run.Status.PENDING
-    run = Run.objects.create(
-        workspace=version.prompt.workspace, prompt=version.prompt, version=version, user=user, status=status,
-        provider=provider or version.provider, model_name=model_name if model_name is not None else version.model_name,
-        input_text=input_text, output_text=output_text if finished else "", error=error,
-        prompt_tokens=prompt_tokens if finished else 0, completion_tokens=completion_tokens if finished else 0,
-        total_tokens=(prompt_tokens + completion_tokens) if finished else 0,
-        cost_nano=cost_nano if status == Run.Status.SUCCESS else None,
-        latency_ms=latency_ms if finished else None, created_at=created_at, is_draft=is_draft,
-    )  # fmt: skip
-    if record:
-        rollups.record(run)
-    return run
 
 
 @pytest.fixture

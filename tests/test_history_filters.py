@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from prompts_app.models import Prompt, PromptVersion, Role
-from tests.test_history import NOW, make_run
+from tests.conftest import NOW, make_run
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from tests.conftest import make_run
 
-from tests.test_history import make_run
 
 UTC = dt.timezone.utc
 

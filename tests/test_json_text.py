@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from prompts_app.forms.versions import JSONTextField, ToolCallForm
+from prompts_app.forms.fields import JSONTextField
+from prompts_app.forms.versions import ToolCallForm
 from prompts_app.jsontext import MAX_DEPTH, JSONTextError, load_json
 
 DEEP = "[" * 100_000 + "]" * 100_000  # RecursionError in Python's own parser

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.defaults import server_error
 
 from prompts_app.models import Role, Workspace
-from tests.maxim_server import FakeMaxim
+from devtools.maxim_server import FakeMaxim
 
 KEY = "mxk-Distinctive-Secret-7Qz9"
 WRONG_KEY = "mxk-Wrong-But-Also-Secret-4Lw2"
@@ -20,7 +20,7 @@ SECRETS = (KEY, WRONG_KEY)
 
 @pytest.fixture(autouse=True)
 def no_retry_waits(monkeypatch):
-    monkeypatch.setattr("prompts_app.maxim._backoff", lambda attempt: 0)
+    monkeypatch.setattr("prompts_app.maxim.client._backoff", lambda attempt: 0)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from prompts_app.services import compare_report as report
-from tests.test_compare_service import add_run, comparison  # noqa: F401  (the fixture)
+from tests.conftest import add_run
 
 HOSTILE = "![pixel](https://evil.example/t.png) <img src=x> *bold* _it_ [link](https://evil.example) | cell & `tick` #tag ~~s~~"
 

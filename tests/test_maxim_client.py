@@ -13,12 +13,13 @@ import httpx
 import pytest
 
 from prompts_app import maxim
-from prompts_app.maxim import MaximClient, MaximError, get_client
+from prompts_app.maxim import Credentials, MaximClient, MaximError, ModelChoice, NewDeployment, NewPrompt, NewVersion, client_for
 from tests.maxim_spec import validate_httpx_request, validate_request
 
 BASE = "https://maxim.example.test"
 KEY = "sk-maxim-SECRET-0123456789abcdef"
 
+# A run body as stored on a Run (the client sends a stored body exactly as it is).
 RUN = {
     "promptId": "prm_1",
     "versionId": "ver_1",
@@ -28,25 +29,25 @@ RUN = {
     "modelProvider": "openai",
     "modelParameters": {"temperature": 0.2},
 }
-NEW_VERSION = {
+VERSION_MESSAGES = [
+    {"role": "user", "content": "What is the weather?"},
+    {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]},
+    {"role": "tool", "content": "sunny", "tool_call_id": "call_1"},
+]
+NEW_VERSION = NewVersion(prompt_id="prm_1", description="shorter", messages=VERSION_MESSAGES,
+                         model=ModelChoice(name="gpt-4o", provider="openai", parameters={"temperature": 0.5}, tools=[]))
+NEW_VERSION_BODY = {
     "promptId": "prm_1",
     "description": "shorter",
     "modelName": "gpt-4o",
     "modelProvider": "openai",
-    "messages": [
-        {"role": "user", "content": "What is the weather?"},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]},
-        {"role": "tool", "content": "sunny", "tool_call_id": "call_1"},
-    ],
+    "messages": VERSION_MESSAGES,
     "modelParameters": {"temperature": 0.5},
 }
-DEPLOY = {
-    "promptId": "prm_1",
-    "versionId": "ver_2",
-    "workspaceId": "ws_1",
-    "deploymentConditions": [{"variable": "env", "operator": "=", "value": "prod"}],
-}
+CONDITIONS = [{"variable": "env", "operator": "=", "value": "prod"}]
+DEPLOY = NewDeployment(prompt_id="prm_1", version_id="ver_2", workspace_id="ws_1", conditions=CONDITIONS)
+DEPLOY_BODY = {"promptId": "prm_1", "versionId": "ver_2", "workspaceId": "ws_1", "deploymentConditions": CONDITIONS}
 PROMPT = {"id": "prm_1", "name": "Greeter", "description": "says hi", "workspaceId": "ws_1", "folderId": None,
           "createdAt": "2025-05-01T00:00:00Z", "updatedAt": "2025-05-02T00:00:00Z"}
 
@@ -227,7 +228,7 @@ def test_list_prompts_follows_pagination(make):
 @pytest.mark.parametrize("answer", [{"data": {"data": PROMPT}}, {"data": PROMPT}], ids=["double-wrap", "single"])
 def test_create_prompt_reads_both_envelopes(make, answer):
     client, fake = make(ok(answer, status=201))
-    prompt = client.create_prompt(workspace_id="ws_1", name="Greeter", description="says hi")
+    prompt = client.create_prompt(NewPrompt(workspace_id="ws_1", name="Greeter", description="says hi"))
     assert prompt.id == "prm_1"
     assert fake.requests[0].method == "POST" and fake.requests[0].url.path == "/v1/prompts"
     assert fake.bodies() == [{"workspaceId": "ws_1", "name": "Greeter", "description": "says hi"}]
@@ -235,7 +236,7 @@ def test_create_prompt_reads_both_envelopes(make, answer):
 
 def test_create_prompt_sends_the_folder_when_given(make):
     client, fake = make(ok({"data": {"data": {**PROMPT, "folderId": "fld_1"}}}, status=201))
-    assert client.create_prompt(workspace_id="ws_1", name="Greeter", folder_id="fld_1").folder_id == "fld_1"
+    assert client.create_prompt(NewPrompt(workspace_id="ws_1", name="Greeter", folder_id="fld_1")).folder_id == "fld_1"
     assert fake.bodies()[0]["folderId"] == "fld_1"
 
 
@@ -275,7 +276,7 @@ def test_create_version_sends_the_payload_exactly(make):
     version = client.create_version(NEW_VERSION)
     assert (version.id, version.version) == ("ver_2", 2)
     assert fake.requests[0].url.path == "/v1/prompts/versions"
-    assert fake.bodies() == [NEW_VERSION]
+    assert fake.bodies() == [NEW_VERSION_BODY]
 
 
 # -- run -------------------------------------------------------------------------------------
@@ -348,7 +349,7 @@ def test_deploy(make):
     result = client.deploy(DEPLOY)
     assert (result.id, result.prompt_id, result.version_id, result.status) == ("dep_1", "prm_1", "ver_2", "active")
     assert fake.requests[0].url.path == "/v1/prompts/deploy"
-    assert fake.bodies() == [DEPLOY]
+    assert fake.bodies() == [DEPLOY_BODY]
 
 
 # -- failures: HTTP statuses ---------------------------------------------------------------
@@ -558,7 +559,7 @@ def test_json_without_the_expected_fields(make, call, answer, expected):
     calls = {
         "list_prompts": lambda: client.list_prompts("ws_1"),
         "list_versions": lambda: client.list_versions("prm_1"),
-        "create_prompt": lambda: client.create_prompt(workspace_id="ws_1", name="x"),
+        "create_prompt": lambda: client.create_prompt(NewPrompt(workspace_id="ws_1", name="x")),
         "run": lambda: client.run(RUN),
     }
     with pytest.raises(MaximError) as caught:
@@ -625,7 +626,7 @@ def test_a_run_is_never_resent_after_an_error_that_may_have_reached_maxim(make, 
 def test_other_posts_are_not_resent_after_a_5xx(make, call):
     client, fake = make(fail(500))
     with pytest.raises(MaximError):
-        {"create_prompt": lambda: client.create_prompt(workspace_id="ws_1", name="x"),
+        {"create_prompt": lambda: client.create_prompt(NewPrompt(workspace_id="ws_1", name="x")),
          "create_version": lambda: client.create_version(NEW_VERSION),
          "deploy": lambda: client.deploy(DEPLOY)}[call]()
     assert len(fake.requests) == 1
@@ -667,11 +668,11 @@ def test_the_key_is_not_in_the_clients_repr():
     assert KEY not in repr(MaximClient(BASE, KEY, http=httpx.Client()))
 
 
-def test_get_client_shares_one_pool_per_base_url_and_keeps_keys_off_it():
+def test_client_for_shares_one_pool_per_base_url_and_keeps_keys_off_it():
     try:
-        one = get_client("https://API.maxim.example.test/", "key-one-123")
-        two = get_client("https://api.maxim.example.test", "key-two-456")
-        other = get_client("https://other.example.test", "key-one-123")
+        one = client_for(Credentials("https://API.maxim.example.test/", "key-one-123"))
+        two = client_for(Credentials("https://api.maxim.example.test", "key-two-456"))
+        other = client_for(Credentials("https://other.example.test", "key-one-123"))
         assert one._http is two._http and one._http is not other._http
         assert "x-maxim-api-key" not in one._http.headers
         assert one._http.timeout == httpx.Timeout(connect=5.0, read=90.0, write=30.0, pool=10.0)
@@ -717,10 +718,10 @@ def test_spec_a_run_may_send_null_content_for_a_tool_calling_assistant():
 def test_spec_a_new_version_must_send_string_content_even_with_tool_calls():
     # The json spec requires a non-null content; the newer txt adds tool_calls but says nothing
     # about null, so a tool-calling assistant message must send "".
-    body = {**NEW_VERSION, "messages": [{"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]}]}
+    body = {**NEW_VERSION_BODY, "messages": [{"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]}]}
     with pytest.raises(AssertionError, match="None is not valid|is not of type"):
         check("POST", "/v1/prompts/versions", body)
-    missing = {**NEW_VERSION, "messages": [{"role": "assistant", "tool_calls": [TOOL_CALL]}]}
+    missing = {**NEW_VERSION_BODY, "messages": [{"role": "assistant", "tool_calls": [TOOL_CALL]}]}
     with pytest.raises(AssertionError, match="'content' is a required property"):
         check("POST", "/v1/prompts/versions", missing)
 
@@ -728,7 +729,7 @@ def test_spec_a_new_version_must_send_string_content_even_with_tool_calls():
 @pytest.mark.parametrize("provider", ["vertex", "mistral", "fireworks", "lmstudio"])
 def test_spec_a_new_version_accepts_the_newer_providers(provider):
     # lmstudio is in the run yaml (16 providers) but not in the txt's list of 15; we allow it.
-    check("POST", "/v1/prompts/versions", {**NEW_VERSION, "modelProvider": provider})
+    check("POST", "/v1/prompts/versions", {**NEW_VERSION_BODY, "modelProvider": provider})
 
 
 def test_spec_unknown_body_fields_are_reported():

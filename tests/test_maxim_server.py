@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import signal
 import subprocess
@@ -14,8 +15,8 @@ import httpx
 import pytest
 
 from prompts_app import maxim
-from prompts_app.maxim import MaximClient, MaximError
-from tests.maxim_server import FakeMaxim
+from prompts_app.maxim import MaximClient, MaximError, ModelChoice, NewDeployment, NewPrompt, NewVersion
+from devtools.maxim_server import FakeMaxim
 
 CONDITIONS = [{"variable": "env", "operator": "=", "value": "prod"}]
 
@@ -38,12 +39,11 @@ def client(server, sleeps):
 
 
 def new_version(client: MaximClient, model: str = "gpt-4o", text: str = "Hello {{name}}") -> tuple[str, str]:
-    prompt = client.create_prompt(workspace_id="ws_default", name=f"Prompt for {model}")
-    version = client.create_version({
-        "promptId": prompt.id, "description": "first", "modelName": model, "modelProvider": "openai",
-        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}],
-        "modelParameters": {"temperature": 0.1},
-    })
+    prompt = client.create_prompt(NewPrompt(workspace_id="ws_default", name=f"Prompt for {model}"))
+    version = client.create_version(NewVersion(
+        prompt_id=prompt.id, description="first", model=ModelChoice(model, "openai", {"temperature": 0.1}, []),
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}],
+    ))
     return prompt.id, version.id
 
 
@@ -61,15 +61,16 @@ def test_workspaces_are_paginated(server, client):
 
 
 def test_the_whole_journey(server, client):
-    prompt = client.create_prompt(workspace_id="ws_default", name="Greeter", description="says hi")
+    prompt = client.create_prompt(NewPrompt(workspace_id="ws_default", name="Greeter", description="says hi"))
     assert [p.id for p in client.list_prompts("ws_default")] == [prompt.id]
     assert client.list_prompts("ws_staging") == []
 
-    body = {"promptId": prompt.id, "description": "first", "modelName": "gpt-4o", "modelProvider": "openai",
-            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi {{name}}"}],
-            "modelParameters": {"temperature": 0.1}}
-    version = client.create_version(body)
-    again = client.create_version({**body, "description": "second"})
+    request = NewVersion(
+        prompt_id=prompt.id, description="first", model=ModelChoice("gpt-4o", "openai", {"temperature": 0.1}, []),
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi {{name}}"}],
+    )
+    version = client.create_version(request)
+    again = client.create_version(dataclasses.replace(request, description="second"))
     assert [v.version for v in client.list_versions(prompt.id)] == [1, 2]
     assert [m["payload"]["content"] for m in version.messages] == ["Be brief.", "Hi {{name}}"]
     assert (version.model, version.provider, version.author_name) == ("gpt-4o", "openai", "Fake Author")
@@ -78,8 +79,8 @@ def test_the_whole_journey(server, client):
     assert result.text == "Echo: Hi Ada"
     assert (result.prompt_tokens, result.completion_tokens, result.total_tokens) == (4, 3, 7)
 
-    deployed = client.deploy({"promptId": prompt.id, "versionId": again.id, "workspaceId": "ws_default",
-                              "deploymentConditions": CONDITIONS})
+    deployed = client.deploy(NewDeployment(prompt_id=prompt.id, version_id=again.id, workspace_id="ws_default",
+                                           conditions=CONDITIONS))
     assert (deployed.version_id, deployed.status) == (again.id, "active")
     assert server.violations == []
     assert all(r.headers["x-maxim-api-key"] == server.api_key for r in server.requests)
@@ -87,7 +88,7 @@ def test_the_whole_journey(server, client):
 
 def test_runs_overlap(server):
     server.run_delay = 0.5
-    client = maxim.get_client(server.base_url, server.api_key)  # the shared pool, as the app uses it
+    client = MaximClient(server.base_url, server.api_key)  # the shared pool, as the app uses it
     try:
         prompt_id, version_id = new_version(client)
         results: list[str] = []
@@ -187,9 +188,10 @@ def test_tool_calls_and_string_outputs(server, client):
     assert server.violations == []
 
 
-def test_it_runs_as_a_script():
-    script = Path(__file__).with_name("maxim_server.py")
-    process = subprocess.Popen([sys.executable, str(script), "--port", "0"], stdout=subprocess.PIPE, text=True)
+def test_it_runs_as_a_script():  # as `make fake-maxim` runs it, from the repository's root
+    root = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "devtools.maxim_server", "--port", "0"]
+    process = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline()
         base_url, key = re.search(r"(http://\S+)\s+API key: (\S+)", line).groups()

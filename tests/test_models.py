@@ -5,6 +5,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.test import RequestFactory
 
+from prompts_app.maxim import NewVersion
 from prompts_app.models import Membership, PromptVersion, Role
 from prompts_app.views.access import get_version_for_user, get_workspace_for_user
 from tests.maxim_spec import validate_request
@@ -29,7 +30,7 @@ def test_the_create_payload_carries_tools_in_model_parameters_and_matches_the_sp
         {"name": "lookup_order", "description": "Find an order", "parameters": {
             "type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}},
     ]  # fmt: skip
-    payload = version.to_api_payload()
+    payload = NewVersion.from_content(prompt_id=version.prompt.maxim_id, content=version.content()).body()
 
     assert payload["promptId"] == "prompt-1"
     assert payload["modelParameters"]["temperature"] == 0.2

@@ -107,7 +107,7 @@ def test_a_forbidden_origin_never_receives_a_request_from_the_client(settings, r
     settings.MAXIMUI_ALLOWED_BASE_URLS = ONLY_MAXIM
     maxim.close_pools()
     with pytest.raises(MaximError, match="outbound policy"):
-        maxim.get_client(server.url, API_KEY).list_workspaces()
+        MaximClient(server.url, API_KEY).list_workspaces()
     assert server.hits == 0 and outbound.pool_count() == 0
 
 
@@ -148,7 +148,7 @@ def test_pools_are_kept_per_origin_not_per_url(recorder):
     server = recorder(empty_list)
     maxim.close_pools()
     for path in range(30):
-        maxim.get_client(f"{server.url}/p{path}", API_KEY).list_workspaces()
+        MaximClient(f"{server.url}/p{path}", API_KEY).list_workspaces()
     assert outbound.pool_count() == 1 and server.hits == 30
 
 
@@ -195,11 +195,11 @@ def test_a_trickling_server_is_cut_off_at_the_deadline(recorder, reply):
 
 
 def test_a_run_has_a_deadline_even_with_the_default_client(recorder, monkeypatch):
-    monkeypatch.setattr(maxim, "RUN_DEADLINE", 1.0)
+    monkeypatch.setattr(maxim.client, "RUN_DEADLINE", 1.0)
     server = recorder(trickle_body)
     started = time.monotonic()
     with pytest.raises(MaximError, match="may still have been processed"):
-        maxim.get_client(server.url, API_KEY, max_retries=0).run({})
+        MaximClient(server.url, API_KEY, max_retries=0).run({})
     assert time.monotonic() - started < 3
 
 
@@ -236,7 +236,7 @@ def test_a_client_without_retries_tries_an_unreachable_host_once():
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     slept: list[float] = []
-    client = maxim.get_client(f"http://127.0.0.1:{port}", API_KEY, max_retries=0, sleep=slept.append)
+    client = MaximClient(f"http://127.0.0.1:{port}", API_KEY, max_retries=0, sleep=slept.append)
     with pytest.raises(MaximError, match="refused the connection"):
         client.list_workspaces()
     assert slept == []

@@ -13,7 +13,7 @@ from prompts_app.services import history, rollups
 from prompts_app.services.history import RunFilter
 from prompts_app.services.runs import mark_interrupted_runs, run_version
 from tests.maxim_spec import validate_request
-from tests.test_history import make_run
+from tests.conftest import make_run
 
 UTC = dt.timezone.utc
 

@@ -12,7 +12,7 @@ from django.db import IntegrityError, connection, connections, transaction
 
 from prompts_app.models import Run, RunRollup
 from prompts_app.services import rollups
-from tests.test_history import NOW, make_run
+from tests.conftest import NOW, make_run
 
 DAY = NOW.date()
 

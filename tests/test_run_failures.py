@@ -12,13 +12,13 @@ from django.urls import reverse
 
 from prompts_app import maxim
 from prompts_app.models import Run
-from tests.test_run_views import form_data
+from tests.conftest import run_form_data
 
 RUN_URL = "https://maxim.test/v1/prompts/run"
 
 
 def post_run(client, version, **extra):
-    return client.post(reverse("version_run", args=[version.pk]), form_data(**extra), headers={"HX-Request": "true"})
+    return client.post(reverse("version_run", args=[version.pk]), run_form_data(**extra), headers={"HX-Request": "true"})
 
 
 @pytest.mark.parametrize(
@@ -65,7 +65,7 @@ def test_a_failed_run_is_recorded_with_its_reason_and_sent_once(client_for, edit
 def test_the_failure_shows_on_the_run_page_too(client_for, editor, version):
     with respx.mock() as mock:
         mock.post(RUN_URL).mock(return_value=httpx.Response(500, text="boom"))
-        response = client_for(editor).post(reverse("version_run", args=[version.pk]), form_data())
+        response = client_for(editor).post(reverse("version_run", args=[version.pk]), run_form_data())
     html = client_for(editor).get(response["Location"]).content.decode()
     assert "Maxim had a server error (500)" in html and "HTTP 500" in html
     assert "no cost recorded" in html
@@ -114,7 +114,7 @@ def test_failures_from_a_real_server_are_sent_once(client_for, editor, version, 
 
 
 def test_a_hanging_server_times_out_and_is_not_resent(client_for, editor, version, seeded, monkeypatch):
-    monkeypatch.setattr(maxim, "TIMEOUT", httpx.Timeout(connect=2.0, read=0.5, write=2.0, pool=2.0))
+    monkeypatch.setattr(maxim.client, "TIMEOUT", httpx.Timeout(connect=2.0, read=0.5, write=2.0, pool=2.0))
     maxim.close_pools()  # the pool for this base URL must be built with the short timeout
     seeded.hang_seconds = 3
     try:

@@ -18,8 +18,7 @@ from prompts_app.run_input import (
     input_problem,
 )
 from prompts_app.services.runs import start_run
-from tests.test_compare_support import echo_maxim, inline_runs, make_version, post_data  # noqa: F401
-from tests.test_run_views import form_data, maxim, run_url, sent_bodies  # noqa: F401
+from tests.conftest import make_version, post_data, run_form_data, run_url, sent_bodies
 
 HTMX = {"HX-Request": "true"}
 BOMB_VALUE = "y" * 10_000
@@ -47,7 +46,7 @@ def bomb_version(prompt):
 
 def run_data(**extra) -> dict:
     """The run form with an empty turn: the version's own messages carry the input."""
-    return form_data(**{"turn-0-content": "", **extra})
+    return run_form_data(**{"turn-0-content": "", **extra})
 
 
 def preview(client, version, **extra) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import httpx
@@ -13,54 +12,7 @@ from django.utils import timezone
 
 from prompts_app.forms.runs import MAX_INPUT_CHARS
 from prompts_app.models import Run
-from tests.maxim_spec import validate_request
-
-RUN_URL = "https://maxim.test/v1/prompts/run"
-
-
-def run_answer(text: str = "Hi Ann, how can I help?", prompt_tokens: int = 20, completion_tokens: int = 7) -> dict:
-    return {
-        "data": {
-            "output": {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]},
-            "usage": {
-                "promptTokens": prompt_tokens,
-                "completionTokens": completion_tokens,
-                "totalTokens": prompt_tokens + completion_tokens,
-            },
-        }
-    }
-
-
-@pytest.fixture
-def maxim():
-    with respx.mock(assert_all_called=False) as mock:
-        mock.post(RUN_URL).mock(return_value=httpx.Response(200, json=run_answer()))
-        yield mock
-
-
-def sent_bodies(mock) -> list[dict]:
-    bodies = [json.loads(call.request.content) for call in mock.calls]
-    for body in bodies:
-        validate_request("POST", "/v1/prompts/run", body)
-    return bodies
-
-
-def form_data(**extra) -> dict:
-    data = {
-        "idempotency_key": "key-1",
-        "turn-TOTAL_FORMS": "1",
-        "turn-INITIAL_FORMS": "0",
-        "turn-0-role": "user",
-        "turn-0-content": "Where is my order?",
-        "var__company": "Acme",
-        "var__name": "Ann",
-    }
-    data.update(extra)
-    return data
-
-
-def run_url(version) -> str:
-    return reverse("version_run", args=[version.pk])
+from tests.conftest import RUN_URL, run_form_data, run_url, sent_bodies
 
 
 def test_run_page_shows_a_turn_and_a_field_per_variable(client_for, editor, version):
@@ -81,14 +33,14 @@ def test_viewer_sees_the_form_disabled(client_for, viewer, version):
 
 
 def test_viewer_gets_403_when_posting_a_run_and_nothing_is_sent(client_for, viewer, version, maxim):
-    response = client_for(viewer).post(run_url(version), form_data())
+    response = client_for(viewer).post(run_url(version), run_form_data())
     assert response.status_code == 403
     assert maxim.calls.call_count == 0
     assert Run.objects.count() == 0
 
 
 def test_viewer_gets_403_on_run_again(client_for, viewer, editor, version, maxim):
-    client_for(editor).post(run_url(version), form_data())
+    client_for(editor).post(run_url(version), run_form_data())
     run = Run.objects.get()
     response = client_for(viewer).post(reverse("run_again", args=[run.pk]), {"idempotency_key": "k"})
     assert response.status_code == 403
@@ -96,12 +48,12 @@ def test_viewer_gets_403_on_run_again(client_for, viewer, editor, version, maxim
 
 
 def test_outsider_gets_404_on_every_run_url(client_for, editor, outsider, version, maxim):
-    client_for(editor).post(run_url(version), form_data())
+    client_for(editor).post(run_url(version), run_form_data())
     run = Run.objects.get()
     client = client_for(outsider)
     assert client.get(run_url(version)).status_code == 404
-    assert client.post(run_url(version), form_data(idempotency_key="other")).status_code == 404
-    assert client.post(reverse("version_estimate", args=[version.pk]), form_data()).status_code == 404
+    assert client.post(run_url(version), run_form_data(idempotency_key="other")).status_code == 404
+    assert client.post(reverse("version_estimate", args=[version.pk]), run_form_data()).status_code == 404
     assert client.get(reverse("run_detail", args=[run.pk])).status_code == 404
     assert client.get(reverse("run_result", args=[run.pk])).status_code == 404
     assert client.post(reverse("run_again", args=[run.pk]), {"idempotency_key": "x"}).status_code == 404
@@ -114,7 +66,7 @@ def test_anonymous_user_is_sent_to_login(client, version):
 
 
 def test_a_run_without_js_redirects_to_its_page(client_for, editor, version, maxim):
-    response = client_for(editor).post(run_url(version), form_data())
+    response = client_for(editor).post(run_url(version), run_form_data())
     run = Run.objects.get()
     assert response.status_code == 302
     assert response["Location"] == reverse("run_detail", args=[run.pk])
@@ -125,7 +77,7 @@ def test_a_run_without_js_redirects_to_its_page(client_for, editor, version, max
 
 
 def test_a_run_with_htmx_returns_the_result_and_a_fresh_key(client_for, editor, version, maxim):
-    response = client_for(editor).post(run_url(version), form_data(), headers={"HX-Request": "true"})
+    response = client_for(editor).post(run_url(version), run_form_data(), headers={"HX-Request": "true"})
     assert response.status_code == 200
     html = response.content.decode()
     assert 'id="run-result"' in html
@@ -137,8 +89,8 @@ def test_a_run_with_htmx_returns_the_result_and_a_fresh_key(client_for, editor, 
 
 def test_the_same_submission_posted_twice_runs_once(client_for, editor, version, maxim):
     client = client_for(editor)
-    first = client.post(run_url(version), form_data(idempotency_key="double-click"))
-    second = client.post(run_url(version), form_data(idempotency_key="double-click"))
+    first = client.post(run_url(version), run_form_data(idempotency_key="double-click"))
+    second = client.post(run_url(version), run_form_data(idempotency_key="double-click"))
     assert maxim.calls.call_count == 1
     assert Run.objects.count() == 1
     assert first["Location"] == second["Location"]
@@ -147,7 +99,7 @@ def test_the_same_submission_posted_twice_runs_once(client_for, editor, version,
 def test_empty_input_is_an_error_that_keeps_what_was_typed(client_for, editor, version, maxim):
     version.messages = [{"role": "system", "content": "  "}]  # nothing of its own to send
     version.save()
-    response = client_for(editor).post(run_url(version), form_data(**{"turn-0-content": "   ", "turn-0-role": "assistant"}))
+    response = client_for(editor).post(run_url(version), run_form_data(**{"turn-0-content": "   ", "turn-0-role": "assistant"}))
     assert response.status_code == 200
     html = response.content.decode()
     assert "Nothing would be sent" in html
@@ -156,7 +108,7 @@ def test_empty_input_is_an_error_that_keeps_what_was_typed(client_for, editor, v
 
 
 def test_a_missing_variable_is_named_in_the_error(client_for, editor, version, maxim):
-    response = client_for(editor).post(run_url(version), form_data(var__name=""))
+    response = client_for(editor).post(run_url(version), run_form_data(var__name=""))
     html = response.content.decode()
     assert response.status_code == 200
     assert "Fill in a value for {{name}}." in html
@@ -165,7 +117,7 @@ def test_a_missing_variable_is_named_in_the_error(client_for, editor, version, m
 
 
 def test_oversized_input_names_the_limit(client_for, editor, version, maxim):
-    response = client_for(editor).post(run_url(version), form_data(**{"turn-0-content": "x" * (MAX_INPUT_CHARS + 1)}))
+    response = client_for(editor).post(run_url(version), run_form_data(**{"turn-0-content": "x" * (MAX_INPUT_CHARS + 1)}))
     assert response.status_code == 200
     assert f"the limit is {MAX_INPUT_CHARS:,} characters" in response.content.decode()
     assert maxim.calls.call_count == 0
@@ -185,14 +137,14 @@ def test_oversized_input_names_the_limit(client_for, editor, version, maxim):
     ],
 )
 def test_bad_overrides_are_errors_next_to_the_field(client_for, editor, version, maxim, field, value, message):
-    response = client_for(editor).post(run_url(version), form_data(**{field: value}))
+    response = client_for(editor).post(run_url(version), run_form_data(**{field: value}))
     assert response.status_code == 200
     assert message in response.content.decode()
     assert maxim.calls.call_count == 0
 
 
 def test_an_invalid_htmx_post_retargets_the_whole_panel(client_for, editor, version, maxim):
-    response = client_for(editor).post(run_url(version), form_data(var__name=""), headers={"HX-Request": "true"})
+    response = client_for(editor).post(run_url(version), run_form_data(var__name=""), headers={"HX-Request": "true"})
     assert response.status_code == 200
     assert response["HX-Retarget"] == "#run-panel"
     assert response["HX-Reswap"] == "outerHTML"
@@ -200,7 +152,7 @@ def test_an_invalid_htmx_post_retargets_the_whole_panel(client_for, editor, vers
 
 
 def test_adding_a_turn_keeps_everything_typed(client_for, editor, version, maxim):
-    data = form_data(action="add-turn", var__company="Typed Co", extra_parameters='{"top_p": 0.5}')
+    data = run_form_data(action="add-turn", var__company="Typed Co", extra_parameters='{"top_p": 0.5}')
     html = client_for(editor).post(run_url(version), data).content.decode()
     assert 'name="turn-1-content"' in html
     assert '<option value="assistant" selected>' in html.split('name="turn-1-role"')[1].split("</select>")[0]
@@ -210,7 +162,7 @@ def test_adding_a_turn_keeps_everything_typed(client_for, editor, version, maxim
 
 
 def test_removing_a_turn_keeps_the_others(client_for, editor, version, maxim):
-    data = form_data(**{
+    data = run_form_data(**{
         "action": "remove-turn-0", "turn-TOTAL_FORMS": "2",
         "turn-1-role": "assistant", "turn-1-content": "Second turn stays",
     })
@@ -221,7 +173,7 @@ def test_removing_a_turn_keeps_the_others(client_for, editor, version, maxim):
 
 def test_run_page_shows_output_usage_cost_and_the_sent_body(client_for, editor, version, maxim):
     client = client_for(editor)
-    client.post(run_url(version), form_data())
+    client.post(run_url(version), run_form_data())
     run = Run.objects.get()
     html = client.get(reverse("run_detail", args=[run.pk])).content.decode()
     assert "Hi Ann, how can I help?" in html
@@ -234,7 +186,7 @@ def test_run_page_shows_output_usage_cost_and_the_sent_body(client_for, editor, 
 
 
 def test_run_again_sends_the_same_body_as_a_new_run(client_for, editor, owner, version, maxim):
-    client_for(editor).post(run_url(version), form_data())
+    client_for(editor).post(run_url(version), run_form_data())
     first = Run.objects.get()
     response = client_for(owner).post(reverse("run_again", args=[first.pk]), {"idempotency_key": "again-1"})
     second = Run.objects.exclude(pk=first.pk).get()
@@ -274,13 +226,13 @@ def test_get_is_the_only_safe_method_on_the_run_page(client_for, editor, version
 
 
 def test_a_form_without_a_key_still_runs(client_for, editor, version, maxim):
-    response = client_for(editor).post(run_url(version), form_data(idempotency_key=""))
+    response = client_for(editor).post(run_url(version), run_form_data(idempotency_key=""))
     assert response.status_code == 302
     assert Run.objects.get().idempotency_key == ""
 
 
 def test_a_tampered_key_is_reported_not_run(client_for, editor, version, maxim):
-    html = client_for(editor).post(run_url(version), form_data(idempotency_key="k" * 65)).content.decode()
+    html = client_for(editor).post(run_url(version), run_form_data(idempotency_key="k" * 65)).content.decode()
     assert "This form is out of date" in html
     assert maxim.calls.call_count == 0
 
@@ -290,7 +242,7 @@ def test_the_run_page_lists_tool_calls_by_name_with_pretty_arguments(client_for,
     output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": calls}}]}
     with respx.mock() as mock:
         mock.post(RUN_URL).mock(return_value=httpx.Response(200, json={"data": {"output": output, "usage": {}}}))
-        client_for(editor).post(run_url(version), form_data())
+        client_for(editor).post(run_url(version), run_form_data())
     html = client_for(editor).get(reverse("run_detail", args=[Run.objects.get().pk])).content.decode()
     assert "<code>lookup_order</code>" in html
     assert "{\n  &quot;id&quot;: &quot;A-17&quot;\n}" in html

@@ -6,22 +6,9 @@ MAXIMUI_ENV_FILE="" so a developer's .env.local cannot change the outcome.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-SECRETS = {"SECRET_KEY": "s" * 50, "MAXIMUI_ENCRYPTION_KEYS": "ZGV2LW9ubHkta2V5LWRvLW5vdC11c2UtaW4tcHJvZCE="}
-
-
-def load_settings(env: dict[str, str], code: str = "import maximui.settings") -> subprocess.CompletedProcess:
-    clean = {"PATH": os.environ.get("PATH", ""), "MAXIMUI_ENV_FILE": "", "PYTHONDONTWRITEBYTECODE": "1", **env}
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
-    )
+from tests.conftest import SECRETS, load_settings
 
 
 def test_production_settings_load_with_both_secrets_set():

@@ -6,8 +6,8 @@ Each case imports maximui.settings in a fresh interpreter (see tests/test_settin
 from __future__ import annotations
 
 import pytest
+from tests.conftest import SECRETS, load_settings
 
-from tests.test_settings import SECRETS, load_settings
 
 
 @pytest.mark.parametrize("hosts", ["maximui.example.com", "*", "127.0.0.1,10.0.0.7"])

@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from prompts_app import crypto
 from prompts_app.models import Membership, Role, Workspace
-from tests.conftest import API_KEY, BASE_URL
 from tests.maxim_spec import validate_request
+from tests.conftest import API_KEY, BASE_URL
 
 CONNECT = "/workspaces/connect/"
 PICK = "/workspaces/connect/pick/"
@@ -23,7 +23,7 @@ KEY = "mx-secret-connect-key-9876"
 @pytest.fixture(autouse=True)
 def no_retry_waits(monkeypatch):
     # The client backs off between retried GETs; tests need not wait for it.
-    monkeypatch.setattr("prompts_app.maxim._backoff", lambda attempt: 0)
+    monkeypatch.setattr("prompts_app.maxim.client._backoff", lambda attempt: 0)
 
 
 def _workspaces_page(items, cursor=None):

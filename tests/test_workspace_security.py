@@ -17,9 +17,7 @@ from cryptography.fernet import Fernet
 from django.urls import reverse
 
 from prompts_app.models import Membership, Role, Workspace
-from tests.conftest import API_KEY, BASE_URL
-from tests.test_deploy import conditions
-from tests.test_run_views import form_data
+from tests.conftest import API_KEY, BASE_URL, conditions, run_form_data
 
 EVIL = "https://other.example.test"
 HX = {"HX-Request": "true"}
@@ -133,7 +131,7 @@ def test_an_undecryptable_key_is_explained_everywhere(client_for, editor, versio
         "create": lambda: client.post(reverse("prompt_create", args=[workspace.pk]), {"name": "New", "description": ""}),
         "import": lambda: client.post(reverse("prompt_import", args=[prompt.pk]), follow=True),
         "deploy": lambda: client.post(reverse("version_deploy", args=[version.pk]), conditions(("env", "=", "prod"))),
-        "run": lambda: client.post(reverse("version_run", args=[version.pk]), form_data(), headers=HX, follow=True),
+        "run": lambda: client.post(reverse("version_run", args=[version.pk]), run_form_data(), headers=HX, follow=True),
     }
     response = requests[action]()
     assert response.status_code == 200

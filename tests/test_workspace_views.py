@@ -12,13 +12,13 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from prompts_app.models import CustomPrice, Membership, Role, Workspace
-from tests.conftest import API_KEY, BASE_URL
 from tests.maxim_spec import validate_request
+from tests.conftest import API_KEY, BASE_URL
 
 
 @pytest.fixture(autouse=True)
 def no_retry_waits(monkeypatch):
-    monkeypatch.setattr("prompts_app.maxim._backoff", lambda attempt: 0)
+    monkeypatch.setattr("prompts_app.maxim.client._backoff", lambda attempt: 0)
 
 
 @pytest.fixture

@@ -26,14 +26,14 @@ from prompts_app.forms.versions import (
 )
 from prompts_app.forms.runs import VARIABLE_PREFIX
 from prompts_app.run_input import input_problem, missing_variables
-from prompts_app.models import VARIABLE_RE
+from prompts_app.models import variable_names
 
 _ROW_CAP = 1000  # rows read from a POST at most; the forms report the real limits
 NEW_TOOL_SCHEMA = '{\n  "type": "object",\n  "properties": {}\n}'
 State = dict[str, Any]
-# The role a new message usually takes after the last one: a model answers a person or a tool result.
-NEXT_ROLE = {"": "system", "system": "user", "user": "assistant", "assistant": "user", "tool": "assistant",
-             "model": "user", "chatbot": "user"}
+# Who usually speaks after the last message: a model answers a person or a tool result.
+NEXT_SPEAKER = {"": "system", "system": "user", "user": "assistant", "assistant": "user", "tool": "assistant",
+                "model": "user", "chatbot": "user"}
 
 
 # -- POST data <-> state ------------------------------------------------------------
@@ -176,8 +176,8 @@ def empty_state() -> State:
 # -- structural actions -----------------------------------------------------------------
 
 
-def _new_message(role: str = "user") -> dict[str, Any]:
-    return {"role": role, "mode": "text", "text": "", "tool_call_id": "", "parts": [], "calls": []}
+def _new_message(speaker: str = "user") -> dict[str, Any]:
+    return {"role": speaker, "mode": "text", "text": "", "tool_call_id": "", "parts": [], "calls": []}
 
 
 def _new_part() -> dict[str, str]:
@@ -204,7 +204,7 @@ def apply_action(state: State, action: str) -> State:
     message = messages[i] if 0 <= i < len(messages) else None
     if name == "add_message" and len(messages) < MAX_MESSAGES:
         last = messages[-1]["role"] if messages else ""
-        messages.append(_new_message(NEXT_ROLE.get(last, "user")))
+        messages.append(_new_message(NEXT_SPEAKER.get(last, "user")))
     elif name == "add_tool":
         tools.append({"name": "", "description": "", "parameters": NEW_TOOL_SCHEMA})
     elif name == "remove_tool" and 0 <= i < len(tools):
@@ -269,12 +269,7 @@ class BuilderForm:
 
     def variables(self) -> list[str]:
         """`{{variable}}` names in the message text as typed, valid or not."""
-        found: dict[str, None] = {}
-        for form in self.messages:
-            for text in form.texts():
-                for name in VARIABLE_RE.findall(text):
-                    found.setdefault(name, None)
-        return list(found)
+        return variable_names(text for form in self.messages for text in form.texts())
 
     def hide_errors(self) -> None:
         """Forget the errors after validating, for renders that do not show them.

@@ -6,14 +6,12 @@ service stores in `Run.input` ({"turns", "variables", "overrides"}).
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
 from django import forms
-from django.core.exceptions import ValidationError
 
-from prompts_app.jsontext import JSONTextError, load_json
+from prompts_app.forms.fields import JSONTextField
 from prompts_app.forms.turns import TURN_PREFIX, cleaned_turns, posted_turns, rearranged_turns, turn_formset
 from prompts_app.models import PROVIDER_CHOICES, PromptVersion
 from prompts_app.run_input import MAX_MESSAGE_CHARS, has_content, input_problem, typed_size_problem
@@ -25,28 +23,6 @@ NOTHING_TO_SEND = (
 )
 
 
-class JSONObjectField(forms.CharField):
-    """A textarea holding a JSON object; cleaned to a dict (empty box -> {})."""
-
-    widget = forms.Textarea(attrs={"rows": 3, "class": "code", "spellcheck": "false"})
-
-    def to_python(self, value: Any) -> dict[str, Any]:
-        text = super().to_python(value)
-        if not text.strip():
-            return {}
-        try:
-            parsed = load_json(text)
-        except JSONTextError as exc:
-            raise ValidationError(f"{str(exc)[0].upper()}{str(exc)[1:]}.", code="json") from None
-        if not isinstance(parsed, dict):
-            raise ValidationError('Must be a JSON object, e.g. {"top_p": 0.9}.', code="json_object")
-        return parsed
-
-    def prepare_value(self, value: Any) -> Any:
-        # A re-rendered bound form shows the text as typed; initial dicts are shown as JSON.
-        return json.dumps(value, indent=2) if isinstance(value, dict) and value else value
-
-
 class RunForm(forms.Form):
     # Optional: a form without one (an old cached page) still runs, just without the double-submit guard.
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
@@ -54,7 +30,10 @@ class RunForm(forms.Form):
     provider = forms.ChoiceField(required=False, choices=[("", "(version's)"), *PROVIDER_CHOICES])
     temperature = forms.FloatField(required=False, min_value=0, max_value=2)
     max_tokens = forms.IntegerField(required=False, min_value=1, max_value=1_000_000, label="Max tokens")
-    extra_parameters = JSONObjectField(required=False, label="Other parameters (JSON)")
+    extra_parameters = JSONTextField(
+        expect_object=True, empty_value={}, rows=3, label="Other parameters (JSON)",
+        error_messages={"json": "%(Problem)s.", "json_object": 'Must be a JSON object, e.g. {"top_p": 0.9}.'},
+    )
 
     def __init__(self, *args: Any, version: PromptVersion, turns: list[dict] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

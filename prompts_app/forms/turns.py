@@ -15,11 +15,11 @@ MAX_TURNS = 50
 TURN_PREFIX = "turn"
 ADD_TURN = "add-turn"
 REMOVE_TURN = "remove-turn-"  # + the turn's index
-ROLES = ("user", "assistant")
+TURN_SPEAKERS = ("user", "assistant")  # who may say a turn typed into a run
 
 
 class TurnForm(forms.Form):
-    role = forms.ChoiceField(choices=[(r, r) for r in ROLES], initial="user")
+    role = forms.ChoiceField(choices=[(s, s) for s in TURN_SPEAKERS], initial="user")  # the speaker, as Maxim names it
     content = forms.CharField(
         required=False, strip=False, widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Message"})
     )
@@ -54,8 +54,9 @@ def posted_turns(data: Any, prefix: str = TURN_PREFIX) -> list[dict[str, str]]:
         count = 0
     turns = []
     for i in range(count):
-        role = data.get(f"{prefix}-{i}-role")
-        turns.append({"role": role if role in ROLES else "user", "content": data.get(f"{prefix}-{i}-content", "")})
+        speaker = data.get(f"{prefix}-{i}-role")
+        content = data.get(f"{prefix}-{i}-content", "")
+        turns.append({"role": speaker if speaker in TURN_SPEAKERS else "user", "content": content})
     return turns
 
 
@@ -63,8 +64,8 @@ def rearranged_turns(turns: list[dict[str, str]], action: str) -> list[dict[str,
     """`turns` with one added (the role after the last one's) or removed (never the last one left)."""
     turns = list(turns)
     if action == ADD_TURN and len(turns) < MAX_TURNS:
-        last_role = turns[-1]["role"] if turns else "assistant"
-        turns.append({"role": "assistant" if last_role == "user" else "user", "content": ""})
+        last_speaker = turns[-1]["role"] if turns else "assistant"
+        turns.append({"role": "assistant" if last_speaker == "user" else "user", "content": ""})
     elif action.startswith(REMOVE_TURN) and action.removeprefix(REMOVE_TURN).isdigit():
         index = int(action.removeprefix(REMOVE_TURN))
         if 0 <= index < len(turns) and len(turns) > 1:

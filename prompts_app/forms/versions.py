@@ -7,7 +7,6 @@ to the field that holds it, naming the message, part or tool it belongs to.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -17,8 +16,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.utils import ErrorList
 
+from prompts_app.forms.fields import JSONTextField
 from prompts_app.jsontext import JSONTextError, load_json
-from prompts_app.models import PROVIDER_CHOICES, ROLES
+from prompts_app.models import PROVIDER_CHOICES, SPEAKERS
 
 MAX_MESSAGES = 100
 MAX_MESSAGE_CHARS = 100_000
@@ -33,37 +33,6 @@ TYPED_PARAMS = ("temperature", "max_tokens", "top_p", "frequency_penalty", "pres
 RESPONSE_FORMATS = [("", "Default (not sent)"), ("text", "Text"), ("json_object", "JSON object"), ("json_schema", "JSON schema")]
 DETAILS = [("", "Default"), ("auto", "auto"), ("low", "low"), ("high", "high")]
 _INDEXES = re.compile(r"\d+")
-
-
-class JSONTextField(forms.CharField):
-    """JSON typed as text; `cleaned_data` holds the parsed value (None when left empty)."""
-
-    widget = forms.Textarea(attrs={"rows": 4, "class": "code", "spellcheck": "false"})
-
-    def __init__(self, *, expect_object: bool = False, max_chars: int | None = None, **kwargs: Any) -> None:
-        kwargs.setdefault("required", False)
-        super().__init__(**kwargs)
-        self.expect_object = expect_object
-        self.max_chars = max_chars
-
-    def to_python(self, value: Any) -> Any:
-        text = super().to_python(value)
-        if text in self.empty_values:
-            return None
-        if self.max_chars and len(text) > self.max_chars:
-            raise ValidationError(f"This is {len(text):,} characters long; the limit is {self.max_chars:,}.")
-        try:
-            parsed = load_json(text)
-        except JSONTextError as exc:
-            raise ValidationError(f"This is {exc}.") from None
-        if self.expect_object and not isinstance(parsed, dict):
-            raise ValidationError('This must be a JSON object, like {"key": "value"}.')
-        return parsed
-
-    def prepare_value(self, value: Any) -> str:
-        if value is None:
-            return ""
-        return value if isinstance(value, str) else json.dumps(value, indent=2)
 
 
 class RowForm(forms.Form):
@@ -145,7 +114,7 @@ ToolCallFormSet = forms.formset_factory(ToolCallForm, formset=BaseRowFormSet, ex
 
 
 class MessageForm(RowForm):
-    role = forms.ChoiceField(choices=[(r, r) for r in ROLES])
+    role = forms.ChoiceField(choices=[(s, s) for s in SPEAKERS])  # the speaker; named as Maxim names it
     mode = forms.ChoiceField(choices=[("text", "Text"), ("parts", "Parts")], widget=forms.HiddenInput)
     text = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 3}), label="Content")
     tool_call_id = forms.CharField(required=False, max_length=200, label="Answers tool call id")
@@ -170,20 +139,20 @@ class MessageForm(RowForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
-        role, mode = data.get("role"), data.get("mode")
+        speaker, mode = data.get("role"), data.get("mode")
         text = data.get("text") or ""  # read before add_error, which drops the field from cleaned_data
         size = sum(len(t) for t in self.texts())
         too_long = size > MAX_MESSAGE_CHARS
         if too_long:  # one error per problem: a too-long message is not also "empty" or short of parts
             self.add_error("text", f"this message is {size:,} characters long; the limit is {MAX_MESSAGE_CHARS:,}.")
         calls = len(self.tool_calls.forms)
-        if calls and role != "assistant":
+        if calls and speaker != "assistant":
             self.add_error("role", "only assistant messages can carry tool calls; change the role or remove the calls.")
         if calls > MAX_TOOL_CALLS:
             self.add_error("role", f"{calls} tool calls; the limit is {MAX_TOOL_CALLS} per message.")
-        if role == "tool" and not (data.get("tool_call_id") or "").strip():
+        if speaker == "tool" and not (data.get("tool_call_id") or "").strip():
             self.add_error("tool_call_id", "a tool message needs the id of the tool call it answers.")
-        if role != "tool" and data.get("tool_call_id"):
+        if speaker != "tool" and data.get("tool_call_id"):
             self.add_error("tool_call_id", "only tool messages answer a tool call; clear this or change the role.")
         if too_long:
             pass
@@ -193,7 +162,7 @@ class MessageForm(RowForm):
                 self.add_error("text", "add at least one part, or switch back to plain text.")
             elif count > MAX_PARTS:
                 self.add_error("text", f"{count} parts; the limit is {MAX_PARTS} per message.")
-        elif mode == "text" and not text.strip() and not (role == "assistant" and calls):
+        elif mode == "text" and not text.strip() and not (speaker == "assistant" and calls):
             self.add_error("text", "the message is empty; write something or remove it.")
         return data
 

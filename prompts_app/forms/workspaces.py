@@ -9,7 +9,7 @@ from django import forms
 from django.conf import settings
 from django.core.validators import MinValueValidator
 
-from prompts_app.maxim import MaximError, check_base_url
+from prompts_app.services.workspaces import WorkspaceError, allowed_base_url
 
 KEY_WIDGET = forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "spellcheck": "false"})
 
@@ -30,8 +30,8 @@ class BaseUrlField(forms.URLField):
         if not value.lower().startswith(("http://", "https://")):
             raise forms.ValidationError("The base URL must start with http:// or https://.")
         try:
-            return check_base_url(value)
-        except MaximError as exc:
+            return allowed_base_url(value)
+        except WorkspaceError as exc:
             raise forms.ValidationError(exc.message) from None
 
 

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from prompts_app import pricing
-from prompts_app.maxim import MaximClient, MaximError, RunResult
+from prompts_app.maxim import MaximError, RunRequest, RunResult, Use, client_for
 from prompts_app.models import ComparisonColumn, Comparison, PromptVersion, Run, Workspace
 from prompts_app.crypto import DecryptionError
 from prompts_app.run_input import InputTooLarge, fill_variables, input_problem, sent_size_problem
@@ -24,36 +24,11 @@ log = logging.getLogger(__name__)
 
 
 def build_run_body(*, version: PromptVersion, content: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
-    """The body of POST /v1/prompts/run.
-
-    Maxim's docs do not say how a version's stored messages combine with the
-    `messages` of a run, so we send the version's messages with variables filled
-    in, then the input turns, and the version's model, provider and parameters.
-    """
-    variables = inputs.get("variables") or {}
-    overrides = inputs.get("overrides") or {}
-    messages = [
-        {**message, "content": fill_variables(message.get("content"), variables)}
-        for message in content.get("messages", [])
-    ]
-    # Turns are filled in too: Maxim never fills placeholders, so a `{{name}}` typed
-    # into a turn would otherwise reach the model as literal braces.
-    messages += [
-        {**turn, "content": fill_variables(turn.get("content"), variables)} for turn in inputs.get("turns") or []
-    ]
-    holder = PromptVersion(
-        model_parameters={**content.get("model_parameters", {}), **(overrides.get("model_parameters") or {})},
-        tools=content.get("tools", []),
-    )
-    return {
-        "promptId": version.prompt.maxim_id,
-        "versionId": version.maxim_id,
-        "workspaceId": version.prompt.workspace.maxim_id,
-        "messages": messages,
-        "modelName": overrides.get("model_name") or content.get("model_name", ""),
-        "modelProvider": overrides.get("provider") or content.get("provider", "openai"),
-        "modelParameters": holder.api_model_parameters(),
-    }
+    """The body of POST /v1/prompts/run for `content` run against `version` (maxim/requests.py says what it holds)."""
+    return RunRequest.for_version(
+        prompt_id=version.prompt.maxim_id, version_id=version.maxim_id, workspace_id=version.prompt.workspace.maxim_id,
+        content=content, inputs=inputs, fill=fill_variables,
+    ).body()
 
 
 def input_search_text(inputs: dict[str, Any]) -> str:
@@ -143,7 +118,7 @@ def execute_run(run: Run, *, price_rules: list[pricing.CustomPriceRule] | None =
     try:
         # No automatic re-send, not even after a 429: the person sees why and decides,
         # and a request to Maxim for one run is made exactly once.
-        client = MaximClient(workspace.base_url, workspace.get_api_key(), max_retries=0)
+        client = client_for(workspace, Use.RUN)
         result = client.run(run.request_body)
     except MaximError as exc:
         run.status = Run.Status.FAILED

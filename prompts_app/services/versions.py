@@ -1,12 +1,15 @@
 """Prompts and versions: sync from Maxim, import versions, drafts, create and deploy.
 
-Each function that calls Maxim lets `MaximError` through after recording what it
-must (a draft's last error, a failed deployment), so views only show `exc.message`.
+Each function that calls Maxim raises `MaximCallFailed` (never the client's own error)
+after recording what it must (a draft's last error, a failed deployment), so views only
+show `exc.message`. What is sent and how Maxim's answers are read: prompts_app/maxim/.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -16,16 +19,27 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from prompts_app import maxim
+from prompts_app.maxim import client_for, shapes
 from prompts_app.models import Deployment, Draft, Prompt, PromptVersion, Run, Workspace
 from prompts_app.services.compare import draft_base_version
 from prompts_app.services import audit
 from prompts_app.services.runs import run_version
 
-_NO_BASE = object()
+class MaximCallFailed(Exception):
+    """A call to Maxim failed; `message` is the client's sentence, safe to show."""
+
+    def __init__(self, error: maxim.MaximError) -> None:
+        super().__init__(error.message)
+        self.message = error.message
+        self.status = error.status
 
 
-def client_for(workspace: Workspace) -> maxim.MaximClient:
-    return maxim.get_client(workspace.base_url, workspace.get_api_key())
+@contextmanager
+def _calling_maxim() -> Iterator[None]:
+    try:
+        yield
+    except maxim.MaximError as exc:  # crypto.DecryptionError included
+        raise MaximCallFailed(exc) from None
 
 
 def _when(text: str) -> Any:
@@ -40,7 +54,8 @@ def _when(text: str) -> Any:
 
 def sync_prompts(workspace: Workspace) -> tuple[int, int]:
     """Upsert every prompt of the workspace from Maxim; returns (created, updated)."""
-    infos = client_for(workspace).list_prompts(workspace.maxim_id)
+    with _calling_maxim():
+        infos = client_for(workspace).list_prompts(workspace.maxim_id)
     created = updated = 0
     now = timezone.now()
     with transaction.atomic():
@@ -55,7 +70,9 @@ def sync_prompts(workspace: Workspace) -> tuple[int, int]:
 
 
 def create_prompt(*, workspace: Workspace, name: str, description: str = "") -> Prompt:
-    info = client_for(workspace).create_prompt(workspace_id=workspace.maxim_id, name=name, description=description)
+    request = maxim.NewPrompt(workspace_id=workspace.maxim_id, name=name, description=description)
+    with _calling_maxim():
+        info = client_for(workspace).create_prompt(request)
     prompt, _ = Prompt.objects.update_or_create(
         workspace=workspace, maxim_id=info.id,
         defaults={"name": info.name or name, "description": info.description or description,
@@ -67,81 +84,14 @@ def create_prompt(*, workspace: Workspace, name: str, description: str = "") -> 
 # -- importing versions -----------------------------------------------------------------------
 
 
-def _completion_message(payload: dict[str, Any]) -> dict[str, Any] | None:
-    """A recorded completion (`choices[0].message`) as an assistant message, else None."""
-    choices = payload.get("choices")
-    if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
-        return None
-    recorded = choices[0].get("message")
-    if not isinstance(recorded, dict):
-        return None
-    message: dict[str, Any] = {"role": recorded.get("role") or "assistant", "content": recorded.get("content")}
-    if recorded.get("tool_calls"):
-        message["tool_calls"] = recorded["tool_calls"]
-    return message
-
-
-def _tool_calls(calls: Any) -> list[dict[str, Any]]:
-    out = []
-    for call in calls if isinstance(calls, list) else []:
-        if not isinstance(call, dict):
-            continue
-        function = call.get("function") if isinstance(call.get("function"), dict) else {}
-        arguments = function.get("arguments", "")
-        out.append({"id": str(call.get("id") or ""), "type": "function",
-                    "function": {"name": str(function.get("name") or ""),
-                                 "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments)}})
-    return out
-
-
-def message_from_wrapper(wrapper: dict[str, Any]) -> dict[str, Any]:
-    """Maxim's `{id, index, payload}` wrapper -> our message `{role, content, tool_calls?, tool_call_id?}`."""
-    payload = wrapper.get("payload") if isinstance(wrapper.get("payload"), dict) else {}
-    source = _completion_message(payload) or payload
-    content = source.get("content")
-    # The create-version contract needs a content on every message: "" stands for none.
-    message: dict[str, Any] = {"role": str(source.get("role") or "user"), "content": "" if content is None else content}
-    if not isinstance(message["content"], (str, list)):
-        message["content"] = json.dumps(message["content"])
-    calls = _tool_calls(source.get("tool_calls"))
-    if calls:
-        message["tool_calls"] = calls
-    if source.get("tool_call_id"):
-        message["tool_call_id"] = str(source["tool_call_id"])
-    return message
-
-
-def is_recorded_completion(wrapper: dict[str, Any]) -> bool:
-    payload = wrapper.get("payload")
-    return isinstance(payload, dict) and _completion_message(payload) is not None
-
-
-def content_from_info(info: maxim.VersionInfo) -> dict[str, Any]:
-    params = dict(info.model_parameters)
-    api_tools = params.pop("tools", None)
-    tools = []
-    for tool in api_tools if isinstance(api_tools, list) else []:
-        function = tool.get("function") if isinstance(tool, dict) and isinstance(tool.get("function"), dict) else tool
-        if isinstance(function, dict) and function.get("name"):
-            tools.append({"name": str(function["name"]), "description": str(function.get("description") or ""),
-                          "parameters": function.get("parameters") or {"type": "object", "properties": {}}})
-    return {
-        "description": info.description,
-        "provider": info.provider or "openai",
-        "model_name": info.model,
-        "model_parameters": params,
-        "messages": [message_from_wrapper(w) for w in info.messages],
-        "tools": tools,
-    }
-
-
 def import_versions(prompt: Prompt) -> tuple[int, int]:
     """Upsert every version of the prompt by Maxim id; importing again updates, never duplicates."""
-    infos = client_for(prompt.workspace).list_versions(prompt.maxim_id)
+    with _calling_maxim():
+        infos = client_for(prompt.workspace).list_versions(prompt.maxim_id)
     created = updated = 0
     with transaction.atomic():
         for info in infos:
-            defaults = {**content_from_info(info), "number": info.version, "author_name": info.author_name,
+            defaults = {**shapes.version_content(info), "number": info.version, "author_name": info.author_name,
                         "maxim_created_at": _when(info.created_at), "raw": info.raw}
             version = PromptVersion.objects.filter(prompt=prompt, maxim_id=info.id).first()
             if version is None:
@@ -158,16 +108,6 @@ def import_versions(prompt: Prompt) -> tuple[int, int]:
     return created, updated
 
 
-def _recorded_payloads(version: PromptVersion) -> dict[int, dict[str, Any]]:
-    """Raw payloads of messages that Maxim holds as recorded completions, by position."""
-    config = version.raw.get("config") if isinstance(version.raw, dict) else None
-    wrappers = config.get("messages") if isinstance(config, dict) else None
-    if not isinstance(wrappers, list):
-        return {}
-    ordered = sorted((w for w in wrappers if isinstance(w, dict)), key=lambda w: w.get("index") or 0)
-    return {i: w["payload"] for i, w in enumerate(ordered) if is_recorded_completion(w)}
-
-
 def _link(url: Any) -> str | None:
     # Imported content is not validated like the builder's: only http(s) becomes a link,
     # so a javascript: URL can never be clicked from the version page.
@@ -176,7 +116,7 @@ def _link(url: Any) -> str | None:
 
 def message_rows(version: PromptVersion) -> list[dict[str, Any]]:
     """The version's messages prepared for reading: text or parts, safe image links, recorded raw."""
-    recorded = _recorded_payloads(version)
+    recorded = shapes.recorded_payloads(version.raw)
     rows = []
     for index, message in enumerate(version.messages):
         content = message.get("content")
@@ -302,12 +242,13 @@ def create_version(*, draft: Draft, content: dict[str, Any], user: Any) -> Promp
 def _create_version(*, draft: Draft, content: dict[str, Any], user: Any) -> PromptVersion:
     prompt = draft.prompt
     version = PromptVersion(prompt=prompt, source=PromptVersion.Source.CREATED, created_by=user, **content)
+    request = maxim.NewVersion.from_content(prompt_id=prompt.maxim_id, content=version.content())
     try:
-        info = client_for(prompt.workspace).create_version(version.to_api_payload())
+        info = client_for(prompt.workspace).create_version(request)
     except maxim.MaximError as exc:
         draft.last_error = exc.message
         draft.save(update_fields=["last_error", "updated_at"])
-        raise
+        raise MaximCallFailed(exc) from None
     version.maxim_id = info.id
     version.number = info.version
     version.author_name = info.author_name or user.get_username()
@@ -327,17 +268,17 @@ def _create_version(*, draft: Draft, content: dict[str, Any], user: Any) -> Prom
 
 
 def deploy_version(*, version: PromptVersion, conditions: list[dict[str, str]], user: Any) -> Deployment:
-    """Deploy on Maxim and record the outcome either way; raises MaximError after recording a failure."""
+    """Deploy on Maxim and record the outcome either way; raises MaximCallFailed after recording a failure."""
     workspace = version.prompt.workspace
-    payload = {"promptId": version.prompt.maxim_id, "versionId": version.maxim_id,
-               "workspaceId": workspace.maxim_id, "deploymentConditions": conditions}
+    request = maxim.NewDeployment(prompt_id=version.prompt.maxim_id, version_id=version.maxim_id,
+                                  workspace_id=workspace.maxim_id, conditions=conditions)
     deployment = Deployment(version=version, conditions=conditions, created_by=user)
     try:
-        result = client_for(workspace).deploy(payload)
+        result = client_for(workspace).deploy(request)
     except maxim.MaximError as exc:
         deployment.status, deployment.error = "failed", exc.message
         deployment.save()
-        raise
+        raise MaximCallFailed(exc) from None
     deployment.status, deployment.response = result.status or "deployed", result.raw
     deployment.save()
     audit.record(workspace, actor=user, action=audit.Action.VERSION_DEPLOYED,

@@ -14,8 +14,9 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from prompts_app import crypto
-from prompts_app.maxim import CHECK_DEADLINE, MaximClient, MaximError, get_client, normalise_base_url
+from prompts_app.maxim import Credentials, MaximClient, MaximError, Use, check_base_url, client_for, normalise_base_url
 from prompts_app.models import CustomPrice, Membership, Role, Workspace
+from prompts_app.redaction import masked, redact
 from prompts_app.services import audit
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ _SESSION_KEY = "workspace_connect"
 @sensitive_variables()
 def _checking_client(base_url: str, api_key: str) -> MaximClient:
     """For a URL or key a person just typed, or a test they pressed: one try, a short deadline."""
-    return get_client(base_url, api_key, max_retries=0, deadline=CHECK_DEADLINE)
+    return client_for(Credentials(base_url, api_key), Use.CHECK)
 
 
 class WorkspaceError(Exception):
@@ -39,6 +40,22 @@ class WorkspaceError(Exception):
         super().__init__(message)
         self.message = message
         self.field = field
+
+
+def allowed_base_url(base_url: str) -> str:
+    """`base_url` normalised the way the client will use it, if the outbound policy allows
+    its origin; WorkspaceError (for the base_url field) otherwise."""
+    try:
+        return check_base_url(base_url)
+    except MaximError as exc:
+        raise WorkspaceError(exc.message, field="base_url") from None
+
+
+def _normalised(base_url: str) -> str:
+    try:
+        return normalise_base_url(base_url)
+    except MaximError as exc:
+        raise WorkspaceError(exc.message, field="base_url") from None
 
 
 # -- connecting -------------------------------------------------------------------------
@@ -54,8 +71,8 @@ class PendingConnection:
     listing_error: str = ""
 
     @property
-    def key_hint(self) -> str:
-        return "••••" + self.api_key[-4:]
+    def masked_key(self) -> str:
+        return masked(self.api_key)
 
 
 @sensitive_variables()
@@ -124,7 +141,7 @@ def clear_pending(session: Any) -> None:
 
 def find_duplicate(user, *, maxim_id: str, base_url: str) -> Workspace | None:
     return Workspace.objects.filter(
-        memberships__user=user, maxim_id=maxim_id, base_url=normalise_base_url(base_url)
+        memberships__user=user, maxim_id=maxim_id, base_url=_normalised(base_url)
     ).first()
 
 
@@ -147,7 +164,7 @@ def connect_workspace(*, user, pending: PendingConnection, maxim_id: str, name: 
 
     A typed-in ID (listing was refused) is first proven reachable with the key.
     """
-    base_url = normalise_base_url(pending.base_url)
+    base_url = _normalised(pending.base_url)
     if find_duplicate(user, maxim_id=maxim_id, base_url=base_url):
         raise WorkspaceError("You have already connected this workspace at this base URL.", field="maxim_id")
     if pending.workspaces is None:
@@ -177,7 +194,7 @@ class ConnectionCheck:
 def check_connection(workspace: Workspace) -> ConnectionCheck:
     """List the workspace's prompts (proves the key reaches this very workspace) and record the outcome."""
     try:
-        prompts = _checking_client(workspace.base_url, workspace.get_api_key()).list_prompts(workspace.maxim_id)
+        prompts = client_for(workspace, Use.CHECK).list_prompts(workspace.maxim_id)
     except MaximError as exc:  # crypto.DecryptionError included
         check = ConnectionCheck(False, exc.message)
     else:
@@ -217,7 +234,7 @@ def _verify_key(workspace: Workspace, base_url: str, key: str) -> list:
         return _checking_client(base_url, key).list_prompts(workspace.maxim_id)
     except MaximError as exc:
         # The client redacts the key it sent; a server may also echo the key it knows (the old one).
-        message = _redact(_new_key_message(exc), _stored_key(workspace))
+        message = redact(_new_key_message(exc), _stored_key(workspace))
         raise WorkspaceError(f"{message} The key was not saved.", field="api_key") from None
 
 
@@ -230,24 +247,16 @@ def _stored_key(workspace: Workspace) -> str:
 
 
 @sensitive_variables()
-def _redact(text: str, *secrets: str) -> str:
-    for secret in secrets:
-        if len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    return text
-
-
-@sensitive_variables()
 def update_details(workspace: Workspace, *, name: str, base_url: str, api_key: str = "", user) -> Workspace:
     """Rename, or move to another base URL. Keys are organisation-wide, so any new base URL needs
     the key typed again, verified there first: the stored key never follows a URL change."""
-    base_url = normalise_base_url(base_url)
+    base_url = _normalised(base_url)
     duplicate = find_duplicate(user, maxim_id=workspace.maxim_id, base_url=base_url)
     if duplicate is not None and duplicate.pk != workspace.pk:
         raise WorkspaceError(f"Your workspace “{duplicate.name}” already uses this Maxim workspace at this URL.", field="base_url")
     # Any change, the path included: a co-owner could otherwise point the stored key at another
     # endpoint of the same origin that echoes it back into an error or a prompt name.
-    if not api_key and base_url != normalise_base_url(workspace.base_url):
+    if not api_key and base_url != _normalised(workspace.base_url):
         raise WorkspaceError(
             "Enter the API key again to change the base URL: the stored key is only ever sent where it was confirmed.",
             field="api_key",

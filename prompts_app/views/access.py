@@ -17,6 +17,8 @@ from prompts_app.models import (
     PromptVersion,
     Role,
     Run,
+    TestCase,
+    TestSet,
     Workspace,
 )
 
@@ -60,6 +62,18 @@ def get_comparison_for_user(request: HttpRequest, comparison_id: int, role: str 
     comparison = get_object_or_404(Comparison.objects.select_related("workspace"), pk=comparison_id)
     request.membership = membership_for(request, comparison.workspace, role)
     return comparison
+
+
+def get_test_set_for_user(request: HttpRequest, test_set_id: int, role: str = Role.VIEWER) -> TestSet:
+    test_set = get_object_or_404(TestSet.objects.select_related("workspace"), pk=test_set_id)
+    request.membership = membership_for(request, test_set.workspace, role)
+    return test_set
+
+
+def get_case_for_user(request: HttpRequest, case_id: int, role: str = Role.VIEWER) -> TestCase:
+    case = get_object_or_404(TestCase.objects.select_related("test_set__workspace"), pk=case_id)
+    request.membership = membership_for(request, case.test_set.workspace, role)
+    return case
 
 
 def user_workspaces(user):

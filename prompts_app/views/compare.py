@@ -94,8 +94,8 @@ def comparison_inputs(request: HttpRequest) -> HttpResponse:
     prefix = action.partition(":")[0]
     group = next((g for g in form.input_groups() if action and g.prefix == prefix), None)
     if group is not None:
-        return render(request, "prompts_app/compare/_input_group.html", {"group": group, "workspace": workspace})
-    return render(request, "prompts_app/compare/_inputs.html", {"form": form, "workspace": workspace})
+        return render(request, "prompts_app/compare/new.html#input-group", {"group": group, "workspace": workspace})
+    return render(request, "prompts_app/compare/new.html#inputs", {"form": form, "workspace": workspace})
 
 
 @login_required
@@ -109,7 +109,7 @@ def comparison_columns(request: HttpRequest) -> HttpResponse:
     _check_posted_columns(request)
     action = request.POST.get("action", "")
     form = CompareForm(request.POST, workspace=workspace, user=request.user, refresh=True, action=action)
-    response = render(request, "prompts_app/compare/_columns.html", {"form": form, "workspace": workspace, "oob": True})
+    response = render(request, "prompts_app/compare/new.html#columns", {"form": form, "workspace": workspace, "oob": True})
     # The chosen columns, in order, in the address: a reload or a shared link opens the same choice.
     query = urlencode([("workspace", workspace.pk), *(("columns", key) for _uid, key in form.rows)])
     response["HX-Replace-Url"] = f"{reverse('comparison_new')}?{query}"
@@ -147,7 +147,7 @@ def comparison_column(request: HttpRequest, comparison_id: int, column_id: int) 
     batch = _int_or_none(request.GET.get("batch"))
     runs = batch_runs(comparison, batch=batch, column=column)
     context = {"comparison": comparison, "col": _column_context(comparison, column, runs, batch)}
-    return render(request, "prompts_app/compare/_column.html", context)
+    return render(request, "prompts_app/compare/detail.html#column", context)
 
 
 @login_required
@@ -170,7 +170,7 @@ def comparison_watch(request: HttpRequest, comparison_id: int) -> HttpResponse:
     ]
     watch = _watch_context(comparison, still, batch=batch, busy=not held)
     context = {"comparison": comparison, "columns": columns, "watch": watch}
-    response = render(request, "prompts_app/compare/_watch.html", context)
+    response = render(request, "prompts_app/compare/detail.html#watch", context)
     if columns:
         response["HX-Trigger"] = "runs-changed"  # the diff section refreshes itself
     return response
@@ -181,7 +181,7 @@ def comparison_watch(request: HttpRequest, comparison_id: int) -> HttpResponse:
 def comparison_config(request: HttpRequest, comparison_id: int) -> HttpResponse:
     comparison = get_comparison_for_user(request, comparison_id)
     context = {"comparison": comparison, **_config_context(_columns(comparison), request.GET.get("highlight") != "0")}
-    return render(request, "prompts_app/compare/_config.html", context)
+    return render(request, "prompts_app/compare/detail.html#config", context)
 
 
 @login_required
@@ -192,7 +192,7 @@ def comparison_diff(request: HttpRequest, comparison_id: int) -> HttpResponse:
     context = {"comparison": comparison, **_diff_context(comparison, _columns(comparison), baseline, batch_runs(comparison))}
     # The "Run again" form keeps the baseline just picked (swapped in out of band).
     context["oob_baseline"] = request.membership.allows(Role.EDITOR)
-    return render(request, "prompts_app/compare/_diff.html", context)
+    return render(request, "prompts_app/compare/detail.html#diff", context)
 
 
 @login_required

@@ -15,10 +15,9 @@ from prompts_app.models import Role
 from prompts_app.services import members as services
 from prompts_app.services.workspaces import WorkspaceError
 from prompts_app.views.access import get_workspace_for_user
-from prompts_app.views.workspaces import _context, _redirect, _section
+from prompts_app.views.workspaces import _redirect, _section
 
-SECTION = "_ws_members.html"
-T = "prompts_app/workspaces/"
+SECTION = "ws-members"  # a partial of workspaces/settings.html
 
 
 @login_required
@@ -31,8 +30,7 @@ def invitation_create(request: HttpRequest, workspace_id: int) -> HttpResponse:
     new = services.invite(workspace, **form.cleaned_data, by=request.user)
     link = request.build_absolute_uri(reverse("invitation_open", args=[new.token]))
     # Rendered, not redirected: the link is shown this once and must not sit in a flash message.
-    context = _context(request, workspace, invite_link=link, invited=new.invitation)
-    return render(request, T + (SECTION if request.htmx else "settings.html"), context)
+    return _section(request, workspace, SECTION, invite_link=link, invited=new.invitation)
 
 
 @login_required

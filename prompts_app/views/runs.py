@@ -19,9 +19,8 @@ from prompts_app.services import run_watch
 from prompts_app.services import runs as run_service
 from prompts_app.views.access import get_run_for_user, get_version_for_user
 
-PANEL = "prompts_app/runs/_run_panel.html"
-RESULT = "prompts_app/runs/_run_result.html"
-OUTCOME = "prompts_app/runs/_run_outcome.html"
+PAGE = "prompts_app/runs/run_page.html"
+DETAIL = "prompts_app/runs/detail.html"
 
 
 @login_required
@@ -44,7 +43,7 @@ def version_run(request: HttpRequest, version_id: int) -> HttpResponse:
     if request.htmx:
         # The outcome replaces any error left from a refused run; a fresh key goes back with it,
         # so the next run is a new run, not this one again.
-        return render(request, OUTCOME, {"run": run, "next_key": uuid.uuid4().hex})
+        return render(request, PAGE + "#run-outcome", {"run": run, "next_key": uuid.uuid4().hex})
     return redirect("run_detail", run_id=run.pk)
 
 
@@ -52,8 +51,8 @@ def _run_page(request: HttpRequest, version: PromptVersion, form: RunForm) -> Ht
     context = {"version": version, "run_form": form, "nav": "workspaces"}
     if request.htmx:
         # The form may have been posted aiming at the result area; the panel replaces itself.
-        return reswap(retarget(render(request, PANEL, context), "#run-panel"), "outerHTML")
-    return render(request, "prompts_app/runs/run_page.html", context)
+        return reswap(retarget(render(request, PAGE + "#run-panel", context), "#run-panel"), "outerHTML")
+    return render(request, PAGE, context)
 
 
 @login_required
@@ -70,7 +69,7 @@ def version_estimate(request: HttpRequest, version_id: int) -> HttpResponse:
         context["tokens"], context["price"] = run_service.estimate(version=version, inputs=inputs)
     except InputTooLarge as exc:
         context["too_large"] = exc.message
-    return render(request, "prompts_app/runs/_estimate.html", context)
+    return render(request, PAGE + "#estimate", context)
 
 
 @login_required
@@ -78,7 +77,7 @@ def version_estimate(request: HttpRequest, version_id: int) -> HttpResponse:
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = _fresh(get_run_for_user(request, run_id))
     context = {"run": run, "again_key": uuid.uuid4().hex, "nav": "history"}
-    return render(request, "prompts_app/runs/detail.html", context)
+    return render(request, DETAIL, context)
 
 
 @login_required
@@ -91,7 +90,7 @@ def run_result(request: HttpRequest, run_id: int) -> HttpResponse:
     if run.status == Run.Status.PENDING and request.GET.get("wait"):
         held = run_watch.wait_for_runs([run.pk], user_id=request.user.pk)
         run = _fresh(get_run_for_user(request, run_id))
-    return render(request, RESULT, {"run": run, "retry_ms": 0 if held else run_watch.BUSY_RETRY_MS})
+    return render(request, DETAIL + "#run-result", {"run": run, "retry_ms": 0 if held else run_watch.BUSY_RETRY_MS})
 
 
 @login_required
@@ -103,7 +102,7 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
         again = run_service.rerun(run=run, user=request.user, idempotency_key=key)
     except InputTooLarge as exc:
         context = {"run": run, "again_key": uuid.uuid4().hex, "again_error": exc.message, "nav": "history"}
-        return render(request, "prompts_app/runs/detail.html", context)
+        return render(request, DETAIL, context)
     return redirect("run_detail", run_id=again.pk)
 
 

@@ -7,7 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import path, reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -16,23 +16,11 @@ from prompts_app import testset_files as files
 from prompts_app.forms.testsets import CaseForm, TestSetForm, UploadForm
 from prompts_app.models import Membership, Role, TestCase, TestSet, TestSetUpload
 from prompts_app.services import testsets as services
-from prompts_app.views.access import get_workspace_for_user, membership_for
+from prompts_app.views.access import get_case_for_user, get_test_set_for_user, get_workspace_for_user
 from prompts_app.streaming import in_chunks
 
 PAGE = "prompts_app/testsets/detail.html"
 PER_PAGE = 50
-
-
-def _get_test_set_for_user(request: HttpRequest, test_set_id: int, role: str = Role.VIEWER) -> TestSet:
-    test_set = get_object_or_404(TestSet.objects.select_related("workspace"), pk=test_set_id)
-    request.membership = membership_for(request, test_set.workspace, role)
-    return test_set
-
-
-def _get_case_for_user(request: HttpRequest, case_id: int, role: str = Role.VIEWER) -> TestCase:
-    case = get_object_or_404(TestCase.objects.select_related("test_set__workspace"), pk=case_id)
-    request.membership = membership_for(request, case.test_set.workspace, role)
-    return case
 
 
 def _with_cells(case: TestCase, names: list[str]) -> TestCase:
@@ -101,14 +89,14 @@ def testset_list(request: HttpRequest, workspace_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def testset_detail(request: HttpRequest, test_set_id: int) -> HttpResponse:
-    test_set = _get_test_set_for_user(request, test_set_id)
+    test_set = get_test_set_for_user(request, test_set_id)
     return _render_detail(request, test_set)
 
 
 @login_required
 @require_POST
 def testset_update(request: HttpRequest, test_set_id: int) -> HttpResponse:
-    test_set = _get_test_set_for_user(request, test_set_id, Role.EDITOR)
+    test_set = get_test_set_for_user(request, test_set_id, Role.EDITOR)
     form = TestSetForm(request.POST)
     if not form.is_valid():
         return _render_detail(request, test_set, settings_form=form)
@@ -120,7 +108,7 @@ def testset_update(request: HttpRequest, test_set_id: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def testset_delete(request: HttpRequest, test_set_id: int) -> HttpResponse:
-    test_set = _get_test_set_for_user(request, test_set_id, Role.EDITOR)
+    test_set = get_test_set_for_user(request, test_set_id, Role.EDITOR)
     if request.method == "POST":
         workspace_id = test_set.workspace_id
         services.delete_test_set(test_set)
@@ -133,7 +121,7 @@ def testset_delete(request: HttpRequest, test_set_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def case_add(request: HttpRequest, test_set_id: int) -> HttpResponse:
-    test_set = _get_test_set_for_user(request, test_set_id, Role.EDITOR)
+    test_set = get_test_set_for_user(request, test_set_id, Role.EDITOR)
     form = CaseForm(request.POST, variable_names=test_set.variable_names, auto_id="add-%s")
     if not form.is_valid():
         return _render_detail(request, test_set, add_form=form)
@@ -148,7 +136,7 @@ def case_add(request: HttpRequest, test_set_id: int) -> HttpResponse:
 @require_GET
 def case_row(request: HttpRequest, case_id: int) -> HttpResponse:
     """The case's row as shown in the table (htmx: "Cancel" on an inline edit)."""
-    case = _get_case_for_user(request, case_id)
+    case = get_case_for_user(request, case_id)
     if not request.htmx:
         return redirect(_detail_url(case.test_set, _page_of(case), f"case-{case.pk}"))
     return render(request, PAGE + "#case-row", _case_context(request, case))
@@ -157,7 +145,7 @@ def case_row(request: HttpRequest, case_id: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def case_edit(request: HttpRequest, case_id: int) -> HttpResponse:
-    case = _get_case_for_user(request, case_id, Role.EDITOR)
+    case = get_case_for_user(request, case_id, Role.EDITOR)
     names = case.test_set.variable_names
     form = CaseForm(request.POST or None, variable_names=names, case=case, auto_id=f"case{case.pk}-%s")
     if request.method == "POST" and form.is_valid():
@@ -176,7 +164,7 @@ def case_edit(request: HttpRequest, case_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def case_delete(request: HttpRequest, case_id: int) -> HttpResponse:
-    case = _get_case_for_user(request, case_id, Role.EDITOR)
+    case = get_case_for_user(request, case_id, Role.EDITOR)
     test_set, page = case.test_set, _page_of(case)
     services.delete_case(case)
     if request.htmx:
@@ -208,7 +196,7 @@ def testset_import(request: HttpRequest, test_set_id: int) -> HttpResponse:
 
 @csrf_protect
 def _testset_import(request: HttpRequest, test_set_id: int) -> HttpResponse:
-    test_set = _get_test_set_for_user(request, test_set_id, Role.EDITOR)
+    test_set = get_test_set_for_user(request, test_set_id, Role.EDITOR)
     bound = request.method == "POST" and not getattr(request, "upload_too_big", False)
     form = UploadForm(request.POST, request.FILES, workspace=test_set.workspace) if bound else UploadForm(workspace=test_set.workspace)
     if bound and form.is_valid():
@@ -233,7 +221,7 @@ def _get_upload(request: HttpRequest, test_set: TestSet, upload_id: int) -> Test
 @login_required
 @require_GET
 def import_preview(request: HttpRequest, test_set_id: int, upload_id: int) -> HttpResponse:
-    test_set = _get_test_set_for_user(request, test_set_id, Role.EDITOR)
+    test_set = get_test_set_for_user(request, test_set_id, Role.EDITOR)
     upload = _get_upload(request, test_set, upload_id)
     if upload is None:
         messages.warning(request, "That upload is gone (imported already, or over a day old). Upload the file again.")
@@ -248,7 +236,7 @@ def import_preview(request: HttpRequest, test_set_id: int, upload_id: int) -> Ht
 @login_required
 @require_POST
 def import_confirm(request: HttpRequest, test_set_id: int, upload_id: int) -> HttpResponse:
-    test_set = _get_test_set_for_user(request, test_set_id, Role.EDITOR)
+    test_set = get_test_set_for_user(request, test_set_id, Role.EDITOR)
     upload = _get_upload(request, test_set, upload_id)
     if upload is None:
         messages.warning(request, "That upload is gone (imported already, or over a day old).")
@@ -265,7 +253,7 @@ def import_confirm(request: HttpRequest, test_set_id: int, upload_id: int) -> Ht
 @login_required
 @require_GET
 def testset_export(request: HttpRequest, test_set_id: int, fmt: str) -> HttpResponse:
-    test_set = _get_test_set_for_user(request, test_set_id)
+    test_set = get_test_set_for_user(request, test_set_id)
     content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson; charset=utf-8"
     response = StreamingHttpResponse(in_chunks(services.export_lines(test_set, fmt)), content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="test-set-{test_set.pk}.{fmt}"'

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.forms.utils import ErrorDict
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -18,7 +19,6 @@ from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 from prompts_app import diffing, pricing
 from prompts_app.forms import builder
 from prompts_app.forms.versions import ConditionFormSetClass, PromptForm, condition_data
-from prompts_app.maxim import MaximError
 from prompts_app.models import Prompt, PromptVersion, Role
 from prompts_app.services import deployments
 from prompts_app.services import prompt_list as prompt_list_service
@@ -45,7 +45,7 @@ def _prompt_list_page(request: HttpRequest, workspace: Any, form: PromptForm, er
                "can_edit": request.membership.allows(Role.EDITOR), "nav": "workspaces"}
     # The search box asks for the results only; a reload or history restore gets the whole page.
     partial = request.htmx and not request.htmx.history_restore_request and request.method == "GET"
-    response = render(request, T + ("_prompt_results.html" if partial else "prompt_list.html"), context)
+    response = render(request, T + ("prompt_list.html#prompt-results" if partial else "prompt_list.html"), context)
     patch_vary_headers(response, ["HX-Request"])
     return response
 
@@ -56,7 +56,7 @@ def prompt_sync(request: HttpRequest, workspace_id: int) -> HttpResponse:
     workspace = get_workspace_for_user(request, workspace_id, Role.EDITOR)
     try:
         created, updated = services.sync_prompts(workspace)
-    except MaximError as exc:
+    except services.MaximCallFailed as exc:
         messages.error(request, f"Could not sync prompts: {exc.message}")
     else:
         messages.success(request, f"Synced from Maxim: {created} new, {updated} updated.")
@@ -72,7 +72,7 @@ def prompt_create(request: HttpRequest, workspace_id: int) -> HttpResponse:
         return _prompt_list_page(request, workspace, form)
     try:
         prompt = services.create_prompt(workspace=workspace, **form.cleaned_data)
-    except MaximError as exc:
+    except services.MaximCallFailed as exc:
         return _prompt_list_page(request, workspace, form, error=f"Maxim did not create the prompt: {exc.message}")
     messages.success(request, f"Created prompt “{prompt.name}”.")
     return redirect("prompt_detail", prompt_id=prompt.pk)
@@ -98,7 +98,7 @@ def prompt_import(request: HttpRequest, prompt_id: int) -> HttpResponse:
     prompt = get_prompt_for_user(request, prompt_id, Role.EDITOR)
     try:
         created, updated = services.import_versions(prompt)
-    except MaximError as exc:
+    except services.MaximCallFailed as exc:
         messages.error(request, f"Could not import versions: {exc.message}")
     else:
         messages.success(request, f"Imported from Maxim: {created} new versions, {updated} updated.")
@@ -131,9 +131,9 @@ def _render_builder(request: HttpRequest, prompt: Prompt, base: PromptVersion | 
                "revision": draft.revision if draft else 0,
                "suggestions": pricing.provider_model_suggestions(form.settings["provider"].value() or ""),
                "nav": "workspaces", **extra}
-    if not request.htmx:  # the playground sits beside the form; htmx swaps of the form leave it alone
-        context = {**_playground_context(prompt, base, form, request.POST), **context}
-    return render(request, T + ("_builder.html" if request.htmx else "builder.html"), context)
+    if request.htmx:  # the playground sits beside the form; htmx swaps of the form leave it alone
+        return render(request, T + "builder.html#builder", context)
+    return render(request, T + "builder.html", {**_playground_context(prompt, base, form, request.POST), **context})
 
 
 def _playground_context(prompt: Prompt, base: PromptVersion | None, form: builder.BuilderForm,
@@ -184,8 +184,8 @@ def _builder_post(request: HttpRequest, prompt: Prompt, base: PromptVersion | No
     if action == "create" and valid:
         try:
             version = services.create_version(draft=draft, content=form.content(), user=request.user)
-        except (MaximError, services.AlreadyCreating) as exc:
-            error = exc.message if isinstance(exc, MaximError) else str(exc)
+        except (services.MaximCallFailed, services.AlreadyCreating) as exc:
+            error = exc.message if isinstance(exc, services.MaximCallFailed) else str(exc)
         else:
             messages.success(request, f"Created version {version.number} on Maxim.")
             return _to_version(request, version)
@@ -199,7 +199,7 @@ def _builder_reply(request: HttpRequest, prompt: Prompt, base: PromptVersion | N
         draft = extra.get("draft")
         context = {"form": form, "revision": draft.revision if draft else 0, "builder_url": _builder_url(prompt, base),
                    **extra}
-        return render(request, T + "_builder_status.html", context)
+        return render(request, T + "builder.html#builder-status", context)
     return _render_builder(request, prompt, base, form, show_errors=action in ("create", "check"),
                            checked=action == "check", **extra)
 
@@ -221,10 +221,10 @@ def draft_run(request: HttpRequest, prompt_id: int) -> HttpResponse:
     form = builder.BuilderForm(builder.state_to_data(builder.state_from_data(data)))
     context = _playground_context(prompt, base, form, data)
     if request.POST.get("action") == "variables":  # the builder saved: refresh the variable fields only
-        return render(request, T + "_playground_vars.html", context)
+        return render(request, T + "builder.html#playground-vars", context)
     context.update(_try_draft(request, prompt, base, form, context["run_values"]))
     if request.htmx:
-        return render(request, T + "_playground.html", context)
+        return render(request, T + "builder.html#playground", context)
     return _render_builder(request, prompt, base, form, draft=draft, **context)
 
 
@@ -276,7 +276,7 @@ def draft_discard(request: HttpRequest, prompt_id: int) -> HttpResponse:
 def model_suggestions(request: HttpRequest, prompt_id: int) -> HttpResponse:
     get_prompt_for_user(request, prompt_id)
     suggestions = pricing.provider_model_suggestions(request.GET.get("provider", ""))
-    return render(request, T + "_model_datalist.html", {"suggestions": suggestions})
+    return render(request, T + "builder.html#model-datalist", {"suggestions": suggestions})
 
 
 # -- versions -----------------------------------------------------------------------------------
@@ -318,11 +318,14 @@ def version_deploy(request: HttpRequest, version_id: int) -> HttpResponse:
     if action == "deploy" and formset.is_valid():
         try:
             deployment = services.deploy_version(version=version, conditions=formset.conditions(), user=request.user)
-        except MaximError as exc:
+        except services.MaximCallFailed as exc:
             error = exc.message
         else:
             messages.success(request, f"Deployed version {version.number}: Maxim says “{deployment.status}”.")
             return redirect("version_deploy", version_id=version.pk)
+    if action != "deploy":  # a row added or removed is no submit: no field is marked wrong yet (nor aria-invalid)
+        for form in formset:
+            form._errors = ErrorDict()
     context = {"version": version, "prompt": version.prompt, "workspace": version.prompt.workspace,
                "formset": formset, "show_errors": action == "deploy", "error": error,
                "deployments": version.deployments.all()[:10], "nav": "workspaces"}

@@ -1,6 +1,6 @@
 """Workspaces: the home list, connecting one in two steps, and its settings page
 (connection, members, custom prices, delete). Sections of the settings page are
-fragments that the page includes and the htmx views return."""
+partials of settings.html that the htmx views return."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def workspace_connect(request: HttpRequest) -> HttpResponse:
             if request.htmx:
                 return _render_pick(request, PickWorkspaceForm(choices=pending.workspaces), pending, push=True)
             return redirect("workspace_connect_pick")
-    template = T + ("_connect_key.html" if request.htmx else "connect.html")
+    template = T + ("connect.html#connect-key" if request.htmx else "connect.html")
     return render(request, template, {"form": form, "step": 1, "nav": "workspaces"})
 
 
@@ -84,7 +84,7 @@ def workspace_connect_pick(request: HttpRequest) -> HttpResponse:
 @sensitive_variables()
 def _render_pick(request: HttpRequest, form, pending, *, push: bool = False) -> HttpResponse:
     context = {"form": form, "pending": pending, "step": 2, "nav": "workspaces"}
-    response = render(request, T + ("_connect_pick.html" if request.htmx else "connect.html"), context)
+    response = render(request, T + ("connect.html#connect-pick" if request.htmx else "connect.html"), context)
     if push:
         response["HX-Push-Url"] = reverse("workspace_connect_pick")
     return response
@@ -134,13 +134,13 @@ def _price_form(price) -> PriceForm:
     )
 
 
-def _section(request: HttpRequest, workspace: Workspace, fragment: str, saved: str = "", **overrides) -> HttpResponse:
+def _section(request: HttpRequest, workspace: Workspace, section: str, saved: str = "", **overrides) -> HttpResponse:
     """htmx gets the section back; without JS a success redirects (PRG) and an error re-renders the page."""
     if request.htmx:
-        return render(request, T + fragment, _context(request, workspace, saved=saved, **overrides))
+        return render(request, T + "settings.html#" + section, _context(request, workspace, saved=saved, **overrides))
     if saved:
         messages.success(request, saved)
-        return redirect(reverse("workspace_settings", args=[workspace.pk]) + "#" + fragment[1:-5].replace("_", "-"))
+        return redirect(reverse("workspace_settings", args=[workspace.pk]) + "#" + section)
     return render(request, T + "settings.html", _context(request, workspace, **overrides))
 
 
@@ -166,8 +166,8 @@ def workspace_update(request: HttpRequest, workspace_id: int) -> HttpResponse:
             if form.cleaned_data["api_key"]:  # the connection section changed too: show the whole page
                 messages.success(request, "Saved the base URL and the key, verified there with Maxim.")
                 return _redirect(request, reverse("workspace_settings", args=[workspace.pk]))
-            return _section(request, workspace, "_ws_details.html", saved="Saved the name and base URL.")
-    return _section(request, workspace, "_ws_details.html", details_form=form)
+            return _section(request, workspace, "ws-details", saved="Saved the name and base URL.")
+    return _section(request, workspace, "ws-details", details_form=form)
 
 
 @login_required
@@ -176,9 +176,7 @@ def workspace_test(request: HttpRequest, workspace_id: int) -> HttpResponse:
     # Testing spends the workspace's key on a Maxim call, like running: editors and owners only.
     workspace = get_workspace_for_user(request, workspace_id, Role.EDITOR)
     check = services.check_connection(workspace)
-    if request.htmx:
-        return render(request, T + "_ws_connection.html", _context(request, workspace, check=check))
-    return render(request, T + "settings.html", _context(request, workspace, check=check))
+    return _section(request, workspace, "ws-connection", check=check)
 
 
 @login_required
@@ -197,8 +195,8 @@ def workspace_replace_key(request: HttpRequest, workspace_id: int) -> HttpRespon
             form.add_error(exc.field, exc.message)
         else:
             audit.record(workspace, actor=request.user, action=audit.Action.KEY_REPLACED, target=workspace.name)
-            return _section(request, workspace, "_ws_connection.html", saved=check.message, check=check)
-    return _section(request, workspace, "_ws_connection.html", key_form=form)
+            return _section(request, workspace, "ws-connection", saved=check.message, check=check)
+    return _section(request, workspace, "ws-connection", key_form=form)
 
 
 # Members and invitations: views/members.py.
@@ -219,8 +217,8 @@ def price_add(request: HttpRequest, workspace_id: int) -> HttpResponse:
             form.add_error(exc.field, exc.message)
         else:
             audit.record_price(workspace, price, actor=request.user)
-            return _section(request, workspace, "_ws_prices.html", saved=f"Added a price for {price.model_pattern}.")
-    return _section(request, workspace, "_ws_prices.html", price_form=form)
+            return _section(request, workspace, "ws-prices", saved=f"Added a price for {price.model_pattern}.")
+    return _section(request, workspace, "ws-prices", price_form=form)
 
 
 @login_required
@@ -236,8 +234,8 @@ def price_update(request: HttpRequest, workspace_id: int, price_id: int) -> Http
             form.add_error(exc.field, exc.message)
         else:
             audit.record_price(workspace, price, actor=request.user)
-            return _section(request, workspace, "_ws_prices.html", saved=f"Saved the price for {price.model_pattern}.")
-    return _section(request, workspace, "_ws_prices.html", edited_price=price, edit_form=form)
+            return _section(request, workspace, "ws-prices", saved=f"Saved the price for {price.model_pattern}.")
+    return _section(request, workspace, "ws-prices", edited_price=price, edit_form=form)
 
 
 def _price_values(form: PriceForm) -> dict:
@@ -256,7 +254,7 @@ def price_delete(request: HttpRequest, workspace_id: int, price_id: int) -> Http
     price = get_object_or_404(workspace.custom_prices, pk=price_id)
     price.delete()
     audit.record(workspace, actor=request.user, action=audit.Action.PRICE_DELETED, target=price.model_pattern)
-    return _section(request, workspace, "_ws_prices.html", saved=f"Deleted the price for {price.model_pattern}.")
+    return _section(request, workspace, "ws-prices", saved=f"Deleted the price for {price.model_pattern}.")
 
 
 # -- delete ----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""A small Maxim-compatible HTTP server for browser tests, benchmarks and integration tests.
+"""A small Maxim-compatible HTTP server for tests, benchmarks and `make fake-maxim`.
 
     with FakeMaxim(run_delay=0.2) as maxim:
         client = MaximClient(maxim.base_url, maxim.api_key)
@@ -12,7 +12,7 @@ Runs misbehave on purpose by model name (the request's `modelName`, else the ver
 "fail-401", "fail-429" (Retry-After: 1), "fail-500", "hang" (sleeps `hang_seconds`),
 "tool-call" (answers with a tool call), "string-output" (output is a bare string).
 
-Try the dashboard against it:  python tests/maxim_server.py --port 8765
+Try the dashboard against it:  python -m devtools.maxim_server --port 8765  (`make fake-maxim`)
 """
 
 from __future__ import annotations
@@ -27,14 +27,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-if __package__ in (None, ""):  # run as a script: make `tests.` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tests.maxim_spec import validate_request  # noqa: E402
+from tests.maxim_spec import validate_request
 
 DEFAULT_KEY = "test-key-1234"
 ACCOUNT_ID = "acc_fake"
