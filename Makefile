@@ -26,7 +26,7 @@ install: $(VENV)/.installed
 run: install .env.local
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/python manage.py mark_interrupted_runs --all
+	$(BIN)/python manage.py mark_interrupted_runs
 	$(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/
 	MAXIMUI_ALLOWED_BASE_URLS="$${MAXIMUI_ALLOWED_BASE_URLS:-https://api.getmaxim.ai},$(FAKE_MAXIM)" \
 	$(BIN)/gunicorn maximui.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 8 --timeout 150 --access-logfile -

@@ -41,8 +41,8 @@ from django.urls import reverse  # noqa: E402
 
 from devtools.maxim_server import FakeMaxim  # noqa: E402
 from devtools.seeding import seed_versions  # noqa: E402
+from prompts_app import runner  # noqa: E402
 from prompts_app.models import Comparison  # noqa: E402
-from prompts_app.services import compare  # noqa: E402
 from prompts_app.services.runs import run_version  # noqa: E402
 
 INPUT = {"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}}
@@ -93,7 +93,7 @@ def main() -> None:
         submitted = time.monotonic()
         compare8, order = time_comparison(client, workspace, versions)
         finished = time.monotonic()
-        compare.wait_for_background_runs(timeout=10)
+        runner.wait(timeout=10)
         sent = fake.requests_to("/v1/prompts/run")[-COLUMNS:]
         arrivals = sorted(r.arrived for r in sent)
         last_answer = max(r.finished for r in sent)

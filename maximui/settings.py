@@ -130,6 +130,15 @@ except PolicyError as exc:
 # it below gunicorn's --threads so other pages always have a thread (see services/run_watch.py).
 MAXIMUI_HELD_REQUESTS = env_int("MAXIMUI_HELD_REQUESTS", 4, minimum=1)
 
+# Work done outside the request (a comparison's runs; prompts_app/runner.py): "thread" sends
+# on a bounded pool of server threads; "immediate" runs each in the caller's thread, for tests
+# whose data lives in one uncommitted transaction (tests/conftest.py chooses it).
+MAXIMUI_RUNNER = env("MAXIMUI_RUNNER", "thread")
+if MAXIMUI_RUNNER not in ("thread", "immediate"):
+    raise ImproperlyConfigured(f"MAXIMUI_RUNNER must be 'thread' or 'immediate', not {MAXIMUI_RUNNER!r}")
+# Eight columns times ten repeats must not open eighty connections to Maxim at once.
+MAXIMUI_RUNNER_THREADS = env_int("MAXIMUI_RUNNER_THREADS", 16, minimum=1)
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 if DEBUG and not set(ALLOWED_HOSTS) <= {"127.0.0.1", "localhost", "[::1]", "::1"}:
     # Debug pages show local variables and settings; they must never face a network.

@@ -14,3 +14,9 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'maximui.settings')
 
 application = get_wsgi_application()
+
+# A server process starts here (gunicorn workers, runserver): its runner sweeps runs left
+# pending by a stopped process, now and periodically (prompts_app/runner.py).
+from prompts_app import runner  # noqa: E402
+
+runner.start()

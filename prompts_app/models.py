@@ -251,9 +251,8 @@ class Comparison(models.Model):
     title = models.CharField(max_length=300, blank=True)
     shared_input = models.BooleanField(default=True)
     input = models.JSONField(default=dict, blank=True)  # {"turns": [...], "variables": {...}}
-    # Each "run" of the comparison is a batch: its runs carry idempotency keys
-    # "cmp-<id>-<batch>-<column id>-<n>" (see services/compare.py), so the page
-    # shows the latest batch and a double-posted "Run again" never pays twice.
+    # Each "run" of the comparison is a batch, numbered from 1; this is the latest one's
+    # number (what a batch is: prompts_app/selectors/compare.py).
     batch = models.PositiveIntegerField(default=0)
     repeats = models.PositiveSmallIntegerField(default=1)  # runs per column in the latest batch
     # From the "new comparison" form: posting it twice (double click, back + resubmit)
@@ -311,6 +310,10 @@ class Run(models.Model):
     # A token from the run form: the same form posted twice (double click, resubmit)
     # finds the first run instead of paying for a second one.
     idempotency_key = models.CharField(max_length=64, blank=True)
+    # A comparison's run: the batch it belongs to and its repeat within its column (0, 1, ...).
+    # Null for a run of its own. What a batch is: prompts_app/selectors/compare.py.
+    batch = models.PositiveIntegerField(null=True, blank=True)
+    repeat = models.PositiveSmallIntegerField(null=True, blank=True)
 
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     provider = models.CharField(max_length=20)
@@ -358,7 +361,13 @@ class Run(models.Model):
                 fields=["user", "idempotency_key"],
                 condition=~models.Q(idempotency_key=""),
                 name="one_run_per_form_submission",
-            )
+            ),
+            # One run per place in a batch: a double-posted "Run again" can never pay twice.
+            models.UniqueConstraint(
+                fields=["column", "batch", "repeat"],
+                condition=models.Q(column__isnull=False),
+                name="one_run_per_batch_place",
+            ),
         ]
 
     def __str__(self) -> str:

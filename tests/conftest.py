@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from django.utils import timezone
 
+from prompts_app import runner
 from prompts_app.forms.builder import state_from_content, state_to_data
 from prompts_app.maxim import NewVersion
 from prompts_app.models import Membership, Prompt, PromptVersion, Role, Run, Workspace
@@ -28,6 +29,13 @@ from tests.maxim_spec import validate_request
 
 API_KEY = "test-key-1234"  # the key devtools/maxim_server.py accepts by default
 BASE_URL = "https://maxim.test"
+
+
+@pytest.fixture(autouse=True)
+def immediate_runner(settings):
+    """The runner (prompts_app/runner.py) sends in the test's own thread, where the test's
+    uncommitted data is seen; tests on committed data (file_db) use the thread pool instead."""
+    settings.MAXIMUI_RUNNER = "immediate"
 
 
 @pytest.fixture
@@ -284,8 +292,9 @@ def make_version(prompt: Prompt, number: int, *, model: str = "gpt-4o", maxim_id
 
 @pytest.fixture
 def inline_runs(settings):
-    """Runs execute in the request's thread: the test DB lives in one transaction."""
-    settings.MAXIMUI_COMPARE_INLINE = True
+    """Runs execute in the request's thread: the test DB lives in one transaction. (The suite's
+    default, immediate_runner above; named here for the tests that depend on it.)"""
+    settings.MAXIMUI_RUNNER = "immediate"
 
 
 @pytest.fixture
@@ -351,18 +360,19 @@ def seed_fake(fake, workspace: Workspace, models: list[str], *, name: str = "Sup
 
 
 @pytest.fixture
-def file_db(transactional_db):
-    """Committed data, so the comparison's pool threads (own connections) see it.
+def file_db(transactional_db, settings):
+    """Committed data, so the runner's pool threads (own connections) see it.
 
     The test database is a SQLite file in WAL mode (see settings), where writers from
     several threads wait for each other as in production.
     """
+    settings.MAXIMUI_RUNNER = "thread"
     yield
     compare_wait()
 
 
 def compare_wait() -> None:
-    compare.wait_for_background_runs(timeout=30)
+    runner.wait(timeout=30)
 
 
 # --- comparisons with runs ----------------------------------------------------
@@ -391,7 +401,7 @@ def add_run(comparison, column, n: int, *, text: str = "", status=Run.Status.SUC
     comparison.save()
     return Run.objects.create(
         workspace=comparison.workspace, prompt=column.version.prompt, version=column.version, comparison=comparison,
-        column=column, idempotency_key=compare.batch_key_prefix(comparison, batch, column) + str(n),
+        column=column, batch=batch, repeat=n,
         status=status, provider="openai", model_name=column.version.model_name, output_text=text,
         finished_at=timezone.now(), **{**defaults, **fields},
     )

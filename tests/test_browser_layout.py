@@ -62,7 +62,7 @@ def long_data(make_workspace, owner, editor):
         column = ComparisonColumn.objects.create(comparison=comparison, position=position, version=version)
         cmp_run = make_run(version, owner, created_at=NOW, input_text=LONG_TEXT, output_text=LONG_TEXT + str(position))
         Run.objects.filter(pk=cmp_run.pk).update(comparison=comparison, column=column,
-                                                 idempotency_key=f"cmp-{comparison.pk}-1-{column.pk}-0")  # fmt: skip
+                                                 batch=1, repeat=0)  # fmt: skip
     return Data(workspace, prompt, old, new, run, comparison)
 
 

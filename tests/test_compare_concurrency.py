@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from prompts_app import runner
 from prompts_app.models import Run
 from prompts_app.services import compare
 from prompts_app.services.compare import ColumnSpec
@@ -61,7 +62,7 @@ def test_columns_run_concurrently_on_the_real_pool(file_db, fake_maxim, workspac
     versions = seed_fake(fake_maxim, workspace, [f"model-{n}" for n in range(8)])
     comparison, futures = start(workspace, editor, versions)
     assert len(futures) == 8
-    assert compare.wait_for_background_runs(timeout=20)
+    assert runner.wait(timeout=20)
     requests = fake_maxim.requests_to("/v1/prompts/run")
     assert len(requests) == 8
     # Every request arrived before the first one was answered: they overlapped.
@@ -88,5 +89,5 @@ def test_a_hanging_column_does_not_hold_back_the_others(file_db, fake_maxim, wor
     hanging_run = Run.objects.get(comparison=comparison, version=hanging)
     assert f'pending={hanging_run.pk}"' in page  # the page still watches the hanging run, only it
     assert "test-key-1234" not in finished + waiting + page
-    assert compare.wait_for_background_runs(timeout=10)
+    assert runner.wait(timeout=10)
     assert Run.objects.get(comparison=comparison, version=hanging).status == Run.Status.SUCCESS

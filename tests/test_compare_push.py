@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
+from prompts_app import runner
 from prompts_app.models import Run
 from prompts_app.services import compare, run_watch
 from prompts_app.services.compare import ColumnSpec
@@ -21,7 +22,7 @@ INPUT = {"turns": [{"role": "user", "content": "Where is my parcel?"}], "variabl
 @pytest.fixture
 def unsent(monkeypatch):
     """Runs are recorded pending but never sent: the test decides when each one is stored."""
-    monkeypatch.setattr(compare, "_submit", lambda run: None)
+    monkeypatch.setattr(runner, "submit", lambda run, **kwargs: None)
 
 
 def pending_comparison(fake_maxim, workspace, user, models=("gpt-4o", "gpt-4o-mini")):

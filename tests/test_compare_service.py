@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+
+import pytest
+from django.apps import apps as django_apps
+from django.db import IntegrityError, transaction
 
 from prompts_app.models import Run
+from prompts_app.selectors.compare import batch_runs
 from prompts_app.services import compare_report as report
 from tests.conftest import add_run
 
@@ -47,7 +53,7 @@ def test_stats_count_distinct_outputs_and_latency_spread(comparison):
     column = comparison.columns.first()
     for n, (text, latency) in enumerate([("a", 100.0), ("b", 300.0), ("a", 200.0)]):
         add_run(comparison, column, n, text=text, latency_ms=latency, cost_nano=1500 + n)
-    stats = report.column_stats(report.batch_runs(comparison, column))
+    stats = report.column_stats(batch_runs(comparison, column=column))
     assert (stats.runs, stats.distinct_outputs) == (3, 2)
     assert (stats.latency_min, stats.latency_avg, stats.latency_max) == (100.0, 200.0, 300.0)
     assert (stats.cost_per_run_nano, stats.cost_per_1000_nano) == (1501, 1_501_000)
@@ -58,7 +64,7 @@ def test_stats_are_unpriced_when_any_run_is_and_failures_are_counted(comparison)
     add_run(comparison, column, 0, text="a", cost_nano=None)
     add_run(comparison, column, 1, status=Run.Status.FAILED, error="boom")
     add_run(comparison, column, 2, status=Run.Status.PENDING)
-    stats = report.column_stats(report.batch_runs(comparison, column))
+    stats = report.column_stats(batch_runs(comparison, column=column))
     assert (stats.cost_per_run_nano, stats.cost_per_1000_nano) == (None, None)
     assert (stats.finished, stats.failures, stats.distinct_outputs) == (2, 1, 1)
 
@@ -67,8 +73,8 @@ def test_only_the_latest_batch_is_shown(comparison):
     column = comparison.columns.first()
     add_run(comparison, column, 0, text="old", batch=1)
     add_run(comparison, column, 0, text="new", batch=2)
-    assert [r.output_text for r in report.batch_runs(comparison, column)] == ["new"]
-    assert [r.output_text for r in report.batch_runs(comparison, column, batch=1)] == ["old"]
+    assert [r.output_text for r in batch_runs(comparison, column=column)] == ["new"]
+    assert [r.output_text for r in batch_runs(comparison, column=column, batch=1)] == ["old"]
 
 
 def test_markdown_export_has_a_row_per_run_and_fences_that_outputs_cannot_break(comparison):
@@ -104,3 +110,31 @@ def test_markdown_export_of_repeated_runs_has_their_statistics(comparison):
     text = report.export_markdown(comparison)
     assert "| 1 | Support reply v1 | 2 of 3 | 100 / 200 / 300 ms | $0.000002 | $0.002 | 0 |" in text
     assert "| 2 | Support reply v2 | 1 of 1 | 50 / 50 / 50 ms | unpriced | unpriced | 0 |" in text
+
+
+def test_a_place_in_a_batch_holds_one_run(comparison):
+    column = comparison.columns.first()
+    add_run(comparison, column, 0)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        add_run(comparison, column, 0)  # same column, batch and repeat: a double-posted batch
+    add_run(comparison, column, 1)
+    assert [r.repeat for r in batch_runs(comparison, column=column)] == [0, 1]
+
+
+def test_the_migration_reads_batch_and_repeat_out_of_the_old_keys(comparison, monkeypatch):
+    migration = importlib.import_module("prompts_app.migrations.0014_run_batch_repeat")
+    monkeypatch.setattr(migration, "CHUNK", 2)  # several chunks
+    a, b, _ = comparison.columns.all()
+    runs = [add_run(comparison, column, n, batch=batch) for batch in (1, 2) for column in (a, b) for n in (0, 1)]
+    for run in runs:
+        key = f"cmp-{comparison.pk}-{run.batch}-{run.column_id}-{run.repeat}"
+        Run.objects.filter(pk=run.pk).update(batch=None, repeat=None, idempotency_key=key)
+    single = add_run(comparison, a, 0, batch=3)
+    Run.objects.filter(pk=single.pk).update(comparison=None, column=None, batch=None, repeat=None,
+                                            idempotency_key="v1:cmp-like-but-not-a-batch")  # fmt: skip
+    migration.keys_to_fields(django_apps, None)
+    stored = {r.pk: (r.batch, r.repeat, r.idempotency_key) for r in Run.objects.all()}
+    assert all(stored[r.pk] == (r.batch, r.repeat, "") for r in runs)
+    assert stored[single.pk] == (None, None, "v1:cmp-like-but-not-a-batch")
+    migration.fields_to_keys(django_apps, None)  # and back
+    assert Run.objects.get(pk=runs[-1].pk).idempotency_key == f"cmp-{comparison.pk}-2-{b.pk}-1"

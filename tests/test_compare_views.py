@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from prompts_app.models import Comparison, Draft, Prompt, Run
@@ -201,6 +203,22 @@ def test_the_new_form_posted_twice_opens_the_first_comparison_and_runs_once(
     second = client.post(new_url(workspace), data)  # double click, or back + resubmit
     assert first["Location"] == second["Location"]
     assert Comparison.objects.count() == 1 and Run.objects.count() == 2 and len(echo_maxim.sent) == 2
+
+
+def test_the_detail_page_loads_the_batch_once_and_the_price_rules_once_per_batch(
+    client_for, editor, workspace, versions, echo_maxim
+):
+    client = client_for(editor)
+    with CaptureQueriesContext(connection) as created:
+        comparison = make_comparison(client, workspace, versions, repeats="3")
+    assert len([q for q in created if 'FROM "prompts_app_customprice"' in q["sql"]]) == 1  # not one per run
+    assert [(r.batch, r.repeat) for r in Run.objects.filter(column=comparison.columns.first()).order_by("pk")] == [
+        (1, 0), (1, 1), (1, 2)
+    ]
+    with CaptureQueriesContext(connection) as shown:
+        page = client.get(reverse("comparison_detail", args=[comparison.pk])).content.decode()
+    assert len([q for q in shown if 'FROM "prompts_app_run"' in q["sql"]]) == 1
+    assert page.count("Echo gpt-4o-mini: Where is my order?") >= 3
 
 
 def test_run_again_starts_a_new_batch_once_even_if_posted_twice(client_for, editor, workspace, versions, echo_maxim):

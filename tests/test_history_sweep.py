@@ -1,15 +1,18 @@
 """The pending sweep settles runs by when they were sent, not when they were queued (issue 9.7):
-a comparison run still waiting in the thread pool is neither interrupted nor sent twice."""
+a comparison run still waiting in the thread pool is neither interrupted nor sent twice. The
+runner sweeps (prompts_app/runner.py); pages only show a stale run as settled (issue #10)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from prompts_app import runner
 from prompts_app.models import Run, RunRollup
 from prompts_app.services.runs import NOT_SENT_ERROR, execute_run, mark_interrupted_runs, mark_started
 
@@ -74,8 +77,45 @@ def test_execute_run_records_when_the_request_left(version, editor, workspace):
 
 
 @pytest.mark.parametrize("page", ["run_history", "run_detail"])
-def test_pages_that_sweep_leave_a_queued_comparison_run_alone(client_for, editor, version, workspace, page):
-    queued = pending_run(version, editor, age=dt.timedelta(minutes=5))
-    client_for(editor).get(reverse(page, args=[queued.pk] if page == "run_detail" else []))
-    queued.refresh_from_db()
-    assert queued.status == Run.Status.PENDING
+def test_pages_write_nothing_and_leave_a_queued_comparison_run_alone(client_for, editor, version, workspace, page):
+    pending_run(version, editor, age=dt.timedelta(minutes=5))  # queued behind other runs: left alone
+    stale = pending_run(version, editor, age=dt.timedelta(hours=2))  # shown as not sent, still not written
+    html = client_for(editor).get(reverse(page, args=[stale.pk] if page == "run_detail" else [])).content.decode()
+    assert "badge not_sent" in html
+    assert set(Run.objects.values_list("status", flat=True)) == {Run.Status.PENDING}
+
+
+def test_the_command_settles_only_stale_runs_so_servers_can_share_the_database(version, editor, workspace):
+    sending = pending_run(version, editor, age=dt.timedelta(seconds=5), started_ago=dt.timedelta(seconds=2))
+    lost = pending_run(version, editor, age=dt.timedelta(minutes=10), started_ago=dt.timedelta(minutes=5))
+    call_command("mark_interrupted_runs")
+    sending.refresh_from_db(), lost.refresh_from_db()
+    assert (sending.status, lost.status) == (Run.Status.PENDING, Run.Status.INTERRUPTED)
+
+
+def test_the_runner_sweeps_when_it_starts_and_then_periodically(monkeypatch):
+    stop = threading.Event()
+    calls = []
+
+    def sweep() -> int:
+        calls.append(threading.current_thread().name)
+        if len(calls) == 2:
+            stop.set()  # the sweeper ends after this one
+        return 0
+
+    monkeypatch.setattr(runner, "sweep", sweep)
+    monkeypatch.setattr(runner, "SWEEP_SECONDS", 0.01)
+    monkeypatch.setattr(runner, "_sweeper", None)
+    monkeypatch.setattr(runner, "_stop", stop)
+    runner.start()
+    runner.start()  # once per process
+    runner._sweeper.join(timeout=5)
+    assert calls == ["runner-sweep", "runner-sweep"]
+
+
+def test_the_runner_sweep_applies_the_stale_rule(version, editor, workspace):
+    sending = pending_run(version, editor, age=dt.timedelta(seconds=5), started_ago=dt.timedelta(seconds=2))
+    lost = pending_run(version, editor, age=dt.timedelta(hours=2))
+    assert runner.sweep() == 1
+    sending.refresh_from_db(), lost.refresh_from_db()
+    assert (sending.status, lost.status) == (Run.Status.PENDING, Run.Status.NOT_SENT)

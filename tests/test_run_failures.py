@@ -161,7 +161,7 @@ def test_an_answer_with_nul_characters_is_stored_on_every_database(client_for, e
 def test_a_fault_after_maxim_answered_fails_the_run_instead_of_leaving_it_pending(client_for, editor, version, monkeypatch):
     from prompts_app.services import runs
 
-    def broken_pricing(run):
+    def broken_pricing(run, *_):
         raise ZeroDivisionError("a pricing bug")
 
     monkeypatch.setattr(runs, "_apply_price", broken_pricing)

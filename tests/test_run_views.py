@@ -205,9 +205,9 @@ def test_a_stale_pending_run_shows_as_interrupted(client_for, editor, version):
         started_at=timezone.now() - timedelta(hours=1),
     )
     html = client_for(editor).get(reverse("run_detail", args=[run.pk])).content.decode()
+    assert "Interrupted" in html and "may or may not have reached Maxim" in html
     run.refresh_from_db()
-    assert run.status == Run.Status.INTERRUPTED
-    assert "Interrupted" in html
+    assert run.status == Run.Status.PENDING  # a GET writes nothing: the runner's sweep settles it
 
 
 def test_a_fresh_pending_result_keeps_polling(client_for, editor, version):

@@ -1,5 +1,5 @@
-"""Reading a comparison: its latest batch of runs, per-column statistics, what differs
-between the columns' configurations and outputs, and the Markdown export."""
+"""Reading a comparison: per-column statistics of a batch (loaded by selectors/compare.py),
+what differs between the columns' configurations and outputs, and the Markdown export."""
 
 from __future__ import annotations
 
@@ -9,47 +9,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.utils import timezone
 from django.utils.html import escape
 
 from prompts_app.diffing import word_diff as word_diff_html  # the versions page's word diff, shared
 from prompts_app.models import Comparison, ComparisonColumn, Run
 from prompts_app.pricing import format_usd
-from prompts_app.services.compare import batch_key_prefix, column_input
-from prompts_app.services.runs import is_stale
+from prompts_app.selectors.compare import batch_runs, by_column
+from prompts_app.services.compare import column_input
 
 
 # -- reading a comparison ----------------------------------------------------------------
 
 
-def batch_runs(
-    comparison: Comparison, column: ComparisonColumn | None = None, batch: int | None = None
-) -> list[Run]:
-    """The runs of one batch (default: the latest) of the comparison or of one column, in order."""
-    batch = comparison.batch if batch is None else batch
-    runs = Run.objects.filter(
-        comparison=comparison, idempotency_key__startswith=batch_key_prefix(comparison, batch, column)
-    )
-    return sorted(runs, key=lambda r: (r.column_id or 0, _run_index(r)))
-
-
-def still_pending(runs: list[Run]) -> list[Run]:
-    """Pending runs worth waiting for: past the grace period the process that sent them
-    has died (mark_interrupted_runs will say so), and polling would never end."""
-    now = timezone.now()
-    return [r for r in runs if r.status == Run.Status.PENDING and not is_stale(r.started_at, r.created_at, now=now)]
-
-
-def _run_index(run: Run) -> int:
-    return int(run.idempotency_key.rsplit("-", 1)[-1])
-
-
 def runs_by_column(comparison: Comparison, runs: list[Run] | None = None) -> dict[int, list[Run]]:
-    """The latest batch's runs (or `runs`, a snapshot of them) grouped by column id."""
-    grouped: dict[int, list[Run]] = {}
-    for run in batch_runs(comparison) if runs is None else runs:
-        grouped.setdefault(run.column_id, []).append(run)
-    return grouped
+    """The latest batch's runs (or `runs`, the batch as the page loaded it) grouped by column id."""
+    return by_column(batch_runs(comparison) if runs is None else runs)
 
 
 def column_label(column: ComparisonColumn) -> str:

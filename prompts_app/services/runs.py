@@ -62,12 +62,16 @@ def start_run(
     content: dict[str, Any] | None = None,
     comparison: Comparison | None = None,
     column: ComparisonColumn | None = None,
+    batch: int | None = None,
+    repeat: int | None = None,
     idempotency_key: str = "",
 ) -> tuple[Run, bool]:
     """Record a pending run before anything is sent. Returns (run, created).
 
     A repeated idempotency key returns the first run and created=False, so the
-    caller must not send it again. Raises InputTooLarge for an input over the limits.
+    caller must not send it again. A comparison's run is identified by its place
+    (column, batch, repeat) instead: see prompts_app/selectors/compare.py.
+    Raises InputTooLarge for an input over the limits.
     """
     is_draft = content is not None
     content = content if content is not None else version.content()
@@ -75,10 +79,12 @@ def start_run(
     if problem:
         raise InputTooLarge(problem)
     body = build_run_body(version=version, content=content, inputs=inputs)
+    # A comparison's run always has something to match: its place in the batch.
+    place = {"column": column, "batch": batch, "repeat": repeat} if column is not None else None
     return create_once(
         Run,
-        idempotency_key,
-        {"user": user, "idempotency_key": idempotency_key},
+        f"{batch}-{repeat}" if place else idempotency_key,
+        place or {"user": user, "idempotency_key": idempotency_key},
         lambda: Run.objects.create(
             workspace=version.prompt.workspace,
             prompt=version.prompt,
@@ -86,6 +92,8 @@ def start_run(
             user=user,
             comparison=comparison,
             column=column,
+            batch=batch,
+            repeat=repeat,
             is_draft=is_draft,
             idempotency_key=idempotency_key,
             provider=body["modelProvider"],
@@ -97,8 +105,11 @@ def start_run(
     )
 
 
-def execute_run(run: Run) -> Run:
-    """Send a pending run to Maxim exactly once and store what came back."""
+def execute_run(run: Run, *, price_rules: list[pricing.CustomPriceRule] | None = None) -> Run:
+    """Send a pending run to Maxim exactly once and store what came back.
+
+    `price_rules`: the workspace's custom prices, when the caller read them once for many runs.
+    """
     if run.started_at is None and not mark_started(run):  # settled as "not sent" while queued
         run.refresh_from_db()
         return run
@@ -119,7 +130,7 @@ def execute_run(run: Run) -> Run:
         run.error = f"{exc} Save the workspace's API key again."
     else:
         try:
-            _store_result(run, result)
+            _store_result(run, result, price_rules)
         except Exception:
             # A fault of ours after Maxim answered: the run must not stay pending for ever.
             log.exception("run %s: storing Maxim's answer failed", run.pk)
@@ -142,7 +153,7 @@ def execute_run(run: Run) -> Run:
     return run
 
 
-def _store_result(run: Run, result: RunResult) -> None:
+def _store_result(run: Run, result: RunResult, price_rules: list[pricing.CustomPriceRule] | None) -> None:
     run.status = Run.Status.SUCCESS
     run.output = _without_nul(result.output)
     run.output_text = _without_nul(result.text)
@@ -151,7 +162,7 @@ def _store_result(run: Run, result: RunResult) -> None:
     run.completion_tokens = result.completion_tokens
     run.total_tokens = result.total_tokens
     run.latency_ms = result.latency_ms
-    _apply_price(run)
+    _apply_price(run, custom_price_rules(run.workspace) if price_rules is None else price_rules)
 
 
 def _without_nul(value: Any) -> Any:
@@ -166,13 +177,13 @@ def _without_nul(value: Any) -> Any:
     return value
 
 
-def _apply_price(run: Run) -> None:
+def _apply_price(run: Run, price_rules: list[pricing.CustomPriceRule]) -> None:
     price = pricing.price_tokens(
         provider=run.provider,
         model=run.model_name,
         prompt_tokens=run.prompt_tokens,
         completion_tokens=run.completion_tokens,
-        custom_rules=custom_price_rules(run.workspace),
+        custom_rules=price_rules,
         at=run.created_at,
     )
     run.cost_nano = price.cost_nano
@@ -291,9 +302,11 @@ def mark_interrupted_runs(*, all_pending: bool = False) -> int:
     """Settle runs left pending by a process that died: a started run is "interrupted" (it
     may have reached Maxim), one still queued is "not sent" (it never did).
 
-    Cheap when there is nothing to do (one read through the partial index of runs not
-    yet rolled up, which every pending run is), so pages can call it as they load.
-    `all_pending` settles every pending run however recent (no server is running).
+    Called by the runner's sweep (prompts_app/runner.py) and the management command, never by
+    a page: pages show a stale run as settled without writing (shown_as_settled). Cheap when
+    there is nothing to do (one read through the partial index of runs not yet rolled up,
+    which every pending run is). `all_pending` settles every pending run however recent
+    (only when no server is running).
     """
     # No created_at condition in SQL: the planner would take the created_at index and walk
     # every older run instead of the few not yet rolled up.
@@ -315,6 +328,16 @@ def mark_interrupted_runs(*, all_pending: bool = False) -> int:
     )
     rollups.catch_up()  # the bulk update skipped record(); add the settled runs to history totals
     return count
+
+
+def shown_as_settled(run: Run, *, now=None) -> Run:
+    """`run` as the sweep will settle it if its process can no longer finish it: for pages,
+    which write nothing. Changes this object only, never the database."""
+    if run.status == Run.Status.PENDING and is_stale(run.started_at, run.created_at, now=now):
+        sent = run.started_at is not None
+        run.status = Run.Status.INTERRUPTED if sent else Run.Status.NOT_SENT
+        run.error = INTERRUPTED_ERROR if sent else NOT_SENT_ERROR
+    return run
 
 
 def waiting_run(*, version: PromptVersion, user: Any) -> Run | None:

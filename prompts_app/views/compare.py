@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from prompts_app import pricing
 from prompts_app.forms.compare import CompareForm, RunAgainForm
 from prompts_app.models import Comparison, ComparisonColumn, Draft, Membership, Role, Run
+from prompts_app.selectors.compare import batch_runs, by_column, still_pending
 from prompts_app.services import compare as services
 from prompts_app.services import compare_report as report
 from prompts_app.services import run_watch
@@ -120,12 +121,14 @@ def comparison_columns(request: HttpRequest) -> HttpResponse:
 def comparison_detail(request: HttpRequest, comparison_id: int) -> HttpResponse:
     comparison = get_comparison_for_user(request, comparison_id)
     columns = _columns(comparison)
+    runs = batch_runs(comparison)  # one snapshot of the batch for the columns and the diffs
+    grouped = by_column(runs)
     context = {
         "comparison": comparison,
-        "columns": [_column_context(comparison, c) for c in columns],
+        "columns": [_column_context(comparison, c, grouped.get(c.pk, [])) for c in columns],
         "can_run": request.membership.allows(Role.EDITOR),
         **_config_context(columns, request.GET.get("highlight") != "0"),
-        **_diff_context(comparison, columns, request.GET.get("baseline")),
+        **_diff_context(comparison, columns, request.GET.get("baseline"), runs),
         "nav": "compare",
     }
     context["watch"] = _watch_context(comparison, [run.pk for col in context["columns"] for run in col["pending_runs"]])
@@ -142,7 +145,8 @@ def comparison_column(request: HttpRequest, comparison_id: int, column_id: int) 
     comparison = get_comparison_for_user(request, comparison_id)
     column = get_object_or_404(comparison.columns.select_related("version__prompt"), pk=column_id)
     batch = _int_or_none(request.GET.get("batch"))
-    context = {"comparison": comparison, "col": _column_context(comparison, column, batch)}
+    runs = batch_runs(comparison, batch=batch, column=column)
+    context = {"comparison": comparison, "col": _column_context(comparison, column, runs, batch)}
     return render(request, "prompts_app/compare/detail.html#column", context)
 
 
@@ -160,7 +164,10 @@ def comparison_watch(request: HttpRequest, comparison_id: int) -> HttpResponse:
     still = list(watched.filter(status=Run.Status.PENDING).order_by("pk").values_list("pk", flat=True))
     changed = set(watched.exclude(pk__in=still).values_list("column", flat=True))
     batch = _int_or_none(request.GET.get("batch"))
-    columns = [_column_context(comparison, c, batch) for c in _columns(comparison) if c.pk in changed]
+    grouped = by_column(batch_runs(comparison, batch=batch)) if changed else {}
+    columns = [
+        _column_context(comparison, c, grouped.get(c.pk, []), batch) for c in _columns(comparison) if c.pk in changed
+    ]
     watch = _watch_context(comparison, still, batch=batch, busy=not held)
     context = {"comparison": comparison, "columns": columns, "watch": watch}
     response = render(request, "prompts_app/compare/detail.html#watch", context)
@@ -181,7 +188,8 @@ def comparison_config(request: HttpRequest, comparison_id: int) -> HttpResponse:
 @require_GET
 def comparison_diff(request: HttpRequest, comparison_id: int) -> HttpResponse:
     comparison = get_comparison_for_user(request, comparison_id)
-    context = {"comparison": comparison, **_diff_context(comparison, _columns(comparison), request.GET.get("baseline"))}
+    baseline = request.GET.get("baseline")
+    context = {"comparison": comparison, **_diff_context(comparison, _columns(comparison), baseline, batch_runs(comparison))}
     # The "Run again" form keeps the baseline just picked (swapped in out of band).
     context["oob_baseline"] = request.membership.allows(Role.EDITOR)
     return render(request, "prompts_app/compare/detail.html#diff", context)
@@ -247,9 +255,11 @@ def _columns(comparison: Comparison) -> list[ComparisonColumn]:
     return list(comparison.columns.select_related("version__prompt"))
 
 
-def _column_context(comparison: Comparison, column: ComparisonColumn, batch: int | None = None) -> dict[str, Any]:
-    runs = report.batch_runs(comparison, column, batch)
-    pending = report.still_pending(runs)
+def _column_context(
+    comparison: Comparison, column: ComparisonColumn, runs: list[Run], batch: int | None = None
+) -> dict[str, Any]:
+    """One column's card from its runs of the batch (loaded once per request: batch_runs)."""
+    pending = still_pending(runs)
     for run in runs:
         run.cost_display = pricing.format_usd(run.cost_nano)
     stats = report.column_stats(runs)
@@ -291,12 +301,13 @@ def _column_name(column: ComparisonColumn, label: str) -> str:
     return f"Column {column.position + 1}: {label} ({model})"
 
 
-def _diff_context(comparison: Comparison, columns: list[ComparisonColumn], baseline_param: str | None) -> dict[str, Any]:
-    # One snapshot of the batch, and "pending" read from it before anything else: a run that
-    # finishes while the diffs are built is still pending here, so the section polls once more
-    # instead of freezing on "No finished run yet".
-    runs = report.batch_runs(comparison)
-    pending = bool(report.still_pending(runs))
+def _diff_context(
+    comparison: Comparison, columns: list[ComparisonColumn], baseline_param: str | None, runs: list[Run]
+) -> dict[str, Any]:
+    # One snapshot of the batch, and "pending" read from it: a run that finishes while the
+    # diffs are built is still pending here, so the section polls once more instead of
+    # freezing on "No finished run yet".
+    pending = bool(still_pending(runs))
     number = _int_or_none(baseline_param)  # the column's 1-based number, as in "?baseline=2"
     chosen = columns[number - 1] if number is not None and 0 < number <= len(columns) else None
     baseline = chosen or report.default_baseline(comparison, columns, runs)

@@ -22,7 +22,7 @@ from prompts_app import charts
 from prompts_app.forms.history import CostReviewForm, HistoryFilterForm
 from prompts_app.services import audit, history, rollups
 from prompts_app.services.history import scope_for_user
-from prompts_app.services.runs import mark_interrupted_runs
+from prompts_app.services.runs import shown_as_settled
 from prompts_app.streaming import in_chunks
 
 PAGE = "prompts_app/runs/history.html"
@@ -33,7 +33,6 @@ TOTALS = "prompts_app/runs/_history_totals.html"
 @login_required
 @require_GET
 def run_history(request: HttpRequest) -> HttpResponse:
-    mark_interrupted_runs()  # a team server has no start-up hook: runs left by a restart are settled here
     scope = scope_for_user(request.user)
     form = HistoryFilterForm(request.GET, scope=scope)
     context = {"form": form, "nav": "history", "model_names": scope.model_names, **_results(form)}
@@ -49,6 +48,8 @@ def _results(form: HistoryFilterForm) -> dict:
     page = history.page(
         run_filter, older_than=form.cleaned_data["before"], newer_than=form.cleaned_data["after"]
     )
+    for run in page.runs:  # a stale run shows as settled; the runner's sweep writes it, never a page
+        shown_as_settled(run)
     # Totals of a text search sum every matching run (a common word: a third of them), so
     # they come in a second request and the rows show at once.
     totals = None if run_filter.q else history.totals(run_filter)

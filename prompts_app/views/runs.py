@@ -107,10 +107,9 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
 
 
 def _fresh(run: Run) -> Run:
-    # Only a pending run can be stale, so only then is the (cheap) sweep worth it.
-    if run.status == Run.Status.PENDING and run_service.mark_interrupted_runs():
-        run.refresh_from_db()
-    return run
+    # A run its process can no longer finish shows as settled; the runner's sweep writes that
+    # (prompts_app/runner.py), never a page.
+    return run_service.shown_as_settled(run)
 
 
 urlpatterns = [

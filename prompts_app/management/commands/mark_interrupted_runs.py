@@ -6,12 +6,18 @@ from prompts_app.services.runs import mark_interrupted_runs
 
 
 class Command(BaseCommand):
-    help = "Mark runs left pending by a crash or restart as interrupted."
+    help = (
+        "Settle runs left pending by a stopped process (the rule the runner's sweep uses: only runs "
+        "no live server could still be sending). Several servers may share the database."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--all", action="store_true", help="every pending run, however recent (use when no server is running)")
+        parser.add_argument(
+            "--all", action="store_true",
+            help="every pending run, however recent: only when no server uses the database",
+        )  # fmt: skip
 
     def handle(self, *args, **options):
         count = mark_interrupted_runs(all_pending=options["all"])
         if count:
-            self.stdout.write(f"Marked {count} run(s) left pending as interrupted.")
+            self.stdout.write(f"Marked {count} run(s) left pending as interrupted or not sent.")

@@ -1,0 +1,168 @@
+"""One runner for work done outside the request: a comparison's runs, and the sweep of runs
+left pending by a process that died.
+
+`submit(run)` hands a recorded pending run over to be sent to Maxim exactly once; the backend
+is settings.MAXIMUI_RUNNER:
+
+- "thread" (servers): a bounded pool of threads in this process sends the runs of a batch
+  at once, so they finish (and are stored) even when the person leaves the page. On SQLite
+  the workers store their results one at a time (see _one_writer_at_a_time), and a result
+  whose write failed is written again, never sent again.
+- "immediate" (tests): the run is sent in the caller's thread, on the caller's connection,
+  so a test's data, uncommitted in its transaction, is seen.
+
+`start()` is called once per server process (maximui/wsgi.py): it sweeps at once and then
+every SWEEP_SECONDS in a daemon thread, settling runs whose process can no longer finish
+them (services/runs.is_stale; several servers may share one database, so a run is only
+settled once no live process could still be sending it). Pages never sweep: they show such
+a run as settled without writing (services/runs.shown_as_settled). The management command
+`mark_interrupted_runs` sweeps by the same rule.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+
+from prompts_app.models import Run
+from prompts_app.pricing import CustomPriceRule
+from prompts_app.services.runs import execute_run, mark_interrupted_runs, mark_started
+
+log = logging.getLogger(__name__)
+
+# Well under PENDING_GRACE_SECONDS: a stale run shows as settled on pages anyway, and is
+# settled in the database (history totals included) within a minute.
+SWEEP_SECONDS = 60
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+_futures: set[Future] = set()  # in flight, so tests and the benchmark can wait for them
+_sweeper: threading.Thread | None = None
+_stop = threading.Event()  # ends the sweeper; only tests set it
+
+
+def submit(run: Run, *, price_rules: list[CustomPriceRule] | None = None) -> Future:
+    """Send the pending `run` outside the request (or now, with the "immediate" backend).
+
+    `price_rules`: the workspace's custom prices, read once for a whole batch. The future's
+    result is the stored run.
+    """
+    if settings.MAXIMUI_RUNNER == "immediate":
+        future: Future = Future()
+        future.set_result(_execute(run, price_rules))
+        return future
+    future = _executor().submit(_execute_in_worker, run, price_rules)
+    _futures.add(future)
+    future.add_done_callback(_futures.discard)
+    return future
+
+
+def wait(timeout: float = 30.0) -> bool:
+    """Wait until every run submitted in this process is done (tests, benchmark)."""
+    _done, not_done = wait_futures(list(_futures), timeout=timeout)
+    return not not_done
+
+
+def sweep() -> int:
+    """Settle the runs left pending by a process that died; returns how many."""
+    return mark_interrupted_runs()
+
+
+def start() -> None:
+    """Start this process's sweeper (once): a sweep now, then every SWEEP_SECONDS."""
+    global _sweeper
+    with _pool_lock:
+        if _sweeper is not None:
+            return
+        _sweeper = threading.Thread(target=_sweep_forever, name="runner-sweep", daemon=True)
+    _sweeper.start()
+
+
+def _sweep_forever() -> None:
+    while True:
+        try:
+            count = sweep()
+            if count:
+                log.info("settled %s run(s) left pending by a stopped process", count)
+        except Exception:  # a locked or unreachable database now is no reason to stop sweeping
+            log.exception("sweeping runs left pending failed")
+        finally:
+            connection.close()
+        if _stop.wait(SWEEP_SECONDS):
+            return
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=settings.MAXIMUI_RUNNER_THREADS, thread_name_prefix="runner")
+        return _pool
+
+
+def _execute(run: Run, price_rules: list[CustomPriceRule] | None) -> Run:
+    try:
+        return execute_run(run, price_rules=price_rules)
+    except DatabaseError:
+        # The call was made and its result is on `run`; only the write failed (a locked
+        # SQLite file under load). Retry the write alone: re-sending would pay twice.
+        log.warning("run %s: storing the result failed, retrying", run.pk, exc_info=True)
+        for delay in (0.2, 0.5, 1.0, 2.0):
+            _release_writer()  # let the others store theirs meanwhile
+            time.sleep(delay)
+            try:
+                run.save()
+                return run
+            except DatabaseError:
+                continue
+        raise
+
+
+_sqlite_writes = threading.Lock()
+_writer = threading.local()
+
+
+def _one_writer_at_a_time(execute, sql, params, many, context):
+    # SQLite takes one writer at a time, and a writer that finds the file locked sleeps
+    # in 1, 2, 5 ... 100 ms steps: eight columns finishing together would wait up to
+    # ~0.1 s for one another. Instead, a worker's first write takes this process-wide
+    # lock and keeps it until the worker is done (the run's writes are a few ms at the
+    # very end, after Maxim answered), so writers hand over at once. Holding it across
+    # the run's transactions means no worker ever waits for it while holding SQLite's lock.
+    if not getattr(_writer, "holds", False) and sql.lstrip()[:6].upper() not in ("SELECT", "PRAGMA"):
+        _sqlite_writes.acquire()
+        _writer.holds = True
+    return execute(sql, params, many, context)
+
+
+def _release_writer() -> None:
+    if getattr(_writer, "holds", False):
+        _writer.holds = False
+        _sqlite_writes.release()
+
+
+def _execute_in_worker(run: Run, price_rules: list[CustomPriceRule] | None) -> Run:
+    try:
+        # Before the SQLite writer lock below, which is held until the worker is done.
+        if not mark_started(run):  # settled as "not sent" while it waited in the pool
+            return run
+        if connection.vendor == "sqlite":
+            with connection.execute_wrapper(_one_writer_at_a_time):
+                return _execute(run, price_rules)
+        return _execute(run, price_rules)
+    except Exception:
+        log.exception("run %s failed unexpectedly in the runner", run.pk)
+        Run.objects.filter(pk=run.pk, status=Run.Status.PENDING).update(
+            status=Run.Status.FAILED, error="The dashboard failed while storing this run; see the server log."
+        )
+        raise
+    finally:
+        _release_writer()
+        # Each worker thread has its own connection; a pool thread may idle for hours.
+        connection.close()
