@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from django.contrib.auth import get_user_model
@@ -139,14 +139,15 @@ def day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=UTC)
 
 
-def filter_runs(f: RunFilter, *, newest_first: bool = True) -> QuerySet[Run]:
+def filter_runs(f: RunFilter, *, newest_first: bool = True, prompt_names: bool = True) -> QuerySet[Run]:
     runs = Run.objects.filter(f.key_q())
     if f.date_from:
         runs = runs.filter(created_at__gte=day_start(f.date_from))
     if f.date_to:
         runs = runs.filter(created_at__lt=day_start(f.date_to + dt.timedelta(days=1)))
     if f.q.strip():
-        runs = runs.filter(text_q(f.q, newest_first=newest_first, workspace_ids=f.workspace_ids))
+        names_in = f.workspace_ids if prompt_names else None
+        runs = runs.filter(text_q(f.q, newest_first=newest_first, workspace_ids=names_in))
     return runs
 
 
@@ -193,15 +194,28 @@ def _prompts_named(words: list[str], workspace_ids: list[int] | None) -> list[in
 def totals(f: RunFilter) -> rollups.Totals:
     """Exact totals for the filter: rollup rows plus the runs not rolled up yet.
 
-    A text filter cannot use rollups, so it sums the matched runs themselves.
+    A text filter sums the runs its words match; the runs of prompts its words name come
+    from the rollups, as a prompt filter's do.
     """
+    if not f.q.strip():
+        return _keyed_totals(f, Q())
+    # Every run of a prompt whose name matches is in: those prompts are a key filter, summed
+    # from the rollups. Only the text matches of the other prompts are summed run by run, so
+    # no UNION of the two id sets is built (it held every run of a matching prompt).
+    named = _prompts_named(re.findall(r"\w+", f.q) or [f.q.strip()], f.workspace_ids)
+    result = _keyed_totals(replace(f, q=""), Q(prompt_id__in=named)) if named else rollups.Totals()
+    text_runs = filter_runs(f, newest_first=False, prompt_names=False)
+    if named:
+        text_runs = text_runs.exclude(prompt_id__in=named)
+    result.add(rollups.aggregate(text_runs, rollups.LIVE_SUMS))
+    return result
+
+
+def _keyed_totals(f: RunFilter, extra: Q) -> rollups.Totals:
+    """Totals of a filter with no text: rollup rows plus the runs not rolled up yet."""
     result = rollups.Totals()
-    runs = filter_runs(f, newest_first=False)
-    if f.q.strip():
-        result.add(rollups.aggregate(runs, rollups.LIVE_SUMS))
-        return result
-    result.add(rollups.rollup_totals(f.key_q() & rollups.period_q(f.date_from, f.date_to)))
-    result.add(rollups.live_totals(runs))
+    result.add(rollups.rollup_totals(f.key_q() & extra & rollups.period_q(f.date_from, f.date_to)))
+    result.add(rollups.live_totals(filter_runs(f).filter(extra)))
     return result
 
 
