@@ -43,7 +43,7 @@ def measure_one_size(n: int) -> dict:
     from django.test.utils import CaptureQueriesContext
 
     from prompts_app.models import Run
-    from prompts_app.services.history import Cursor
+    from prompts_app.selectors.history import Cursor
 
     # Not setup_test_environment(): its template instrumentation would dominate the timings.
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]

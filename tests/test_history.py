@@ -11,8 +11,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from prompts_app.models import Prompt, PromptVersion, Role, Run
-from prompts_app.services import history, rollups
-from prompts_app.services.history import Cursor, RunFilter
+from prompts_app.selectors import history
+from prompts_app.selectors.history import Cursor, RunFilter
+from prompts_app.services import rollups
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -9,7 +9,7 @@ from django import forms
 from django.utils.html import format_html, format_html_join
 
 from prompts_app.models import PROVIDER_CHOICES, Run
-from prompts_app.services.history import Cursor, RunFilter, Scope
+from prompts_app.selectors.history import Cursor, RunFilter, Scope
 
 NOT_YOURS = "That %(what)s is not in any of your workspaces (or does not exist)."
 MAX_COST_DAYS = 366
