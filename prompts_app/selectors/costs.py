@@ -103,9 +103,14 @@ def rollup_totals(rollup_filter: Q) -> dict:
     return aggregate(RunRollup.objects.filter(rollup_filter), ROLLUP_SUMS)
 
 
+def run_totals(run_queryset) -> dict:
+    """Sums over the runs themselves (a text filter cannot use the rollups)."""
+    return aggregate(run_queryset, RUN_SUMS)
+
+
 def live_totals(run_queryset) -> dict:
     """Sums over the runs the rollups do not hold yet (pending, or not recorded yet)."""
-    return aggregate(run_queryset.filter(not_rolled_up_q()), RUN_SUMS)
+    return run_totals(run_queryset.filter(not_rolled_up_q()))
 
 
 def not_rolled_up_q() -> Q:

@@ -199,14 +199,14 @@ def totals(f: RunFilter) -> costs.Totals:
     if not f.q.strip():
         return _keyed_totals(f, Q())
     # Every run of a prompt whose name matches is in: those prompts are a key filter, summed
-    # from the costs. Only the text matches of the other prompts are summed run by run, so
+    # from the rollups. Only the text matches of the other prompts are summed run by run, so
     # no UNION of the two id sets is built (it held every run of a matching prompt).
     named = _prompts_named(re.findall(r"\w+", f.q) or [f.q.strip()], f.workspace_ids)
     result = _keyed_totals(replace(f, q=""), Q(prompt_id__in=named)) if named else costs.Totals()
     text_runs = filter_runs(f, newest_first=False, prompt_names=False)
     if named:
         text_runs = text_runs.exclude(prompt_id__in=named)
-    result.add(costs.aggregate(text_runs, costs.RUN_SUMS))
+    result.add(costs.run_totals(text_runs))
     return result
 
 
