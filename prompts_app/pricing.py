@@ -69,9 +69,11 @@ def format_usd(nano: int | None) -> str:
     return f"{sign}${whole}.{frac.rstrip('0').ljust(2, '0')}"
 
 
-def _format_rate(usd: Decimal) -> str:
-    text = f"{usd.normalize():f}"
-    whole, _, frac = text.partition(".")
+def format_rate(usd: Decimal | None) -> str:
+    """USD per 1M tokens, without trailing zeros: $2.50, $0.15; — when there is none."""
+    if usd is None:
+        return "—"
+    whole, _, frac = f"{usd.normalize():f}".partition(".")
     return f"${whole}.{frac.ljust(2, '0')}"
 
 
@@ -94,7 +96,7 @@ class CustomPriceRule:
         return any(fnmatch.fnmatchcase(name.lower(), pattern) for name in (model, f"{provider}/{model}"))
 
     def describe(self) -> str:
-        rates = f"{_format_rate(self.input_usd_per_mtok)}/{_format_rate(self.output_usd_per_mtok)} per 1M"
+        rates = f"{format_rate(self.input_usd_per_mtok)}/{format_rate(self.output_usd_per_mtok)} per 1M"
         return f"custom: {self.pattern} ({rates})" + (f" — {self.label}" if self.label else "")
 
 

@@ -12,9 +12,9 @@ from django.http import StreamingHttpResponse
 from django.urls import reverse
 
 from prompts_app.models import Prompt, PromptVersion
-from prompts_app.services import history
-from prompts_app.services.history import RunFilter
-from prompts_app.views.history import EXPORT_COLUMNS
+from prompts_app.selectors import export
+from prompts_app.selectors.export import EXPORT_COLUMNS
+from prompts_app.selectors.history import RunFilter
 from tests.conftest import API_KEY, NOW, make_run
 
 
@@ -101,7 +101,7 @@ def test_outsider_exports_none_of_another_workspaces_runs(client_for, outsider, 
 
 def test_export_rows_walks_keyset_chunks_without_gaps_or_repeats(version, owner, workspace):
     made = [make_run(version, owner, created_at=NOW - dt.timedelta(seconds=i // 4)) for i in range(23)]
-    ids = [row["id"] for row in history.export_rows(RunFilter([workspace.pk]), chunk_size=5)]
+    ids = [row["id"] for row in export.export_rows(RunFilter([workspace.pk]), chunk_size=5)]
     assert ids == [r.pk for r in sorted(made, key=lambda r: (r.created_at, r.pk), reverse=True)]
 
 

@@ -12,8 +12,8 @@ from django.urls import reverse
 
 from prompts_app import runner
 from prompts_app.models import Prompt, PromptVersion, Role, Run
-from prompts_app.services import history
-from prompts_app.services.history import Cursor, RunFilter
+from prompts_app.selectors import history
+from prompts_app.selectors.history import Cursor, RunFilter
 from tests.conftest import NOW, make_run
 
 UTC = dt.timezone.utc
@@ -232,3 +232,26 @@ def test_totals_of_failed_runs_only_show_no_cost_rather_than_zero_dollars(client
     make_run(version, owner, status="failed", error="Maxim had a server error (500)")
     body = client_for(owner).get(reverse("run_history_totals"), {"status": "failed"}).content.decode()
     assert "$0.00" not in body and "No run here has a price" in body
+
+
+@pytest.mark.parametrize("value", ["", "2", "9", None])
+def test_the_quick_select_writes_the_same_markup_as_djangos(value):
+    from django import forms
+
+    from prompts_app.forms.history import QuickSelect
+
+    choices = [("", "All prompts"), (1, "Support <bot>"), (2, 'Say "hi" & go')]
+    attrs = {"id": "id_prompt", "aria-invalid": "true", "disabled": False, "required": True}
+    assert QuickSelect(choices=choices).render("prompt", value, attrs) == forms.Select(choices=choices).render(
+        "prompt", value, attrs
+    )
+
+
+@pytest.mark.parametrize(("latency", "shown"), [(0.5, "1"), (1234.5, "1,235"), (2.4999, "2"), (1_000_000.0, "1,000,000")])
+def test_history_rows_show_latency_as_floatformat_and_intcomma_did(latency, shown):
+    from django.contrib.humanize.templatetags.humanize import intcomma
+    from django.template.defaultfilters import floatformat
+
+    from prompts_app.templatetags.history import whole_ms
+
+    assert whole_ms(latency) == shown == intcomma(floatformat(latency, 0))

@@ -43,7 +43,7 @@ def result(client, world, **params):
     totals = response.context["totals"]
     if params.get("q"):  # a text search's totals come from their own request
         assert totals is None and b'hx-trigger="load"' in response.content
-        totals = client.get(reverse("run_history_totals"), params, HTTP_HX_REQUEST="true").context["totals"]
+        totals = client.get(reverse("run_history_totals"), params).context["totals"]  # no-JS page: context to read
     return names, totals
 
 
@@ -216,3 +216,18 @@ def test_text_search_finds_error_messages_and_prompt_names(client_for, owner, wo
 def test_prompt_names_from_other_workspaces_do_not_widen_the_search(client_for, outsider, world):
     names, totals = result(client_for(outsider), world, q="Summariser")
     assert names == set() and totals.runs == 0
+
+
+@pytest.mark.parametrize("search", ["this database's own", "portable substring"])
+def test_a_run_matched_by_its_text_and_its_prompts_name_is_counted_once(client_for, owner, world, version,
+                                                                      monkeypatch, search):  # fmt: skip
+    from django.db import connection
+
+    if search == "portable substring":
+        monkeypatch.setattr(connection, "vendor", "postgresql")
+    Prompt.objects.filter(pk=version.prompt_id).update(name="Refund desk")  # a, b, d, e; a's text says "refund" too
+    names, totals = result(client_for(owner), world, q="refund")
+    assert names == {"a", "b", "c", "d", "e"}  # c: "refunds" in its output, in another prompt
+    runs = [world["runs"][name] for name in names]
+    assert totals.runs == 5 and totals.total_tokens == sum(run.total_tokens for run in runs)
+    assert totals.cost_nano == 300 and totals.priced_runs == 2 and totals.unpriced_runs == 1  # c: succeeded, unpriced

@@ -9,8 +9,9 @@ import pytest
 from django.db.models import Count, Q, Sum
 
 from prompts_app.models import Prompt, PromptVersion, Run, RunRollup
-from prompts_app.services import history, rollups
-from prompts_app.services.history import RunFilter
+from prompts_app.selectors import history
+from prompts_app.selectors.history import RunFilter
+from prompts_app.services import rollups
 from prompts_app.services.runs import mark_interrupted_runs, run_version
 from tests.maxim_spec import validate_request
 from tests.conftest import make_run

@@ -3,28 +3,25 @@
 A finished run is added once: `record(run)` flips `Run.rolled_up` and adds the run's
 figures in the same transaction, so a repeated call never counts twice. Runs not yet
 rolled up (pending ones, or finished ones whose `record` never happened) are summed
-live by the readers, which keeps every total exact at any moment.
+live by the readers (selectors/costs.py), which keeps every total exact at any moment.
+This module writes; it also holds FIGURES, the one definition of what is summed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Aggregate, Count, Q, Sum
 from django.db.models.functions import TruncDate, TruncMonth
 
 from prompts_app.models import Run, RunRollup
 
 UTC = dt.timezone.utc
 KEY_FIELDS = ("workspace_id", "prompt_id", "version_id", "user_id", "provider", "model_name", "status", "is_draft")
-SUM_FIELDS = (
-    "runs", "prompt_tokens", "completion_tokens", "total_tokens", "cost_nano",
-    "priced_runs", "unpriced_runs", "latency_sum", "latency_runs",
-)  # fmt: skip
 # Only what a rollup needs, so rolling up never loads the big JSON columns.
 RUN_FIELDS = ("id", "created_at", "cost_nano", "prompt_tokens", "completion_tokens", "total_tokens",
               "latency_ms", *KEY_FIELDS)  # fmt: skip
@@ -38,20 +35,32 @@ def utc_day(moment: dt.datetime) -> dt.date:
     return moment.astimezone(UTC).date()
 
 
+# Each figure a run adds to its rollup rows: its value for one run, and the SQL that sums it
+# over many. `contribution` (a finishing run), `rebuild` and the live totals of runs not
+# rolled up yet all read this one table, so they cannot disagree. Unpriced = succeeded
+# with no known price (never $0); failed runs are neither priced nor unpriced.
+PRICED = Q(cost_nano__isnull=False)
+UNPRICED = Q(cost_nano__isnull=True, status=Run.Status.SUCCESS)
+FIGURES: dict[str, tuple[Callable[[Run], int | float], Aggregate]] = {
+    "runs": (lambda run: 1, Count("id")),
+    "prompt_tokens": (lambda run: run.prompt_tokens, Sum("prompt_tokens", default=0)),
+    "completion_tokens": (lambda run: run.completion_tokens, Sum("completion_tokens", default=0)),
+    "total_tokens": (lambda run: run.total_tokens, Sum("total_tokens", default=0)),
+    "cost_nano": (lambda run: run.cost_nano or 0, Sum("cost_nano", default=0)),
+    "priced_runs": (lambda run: int(run.cost_nano is not None), Count("id", filter=PRICED)),
+    "unpriced_runs": (lambda run: int(run.cost_nano is None and run.status == Run.Status.SUCCESS),
+                      Count("id", filter=UNPRICED)),  # fmt: skip
+    "latency_sum": (lambda run: run.latency_ms or 0.0, Sum("latency_ms", default=0.0)),
+    "latency_runs": (lambda run: int(run.latency_ms is not None), Count("latency_ms")),
+}
+SUM_FIELDS = tuple(FIGURES)  # also the RunRollup columns that hold them
+RUN_SUMS = {name: total for name, (_one, total) in FIGURES.items()}  # over Run rows
+ROLLUP_SUMS = {name: Sum(name) for name in SUM_FIELDS}  # over RunRollup rows
+
+
 def contribution(run: Run) -> dict[str, int | float]:
-    """What one run adds to its rollup rows. Unpriced = succeeded with no known price."""
-    priced = run.cost_nano is not None
-    return {
-        "runs": 1,
-        "prompt_tokens": run.prompt_tokens,
-        "completion_tokens": run.completion_tokens,
-        "total_tokens": run.total_tokens,
-        "cost_nano": run.cost_nano or 0,
-        "priced_runs": int(priced),
-        "unpriced_runs": int(not priced and run.status == Run.Status.SUCCESS),
-        "latency_sum": run.latency_ms or 0.0,
-        "latency_runs": int(run.latency_ms is not None),
-    }
+    """What one run adds to its rollup rows."""
+    return {name: one(run) for name, (one, _total) in FIGURES.items()}
 
 
 def record(run: Run) -> bool:
@@ -132,19 +141,6 @@ def _upsert(items: list[tuple[tuple, dict]]) -> None:
         cursor.execute(sql, params)
 
 
-AGGREGATES = {
-    "runs": Count("id"),
-    "prompt_tokens": Sum("prompt_tokens"),
-    "completion_tokens": Sum("completion_tokens"),
-    "total_tokens": Sum("total_tokens"),
-    "cost_nano": Sum("cost_nano", default=0),
-    "priced_runs": Count("id", filter=Q(cost_nano__isnull=False)),
-    "unpriced_runs": Count("id", filter=Q(cost_nano__isnull=True, status=Run.Status.SUCCESS)),
-    "latency_sum": Sum("latency_ms", default=0.0),
-    "latency_runs": Count("latency_ms"),
-}
-
-
 def computed_rows(runs, rollup_model=RunRollup) -> Iterator[RunRollup]:
     """The rollup rows `runs` (finished ones) add up to, computed by the database."""
     coarse_keys = [name for name in KEY_FIELDS if name not in ("user_id", "status")]
@@ -152,9 +148,9 @@ def computed_rows(runs, rollup_model=RunRollup) -> Iterator[RunRollup]:
                                (RunRollup.Grain.MONTH, TruncMonth, KEY_FIELDS),
                                (RunRollup.Grain.VERSION_DAY, TruncDate, coarse_keys)):  # fmt: skip
         rows = (runs.order_by().annotate(period=trunc("created_at", tzinfo=UTC))
-                .values("period", *keys).annotate(**_prefixed(AGGREGATES)))  # fmt: skip
+                .values("period", *keys).annotate(**prefixed(RUN_SUMS)))  # fmt: skip
         for row in rows.iterator(chunk_size=5000):
-            row = {"status": "", "user_id": None, **_unprefixed(row)}
+            row = {"status": "", "user_id": None, **unprefixed(row)}
             period_value = row.pop("period")
             day = period_value.date() if isinstance(period_value, dt.datetime) else period_value
             yield rollup_model(grain=grain, day=day, **row)
@@ -214,174 +210,10 @@ def _row_key(row: RunRollup) -> tuple:
     return (row.grain, row.day, *(getattr(row, name) for name in KEY_FIELDS))
 
 
-# --- reading -------------------------------------------------------------------------------
-
-
-@dataclass
-class Totals:
-    runs: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-    cost_nano: int = 0  # over priced runs only
-    priced_runs: int = 0
-    unpriced_runs: int = 0
-    latency_sum: float = 0.0
-    latency_runs: int = 0
-
-    def add(self, other: dict) -> None:
-        for name in SUM_FIELDS:
-            setattr(self, name, getattr(self, name) + (other.get(name) or 0))
-
-    @property
-    def avg_latency_ms(self) -> float | None:
-        return self.latency_sum / self.latency_runs if self.latency_runs else None
-
-    @property
-    def cost_per_1000_runs_nano(self) -> int | None:
-        """Mean cost of 1,000 priced runs, rounded half up; None when nothing is priced."""
-        if not self.priced_runs:
-            return None
-        return (self.cost_nano * 1000 * 2 + self.priced_runs) // (2 * self.priced_runs)
-
-
-ROLLUP_SUMS = {name: Sum(name) for name in SUM_FIELDS}
-LIVE_SUMS = {
-    "runs": Count("id"),
-    "prompt_tokens": Sum("prompt_tokens"),
-    "completion_tokens": Sum("completion_tokens"),
-    "total_tokens": Sum("total_tokens"),
-    "cost_nano": Sum("cost_nano"),
-    "priced_runs": Count("id", filter=Q(cost_nano__isnull=False)),
-    "unpriced_runs": Count("id", filter=Q(cost_nano__isnull=True, status=Run.Status.SUCCESS)),
-    "latency_sum": Sum("latency_ms"),
-    "latency_runs": Count("latency_ms"),
-}
-
-
-def period_q(date_from: dt.date | None, date_to: dt.date | None) -> Q:
-    """Rollup rows covering whole UTC days date_from..date_to (inclusive): whole months
-    from month rows, the ragged ends from day rows."""
-    day_q = Q(grain=RunRollup.Grain.DAY)
-    if date_from is None and date_to is None:
-        return Q(grain=RunRollup.Grain.MONTH)
-    first_full = None if date_from is None else (date_from if date_from.day == 1 else _next_month(date_from))
-    end_full = None if date_to is None else (_next_month(date_to) if _is_month_end(date_to) else date_to.replace(day=1))
-    if first_full is not None and end_full is not None and first_full >= end_full:
-        return day_q & _range_q(date_from, date_to)
-    month_q = Q(grain=RunRollup.Grain.MONTH)
-    if first_full is not None:
-        month_q &= Q(day__gte=first_full)
-    if end_full is not None:
-        month_q &= Q(day__lt=end_full)
-    result = month_q
-    if date_from is not None and date_from < first_full:
-        result |= day_q & Q(day__gte=date_from, day__lt=first_full)
-    if date_to is not None and end_full <= date_to:
-        result |= day_q & Q(day__gte=end_full, day__lte=date_to)
-    return result
-
-
-def _range_q(date_from: dt.date | None, date_to: dt.date | None) -> Q:
-    q = Q()
-    if date_from is not None:
-        q &= Q(day__gte=date_from)
-    if date_to is not None:
-        q &= Q(day__lte=date_to)
-    return q
-
-
-def _next_month(day: dt.date) -> dt.date:
-    return (day.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
-
-
-def _is_month_end(day: dt.date) -> bool:
-    return (day + dt.timedelta(days=1)).day == 1
-
-
-def _prefixed(spec: dict) -> dict:
+def prefixed(spec: dict) -> dict:
     # Aliases must not share a name with a model field (cost_nano is both), so they get a prefix.
     return {f"sum_{name}": expression for name, expression in spec.items()}
 
 
-def _unprefixed(row: dict) -> dict:
+def unprefixed(row: dict) -> dict:
     return {name.removeprefix("sum_"): value for name, value in row.items()}
-
-
-def aggregate(queryset, spec: dict) -> dict:
-    return _unprefixed(queryset.order_by().aggregate(**_prefixed(spec)))
-
-
-def rollup_totals(rollup_filter: Q) -> dict:
-    return aggregate(RunRollup.objects.filter(rollup_filter), ROLLUP_SUMS)
-
-
-def live_totals(run_queryset) -> dict:
-    """Sums over the runs the rollups do not hold yet (pending, or not recorded yet)."""
-    return aggregate(run_queryset.filter(not_rolled_up_q()), LIVE_SUMS)
-
-
-def not_rolled_up_q() -> Q:
-    # As a subquery the few waiting runs are found through the partial index first;
-    # a plain `rolled_up=False` lets SQLite walk a workspace index over every run instead.
-    return Q(pk__in=Run.objects.filter(rolled_up=False).values("pk"))
-
-
-@dataclass
-class CostReview:
-    start: dt.date
-    end: dt.date
-    days: list[tuple[dt.date, Totals]]  # every day of the period, zero where nothing ran
-    by_prompt: list[tuple[int, Totals]]
-    by_version: list[tuple[tuple[int, bool], Totals]]  # (version id, is_draft): drafts apart
-    by_model: list[tuple[tuple[str, str], Totals]]
-    total: Totals
-
-
-def cost_review(*, workspace_ids: list[int], start: dt.date, end: dt.date) -> CostReview:
-    """Runs, tokens and cost per day, prompt, version and model over whole UTC days start..end.
-
-    Two grouped reads of the per-version day rollups (per day; per version and model, which
-    also gives prompts) plus the runs not rolled up yet; money stays in integer nano-USD throughout.
-    """
-    rows = RunRollup.objects.filter(grain=RunRollup.Grain.VERSION_DAY, day__gte=start, day__lte=end,
-                                    workspace_id__in=workspace_ids).order_by()  # fmt: skip
-    per_day = [(row.pop("day"), _unprefixed(row)) for row in rows.values("day").annotate(**_prefixed(ROLLUP_SUMS))]
-    key_names = ("prompt_id", "version_id", "is_draft", "provider", "model_name")
-    per_version = [
-        (tuple(row.pop(name) for name in key_names), _unprefixed(row))
-        for row in rows.values(*key_names).annotate(**_prefixed(ROLLUP_SUMS))
-    ]
-    since = dt.datetime.combine(start, dt.time.min, tzinfo=UTC)
-    until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=UTC)
-    live = Run.objects.filter(not_rolled_up_q(), workspace_id__in=workspace_ids, created_at__gte=since,
-                              created_at__lt=until).only(*RUN_FIELDS, "status")  # fmt: skip
-    for run in live:
-        sums = contribution(run)
-        per_day.append((utc_day(run.created_at), sums))
-        per_version.append(((run.prompt_id, run.version_id, run.is_draft, run.provider, run.model_name), sums))
-
-    days = {start + dt.timedelta(days=n): Totals() for n in range((end - start).days + 1)}
-    prompts: dict[int, Totals] = defaultdict(Totals)
-    versions: dict[tuple[int, bool], Totals] = defaultdict(Totals)
-    models: dict[tuple[str, str], Totals] = defaultdict(Totals)
-    total = Totals()
-    for day, sums in per_day:
-        days[day].add(sums)
-        total.add(sums)
-    for (prompt_id, version_id, is_draft, provider, model_name), sums in per_version:
-        for bucket in (prompts[prompt_id], versions[(version_id, is_draft)], models[(provider, model_name)]):
-            bucket.add(sums)
-
-    def by_cost(item: tuple) -> tuple:
-        return (-item[1].cost_nano, -item[1].runs)
-
-    return CostReview(
-        start=start,
-        end=end,
-        days=list(days.items()),
-        by_prompt=sorted(prompts.items(), key=by_cost),
-        by_version=sorted(versions.items(), key=by_cost),
-        by_model=sorted(models.items(), key=by_cost),
-        total=total,
-    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django import template
@@ -18,18 +19,15 @@ def pretty_json(value: Any) -> str:
     return rendering.pretty_json(value)
 
 
+# Money is shown by pricing.format_usd / format_rate only; these filters are their names in templates.
 @register.filter
 def usd(nano: int | None) -> str:
     return pricing.format_usd(nano)
 
 
 @register.filter
-def rate(value: Any) -> str:
-    """USD per 1M tokens, without trailing zeros: $2.50, $0.15."""
-    if value is None:
-        return "—"
-    whole, _, frac = f"{value.normalize():f}".partition(".")
-    return f"${whole}.{frac.ljust(2, '0')}"
+def rate(usd: Decimal | None) -> str:
+    return pricing.format_rate(usd)
 
 
 @register.filter

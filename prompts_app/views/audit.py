@@ -13,9 +13,9 @@ from django.urls import path
 from django.views.decorators.http import require_GET
 
 from prompts_app.models import Role
+from prompts_app.selectors.export import csv_safe  # the runs export's formula guard
 from prompts_app.services import audit
 from prompts_app.views.access import get_workspace_for_user
-from prompts_app.views.history import csv_safe  # the same formula guard as the runs export
 
 PAGE_SIZE = 50
 

@@ -6,10 +6,6 @@ id from another workspace is an invalid filter value (message, no runs), never a
 
 from __future__ import annotations
 
-import csv
-import json
-from collections.abc import Iterable, Iterator
-from decimal import Decimal
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
@@ -20,14 +16,15 @@ from django.views.decorators.http import require_GET
 
 from prompts_app import charts
 from prompts_app.forms.history import CostReviewForm, HistoryFilterForm
-from prompts_app.services import audit, history, rollups
-from prompts_app.services.history import scope_for_user
+from prompts_app.selectors import costs, export, history
+from prompts_app.selectors.history import scope_for_user
+from prompts_app.services import audit
 from prompts_app.services.runs import shown_as_settled
 from prompts_app.streaming import in_chunks
 
 PAGE = "prompts_app/runs/history.html"
-TABLE = "prompts_app/runs/_history_table.html"
-TOTALS = "prompts_app/runs/_history_totals.html"
+TABLE = PAGE + "#history-table"
+TOTALS = PAGE + "#history-totals"
 
 
 @login_required
@@ -75,77 +72,13 @@ def run_export(request: HttpRequest, fmt: str) -> HttpResponse:
     if not form.is_valid():
         problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
         return HttpResponse(f"Cannot export: {problems}", status=400, content_type="text/plain")
-    rows = history.export_rows(form.run_filter())
+    rows = export.export_rows(form.run_filter())
     audit.record_export(request.user, form.run_filter().workspace_ids, fmt=fmt, filters=form.querystring())
-    lines = _csv_lines(rows) if fmt == "csv" else _json_lines(rows)
+    lines = export.csv_lines(rows) if fmt == "csv" else export.json_lines(rows)
     content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     response = StreamingHttpResponse(in_chunks(lines), content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="maximui-runs.{fmt}"'
     return response
-
-
-EXPORT_COLUMNS = [
-    "id", "created_at", "workspace", "prompt", "version", "provider", "model", "status", "prompt_tokens",
-    "completion_tokens", "total_tokens", "cost_usd", "price_source", "latency_ms", "user", "draft", "variables",
-    "input_text", "output_text", "error",
-]  # fmt: skip
-
-
-def export_record(row: dict) -> dict:
-    cost = row["cost_nano"]
-    return {
-        "id": row["id"],
-        "created_at": row["created_at"].isoformat(),
-        "workspace": row["workspace__name"],
-        "prompt": row["prompt__name"],
-        "version": row["version__number"],
-        "provider": row["provider"],
-        "model": row["model_name"],
-        "status": row["status"],
-        "prompt_tokens": row["prompt_tokens"],
-        "completion_tokens": row["completion_tokens"],
-        "total_tokens": row["total_tokens"],
-        # Exact decimal string from integer nano-USD; empty (CSV) / null (JSON) when unpriced.
-        "cost_usd": None if cost is None else f"{Decimal(cost).scaleb(-9):f}",
-        "price_source": row["price_source"],
-        "latency_ms": None if row["latency_ms"] is None else round(row["latency_ms"], 1),
-        "user": row[f"user__{history.USERNAME}"],
-        "draft": row["is_draft"],  # run of an unsaved draft, counted apart from `version`
-        "variables": row["input__variables"] or {},  # names and values; input_text has the values only
-        "input_text": row["input_text"],
-        "output_text": row["output_text"],
-        "error": row["error"],
-    }
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_safe(value: object) -> object:
-    """Spreadsheets run cells starting with = + - @ (or tab/CR) as formulas; a leading ' stops that."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
-
-
-def _csv_lines(rows: Iterable[dict]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(EXPORT_COLUMNS)
-    for row in rows:
-        record = export_record(row)
-        record["variables"] = json.dumps(record["variables"], ensure_ascii=False, sort_keys=True)
-        yield writer.writerow([csv_safe(record[name]) for name in EXPORT_COLUMNS])
-
-
-def _json_lines(rows: Iterable[dict]) -> Iterator[str]:
-    yield "["
-    separator = "\n"
-    for row in rows:
-        yield separator + json.dumps(export_record(row), ensure_ascii=False)
-        separator = ",\n"
-    yield "\n]\n"
 
 
 @login_required
@@ -156,13 +89,13 @@ def cost_review(request: HttpRequest) -> HttpResponse:
     context = {"form": form, "nav": "costs"}
     if form.is_valid():
         data = form.cleaned_data
-        review = rollups.cost_review(workspace_ids=form.workspace_ids(), start=data["start"], end=data["end"])
+        review = costs.cost_review(workspace_ids=form.workspace_ids(), start=data["start"], end=data["end"])
         points = [charts.DayPoint(day, t.cost_nano, t.total_tokens, t.runs, t.unpriced_runs) for day, t in review.days]
         context.update(review=review, chart=charts.cost_tokens_chart(points), **_cost_tables(review, scope))
     return render(request, "prompts_app/runs/costs.html", context)
 
 
-def _cost_tables(review: rollups.CostReview, scope: history.Scope) -> dict:
+def _cost_tables(review: costs.CostReview, scope: history.Scope) -> dict:
     """Rows of (label, history filter for the row, totals) for the per-prompt/version/model tables."""
     names = {p.pk: p.name for p in scope.prompts}
     versions = scope.version_by_id

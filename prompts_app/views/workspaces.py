@@ -22,7 +22,8 @@ from prompts_app.forms.workspaces import (
     WorkspaceDetailsForm,
 )
 from prompts_app.models import Membership, Role, Workspace
-from prompts_app.services import audit, history, members
+from prompts_app.selectors import history
+from prompts_app.services import audit, members
 from prompts_app.services import workspaces as services
 from prompts_app.views.access import get_workspace_for_user
 

@@ -1,4 +1,4 @@
-"""Run history: which runs a user may see, filters -> rows, totals and keyset pages.
+"""Run history reads: which runs a user may see, filters -> rows, totals and keyset pages.
 
 Everything starts from a `Scope`: the workspaces the user is a member of. No query
 here ever reads a run outside `scope.workspace_ids`.
@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from django.contrib.auth import get_user_model
@@ -18,7 +17,7 @@ from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from prompts_app.models import Membership, Prompt, PromptVersion, Run, RunRollup
-from prompts_app.services import rollups
+from prompts_app.selectors import costs
 
 UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -139,14 +138,15 @@ def day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=UTC)
 
 
-def filter_runs(f: RunFilter, *, newest_first: bool = True) -> QuerySet[Run]:
+def filter_runs(f: RunFilter, *, newest_first: bool = True, prompt_names: bool = True) -> QuerySet[Run]:
     runs = Run.objects.filter(f.key_q())
     if f.date_from:
         runs = runs.filter(created_at__gte=day_start(f.date_from))
     if f.date_to:
         runs = runs.filter(created_at__lt=day_start(f.date_to + dt.timedelta(days=1)))
     if f.q.strip():
-        runs = runs.filter(text_q(f.q, newest_first=newest_first, workspace_ids=f.workspace_ids))
+        names_in = f.workspace_ids if prompt_names else None
+        runs = runs.filter(text_q(f.q, newest_first=newest_first, workspace_ids=names_in))
     return runs
 
 
@@ -190,18 +190,31 @@ def _prompts_named(words: list[str], workspace_ids: list[int] | None) -> list[in
     return list(prompts.values_list("pk", flat=True)[:1000])
 
 
-def totals(f: RunFilter) -> rollups.Totals:
+def totals(f: RunFilter) -> costs.Totals:
     """Exact totals for the filter: rollup rows plus the runs not rolled up yet.
 
-    A text filter cannot use rollups, so it sums the matched runs themselves.
+    A text filter sums the runs its words match; the runs of prompts its words name come
+    from the rollups, as a prompt filter's do.
     """
-    result = rollups.Totals()
-    runs = filter_runs(f, newest_first=False)
-    if f.q.strip():
-        result.add(rollups.aggregate(runs, rollups.LIVE_SUMS))
-        return result
-    result.add(rollups.rollup_totals(f.key_q() & rollups.period_q(f.date_from, f.date_to)))
-    result.add(rollups.live_totals(runs))
+    if not f.q.strip():
+        return _keyed_totals(f, Q())
+    # Every run of a prompt whose name matches is in: those prompts are a key filter, summed
+    # from the rollups. Only the text matches of the other prompts are summed run by run, so
+    # no UNION of the two id sets is built (it held every run of a matching prompt).
+    named = _prompts_named(re.findall(r"\w+", f.q) or [f.q.strip()], f.workspace_ids)
+    result = _keyed_totals(replace(f, q=""), Q(prompt_id__in=named)) if named else costs.Totals()
+    text_runs = filter_runs(f, newest_first=False, prompt_names=False)
+    if named:
+        text_runs = text_runs.exclude(prompt_id__in=named)
+    result.add(costs.run_totals(text_runs))
+    return result
+
+
+def _keyed_totals(f: RunFilter, extra: Q) -> costs.Totals:
+    """Totals of a filter with no text: rollup rows plus the runs not rolled up yet."""
+    result = costs.Totals()
+    result.add(costs.rollup_totals(f.key_q() & extra & costs.period_q(f.date_from, f.date_to)))
+    result.add(costs.live_totals(filter_runs(f).filter(extra)))
     return result
 
 
@@ -241,28 +254,6 @@ def page(f: RunFilter, *, older_than: Cursor | None = None, newer_than: Cursor |
         older=Cursor.of(rows[-1]) if more else None,
         is_first=older_than is None,
     )
-
-
-EXPORT_FIELDS = (
-    "id", "created_at", "workspace__name", "prompt__name", "version__number", "provider", "model_name",
-    "status", "prompt_tokens", "completion_tokens", "total_tokens", "cost_nano", "price_source",
-    "latency_ms", f"user__{USERNAME}", "is_draft", "input__variables", "input_text", "output_text", "error",
-)  # fmt: skip
-
-
-def export_rows(f: RunFilter, chunk_size: int = 2000) -> Iterator[dict]:
-    """Every run of the filter, newest first, read in keyset chunks so memory stays flat."""
-    runs = filter_runs(f).values(*EXPORT_FIELDS).order_by("-created_at", "-id")
-    cursor: Cursor | None = None
-    while True:
-        chunk = runs.filter(older_than_q(cursor)) if cursor else runs
-        count = 0
-        for row in chunk[:chunk_size]:
-            count += 1
-            cursor = Cursor.of(row)
-            yield row
-        if count < chunk_size:
-            return
 
 
 def overview(user, *, days: int = 7, recent: int = 6) -> dict:
