@@ -46,7 +46,8 @@ def test_connecting_replacing_the_key_and_changing_the_base_url_are_recorded_wit
     changed = AuditEvent.objects.get(action="workspace.base_url")
     assert changed.detail == {"from": BASE_URL, "to": "https://eu.maxim.test"}
     assert changed.actor == owner
-    everything = json.dumps(list(AuditEvent.objects.values()), default=str)
+    # What a person reads in the trail (timestamps left out: "1234" can be in their microseconds).
+    everything = json.dumps(list(AuditEvent.objects.values("actor_name", "action", "target", "detail")))
     assert API_KEY not in everything and NEW_KEY not in everything and API_KEY[-4:] not in everything
 
 
