@@ -9,14 +9,16 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.cache import cache
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from prompts_app import pricing
-from prompts_app.models import PromptVersion
+
+if TYPE_CHECKING:  # a type only: diffing works on any version content and knows no ORM
+    from prompts_app.models import VersionContent
 
 _TOKENS = re.compile(r"\s+|[^\s]+")
 _LINES = re.compile(r"[^\n]*\n|[^\n]+")
@@ -236,7 +238,7 @@ def _row(label: str, old: str, new: str, token_delta: int | None = None) -> Row:
     return Row(label, old, new, word_diff(old, new), old != new, token_delta)
 
 
-def diff_versions(a: PromptVersion, b: PromptVersion) -> dict[str, Any]:
+def diff_versions(a: VersionContent, b: VersionContent) -> dict[str, Any]:
     """Rows for the diff page: settings, messages (by index), tools (by name), parameters (by key)."""
     settings = [
         _row("Description", a.description, b.description),
