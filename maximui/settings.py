@@ -152,6 +152,8 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "template_partials",
+    "django_tasks",
+    "django_tasks_db",
     "prompts_app",
 ]
 
@@ -333,3 +335,17 @@ LOGGING = {
         "axes": {"level": "WARNING"},
     },
 }
+
+# Background work (batch comparisons, issue #12): django-tasks, the backport of Django 6's
+# django.tasks. Tasks are stored in the database and run by `manage.py db_worker` (make run
+# starts one beside gunicorn); tests run them at once, in the caller's thread.
+TASKS = {
+    "default": (
+        {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}
+        if TESTING
+        else {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}
+    )
+}
+# How long one batch task sends before it hands over to a fresh task: a worker told to stop
+# finishes its current task first, so this bounds how long a graceful stop waits.
+MAXIMUI_BATCH_SLICE_SECONDS = env_int("MAXIMUI_BATCH_SLICE_SECONDS", 15, minimum=1)
