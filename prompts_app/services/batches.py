@@ -188,9 +188,11 @@ def _validate(workspace, test_set, columns, repeats, concurrency) -> None:
 
 
 def enqueue(batch: BatchComparison) -> None:
+    from django.conf import settings
+
     from prompts_app.tasks import run_batch  # tasks import this module
 
-    run_batch.enqueue(batch.pk)
+    run_batch.using(backend=getattr(settings, "MAXIMUI_BATCH_TASK_BACKEND", "default")).enqueue(batch.pk)
 
 
 def pause(batch: BatchComparison) -> BatchComparison:
