@@ -163,6 +163,9 @@ def send_cell(cell_id: int) -> None:
     run = runs.execute_run(cell.run)
     if run.status == Run.Status.FAILED and run.error_status == 429:
         _requeue_after_429(cell, run)
+    elif run.status == Run.Status.NOT_SENT:  # settled by another worker before it started
+        with transaction.atomic():
+            _take_back(cell, run)
     else:
         finish_cell(cell, run)
 
