@@ -79,7 +79,9 @@ def test_a_worker_killed_mid_batch_sends_nothing_twice_and_a_restart_finishes(ba
     interrupted = Run.objects.filter(batch_cell__batch=batch, status=Run.Status.INTERRUPTED).count()
     assert states[BatchCell.State.SUCCESS] + interrupted == CASES
     assert states[BatchCell.State.FAILED] == interrupted  # in flight at the kill: settled, never re-sent
-    assert sum(counts.values()) == CASES  # the interrupted ones reached Maxim once, the rest once
+    # An interrupted cell was marked started, so it may or may not have reached Maxim (killed
+    # between the mark and the request): at most once either way, never re-sent.
+    assert states[BatchCell.State.SUCCESS] <= sum(counts.values()) <= CASES
 
 
 def test_two_workers_share_one_batch_and_no_cell_is_sent_twice(batch_on_workers, fake_maxim):
