@@ -28,8 +28,11 @@ run: install .env.local
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py mark_interrupted_runs
 	$(BIN)/python manage.py ensure_admin --url http://$(HOST):$(PORT)/
+	$(BIN)/python manage.py resume_batches --all
 	MAXIMUI_ALLOWED_BASE_URLS="$${MAXIMUI_ALLOWED_BASE_URLS:-https://api.getmaxim.ai},$(FAKE_MAXIM)" \
-	$(BIN)/gunicorn maximui.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 8 --timeout 150 --access-logfile -
+	$(BIN)/python -m maximui.supervise \
+	  $(BIN)/gunicorn maximui.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 8 --timeout 150 --access-logfile - \
+	  ::: $(BIN)/python manage.py db_worker --no-startup-delay
 
 test: install
 	MAXIMUI_TESTING=1 $(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -162,6 +162,8 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "template_partials",
+    "django_tasks",
+    "django_tasks_db",
     "prompts_app",
 ]
 
@@ -346,3 +348,15 @@ LOGGING = {
         "axes": {"level": "WARNING"},
     },
 }
+
+# Background work (batch comparisons, issue #12): django-tasks, the backport of Django 6's
+# django.tasks. Tasks are stored in the database and run by `manage.py db_worker` (make run
+# starts one beside gunicorn); tests run them at once, in the caller's thread.
+_DB_TASKS = {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}
+TASKS = {"default": _DB_TASKS}
+if TESTING:
+    # "database" is for the tests that run a real `db_worker --backend database` and kill it.
+    TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}, "database": _DB_TASKS}
+# How long one batch task sends before it hands over to a fresh task: a worker told to stop
+# finishes its current task first, so this bounds how long a graceful stop waits.
+MAXIMUI_BATCH_SLICE_SECONDS = env_int("MAXIMUI_BATCH_SLICE_SECONDS", 15, minimum=1)

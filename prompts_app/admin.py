@@ -232,3 +232,36 @@ class TestSetUploadAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+# --- Batch comparisons (issue #12): for looking, not for starting (that is services/batches.py) ----
+from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings  # noqa: E402
+
+
+@admin.register(BatchSettings)
+class BatchSettingsAdmin(admin.ModelAdmin):
+    list_display = ["workspace", "soft_budget_nano", "throttled_until"]
+    raw_id_fields = ["workspace"]
+
+
+@admin.register(BatchComparison)
+class BatchComparisonAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "workspace", "test_set", "status", "total_cells", "created_at"]
+    list_filter = ["status"]
+    search_fields = ["title", "test_set__name"]
+    raw_id_fields = ["workspace", "test_set", "created_by"]
+    list_select_related = ["workspace", "test_set"]
+
+
+@admin.register(BatchColumn)
+class BatchColumnAdmin(admin.ModelAdmin):
+    list_display = ["label", "batch", "position"]
+    search_fields = ["label"]
+    raw_id_fields = ["batch", "version"]
+
+
+@admin.register(BatchCell)
+class BatchCellAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "state", "passed", "attempts"]
+    list_filter = ["state"]
+    raw_id_fields = ["batch", "column", "case", "run"]

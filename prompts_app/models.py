@@ -588,3 +588,110 @@ class TestSetUpload(models.Model):
         PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+
+
+# --- Batch comparisons (issue #12): versions over a test set, run by background workers ------
+
+
+class BatchSettings(models.Model):
+    """A workspace's batch settings, and the shared slow-down after Maxim answered 429."""
+
+    workspace = models.OneToOneField(Workspace, on_delete=models.CASCADE, related_name="batch_settings")
+    # Above this estimate a batch asks to confirm before it starts; NULL: never asks.
+    soft_budget_nano = models.BigIntegerField(null=True, blank=True)
+    # Maxim's Retry-After, in the database so that every worker process honours it.
+    throttled_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"Batch settings of {self.workspace_id}"
+
+
+class BatchComparison(models.Model):
+    """Columns (versions or draft snapshots) x cases of a test set x repeats, each cell one Run."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        CANCELLED = "cancelled", "Cancelled"
+        DONE = "done", "Done"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="batch_comparisons")
+    test_set = models.ForeignKey(TestSet, on_delete=models.CASCADE, related_name="batch_comparisons")
+    title = models.CharField(max_length=300, blank=True)
+    case_filter = models.CharField(max_length=200, blank=True)  # only cases containing this text
+    repeats = models.PositiveSmallIntegerField(default=1)
+    concurrency = models.PositiveSmallIntegerField(default=4)
+    # Lowered (halved) by each 429 and raised back one at a time once Maxim stops refusing.
+    current_limit = models.PositiveSmallIntegerField(default=4)
+    checks = models.JSONField(default=list, blank=True)  # [{"type": ..., "name"?: ..., **config}]
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    total_cells = models.PositiveIntegerField(default=0)
+    estimated_cost_nano = models.BigIntegerField(null=True, blank=True)  # NULL: some column unpriced
+    last_throttled_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Time spent running, without pauses: elapsed = active_seconds + (now - resumed_at) while running.
+    resumed_at = models.DateTimeField(null=True, blank=True)
+    active_seconds = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.title or f"Batch {self.pk}"
+
+    def elapsed_seconds(self, now=None) -> float:
+        if self.status == self.Status.RUNNING and self.resumed_at:
+            return self.active_seconds + ((now or timezone.now()) - self.resumed_at).total_seconds()
+        return self.active_seconds
+
+
+class BatchColumn(models.Model):
+    batch = models.ForeignKey(BatchComparison, on_delete=models.CASCADE, related_name="columns")
+    position = models.PositiveSmallIntegerField()
+    version = models.ForeignKey(PromptVersion, on_delete=models.CASCADE, related_name="+")
+    draft_content = models.JSONField(null=True, blank=True)  # a draft snapshot, run against `version`
+    label = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+
+    @property
+    def is_draft(self) -> bool:
+        return self.draft_content is not None
+
+
+class BatchCell(models.Model):
+    """One (column, case, repeat) of a batch. `run` is created when a worker claims the cell."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Left"
+        RUNNING = "running", "Running"
+        SUCCESS = "success", "Done"
+        FAILED = "failed", "Failed"
+
+    batch = models.ForeignKey(BatchComparison, on_delete=models.CASCADE, related_name="cells")
+    column = models.ForeignKey(BatchColumn, on_delete=models.CASCADE, related_name="cells")
+    case = models.ForeignKey(TestCase, on_delete=models.CASCADE, related_name="+")
+    repeat = models.PositiveSmallIntegerField(default=1)
+    run = models.OneToOneField(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="batch_cell")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.QUEUED)
+    not_before = models.DateTimeField(null=True, blank=True)  # after a 429: not claimed before this
+    attempts = models.PositiveSmallIntegerField(default=0)  # runs refused unprocessed (429) or never sent
+    error = models.TextField(blank=True)  # why a cell failed without a run (its input was refused)
+    check_results = models.JSONField(default=list, blank=True)  # [{"name", "passed", "reason"}]
+    passed = models.BooleanField(null=True)  # every check passed; NULL: no checks or not finished
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["batch", "column", "case", "repeat"], name="one_cell_per_batch_key")
+        ]
+        indexes = [
+            models.Index(fields=["batch", "state"], name="batchcell_batch_state"),
+            models.Index(fields=["batch", "case"], name="batchcell_batch_case"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Cell {self.column_id}/{self.case_id}#{self.repeat} of batch {self.batch_id} ({self.state})"

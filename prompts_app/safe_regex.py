@@ -4,7 +4,8 @@ Python's `re` backtracks, and a pattern like `(a+)+$` or even `a*a*c` can take m
 a long text. The guard, in two parts:
 
 * `regex_problem()` refuses, when a check is configured: patterns over 500 characters,
-  nested repeats, alternatives inside a repeat, and back-references (the exponential kinds).
+  nested repeats, optional parts inside a repeat (`(?:a?){25}`), alternatives inside a
+  repeat, and back-references (the exponential kinds).
 * `regex_search()` runs what is left, which is polynomial: in-process when the worst case on
   this text is small (about 10^7 steps), else in a child process killed after
   REGEX_TIMEOUT_SECONDS (it raises TimeoutError). Callers also cap the text they scan.
@@ -24,6 +25,7 @@ REGEX_TIMEOUT_SECONDS = 2.0
 
 _REPEATS = (sre_parse.MAX_REPEAT, sre_parse.MIN_REPEAT, getattr(sre_parse, "POSSESSIVE_REPEAT", None))
 _WIDE = 100  # a repeat of more than this many counts like an unbounded one
+_HUGE = 10**18  # past this a bound says only "too many"
 
 
 def regex_problem(pattern: str) -> str | None:
@@ -45,6 +47,10 @@ def _nesting_problem(parsed, *, inside_repeat: bool) -> str | None:
             low, high, body = arg
             if inside_repeat and high > 1:
                 return "nested repeats like (a+)+ can take exponential time; remove the inner or outer one"
+            if inside_repeat and low != high:
+                # (?:a?){25}a{25}: each of the 25 optional parts can match or not, 2^25 tries.
+                return ("an optional part inside a repeated group like (a?){20} can take exponential time; "
+                        "write the repeat without the optional part")
             problem = _nesting_problem(body, inside_repeat=inside_repeat or high > 1)
             if problem:
                 return problem
@@ -80,9 +86,11 @@ def _worst_steps(parsed, length: int) -> int:
     steps = 1
     for op, arg in parsed:
         if op in _REPEATS:
-            high = arg[1]
+            high, body = arg[1], _worst_steps(arg[2], length)
             steps *= length + 1 if high > _WIDE else high + 1
-            steps *= _worst_steps(arg[2], length)
+            # A body with choices, repeated, multiplies them (body ** count), not adds:
+            # regex_problem() refuses those, and this keeps the bound honest if one slips by.
+            steps *= body if body == 1 else min(body ** min(high, length + 1, 64), _HUGE)
         elif op is sre_parse.BRANCH:
             steps *= sum(_worst_steps(branch, length) for branch in arg[1])
         else:

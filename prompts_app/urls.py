@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from prompts_app.views import audit, compare, history, members, runs, versions, workspaces
+from prompts_app.views import audit, batches, compare, history, members, runs, versions, workspaces
 
 urlpatterns = [
     *workspaces.urlpatterns,
@@ -10,4 +10,5 @@ urlpatterns = [
     *history.urlpatterns,  # before runs: /runs/export.csv must not look like a run
     *runs.urlpatterns,
     *compare.urlpatterns,
+    *batches.urlpatterns,
 ]

@@ -75,6 +75,10 @@ def test_regex_compile_errors_are_reported_at_configuration():
         (r"(\w+\s?)*$", "nested repeats"),
         ("(a|ab)*c", "alternatives inside a repeated group"),
         (r"(a)\1", "back-references"),
+        # The known bypass: no nested unbounded repeat, yet 2^25 ways to split the text.
+        ("(?:a?){25}a{25}", "optional part inside a repeated group"),
+        ("(?:ab?){30}", "optional part inside a repeated group"),
+        ("(?:a{1,2}){30}$", "exponential time"),
         ("x" * 501, "longer than 500 characters"),
     ],
 )
@@ -82,6 +86,23 @@ def test_regex_refuses_patterns_that_can_backtrack_for_ever(pattern, why):
     with pytest.raises(CheckConfigError) as caught:
         build_check({"type": "regex", "pattern": pattern})
     assert why in caught.value.errors[0]
+
+
+def test_the_optional_group_attack_is_refused_and_would_not_run_in_process(monkeypatch):
+    attack = "(?:a?){25}a{25}"
+    assert "exponential" in safe_regex.regex_problem(attack)
+    # Even past the guard, the bound counts the 2^25 splits, so the match goes to the child
+    # process with its time limit instead of hanging the worker.
+    monkeypatch.setattr(safe_regex, "REGEX_TIMEOUT_SECONDS", 0.5)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        safe_regex.regex_search(attack, "a" * 25, 0)
+    assert time.monotonic() - started < 5
+
+
+def test_a_fixed_group_repeated_is_still_allowed():
+    assert safe_regex.regex_problem(r"(?:\d-){3}x") is None
+    assert run({"type": "regex", "pattern": r"(?:\d-){3}x"}, "code 1-2-3-x").passed
 
 
 def test_regex_scans_only_the_first_ten_thousand_characters():

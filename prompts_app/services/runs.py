@@ -124,6 +124,7 @@ def execute_run(run: Run, *, price_rules: list[pricing.CustomPriceRule] | None =
         run.status = Run.Status.FAILED
         run.error = _without_nul(exc.message)
         run.error_status = exc.status
+        run.retry_after = exc.retry_after  # not stored: a batch (services/batches.py) waits this long after a 429
         run.latency_ms = (time.perf_counter() - started) * 1000  # how long the failure took
     except DecryptionError as exc:
         run.status = Run.Status.FAILED

@@ -1,0 +1,56 @@
+"""What is in a batch's export: one line per cell (case, column, repeat), as CSV, JSON or Markdown.
+The columns are selectors.batches.EXPORT_FIELDS; each renderer yields text to stream."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator
+
+from prompts_app.models import BatchComparison
+from prompts_app.selectors.batches import EXPORT_FIELDS
+
+
+def _flat(value) -> str:
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, (dict, list)) else str(value)
+
+
+def csv_lines(batch: BatchComparison, rows: Iterable[dict]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_FIELDS)
+    for row in rows:
+        # A leading = + - @ would be a formula in a spreadsheet: quote it as text.
+        writer.writerow(["'" + v if v[:1] in ("=", "+", "-", "@") else v for v in (_flat(row[f]) for f in EXPORT_FIELDS)])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+def json_lines(batch: BatchComparison, rows: Iterable[dict]) -> Iterator[str]:
+    head = {"batch": batch.pk, "title": str(batch), "test_set": batch.test_set.name, "status": batch.status}
+    yield json.dumps(head, ensure_ascii=False)[:-1] + ', "cells": ['
+    for n, row in enumerate(rows):
+        yield ("," if n else "") + "\n" + json.dumps(row, ensure_ascii=False)
+    yield "\n]}\n"
+
+
+def _md(value) -> str:
+    return _flat(value).replace("|", "\\|").replace("\r", " ").replace("\n", "<br>")
+
+
+def markdown_lines(batch: BatchComparison, rows: Iterable[dict]) -> Iterator[str]:
+    fields = ["case", "label", "repeat", "state", "passed", "output", "checks", "cost_usd", "latency_ms"]
+    yield f"# {_md(str(batch))}\n\nTest set: {_md(batch.test_set.name)}\n\n"
+    yield "| " + " | ".join(fields) + " |\n|" + "---|" * len(fields) + "\n"
+    for row in rows:
+        yield "| " + " | ".join(_md(row[f]) for f in fields) + " |\n"
+
+
+EXPORTERS: dict[str, tuple[str, Callable[[BatchComparison, Iterable[dict]], Iterator[str]]]] = {
+    "csv": ("text/csv; charset=utf-8", csv_lines),
+    "json": ("application/json", json_lines),
+    "md": ("text/markdown; charset=utf-8", markdown_lines),
+}

@@ -1,0 +1,119 @@
+"""The "new batch comparison" form: 1-8 versions or drafts of one workspace, a test set,
+repeats, a concurrency limit and the checks (the common ones as fields, any other as JSON)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+
+from prompts_app.checks import CheckConfigError, build_checks, parse_checks
+from prompts_app.models import Draft, PromptVersion, TestSet, Workspace
+from prompts_app.services.batches import MAX_COLUMNS, MAX_CONCURRENCY, MAX_REPEATS, ColumnChoice
+
+NANO_PER_USD = 10**9
+
+
+def column_choices(workspace: Workspace, user) -> list[tuple[str, str]]:
+    versions = PromptVersion.objects.filter(prompt__workspace=workspace).select_related("prompt")
+    drafts = Draft.objects.filter(prompt__workspace=workspace, user=user, created_version=None).select_related(
+        "prompt", "base_version"
+    )
+    choices = [(f"v{v.pk}", f"{v} · {v.model_name}") for v in versions.order_by("prompt__name", "-number")]
+    choices += [(f"d{d.pk}", f"Draft of {d.prompt.name} · {d.model_name}") for d in drafts]
+    return choices
+
+
+class BatchForm(forms.Form):
+    title = forms.CharField(max_length=300, required=False)
+    columns = forms.MultipleChoiceField(
+        label="Versions and drafts", widget=forms.CheckboxSelectMultiple,
+        help_text=f"1 to {MAX_COLUMNS}, in the order listed; the first is the baseline.",
+    )  # fmt: skip
+    test_set = forms.ModelChoiceField(queryset=TestSet.objects.none(), empty_label=None)
+    case_filter = forms.CharField(
+        label="Only cases containing", max_length=200, required=False,
+        help_text="Leave empty for every case.",
+    )  # fmt: skip
+    repeats = forms.IntegerField(min_value=1, max_value=MAX_REPEATS, initial=1)
+    concurrency = forms.IntegerField(
+        label="Calls at once", min_value=1, max_value=MAX_CONCURRENCY, initial=4,
+        help_text="Lowered automatically while Maxim answers 429.",
+    )  # fmt: skip
+    check_contains = forms.CharField(label="Output contains", max_length=1000, required=False)
+    check_not_contains = forms.CharField(label="Output does not contain", max_length=1000, required=False)
+    check_regex = forms.CharField(label="Output matches the regular expression", max_length=501, required=False)
+    check_equals_expected = forms.BooleanField(label="Output equals the expected output", required=False)
+    check_valid_json = forms.BooleanField(label="Output is valid JSON", required=False)
+    check_max_chars = forms.IntegerField(label="At most this many characters", min_value=0, required=False)
+    check_max_usd = forms.DecimalField(label="Cost at most (USD)", min_value=0, decimal_places=9, required=False)
+    check_json = forms.CharField(
+        label="More checks (JSON list)", required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='E.g. [{"type": "tool_call", "tool": "lookup"}, {"type": "latency", "max_ms": 2000}]',
+    )  # fmt: skip
+    confirm_budget = forms.BooleanField(label="Start anyway, above the soft budget", required=False)
+
+    def __init__(self, *args, workspace: Workspace, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.workspace, self.user = workspace, user
+        self.fields["columns"].choices = column_choices(workspace, user)
+        self.fields["test_set"].queryset = TestSet.objects.filter(workspace=workspace)
+
+    def clean_columns(self) -> list[ColumnChoice]:
+        keys = self.cleaned_data["columns"]
+        if not 1 <= len(keys) <= MAX_COLUMNS:
+            raise forms.ValidationError(f"Choose 1 to {MAX_COLUMNS} versions or drafts.")
+        return [self._choice(key) for key in keys]
+
+    def _choice(self, key: str) -> ColumnChoice:
+        kind, pk = key[0], int(key[1:])
+        if kind == "v":
+            return ColumnChoice(PromptVersion.objects.select_related("prompt__workspace").get(pk=pk))
+        draft = Draft.objects.select_related("prompt", "base_version").get(pk=pk)
+        base = draft.base_version or draft.prompt.versions.order_by("-number", "-created_at").first()
+        if base is None:
+            raise forms.ValidationError("A draft of a prompt without versions cannot run yet.")
+        return ColumnChoice(base, draft_content=draft.content(), label=f"Draft of {draft.prompt.name}")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        try:
+            data["checks"] = self._checks(data)
+            build_checks(data["checks"])
+        except CheckConfigError as exc:
+            self.add_error("check_json" if data.get("check_json") else None, " ".join(exc.errors))
+        return data
+
+    def _checks(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        specs: list[dict[str, Any]] = []
+        if data.get("check_contains"):
+            specs.append({"type": "contains", "value": data["check_contains"]})
+        if data.get("check_not_contains"):
+            specs.append({"type": "not_contains", "value": data["check_not_contains"]})
+        if data.get("check_regex"):
+            specs.append({"type": "regex", "pattern": data["check_regex"]})
+        if data.get("check_equals_expected"):
+            specs.append({"type": "equals_expected"})
+        if data.get("check_valid_json"):
+            specs.append({"type": "valid_json"})
+        if data.get("check_max_chars") is not None:
+            specs.append({"type": "length", "max": data["check_max_chars"]})
+        if data.get("check_max_usd") is not None:
+            specs.append({"type": "cost", "max_usd": str(data["check_max_usd"])})
+        if data.get("check_json"):
+            parse_checks(data["check_json"])  # raises with where the JSON is wrong
+            specs.extend(json.loads(data["check_json"]))
+        return specs
+
+
+class BudgetForm(forms.Form):
+    soft_budget_usd = forms.DecimalField(
+        label="Soft budget per batch (USD)", min_value=0, max_digits=12, decimal_places=6, required=False,
+        help_text="A batch estimated above this asks to confirm before it starts. Empty: never asks.",
+    )  # fmt: skip
+
+    def budget_nano(self) -> int | None:
+        value = self.cleaned_data["soft_budget_usd"]
+        return None if value is None else int(Decimal(value) * NANO_PER_USD)

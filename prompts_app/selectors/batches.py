@@ -1,0 +1,217 @@
+"""Reading a batch comparison: progress per column, the summary row, the results matrix, export rows.
+
+The page's first load stays within a few queries whatever the batch's size: progress and the
+summary are one GROUP BY each, latency percentiles one ordered read of a float column, and the
+matrix one page of case ids plus the cells of those cases.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.utils import timezone
+
+from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, Run, Workspace
+
+PER_PAGE = 25
+
+
+def soft_budget(workspace: Workspace) -> int | None:
+    return BatchSettings.objects.filter(workspace=workspace).values_list("soft_budget_nano", flat=True).first()
+
+
+@dataclass
+class ColumnProgress:
+    column: BatchColumn
+    done: int = 0
+    failed: int = 0
+    running: int = 0
+    left: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.done + self.failed + self.running + self.left
+
+    @property
+    def percent(self) -> int:
+        return round(100 * (self.done + self.failed) / self.total) if self.total else 0
+
+
+@dataclass
+class Progress:
+    columns: list[ColumnProgress]
+    elapsed_seconds: float
+    finished: int
+    total: int
+
+    @property
+    def calls_per_second(self) -> float:
+        return self.finished / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
+
+
+def progress(batch: BatchComparison, columns: list[BatchColumn]) -> Progress:
+    counts = batch.cells.values_list("column_id", "state").annotate(n=Count("id")).order_by()
+    return _progress(batch, columns, counts)
+
+
+def _progress(batch: BatchComparison, columns: list[BatchColumn], counts) -> Progress:
+    by_id = {c.pk: ColumnProgress(c) for c in columns}
+    names = {BatchCell.State.SUCCESS: "done", BatchCell.State.FAILED: "failed",
+             BatchCell.State.RUNNING: "running", BatchCell.State.QUEUED: "left"}  # fmt: skip
+    for column_id, state, n in counts:
+        item = by_id[column_id]
+        setattr(item, names[state], getattr(item, names[state]) + n)
+    items = list(by_id.values())
+    finished = sum(i.done + i.failed for i in items)
+    return Progress(items, batch.elapsed_seconds(timezone.now()), finished, sum(i.total for i in items))
+
+
+@dataclass
+class ColumnSummary:
+    column: BatchColumn
+    runs: int = 0
+    passed: int = 0
+    checked: int = 0
+    failures: int = 0
+    cost_nano: int = 0
+    priced_runs: int = 0
+    tokens: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.passed / self.checked if self.checked else None
+
+    @property
+    def unpriced(self) -> int:
+        return self.runs - self.priced_runs
+
+    @property
+    def cost_per_1000_nano(self) -> int | None:
+        return round(self.cost_nano * 1000 / self.priced_runs) if self.priced_runs else None
+
+    def percentile(self, share: float) -> float | None:
+        if not self.latencies:
+            return None
+        return self.latencies[min(len(self.latencies) - 1, math.ceil(share * len(self.latencies)) - 1)]
+
+    @property
+    def p50(self) -> float | None:
+        return self.percentile(0.5)
+
+    @property
+    def p95(self) -> float | None:
+        return self.percentile(0.95)
+
+
+def progress_and_summary(batch: BatchComparison, columns: list[BatchColumn]) -> tuple[Progress, list[ColumnSummary]]:
+    """Both from one GROUP BY (column, state), plus one ordered read of latencies."""
+    by_id = {c.pk: ColumnSummary(c) for c in columns}
+    rows = batch.cells.values("column_id", "state").order_by().annotate(
+        n_cells=Count("id"),
+        n_passed=Count("id", filter=Q(passed=True)),
+        n_checked=Count("id", filter=Q(passed__isnull=False)),
+        cost_sum=Sum("run__cost_nano"),
+        n_priced=Count("id", filter=Q(run__cost_nano__isnull=False)),
+        tokens_sum=Sum("run__total_tokens"),
+    )
+    counts = []
+    for row in rows:
+        counts.append((row["column_id"], row["state"], row["n_cells"]))
+        if row["state"] not in (BatchCell.State.SUCCESS, BatchCell.State.FAILED):
+            continue
+        item = by_id[row["column_id"]]
+        item.runs += row["n_cells"]
+        item.failures += row["n_cells"] if row["state"] == BatchCell.State.FAILED else 0
+        item.passed += row["n_passed"]
+        item.checked += row["n_checked"]
+        item.cost_nano += row["cost_sum"] or 0
+        item.priced_runs += row["n_priced"]
+        item.tokens += row["tokens_sum"] or 0
+    finished = batch.cells.filter(state__in=[BatchCell.State.SUCCESS, BatchCell.State.FAILED])
+    latencies = (
+        finished.filter(state=BatchCell.State.SUCCESS, run__latency_ms__isnull=False)
+        .order_by("column_id", "run__latency_ms").values_list("column_id", "run__latency_ms")
+    )  # fmt: skip
+    for column_id, latency in latencies:
+        by_id[column_id].latencies.append(latency)
+    return _progress(batch, columns, counts), list(by_id.values())
+
+
+@dataclass
+class MatrixRow:
+    case_id: int
+    position: int
+    variables: dict
+    expected: str
+    cells: list[list[BatchCell]]  # per column, its repeats
+
+
+def matrix_page(
+    batch: BatchComparison, columns: list[BatchColumn], *, page: str | int | None = 1,
+    failed_only: bool = False, differ: bool = False, search: str = "",
+) -> tuple[Page, list[MatrixRow]]:
+    """One page of cases (rows), filtered, with every column's cells."""
+    cases = batch.test_set.cases.filter(pk__in=batch.cells.values("case_id"))
+    if failed_only:
+        failing = batch.cells.filter(case_id=OuterRef("pk")).filter(Q(passed=False) | Q(state=BatchCell.State.FAILED))
+        cases = cases.filter(Exists(failing))
+    if differ:
+        differing = (
+            batch.cells.filter(state=BatchCell.State.SUCCESS).values("case_id").order_by()
+            .annotate(outputs=Count("run__output_text", distinct=True)).filter(outputs__gt=1).values("case_id")
+        )  # fmt: skip
+        cases = cases.filter(pk__in=differing)
+    if search:
+        matching = batch.cells.filter(run__output_text__icontains=search).values("case_id")
+        cases = cases.filter(Q(pk__in=matching) | Q(variables__icontains=search) | Q(expected_output__icontains=search))
+    cases = cases.order_by("position", "id").only("pk", "test_set_id", "position", "variables", "expected_output")
+    page_obj = Paginator(cases, PER_PAGE).get_page(page)
+    case_list = list(page_obj.object_list)
+    position = {c.pk: n for n, c in enumerate(columns)}
+    grid: dict[int, list[list[BatchCell]]] = defaultdict(lambda: [[] for _ in columns])
+    cells = (
+        BatchCell.objects.filter(batch=batch, case_id__in=[c.pk for c in case_list])
+        .select_related("run")
+        .defer("run__request_body", "run__input", "run__input_text", "run__output")
+        .order_by("repeat")
+    )
+    for cell in cells:
+        grid[cell.case_id][position[cell.column_id]].append(cell)
+    rows = [MatrixRow(c.pk, c.position, c.variables, c.expected_output, grid[c.pk]) for c in case_list]
+    return page_obj, rows
+
+
+EXPORT_FIELDS = [
+    "case", "column", "label", "repeat", "state", "output", "passed", "checks",
+    "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "error", "variables", "expected_output",
+]  # fmt: skip
+
+
+def export_rows(batch: BatchComparison) -> Iterator[dict]:
+    """Every cell as a flat dict, case by case; read in chunks so a large batch streams."""
+    labels = {c.pk: (c.position, c.label) for c in batch.columns.all()}
+    cells = (
+        batch.cells.select_related("run", "case")
+        .defer("run__request_body", "run__input", "run__output")
+        .order_by("case__position", "case_id", "column__position", "repeat")
+    )
+    for cell in cells.iterator(chunk_size=1000):
+        run: Run | None = cell.run
+        position, label = labels[cell.column_id]
+        yield {
+            "case": cell.case.position, "column": position, "label": label, "repeat": cell.repeat,
+            "state": cell.state, "output": run.output_text if run else "",
+            "passed": "" if cell.passed is None else ("yes" if cell.passed else "no"),
+            "checks": "; ".join(f"{'pass' if r['passed'] else 'FAIL'} {r['name']}: {r['reason']}" for r in cell.check_results),
+            "prompt_tokens": run.prompt_tokens if run else "", "completion_tokens": run.completion_tokens if run else "",
+            "cost_usd": "" if not run or run.cost_nano is None else f"{run.cost_nano / 1e9:.9f}",
+            "latency_ms": "" if not run or run.latency_ms is None else round(run.latency_ms),
+            "error": (run.error if run else cell.error), "variables": cell.case.variables,
+            "expected_output": cell.case.expected_output,
+        }  # fmt: skip

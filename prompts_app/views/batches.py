@@ -1,0 +1,180 @@
+"""Batch comparisons: start one, watch its progress, pause / resume / cancel, read and export the matrix."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from prompts_app.batch_chart import cost_pass_chart
+from prompts_app.batch_export import EXPORTERS
+from prompts_app.checks import CheckConfigError
+from prompts_app.forms.batches import BatchForm, BudgetForm
+from prompts_app.models import BatchComparison, Membership, Role
+from prompts_app.selectors import batches as read
+from prompts_app.services import batches as services
+from prompts_app.streaming import in_chunks
+from prompts_app.views.access import get_workspace_for_user, membership_for
+
+PAGE = "prompts_app/batches/page.html"
+
+
+def _get_batch_for_user(request: HttpRequest, batch_id: int, role: str = Role.VIEWER) -> BatchComparison:
+    batch = get_object_or_404(BatchComparison.objects.select_related("workspace", "test_set"), pk=batch_id)
+    request.membership = membership_for(request, batch.workspace, role)
+    return batch
+
+
+@login_required
+@require_GET
+def batch_index(request: HttpRequest) -> HttpResponse:
+    memberships = Membership.objects.filter(user=request.user).select_related("workspace__batch_settings")
+    batches = BatchComparison.objects.filter(workspace__memberships__user=request.user).select_related(
+        "workspace", "test_set"
+    )[:100]
+    forms = {m.workspace_id: BudgetForm(initial={"soft_budget_usd": _budget_usd(m.workspace)}) for m in memberships}
+    rows = [(m, forms[m.workspace_id]) for m in memberships.order_by("workspace__name")]
+    return render(request, PAGE, {"memberships": rows, "batches": batches, "nav": "batches", "view": "index"})
+
+
+def _budget_usd(workspace):
+    found = getattr(workspace, "batch_settings", None)
+    return None if found is None or found.soft_budget_nano is None else found.soft_budget_nano / 10**9
+
+
+@login_required
+@require_POST
+def batch_budget(request: HttpRequest, workspace_id: int) -> HttpResponse:
+    workspace = get_workspace_for_user(request, workspace_id, Role.OWNER)
+    form = BudgetForm(request.POST)
+    if form.is_valid():
+        services.set_soft_budget(workspace=workspace, budget_nano=form.budget_nano())
+        messages.success(request, f"Soft budget saved for {workspace.name}.")
+    else:
+        messages.error(request, "The soft budget must be an amount in dollars, 0 or more.")
+    return redirect("batch_index")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def batch_new(request: HttpRequest, workspace_id: int) -> HttpResponse:
+    workspace = get_workspace_for_user(request, workspace_id, Role.EDITOR)
+    initial = {"test_set": request.GET.get("test_set")}
+    form = BatchForm(request.POST or None, workspace=workspace, user=request.user, initial=initial)
+    over_budget = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            batch = _start(workspace, form, request.user)
+            return redirect("batch_detail", batch.pk)
+        except services.OverBudget as exc:
+            over_budget = exc
+        except (services.BatchError, CheckConfigError) as exc:
+            form.add_error(None, str(exc))
+    context = {"form": form, "workspace": workspace, "over_budget": over_budget, "nav": "batches", "view": "new"}
+    return render(request, PAGE, context)
+
+
+def _start(workspace, form: BatchForm, user) -> BatchComparison:
+    data = form.cleaned_data
+    return services.start_batch(
+        workspace=workspace, test_set=data["test_set"], columns=data["columns"], user=user,
+        repeats=data["repeats"], concurrency=data["concurrency"], checks=data["checks"],
+        case_filter=data["case_filter"], title=data["title"], confirmed=data["confirm_budget"],
+    )  # fmt: skip
+
+
+@login_required
+@require_GET
+def batch_estimate(request: HttpRequest, workspace_id: int) -> HttpResponse:
+    workspace = get_workspace_for_user(request, workspace_id, Role.EDITOR)
+    form = BatchForm(request.GET, workspace=workspace, user=request.user)
+    guess = None
+    if form.is_valid():
+        data = form.cleaned_data
+        guess = services.estimate(columns=data["columns"], test_set=data["test_set"],
+                                  case_filter=data["case_filter"], repeats=data["repeats"])  # fmt: skip
+    return render(request, PAGE + "#estimate", {"estimate": guess, "budget_nano": read.soft_budget(workspace)})
+
+
+def _page_context(request: HttpRequest, batch: BatchComparison) -> dict:
+    columns = list(batch.columns.all())
+    filters = {
+        "failed_only": request.GET.get("failed") == "1", "differ": request.GET.get("differ") == "1",
+        "search": request.GET.get("q", "").strip()[:200],
+    }  # fmt: skip
+    page, rows = read.matrix_page(batch, columns, page=request.GET.get("page"), **filters)
+    progress, summary = read.progress_and_summary(batch, columns)
+    points = [(n, s.column.label, s.cost_per_1000_nano, s.pass_rate) for n, s in enumerate(summary, 1)]
+    return {
+        "batch": batch, "workspace": batch.workspace, "columns": columns, "page": page, "rows": rows,
+        "summary": summary, "chart": cost_pass_chart(points), "progress": progress,
+        "can_edit": request.membership.allows(Role.EDITOR), "filters": filters, "nav": "batches",
+    }  # fmt: skip
+
+
+@login_required
+@require_GET
+def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
+    batch = _get_batch_for_user(request, batch_id)
+    return render(request, PAGE + "#results" if request.htmx else PAGE, _page_context(request, batch))
+
+
+@login_required
+@require_GET
+def batch_progress(request: HttpRequest, batch_id: int) -> HttpResponse:
+    return _render_progress(request, _get_batch_for_user(request, batch_id))
+
+
+def _render_progress(request: HttpRequest, batch: BatchComparison) -> HttpResponse:
+    batch.refresh_from_db(fields=["status", "active_seconds", "resumed_at", "finished_at"])
+    progress = read.progress(batch, list(batch.columns.all()))
+    context = {"batch": batch, "progress": progress, "can_edit": request.membership.allows(Role.EDITOR)}
+    return render(request, PAGE + "#progress", context)
+
+
+def _control(action):
+    @login_required
+    @require_POST
+    def view(request: HttpRequest, batch_id: int) -> HttpResponse:
+        batch = _get_batch_for_user(request, batch_id, Role.EDITOR)
+        try:
+            action(batch)
+        except services.BatchError as exc:
+            messages.error(request, str(exc))
+        if request.htmx:
+            return _render_progress(request, batch)
+        return redirect("batch_detail", batch.pk)
+
+    view.__name__ = f"batch_{action.__name__}"
+    return view
+
+
+batch_pause, batch_resume, batch_cancel = (_control(a) for a in (services.pause, services.resume, services.cancel))
+
+
+@login_required
+@require_GET
+def batch_export(request: HttpRequest, batch_id: int, fmt: str) -> StreamingHttpResponse:
+    batch = _get_batch_for_user(request, batch_id)
+    content_type, render_rows = EXPORTERS[fmt]
+    response = StreamingHttpResponse(in_chunks(render_rows(batch, read.export_rows(batch))), content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}.{fmt}"'
+    return response
+
+
+urlpatterns = [
+    path("batches/", batch_index, name="batch_index"),
+    path("workspaces/<int:workspace_id>/batches/new/", batch_new, name="batch_new"),
+    path("workspaces/<int:workspace_id>/batches/estimate/", batch_estimate, name="batch_estimate"),
+    path("workspaces/<int:workspace_id>/batches/budget/", batch_budget, name="batch_budget"),
+    path("batches/<int:batch_id>/", batch_detail, name="batch_detail"),
+    path("batches/<int:batch_id>/progress/", batch_progress, name="batch_progress"),
+    path("batches/<int:batch_id>/pause/", batch_pause, name="batch_pause"),
+    path("batches/<int:batch_id>/resume/", batch_resume, name="batch_resume"),
+    path("batches/<int:batch_id>/cancel/", batch_cancel, name="batch_cancel"),
+    *(path(f"batches/<int:batch_id>/export.{fmt}", batch_export, {"fmt": fmt}, name=f"batch_export_{fmt}")
+      for fmt in ("csv", "json", "md")),
+]  # fmt: skip

@@ -1,0 +1,189 @@
+"""Batch comparisons as a service: cells become runs, checks are applied, the estimate, the
+soft budget, pause / resume / cancel, and a 429 that slows the batch down instead of failing it."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import respx
+
+from prompts_app.models import BatchCell, BatchComparison, BatchSettings, Run, TestCase, TestSet
+from prompts_app.services import batch_worker, batches
+from prompts_app.services.batches import ColumnChoice
+from tests.conftest import BASE_URL
+from tests.maxim_spec import validate_request
+from tests.test_compare_support import echo_maxim, make_version  # noqa: F401
+
+CHECKS = [{"type": "contains", "value": "Ada"}, {"type": "length", "max": 40}]
+
+
+@pytest.fixture(autouse=True)
+def inline(settings):
+    settings.MAXIMUI_BATCH_INLINE = True  # one thread: the test's transaction holds the data
+
+
+@pytest.fixture
+def test_set(workspace):
+    test_set = TestSet.objects.create(workspace=workspace, name="Greetings", variable_names=["company", "name"])
+    for n, name in enumerate(["Ada", "Grace", "Linus"], 1):
+        TestCase.objects.create(test_set=test_set, position=n, variables={"company": "Acme", "name": name},
+                                expected_output=f"Echo gpt-4o: Hello, I am {name}.")  # fmt: skip
+    return test_set
+
+
+@pytest.fixture
+def two_versions(prompt):
+    return [make_version(prompt, 1), make_version(prompt, 2, model="gpt-4o-mini")]
+
+
+def start(workspace, test_set, versions, user, **extra):
+    return batches.start_batch(
+        workspace=workspace, test_set=test_set, columns=[ColumnChoice(v) for v in versions], user=user, **extra
+    )
+
+
+def drive(batch) -> None:
+    while batch_worker.drive(batch.pk, slice_seconds=30):
+        pass
+
+
+def test_each_cell_is_one_run_sent_once_with_its_checks(echo_maxim, workspace, test_set, two_versions, editor):
+    batch = start(workspace, test_set, two_versions, editor, repeats=2, checks=CHECKS)
+    assert batch.total_cells == 12 and batch.cells.count() == 12
+    drive(batch)
+
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.DONE
+    assert len(echo_maxim.sent) == 12
+    assert Run.objects.filter(batch_cell__batch=batch, status=Run.Status.SUCCESS).count() == 12
+    ada = batch.cells.get(case__position=1, column__position=1, repeat=1)
+    assert ada.run.user == editor and ada.run.cost_nano is not None  # priced like any run
+    assert ada.check_results == [
+        {"name": "Contains", "passed": True, "reason": "contains 'Ada'"},
+        {"name": "Length", "passed": True, "reason": "29 characters"},
+    ]
+    assert ada.passed is True
+    grace = batch.cells.get(case__position=2, column__position=2, repeat=1)
+    assert grace.passed is False and grace.check_results[0]["reason"] == "does not contain 'Ada'"
+    assert {body["messages"][-1]["content"] for body in echo_maxim.sent} == {
+        "Hello, I am Ada.", "Hello, I am Grace.", "Hello, I am Linus."
+    }
+
+
+ALL_CHECKS = [
+    {"type": "contains", "value": "Echo"},
+    {"type": "not_contains", "value": "sorry"},
+    {"type": "equals_expected"},
+    {"type": "regex", "pattern": r"I am \w+"},
+    {"type": "valid_json"},
+    {"type": "json_schema", "schema": {"type": "object"}},
+    {"type": "tool_call", "tool": "lookup"},
+    {"type": "length", "min": 1, "max": 100},
+    {"type": "cost", "max_usd": "1"},
+    {"type": "latency", "max_ms": 60000},
+    {"type": "tokens", "max": 1000},
+]
+
+
+def test_every_check_type_is_applied_to_each_cell_with_its_reason(echo_maxim, workspace, test_set, prompt, editor):
+    batch = start(workspace, test_set, [make_version(prompt, 1)], editor, checks=ALL_CHECKS)
+    drive(batch)
+    cell = batch.cells.select_related("run").get(case__position=1)
+    outcome = {r["name"]: r["passed"] for r in cell.check_results}
+    assert outcome == {
+        "Contains": True, "Does not contain": True, "Equals the expected output": True,
+        "Matches a regular expression": True, "Is valid JSON": False, "JSON matching a schema": False,
+        "Calls a tool": False, "Length": True, "Cost at most": True, "Latency at most": True,
+        "Tokens at most": True,
+    }  # fmt: skip
+    reasons = {r["name"]: r["reason"] for r in cell.check_results}
+    assert reasons["Calls a tool"] == "no tool calls in the output; expected a call to lookup"
+    assert cell.passed is False
+
+
+def test_a_bad_check_starts_nothing(workspace, test_set, two_versions, editor):
+    with pytest.raises(batches.checks_module.CheckConfigError):
+        start(workspace, test_set, two_versions, editor, checks=[{"type": "regex", "pattern": "(?:a?){25}a{25}"}])
+    assert not BatchComparison.objects.exists()
+
+
+def test_the_estimate_counts_calls_and_prices_the_input(workspace, test_set, two_versions):
+    guess = batches.estimate(columns=[ColumnChoice(v) for v in two_versions], test_set=test_set, repeats=3)
+    assert guess.calls == 3 * 2 * 3
+    assert guess.input_tokens > 0 and guess.cost_nano and guess.cost_nano > 0
+    unpriced = make_version(two_versions[0].prompt, 3, model="no-such-model-xyz")
+    assert batches.estimate(columns=[ColumnChoice(unpriced)], test_set=test_set).cost_nano is None
+
+
+def test_above_the_soft_budget_it_asks_to_confirm_and_starts_when_confirmed(workspace, test_set, two_versions, editor):
+    batches.set_soft_budget(workspace=workspace, budget_nano=1)
+    with pytest.raises(batches.OverBudget) as caught:
+        start(workspace, test_set, two_versions, editor)
+    assert caught.value.estimate.calls == 6
+    assert not BatchComparison.objects.exists()
+    batch = start(workspace, test_set, two_versions, editor, confirmed=True)
+    assert batch.cells.count() == 6
+
+
+def test_pause_sends_nothing_more_and_resume_finishes(
+    echo_maxim, workspace, test_set, two_versions, editor, django_capture_on_commit_callbacks
+):
+    batch = start(workspace, test_set, two_versions, editor)
+    batches.pause(batch)
+    drive(batch)
+    assert echo_maxim.sent == []
+    with django_capture_on_commit_callbacks(execute=True):
+        batches.resume(batch)  # hands the batch to the (immediate) task backend
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.DONE and len(echo_maxim.sent) == 6
+
+
+def test_cancel_keeps_what_finished_and_never_sends_the_rest(echo_maxim, workspace, test_set, two_versions, editor):
+    batch = start(workspace, test_set, two_versions, editor, concurrency=2)
+    cell_ids = batch_worker.claim(batch.pk, 2)
+    for cell_id in cell_ids:
+        batch_worker.send_cell(cell_id)
+    batches.cancel(batch)
+    drive(batch)
+    assert len(echo_maxim.sent) == 2
+    assert batch.cells.filter(state=BatchCell.State.SUCCESS).count() == 2
+    assert batch.cells.filter(state=BatchCell.State.QUEUED, run=None).count() == 4
+    with pytest.raises(batches.BatchError):
+        batches.resume(batch)
+
+
+def test_a_429_slows_the_workspace_down_and_the_cell_is_sent_again_later(workspace, test_set, prompt, editor):
+    refusals = [2]  # the first two requests are refused, unprocessed
+    sent: list[dict] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        validate_request("POST", "/v1/prompts/run", body)
+        sent.append(body)
+        if refusals[0]:
+            refusals[0] -= 1
+            return httpx.Response(429, headers={"Retry-After": "1"}, json={"message": "slow down"})
+        output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}
+        usage = {"promptTokens": 5, "completionTokens": 1, "totalTokens": 6}
+        return httpx.Response(200, json={"data": {"output": output, "usage": usage}})
+
+    batch = start(workspace, test_set, [make_version(prompt, 1)], editor, concurrency=4)
+    with respx.mock(base_url=BASE_URL) as router:
+        router.post("/v1/prompts/run").mock(side_effect=answer)
+        first = batch_worker.claim(batch.pk, 1)
+        batch_worker.send_cell(first[0])
+        throttle = BatchSettings.objects.get(workspace=workspace)
+        batch.refresh_from_db()
+        assert throttle.throttled_until is not None  # shared by every worker through the database
+        assert batch.current_limit == 2
+        assert batch_worker.claim(batch.pk, 4) == []  # nothing is sent before Retry-After
+        refused = BatchCell.objects.get(pk=first[0])
+        assert refused.state == BatchCell.State.QUEUED and refused.run is None and refused.attempts == 1
+        drive(batch)
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.DONE
+    assert batch.cells.filter(state=BatchCell.State.SUCCESS).count() == 3
+    assert len(sent) == 3 + 2  # every cell once, plus the two refusals
+    assert not Run.objects.filter(error_status=429).exists()  # a refusal is not a run in history

@@ -1,0 +1,161 @@
+"""Batch comparison pages: start (with the estimate and the budget confirmation), progress,
+pause / resume / cancel, the matrix with its filters and summary, exports, and who may do what."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from prompts_app.models import BatchCell, BatchComparison
+from prompts_app.services import batch_worker, batches
+from prompts_app.services.batches import ColumnChoice
+from tests.test_batch_service import drive, inline, test_set, two_versions  # noqa: F401
+from tests.test_compare_support import echo_maxim, make_version  # noqa: F401
+
+
+def form_data(versions, test_set, **extra) -> dict:
+    return {
+        "columns": [f"v{v.pk}" for v in versions], "test_set": str(test_set.pk), "repeats": "1",
+        "concurrency": "4", "check_contains": "Ada", "check_max_chars": "40", **extra,
+    }  # fmt: skip
+
+
+@pytest.fixture
+def finished_batch(echo_maxim, workspace, test_set, two_versions, editor):
+    batch = batches.start_batch(
+        workspace=workspace, test_set=test_set, columns=[ColumnChoice(v) for v in two_versions], user=editor,
+        checks=[{"type": "contains", "value": "Ada"}],
+    )  # fmt: skip
+    drive(batch)
+    return batch
+
+
+def test_an_editor_starts_a_batch_with_two_checks(client_for, editor, workspace, test_set, two_versions, echo_maxim):
+    response = client_for(editor).post(reverse("batch_new", args=[workspace.pk]), form_data(two_versions, test_set))
+    batch = BatchComparison.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse("batch_detail", args=[batch.pk])
+    assert [c["type"] for c in batch.checks] == ["contains", "length"]
+    assert batch.total_cells == 6 and batch.created_by == editor
+
+
+def test_the_estimate_shows_calls_and_cost_before_starting(client_for, editor, workspace, test_set, two_versions):
+    query = form_data(two_versions, test_set, repeats="2")
+    response = client_for(editor).get(reverse("batch_estimate", args=[workspace.pk]), query)
+    text = response.content.decode()
+    assert "12 calls" in text and "for the input" in text
+    assert not BatchComparison.objects.exists()  # a GET writes nothing
+
+
+def test_above_the_budget_the_form_asks_to_confirm_and_keeps_the_input(client_for, editor, workspace, test_set, two_versions):
+    batches.set_soft_budget(workspace=workspace, budget_nano=1)
+    client = client_for(editor)
+    response = client.post(reverse("batch_new", args=[workspace.pk]), form_data(two_versions, test_set, title="Tone"))
+    text = response.content.decode()
+    assert response.status_code == 200 and 'role="alert"' in text and "soft budget" in text
+    assert 'name="confirm_budget"' in text and 'value="Tone"' in text
+    assert not BatchComparison.objects.exists()
+    confirmed = form_data(two_versions, test_set, confirm_budget="on")
+    assert client.post(reverse("batch_new", args=[workspace.pk]), confirmed).status_code == 302
+    assert BatchComparison.objects.count() == 1
+
+
+def test_an_invalid_check_re_renders_the_form_with_the_reason(client_for, editor, workspace, test_set, two_versions):
+    data = form_data(two_versions, test_set, check_regex="(?:a?){25}a{25}")
+    response = client_for(editor).post(reverse("batch_new", args=[workspace.pk]), data)
+    assert response.status_code == 200 and "exponential time" in response.content.decode()
+    assert not BatchComparison.objects.exists()
+
+
+def test_a_viewer_reads_but_cannot_start_pause_resume_or_cancel(client_for, viewer, workspace, finished_batch, test_set, two_versions):
+    client = client_for(viewer)
+    assert client.get(reverse("batch_detail", args=[finished_batch.pk])).status_code == 200
+    assert client.get(reverse("batch_new", args=[workspace.pk])).status_code == 403
+    assert client.post(reverse("batch_new", args=[workspace.pk]), form_data(two_versions, test_set)).status_code == 403
+    for name in ("batch_pause", "batch_resume", "batch_cancel"):
+        assert client.post(reverse(name, args=[finished_batch.pk])).status_code == 403
+    assert BatchComparison.objects.count() == 1
+
+
+def test_an_outsider_gets_404_everywhere(client_for, outsider, workspace, finished_batch):
+    client = client_for(outsider)
+    for name in ("batch_detail", "batch_progress", "batch_export_csv"):
+        assert client.get(reverse(name, args=[finished_batch.pk])).status_code == 404
+    for name in ("batch_pause", "batch_cancel"):
+        assert client.post(reverse(name, args=[finished_batch.pk])).status_code == 404
+    assert client.get(reverse("batch_new", args=[workspace.pk])).status_code == 404
+
+
+def test_pause_resume_and_cancel_from_the_page(client_for, editor, workspace, test_set, two_versions, echo_maxim, django_capture_on_commit_callbacks):
+    batch = batches.start_batch(workspace=workspace, test_set=test_set, columns=[ColumnChoice(two_versions[0])], user=editor)
+    client = client_for(editor)
+    response = client.post(reverse("batch_pause", args=[batch.pk]), HTTP_HX_REQUEST="true")
+    assert "Resume" in response.content.decode()
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.PAUSED
+    client.get(reverse("batch_detail", args=[batch.pk]))  # a reload changes nothing
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.PAUSED and echo_maxim.sent == []
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("batch_resume", args=[batch.pk]))
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.DONE and len(echo_maxim.sent) == 3
+    client.post(reverse("batch_cancel", args=[batch.pk]))  # too late: done stays done
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.DONE
+
+
+def test_the_page_shows_progress_summary_and_the_matrix(client_for, viewer, finished_batch):
+    text = client_for(viewer).get(reverse("batch_detail", args=[finished_batch.pk])).content.decode()
+    assert "6 of 6 cells" in text
+    assert "33% (1/3)" in text  # only Ada's case contains "Ada"
+    assert "Echo gpt-4o: Hello, I am Ada." in text
+    assert "✗ Contains: does not contain &#x27;Ada&#x27;" in text
+    assert 'aria-label="Results matrix"' in text and "<svg" in text
+
+
+def test_filters_failed_only_differing_and_search(client_for, viewer, finished_batch):
+    client = client_for(viewer)
+    url = reverse("batch_detail", args=[finished_batch.pk])
+    failed = client.get(url, {"failed": "1"}).content.decode()
+    assert "2 cases" in failed and "Hello, I am Ada." not in failed
+    differ = client.get(url, {"differ": "1"}).content.decode()
+    assert "3 cases" in differ  # the two models echo differently on every case
+    search = client.get(url, {"q": "Linus"}, HTTP_HX_REQUEST="true").content.decode()
+    assert "1 case" in search and "Hello, I am Linus." in search and "<html" not in search
+
+
+def test_the_first_page_and_summary_take_at_most_ten_queries(client_for, viewer, finished_batch):
+    client = client_for(viewer)
+    url = reverse("batch_detail", args=[finished_batch.pk])
+    client.get(url)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    assert len(queries) <= 10, [q["sql"][:120] for q in queries]
+
+
+def test_exports_have_one_line_per_cell(client_for, viewer, finished_batch):
+    client = client_for(viewer)
+    body = b"".join(client.get(reverse("batch_export_csv", args=[finished_batch.pk])).streaming_content).decode()
+    rows = list(csv.DictReader(io.StringIO(body)))
+    assert len(rows) == 6 and rows[0]["output"] == "Echo gpt-4o: Hello, I am Ada." and rows[0]["passed"] == "yes"
+    assert rows[1]["checks"] == "pass Contains: contains 'Ada'"
+    data = json.loads(b"".join(client.get(reverse("batch_export_json", args=[finished_batch.pk])).streaming_content))
+    assert len(data["cells"]) == 6 and data["test_set"] == "Greetings"
+    markdown = b"".join(client.get(reverse("batch_export_md", args=[finished_batch.pk])).streaming_content).decode()
+    assert markdown.count("\n| ") == 6 + 1
+
+
+def test_a_cell_whose_input_is_refused_fails_with_the_reason(workspace, test_set, prompt, editor, echo_maxim):
+    test_set.cases.update(variables={"company": "x" * 2_000_000, "name": "Ada"})
+    batch = batches.start_batch(workspace=workspace, test_set=test_set, columns=[ColumnChoice(make_version(prompt, 1))], user=editor)
+    drive(batch)
+    cell = batch.cells.first()
+    assert cell.state == BatchCell.State.FAILED and cell.run is None and cell.error
+    assert echo_maxim.sent == []
+    assert batch_worker.claim(batch.pk, 4) == []
