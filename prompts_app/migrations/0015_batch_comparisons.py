@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('prompts_app', '0013_history_run_search_errors'),
+        ('prompts_app', '0014_run_batch_repeat'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
