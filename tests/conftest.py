@@ -15,14 +15,15 @@ import httpx
 import pytest
 import respx
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
 from prompts_app import runner
 from prompts_app.forms.builder import state_from_content, state_to_data
 from prompts_app.maxim import NewVersion
-from prompts_app.models import Membership, Prompt, PromptVersion, Role, Run, Workspace
-from prompts_app.services import compare, rollups
+from prompts_app.models import Membership, Prompt, PromptVersion, Role, Run, TestCase, TestSet, Workspace
+from prompts_app.services import batch_worker, compare, rollups
 from prompts_app.services.compare import ColumnSpec
 from tests.maxim_spec import validate_request
 
@@ -452,3 +453,39 @@ def load_settings(env: dict[str, str], code: str = "import maximui.settings") ->
     return subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
     )
+
+
+# -- batch comparisons ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def batch_inline(settings):
+    settings.MAXIMUI_BATCH_INLINE = True  # one thread: the test's transaction holds the data
+
+
+@pytest.fixture
+def batch_test_set(workspace):
+    test_set = TestSet.objects.create(workspace=workspace, name="Greetings", variable_names=["company", "name"])
+    for n, name in enumerate(["Ada", "Grace", "Linus"], 1):
+        TestCase.objects.create(test_set=test_set, position=n, variables={"company": "Acme", "name": name},
+                                expected_output=f"Echo gpt-4o: Hello, I am {name}.")  # fmt: skip
+    return test_set
+
+
+@pytest.fixture
+def two_versions(prompt):
+    return [make_version(prompt, 1), make_version(prompt, 2, model="gpt-4o-mini")]
+
+
+def drive_batch(batch) -> None:
+    """Send every cell of `batch` in this thread, the way a worker's tasks do one slice at a time."""
+    while batch_worker.drive(batch.pk, slice_seconds=30):
+        pass
+
+
+def start_worker() -> subprocess.Popen:
+    """A real `manage.py db_worker` on the test database (a file: see file_db)."""
+    env = {**os.environ, "MAXIMUI_TESTING": "1", "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+           "MAXIMUI_BATCH_SLICE_SECONDS": "5"}  # fmt: skip
+    command = [sys.executable, "manage.py", "db_worker", "--backend", "database", "--no-startup-delay", "--interval", "0.1"]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

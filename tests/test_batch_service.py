@@ -9,44 +9,31 @@ import httpx
 import pytest
 import respx
 
-from prompts_app.models import BatchCell, BatchComparison, BatchSettings, Run, TestCase, TestSet
+from prompts_app.models import BatchCell, BatchComparison, BatchSettings, Run
 from prompts_app.services import batch_worker, batches
 from prompts_app.services.batches import ColumnChoice
 from tests.conftest import BASE_URL
 from tests.maxim_spec import validate_request
-from tests.test_compare_support import echo_maxim, make_version  # noqa: F401
-
-CHECKS = [{"type": "contains", "value": "Ada"}, {"type": "length", "max": 40}]
+from tests.conftest import drive_batch as drive, make_version
 
 
 @pytest.fixture(autouse=True)
-def inline(settings):
-    settings.MAXIMUI_BATCH_INLINE = True  # one thread: the test's transaction holds the data
+def inline(batch_inline):
+    pass
 
 
 @pytest.fixture
-def test_set(workspace):
-    test_set = TestSet.objects.create(workspace=workspace, name="Greetings", variable_names=["company", "name"])
-    for n, name in enumerate(["Ada", "Grace", "Linus"], 1):
-        TestCase.objects.create(test_set=test_set, position=n, variables={"company": "Acme", "name": name},
-                                expected_output=f"Echo gpt-4o: Hello, I am {name}.")  # fmt: skip
-    return test_set
+def test_set(batch_test_set):
+    return batch_test_set
 
 
-@pytest.fixture
-def two_versions(prompt):
-    return [make_version(prompt, 1), make_version(prompt, 2, model="gpt-4o-mini")]
+CHECKS = [{"type": "contains", "value": "Ada"}, {"type": "length", "max": 40}]
 
 
 def start(workspace, test_set, versions, user, **extra):
     return batches.start_batch(
         workspace=workspace, test_set=test_set, columns=[ColumnChoice(v) for v in versions], user=user, **extra
     )
-
-
-def drive(batch) -> None:
-    while batch_worker.drive(batch.pk, slice_seconds=30):
-        pass
 
 
 def test_each_cell_is_one_run_sent_once_with_its_checks(echo_maxim, workspace, test_set, two_versions, editor):

@@ -15,8 +15,17 @@ from django.urls import reverse
 from prompts_app.models import BatchCell, BatchComparison
 from prompts_app.services import batch_worker, batches
 from prompts_app.services.batches import ColumnChoice
-from tests.test_batch_service import drive, inline, test_set, two_versions  # noqa: F401
-from tests.test_compare_support import echo_maxim, make_version  # noqa: F401
+from tests.conftest import drive_batch as drive, make_version
+
+
+@pytest.fixture(autouse=True)
+def inline(batch_inline):
+    pass
+
+
+@pytest.fixture
+def test_set(batch_test_set):
+    return batch_test_set
 
 
 def form_data(versions, test_set, **extra) -> dict:

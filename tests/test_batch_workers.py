@@ -5,32 +5,21 @@ Every cell reaches the fake Maxim at most once (counted on the server), and afte
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 
 from prompts_app.models import BatchCell, BatchComparison, Run, TestCase, TestSet
 from prompts_app.services import batches
 from prompts_app.services.batches import ColumnChoice
-from tests.test_compare_support import seed_fake
+from tests.conftest import seed_fake, start_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = 24
-
-
-def start_worker() -> subprocess.Popen:
-    env = {**os.environ, "MAXIMUI_TESTING": "1", "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
-           "MAXIMUI_BATCH_SLICE_SECONDS": "5"}  # fmt: skip
-    command = [sys.executable, "manage.py", "db_worker", "--backend", "database", "--no-startup-delay", "--interval", "0.1"]
-    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def wait_for(condition, timeout: float = 60.0) -> None:
