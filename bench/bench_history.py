@@ -15,6 +15,7 @@ wall clock also counts the time other processes held the cores.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -45,6 +46,7 @@ def measure_one_size(n: int) -> dict:
     from prompts_app.models import Run
     from prompts_app.selectors.history import Cursor
 
+    gc.freeze()  # as maximui/wsgi.py does once the app is loaded (the server does not import it here: it starts the runner)
     # Not setup_test_environment(): its template instrumentation would dominate the timings.
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     client = Client()

@@ -255,3 +255,13 @@ def test_history_rows_show_latency_as_floatformat_and_intcomma_did(latency, show
     from prompts_app.templatetags.history import whole_ms
 
     assert whole_ms(latency) == shown == intcomma(floatformat(latency, 0))
+
+
+def test_rows_written_in_python_escape_names_as_the_template_did(client_for, owner, version):
+    Prompt.objects.filter(pk=version.prompt_id).update(name='<b>"Bold" & \'co\'</b>')
+    make_run(version, owner, model_name="<i>model</i>", cost_nano=None, latency_ms=None)
+    body = client_for(owner).get(reverse("run_history")).content.decode()
+    assert "<b>" not in body and "<i>model" not in body
+    assert 'title="&lt;b&gt;&quot;Bold&quot; &amp; &#x27;co&#x27;&lt;/b&gt;">&lt;b&gt;&quot;Bold&quot;' in body
+    assert '<span class="clip" title="&lt;i&gt;model&lt;/i&gt;">&lt;i&gt;model&lt;/i&gt;</span>' in body
+    assert '<td class="num"><span class="muted">—</span></td>' in body  # no latency: a dash, not "None"

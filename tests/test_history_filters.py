@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from prompts_app.models import Prompt, PromptVersion, Role
@@ -231,3 +232,18 @@ def test_a_run_matched_by_its_text_and_its_prompts_name_is_counted_once(client_f
     runs = [world["runs"][name] for name in names]
     assert totals.runs == 5 and totals.total_tokens == sum(run.total_tokens for run in runs)
     assert totals.cost_nano == 300 and totals.priced_runs == 2 and totals.unpriced_runs == 1  # c: succeeded, unpriced
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the FTS5 join is SQLite's; PostgreSQL sums the ORM way")
+@pytest.mark.parametrize("params", [{}, {"date_from": dt.date(2026, 11, 18)}, {"status": "success"},
+                                    {"model": "gpt-4o-mini"}, {"draft": False}])  # fmt: skip
+def test_text_totals_read_through_the_fts_join_equal_the_orms_run_by_run_sums(owner, world, params):
+    from prompts_app.selectors import costs, history
+
+    scope = history.scope_for_user(owner)
+    run_filter = history.RunFilter(scope.workspace_ids, q="refund", **params)
+    orm = costs.run_totals(history.filter_runs(run_filter, newest_first=False, prompt_names=False))
+    keyed = history.filter_runs(history.RunFilter(scope.workspace_ids, **params))
+    joined = history._matched_totals(keyed, history.fts_match(["refund"]))
+    assert joined == orm and joined["runs"] == len([1 for name in "ac" if keyed.filter(pk=world["runs"][name].pk)])
+    assert history._matched_totals(keyed.none(), history.fts_match(["refund"])) == {}
