@@ -2,7 +2,9 @@
 moment it exists instead of on a polling timer.
 
 A run finished in this process wakes the held requests at once; one finished by another
-gunicorn worker is seen by a cheap re-check of the database every RECHECK_SECONDS. At most
+gunicorn worker is seen within RECHECK_SECONDS: on SQLite by `PRAGMA data_version` (it
+changes when any other connection commits; the pending runs are counted again only then),
+elsewhere by counting them. At most
 MAXIMUI_HELD_REQUESTS requests are held per process (a fraction of gunicorn's threads), so
 waiting pages never starve other users: when all slots are taken, the page is answered at
 once with what is stored and asks again after BUSY_RETRY_MS.
@@ -12,9 +14,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
+from django.db import connection
 
 from prompts_app.models import Run
 
@@ -79,15 +82,53 @@ def wait_for_runs(run_ids: Iterable[int], *, user_id: int | None = None, timeout
         _give_user_slot(user_id)
         return False
     try:
+        if not ids:
+            return True
         deadline = time.monotonic() + (HOLD_SECONDS if timeout is None else timeout)
-        pending = Run.objects.filter(pk__in=ids, status=Run.Status.PENDING)
-        while ids and pending.count() == len(ids):
-            left = deadline - time.monotonic()
-            if left <= 0:
+        still_pending = _pending_counter(ids)
+        commits = _commit_probe()
+        seen = commits()
+        while still_pending() == len(ids):
+            if not _wait_for_a_commit(commits, seen, deadline):
                 break
-            with _stored:
-                _stored.wait(min(RECHECK_SECONDS, left))
+            seen = commits()
         return True
     finally:
         slots.release()
         _give_user_slot(user_id)
+
+
+def _pending_counter(ids: list[int]) -> Callable[[], int]:
+    """How many of `ids` are still pending: the SQL built once, not per re-check (the ORM's
+    compiling was most of a held request's CPU under load)."""
+    sql, params = Run.objects.filter(pk__in=ids, status=Run.Status.PENDING).values("pk").query.sql_with_params()
+    count_sql = f"SELECT COUNT(*) FROM ({sql}) pending"
+
+    def count() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(count_sql, params)
+            return cursor.fetchone()[0]
+
+    return count
+
+
+def _commit_probe() -> Callable[[], object]:
+    """Something that changes when another connection (this process's or another's) commits.
+    On SQLite `PRAGMA data_version`, read without touching a table; elsewhere nothing is that
+    cheap, so every re-check counts again."""
+    if connection.vendor != "sqlite":
+        return time.monotonic
+    connection.ensure_connection()
+    raw = connection.connection
+    return lambda: raw.execute("PRAGMA data_version").fetchone()[0]
+
+
+def _wait_for_a_commit(commits: Callable[[], object], seen: object, deadline: float) -> bool:
+    """Sleep until this process stores a run or the database changes; False at the deadline."""
+    while (left := deadline - time.monotonic()) > 0:
+        with _stored:
+            if _stored.wait(min(RECHECK_SECONDS, left)):
+                return True
+        if commits() != seen:
+            return True
+    return False
