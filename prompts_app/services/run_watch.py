@@ -2,9 +2,9 @@
 moment it exists instead of on a polling timer.
 
 A run finished in this process wakes the held requests at once; one finished by another
-gunicorn worker is seen within RECHECK_SECONDS: on SQLite by `PRAGMA data_version` (it
-changes when any other connection commits; the pending runs are counted again only then),
-elsewhere by counting them. At most
+gunicorn worker is seen within RECHECK_SECONDS: on SQLite by a stat of a stamp file beside
+the database that run_stored() touches (the pending runs are counted again only when it
+changed), elsewhere by counting them. At most
 MAXIMUI_HELD_REQUESTS requests are held per process (a fraction of gunicorn's threads), so
 waiting pages never starve other users: when all slots are taken, the page is answered at
 once with what is stored and asks again after BUSY_RETRY_MS.
@@ -12,6 +12,7 @@ once with what is stored and asks again after BUSY_RETRY_MS.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ from prompts_app.models import Run
 
 HOLD_SECONDS = 20.0
 RECHECK_SECONDS = 0.05
+COUNT_ANYWAY_SECONDS = 1.0
 BUSY_RETRY_MS = 500
 # Half of `make run`'s 8 gunicorn threads: a worker whose every thread is held queues other
 # users' pages behind runs that take seconds (bench/bench_load.py: 16 comparisons at once
@@ -39,7 +41,9 @@ _held_by_user: dict[int | None, int] = {}
 
 
 def run_stored() -> None:
-    """Wake every request held in this process: a run's result was just committed."""
+    """Wake every request held on this database: a run's result was just committed. Held
+    requests of this process wake at once, other processes' on their next stat of the stamp."""
+    _touch_stamp()
     with _stored:
         _stored.notify_all()
 
@@ -86,12 +90,12 @@ def wait_for_runs(run_ids: Iterable[int], *, user_id: int | None = None, timeout
             return True
         deadline = time.monotonic() + (HOLD_SECONDS if timeout is None else timeout)
         still_pending = _pending_counter(ids)
-        commits = _commit_probe()
-        seen = commits()
+        stores = _store_probe()
+        seen = stores()
         while still_pending() == len(ids):
-            if not _wait_for_a_commit(commits, seen, deadline):
+            if not _wait_for_a_store(stores, seen, deadline):
                 break
-            seen = commits()
+            seen = stores()
         return True
     finally:
         slots.release()
@@ -112,23 +116,45 @@ def _pending_counter(ids: list[int]) -> Callable[[], int]:
     return count
 
 
-def _commit_probe() -> Callable[[], object]:
-    """Something that changes when another connection (this process's or another's) commits.
-    On SQLite `PRAGMA data_version`, read without touching a table; elsewhere nothing is that
-    cheap, so every re-check counts again."""
-    if connection.vendor != "sqlite":
+def _store_probe() -> Callable[[], object]:
+    """Something that changes when a run is stored, by this process or another: the stamp
+    file's modification time (a stat, no query). Without one (an in-memory database, a
+    server database shared by several machines) every re-check counts again."""
+    path = _stamp_path()
+    if path is None:
         return time.monotonic
-    connection.ensure_connection()
-    raw = connection.connection
-    return lambda: raw.execute("PRAGMA data_version").fetchone()[0]
+
+    def stamp() -> object:
+        try:
+            return os.stat(path).st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    return stamp
 
 
-def _wait_for_a_commit(commits: Callable[[], object], seen: object, deadline: float) -> bool:
-    """Sleep until this process stores a run or the database changes; False at the deadline."""
-    while (left := deadline - time.monotonic()) > 0:
+def _touch_stamp() -> None:
+    path = _stamp_path()
+    if path is not None:
+        with open(path, "a"):
+            os.utime(path)
+
+
+def _stamp_path() -> str | None:
+    if connection.vendor != "sqlite":
+        return None
+    name = str(connection.settings_dict["NAME"])
+    return None if name == ":memory:" or name.startswith("file:") else f"{name}.runs-stored"
+
+
+def _wait_for_a_store(stores: Callable[[], object], seen: object, deadline: float) -> bool:
+    """Sleep until a run is stored (or COUNT_ANYWAY_SECONDS pass: a run settled by the sweep
+    touches no stamp); False at the deadline."""
+    recount = time.monotonic() + COUNT_ANYWAY_SECONDS
+    while (left := min(deadline, recount) - time.monotonic()) > 0:
         with _stored:
             if _stored.wait(min(RECHECK_SECONDS, left)):
                 return True
-        if commits() != seen:
+        if stores() != seen:
             return True
-    return False
+    return time.monotonic() < deadline
