@@ -73,35 +73,61 @@ def start_run(
     (column, batch, repeat) instead: see prompts_app/selectors/compare.py.
     Raises InputTooLarge for an input over the limits.
     """
+    place = {"column": column, "batch": batch, "repeat": repeat} if column is not None else None
+    run = new_run(
+        version=version, inputs=inputs, user=user, content=content, comparison=comparison,
+        column=column, batch=batch, repeat=repeat, idempotency_key=idempotency_key,
+    )
+    # A comparison's run always has something to match: its place in the batch.
+    return create_once(
+        Run,
+        f"{batch}-{repeat}" if place else idempotency_key,
+        place or {"user": user, "idempotency_key": idempotency_key},
+        lambda: _inserted(run),
+    )
+
+
+def _inserted(run: Run) -> Run:
+    run.save(force_insert=True)
+    return run
+
+
+def new_run(
+    *,
+    version: PromptVersion,
+    inputs: dict[str, Any],
+    user: AbstractBaseUser,
+    content: dict[str, Any] | None = None,
+    comparison: Comparison | None = None,
+    column: ComparisonColumn | None = None,
+    batch: int | None = None,
+    repeat: int | None = None,
+    idempotency_key: str = "",
+) -> Run:
+    """The pending run start_run() records, not saved yet (a comparison's batch saves its runs
+    in one insert). Raises InputTooLarge for an input over the limits."""
     is_draft = content is not None
     content = content if content is not None else version.content()
     problem = input_problem(content.get("messages", []), inputs)
     if problem:
         raise InputTooLarge(problem)
     body = build_run_body(version=version, content=content, inputs=inputs)
-    # A comparison's run always has something to match: its place in the batch.
-    place = {"column": column, "batch": batch, "repeat": repeat} if column is not None else None
-    return create_once(
-        Run,
-        f"{batch}-{repeat}" if place else idempotency_key,
-        place or {"user": user, "idempotency_key": idempotency_key},
-        lambda: Run.objects.create(
-            workspace=version.prompt.workspace,
-            prompt=version.prompt,
-            version=version,
-            user=user,
-            comparison=comparison,
-            column=column,
-            batch=batch,
-            repeat=repeat,
-            is_draft=is_draft,
-            idempotency_key=idempotency_key,
-            provider=body["modelProvider"],
-            model_name=body["modelName"],
-            input=inputs,
-            input_text=input_search_text(inputs),
-            request_body=body,
-        ),
+    return Run(
+        workspace=version.prompt.workspace,
+        prompt=version.prompt,
+        version=version,
+        user=user,
+        comparison=comparison,
+        column=column,
+        batch=batch,
+        repeat=repeat,
+        is_draft=is_draft,
+        idempotency_key=idempotency_key,
+        provider=body["modelProvider"],
+        model_name=body["modelName"],
+        input=inputs,
+        input_text=input_search_text(inputs),
+        request_body=body,
     )
 
 
