@@ -201,3 +201,17 @@ def test_a_held_request_counts_its_runs_again_only_after_a_commit(fake_maxim, wo
     with CaptureQueriesContext(connection) as queries:
         assert run_watch.wait_for_runs([r.pk for r in runs], timeout=0.5) is True
     assert sum("COUNT" in q["sql"].upper() for q in queries.captured_queries) == 1
+
+
+@pytest.mark.usefixtures("unsent")
+def test_a_watch_answer_reads_the_watched_runs_once_after_holding(fake_maxim, workspace, editor, client_for):
+    # What is still pending and which columns changed come from one read of the watched runs.
+    comparison, (first, second) = pending_comparison(fake_maxim, workspace, editor)
+    Run.objects.filter(pk=first.pk).update(status=Run.Status.SUCCESS, output_text="Stored answer")
+    client = client_for(editor)
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(watch_url(comparison, [first, second])).content.decode()
+    assert "Stored answer" in html and f'pending={second.pk}"' in html
+    run_reads = [q["sql"] for q in queries.captured_queries if 'FROM "prompts_app_run"' in q["sql"]]
+    # The watched ids, the held count, one read of their states, the changed column's runs.
+    assert len(run_reads) == 4, run_reads
