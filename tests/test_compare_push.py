@@ -197,7 +197,7 @@ def test_the_default_baseline_stays_on_a_running_first_column_instead_of_jumping
 def test_a_held_request_counts_its_runs_again_only_after_a_commit(fake_maxim, workspace, editor):
     # Ten re-checks in half a second with nothing committed: the pending runs are counted once
     # (the probe is a stat of a stamp file, not a query).
-    comparison, runs = pending_comparison(fake_maxim, workspace, editor)
+    _comparison, runs = pending_comparison(fake_maxim, workspace, editor)
     with CaptureQueriesContext(connection) as queries:
         assert run_watch.wait_for_runs([r.pk for r in runs], timeout=0.5) is True
     assert sum("COUNT" in q["sql"].upper() for q in queries.captured_queries) == 1
