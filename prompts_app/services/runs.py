@@ -55,36 +55,19 @@ def custom_price_rules(workspace: Workspace) -> list[pricing.CustomPriceRule]:
 
 
 def start_run(
-    *,
-    version: PromptVersion,
-    inputs: dict[str, Any],
-    user: AbstractBaseUser,
-    content: dict[str, Any] | None = None,
-    comparison: Comparison | None = None,
-    column: ComparisonColumn | None = None,
-    batch: int | None = None,
-    repeat: int | None = None,
-    idempotency_key: str = "",
+    *, version: PromptVersion, inputs: dict[str, Any], user: AbstractBaseUser,
+    content: dict[str, Any] | None = None, idempotency_key: str = "",
 ) -> tuple[Run, bool]:
     """Record a pending run before anything is sent. Returns (run, created).
 
     A repeated idempotency key returns the first run and created=False, so the
-    caller must not send it again. A comparison's run is identified by its place
-    (column, batch, repeat) instead: see prompts_app/selectors/compare.py.
-    Raises InputTooLarge for an input over the limits.
+    caller must not send it again. (A comparison's runs are recorded a batch at a time,
+    identified by their place: services/compare.py.) Raises InputTooLarge for an input
+    over the limits.
     """
-    place = {"column": column, "batch": batch, "repeat": repeat} if column is not None else None
-    run = new_run(
-        version=version, inputs=inputs, user=user, content=content, comparison=comparison,
-        column=column, batch=batch, repeat=repeat, idempotency_key=idempotency_key,
-    )
-    # A comparison's run always has something to match: its place in the batch.
-    return create_once(
-        Run,
-        f"{batch}-{repeat}" if place else idempotency_key,
-        place or {"user": user, "idempotency_key": idempotency_key},
-        lambda: _inserted(run),
-    )
+    run = new_run(version=version, inputs=inputs, user=user, content=content, idempotency_key=idempotency_key)
+    lookup = {"user": user, "idempotency_key": idempotency_key}
+    return create_once(Run, idempotency_key, lookup, lambda: _inserted(run))
 
 
 def _inserted(run: Run) -> Run:
