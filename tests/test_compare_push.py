@@ -8,6 +8,7 @@ import time
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from prompts_app import runner
@@ -47,6 +48,8 @@ def store_later(run: Run, *, delay: float, notify: bool) -> threading.Thread:
         Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCESS, output_text="Stored answer")
         if notify:
             run_watch.run_stored()
+        else:  # what run_stored() does in another process: only the stamp beside the database
+            run_watch._touch_stamp()
         connection.close()
 
     thread = threading.Thread(target=store)
@@ -154,7 +157,7 @@ def test_one_person_holds_at_most_two_requests_so_their_tabs_cannot_take_every_s
         connection.close()
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Run.objects, "filter", lambda **kw: _AlwaysPending(release))
+        patch.setattr(run_watch, "_pending_counter", lambda ids: lambda: 0 if release.is_set() else 1)
         threads = [threading.Thread(target=hold) for _ in range(2)]
         for thread in threads:
             thread.start()
@@ -164,19 +167,10 @@ def test_one_person_holds_at_most_two_requests_so_their_tabs_cannot_take_every_s
         assert time.monotonic() - started < 1
         assert run_watch.wait_for_runs([1], user_id=editor.pk, timeout=0.1) is True  # not for others
         release.set()
+        run_watch.run_stored()
         for thread in threads:
             thread.join()
     assert results == [True, True] and run_watch._held_by_user == {}
-
-
-class _AlwaysPending:
-    """A query of pending runs that stays pending until `release` is set."""
-
-    def __init__(self, release: threading.Event) -> None:
-        self.release = release
-
-    def count(self) -> int:
-        return 0 if self.release.is_set() else 1
 
 
 def test_a_run_id_too_large_for_the_database_is_ignored_not_a_500(fake_maxim, workspace, editor, client_for):
@@ -197,3 +191,27 @@ def test_the_default_baseline_stays_on_a_running_first_column_instead_of_jumping
     assert compare_report.default_baseline(comparison, columns) == columns[0]
     Run.objects.filter(pk=runs[0].pk).update(status=Run.Status.FAILED, error="boom")
     assert compare_report.default_baseline(comparison, columns) == columns[1]  # a failed one is skipped
+
+
+@pytest.mark.usefixtures("unsent")
+def test_a_held_request_counts_its_runs_again_only_after_a_commit(fake_maxim, workspace, editor):
+    # Ten re-checks in half a second with nothing committed: the pending runs are counted once
+    # (the probe is a stat of a stamp file, not a query).
+    _comparison, runs = pending_comparison(fake_maxim, workspace, editor)
+    with CaptureQueriesContext(connection) as queries:
+        assert run_watch.wait_for_runs([r.pk for r in runs], timeout=0.5) is True
+    assert sum("COUNT" in q["sql"].upper() for q in queries.captured_queries) == 1
+
+
+@pytest.mark.usefixtures("unsent")
+def test_a_watch_answer_reads_the_watched_runs_once_after_holding(fake_maxim, workspace, editor, client_for):
+    # What is still pending and which columns changed come from one read of the watched runs.
+    comparison, (first, second) = pending_comparison(fake_maxim, workspace, editor)
+    Run.objects.filter(pk=first.pk).update(status=Run.Status.SUCCESS, output_text="Stored answer")
+    client = client_for(editor)
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get(watch_url(comparison, [first, second])).content.decode()
+    assert "Stored answer" in html and f'pending={second.pk}"' in html
+    run_reads = [q["sql"] for q in queries.captured_queries if 'FROM "prompts_app_run"' in q["sql"]]
+    # The watched ids, the held count, one read of their states, the changed column's runs.
+    assert len(run_reads) == 4, run_reads

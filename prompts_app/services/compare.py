@@ -15,7 +15,7 @@ from django.utils import timezone
 from prompts_app import runner
 from prompts_app.models import Comparison, ComparisonColumn, Draft, PromptVersion, Run, Workspace
 from prompts_app.services.once import create_once
-from prompts_app.services.runs import custom_price_rules, start_run
+from prompts_app.services.runs import custom_price_rules, new_run
 
 MIN_COLUMNS, MAX_COLUMNS = 2, 8
 MAX_REPEATS = 10
@@ -94,27 +94,25 @@ def run_comparison(
 
 
 def _record_batch(comparison: Comparison, *, user: AbstractBaseUser, repeats: int, batch: int) -> list[Run]:
-    # One transaction for the whole batch (one commit, not one per run); the runner gets
-    # the runs only after it commits, so its threads always find them.
-    runs: list[Run] = []
+    # The runs are built (bodies rendered, inputs checked) before the transaction, which then
+    # only claims the batch and inserts them all in one statement: SQLite has one writer, and
+    # under bench_load 16 posts at once each held it for 8 savepointed inserts (the largest
+    # piece of the new-comparison view in a py-spy --gil profile). One commit; the runner gets
+    # the runs only after it, so its threads always find them.
+    columns = comparison.columns.select_related("version__prompt__workspace")
+    runs = [
+        new_run(
+            version=column.version, inputs=column_input(comparison, column), user=user,
+            content=column.draft_content, comparison=comparison, column=column, batch=batch, repeat=repeat,
+        )
+        for column in columns
+        for repeat in range(repeats)
+    ]
     with transaction.atomic():
         claimed = Comparison.objects.filter(pk=comparison.pk, batch=batch - 1).update(
             batch=batch, repeats=repeats, updated_at=timezone.now()
         )
         if not claimed:
             return []
-        for column in comparison.columns.select_related("version__prompt__workspace"):
-            for repeat in range(repeats):
-                run, created = start_run(
-                    version=column.version,
-                    inputs=column_input(comparison, column),
-                    user=user,
-                    content=column.draft_content,
-                    comparison=comparison,
-                    column=column,
-                    batch=batch,
-                    repeat=repeat,
-                )
-                if created:
-                    runs.append(run)
-    return runs
+        # The claim makes these places new: no other post can have recorded runs for them.
+        return Run.objects.bulk_create(runs)

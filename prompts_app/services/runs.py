@@ -55,6 +55,27 @@ def custom_price_rules(workspace: Workspace) -> list[pricing.CustomPriceRule]:
 
 
 def start_run(
+    *, version: PromptVersion, inputs: dict[str, Any], user: AbstractBaseUser,
+    content: dict[str, Any] | None = None, idempotency_key: str = "",
+) -> tuple[Run, bool]:
+    """Record a pending run before anything is sent. Returns (run, created).
+
+    A repeated idempotency key returns the first run and created=False, so the
+    caller must not send it again. (A comparison's runs are recorded a batch at a time,
+    identified by their place: services/compare.py.) Raises InputTooLarge for an input
+    over the limits.
+    """
+    run = new_run(version=version, inputs=inputs, user=user, content=content, idempotency_key=idempotency_key)
+    lookup = {"user": user, "idempotency_key": idempotency_key}
+    return create_once(Run, idempotency_key, lookup, lambda: _inserted(run))
+
+
+def _inserted(run: Run) -> Run:
+    run.save(force_insert=True)
+    return run
+
+
+def new_run(
     *,
     version: PromptVersion,
     inputs: dict[str, Any],
@@ -65,43 +86,31 @@ def start_run(
     batch: int | None = None,
     repeat: int | None = None,
     idempotency_key: str = "",
-) -> tuple[Run, bool]:
-    """Record a pending run before anything is sent. Returns (run, created).
-
-    A repeated idempotency key returns the first run and created=False, so the
-    caller must not send it again. A comparison's run is identified by its place
-    (column, batch, repeat) instead: see prompts_app/selectors/compare.py.
-    Raises InputTooLarge for an input over the limits.
-    """
+) -> Run:
+    """The pending run start_run() records, not saved yet (a comparison's batch saves its runs
+    in one insert). Raises InputTooLarge for an input over the limits."""
     is_draft = content is not None
     content = content if content is not None else version.content()
     problem = input_problem(content.get("messages", []), inputs)
     if problem:
         raise InputTooLarge(problem)
     body = build_run_body(version=version, content=content, inputs=inputs)
-    # A comparison's run always has something to match: its place in the batch.
-    place = {"column": column, "batch": batch, "repeat": repeat} if column is not None else None
-    return create_once(
-        Run,
-        f"{batch}-{repeat}" if place else idempotency_key,
-        place or {"user": user, "idempotency_key": idempotency_key},
-        lambda: Run.objects.create(
-            workspace=version.prompt.workspace,
-            prompt=version.prompt,
-            version=version,
-            user=user,
-            comparison=comparison,
-            column=column,
-            batch=batch,
-            repeat=repeat,
-            is_draft=is_draft,
-            idempotency_key=idempotency_key,
-            provider=body["modelProvider"],
-            model_name=body["modelName"],
-            input=inputs,
-            input_text=input_search_text(inputs),
-            request_body=body,
-        ),
+    return Run(
+        workspace=version.prompt.workspace,
+        prompt=version.prompt,
+        version=version,
+        user=user,
+        comparison=comparison,
+        column=column,
+        batch=batch,
+        repeat=repeat,
+        is_draft=is_draft,
+        idempotency_key=idempotency_key,
+        provider=body["modelProvider"],
+        model_name=body["modelName"],
+        input=inputs,
+        input_text=input_search_text(inputs),
+        request_body=body,
     )
 
 

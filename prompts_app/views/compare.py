@@ -161,8 +161,9 @@ def comparison_watch(request: HttpRequest, comparison_id: int) -> HttpResponse:
     held = run_watch.wait_for_runs(watched.values_list("pk", flat=True), user_id=request.user.pk)
     # Read what is still pending before drawing the changed columns: a run stored in between
     # is then watched once more (a redundant redraw), never missed.
-    still = list(watched.filter(status=Run.Status.PENDING).order_by("pk").values_list("pk", flat=True))
-    changed = set(watched.exclude(pk__in=still).values_list("column", flat=True))
+    states = list(watched.order_by("pk").values_list("pk", "column", "status"))  # one query for both
+    still = [pk for pk, _column, status in states if status == Run.Status.PENDING]
+    changed = {column for _pk, column, status in states if status != Run.Status.PENDING}
     batch = _int_or_none(request.GET.get("batch"))
     grouped = by_column(batch_runs(comparison, batch=batch)) if changed else {}
     columns = [
