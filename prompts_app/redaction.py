@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.views.decorators.debug import sensitive_variables
 
 MASK = "••••"
@@ -19,3 +21,17 @@ def redact(text: str, *secrets: str) -> str:
         if len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
     return text
+
+
+@sensitive_variables()
+def redact_all(value: Any, *secrets: str) -> Any:
+    """`value` (parsed JSON) with every secret replaced in every string, keys included: a server
+    that echoes what it was sent (a debugging proxy, a model asked to repeat its headers) must
+    not put the key into an output we store and show."""
+    if isinstance(value, str):
+        return redact(value, *secrets)
+    if isinstance(value, list):
+        return [redact_all(item, *secrets) for item in value]
+    if isinstance(value, dict):
+        return {redact_all(key, *secrets): redact_all(item, *secrets) for key, item in value.items()}
+    return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
@@ -167,3 +168,24 @@ def test_an_error_report_for_a_crash_in_step_one_hides_the_posted_key(client_for
     assert "session store down" in report.get_traceback_text()
     assert_no_key(report.get_traceback_text(), "the error report (text)")
     assert_no_key(report.get_traceback_html(), "the error report (html)")
+
+
+def test_a_server_that_echoes_the_key_in_an_answer_never_gets_it_stored_or_shown(client_for, editor, version):
+    """The confirmed origin may echo what it was sent (a debugging proxy, a model told to repeat its
+    headers): the output is stored and shown, so the key is redacted out of it first."""
+    from prompts_app.models import Run
+    from tests.conftest import API_KEY, RUN_URL, run_answer, run_form_data, run_url
+    import httpx
+    import respx
+
+    answer = run_answer(f"Your header was x-maxim-api-key: {API_KEY}")
+    answer["data"]["output"]["debug"] = {API_KEY: [f"key={API_KEY}"]}
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(RUN_URL).mock(return_value=httpx.Response(200, json=answer))
+        page = client_for(editor).post(run_url(version), run_form_data())
+    run = Run.objects.get()
+    assert run.status == Run.Status.SUCCESS
+    assert "[redacted]" in run.output_text
+    assert API_KEY not in json.dumps([run.output, run.output_text, run.tool_calls])
+    assert API_KEY not in page.content.decode()
+    assert API_KEY not in client_for(editor).get(reverse("run_detail", args=[run.pk])).content.decode()

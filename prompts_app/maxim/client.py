@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from prompts_app.jsontext import load_json
-from prompts_app.redaction import redact
+from prompts_app.redaction import redact, redact_all
 from prompts_app.maxim import outbound, shapes
 from prompts_app.maxim.errors import MAYBE_DONE, MaximError
 from prompts_app.maxim.requests import NewDeployment, NewPrompt, NewVersion, RunRequest
@@ -254,7 +254,8 @@ class MaximClient:
         answer, elapsed_ms = self._send(method, path, noun=noun, params=params, body=body, until=until)
         try:
             # Depth-limited: a hostile answer nested thousands deep would raise RecursionError.
-            return load_json(answer.body, max_depth=ANSWER_MAX_DEPTH), elapsed_ms
+            # Whatever Maxim sends back is stored and shown: the key never is, even when echoed.
+            return redact_all(load_json(answer.body, max_depth=ANSWER_MAX_DEPTH), self._api_key), elapsed_ms
         except ValueError:  # JSONTextError included
             message = (
                 f"Maxim answered with something that is not JSON it could read; check that {self.base_url} is the Maxim API."
