@@ -7,7 +7,7 @@ PORT ?= 8000
 # `make fake-maxim` serves a fake Maxim here; `make run` adds it to the outbound policy to try things out.
 FAKE_MAXIM := http://127.0.0.1:8765
 
-.PHONY: run test install check bench fake-maxim format clean
+.PHONY: run worker test install check bench fake-maxim format clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("maximui needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
@@ -33,6 +33,11 @@ run: install .env.local
 	$(BIN)/python -m maximui.supervise \
 	  $(BIN)/gunicorn maximui.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 8 --timeout 150 --access-logfile - \
 	  ::: $(BIN)/python manage.py db_worker --no-startup-delay
+
+# Another task worker beside `make run` (or one restarted by hand): it resumes running batches first.
+worker: install .env.local
+	MAXIMUI_ALLOWED_BASE_URLS="$${MAXIMUI_ALLOWED_BASE_URLS:-https://api.getmaxim.ai},$(FAKE_MAXIM)" \
+	$(BIN)/python manage.py db_worker --no-startup-delay
 
 test: install
 	MAXIMUI_TESTING=1 $(BIN)/python -m pytest $(PYTEST_ARGS)

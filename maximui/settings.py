@@ -162,9 +162,10 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "template_partials",
+    # Before django_tasks_db: its own `db_worker` command (which resumes batches first) wins.
+    "prompts_app",
     "django_tasks",
     "django_tasks_db",
-    "prompts_app",
 ]
 
 MIDDLEWARE = [

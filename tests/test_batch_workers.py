@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from django_tasks_db.models import DBTaskResult
+
 from prompts_app.models import BatchCell, BatchComparison, Run, TestCase, TestSet
 from prompts_app.services import batches
 from prompts_app.services.batches import ColumnChoice
@@ -71,6 +73,26 @@ def test_a_worker_killed_mid_batch_sends_nothing_twice_and_a_restart_finishes(ba
     # An interrupted cell was marked started, so it may or may not have reached Maxim (killed
     # between the mark and the request): at most once either way, never re-sent.
     assert states[BatchCell.State.SUCCESS] <= sum(counts.values()) <= CASES
+
+
+def test_a_worker_restarted_by_hand_picks_the_batch_up_again(batch_on_workers, fake_maxim):
+    """No `make run` (so no resume_batches): the task the dead worker held stays marked running in
+    the task table, and only our db_worker's own resume hands the batch to the new worker."""
+    batch = batch_on_workers
+    worker = start_worker()
+    try:
+        wait_for(lambda: batch.cells.filter(state=BatchCell.State.SUCCESS).count() >= 6)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+        tasks_before = DBTaskResult.objects.count()
+        worker = start_worker()
+        # A new driver task for the batch, enqueued by the new worker. (Cells the dead worker had
+        # in flight still count against the batch's limit until they are stale: see settle().)
+        wait_for(lambda: DBTaskResult.objects.count() > tasks_before, timeout=30)
+    finally:
+        worker.kill()
+        worker.wait()
+    assert max(sent_per_case(fake_maxim).values()) == 1  # nothing sent twice
 
 
 def test_two_workers_share_one_batch_and_no_cell_is_sent_twice(batch_on_workers, fake_maxim):
