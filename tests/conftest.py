@@ -483,9 +483,17 @@ def drive_batch(batch) -> None:
         pass
 
 
+def _test_database_url() -> str:
+    """The test database (SQLite file or PostgreSQL), for a process started beside the tests."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
 def start_worker() -> subprocess.Popen:
     """A real `manage.py db_worker` on the test database (a file: see file_db)."""
-    env = {**os.environ, "MAXIMUI_TESTING": "1", "DATABASE_URL": f"sqlite:///{connection.settings_dict['NAME']}",
+    env = {**os.environ, "MAXIMUI_TESTING": "1", "DATABASE_URL": _test_database_url(),
            "MAXIMUI_BATCH_SLICE_SECONDS": "5"}  # fmt: skip
     command = [sys.executable, "manage.py", "db_worker", "--backend", "database", "--no-startup-delay", "--interval", "0.1"]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
