@@ -12,9 +12,8 @@ import respx
 from prompts_app.models import BatchCell, BatchComparison, BatchSettings, Run, TestCase, TestSet
 from prompts_app.services import batch_worker, batches
 from prompts_app.services.batches import ColumnChoice
-from tests.conftest import BASE_URL
+from tests.conftest import BASE_URL, make_version
 from tests.maxim_spec import validate_request
-from tests.test_compare_support import echo_maxim, make_version  # noqa: F401
 
 CHECKS = [{"type": "contains", "value": "Ada"}, {"type": "length", "max": 40}]
 

@@ -16,7 +16,7 @@ from prompts_app.models import BatchCell, BatchComparison
 from prompts_app.services import batch_worker, batches
 from prompts_app.services.batches import ColumnChoice
 from tests.test_batch_service import drive, inline, test_set, two_versions  # noqa: F401
-from tests.test_compare_support import echo_maxim, make_version  # noqa: F401
+from tests.conftest import make_version
 
 
 def form_data(versions, test_set, **extra) -> dict:

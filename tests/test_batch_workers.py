@@ -20,7 +20,7 @@ from django.db import connection
 from prompts_app.models import BatchCell, BatchComparison, Run, TestCase, TestSet
 from prompts_app.services import batches
 from prompts_app.services.batches import ColumnChoice
-from tests.test_compare_support import seed_fake
+from tests.conftest import seed_fake
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = 24

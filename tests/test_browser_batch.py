@@ -10,7 +10,7 @@ import pytest
 
 from prompts_app.models import BatchComparison
 from tests.test_batch_workers import start_worker
-from tests.test_compare_support import seed_fake
+from tests.conftest import seed_fake
 
 pytestmark = pytest.mark.browser
 

@@ -18,10 +18,13 @@ Exactly once, whatever dies when:
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connections, transaction
@@ -29,9 +32,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from prompts_app import checks as checks_module
-from prompts_app.models import BatchCell, BatchComparison, BatchSettings, Run
-from prompts_app.run_input import InputTooLarge
-from prompts_app.services import rollups, runs
+from prompts_app import pricing
+from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, Run
+from prompts_app.run_input import input_problem
+from prompts_app.services import rollups, run_watch, runs
 from prompts_app.services.batches import case_inputs
 
 log = logging.getLogger(__name__)
@@ -42,14 +46,42 @@ RAISE_LIMIT_AFTER = timedelta(seconds=5)  # quiet time after a 429 before the li
 IDLE_WAIT = 0.2
 
 
+@dataclass
+class Plan:
+    """What every cell of a batch shares, read once per task instead of once per cell."""
+
+    batch: BatchComparison
+    columns: dict[int, tuple[BatchColumn, dict[str, Any]]]  # column id -> (column, the content it runs)
+    checks: list[checks_module.Check]
+    price_rules: list[pricing.CustomPriceRule]
+    costs_ms: list[float] = field(default_factory=list)  # the dashboard's own time per cell
+
+
+def plan_for(batch_id: int) -> Plan:
+    batch = BatchComparison.objects.select_related("workspace", "created_by").get(pk=batch_id)
+    columns = {}
+    for column in batch.columns.select_related("version__prompt__workspace"):
+        column.version.prompt.workspace = batch.workspace  # one workspace object for every run
+        content = column.draft_content if column.draft_content is not None else column.version.content()
+        columns[column.pk] = (column, content)
+    rules = runs.custom_price_rules(batch.workspace)
+    return Plan(batch, columns, checks_module.build_checks(batch.checks), rules)
+
+
 def drive(batch_id: int, *, slice_seconds: float) -> bool:
     """Send cells of one batch for about `slice_seconds`. True when the batch has work left and
-    the caller should hand over to a fresh task (a bounded task lets a stopping worker stop)."""
+    the caller should hand over to a fresh task (a bounded task lets a stopping worker stop).
+
+    The main thread does every write, in few transactions (SQLite has one writer): it stores
+    the cells that finished and claims as many new ones in one transaction, then marks the
+    new runs started in a second one; the pool's threads only talk to Maxim."""
     deadline = time.monotonic() + slice_seconds
     inline = getattr(settings, "MAXIMUI_BATCH_INLINE", False)
-    batch = BatchComparison.objects.get(pk=batch_id)
-    pool = None if inline else ThreadPoolExecutor(max_workers=batch.concurrency, thread_name_prefix="batch")
-    in_flight: set[Future] = set()
+    plan = plan_for(batch_id)
+    limit = plan.batch.concurrency
+    pool = None if inline else ThreadPoolExecutor(max_workers=limit, thread_name_prefix="batch")
+    in_flight: dict[Future, BatchCell] = {}
+    finished: list[BatchCell] = []
     more = False
     try:
         settle(batch_id)
@@ -57,21 +89,25 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
             if time.monotonic() > deadline:
                 more = True
                 break
-            free = batch.concurrency - len(in_flight)
-            # Claims take the database's write lock: gather a few free slots per claim rather
-            # than one claim per finished cell (on SQLite that serialised every worker thread).
-            claimed = claim(batch_id, free) if free >= _claim_step(batch) or not in_flight else []
-            for cell_id in claimed:
+            free = limit - len(in_flight)
+            claimed: list[BatchCell] = []
+            # Gather a few free slots per claim rather than one transaction per finished cell.
+            if free >= _claim_step(plan.batch) or not in_flight:
+                claimed = _store_and_claim(plan, finished, free)
+                finished = []
+            for cell in claimed:
                 if pool is None:
-                    send_cell(cell_id)
+                    _call(plan, cell)
+                    finished.append(cell)
                 else:
-                    in_flight.add(pool.submit(_in_thread, cell_id))
+                    in_flight[pool.submit(_in_thread, plan, cell)] = cell
             if in_flight:
-                done, in_flight = wait_futures(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
+                done, _ = wait_futures(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
                 for future in done:
-                    future.result()  # a bug in send_cell surfaces in the task's result
+                    future.result()  # a bug surfaces in the task's result
+                    finished.append(in_flight.pop(future))
                 continue
-            if claimed:
+            if claimed or finished:
                 continue
             state = _finish_if_done(batch_id)
             if state != BatchComparison.Status.RUNNING:
@@ -81,6 +117,13 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
         if pool is not None:
             wait_futures(in_flight)
             pool.shutdown()
+            finished += [cell for future, cell in in_flight.items() if future.exception() is None]
+        if finished:
+            _store_and_claim(plan, finished, 0)
+    if plan.costs_ms:
+        costs = sorted(plan.costs_ms)
+        log.info("batch %s: %d cells, dashboard cost per cell median %.2f ms, p95 %.2f ms", batch_id, len(costs),
+                 statistics.median(costs), costs[int(0.95 * (len(costs) - 1))])  # fmt: skip
     return more
 
 
@@ -88,11 +131,34 @@ def _claim_step(batch: BatchComparison) -> int:
     return max(1, batch.concurrency // 8)
 
 
-def _in_thread(cell_id: int) -> None:
+def _in_thread(plan: Plan, cell: BatchCell) -> None:
     try:
-        send_cell(cell_id)
+        _call(plan, cell)
     finally:
-        connections.close_all()  # this thread's own connections; the pool outlives no task
+        connections.close_all()  # this thread's own connections, if any; the pool outlives no task
+
+
+def _call(plan: Plan, cell: BatchCell) -> None:
+    """Send the started run and read the answer (priced); stores nothing."""
+    started = time.perf_counter()
+    runs.call_maxim(cell.run, plan.price_rules)
+    # The dashboard's part: the call's wall time beyond Maxim's own latency (building, parsing, pricing).
+    cell.own_ms = max(0.0, (time.perf_counter() - started) * 1000 - (cell.run.latency_ms or 0.0))
+
+
+def _store_and_claim(plan: Plan, finished: list[BatchCell], wanted: int) -> list[BatchCell]:
+    """Store `finished` cells and claim up to `wanted` new ones in one transaction, then mark the
+    new runs started. Returns the claimed cells whose runs may be sent now."""
+    began = time.perf_counter()
+    with transaction.atomic():
+        _store(plan, finished)
+        claimed = _claim(plan, wanted)
+    sendable = _mark_started(claimed)
+    if finished:
+        run_watch.run_stored()
+        share = (time.perf_counter() - began) * 1000 / max(len(finished), len(claimed))
+        plan.costs_ms += [share + getattr(cell, "own_ms", 0.0) for cell in finished]
+    return sendable
 
 
 def _idle_seconds(batch_id: int) -> float:
@@ -109,30 +175,62 @@ def _idle_seconds(batch_id: int) -> float:
 
 def claim(batch_id: int, wanted: int) -> list[int]:
     """Give up to `wanted` queued cells a pending Run each, within the batch's shared limit."""
+    with transaction.atomic():
+        return [cell.pk for cell in _claim(plan_for(batch_id), wanted)]
+
+
+def _claim(plan: Plan, wanted: int) -> list[BatchCell]:
+    """Within the caller's transaction: lock the batch row, then create the pending runs of up
+    to `wanted` queued cells with one bulk_create (a run row exists before its request leaves)."""
     if wanted <= 0:
         return []
     now = timezone.now()
+    batch = BatchComparison.objects.select_for_update().get(pk=plan.batch.pk)
+    if batch.status != BatchComparison.Status.RUNNING:
+        return []
+    throttle = BatchSettings.objects.filter(workspace_id=batch.workspace_id).first()
+    if throttle and throttle.throttled_until and throttle.throttled_until > now:
+        return []
+    _raise_limit(batch, now)
+    running = batch.cells.filter(state=BatchCell.State.RUNNING).count()
+    free = min(wanted, batch.current_limit - running)
+    if free <= 0:
+        return []
+    ready = Q(not_before__isnull=True) | Q(not_before__lte=now)
+    cells = list(batch.cells.filter(ready, state=BatchCell.State.QUEUED).select_related("case").order_by("id")[:free])
+    claimed, refused = [], []
+    for cell in cells:
+        column, content = plan.columns[cell.column_id]
+        inputs = case_inputs(cell.case)
+        problem = input_problem(content.get("messages", []), inputs)
+        if problem:
+            cell.state, cell.error = BatchCell.State.FAILED, problem
+            refused.append(cell)
+            continue
+        cell.run = runs.pending_run(version=column.version, content=content, inputs=inputs,
+                                    user=plan.batch.created_by, is_draft=column.is_draft)  # fmt: skip
+        cell.state = BatchCell.State.RUNNING
+        claimed.append(cell)
+    Run.objects.bulk_create([cell.run for cell in claimed])
+    BatchCell.objects.bulk_update(claimed, ["run", "state"])
+    BatchCell.objects.bulk_update(refused, ["state", "error"])
+    return claimed
+
+
+def _mark_started(cells: list[BatchCell]) -> list[BatchCell]:
+    """mark_started() for many runs: one conditional UPDATE. A run another worker's settle()
+    already settled "not sent" is not started, so it is never sent (settle() queues its cell)."""
+    if not cells:
+        return []
+    now = timezone.now()
+    ids = [cell.run.pk for cell in cells]
     with transaction.atomic():
-        batch = BatchComparison.objects.select_for_update().select_related("created_by").get(pk=batch_id)
-        if batch.status != BatchComparison.Status.RUNNING:
-            return []
-        throttle = BatchSettings.objects.filter(workspace_id=batch.workspace_id).first()
-        if throttle and throttle.throttled_until and throttle.throttled_until > now:
-            return []
-        _raise_limit(batch, now)
-        running = batch.cells.filter(state=BatchCell.State.RUNNING).count()
-        free = min(wanted, batch.current_limit - running)
-        if free <= 0:
-            return []
-        ready = Q(not_before__isnull=True) | Q(not_before__lte=now)
-        cells = list(
-            batch.cells.filter(ready, state=BatchCell.State.QUEUED)
-            .select_related("column__version__prompt__workspace", "case")
-            .order_by("id")[:free]
-        )
-        claimed = [cell for cell in cells if _give_run(batch, cell)]
-        BatchCell.objects.bulk_update(claimed, ["run", "state"])
-    return [cell.pk for cell in claimed]
+        Run.objects.filter(pk__in=ids, status=Run.Status.PENDING, started_at__isnull=True).update(started_at=now)
+        started = set(Run.objects.filter(pk__in=ids, started_at=now).values_list("pk", flat=True))
+    sendable = [cell for cell in cells if cell.run.pk in started]
+    for cell in sendable:
+        cell.run.started_at = now
+    return sendable
 
 
 def _raise_limit(batch: BatchComparison, now) -> None:
@@ -142,56 +240,56 @@ def _raise_limit(batch: BatchComparison, now) -> None:
         batch.save(update_fields=["current_limit"])
 
 
-def _give_run(batch: BatchComparison, cell: BatchCell) -> bool:
-    column = cell.column
-    try:
-        # No idempotency key: the batch row's lock already makes this claim the only one.
-        run, _ = runs.start_run(
-            version=column.version, inputs=case_inputs(cell.case), user=batch.created_by,
-            content=column.draft_content,
-        )  # fmt: skip
-    except InputTooLarge as exc:
-        cell.state, cell.error = BatchCell.State.FAILED, str(exc)
-        cell.save(update_fields=["state", "error"])
-        return False
-    cell.run, cell.state = run, BatchCell.State.RUNNING
-    return True
-
-
 def send_cell(cell_id: int) -> None:
-    """Send a claimed cell's run (at most once, services.runs decides) and record the outcome."""
-    cell = BatchCell.objects.select_related("run__workspace", "run__version__prompt", "batch", "case").get(pk=cell_id)
+    """Send one claimed cell's run (at most once) and record the outcome (tests, one cell at a time)."""
+    cell = BatchCell.objects.select_related("run", "case").get(pk=cell_id)
     if cell.run is None or cell.run.status != Run.Status.PENDING:
         return
-    run = runs.execute_run(cell.run)
-    if run.status == Run.Status.FAILED and run.error_status == 429:
-        _requeue_after_429(cell, run)
-    elif run.status == Run.Status.NOT_SENT:  # settled by another worker before it started
-        with transaction.atomic():
-            _take_back(cell, run)
-    else:
-        finish_cell(cell, run)
+    plan = plan_for(cell.batch_id)
+    cell.run.workspace = plan.batch.workspace
+    if not _mark_started([cell]):
+        return  # settled "not sent" by another worker, which queues the cell again
+    _call(plan, cell)
+    with transaction.atomic():
+        _store(plan, [cell])
 
 
-def finish_cell(cell: BatchCell, run: Run) -> None:
-    """The cell's state and its checks, from its finished run."""
+def _store(plan: Plan, finished: list[BatchCell]) -> None:
+    """Within the caller's transaction: the finished runs, their history totals and their cells."""
+    refused = [cell for cell in finished if cell.run.status == Run.Status.FAILED and cell.run.error_status == 429]
+    answered = [cell for cell in finished if cell not in refused]
+    if answered:
+        runs.store_finished([cell.run for cell in answered])
+        for cell in answered:
+            judge(cell, cell.run, plan.checks)
+        BatchCell.objects.bulk_update(answered, ["state", "check_results", "passed"])
+    for cell in refused:
+        _requeue_after_429(cell, cell.run)
+
+
+def judge(cell: BatchCell, run: Run, checks: list[checks_module.Check]) -> None:
+    """The cell's state and its checks, from its finished run (the caller saves the cell)."""
     if run.status == Run.Status.SUCCESS:
-        cell.check_results = evaluate_checks(cell.batch.checks, run, cell.case.expected_output)
+        cell.check_results = evaluate_checks(checks, run, cell.case.expected_output)
         cell.passed = all(r["passed"] for r in cell.check_results) if cell.check_results else None
         cell.state = BatchCell.State.SUCCESS
     else:
         cell.state = BatchCell.State.FAILED
+
+
+def finish_cell(cell: BatchCell, run: Run) -> None:
+    judge(cell, run, checks_module.build_checks(cell.batch.checks))
     cell.save(update_fields=["state", "check_results", "passed"])
 
 
-def evaluate_checks(specs: list[dict], run: Run, expected: str) -> list[dict]:
+def evaluate_checks(checks: list[checks_module.Check], run: Run, expected: str) -> list[dict]:
     found = checks_module.CheckInput(
         output_text=run.output_text, output=run.output, expected_output=expected or None,
         prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens,
         total_tokens=run.total_tokens, cost_nano=run.cost_nano, latency_ms=run.latency_ms,
     )  # fmt: skip
     results = []
-    for check in checks_module.build_checks(specs):
+    for check in checks:
         result = check.evaluate(found)
         results.append({"name": check.name, "passed": result.passed, "reason": result.reason})
     return results
