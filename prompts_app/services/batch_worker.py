@@ -33,9 +33,10 @@ from django.utils import timezone
 
 from prompts_app import checks as checks_module
 from prompts_app import pricing
+from prompts_app.maxim import MaximClient, MaximError, Use, client_for
 from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, Run
 from prompts_app.run_input import input_problem
-from prompts_app.services import rollups, run_watch, runs
+from prompts_app.services import rollups, rows, run_watch, runs
 from prompts_app.services.batches import case_inputs
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,17 @@ RAISE_LIMIT_AFTER = timedelta(seconds=5)  # quiet time after a 429 before the li
 IDLE_WAIT = 0.2
 
 
+@dataclass(frozen=True)
+class Cost:
+    """Milliseconds the dashboard spent on one cell: CPU, and wall time (CPU plus waiting for it)."""
+
+    cpu: float = 0.0
+    wall: float = 0.0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.cpu + other.cpu, self.wall + other.wall)
+
+
 @dataclass
 class Plan:
     """What every cell of a batch shares, read once per task instead of once per cell."""
@@ -54,7 +66,8 @@ class Plan:
     columns: dict[int, tuple[BatchColumn, dict[str, Any]]]  # column id -> (column, the content it runs)
     checks: list[checks_module.Check]
     price_rules: list[pricing.CustomPriceRule]
-    costs_ms: list[float] = field(default_factory=list)  # the dashboard's own time per cell
+    client: MaximClient | None = None  # one client for the task's runs (None: each run reports why not)
+    costs: list[Cost] = field(default_factory=list)  # the dashboard's own time per cell
 
 
 def plan_for(batch_id: int) -> Plan:
@@ -65,7 +78,11 @@ def plan_for(batch_id: int) -> Plan:
         content = column.draft_content if column.draft_content is not None else column.version.content()
         columns[column.pk] = (column, content)
     rules = runs.custom_price_rules(batch.workspace)
-    return Plan(batch, columns, checks_module.build_checks(batch.checks), rules)
+    try:
+        client = client_for(batch.workspace, Use.RUN)
+    except MaximError:
+        client = None  # no key, or one that cannot be read: call_maxim records it on each run
+    return Plan(batch, columns, checks_module.build_checks(batch.checks), rules, client)
 
 
 def drive(batch_id: int, *, slice_seconds: float) -> bool:
@@ -120,11 +137,15 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
             finished += [cell for future, cell in in_flight.items() if future.exception() is None]
         if finished:
             _store_and_claim(plan, finished, 0)
-    if plan.costs_ms:
-        costs = sorted(plan.costs_ms)
-        log.info("batch %s: %d cells, dashboard cost per cell median %.2f ms, p95 %.2f ms", batch_id, len(costs),
-                 statistics.median(costs), costs[int(0.95 * (len(costs) - 1))])  # fmt: skip
+    _log_costs(batch_id, plan.costs)
     return more
+
+
+def _log_costs(batch_id: int, costs: list[Cost]) -> None:
+    if costs:
+        cpu, wall = statistics.median(c.cpu for c in costs), statistics.median(c.wall for c in costs)
+        log.info("batch %s: %d cells, dashboard cost per cell median %.2f ms CPU, %.2f ms wall",
+                 batch_id, len(costs), cpu, wall)  # fmt: skip
 
 
 def _claim_step(batch: BatchComparison) -> int:
@@ -140,24 +161,28 @@ def _in_thread(plan: Plan, cell: BatchCell) -> None:
 
 def _call(plan: Plan, cell: BatchCell) -> None:
     """Send the started run and read the answer (priced); stores nothing."""
-    started = time.perf_counter()
-    runs.call_maxim(cell.run, plan.price_rules)
-    # The dashboard's part: the call's wall time beyond Maxim's own latency (building, parsing, pricing).
-    cell.own_ms = max(0.0, (time.perf_counter() - started) * 1000 - (cell.run.latency_ms or 0.0))
+    wall, cpu = time.perf_counter(), time.thread_time()
+    runs.call_maxim(cell.run, plan.price_rules, client=plan.client)
+    # The dashboard's part: this thread's CPU (building, sending, parsing, pricing), and the
+    # call's wall time beyond Maxim's own latency (that also counts waiting for the CPU).
+    cell.cost = Cost(cpu=(time.thread_time() - cpu) * 1000,
+                     wall=max(0.0, (time.perf_counter() - wall) * 1000 - (cell.run.latency_ms or 0.0)))  # fmt: skip
 
 
 def _store_and_claim(plan: Plan, finished: list[BatchCell], wanted: int) -> list[BatchCell]:
     """Store `finished` cells and claim up to `wanted` new ones in one transaction, then mark the
     new runs started. Returns the claimed cells whose runs may be sent now."""
-    began = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.thread_time()
     with transaction.atomic():
         _store(plan, finished)
         claimed = _claim(plan, wanted)
     sendable = _mark_started(claimed)
     if finished:
         run_watch.run_stored()
-        share = (time.perf_counter() - began) * 1000 / max(len(finished), len(claimed))
-        plan.costs_ms += [share + getattr(cell, "own_ms", 0.0) for cell in finished]
+        # Each cell is claimed once and stored once: the group's time shared by its cells.
+        cells = max(len(finished), len(claimed))
+        share = Cost(cpu=(time.thread_time() - cpu) * 1000 / cells, wall=(time.perf_counter() - wall) * 1000 / cells)
+        plan.costs += [share + getattr(cell, "cost", Cost()) for cell in finished]
     return sendable
 
 
@@ -212,8 +237,10 @@ def _claim(plan: Plan, wanted: int) -> list[BatchCell]:
         cell.state = BatchCell.State.RUNNING
         claimed.append(cell)
     Run.objects.bulk_create([cell.run for cell in claimed])
-    BatchCell.objects.bulk_update(claimed, ["run", "state"])
-    BatchCell.objects.bulk_update(refused, ["state", "error"])
+    for cell in claimed:
+        cell.run = cell.run  # again, now that the run has its key (sets run_id, keeps the object)
+    rows.update_rows(claimed, ["run", "state"])
+    rows.update_rows(refused, ["state", "error"])
     return claimed
 
 
@@ -262,7 +289,7 @@ def _store(plan: Plan, finished: list[BatchCell]) -> None:
         runs.store_finished([cell.run for cell in answered])
         for cell in answered:
             judge(cell, cell.run, plan.checks)
-        BatchCell.objects.bulk_update(answered, ["state", "check_results", "passed"])
+        rows.update_rows(answered, ["state", "check_results", "passed"])
     for cell in refused:
         _requeue_after_429(cell, cell.run)
 

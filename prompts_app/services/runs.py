@@ -13,11 +13,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from prompts_app import pricing
-from prompts_app.maxim import MaximError, RunRequest, RunResult, Use, client_for
+from prompts_app.maxim import MaximClient, MaximError, RunRequest, RunResult, Use, client_for
 from prompts_app.models import ComparisonColumn, Comparison, PromptVersion, Run, Workspace
 from prompts_app.crypto import DecryptionError
 from prompts_app.run_input import InputTooLarge, fill_variables, input_problem, sent_size_problem
-from prompts_app.services import rollups, run_watch
+from prompts_app.services import rollups, rows, run_watch
 from prompts_app.services.once import create_once
 
 log = logging.getLogger(__name__)
@@ -123,14 +123,17 @@ def execute_run(run: Run, *, price_rules: list[pricing.CustomPriceRule] | None =
     return run
 
 
-def call_maxim(run: Run, price_rules: list[pricing.CustomPriceRule] | None = None) -> Run:
+def call_maxim(
+    run: Run, price_rules: list[pricing.CustomPriceRule] | None = None, *, client: MaximClient | None = None
+) -> Run:
     """Send a started run (mark_started returned True) and fill in what came back; writes nothing
-    (store_finished does), so a batch worker stores many answers in one transaction."""
+    (store_finished does), so a batch worker stores many answers in one transaction.
+    `client`: one made for many runs of the workspace (a batch worker's)."""
     started = time.perf_counter()
     try:
         # No automatic re-send, not even after a 429: the person sees why and decides,
         # and a request to Maxim for one run is made exactly once.
-        client = client_for(run.workspace, Use.RUN)
+        client = client or client_for(run.workspace, Use.RUN)
         result = client.run(run.request_body)
     except MaximError as exc:
         run.status = Run.Status.FAILED
@@ -154,6 +157,12 @@ def call_maxim(run: Run, price_rules: list[pricing.CustomPriceRule] | None = Non
     return run
 
 
+# What call_maxim() fills in: all that store_finished() writes (the request stays as recorded).
+RESULT_FIELDS = ("status", "output", "output_text", "tool_calls", "error", "error_status", "prompt_tokens",
+                 "completion_tokens", "total_tokens", "latency_ms", "cost_nano", "input_usd_per_mtok",
+                 "output_usd_per_mtok", "price_source", "price_as_of", "started_at", "finished_at", "rolled_up")  # fmt: skip
+
+
 def store_finished(finished: list[Run]) -> None:
     """One transaction (one commit) for the results and their share of the history totals."""
     with transaction.atomic():
@@ -166,7 +175,7 @@ def store_finished(finished: list[Run]) -> None:
             rollups.retract(stored)
         for run in finished:
             run.rolled_up = False
-            run.save()
+        rows.update_rows(finished, RESULT_FIELDS)
         rollups.record_many(finished)  # history totals; idempotent, and catch_up() repairs a missed call
 
 
