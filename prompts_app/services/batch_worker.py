@@ -1,18 +1,22 @@
 """Sending a batch's cells: what a background worker does (called by prompts_app/tasks.py).
 
 Exactly once, whatever dies when:
-* A cell is claimed in one transaction that locks its batch row: the cell gets a pending Run
-  (not yet started) and state "running". Workers on many machines share the batch's
-  concurrency limit, counted from the cells in that state.
-* The Run is sent by services.runs.execute_run, whose mark_started() is a conditional update:
-  a run settled as "not sent" can never be sent afterwards.
+* Cells are claimed in one transaction that locks their batch row: each gets a pending Run
+  (created with bulk_create; not yet started) and state "running". Workers on many machines
+  share the batch's concurrency limit, counted from the cells in that state.
+* Just before they are sent, the claimed runs are marked started by one conditional UPDATE
+  (services.runs.mark_started for many): a run settled as "not sent" can never be sent afterwards.
 * A worker that dies leaves runs pending. settle() finds them: one never started is settled
   "not sent" (by the same conditional update) and its cell goes back to the queue; one started
   may have reached Maxim, so it is settled "interrupted" and its cell fails: never re-sent.
-* A 429 means Maxim did not process the request: the run is taken back (deleted, with its
-  share of the history totals) and the cell is queued again, not before Retry-After. The
-  wait is stored on the workspace (BatchSettings.throttled_until) so every worker honours it,
-  and the batch's limit is halved, then raised one at a time once Maxim stops refusing.
+* A 429 means Maxim did not process the request: the run stays in history as a failed run
+  that says so (it cost nothing; Run.retried_cell links it to its cell, whose `run` is the
+  newest attempt) and the cell is queued again, not before Retry-After. The wait is stored on
+  the workspace (BatchSettings.throttled_until) so every worker honours it, and the batch's
+  limit is halved, then raised one at a time once Maxim stops refusing.
+
+Fast on SQLite's single writer: the main thread does every write, storing the cells that
+finished and claiming new ones in one transaction; pool threads only talk to Maxim.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ CLAIM_GRACE_SECONDS = 30  # a claimed run not started after this was claimed by 
 DEFAULT_RETRY_AFTER = 2.0  # a 429 without Retry-After
 RAISE_LIMIT_AFTER = timedelta(seconds=5)  # quiet time after a 429 before the limit goes up again
 IDLE_WAIT = 0.2
+REFUSED_ERROR = ("Maxim refused this run with 429 (too many requests): it was not processed and cost nothing. "
+                 "The batch waited and sent the cell again.")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -284,12 +290,15 @@ def send_cell(cell_id: int) -> None:
 def _store(plan: Plan, finished: list[BatchCell]) -> None:
     """Within the caller's transaction: the finished runs, their history totals and their cells."""
     refused = [cell for cell in finished if cell.run.status == Run.Status.FAILED and cell.run.error_status == 429]
+    for cell in refused:
+        cell.run.error = REFUSED_ERROR
+    if finished:
+        # A refused run stays in history as a failed call with its reason (it cost nothing).
+        runs.store_finished([cell.run for cell in finished])
     answered = [cell for cell in finished if cell not in refused]
-    if answered:
-        runs.store_finished([cell.run for cell in answered])
-        for cell in answered:
-            judge(cell, cell.run, plan.checks)
-        rows.update_rows(answered, ["state", "check_results", "passed"])
+    for cell in answered:
+        judge(cell, cell.run, plan.checks)
+    rows.update_rows(answered, ["state", "check_results", "passed"])
     for cell in refused:
         _requeue_after_429(cell, cell.run)
 
@@ -335,16 +344,21 @@ def _requeue_after_429(cell: BatchCell, run: Run) -> None:
         BatchSettings.objects.filter(workspace_id=batch.workspace_id).filter(
             Q(throttled_until__isnull=True) | Q(throttled_until__lt=until)
         ).update(throttled_until=until)
-        _take_back(cell, run, not_before=until)
+        Run.objects.filter(pk=run.pk).update(retried_cell=cell.pk)  # the cell's earlier attempt
+        _requeue(cell, not_before=until)
     log.info("batch %s: 429 from Maxim, waiting %.1f s, limit %s", batch.pk, wait, batch.current_limit)
 
 
-def _take_back(cell: BatchCell, run: Run, *, not_before=None) -> None:
-    """Queue a cell again whose run Maxim never processed (429) or that was never sent."""
+def _take_back(cell: BatchCell, run: Run) -> None:
+    """Queue a cell again whose run was never sent (settled "not sent": nothing to show in history)."""
     stored = Run.objects.select_for_update().get(pk=run.pk)
     if stored.rolled_up:
         rollups.retract(stored)
     stored.delete()
+    _requeue(cell)
+
+
+def _requeue(cell: BatchCell, *, not_before=None) -> None:
     BatchCell.objects.filter(pk=cell.pk).update(
         run=None, state=BatchCell.State.QUEUED, attempts=cell.attempts + 1, not_before=not_before
     )
