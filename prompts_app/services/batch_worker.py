@@ -240,6 +240,7 @@ def _claim(plan: Plan, wanted: int) -> list[BatchCell]:
             continue
         cell.run = runs.pending_run(version=column.version, content=content, inputs=inputs,
                                     user=plan.batch.created_by, is_draft=column.is_draft)  # fmt: skip
+        cell.run.batch_comparison_id = plan.batch.pk  # history labels the run with its batch
         cell.state = BatchCell.State.RUNNING
         claimed.append(cell)
     Run.objects.bulk_create([cell.run for cell in claimed])

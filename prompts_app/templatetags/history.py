@@ -39,6 +39,7 @@ def whole_ms(latency_ms: float) -> str:
 def history_rows(runs: list[Run]) -> list[dict]:
     """One dict of display text per run (dict lookups are the cheapest a template does)."""
     run_url, prompt_url = _url_format("run_detail"), _url_format("prompt_detail")
+    batch_url = _url_format("batch_detail")
     rows = []
     for run in runs:
         no_usage = run.status != Run.Status.SUCCESS and not run.total_tokens
@@ -59,5 +60,6 @@ def history_rows(runs: list[Run]) -> list[dict]:
             "cost": format_usd(run.cost_nano) if run.status == Run.Status.SUCCESS else None,
             "latency": None if run.latency_ms is None else f"{whole_ms(run.latency_ms)} ms",
             "user": run.user.get_username() if run.user else "",
+            "batch_url": batch_url.format(run.batch_comparison_id) if run.batch_comparison_id else "",
         })  # fmt: skip
     return rows
