@@ -7,15 +7,17 @@ Standalone: a throwaway SQLite file and the FakeMaxim server. Timed from start_b
 start view calls) until the batch is done, i.e. the last cell is stored and visible on the page.
 Ideal = cells x latency / concurrency. Also prints the dashboard's own cost per cell (recording,
 pricing, checks, rollups: the worker's wall time per cell beyond waiting for Maxim).
-Last line: RESULT batch_s=<x> ideal_s=<y> ratio=<x/y>
+Last line: RESULT batch_s=<x> ideal_s=<y> ratio=<x/y> cell_ms=<median dashboard cost per cell>
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,37 +37,39 @@ import django  # noqa: E402
 django.setup()
 
 from django.conf import settings  # noqa: E402
-from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
-from prompts_app.models import (  # noqa: E402
-    BatchComparison, Membership, Prompt, PromptVersion, Role, TestCase, TestSet, Workspace,
-)
+from prompts_app.models import BatchComparison, TestCase, TestSet  # noqa: E402
 from prompts_app.services import batches  # noqa: E402
-from tests.maxim_server import FakeMaxim  # noqa: E402
+from devtools.maxim_server import FakeMaxim  # noqa: E402
+from devtools.seeding import seed_versions  # noqa: E402
 
 CHECKS = [{"type": "contains", "value": "Echo"}, {"type": "length", "max": 200}]
 
 
 def seed(fake: FakeMaxim, cells: int):
-    user = get_user_model().objects.create_user("bench", password="bench-pw")
-    workspace = Workspace(name="Bench", maxim_id="ws_default", base_url=fake.base_url)
-    workspace.set_api_key(fake.api_key)
-    workspace.save()
-    Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
-    remote = fake.add_prompt(workspace.maxim_id, "Support reply")
-    prompt = Prompt.objects.create(workspace=workspace, maxim_id=remote["id"], name="Support reply")
-    version = PromptVersion(prompt=prompt, number=1, provider="openai", model_name="gpt-4o-mini",
-                            messages=[{"role": "system", "content": "You answer for {{company}}."}])  # fmt: skip
-    version.maxim_id = fake.add_version(version.to_api_payload())["id"]
-    version.save()
-    test_set = TestSet.objects.create(workspace=workspace, name="Bench", variable_names=["company"])
+    seeded = seed_versions(fake, columns=1, system="You answer for {{company}}.")
+    test_set = TestSet.objects.create(workspace=seeded.workspace, name="Bench", variable_names=["company"])
     TestCase.objects.bulk_create(
         TestCase(test_set=test_set, position=n, variables={"company": f"Co{n}"},
                  turns=[{"role": "user", "content": f"Question {n}"}])
         for n in range(cells)
     )  # fmt: skip
-    return user, workspace, version, test_set
+    return seeded.users[0], seeded.workspace, seeded.versions[0], test_set
+
+
+COST = re.compile(r"(\d+) cells, dashboard cost per cell median ([0-9.]+) ms CPU, ([0-9.]+) ms wall")
+
+
+def read_costs(stream, found: list[str], ready: threading.Event) -> None:
+    """The worker's stderr: keep its cost lines (one per slice), pass warnings and errors through."""
+    for line in stream:
+        if "Starting worker" in line:
+            ready.set()
+        elif COST.search(line):
+            found.append(line.strip())
+        elif "WARNING" in line or "ERROR" in line or "Traceback" in line:
+            sys.stderr.write(line)
 
 
 def main() -> None:
@@ -76,14 +80,22 @@ def main() -> None:
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
     settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
-    env = {**os.environ, "MAXIMUI_BATCH_SLICE_SECONDS": "30"}
+    # INFO for the worker: its per-slice line "dashboard cost per cell median ..." is read below.
+    env = {**os.environ, "MAXIMUI_BATCH_SLICE_SECONDS": "30", "LOG_LEVEL": "INFO"}
     with FakeMaxim(run_delay=args.latency) as fake:
         user, workspace, version, test_set = seed(fake, args.cells)
         worker = subprocess.Popen(
             [sys.executable, "manage.py", "db_worker", "--backend", "database", "--no-startup-delay", "--interval", "0.05"],
-            cwd=ROOT, env=env,
+            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        time.sleep(3)  # the worker is up and polling, as under make run
+        costs: list[str] = []
+        ready = threading.Event()
+        reader = threading.Thread(target=read_costs, args=(worker.stderr, costs, ready), daemon=True)
+        reader.start()
+        # The worker is up and polling, as under make run (its start-up, seconds on a busy machine, is not the batch's).
+        if not ready.wait(timeout=180):
+            raise SystemExit("the worker did not start")
+        time.sleep(0.5)
         try:
             started = time.perf_counter()
             batch = batches.start_batch(
@@ -96,12 +108,22 @@ def main() -> None:
         finally:
             worker.terminate()
             worker.wait(timeout=60)
+            reader.join(timeout=10)
         sent = len(fake.requests_to("/v1/prompts/run"))
     ideal = args.cells * args.latency / args.concurrency
     overhead_ms = max(0.0, elapsed / args.cells * args.concurrency - args.latency) * 1000
     print(f"cells={args.cells} sent={sent} concurrency={args.concurrency} latency={args.latency}s")
+    for line in costs:
+        print(line)
+    # One line per task slice (a 30 s slice: usually one); the cell-weighted mean of their medians.
+    slices = [(int(n), float(cpu), float(wall)) for n, cpu, wall in COST.findall("\n".join(costs))]
+    counted = sum(n for n, _, _ in slices) or 1
+    median_ms = sum(n * cpu for n, cpu, _ in slices) / counted if slices else float("nan")
+    wall_ms = sum(n * wall for n, _, wall in slices) / counted if slices else float("nan")
+    print(f"dashboard cost per cell (recording, pricing, checks, rollups, the HTTP client): median {median_ms:.2f} ms "
+          f"CPU (target <= 5); {wall_ms:.2f} ms wall, waiting for a CPU included")
     print(f"batch {elapsed:.2f} s, ideal {ideal:.2f} s; per cell beyond Maxim's wait ~{overhead_ms:.1f} ms per slot")
-    print(f"RESULT batch_s={elapsed:.2f} ideal_s={ideal:.2f} ratio={elapsed / ideal:.3f}")
+    print(f"RESULT batch_s={elapsed:.2f} ideal_s={ideal:.2f} ratio={elapsed / ideal:.3f} cell_ms={median_ms:.2f}")
 
 
 if __name__ == "__main__":

@@ -314,6 +314,13 @@ class Run(models.Model):
     # Null for a run of its own. What a batch is: prompts_app/selectors/compare.py.
     batch = models.PositiveIntegerField(null=True, blank=True)
     repeat = models.PositiveSmallIntegerField(null=True, blank=True)
+    # A batch comparison's attempt that Maxim refused with 429: kept as a failed run, linked to
+    # its cell, which was sent again; the cell's `run` is its newest attempt (services/batch_worker.py).
+    # A batch comparison's run: history and the run page label it with its batch.
+    batch_comparison = models.ForeignKey(
+        "BatchComparison", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    retried_cell = models.ForeignKey("BatchCell", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_runs")
 
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     provider = models.CharField(max_length=20)

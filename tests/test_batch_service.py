@@ -9,12 +9,12 @@ import httpx
 import pytest
 import respx
 
-from prompts_app.models import BatchCell, BatchComparison, BatchSettings, Run
-from prompts_app.services import batch_worker, batches
+from prompts_app.models import BatchCell, BatchComparison, BatchSettings, Run, RunRollup
+from prompts_app.services import batch_worker, batches, rollups
 from prompts_app.services.batches import ColumnChoice
-from tests.conftest import BASE_URL
+from tests.conftest import BASE_URL, make_version
 from tests.maxim_spec import validate_request
-from tests.conftest import drive_batch as drive, make_version
+from tests.conftest import drive_batch as drive
 
 
 @pytest.fixture(autouse=True)
@@ -173,4 +173,14 @@ def test_a_429_slows_the_workspace_down_and_the_cell_is_sent_again_later(workspa
     assert batch.status == BatchComparison.Status.DONE
     assert batch.cells.filter(state=BatchCell.State.SUCCESS).count() == 3
     assert len(sent) == 3 + 2  # every cell once, plus the two refusals
-    assert not Run.objects.filter(error_status=429).exists()  # a refusal is not a run in history
+    # A refusal stays in history as a failed call with its reason, cost nothing, linked to its
+    # cell, whose run is the newest attempt.
+    refusals = Run.objects.filter(error_status=429)
+    assert refusals.count() == 2
+    for run in refusals:
+        assert run.status == Run.Status.FAILED and run.cost_nano is None
+        assert "refused this run with 429" in run.error and "sent the cell again" in run.error
+        assert run.retried_cell.run.status == Run.Status.SUCCESS
+    assert Run.objects.count() == 5
+    assert rollups.drift() == []  # history totals count the refusals as failed runs
+    assert sum(RunRollup.objects.filter(grain=RunRollup.Grain.DAY).values_list("runs", flat=True)) == 5

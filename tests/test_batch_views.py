@@ -168,3 +168,13 @@ def test_a_cell_whose_input_is_refused_fails_with_the_reason(workspace, test_set
     assert cell.state == BatchCell.State.FAILED and cell.run is None and cell.error
     assert echo_maxim.sent == []
     assert batch_worker.claim(batch.pk, 4) == []
+
+
+def test_history_and_the_run_page_label_a_batch_run_with_its_batch(client_for, editor, finished_batch):
+    client = client_for(editor)
+    batch_url = reverse("batch_detail", args=[finished_batch.pk])
+    history = client.get(reverse("run_history")).content.decode()
+    assert history.count(f'href="{batch_url}">batch</a>') == 6  # every cell's run, and no other
+    run = finished_batch.cells.first().run
+    page = client.get(reverse("run_detail", args=[run.pk])).content.decode()
+    assert f'part of batch <a href="{batch_url}">' in page

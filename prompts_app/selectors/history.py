@@ -30,7 +30,7 @@ USERNAME = get_user_model().USERNAME_FIELD
 ROW_FIELDS = (
     "id", "created_at", "status", "provider", "model_name", "prompt_tokens", "completion_tokens",
     "total_tokens", "cost_nano", "latency_ms", "is_draft", "workspace__name", "prompt__name",
-    "version__number", "version__maxim_id", f"user__{USERNAME}",
+    "version__number", "version__maxim_id", f"user__{USERNAME}", "batch_comparison",
 )  # fmt: skip
 
 

@@ -1,27 +1,34 @@
 """Sending a batch's cells: what a background worker does (called by prompts_app/tasks.py).
 
 Exactly once, whatever dies when:
-* A cell is claimed in one transaction that locks its batch row: the cell gets a pending Run
-  (not yet started) and state "running". Workers on many machines share the batch's
-  concurrency limit, counted from the cells in that state.
-* The Run is sent by services.runs.execute_run, whose mark_started() is a conditional update:
-  a run settled as "not sent" can never be sent afterwards.
+* Cells are claimed in one transaction that locks their batch row: each gets a pending Run
+  (created with bulk_create; not yet started) and state "running". Workers on many machines
+  share the batch's concurrency limit, counted from the cells in that state.
+* Just before they are sent, the claimed runs are marked started by one conditional UPDATE
+  (services.runs.mark_started for many): a run settled as "not sent" can never be sent afterwards.
 * A worker that dies leaves runs pending. settle() finds them: one never started is settled
   "not sent" (by the same conditional update) and its cell goes back to the queue; one started
   may have reached Maxim, so it is settled "interrupted" and its cell fails: never re-sent.
-* A 429 means Maxim did not process the request: the run is taken back (deleted, with its
-  share of the history totals) and the cell is queued again, not before Retry-After. The
-  wait is stored on the workspace (BatchSettings.throttled_until) so every worker honours it,
-  and the batch's limit is halved, then raised one at a time once Maxim stops refusing.
+* A 429 means Maxim did not process the request: the run stays in history as a failed run
+  that says so (it cost nothing; Run.retried_cell links it to its cell, whose `run` is the
+  newest attempt) and the cell is queued again, not before Retry-After. The wait is stored on
+  the workspace (BatchSettings.throttled_until) so every worker honours it, and the batch's
+  limit is halved, then raised one at a time once Maxim stops refusing.
+
+Fast on SQLite's single writer: the main thread does every write, storing the cells that
+finished and claiming new ones in one transaction; pool threads only talk to Maxim.
 """
 
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connections, transaction
@@ -29,9 +36,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from prompts_app import checks as checks_module
-from prompts_app.models import BatchCell, BatchComparison, BatchSettings, Run
-from prompts_app.run_input import InputTooLarge
-from prompts_app.services import rollups, runs
+from prompts_app import pricing
+from prompts_app.maxim import MaximClient, MaximError, Use, client_for
+from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, Run
+from prompts_app.run_input import input_problem
+from prompts_app.services import rollups, rows, run_watch, runs
 from prompts_app.services.batches import case_inputs
 
 log = logging.getLogger(__name__)
@@ -40,16 +49,62 @@ CLAIM_GRACE_SECONDS = 30  # a claimed run not started after this was claimed by 
 DEFAULT_RETRY_AFTER = 2.0  # a 429 without Retry-After
 RAISE_LIMIT_AFTER = timedelta(seconds=5)  # quiet time after a 429 before the limit goes up again
 IDLE_WAIT = 0.2
+REFUSED_ERROR = ("Maxim refused this run with 429 (too many requests): it was not processed and cost nothing. "
+                 "The batch waited and sent the cell again.")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Milliseconds the dashboard spent on one cell: CPU, and wall time (CPU plus waiting for it)."""
+
+    cpu: float = 0.0
+    wall: float = 0.0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(self.cpu + other.cpu, self.wall + other.wall)
+
+
+@dataclass
+class Plan:
+    """What every cell of a batch shares, read once per task instead of once per cell."""
+
+    batch: BatchComparison
+    columns: dict[int, tuple[BatchColumn, dict[str, Any]]]  # column id -> (column, the content it runs)
+    checks: list[checks_module.Check]
+    price_rules: list[pricing.CustomPriceRule]
+    client: MaximClient | None = None  # one client for the task's runs (None: each run reports why not)
+    costs: list[Cost] = field(default_factory=list)  # the dashboard's own time per cell
+
+
+def plan_for(batch_id: int) -> Plan:
+    batch = BatchComparison.objects.select_related("workspace", "created_by").get(pk=batch_id)
+    columns = {}
+    for column in batch.columns.select_related("version__prompt__workspace"):
+        column.version.prompt.workspace = batch.workspace  # one workspace object for every run
+        content = column.draft_content if column.draft_content is not None else column.version.content()
+        columns[column.pk] = (column, content)
+    rules = runs.custom_price_rules(batch.workspace)
+    try:
+        client = client_for(batch.workspace, Use.RUN)
+    except MaximError:
+        client = None  # no key, or one that cannot be read: call_maxim records it on each run
+    return Plan(batch, columns, checks_module.build_checks(batch.checks), rules, client)
 
 
 def drive(batch_id: int, *, slice_seconds: float) -> bool:
     """Send cells of one batch for about `slice_seconds`. True when the batch has work left and
-    the caller should hand over to a fresh task (a bounded task lets a stopping worker stop)."""
+    the caller should hand over to a fresh task (a bounded task lets a stopping worker stop).
+
+    The main thread does every write, in few transactions (SQLite has one writer): it stores
+    the cells that finished and claims as many new ones in one transaction, then marks the
+    new runs started in a second one; the pool's threads only talk to Maxim."""
     deadline = time.monotonic() + slice_seconds
     inline = getattr(settings, "MAXIMUI_BATCH_INLINE", False)
-    batch = BatchComparison.objects.get(pk=batch_id)
-    pool = None if inline else ThreadPoolExecutor(max_workers=batch.concurrency, thread_name_prefix="batch")
-    in_flight: set[Future] = set()
+    plan = plan_for(batch_id)
+    limit = plan.batch.concurrency
+    pool = None if inline else ThreadPoolExecutor(max_workers=limit, thread_name_prefix="batch")
+    in_flight: dict[Future, BatchCell] = {}
+    finished: list[BatchCell] = []
     more = False
     try:
         settle(batch_id)
@@ -57,21 +112,25 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
             if time.monotonic() > deadline:
                 more = True
                 break
-            free = batch.concurrency - len(in_flight)
-            # Claims take the database's write lock: gather a few free slots per claim rather
-            # than one claim per finished cell (on SQLite that serialised every worker thread).
-            claimed = claim(batch_id, free) if free >= _claim_step(batch) or not in_flight else []
-            for cell_id in claimed:
+            free = limit - len(in_flight)
+            claimed: list[BatchCell] = []
+            # Gather a few free slots per claim rather than one transaction per finished cell.
+            if free >= _claim_step(plan.batch) or not in_flight:
+                claimed = _store_and_claim(plan, finished, free)
+                finished = []
+            for cell in claimed:
                 if pool is None:
-                    send_cell(cell_id)
+                    _call(plan, cell)
+                    finished.append(cell)
                 else:
-                    in_flight.add(pool.submit(_in_thread, cell_id))
+                    in_flight[pool.submit(_in_thread, plan, cell)] = cell
             if in_flight:
-                done, in_flight = wait_futures(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
+                done, _ = wait_futures(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
                 for future in done:
-                    future.result()  # a bug in send_cell surfaces in the task's result
+                    future.result()  # a bug surfaces in the task's result
+                    finished.append(in_flight.pop(future))
                 continue
-            if claimed:
+            if claimed or finished:
                 continue
             state = _finish_if_done(batch_id)
             if state != BatchComparison.Status.RUNNING:
@@ -81,18 +140,56 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
         if pool is not None:
             wait_futures(in_flight)
             pool.shutdown()
+            finished += [cell for future, cell in in_flight.items() if future.exception() is None]
+        if finished:
+            _store_and_claim(plan, finished, 0)
+    _log_costs(batch_id, plan.costs)
     return more
+
+
+def _log_costs(batch_id: int, costs: list[Cost]) -> None:
+    if costs:
+        cpu, wall = statistics.median(c.cpu for c in costs), statistics.median(c.wall for c in costs)
+        log.info("batch %s: %d cells, dashboard cost per cell median %.2f ms CPU, %.2f ms wall",
+                 batch_id, len(costs), cpu, wall)  # fmt: skip
 
 
 def _claim_step(batch: BatchComparison) -> int:
     return max(1, batch.concurrency // 8)
 
 
-def _in_thread(cell_id: int) -> None:
+def _in_thread(plan: Plan, cell: BatchCell) -> None:
     try:
-        send_cell(cell_id)
+        _call(plan, cell)
     finally:
-        connections.close_all()  # this thread's own connections; the pool outlives no task
+        connections.close_all()  # this thread's own connections, if any; the pool outlives no task
+
+
+def _call(plan: Plan, cell: BatchCell) -> None:
+    """Send the started run and read the answer (priced); stores nothing."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    runs.call_maxim(cell.run, plan.price_rules, client=plan.client)
+    # The dashboard's part: this thread's CPU (building, sending, parsing, pricing), and the
+    # call's wall time beyond Maxim's own latency (that also counts waiting for the CPU).
+    cell.cost = Cost(cpu=(time.thread_time() - cpu) * 1000,
+                     wall=max(0.0, (time.perf_counter() - wall) * 1000 - (cell.run.latency_ms or 0.0)))  # fmt: skip
+
+
+def _store_and_claim(plan: Plan, finished: list[BatchCell], wanted: int) -> list[BatchCell]:
+    """Store `finished` cells and claim up to `wanted` new ones in one transaction, then mark the
+    new runs started. Returns the claimed cells whose runs may be sent now."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    with transaction.atomic():
+        _store(plan, finished)
+        claimed = _claim(plan, wanted)
+    sendable = _mark_started(claimed)
+    if finished:
+        run_watch.run_stored()
+        # Each cell is claimed once and stored once: the group's time shared by its cells.
+        cells = max(len(finished), len(claimed))
+        share = Cost(cpu=(time.thread_time() - cpu) * 1000 / cells, wall=(time.perf_counter() - wall) * 1000 / cells)
+        plan.costs += [share + getattr(cell, "cost", Cost()) for cell in finished]
+    return sendable
 
 
 def _idle_seconds(batch_id: int) -> float:
@@ -109,30 +206,65 @@ def _idle_seconds(batch_id: int) -> float:
 
 def claim(batch_id: int, wanted: int) -> list[int]:
     """Give up to `wanted` queued cells a pending Run each, within the batch's shared limit."""
+    with transaction.atomic():
+        return [cell.pk for cell in _claim(plan_for(batch_id), wanted)]
+
+
+def _claim(plan: Plan, wanted: int) -> list[BatchCell]:
+    """Within the caller's transaction: lock the batch row, then create the pending runs of up
+    to `wanted` queued cells with one bulk_create (a run row exists before its request leaves)."""
     if wanted <= 0:
         return []
     now = timezone.now()
+    batch = BatchComparison.objects.select_for_update().get(pk=plan.batch.pk)
+    if batch.status != BatchComparison.Status.RUNNING:
+        return []
+    throttle = BatchSettings.objects.filter(workspace_id=batch.workspace_id).first()
+    if throttle and throttle.throttled_until and throttle.throttled_until > now:
+        return []
+    _raise_limit(batch, now)
+    running = batch.cells.filter(state=BatchCell.State.RUNNING).count()
+    free = min(wanted, batch.current_limit - running)
+    if free <= 0:
+        return []
+    ready = Q(not_before__isnull=True) | Q(not_before__lte=now)
+    cells = list(batch.cells.filter(ready, state=BatchCell.State.QUEUED).select_related("case").order_by("id")[:free])
+    claimed, refused = [], []
+    for cell in cells:
+        column, content = plan.columns[cell.column_id]
+        inputs = case_inputs(cell.case)
+        problem = input_problem(content.get("messages", []), inputs)
+        if problem:
+            cell.state, cell.error = BatchCell.State.FAILED, problem
+            refused.append(cell)
+            continue
+        cell.run = runs.pending_run(version=column.version, content=content, inputs=inputs,
+                                    user=plan.batch.created_by, is_draft=column.is_draft)  # fmt: skip
+        cell.run.batch_comparison_id = plan.batch.pk  # history labels the run with its batch
+        cell.state = BatchCell.State.RUNNING
+        claimed.append(cell)
+    Run.objects.bulk_create([cell.run for cell in claimed])
+    for cell in claimed:
+        cell.run = cell.run  # again, now that the run has its key (sets run_id, keeps the object)
+    rows.update_rows(claimed, ["run", "state"])
+    rows.update_rows(refused, ["state", "error"])
+    return claimed
+
+
+def _mark_started(cells: list[BatchCell]) -> list[BatchCell]:
+    """mark_started() for many runs: one conditional UPDATE. A run another worker's settle()
+    already settled "not sent" is not started, so it is never sent (settle() queues its cell)."""
+    if not cells:
+        return []
+    now = timezone.now()
+    ids = [cell.run.pk for cell in cells]
     with transaction.atomic():
-        batch = BatchComparison.objects.select_for_update().select_related("created_by").get(pk=batch_id)
-        if batch.status != BatchComparison.Status.RUNNING:
-            return []
-        throttle = BatchSettings.objects.filter(workspace_id=batch.workspace_id).first()
-        if throttle and throttle.throttled_until and throttle.throttled_until > now:
-            return []
-        _raise_limit(batch, now)
-        running = batch.cells.filter(state=BatchCell.State.RUNNING).count()
-        free = min(wanted, batch.current_limit - running)
-        if free <= 0:
-            return []
-        ready = Q(not_before__isnull=True) | Q(not_before__lte=now)
-        cells = list(
-            batch.cells.filter(ready, state=BatchCell.State.QUEUED)
-            .select_related("column__version__prompt__workspace", "case")
-            .order_by("id")[:free]
-        )
-        claimed = [cell for cell in cells if _give_run(batch, cell)]
-        BatchCell.objects.bulk_update(claimed, ["run", "state"])
-    return [cell.pk for cell in claimed]
+        Run.objects.filter(pk__in=ids, status=Run.Status.PENDING, started_at__isnull=True).update(started_at=now)
+        started = set(Run.objects.filter(pk__in=ids, started_at=now).values_list("pk", flat=True))
+    sendable = [cell for cell in cells if cell.run.pk in started]
+    for cell in sendable:
+        cell.run.started_at = now
+    return sendable
 
 
 def _raise_limit(batch: BatchComparison, now) -> None:
@@ -142,56 +274,59 @@ def _raise_limit(batch: BatchComparison, now) -> None:
         batch.save(update_fields=["current_limit"])
 
 
-def _give_run(batch: BatchComparison, cell: BatchCell) -> bool:
-    column = cell.column
-    try:
-        # No idempotency key: the batch row's lock already makes this claim the only one.
-        run, _ = runs.start_run(
-            version=column.version, inputs=case_inputs(cell.case), user=batch.created_by,
-            content=column.draft_content,
-        )  # fmt: skip
-    except InputTooLarge as exc:
-        cell.state, cell.error = BatchCell.State.FAILED, str(exc)
-        cell.save(update_fields=["state", "error"])
-        return False
-    cell.run, cell.state = run, BatchCell.State.RUNNING
-    return True
-
-
 def send_cell(cell_id: int) -> None:
-    """Send a claimed cell's run (at most once, services.runs decides) and record the outcome."""
-    cell = BatchCell.objects.select_related("run__workspace", "run__version__prompt", "batch", "case").get(pk=cell_id)
+    """Send one claimed cell's run (at most once) and record the outcome (tests, one cell at a time)."""
+    cell = BatchCell.objects.select_related("run", "case").get(pk=cell_id)
     if cell.run is None or cell.run.status != Run.Status.PENDING:
         return
-    run = runs.execute_run(cell.run)
-    if run.status == Run.Status.FAILED and run.error_status == 429:
-        _requeue_after_429(cell, run)
-    elif run.status == Run.Status.NOT_SENT:  # settled by another worker before it started
-        with transaction.atomic():
-            _take_back(cell, run)
-    else:
-        finish_cell(cell, run)
+    plan = plan_for(cell.batch_id)
+    cell.run.workspace = plan.batch.workspace
+    if not _mark_started([cell]):
+        return  # settled "not sent" by another worker, which queues the cell again
+    _call(plan, cell)
+    with transaction.atomic():
+        _store(plan, [cell])
 
 
-def finish_cell(cell: BatchCell, run: Run) -> None:
-    """The cell's state and its checks, from its finished run."""
+def _store(plan: Plan, finished: list[BatchCell]) -> None:
+    """Within the caller's transaction: the finished runs, their history totals and their cells."""
+    refused = [cell for cell in finished if cell.run.status == Run.Status.FAILED and cell.run.error_status == 429]
+    for cell in refused:
+        cell.run.error = REFUSED_ERROR
+    if finished:
+        # A refused run stays in history as a failed call with its reason (it cost nothing).
+        runs.store_finished([cell.run for cell in finished])
+    answered = [cell for cell in finished if cell not in refused]
+    for cell in answered:
+        judge(cell, cell.run, plan.checks)
+    rows.update_rows(answered, ["state", "check_results", "passed"])
+    for cell in refused:
+        _requeue_after_429(cell, cell.run)
+
+
+def judge(cell: BatchCell, run: Run, checks: list[checks_module.Check]) -> None:
+    """The cell's state and its checks, from its finished run (the caller saves the cell)."""
     if run.status == Run.Status.SUCCESS:
-        cell.check_results = evaluate_checks(cell.batch.checks, run, cell.case.expected_output)
+        cell.check_results = evaluate_checks(checks, run, cell.case.expected_output)
         cell.passed = all(r["passed"] for r in cell.check_results) if cell.check_results else None
         cell.state = BatchCell.State.SUCCESS
     else:
         cell.state = BatchCell.State.FAILED
+
+
+def finish_cell(cell: BatchCell, run: Run) -> None:
+    judge(cell, run, checks_module.build_checks(cell.batch.checks))
     cell.save(update_fields=["state", "check_results", "passed"])
 
 
-def evaluate_checks(specs: list[dict], run: Run, expected: str) -> list[dict]:
+def evaluate_checks(checks: list[checks_module.Check], run: Run, expected: str) -> list[dict]:
     found = checks_module.CheckInput(
         output_text=run.output_text, output=run.output, expected_output=expected or None,
         prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens,
         total_tokens=run.total_tokens, cost_nano=run.cost_nano, latency_ms=run.latency_ms,
     )  # fmt: skip
     results = []
-    for check in checks_module.build_checks(specs):
+    for check in checks:
         result = check.evaluate(found)
         results.append({"name": check.name, "passed": result.passed, "reason": result.reason})
     return results
@@ -210,16 +345,21 @@ def _requeue_after_429(cell: BatchCell, run: Run) -> None:
         BatchSettings.objects.filter(workspace_id=batch.workspace_id).filter(
             Q(throttled_until__isnull=True) | Q(throttled_until__lt=until)
         ).update(throttled_until=until)
-        _take_back(cell, run, not_before=until)
+        Run.objects.filter(pk=run.pk).update(retried_cell=cell.pk)  # the cell's earlier attempt
+        _requeue(cell, not_before=until)
     log.info("batch %s: 429 from Maxim, waiting %.1f s, limit %s", batch.pk, wait, batch.current_limit)
 
 
-def _take_back(cell: BatchCell, run: Run, *, not_before=None) -> None:
-    """Queue a cell again whose run Maxim never processed (429) or that was never sent."""
+def _take_back(cell: BatchCell, run: Run) -> None:
+    """Queue a cell again whose run was never sent (settled "not sent": nothing to show in history)."""
     stored = Run.objects.select_for_update().get(pk=run.pk)
     if stored.rolled_up:
         rollups.retract(stored)
     stored.delete()
+    _requeue(cell)
+
+
+def _requeue(cell: BatchCell, *, not_before=None) -> None:
     BatchCell.objects.filter(pk=cell.pk).update(
         run=None, state=BatchCell.State.QUEUED, attempts=cell.attempts + 1, not_before=not_before
     )

@@ -76,6 +76,22 @@ def record(run: Run) -> bool:
     return True
 
 
+def record_many(runs: list[Run]) -> int:
+    """record() for many finished runs in one UPDATE and one upsert (a batch worker's group).
+    Call inside the transaction that stored them; returns how many were added."""
+    ids = [run.pk for run in runs if run.status != Run.Status.PENDING]
+    with transaction.atomic():
+        claimed = set(Run.objects.filter(pk__in=ids, rolled_up=False).values_list("pk", flat=True))
+        if not claimed:
+            return 0
+        Run.objects.filter(pk__in=claimed).update(rolled_up=True)
+        counted = [run for run in runs if run.pk in claimed]
+        _add(counted)
+    for run in counted:
+        run.rolled_up = True
+    return len(counted)
+
+
 def catch_up(batch_size: int = 500) -> int:
     """Roll up every finished run not yet counted (after a bulk update, or a crash before `record`)."""
     done = 0

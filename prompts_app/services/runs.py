@@ -13,11 +13,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from prompts_app import pricing
-from prompts_app.maxim import MaximError, RunRequest, RunResult, Use, client_for
+from prompts_app.maxim import MaximClient, MaximError, RunRequest, RunResult, Use, client_for
 from prompts_app.models import ComparisonColumn, Comparison, PromptVersion, Run, Workspace
 from prompts_app.crypto import DecryptionError
 from prompts_app.run_input import InputTooLarge, fill_variables, input_problem, sent_size_problem
-from prompts_app.services import rollups, run_watch
+from prompts_app.services import rollups, rows, run_watch
 from prompts_app.services.once import create_once
 
 log = logging.getLogger(__name__)
@@ -94,24 +94,23 @@ def new_run(
     problem = input_problem(content.get("messages", []), inputs)
     if problem:
         raise InputTooLarge(problem)
+    run = pending_run(version=version, content=content, inputs=inputs, user=user, is_draft=is_draft)
+    run.comparison, run.column, run.batch, run.repeat = comparison, column, batch, repeat
+    run.idempotency_key = idempotency_key
+    return run
+
+
+def pending_run(
+    *, version: PromptVersion, content: dict[str, Any], inputs: dict[str, Any], user: Any, is_draft: bool
+) -> Run:
+    """The unsaved pending run of `content` on `inputs` (checked with input_problem by the caller);
+    a batch worker saves many at once with bulk_create."""
     body = build_run_body(version=version, content=content, inputs=inputs)
     return Run(
-        workspace=version.prompt.workspace,
-        prompt=version.prompt,
-        version=version,
-        user=user,
-        comparison=comparison,
-        column=column,
-        batch=batch,
-        repeat=repeat,
-        is_draft=is_draft,
-        idempotency_key=idempotency_key,
-        provider=body["modelProvider"],
-        model_name=body["modelName"],
-        input=inputs,
-        input_text=input_search_text(inputs),
-        request_body=body,
-    )
+        workspace=version.prompt.workspace, prompt=version.prompt, version=version, user=user, is_draft=is_draft,
+        provider=body["modelProvider"], model_name=body["modelName"], input=inputs,
+        input_text=input_search_text(inputs), request_body=body,
+    )  # fmt: skip
 
 
 def execute_run(run: Run, *, price_rules: list[pricing.CustomPriceRule] | None = None) -> Run:
@@ -122,18 +121,30 @@ def execute_run(run: Run, *, price_rules: list[pricing.CustomPriceRule] | None =
     if run.started_at is None and not mark_started(run):  # settled as "not sent" while queued
         run.refresh_from_db()
         return run
-    workspace = run.workspace
+    call_maxim(run, price_rules)
+    store_finished([run])
+    run_watch.run_stored()  # committed: pages held open on this run answer now
+    log.info("run %s %s in %s ms", run.pk, run.status, run.latency_ms)
+    return run
+
+
+def call_maxim(
+    run: Run, price_rules: list[pricing.CustomPriceRule] | None = None, *, client: MaximClient | None = None
+) -> Run:
+    """Send a started run (mark_started returned True) and fill in what came back; writes nothing
+    (store_finished does), so a batch worker stores many answers in one transaction.
+    `client`: one made for many runs of the workspace (a batch worker's)."""
     started = time.perf_counter()
     try:
         # No automatic re-send, not even after a 429: the person sees why and decides,
         # and a request to Maxim for one run is made exactly once.
-        client = client_for(workspace, Use.RUN)
+        client = client or client_for(run.workspace, Use.RUN)
         result = client.run(run.request_body)
     except MaximError as exc:
         run.status = Run.Status.FAILED
         run.error = _without_nul(exc.message)
         run.error_status = exc.status
-        run.retry_after = exc.retry_after  # not stored: a batch (services/batches.py) waits this long after a 429
+        run.retry_after = exc.retry_after  # not stored: a batch (services/batch_worker.py) waits this long after a 429
         run.latency_ms = (time.perf_counter() - started) * 1000  # how long the failure took
     except DecryptionError as exc:
         run.status = Run.Status.FAILED
@@ -148,19 +159,29 @@ def execute_run(run: Run, *, price_rules: list[pricing.CustomPriceRule] | None =
             run.error = ("Maxim answered, but maximui could not store the answer (an internal error, logged). "
                          "Maxim processed the run; check before running it again.")  # fmt: skip
     run.finished_at = timezone.now()
-    # One transaction (one commit) for the result and its share of the history totals.
+    return run
+
+
+# What call_maxim() fills in: all that store_finished() writes (the request stays as recorded).
+RESULT_FIELDS = ("status", "output", "output_text", "tool_calls", "error", "error_status", "prompt_tokens",
+                 "completion_tokens", "total_tokens", "latency_ms", "cost_nano", "input_usd_per_mtok",
+                 "output_usd_per_mtok", "price_source", "price_as_of", "started_at", "finished_at", "rolled_up")  # fmt: skip
+
+
+def store_finished(finished: list[Run]) -> None:
+    """One transaction (one commit) for the results and their share of the history totals."""
     with transaction.atomic():
-        stored = Run.objects.select_for_update().only(*rollups.RUN_FIELDS, "status", "rolled_up").get(pk=run.pk)
-        if stored.rolled_up:
+        ids = [run.pk for run in finished]
+        for stored in Run.objects.select_for_update().only(*rollups.RUN_FIELDS, "status", "rolled_up").filter(
+            pk__in=ids, rolled_up=True
+        ):
             # Marked interrupted (and counted) while Maxim was still answering: the answer
             # is what happened, so it replaces the interruption in the totals too.
             rollups.retract(stored)
-        run.rolled_up = False
-        run.save()
-        rollups.record(run)  # history totals; idempotent, and catch_up() repairs a missed call
-    run_watch.run_stored()  # committed: pages held open on this run answer now
-    log.info("run %s %s in %s ms", run.pk, run.status, run.latency_ms)
-    return run
+        for run in finished:
+            run.rolled_up = False
+        rows.update_rows(finished, RESULT_FIELDS)
+        rollups.record_many(finished)  # history totals; idempotent, and catch_up() repairs a missed call
 
 
 def _store_result(run: Run, result: RunResult, price_rules: list[pricing.CustomPriceRule] | None) -> None:

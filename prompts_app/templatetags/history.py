@@ -28,7 +28,7 @@ _DRAFT = mark_safe(' <span class="badge draft">draft</span>')
 _NO_USAGE = mark_safe('<td class="num"><span class="muted" title="No usage reported">—</span></td>')
 _ROW = """<tr>
   <td class="nowrap"><a href="{url}">{when}</a></td>
-  <td><span class="badge {status}">{status_label}</span>{draft}</td>
+  <td><span class="badge {status}">{status_label}</span>{draft}{batch}</td>
   <td><span class="clip" title="{workspace}">{workspace}</span></td>
   <td><a class="clip" href="{prompt_url}" title="{prompt}">{prompt}</a> · v{version}</td>
   <td><span class="muted small">{provider}</span> <span class="clip" title="{model}">{model}</span></td>
@@ -58,6 +58,7 @@ def whole_ms(latency_ms: float) -> str:
 def history_rows(runs: list[Run]) -> list[dict]:
     """One dict of display text per run (dict lookups are the cheapest a template does)."""
     run_url, prompt_url = _url_format("run_detail"), _url_format("prompt_detail")
+    batch_url = _url_format("batch_detail")
     rows = []
     for run in runs:
         no_usage = run.status != Run.Status.SUCCESS and not run.total_tokens
@@ -78,6 +79,7 @@ def history_rows(runs: list[Run]) -> list[dict]:
             "cost": format_usd(run.cost_nano) if run.status == Run.Status.SUCCESS else None,
             "latency": None if run.latency_ms is None else f"{whole_ms(run.latency_ms)} ms",
             "user": run.user.get_username() if run.user else "",
+            "batch_url": batch_url.format(run.batch_comparison_id) if run.batch_comparison_id else "",
         })  # fmt: skip
     return rows
 
@@ -94,6 +96,7 @@ def history_tbody(runs: list[Run]) -> SafeString:
         html.append(_ROW.format_map({
             **e,
             "draft": _DRAFT if row["is_draft"] else "",
+            "batch": f' <a class="badge" href="{e["batch_url"]}">batch</a>' if row["batch_url"] else "",
             "tokens_cell": _NO_USAGE if row["tokens"] is None else f'<td class="num" title="{e["tokens_title"]}">{e["tokens"]}</td>',
             "cost": _DASH if row["cost"] is None else e["cost"],
             "latency": _DASH if row["latency"] is None else e["latency"],
