@@ -36,7 +36,7 @@ class Command(BaseCommand):
     def handle(self, *args, all: bool = False, seconds: float = DEFAULT_SECONDS, **options) -> None:
         try:
             resumed, failed, left = self._resume(all_pending=all, deadline=time.monotonic() + seconds)
-        except Exception as exc:  # noqa: BLE001 - even listing batches may fail (locked database)
+        except Exception as exc:  # even listing batches may fail (locked database)
             logger.exception("resume_batches: could not list running batches")
             self.stderr.write(f"Could not resume batch comparisons ({type(exc).__name__}: {exc}); starting anyway.")
             return
@@ -60,7 +60,7 @@ class Command(BaseCommand):
             try:
                 batch_worker.settle(batch_id, all_pending=all_pending)
                 batches.enqueue(BatchComparison(pk=batch_id))
-            except Exception:  # noqa: BLE001 - log it and go on with the next batch
+            except Exception:  # log it and go on with the next batch
                 logger.exception("resume_batches: batch %s could not be resumed", batch_id)
                 failed.append(batch_id)
             else:
