@@ -28,6 +28,7 @@ from __future__ import annotations
 import abc
 import json
 import re
+import threading
 import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -248,11 +249,11 @@ def _ref_cycle(schema: dict, start: dict) -> bool:
 
 # --- JSON Schema keywords whose regexes go through safe_regex ---------------------------------
 
-_deadline: list[float] = []  # the running schema check's deadline (one check at a time per process)
+_deadline = threading.local()  # the running schema check's deadline, per thread (jsonschema keywords get no context)
 
 
 def _safe_match(pattern: str, text: str) -> bool:
-    if _deadline and time.monotonic() > _deadline[-1]:
+    if time.monotonic() > getattr(_deadline, "at", float("inf")):
         raise TimeoutError(f"matching the schema's patterns took over {SCHEMA_BUDGET_SECONDS:g} s")
     try:
         return regex_search(pattern, text[:MAX_SCANNED_CHARS], 0)
@@ -281,14 +282,14 @@ _NO_REMOTE = referencing.Registry()  # never fetch a $ref over the network
 
 
 def _schema_error(schema: dict, value: Any) -> str | None:
-    _deadline.append(time.monotonic() + SCHEMA_BUDGET_SECONDS)
+    _deadline.at = time.monotonic() + SCHEMA_BUDGET_SECONDS
     try:
         errors = SafeValidator(schema, registry=_NO_REMOTE).iter_errors(value)
         error = jsonschema.exceptions.best_match(errors)
     except TimeoutError as exc:
         return f"could not be checked: {exc}"
     finally:
-        _deadline.pop()
+        _deadline.at = float("inf")
     if error is None:
         return None
     where = "/".join(str(part) for part in error.absolute_path) or "the top level"
