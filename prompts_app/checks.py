@@ -26,10 +26,12 @@ then only reads that text. Checks without `needs_model` never look at `judgement
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -253,7 +255,7 @@ _deadline = threading.local()  # the running schema check's deadline, per thread
 
 
 def _safe_match(pattern: str, text: str) -> bool:
-    if time.monotonic() > getattr(_deadline, "at", float("inf")):
+    if time.monotonic() > (getattr(_deadline, "at", None) or float("inf")):
         raise TimeoutError(f"matching the schema's patterns took over {SCHEMA_BUDGET_SECONDS:g} s")
     try:
         return regex_search(pattern, text[:MAX_SCANNED_CHARS], 0)
@@ -281,15 +283,26 @@ SafeValidator = validators.extend(
 _NO_REMOTE = referencing.Registry()  # never fetch a $ref over the network
 
 
-def _schema_error(schema: dict, value: Any) -> str | None:
+@contextlib.contextmanager
+def _pattern_budget() -> Iterator[None]:
+    """One time budget for every pattern a check matches on one output (a tool call check may
+    validate many calls): the outermost budget wins."""
+    if getattr(_deadline, "at", None) is not None:
+        yield
+        return
     _deadline.at = time.monotonic() + SCHEMA_BUDGET_SECONDS
     try:
-        errors = SafeValidator(schema, registry=_NO_REMOTE).iter_errors(value)
-        error = jsonschema.exceptions.best_match(errors)
+        yield
+    finally:
+        _deadline.at = None
+
+
+def _schema_error(schema: dict, value: Any) -> str | None:
+    try:
+        with _pattern_budget():
+            error = jsonschema.exceptions.best_match(SafeValidator(schema, registry=_NO_REMOTE).iter_errors(value))
     except TimeoutError as exc:
         return f"could not be checked: {exc}"
-    finally:
-        _deadline.at = float("inf")
     if error is None:
         return None
     where = "/".join(str(part) for part in error.absolute_path) or "the top level"
@@ -476,7 +489,8 @@ class ToolCall(Check):
             return _fail(f"no call to {name} (called: {called})")
         if self.config["schema"] is None:
             return _pass(f"calls {name}")
-        problems = [self._arguments_problem(call["arguments"]) for call in matching]
+        with _pattern_budget():
+            problems = [self._arguments_problem(call["arguments"]) for call in matching]
         if None in problems:
             return _pass(f"calls {name} with arguments matching its schema")
         return _fail(f"the arguments of {name} {problems[0]}")

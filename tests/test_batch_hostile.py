@@ -84,6 +84,16 @@ def test_many_slow_strings_share_one_time_budget():
     assert not result.passed
 
 
+def test_many_tool_calls_share_one_time_budget():
+    schema = {"type": "object", "properties": {"q": {"type": "string", "pattern": "^a*a*a*a*a*a*b"}}}
+    calls = [{"function": {"name": "f", "arguments": json.dumps({"q": "a" * 5000})}} for _ in range(20)]
+    output = {"choices": [{"message": {"tool_calls": calls}}]}
+    started = time.monotonic()
+    result = evaluate({"type": "tool_call", "tool": "f", "schema": schema}, "", output=output)
+    assert time.monotonic() - started < 12  # not 20 x 5 s
+    assert not result.passed and "took" in result.reason
+
+
 def test_schema_patterns_still_match_normally():
     schema = {"type": "string", "pattern": "^[A-Z][a-z]+$"}
     assert evaluate({"type": "json_schema", "schema": schema}, '"Oslo"').passed
