@@ -2,8 +2,11 @@
 
     python -m maximui.supervise gunicorn maximui.wsgi ... ::: python manage.py db_worker
 
-Ctrl+C (or SIGTERM) stops every command; when one command exits on its own, the others are
-stopped too, so a dead worker never leaves a web server that accepts batches nobody runs.
+The first command is the web server; the others are workers. A worker that exits on its own
+(e.g. "database is locked" after a long write) is started again after a backoff (BACKOFF_SECONDS,
+doubling up to MAX_BACKOFF_SECONDS, back to the start once it has run STABLE_SECONDS), with a
+line on stderr saying why: the dashboard stays up and batches go on. Everything is stopped only
+on Ctrl+C / SIGTERM (exit 0) or when the web server itself exits (its exit code, or 1).
 Each is asked to stop (SIGTERM) and killed if it has not after STOP_GRACE_SECONDS: the worker
 finishes its current task slice first (MAXIMUI_BATCH_SLICE_SECONDS), and anything it had in
 flight is settled by the next start without being sent twice.
@@ -19,6 +22,9 @@ import time
 
 SEPARATOR = ":::"
 STOP_GRACE_SECONDS = 40.0
+BACKOFF_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 30.0
+STABLE_SECONDS = 60.0
 
 
 def split_commands(argv: list[str]) -> list[list[str]]:
@@ -46,8 +52,11 @@ def stop_all(children: list[subprocess.Popen], grace: float = STOP_GRACE_SECONDS
             child.wait()
 
 
-def supervise(commands: list[list[str]], *, grace: float = STOP_GRACE_SECONDS) -> int:
-    """Start every command; return the exit code of the first one to stop (0 after a signal)."""
+def supervise(
+    commands: list[list[str]], *, grace: float = STOP_GRACE_SECONDS,
+    backoff: float = BACKOFF_SECONDS, max_backoff: float = MAX_BACKOFF_SECONDS,
+) -> int:  # fmt: skip
+    """Start every command; restart workers that exit; return when the web server (the first) stops."""
     stopping: list[int] = []
 
     def on_signal(signum, frame) -> None:
@@ -58,19 +67,50 @@ def supervise(commands: list[list[str]], *, grace: float = STOP_GRACE_SECONDS) -
     # Each child in its own process group: a terminal's Ctrl+C reaches only this supervisor,
     # which then stops the children in order instead of all of them racing.
     children = [subprocess.Popen(command, start_new_session=True) for command in commands]
+    workers = [_Restarts(backoff) for _ in commands]
     code = 0
     try:
         while not stopping:
-            ended = [child for child in children if child.poll() is not None]
-            if ended:
-                code = ended[0].returncode or 1  # one stopping on its own is a failure of the pair
-                print(f"supervise: {ended[0].args[0]} exited ({ended[0].returncode}); stopping the rest",
-                      file=sys.stderr, flush=True)  # fmt: skip
+            web = children[0]
+            if web.poll() is not None:
+                code = web.returncode or 1  # the web server stopping on its own is a failure
+                _say(f"{web.args[0]} exited ({web.returncode}); stopping the rest")
                 break
+            for index in range(1, len(children)):
+                if workers[index].due(children[index], max_backoff):
+                    children[index] = subprocess.Popen(commands[index], start_new_session=True)
+                    workers[index].started = time.monotonic()
             time.sleep(0.2)
     finally:
         stop_all(children, grace)
     return code
+
+
+class _Restarts:
+    """When to start an exited worker again: after a delay that doubles while it keeps failing."""
+
+    def __init__(self, backoff: float) -> None:
+        self.first, self.delay = backoff, backoff
+        self.started, self.restart_at = time.monotonic(), None
+
+    def due(self, child: subprocess.Popen, max_backoff: float) -> bool:
+        now = time.monotonic()
+        if self.restart_at is None:
+            if child.poll() is None:
+                return False
+            if now - self.started >= STABLE_SECONDS:
+                self.delay = self.first  # it ran fine for a while: this is a new failure
+            _say(f"{child.args[0]} exited ({child.returncode}); restarting it in {self.delay:g} s")
+            self.restart_at, self.delay = now + self.delay, min(self.delay * 2, max_backoff)
+            return False
+        if now < self.restart_at:
+            return False
+        self.restart_at = None
+        return True
+
+
+def _say(message: str) -> None:
+    print(f"supervise: {message}", file=sys.stderr, flush=True)
 
 
 def main() -> None:

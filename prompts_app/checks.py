@@ -26,19 +26,31 @@ then only reads that text. Checks without `needs_model` never look at `judgement
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 import re
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 import jsonschema
+import referencing
+from jsonschema import validators
 
 from prompts_app import safe_regex
+from prompts_app.jsontext import _depth as json_depth  # the same walk that bounds typed JSON
+from prompts_app.jsontext import load_json
 from prompts_app.safe_regex import MAX_PATTERN_CHARS, regex_problem, regex_search
 
 MAX_SCANNED_CHARS = 10_000
-MAX_CHECKS = 50
+MAX_CHECKS = 12  # one of each type, and a little room
+MAX_PATTERN_CHECKS = 3  # a check matching regexes may cost seconds of CPU per cell: 3 bounds a cell's worst case
+MAX_JSON_DEPTH = 64  # outputs and schemas nested deeper are refused (recursion in parsers and validators)
+MAX_USD = 10**6  # no check limit is above a million dollars; larger values overflow Decimal arithmetic
+SCHEMA_BUDGET_SECONDS = 5.0  # all the pattern matching of one schema check on one output
 NANO_PER_USD = 10**9
 
 
@@ -85,8 +97,24 @@ class Check(abc.ABC):
         """Validate and normalise the config; raise CheckConfigError with what is wrong."""
         return config
 
+    @property
+    def matches_patterns(self) -> bool:
+        """Does judging run regular expressions (the costly kind, see MAX_PATTERN_CHECKS)?"""
+        if isinstance(self, Regex):
+            return True
+        schema = self.config.get("schema")
+        return schema is not None and any("pattern" in node or "patternProperties" in node for node in _walk(schema))
+
+    def evaluate(self, output: CheckInput) -> CheckResult:
+        """Judge one output; never raises: a check that breaks fails with why, the batch goes on."""
+        try:
+            return self.judge(output)
+        except Exception as exc:  # noqa: BLE001 - one bad output must not kill the worker's task
+            detail = _short(str(exc), 200) or type(exc).__name__
+            return _fail(f"the check could not be evaluated: {detail}")
+
     @abc.abstractmethod
-    def evaluate(self, output: CheckInput) -> CheckResult: ...
+    def judge(self, output: CheckInput) -> CheckResult: ...
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.config!r}>"
@@ -129,7 +157,7 @@ def _count(config: dict, key: str) -> int | None:
     value = config.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 10**15:
         raise CheckConfigError([f"{key} must be a whole number, 0 or more"])
     return value
 
@@ -140,34 +168,141 @@ def _schema(config: dict, key: str, *, required: bool = True) -> dict | None:
         return None
     if not isinstance(schema, dict):
         raise CheckConfigError([f"{key} must be a JSON Schema object"])
+    if json_depth(schema) > MAX_JSON_DEPTH:  # check_schema itself recurses: bound it first
+        raise CheckConfigError([f"{key} is nested too deeply; at most {MAX_JSON_DEPTH} levels"])
     try:
-        jsonschema.Draft202012Validator.check_schema(schema)
+        SafeValidator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         raise CheckConfigError([f"{key} is not a valid JSON Schema: {_short(exc.message, 200)}"]) from None
-    for pattern in _schema_patterns(schema):
-        problem = regex_problem(pattern)
-        if problem:
-            raise CheckConfigError([f"{key} has a pattern {_short(pattern)!r} that is refused: {problem}"])
+    problem = _ref_problem(schema) or _pattern_problem(schema)
+    if problem:
+        raise CheckConfigError([f"{key} {problem}"])
     return schema
 
 
-def _schema_patterns(node: Any) -> list[str]:
-    found = []
+def _walk(node: Any):
+    """Every object in a schema (depth already bounded by _schema)."""
     if isinstance(node, dict):
-        if isinstance(node.get("pattern"), str):
-            found.append(node["pattern"])
-        if isinstance(node.get("patternProperties"), dict):
-            found.extend(node["patternProperties"])
+        yield node
         for value in node.values():
-            found.extend(_schema_patterns(value))
+            yield from _walk(value)
     elif isinstance(node, list):
         for value in node:
-            found.extend(_schema_patterns(value))
-    return found
+            yield from _walk(value)
+
+
+def _pattern_problem(schema: dict) -> str | None:
+    for node in _walk(schema):
+        patterns = [node["pattern"]] if isinstance(node.get("pattern"), str) else []
+        if isinstance(node.get("patternProperties"), dict):
+            patterns.extend(node["patternProperties"])
+            if "unevaluatedProperties" in node or "additionalProperties" in node:
+                # jsonschema matches these keys with plain re.search, outside our time limit.
+                return "cannot combine patternProperties with additionalProperties or unevaluatedProperties"
+        for pattern in patterns:
+            problem = regex_problem(pattern)
+            if problem:
+                return f"has a pattern {_short(pattern)!r} that is refused: {problem}"
+    return None
+
+
+def _ref_problem(schema: dict) -> str | None:
+    """Only local refs ("#/...") that do not lead back to themselves: no network, no endless recursion."""
+    for node in _walk(schema):
+        if "$dynamicRef" in node or "$recursiveRef" in node:
+            return "uses $dynamicRef or $recursiveRef, which are not supported"
+        if "$ref" in node and _resolve(schema, node["$ref"]) is None:
+            return f"has a $ref {_short(str(node['$ref']))!r} that is not a pointer inside this schema (\"#/...\")"
+    for node in _walk(schema):
+        if "$ref" in node and _ref_cycle(schema, node):
+            return f"has a $ref {_short(node['$ref'])!r} that refers back to itself; recursive schemas are not supported"
+    return None
+
+
+def _resolve(schema: dict, ref: Any) -> Any:
+    if not isinstance(ref, str) or not (ref == "#" or ref.startswith("#/")):
+        return None
+    node: Any = schema
+    for part in ref[2:].split("/") if ref != "#" else []:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _ref_cycle(schema: dict, start: dict) -> bool:
+    """Does following $refs from `start` lead back to it? (walked without recursion)"""
+    stack, seen = [start], set()
+    while stack:
+        for inner in _walk(_resolve(schema, stack.pop()["$ref"])):
+            if "$ref" not in inner:
+                continue
+            if inner is start:
+                return True
+            if id(inner) not in seen:
+                seen.add(id(inner))
+                stack.append(inner)
+    return False
+
+
+# --- JSON Schema keywords whose regexes go through safe_regex ---------------------------------
+
+_deadline = threading.local()  # the running schema check's deadline, per thread (jsonschema keywords get no context)
+
+
+def _safe_match(pattern: str, text: str) -> bool:
+    if time.monotonic() > (getattr(_deadline, "at", None) or float("inf")):
+        raise TimeoutError(f"matching the schema's patterns took over {SCHEMA_BUDGET_SECONDS:g} s")
+    try:
+        return regex_search(pattern, text[:MAX_SCANNED_CHARS], 0)
+    except TimeoutError:
+        raise TimeoutError(f"matching {_short(pattern)!r} took too long") from None
+
+
+def _pattern(validator, pattern, instance, schema):
+    if validator.is_type(instance, "string") and not _safe_match(pattern, instance):
+        yield jsonschema.ValidationError(f"{_short(instance)!r} does not match {_short(pattern)!r}")
+
+
+def _pattern_properties(validator, pattern_properties, instance, schema):
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in pattern_properties.items():
+        for key, value in instance.items():
+            if _safe_match(pattern, key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+SafeValidator = validators.extend(
+    jsonschema.Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties}
+)
+_NO_REMOTE = referencing.Registry()  # never fetch a $ref over the network
+
+
+@contextlib.contextmanager
+def _pattern_budget() -> Iterator[None]:
+    """One time budget for every pattern a check matches on one output (a tool call check may
+    validate many calls): the outermost budget wins."""
+    if getattr(_deadline, "at", None) is not None:
+        yield
+        return
+    _deadline.at = time.monotonic() + SCHEMA_BUDGET_SECONDS
+    try:
+        yield
+    finally:
+        _deadline.at = None
 
 
 def _schema_error(schema: dict, value: Any) -> str | None:
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
+    try:
+        with _pattern_budget():
+            error = jsonschema.exceptions.best_match(SafeValidator(schema, registry=_NO_REMOTE).iter_errors(value))
+    except TimeoutError as exc:
+        return f"could not be checked: {exc}"
     if error is None:
         return None
     where = "/".join(str(part) for part in error.absolute_path) or "the top level"
@@ -185,7 +320,7 @@ class Contains(Check):
     def clean(self, config):
         return {"value": _text(config, "value"), "case_sensitive": _flag(config, "case_sensitive")}
 
-    def evaluate(self, output):
+    def judge(self, output):
         value, text = self.config["value"], output.output_text
         found = value in text if self.config["case_sensitive"] else value.casefold() in text.casefold()
         return CheckResult(found == self.wanted, f"{'contains' if found else 'does not contain'} {_short(value)!r}")
@@ -203,7 +338,7 @@ class EqualsExpected(Check):
     def clean(self, config):
         return {"exact": _flag(config, "exact")}
 
-    def evaluate(self, output):
+    def judge(self, output):
         if output.expected_output is None:
             return _fail("this case has no expected output")
         got, expected = output.output_text, output.expected_output
@@ -233,7 +368,7 @@ class Length(Check):
             raise CheckConfigError([f"min ({low}) is more than max ({high})"])
         return {"min": low, "max": high}
 
-    def evaluate(self, output):
+    def judge(self, output):
         size, low, high = len(output.output_text), self.config["min"], self.config["max"]
         if low is not None and size < low:
             return _fail(f"{size:,} characters, fewer than the minimum {low:,}")
@@ -265,7 +400,7 @@ class Regex(Check):
                 flags |= flag
         return flags
 
-    def evaluate(self, output):
+    def judge(self, output):
         text = output.output_text[:MAX_SCANNED_CHARS]
         note = f" (in the first {MAX_SCANNED_CHARS:,} characters)" if len(output.output_text) > MAX_SCANNED_CHARS else ""
         pattern = _short(self.config["pattern"])
@@ -282,18 +417,24 @@ class Regex(Check):
 
 
 def _json_of(text: str) -> tuple[Any, str | None]:
+    too_deep = f"nested too deeply (at most {MAX_JSON_DEPTH} levels of objects and lists)"
     try:
-        return json.loads(text), None
-    except ValueError as exc:
-        line, column = getattr(exc, "lineno", None), getattr(exc, "colno", None)
-        where = f" at line {line}, column {column}" if line is not None else ""
-        return None, f"not valid JSON{where}: {getattr(exc, 'msg', str(exc))}"
+        value = json.loads(text)
+    except RecursionError:
+        return None, too_deep
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        return None, f"not valid JSON: {_short(str(exc), 120)}"
+    if json_depth(value) > MAX_JSON_DEPTH:
+        return None, too_deep
+    return value, None
 
 
 class ValidJson(Check):
     type, label = "valid_json", "Is valid JSON"
 
-    def evaluate(self, output):
+    def judge(self, output):
         text = output.output_text.strip()
         if not text:
             return _fail("the output is empty, not JSON")
@@ -308,7 +449,7 @@ class JsonSchema(Check):
     def clean(self, config):
         return {"schema": _schema(config, "schema")}
 
-    def evaluate(self, output):
+    def judge(self, output):
         value, error = _json_of(output.output_text.strip())
         if error:
             return _fail(f"the output is {error}")
@@ -338,7 +479,7 @@ class ToolCall(Check):
     def clean(self, config):
         return {"tool": _text(config, "tool", limit=200), "schema": _schema(config, "schema", required=False)}
 
-    def evaluate(self, output):
+    def judge(self, output):
         name, calls = self.config["tool"], tool_calls_of(output.output)
         if not calls:
             return _fail(f"no tool calls in the output; expected a call to {name}")
@@ -348,7 +489,8 @@ class ToolCall(Check):
             return _fail(f"no call to {name} (called: {called})")
         if self.config["schema"] is None:
             return _pass(f"calls {name}")
-        problems = [self._arguments_problem(call["arguments"]) for call in matching]
+        with _pattern_budget():
+            problems = [self._arguments_problem(call["arguments"]) for call in matching]
         if None in problems:
             return _pass(f"calls {name} with arguments matching its schema")
         return _fail(f"the arguments of {name} {problems[0]}")
@@ -375,14 +517,14 @@ class CostLimit(Check):
             limit = Decimal(str(raw)) if isinstance(raw, (str, int, float)) and not isinstance(raw, bool) else None
         except InvalidOperation:
             limit = None
-        if limit is None or not limit.is_finite() or limit < 0:
-            raise CheckConfigError(["max_usd must be an amount in dollars, like \"0.002\""])
+        if limit is None or not limit.is_finite() or not 0 <= limit <= MAX_USD:
+            raise CheckConfigError([f"max_usd must be an amount in dollars from 0 to {MAX_USD:,}, like \"0.002\""])
         nano = limit * NANO_PER_USD
         if nano != nano.to_integral_value():
             raise CheckConfigError(["max_usd has more than 9 decimal places"])
         return {"max_usd": str(limit), "max_nano": int(nano)}
 
-    def evaluate(self, output):
+    def judge(self, output):
         if output.cost_nano is None:
             return _fail("unpriced")  # never $0: an unknown price passes no cost limit
         spent = f"${Decimal(output.cost_nano).scaleb(-9):f}"
@@ -401,7 +543,7 @@ class LatencyLimit(Check):
             raise CheckConfigError(["max_ms must be a number of milliseconds"])
         return {"max_ms": value}
 
-    def evaluate(self, output):
+    def judge(self, output):
         if output.latency_ms is None:
             return _fail("no latency was recorded")
         if output.latency_ms > self.config["max_ms"]:
@@ -422,7 +564,7 @@ class TokenLimit(Check):
             raise CheckConfigError([f"count must be one of {', '.join(self.COUNTS)}"])
         return {"max": limit, "count": count}
 
-    def evaluate(self, output):
+    def judge(self, output):
         count = self.config["count"]
         used = getattr(output, f"{count}_tokens")
         if used is None:
@@ -447,7 +589,7 @@ def build_check(spec: Any) -> Check:
         raise CheckConfigError(["must be an object with a type"])
     spec = dict(spec)
     kind, name = spec.pop("type", None), spec.pop("name", "")
-    if kind not in CHECK_TYPES:
+    if not isinstance(kind, str) or kind not in CHECK_TYPES:
         known = ", ".join(CHECK_TYPES)
         raise CheckConfigError([f"unknown type {_short(str(kind), 40)!r}; use one of {known}"])
     if not isinstance(name, str) or len(name) > 200:
@@ -469,6 +611,8 @@ def build_checks(specs: Any) -> list[Check]:
             checks.append(build_check(spec))
         except CheckConfigError as exc:
             errors.extend(f"{where}: {error}." for error in exc.errors)
+    if not errors and sum(check.matches_patterns for check in checks) > MAX_PATTERN_CHECKS:
+        errors.append(f"At most {MAX_PATTERN_CHECKS} checks with regular expressions (regex, or schemas with patterns).")
     if errors:
         raise CheckConfigError(errors)
     return checks
@@ -479,7 +623,7 @@ def parse_checks(text: str) -> list[Check]:
     if len(text) > 200_000:
         raise CheckConfigError(["The checks are longer than 200,000 characters."])
     try:
-        specs = json.loads(text)
-    except ValueError as exc:
-        raise CheckConfigError([f"The checks are not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}."]) from None  # type: ignore[attr-defined]
+        specs = load_json(text, max_depth=MAX_JSON_DEPTH)
+    except ValueError as exc:  # JSONTextError, or e.g. an integer of more than 4,300 digits
+        raise CheckConfigError([f"The checks are {_short(str(exc), 200)}."]) from None
     return build_checks(specs)

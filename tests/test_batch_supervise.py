@@ -26,11 +26,30 @@ def test_commands_are_split_on_the_separator():
     assert split_commands(["a", "-x", SEPARATOR, "b"]) == [["a", "-x"], ["b"]]
 
 
-def test_when_one_command_dies_the_other_is_stopped_too():
+def test_when_the_web_server_dies_the_worker_is_stopped_too():
     started = time.monotonic()
-    code = supervise([SLEEPER, [sys.executable, "-c", "raise SystemExit(3)"]], grace=5)
+    code = supervise([[sys.executable, "-c", "raise SystemExit(3)"], SLEEPER], grace=5)
     assert code == 3
     assert time.monotonic() - started < 10  # the sleeper did not hold the pair up
+
+
+def test_a_worker_that_exits_is_restarted_and_the_web_server_keeps_running(tmp_path: Path, capfd):
+    starts = tmp_path / "starts"
+    # The worker dies at once every time ("database is locked"); the web server lives until it
+    # has seen the worker start three times (or 20 s), then exits 0.
+    worker = [sys.executable, "-c", f"open({str(starts)!r}, 'a').write('x'); raise SystemExit(1)"]
+    web = [sys.executable, "-c", (
+        "import os, time\n"
+        f"deadline = time.monotonic() + 20\n"
+        f"while time.monotonic() < deadline and (not os.path.exists({str(starts)!r}) "
+        f"or len(open({str(starts)!r}).read()) < 3): time.sleep(0.05)\n"
+        "raise SystemExit(7)"
+    )]  # fmt: skip
+    started = time.monotonic()
+    code = supervise([web, worker], grace=5, backoff=0.1, max_backoff=0.4)
+    assert code == 7  # the web server decided when to stop, not the dying worker
+    assert len(starts.read_text()) >= 3 and time.monotonic() - started < 15
+    assert "exited (1); restarting it in 0.1 s" in capfd.readouterr().err
 
 
 def test_ctrl_c_stops_both(tmp_path: Path):

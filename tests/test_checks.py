@@ -262,7 +262,7 @@ def test_the_registry_collects_every_error_with_where_it_is():
 
 def test_parse_checks_reads_json_text_and_reports_bad_json():
     assert len(parse_checks(json.dumps([{"type": "valid_json"}]))) == 1
-    with pytest.raises(CheckConfigError, match=r"not valid JSON \(line 1, column 3\)"):
+    with pytest.raises(CheckConfigError, match=r"not valid JSON: .*\(line 1, column 3\)"):
         parse_checks("[{")
     with pytest.raises(CheckConfigError, match="must be a JSON list"):
         parse_checks('{"type": "valid_json"}')

@@ -3,13 +3,13 @@ repeats, a concurrency limit and the checks (the common ones as fields, any othe
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 
-from prompts_app.checks import CheckConfigError, build_checks, parse_checks
+from prompts_app.checks import MAX_JSON_DEPTH, CheckConfigError, build_checks, parse_checks
+from prompts_app.jsontext import load_json
 from prompts_app.models import Draft, PromptVersion, TestSet, Workspace
 from prompts_app.services.batches import MAX_COLUMNS, MAX_CONCURRENCY, MAX_REPEATS, ColumnChoice
 
@@ -104,7 +104,7 @@ class BatchForm(forms.Form):
             specs.append({"type": "cost", "max_usd": str(data["check_max_usd"])})
         if data.get("check_json"):
             parse_checks(data["check_json"])  # raises with where the JSON is wrong
-            specs.extend(json.loads(data["check_json"]))
+            specs.extend(load_json(data["check_json"], max_depth=MAX_JSON_DEPTH))
         return specs
 
 
