@@ -144,3 +144,12 @@ def test_bad_check_json_re_renders_the_form_keeping_the_input(client_for, editor
     assert response.status_code == 200 and 'role="alert"' in text and words in text
     assert 'value="Hostile"' in text
     assert not BatchComparison.objects.exists()
+
+
+def test_stored_checks_that_no_longer_build_fail_each_output_with_the_reason():
+    from prompts_app import checks
+
+    built = checks.stored_checks([{"type": "json_schema", "schema": {"$ref": "#"}}])
+    result = built[0].evaluate(checks.CheckInput(output_text="{}"))
+    assert result.passed is False and "cannot run" in result.reason
+    assert checks.stored_checks([{"type": "contains", "value": "a"}])[0].evaluate(checks.CheckInput(output_text="a")).passed

@@ -88,7 +88,7 @@ def plan_for(batch_id: int) -> Plan:
         client = client_for(batch.workspace, Use.RUN)
     except MaximError:
         client = None  # no key, or one that cannot be read: call_maxim records it on each run
-    return Plan(batch, columns, checks_module.build_checks(batch.checks), rules, client)
+    return Plan(batch, columns, checks_module.stored_checks(batch.checks), rules, client)
 
 
 def drive(batch_id: int, *, slice_seconds: float) -> bool:
@@ -315,7 +315,7 @@ def judge(cell: BatchCell, run: Run, checks: list[checks_module.Check]) -> None:
 
 
 def finish_cell(cell: BatchCell, run: Run) -> None:
-    judge(cell, run, checks_module.build_checks(cell.batch.checks))
+    judge(cell, run, checks_module.stored_checks(cell.batch.checks))
     cell.save(update_fields=["state", "check_results", "passed"])
 
 
