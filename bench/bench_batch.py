@@ -51,10 +51,14 @@ def seed(fake: FakeMaxim, cells: int):
     seeded = seed_versions(fake, columns=1, system="You answer for {{company}}.")
     test_set = TestSet.objects.create(workspace=seeded.workspace, name="Bench", variable_names=["company"])
     TestCase.objects.bulk_create(
-        TestCase(test_set=test_set, position=n, variables={"company": f"Co{n}"},
-                 turns=[{"role": "user", "content": f"Question {n}"}])
+        TestCase(
+            test_set=test_set,
+            position=n,
+            variables={"company": f"Co{n}"},
+            turns=[{"role": "user", "content": f"Question {n}"}],
+        )
         for n in range(cells)
-    )  # fmt: skip
+    )
     return seeded.users[0], seeded.workspace, seeded.versions[0], test_set
 
 
@@ -85,9 +89,21 @@ def main() -> None:
     with FakeMaxim(run_delay=args.latency) as fake:
         user, workspace, version, test_set = seed(fake, args.cells)
         worker = subprocess.Popen(
-            [sys.executable, "manage.py", "db_worker", "--backend", "database", "--no-startup-delay", "--interval", "0.05"],
-            cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "manage.py",
+                "db_worker",
+                "--backend",
+                "database",
+                "--no-startup-delay",
+                "--interval",
+                "0.05",
+            ],
+            cwd=ROOT,
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         costs: list[str] = []
         ready = threading.Event()
         reader = threading.Thread(target=read_costs, args=(worker.stderr, costs, ready), daemon=True)
@@ -99,9 +115,13 @@ def main() -> None:
         try:
             started = time.perf_counter()
             batch = batches.start_batch(
-                workspace=workspace, test_set=test_set, columns=[batches.ColumnChoice(version)], user=user,
-                concurrency=args.concurrency, checks=CHECKS,
-            )  # fmt: skip
+                workspace=workspace,
+                test_set=test_set,
+                columns=[batches.ColumnChoice(version)],
+                user=user,
+                concurrency=args.concurrency,
+                checks=CHECKS,
+            )
             while BatchComparison.objects.filter(pk=batch.pk, status=BatchComparison.Status.DONE).count() == 0:
                 time.sleep(0.02)
             elapsed = time.perf_counter() - started
@@ -120,8 +140,10 @@ def main() -> None:
     counted = sum(n for n, _, _ in slices) or 1
     median_ms = sum(n * cpu for n, cpu, _ in slices) / counted if slices else float("nan")
     wall_ms = sum(n * wall for n, _, wall in slices) / counted if slices else float("nan")
-    print(f"dashboard cost per cell (recording, pricing, checks, rollups, the HTTP client): median {median_ms:.2f} ms "
-          f"CPU (target <= 5); {wall_ms:.2f} ms wall, waiting for a CPU included")
+    print(
+        f"dashboard cost per cell (recording, pricing, checks, rollups, the HTTP client): median {median_ms:.2f} ms "
+        f"CPU (target <= 5); {wall_ms:.2f} ms wall, waiting for a CPU included"
+    )
     print(f"batch {elapsed:.2f} s, ideal {ideal:.2f} s; per cell beyond Maxim's wait ~{overhead_ms:.1f} ms per slot")
     print(f"RESULT batch_s={elapsed:.2f} ideal_s={ideal:.2f} ratio={elapsed / ideal:.3f} cell_ms={median_ms:.2f}")
 

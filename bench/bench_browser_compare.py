@@ -25,8 +25,12 @@ COLUMNS = 8
 SINGLES, COMPARISONS = 5, 3
 
 sys.path.insert(0, str(ROOT))
-ENV = {"DJANGO_SETTINGS_MODULE": "maximui.settings", "MAXIMUI_TESTING": "1",
-       "DATABASE_URL": f"sqlite:///{DB_FILE}", "LOG_LEVEL": "WARNING"}
+ENV = {
+    "DJANGO_SETTINGS_MODULE": "maximui.settings",
+    "MAXIMUI_TESTING": "1",
+    "DATABASE_URL": f"sqlite:///{DB_FILE}",
+    "LOG_LEVEL": "WARNING",
+}
 os.environ.update(ENV)
 for suffix in ("", "-wal", "-shm"):
     Path(f"{DB_FILE}{suffix}").unlink(missing_ok=True)
@@ -113,15 +117,24 @@ def main() -> None:
     to_send = statistics.median(c[3] for c in comparisons)
     ratio = compare8 / single
     print(f"gunicorn: {WORKERS} workers x {THREADS} threads; Maxim answers after {RUN_DELAY} s")
-    print("single runs, click -> output visible: " + ", ".join(f"{s:.3f}" for s in singles) + f" s (median {single:.3f})")
-    print(f"comparisons of {COLUMNS}, click -> all visible: " + ", ".join(f"{c[0]:.3f}" for c in comparisons)
-          + f" s (median {compare8:.3f})")
+    print(
+        "single runs, click -> output visible: " + ", ".join(f"{s:.3f}" for s in singles) + f" s (median {single:.3f})"
+    )
+    print(
+        f"comparisons of {COLUMNS}, click -> all visible: "
+        + ", ".join(f"{c[0]:.3f}" for c in comparisons)
+        + f" s (median {compare8:.3f})"
+    )
     print(f"click -> first Maxim request: median {to_send:.3f} s")
-    print(f"click -> first column visible: median {first:.3f} s; {after_answer:.3f} s after its answer "
-          f"(target <= 0.1): {'OK' if after_answer <= 0.1 else 'OVER TARGET'}")
+    print(
+        f"click -> first column visible: median {first:.3f} s; {after_answer:.3f} s after its answer "
+        f"(target <= 0.1): {'OK' if after_answer <= 0.1 else 'OVER TARGET'}"
+    )
     print(f"ratio {ratio:.3f} (target <= 1.15): {'OK' if ratio <= 1.15 else 'OVER TARGET'}")
-    print(f"RESULT single_s={single:.3f} compare8_s={compare8:.3f} first_column_s={first:.3f} "
-          f"first_after_answer_s={after_answer:.3f} ratio={ratio:.3f}")
+    print(
+        f"RESULT single_s={single:.3f} compare8_s={compare8:.3f} first_column_s={first:.3f} "
+        f"first_after_answer_s={after_answer:.3f} ratio={ratio:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -57,9 +57,17 @@ def time_single(user, version) -> float:
 
 
 def time_comparison(client: Client, workspace, versions) -> tuple[float, list[tuple[int, float]]]:
-    data = {"columns": [f"v{v.pk}" for v in versions], "shared_input": "on", "turn-TOTAL_FORMS": "1",
-            "turn-INITIAL_FORMS": "1", "turn-0-role": "user", "turn-0-content": INPUT["turns"][0]["content"],
-            "var__company": "Acme", "repeats": "1", "title": "bench"}
+    data = {
+        "columns": [f"v{v.pk}" for v in versions],
+        "shared_input": "on",
+        "turn-TOTAL_FORMS": "1",
+        "turn-INITIAL_FORMS": "1",
+        "turn-0-role": "user",
+        "turn-0-content": INPUT["turns"][0]["content"],
+        "var__company": "Acme",
+        "repeats": "1",
+        "title": "bench",
+    }
     started = time.perf_counter()
     response = client.post(reverse("comparison_new") + f"?workspace={workspace.pk}", data)
     assert response.status_code == 302, response.content[:500]
@@ -70,7 +78,7 @@ def time_comparison(client: Client, workspace, versions) -> tuple[float, list[tu
     done: list[tuple[int, float]] = []
     html = page.content.decode()
     # As the page does: one held request (the watch) answers with the columns just stored.
-    while (match := re.search(r'id="compare-watch" hidden\s+hx-get="([^"]+)"', html)):
+    while match := re.search(r'id="compare-watch" hidden\s+hx-get="([^"]+)"', html):
         html = client.get(unescape(match.group(1)), headers={"HX-Request": "true"}).content.decode()
         for column_id in re.findall(r'<article id="column-(\d+)"', html):
             done.append((positions[int(column_id)], time.perf_counter() - started))

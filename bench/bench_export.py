@@ -43,8 +43,14 @@ def export_in_this_process(n: int, fmt: str) -> dict:
     for chunk in response.streaming_content:
         size += len(chunk)
         lines += chunk.count(b"\n")
-    return {"format": fmt, "bytes": size, "lines": lines, "seconds": round(time.perf_counter() - started, 1),
-            "baseline_mb": round(baseline, 1), "peak_mb": round(peak_mb(), 1)}  # fmt: skip
+    return {
+        "format": fmt,
+        "bytes": size,
+        "lines": lines,
+        "seconds": round(time.perf_counter() - started, 1),
+        "baseline_mb": round(baseline, 1),
+        "peak_mb": round(peak_mb(), 1),
+    }
 
 
 def main() -> None:
@@ -57,16 +63,23 @@ def main() -> None:
     result = [f"export_rows={n}"]
     ok = True
     for fmt in ("csv", "json"):
-        out = subprocess.run([sys.executable, __file__, "--child", str(n), fmt], check=True, capture_output=True,
-                             text=True)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(n), fmt], check=True, capture_output=True, text=True
+        )
         figures = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{fmt.upper()} export of {n:,} runs: {figures['bytes'] / 1e6:,.0f} MB, {figures['lines']:,} lines "
-              f"in {figures['seconds']} s; peak RSS {figures['peak_mb']} MB "
-              f"(after start-up {figures['baseline_mb']} MB); limit {LIMIT_MB} MB")  # fmt: skip
+        print(
+            f"{fmt.upper()} export of {n:,} runs: {figures['bytes'] / 1e6:,.0f} MB, {figures['lines']:,} lines "
+            f"in {figures['seconds']} s; peak RSS {figures['peak_mb']} MB "
+            f"(after start-up {figures['baseline_mb']} MB); limit {LIMIT_MB} MB"
+        )
         ok &= figures["peak_mb"] < LIMIT_MB
-        result += [f"{fmt}_seconds={figures['seconds']}", f"{fmt}_mb={figures['bytes'] / 1e6:.0f}",
-                   f"{fmt}_peak_rss_mb={figures['peak_mb']}"]  # fmt: skip
+        result += [
+            f"{fmt}_seconds={figures['seconds']}",
+            f"{fmt}_mb={figures['bytes'] / 1e6:.0f}",
+            f"{fmt}_peak_rss_mb={figures['peak_mb']}",
+        ]
     print("RESULT " + " ".join(result) + f" under_limit={ok}")
+
 
 if __name__ == "__main__":
     main()

@@ -28,8 +28,16 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 SIZES = (10_000, 1_000_000)
 REPEATS = 21
-CASES = ("first_page", "workspace_model", "deep_10k", "costs_30d", "text_search", "text_common",
-         "text_search_totals", "text_common_totals")
+CASES = (
+    "first_page",
+    "workspace_model",
+    "deep_10k",
+    "costs_30d",
+    "text_search",
+    "text_common",
+    "text_search_totals",
+    "text_common_totals",
+)
 TEXT_CASES = ("text_search", "text_common", "text_search_totals", "text_common_totals")
 
 
@@ -81,8 +89,12 @@ def measure_one_size(n: int) -> dict:
                 times.append(elapsed)
                 cpu_times.append(cpu)
             queries = len(captured)
-        results[name] = {"median_ms": round(statistics.median(times), 2), "max_ms": round(max(times), 2),
-                         "cpu_ms": round(statistics.median(cpu_times), 2), "queries": queries}  # fmt: skip
+        results[name] = {
+            "median_ms": round(statistics.median(times), 2),
+            "max_ms": round(max(times), 2),
+            "cpu_ms": round(statistics.median(cpu_times), 2),
+            "queries": queries,
+        }
     return results
 
 
@@ -109,10 +121,16 @@ def main() -> None:
         passed = big[case]["median_ms"] <= limit and big[case]["queries"] <= 10 and (case in TEXT_CASES or ratio <= 1.5)
         ok &= passed
         target = f"<= {limit} ms" + ("" if case in TEXT_CASES else ", <= 1.5x") + ", <= 10 SQL"
-        print(f"{case:<20}{small[case]['median_ms']:>10.1f}{big[case]['median_ms']:>10.1f}{big[case]['cpu_ms']:>8.1f}{ratio:>8.2f}"
-              f"{big[case]['queries']:>8}  {target} {'ok' if passed else 'MISSED'}")  # fmt: skip
-        result += [f"{case}_ms={big[case]['median_ms']}", f"{case}_cpu_ms={big[case]['cpu_ms']}",
-                   f"{case}_ratio={ratio:.2f}", f"{case}_sql={big[case]['queries']}"]  # fmt: skip
+        print(
+            f"{case:<20}{small[case]['median_ms']:>10.1f}{big[case]['median_ms']:>10.1f}{big[case]['cpu_ms']:>8.1f}{ratio:>8.2f}"
+            f"{big[case]['queries']:>8}  {target} {'ok' if passed else 'MISSED'}"
+        )
+        result += [
+            f"{case}_ms={big[case]['median_ms']}",
+            f"{case}_cpu_ms={big[case]['cpu_ms']}",
+            f"{case}_ratio={ratio:.2f}",
+            f"{case}_sql={big[case]['queries']}",
+        ]
     print("RESULT " + " ".join(result) + f" load_avg={load.replace(' ', '/')} all_targets_met={ok}")
 
 

@@ -32,7 +32,9 @@ def make_csv(rows: int) -> bytes:
     writer.writerow(["name", "company", "question", "expected_output", "input"])
     for i in range(rows):
         question = " ".join(rng.choices(WORDS, k=30))
-        writer.writerow([f"Customer {i}", f"Company {i % 97}", question, f"Answer about {question[:60]}", f"Hi, {question}?"])
+        writer.writerow(
+            [f"Customer {i}", f"Company {i % 97}", question, f"Answer about {question[:60]}", f"Hi, {question}?"]
+        )
     return out.getvalue().encode()
 
 

@@ -44,8 +44,13 @@ TARGET_P95_MS = 300
 
 TMP = Path(tempfile.mkdtemp(prefix="maximui-bench-load-"))
 sys.path.insert(0, str(ROOT))
-ENV = {"DJANGO_SETTINGS_MODULE": "maximui.settings", "MAXIMUI_TESTING": "1", "MAXIMUI_ENV_FILE": "",
-       "DATABASE_URL": f"sqlite:///{TMP / 'db.sqlite3'}", "LOG_LEVEL": "WARNING"}
+ENV = {
+    "DJANGO_SETTINGS_MODULE": "maximui.settings",
+    "MAXIMUI_TESTING": "1",
+    "MAXIMUI_ENV_FILE": "",
+    "DATABASE_URL": f"sqlite:///{TMP / 'db.sqlite3'}",
+    "LOG_LEVEL": "WARNING",
+}
 os.environ.update(ENV)
 
 import django  # noqa: E402
@@ -58,6 +63,7 @@ from django.urls import reverse  # noqa: E402
 from devtools.maxim_server import FakeMaxim  # noqa: E402
 from devtools.seeding import PASSWORD, seed_versions  # noqa: E402
 from devtools.servers import THREADS, WORKERS, Gunicorn  # noqa: E402
+
 
 class FormFields(HTMLParser):
     """The values a browser would submit from the form with id `form_id` (no buttons)."""
@@ -116,12 +122,14 @@ def form_fields(page: str, form_id: str) -> list[tuple[str, str]]:
 def login(base: str, username: str) -> httpx.Client:
     # Idle connections are dropped before gunicorn's 2 s keep-alive closes them (a browser
     # would retry a request that meets a connection closed under it; httpx does not).
-    client = httpx.Client(base_url=base, timeout=httpx.Timeout(30.0, connect=5.0),
-                          limits=httpx.Limits(keepalive_expiry=1.0))
+    client = httpx.Client(
+        base_url=base, timeout=httpx.Timeout(30.0, connect=5.0), limits=httpx.Limits(keepalive_expiry=1.0)
+    )
     page = client.get(reverse("login"))
     token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    answer = client.post(reverse("login"), data={"username": username, "password": PASSWORD,
-                                                  "csrfmiddlewaretoken": token})
+    answer = client.post(
+        reverse("login"), data={"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token}
+    )
     assert answer.status_code == 302 and "sessionid" in client.cookies, f"login failed: {answer.status_code}"
     return client
 
@@ -145,7 +153,9 @@ class Comparison:
         fields = [(k, v) for k, v in form_fields(page.text, "compare-form") if not k.startswith("turn-0-content")]
         columns = [v for k, v in fields if k == "columns"]
         assert len(columns) == COLUMNS, f"the form offers {len(columns)} columns"
-        self.post_url = html.unescape(re.search(r'<form method="post" action="([^"]+)" id="compare-form"', page.text).group(1))
+        self.post_url = html.unescape(
+            re.search(r'<form method="post" action="([^"]+)" id="compare-form"', page.text).group(1)
+        )
         self.data: dict[str, list[str]] = {}  # httpx takes repeated fields as lists
         for name, value in [*fields, ("turn-0-content", f"Where is my parcel? (user {n})"), ("action", "run")]:
             self.data.setdefault(name, []).append(value)
@@ -214,8 +224,9 @@ def percentile(values: list[float], q: float) -> float:
 
 def latency_line(samples: list[tuple[str, float, int]]) -> str:
     ms = [s[1] * 1000 for s in samples]
-    return (f"p50 {percentile(ms, 0.5):.0f} ms, p95 {percentile(ms, 0.95):.0f} ms, max {max(ms):.0f} ms, "
-            f"{len(ms)} requests")
+    return (
+        f"p50 {percentile(ms, 0.5):.0f} ms, p95 {percentile(ms, 0.95):.0f} ms, max {max(ms):.0f} ms, {len(ms)} requests"
+    )
 
 
 def main() -> None:
@@ -228,8 +239,12 @@ def main() -> None:
         base = server.base_url
         clients: list[httpx.Client] = []
         try:
-            probe_urls = [reverse("home"), reverse("run_history"), reverse("prompt_detail", args=[prompt.pk]),
-                          reverse("cost_review")]
+            probe_urls = [
+                reverse("home"),
+                reverse("run_history"),
+                reverse("prompt_detail", args=[prompt.pk]),
+                reverse("cost_review"),
+            ]
             prober_client = login(base, users[-1].username)
             clients.append(prober_client)
             for url in probe_urls:  # warm both the pages and (by repetition) both workers
@@ -238,8 +253,11 @@ def main() -> None:
             idle = Prober(prober_client, probe_urls)
             idle.run(seconds=IDLE_PROBE_SECONDS)
 
-            new_url = reverse("comparison_new") + f"?workspace={workspace.pk}&" + "&".join(
-                f"columns=v{v.pk}" for v in versions)
+            new_url = (
+                reverse("comparison_new")
+                + f"?workspace={workspace.pk}&"
+                + "&".join(f"columns=v{v.pk}" for v in versions)
+            )
             deadline = time.monotonic() + DEADLINE_SECONDS
             comparisons = []
             for n in range(COMPARISONS):
@@ -273,11 +291,15 @@ def main() -> None:
     done = [c.done_s for c in comparisons if c.done_s is not None]
     failed = [f"#{c.n}: {c.error}" for c in comparisons if c.error]
     under_load = prober.samples
-    print(f"gunicorn: {WORKERS} workers x {THREADS} threads; Maxim answers after {RUN_DELAY} s; "
-          f"{COMPARISONS} comparisons x {COLUMNS} columns; {len(runs)} runs reached Maxim")
+    print(
+        f"gunicorn: {WORKERS} workers x {THREADS} threads; Maxim answers after {RUN_DELAY} s; "
+        f"{COMPARISONS} comparisons x {COLUMNS} columns; {len(runs)} runs reached Maxim"
+    )
     if done:
-        print(f"comparisons, click -> all runs shown: median {statistics.median(done):.2f} s, "
-              f"min {min(done):.2f} s, max {max(done):.2f} s ({len(done)}/{COMPARISONS} done)")
+        print(
+            f"comparisons, click -> all runs shown: median {statistics.median(done):.2f} s, "
+            f"min {min(done):.2f} s, max {max(done):.2f} s ({len(done)}/{COMPARISONS} done)"
+        )
     for line in failed:
         print(f"  FAILED {line}")
     if runs and done:
@@ -285,15 +307,21 @@ def main() -> None:
         arrived = sorted(r.arrived - t0 for r in runs)
         answered = sorted(r.finished - t0 for r in runs if r.finished)
         opened = [c.opened_s for c in comparisons if c.opened_s is not None]
-        print(f"phases from the clicks: pages opened median {statistics.median(opened):.2f} s, max {max(opened):.2f} s; "
-              f"Maxim requests arrived {arrived[0]:.2f} .. {statistics.median(arrived):.2f} .. {arrived[-1]:.2f} s; "
-              f"last answer {answered[-1]:.2f} s; last comparison shown {max(c.clicked + c.done_s for c in comparisons if c.done_s) - t0:.2f} s")
-    print(f"gunicorn used {cpu_used:.1f} CPU s in {load_took:.1f} s of load ({cpu_used / load_took:.2f} cores of 2; "
-          f"load average now {os.getloadavg()[0]:.1f})")
+        print(
+            f"phases from the clicks: pages opened median {statistics.median(opened):.2f} s, max {max(opened):.2f} s; "
+            f"Maxim requests arrived {arrived[0]:.2f} .. {statistics.median(arrived):.2f} .. {arrived[-1]:.2f} s; "
+            f"last answer {answered[-1]:.2f} s; last comparison shown {max(c.clicked + c.done_s for c in comparisons if c.done_s) - t0:.2f} s"
+        )
+    print(
+        f"gunicorn used {cpu_used:.1f} CPU s in {load_took:.1f} s of load ({cpu_used / load_took:.2f} cores of 2; "
+        f"load average now {os.getloadavg()[0]:.1f})"
+    )
     watches = sum(c.watches for c in comparisons)
     busy = sum(c.busy for c in comparisons)
-    print(f"watch answers: {watches}, of which 'busy, retry later' (all held slots taken): {busy}; "
-          f"diff refreshes: {sum(c.diffs for c in comparisons)}")
+    print(
+        f"watch answers: {watches}, of which 'busy, retry later' (all held slots taken): {busy}; "
+        f"diff refreshes: {sum(c.diffs for c in comparisons)}"
+    )
     print(f"other pages idle:       {latency_line(idle.samples)}")
     print(f"other pages under load: {latency_line(under_load)}")
     for url in probe_urls:

@@ -55,24 +55,43 @@ MESSAGES = [
 
 def seed(maxim: FakeMaxim) -> tuple[object, PromptVersion]:
     maxim_prompt = maxim.add_prompt("ws_default", "Bench prompt")
-    maxim_version = maxim.add_version({"promptId": maxim_prompt["id"], "modelName": "gpt-4o",
-                                       "modelProvider": "openai", "messages": MESSAGES,
-                                       "modelParameters": {"temperature": 0.2}})
+    maxim_version = maxim.add_version(
+        {
+            "promptId": maxim_prompt["id"],
+            "modelName": "gpt-4o",
+            "modelProvider": "openai",
+            "messages": MESSAGES,
+            "modelParameters": {"temperature": 0.2},
+        }
+    )
     user = get_user_model().objects.create_user("bench", password="bench-pw")
     workspace = Workspace(name="Bench", maxim_id="ws_default", base_url=maxim.base_url, created_by=user)
     workspace.set_api_key(maxim.api_key)
     workspace.save()
     Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
     prompt = Prompt.objects.create(workspace=workspace, maxim_id=maxim_prompt["id"], name="Bench prompt")
-    version = PromptVersion.objects.create(prompt=prompt, maxim_id=maxim_version["id"], number=1,
-                                           provider="openai", model_name="gpt-4o",
-                                           model_parameters={"temperature": 0.2}, messages=MESSAGES)
+    version = PromptVersion.objects.create(
+        prompt=prompt,
+        maxim_id=maxim_version["id"],
+        number=1,
+        provider="openai",
+        model_name="gpt-4o",
+        model_parameters={"temperature": 0.2},
+        messages=MESSAGES,
+    )
     return user, version
 
 
 def form(turn: str) -> dict[str, str]:
-    return {"idempotency_key": uuid.uuid4().hex, "turn-TOTAL_FORMS": "1", "turn-INITIAL_FORMS": "0",
-            "turn-0-role": "user", "turn-0-content": turn, "var__company": "Acme", "var__name": "Ann"}
+    return {
+        "idempotency_key": uuid.uuid4().hex,
+        "turn-TOTAL_FORMS": "1",
+        "turn-INITIAL_FORMS": "0",
+        "turn-0-role": "user",
+        "turn-0-content": turn,
+        "var__company": "Acme",
+        "var__name": "Ann",
+    }
 
 
 def summary(name: str, samples: list[float]) -> str:
@@ -95,9 +114,14 @@ def main() -> None:
         client = Client()
         client.force_login(user)
         url = reverse("version_run", args=[version.pk])
-        body = build_run_body(version=version, content=version.content(),
-                              inputs={"turns": [{"role": "user", "content": "Where is my order?"}],
-                                      "variables": {"company": "Acme", "name": "Ann"}})
+        body = build_run_body(
+            version=version,
+            content=version.content(),
+            inputs={
+                "turns": [{"role": "user", "content": "Where is my order?"}],
+                "variables": {"company": "Acme", "name": "Ann"},
+            },
+        )
         headers = {"x-maxim-api-key": maxim.api_key, "Content-Type": "application/json"}
         direct_http = httpx.Client(timeout=10)
 
@@ -131,8 +155,10 @@ def main() -> None:
         print(f"WARNING: {failed} runs did not succeed; spec violations: {violations[:3]}")
     overhead = statistics.median(dashboard_ms) - statistics.median(direct_ms)
     print(f"median overhead {overhead:.2f} ms (target <= 15 ms)")
-    print(f"RESULT run_overhead_ms={overhead:.2f} direct_median_ms={statistics.median(direct_ms):.2f} "
-          f"dashboard_median_ms={statistics.median(dashboard_ms):.2f}")
+    print(
+        f"RESULT run_overhead_ms={overhead:.2f} direct_median_ms={statistics.median(direct_ms):.2f} "
+        f"dashboard_median_ms={statistics.median(dashboard_ms):.2f}"
+    )
 
 
 if __name__ == "__main__":

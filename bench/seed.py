@@ -26,8 +26,14 @@ SPAN_DAYS = 365  # every size spreads its runs over the same year, like a smalle
 MAX_AGE_DAYS = 3
 RARE_WORD = "zephyr"  # in ~0.5% of runs: the text-search benchmark looks for it
 BENCH_USER = "bench"
-MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("anthropic", "claude-3-5-haiku-latest"),
-          ("google", "gemini-1.5-flash"), ("mistral", "mistral-small-latest"), ("ollama", "llama3.1")]  # fmt: skip
+MODELS = [
+    ("openai", "gpt-4o"),
+    ("openai", "gpt-4o-mini"),
+    ("anthropic", "claude-3-5-haiku-latest"),
+    ("google", "gemini-1.5-flash"),
+    ("mistral", "mistral-small-latest"),
+    ("ollama", "llama3.1"),
+]
 WORDS = (
     "order refund parcel invoice account password delivery late broken price discount summary memo meeting "
     "customer agent reply policy warranty return label address update cancel subscription plan upgrade billing "
@@ -86,9 +92,11 @@ def ensure(n: int) -> Path:
     with sqlite3.connect(path) as db:
         db.execute("ANALYZE")  # what `PRAGMA optimize` keeps up to date in a long-lived database
     elapsed = time.perf_counter() - started
-    path.with_suffix(".json").write_text(json.dumps(
-        {"runs": n, "seeded_on": dt.date.today().isoformat(), "seconds": round(elapsed, 1), "rollup_rows": rows}
-    ))  # fmt: skip
+    path.with_suffix(".json").write_text(
+        json.dumps(
+            {"runs": n, "seeded_on": dt.date.today().isoformat(), "seconds": round(elapsed, 1), "rollup_rows": rows}
+        )
+    )
     print(f"seeded {n:,} runs into {path.name} in {elapsed:.1f}s ({rows:,} rollup rows)", file=sys.stderr)
     return path
 
@@ -109,15 +117,16 @@ def _seed_objects() -> dict:
         workspace.set_api_key("bench-key-0000")
         workspace.save()
         Membership.objects.create(workspace=workspace, user=bench, role=Role.OWNER)
-        members = [bench, *people[w * 2: w * 2 + 3]]
+        members = [bench, *people[w * 2 : w * 2 + 3]]
         for person in members[1:]:
             Membership.objects.create(workspace=workspace, user=person, role=Role.EDITOR)
         for p in range(3):
             prompt = Prompt.objects.create(workspace=workspace, maxim_id=f"p-{w}-{p}", name=f"Prompt {w}.{p}")
             for v in range(rng.choice([2, 3])):
                 provider, model = rng.choice(MODELS)
-                version = PromptVersion.objects.create(prompt=prompt, maxim_id=f"v-{w}-{p}-{v}", number=v + 1,
-                                                       provider=provider, model_name=model)  # fmt: skip
+                version = PromptVersion.objects.create(
+                    prompt=prompt, maxim_id=f"v-{w}-{p}-{v}", number=v + 1, provider=provider, model_name=model
+                )
                 versions.append((workspace.pk, prompt.pk, version.pk, provider, model, [u.pk for u in members]))
     return {"versions": versions}
 
@@ -142,7 +151,9 @@ def _seed_runs(path: Path, n: int, ids: dict) -> None:
     db.execute("PRAGMA journal_mode=OFF")
     db.execute("PRAGMA synchronous=OFF")
     db.execute("PRAGMA cache_size=-400000")
-    triggers = db.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger' AND tbl_name='prompts_app_run'").fetchall()
+    triggers = db.execute(
+        "SELECT name, sql FROM sqlite_master WHERE type='trigger' AND tbl_name='prompts_app_run'"
+    ).fetchall()
     for name, _ in triggers:  # the FTS index is rebuilt once at the end instead of row by row
         db.execute(f"DROP TRIGGER {name}")
     batch: list[tuple] = []
@@ -162,15 +173,26 @@ def _seed_runs(path: Path, n: int, ids: dict) -> None:
         if status == "success" and provider != "ollama":
             cost = p_tok * 2500 + c_tok * 10000  # $2.50 / $10 per 1M tokens, in nano-USD
         values = {
-            "workspace_id": ws, "prompt_id": prompt, "version_id": version, "user_id": rng.choice(members),
-            "status": status, "provider": provider, "model_name": model, "input_text": " ".join(words),
+            "workspace_id": ws,
+            "prompt_id": prompt,
+            "version_id": version,
+            "user_id": rng.choice(members),
+            "status": status,
+            "provider": provider,
+            "model_name": model,
+            "input_text": " ".join(words),
             "output_text": "" if status != "success" else " ".join(rng.choices(WORDS, k=rng.randrange(8, 24))),
             "error": "Maxim answered HTTP 500" if status == "failed" else "",
-            "prompt_tokens": p_tok, "completion_tokens": c_tok, "total_tokens": p_tok + c_tok,
-            "latency_ms": None if pending else round(rng.uniform(200, 4000), 1), "cost_nano": cost,
-            "price_source": "genai-prices" if cost is not None else "", "created_at": str(created),
-            "finished_at": None if pending else str(created + dt.timedelta(seconds=2)), "rolled_up": False,
-        }  # fmt: skip
+            "prompt_tokens": p_tok,
+            "completion_tokens": c_tok,
+            "total_tokens": p_tok + c_tok,
+            "latency_ms": None if pending else round(rng.uniform(200, 4000), 1),
+            "cost_nano": cost,
+            "price_source": "genai-prices" if cost is not None else "",
+            "created_at": str(created),
+            "finished_at": None if pending else str(created + dt.timedelta(seconds=2)),
+            "rolled_up": False,
+        }
         for column, value in values.items():
             row[position[column]] = value
         batch.append(tuple(row))

@@ -182,8 +182,13 @@ class FakeMaxim:
 
     def add_workspace(self, name: str, *, id: str | None = None) -> dict:
         now = _now()
-        workspace = {"id": id or self._new_id("ws"), "name": name, "accountId": ACCOUNT_ID,
-                     "createdAt": now, "updatedAt": now}
+        workspace = {
+            "id": id or self._new_id("ws"),
+            "name": name,
+            "accountId": ACCOUNT_ID,
+            "createdAt": now,
+            "updatedAt": now,
+        }
         with self._lock:
             self.workspaces.append(workspace)
         return workspace
@@ -192,9 +197,17 @@ class FakeMaxim:
         now = _now()
         with self._lock:
             prompt = {
-                "id": self._new_id("prm"), "name": name, "description": description,
-                "workspaceId": workspace_id, "accountId": ACCOUNT_ID, "folderId": folder_id, "meta": None,
-                "createdById": "usr_fake", "createdAt": now, "updatedAt": now, "deletedAt": None,
+                "id": self._new_id("prm"),
+                "name": name,
+                "description": description,
+                "workspaceId": workspace_id,
+                "accountId": ACCOUNT_ID,
+                "folderId": folder_id,
+                "meta": None,
+                "createdById": "usr_fake",
+                "createdAt": now,
+                "updatedAt": now,
+                "deletedAt": None,
             }
             self.prompts[prompt["id"]] = prompt
         return prompt
@@ -206,18 +219,32 @@ class FakeMaxim:
             number = 1 + sum(1 for v in self.versions.values() if v["promptId"] == body["promptId"])
             wrappers = []
             for index, message in enumerate(body.get("messages") or []):
-                wrappers.append({"id": self._new_id("msg"), "index": index, "payload": dict(message),
-                                 "currentType": "message", "originalType": "message"})
+                wrappers.append(
+                    {
+                        "id": self._new_id("msg"),
+                        "index": index,
+                        "payload": dict(message),
+                        "currentType": "message",
+                        "originalType": "message",
+                    }
+                )
             version = {
-                "id": self._new_id("ver"), "version": number, "description": body.get("description", ""),
+                "id": self._new_id("ver"),
+                "version": number,
+                "description": body.get("description", ""),
                 "promptId": body["promptId"],
                 "config": {
-                    "tags": {}, "model": body.get("modelName", ""), "modelId": body.get("modelName", ""),
-                    "provider": body.get("modelProvider", ""), "messages": wrappers,
+                    "tags": {},
+                    "model": body.get("modelName", ""),
+                    "modelId": body.get("modelName", ""),
+                    "provider": body.get("modelProvider", ""),
+                    "messages": wrappers,
                     "modelParameters": body.get("modelParameters") or {},
                     "author": {"id": "usr_fake", "name": "Fake Author", "email": "author@example.com", "image": ""},
                 },
-                "createdAt": now, "updatedAt": now, "deletedAt": None,
+                "createdAt": now,
+                "updatedAt": now,
+                "deletedAt": None,
             }
             self.versions[version["id"]] = version
         return version
@@ -289,8 +316,9 @@ class FakeMaxim:
     def _list_workspaces(self, request: RecordedRequest) -> tuple[int, Any]:
         q = request.query
         with self._lock:
-            items = [w for w in self.workspaces
-                     if q.get("id", w["id"]) == w["id"] and q.get("name", w["name"]) == w["name"]]
+            items = [
+                w for w in self.workspaces if q.get("id", w["id"]) == w["id"] and q.get("name", w["name"]) == w["name"]
+            ]
         return 200, self._page(items, q, "nextCursor")
 
     def _list_prompts(self, request: RecordedRequest) -> tuple[int, Any]:
@@ -298,8 +326,13 @@ class FakeMaxim:
         if not q.get("workspaceId"):
             raise _Reply(400, "workspaceId is required")
         with self._lock:
-            items = [p for p in self.prompts.values() if p["workspaceId"] == q["workspaceId"]
-                     and q.get("id", p["id"]) == p["id"] and q.get("name", p["name"]) == p["name"]]
+            items = [
+                p
+                for p in self.prompts.values()
+                if p["workspaceId"] == q["workspaceId"]
+                and q.get("id", p["id"]) == p["id"]
+                and q.get("name", p["name"]) == p["name"]
+            ]
         # Prompts page with `cursor`, workspaces with `nextCursor`: Maxim uses both spellings.
         return 200, self._page(items, q, "cursor")
 
@@ -311,8 +344,7 @@ class FakeMaxim:
             known = any(w["id"] == body["workspaceId"] for w in self.workspaces)
         if not known:
             raise _Reply(404, "Workspace not found")
-        prompt = self.add_prompt(body["workspaceId"], body["name"], body.get("description") or "",
-                                 body.get("folderId"))
+        prompt = self.add_prompt(body["workspaceId"], body["name"], body.get("description") or "", body.get("folderId"))
         return 201, {"data": {"data": prompt}}  # the documented double wrap
 
     def _list_versions(self, request: RecordedRequest) -> tuple[int, Any]:
@@ -349,8 +381,10 @@ class FakeMaxim:
         for i, message in enumerate(messages):
             found = _PLACEHOLDER.search(_text_of(message.get("content")))
             if found:
-                self._violate(f"POST /v1/prompts/run: messages[{i}] still holds {found.group()}; "
-                              "variables must be filled in before sending")
+                self._violate(
+                    f"POST /v1/prompts/run: messages[{i}] still holds {found.group()}; "
+                    "variables must be filled in before sending"
+                )
         if model == "fail-401":
             raise _Reply(401, "Invalid API key")
         if model == "fail-429":
@@ -362,8 +396,11 @@ class FakeMaxim:
         reply = "Echo: " + (_text_of(users[-1].get("content")) if users else "")
         prompt_tokens = sum(_words(_text_of(m.get("content"))) for m in messages)
         completion_tokens = _words(reply)
-        usage = {"promptTokens": prompt_tokens, "completionTokens": completion_tokens,
-                 "totalTokens": prompt_tokens + completion_tokens}
+        usage = {
+            "promptTokens": prompt_tokens,
+            "completionTokens": completion_tokens,
+            "totalTokens": prompt_tokens + completion_tokens,
+        }
         if model == "string-output":
             return 200, {"data": {"output": reply, "usage": usage}}
         message: dict[str, Any] = {"role": "assistant", "content": reply}
@@ -371,14 +408,26 @@ class FakeMaxim:
             tools = (body.get("modelParameters") or version["config"]["modelParameters"]).get("tools") or []
             name = tools[0]["function"]["name"] if tools else "lookup"
             arguments = json.dumps({"query": reply.removeprefix("Echo: ")})
-            message = {"role": "assistant", "content": None, "tool_calls": [
-                {"id": self._new_id("call"), "type": "function", "function": {"name": name, "arguments": arguments}}]}
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": self._new_id("call"), "type": "function", "function": {"name": name, "arguments": arguments}}
+                ],
+            }
         output = {
-            "id": self._new_id("chatcmpl"), "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": message,
-                         "finish_reason": "tool_calls" if model == "tool-call" else "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+            "id": self._new_id("chatcmpl"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": "tool_calls" if model == "tool-call" else "stop"}
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
         }
         return 200, {"data": {"output": output, "usage": usage}}
 
@@ -391,9 +440,16 @@ class FakeMaxim:
             for old in self.deployments:
                 if old["promptId"] == body["promptId"] and old["deploymentConditions"] == conditions:
                     old["status"], old["updatedAt"] = "inactive", now
-            deployment = {"id": self._new_id("dep"), "promptId": body["promptId"], "versionId": body["versionId"],
-                          "workspaceId": body.get("workspaceId"), "deploymentConditions": conditions,
-                          "status": "active", "createdAt": now, "updatedAt": now}
+            deployment = {
+                "id": self._new_id("dep"),
+                "promptId": body["promptId"],
+                "versionId": body["versionId"],
+                "workspaceId": body.get("workspaceId"),
+                "deploymentConditions": conditions,
+                "status": "active",
+                "createdAt": now,
+                "updatedAt": now,
+            }
             self.deployments.append(deployment)
         return 200, {"data": deployment}
 
@@ -465,13 +521,19 @@ def seed_demo(maxim: FakeMaxim) -> None:
     prompt = maxim.add_prompt("ws_default", "Support reply", "Answers customer questions")
     system = "You are a friendly support agent for {{company}}. Answer in two sentences."
     for model, temperature in (("gpt-4o-mini", 0.7), ("gpt-4o", 0.2)):
-        maxim.add_version({
-            "promptId": prompt["id"], "description": f"{model} at temperature {temperature}",
-            "modelName": model, "modelProvider": "openai",
-            "messages": [{"role": "system", "content": system},
-                         {"role": "user", "content": "Hi, I am {{name}}. Where is my order?"}],
-            "modelParameters": {"temperature": temperature, "max_tokens": 300},
-        })  # fmt: skip
+        maxim.add_version(
+            {
+                "promptId": prompt["id"],
+                "description": f"{model} at temperature {temperature}",
+                "modelName": model,
+                "modelProvider": "openai",
+                "messages": [
+                    {"role": "system", "content": system},
+                    {"role": "user", "content": "Hi, I am {{name}}. Where is my order?"},
+                ],
+                "modelParameters": {"temperature": temperature, "max_tokens": 300},
+            }
+        )
 
 
 def main() -> None:

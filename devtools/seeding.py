@@ -25,9 +25,12 @@ class Seeded:
 
 
 def seed_versions(
-    fake: FakeMaxim, *, columns: int, usernames: tuple[str, ...] = ("bench",),
+    fake: FakeMaxim,
+    *,
+    columns: int,
+    usernames: tuple[str, ...] = ("bench",),
     system: str = "You answer for Acme, reply style {n}",
-) -> Seeded:  # fmt: skip
+) -> Seeded:
     """Owners named `usernames`, and `columns` versions differing in temperature and `system` ({n} = number)."""
     users = [get_user_model().objects.create_user(name, password=PASSWORD) for name in usernames]
     workspace = Workspace(name="Bench", maxim_id="ws_default", base_url=fake.base_url)
@@ -40,11 +43,16 @@ def seed_versions(
     versions = []
     for number in range(1, columns + 1):
         version = PromptVersion(
-            prompt=prompt, number=number, provider="openai", model_name="gpt-4o-mini",
+            prompt=prompt,
+            number=number,
+            provider="openai",
+            model_name="gpt-4o-mini",
             model_parameters={"temperature": round(0.1 * number, 1)},
             messages=[{"role": "system", "content": system.replace("{n}", str(number))}],
         )
-        version.maxim_id = fake.add_version(NewVersion.from_content(prompt_id=version.prompt.maxim_id, content=version.content()).body())["id"]
+        version.maxim_id = fake.add_version(
+            NewVersion.from_content(prompt_id=version.prompt.maxim_id, content=version.content()).body()
+        )["id"]
         version.save()
         versions.append(version)
     return Seeded(users, workspace, prompt, versions)

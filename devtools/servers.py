@@ -47,8 +47,18 @@ class Gunicorn:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Gunicorn:
-        command = [str(ROOT / ".venv/bin/gunicorn"), "maximui.wsgi", "--bind", f"{HOST}:{self.port}",
-                   "--workers", str(WORKERS), "--threads", str(THREADS), "--timeout", str(TIMEOUT)]
+        command = [
+            str(ROOT / ".venv/bin/gunicorn"),
+            "maximui.wsgi",
+            "--bind",
+            f"{HOST}:{self.port}",
+            "--workers",
+            str(WORKERS),
+            "--threads",
+            str(THREADS),
+            "--timeout",
+            str(TIMEOUT),
+        ]
         if self._access_log:
             command += ["--access-logfile", "-"]
         output = {"stdout": self._log, "stderr": subprocess.STDOUT} if self._log else {}

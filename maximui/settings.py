@@ -115,10 +115,14 @@ if TESTING:
     # The suite's fake Maxims: reserved `.test` hosts answered by respx/MockTransport, and
     # devtools/maxim_server.py on loopback ports picked at random. Policy tests override this list.
     MAXIMUI_ALLOWED_BASE_URLS += [
-        "https://maxim.test", "https://eu.maxim.test", "https://maxim.example.test",
-        "https://api.maxim.example.test", "https://other.example.test", "https://api.example-maxim.test",
+        "https://maxim.test",
+        "https://eu.maxim.test",
+        "https://maxim.example.test",
+        "https://api.maxim.example.test",
+        "https://other.example.test",
+        "https://api.example-maxim.test",
         "http://127.0.0.1:*",
-    ]  # fmt: skip
+    ]
 try:
     from prompts_app.maxim.outbound import PolicyError, parse_allow_list
 
@@ -235,7 +239,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # where a WAL file waits its turn, as in production.
         import tempfile
 
-        DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"maximui-test-{os.getpid()}.sqlite3")}
+        DATABASES["default"]["TEST"] = {
+            "NAME": os.path.join(tempfile.gettempdir(), f"maximui-test-{os.getpid()}.sqlite3")
+        }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -313,7 +319,9 @@ SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 try:
     SECURE_HSTS_SECONDS = int(env("SECURE_HSTS_SECONDS", "0") or 0)
 except ValueError:
-    raise ImproperlyConfigured(f"SECURE_HSTS_SECONDS={env('SECURE_HSTS_SECONDS')!r} is not a whole number of seconds") from None
+    raise ImproperlyConfigured(
+        f"SECURE_HSTS_SECONDS={env('SECURE_HSTS_SECONDS')!r} is not a whole number of seconds"
+    ) from None
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 if env_bool("SECURE_PROXY_SSL_HEADER", False):

@@ -53,9 +53,12 @@ def stop_all(children: list[subprocess.Popen], grace: float = STOP_GRACE_SECONDS
 
 
 def supervise(
-    commands: list[list[str]], *, grace: float = STOP_GRACE_SECONDS,
-    backoff: float = BACKOFF_SECONDS, max_backoff: float = MAX_BACKOFF_SECONDS,
-) -> int:  # fmt: skip
+    commands: list[list[str]],
+    *,
+    grace: float = STOP_GRACE_SECONDS,
+    backoff: float = BACKOFF_SECONDS,
+    max_backoff: float = MAX_BACKOFF_SECONDS,
+) -> int:
     """Start every command; restart workers that exit; return when the web server (the first) stops."""
     stopping: list[int] = []
 

@@ -135,7 +135,17 @@ class ComparisonAdmin(admin.ModelAdmin):
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = ["id", "created_at", "status", "workspace", "prompt", "model_name", "total_tokens", "cost_nano", "user"]
+    list_display = [
+        "id",
+        "created_at",
+        "status",
+        "workspace",
+        "prompt",
+        "model_name",
+        "total_tokens",
+        "cost_nano",
+        "user",
+    ]
     list_filter = ["status", "provider", "is_draft", "created_at"]
     search_fields = ["model_name", "input_text", "output_text", "error", "prompt__name"]
     raw_id_fields = ["workspace", "prompt", "version", "user", "comparison", "column"]
@@ -143,11 +153,31 @@ class RunAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     # A run records what was sent and paid for; only its status may be corrected (e.g. a stuck pending run).
     readonly_fields = [
-        "idempotency_key", "provider", "model_name", "input", "input_text", "request_body", "output", "output_text",
-        "tool_calls", "error", "error_status", "prompt_tokens", "completion_tokens", "total_tokens", "latency_ms",
-        "cost_nano", "input_usd_per_mtok", "output_usd_per_mtok", "price_source", "price_as_of", "created_at",
-        "finished_at", "is_draft", "rolled_up",
-    ]  # fmt: skip
+        "idempotency_key",
+        "provider",
+        "model_name",
+        "input",
+        "input_text",
+        "request_body",
+        "output",
+        "output_text",
+        "tool_calls",
+        "error",
+        "error_status",
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+        "latency_ms",
+        "cost_nano",
+        "input_usd_per_mtok",
+        "output_usd_per_mtok",
+        "price_source",
+        "price_as_of",
+        "created_at",
+        "finished_at",
+        "is_draft",
+        "rolled_up",
+    ]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -201,6 +231,8 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
 # --- Test sets (issue #12) -----------------------------------------------------------------
 
 

@@ -37,14 +37,20 @@ def cost_pass_chart(points: Sequence[tuple[int, str, int | None, float | None]])
         out.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
         out.append(f'<text class="axis" x="{LEFT - 8}" y="{y + 4:.1f}" text-anchor="end">{25 * i}%</text>')
         x = LEFT + plot_w * i / 4
-        out.append(f'<text class="axis" x="{x:.1f}" y="{base_y + 18}" text-anchor="middle">'
-                   f"{escape(format_usd(round(cost_step * i)))}</text>")  # fmt: skip
-    out.append(f'<text class="axis-title" x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle">'
-               "cost per 1,000 runs</text>")  # fmt: skip
+        out.append(
+            f'<text class="axis" x="{x:.1f}" y="{base_y + 18}" text-anchor="middle">'
+            f"{escape(format_usd(round(cost_step * i)))}</text>"
+        )
+    out.append(
+        f'<text class="axis-title" x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle">'
+        "cost per 1,000 runs</text>"
+    )
     for n, label, cost, rate in drawn:
         x, y = LEFT + plot_w * cost / cost_max, base_y - plot_h * rate
-        out.append(f'<g class="point"><title>{escape(label)}: {escape(format_usd(cost))} per 1,000 runs, '
-                   f'{rate:.0%} passed</title><circle cx="{x:.1f}" cy="{y:.1f}" r="6"/>'
-                   f'<text x="{x + 9:.1f}" y="{y + 4:.1f}">{n}</text></g>')  # fmt: skip
+        out.append(
+            f'<g class="point"><title>{escape(label)}: {escape(format_usd(cost))} per 1,000 runs, '
+            f'{rate:.0%} passed</title><circle cx="{x:.1f}" cy="{y:.1f}" r="6"/>'
+            f'<text x="{x + 9:.1f}" y="{y + 4:.1f}">{n}</text></g>'
+        )
     out.append("</svg>")
     return mark_safe("\n".join(out))

@@ -22,7 +22,9 @@ def csv_lines(batch: BatchComparison, rows: Iterable[dict]) -> Iterator[str]:
     writer.writerow(EXPORT_FIELDS)
     for row in rows:
         # A leading = + - @ would be a formula in a spreadsheet: quote it as text.
-        writer.writerow(["'" + v if v[:1] in ("=", "+", "-", "@") else v for v in (_flat(row[f]) for f in EXPORT_FIELDS)])
+        writer.writerow(
+            ["'" + v if v[:1] in ("=", "+", "-", "@") else v for v in (_flat(row[f]) for f in EXPORT_FIELDS)]
+        )
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

@@ -71,10 +71,13 @@ def cost_tokens_chart(points: Sequence[DayPoint], *, label: str = "Cost and toke
     for i in range(5):  # gridlines with both axes' labels
         y = base_y - plot_h * i / 4
         out.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
-        out.append(f'<text class="axis cost" x="{LEFT - 8}" y="{y + 4:.1f}" text-anchor="end">'
-                   f"{escape(format_usd(round(cost_step * i)))}</text>")  # fmt: skip
-        out.append(f'<text class="axis tokens" x="{WIDTH - RIGHT + 8}" y="{y + 4:.1f}">'
-                   f"{escape(compact(tok_step * i))}</text>")  # fmt: skip
+        out.append(
+            f'<text class="axis cost" x="{LEFT - 8}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{escape(format_usd(round(cost_step * i)))}</text>"
+        )
+        out.append(
+            f'<text class="axis tokens" x="{WIDTH - RIGHT + 8}" y="{y + 4:.1f}">{escape(compact(tok_step * i))}</text>'
+        )
     out.append(f'<text class="axis-title cost" x="{LEFT - 8}" y="{TOP - 16}" text-anchor="end">cost</text>')
     out.append(f'<text class="axis-title tokens" x="{WIDTH - RIGHT + 8}" y="{TOP - 16}">tokens</text>')
 
@@ -86,12 +89,16 @@ def cost_tokens_chart(points: Sequence[DayPoint], *, label: str = "Cost and toke
         bar_w = max(slot * 0.7, 1)
         out.append(f'<g class="day" data-day="{p.day.isoformat()}"><title>{escape(day_title(p))}</title>')
         out.append(f'<rect class="hit" x="{x:.1f}" y="{TOP}" width="{slot:.1f}" height="{plot_h}"/>')
-        out.append(f'<rect class="bar" x="{x + (slot - bar_w) / 2:.1f}" y="{base_y - h:.1f}" '
-                   f'width="{bar_w:.1f}" height="{h:.1f}"/></g>')  # fmt: skip
+        out.append(
+            f'<rect class="bar" x="{x + (slot - bar_w) / 2:.1f}" y="{base_y - h:.1f}" '
+            f'width="{bar_w:.1f}" height="{h:.1f}"/></g>'
+        )
         line.append(f"{x + slot / 2:.1f},{base_y - plot_h * p.tokens / tok_max:.1f}")
         if i % label_every == 0:
-            out.append(f'<text class="axis day" x="{x + slot / 2:.1f}" y="{base_y + 18}" text-anchor="middle">'
-                       f'{p.day.strftime("%b")} {p.day.day}</text>')  # fmt: skip
+            out.append(
+                f'<text class="axis day" x="{x + slot / 2:.1f}" y="{base_y + 18}" text-anchor="middle">'
+                f"{p.day.strftime('%b')} {p.day.day}</text>"
+            )
     if line:
         out.append(f'<polyline class="tokens-line" points="{" ".join(line)}"/>')
     out.append(f'<line class="axis-line" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{base_y}" y2="{base_y}"/>')

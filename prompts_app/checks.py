@@ -212,10 +212,12 @@ def _ref_problem(schema: dict) -> str | None:
         if "$dynamicRef" in node or "$recursiveRef" in node:
             return "uses $dynamicRef or $recursiveRef, which are not supported"
         if "$ref" in node and _resolve(schema, node["$ref"]) is None:
-            return f"has a $ref {_short(str(node['$ref']))!r} that is not a pointer inside this schema (\"#/...\")"
+            return f'has a $ref {_short(str(node["$ref"]))!r} that is not a pointer inside this schema ("#/...")'
     for node in _walk(schema):
         if "$ref" in node and _ref_cycle(schema, node):
-            return f"has a $ref {_short(node['$ref'])!r} that refers back to itself; recursive schemas are not supported"
+            return (
+                f"has a $ref {_short(node['$ref'])!r} that refers back to itself; recursive schemas are not supported"
+            )
     return None
 
 
@@ -402,12 +404,16 @@ class Regex(Check):
 
     def judge(self, output):
         text = output.output_text[:MAX_SCANNED_CHARS]
-        note = f" (in the first {MAX_SCANNED_CHARS:,} characters)" if len(output.output_text) > MAX_SCANNED_CHARS else ""
+        note = (
+            f" (in the first {MAX_SCANNED_CHARS:,} characters)" if len(output.output_text) > MAX_SCANNED_CHARS else ""
+        )
         pattern = _short(self.config["pattern"])
         try:
             found = regex_search(self.config["pattern"], text, self.flags)
         except TimeoutError:
-            return _fail(f"matching {pattern!r} took too long (over {safe_regex.REGEX_TIMEOUT_SECONDS:g} s); simplify the pattern")
+            return _fail(
+                f"matching {pattern!r} took too long (over {safe_regex.REGEX_TIMEOUT_SECONDS:g} s); simplify the pattern"
+            )
         if found:
             return _pass(f"matches {pattern!r}{note}")
         return _fail(f"does not match {pattern!r}{note}")
@@ -518,7 +524,7 @@ class CostLimit(Check):
         except InvalidOperation:
             limit = None
         if limit is None or not limit.is_finite() or not 0 <= limit <= MAX_USD:
-            raise CheckConfigError([f"max_usd must be an amount in dollars from 0 to {MAX_USD:,}, like \"0.002\""])
+            raise CheckConfigError([f'max_usd must be an amount in dollars from 0 to {MAX_USD:,}, like "0.002"'])
         nano = limit * NANO_PER_USD
         if nano != nano.to_integral_value():
             raise CheckConfigError(["max_usd has more than 9 decimal places"])
@@ -578,9 +584,20 @@ class TokenLimit(Check):
 
 CHECK_TYPES: dict[str, type[Check]] = {
     cls.type: cls
-    for cls in (Contains, NotContains, EqualsExpected, Regex, ValidJson, JsonSchema, ToolCall,
-                Length, CostLimit, LatencyLimit, TokenLimit)
-}  # fmt: skip
+    for cls in (
+        Contains,
+        NotContains,
+        EqualsExpected,
+        Regex,
+        ValidJson,
+        JsonSchema,
+        ToolCall,
+        Length,
+        CostLimit,
+        LatencyLimit,
+        TokenLimit,
+    )
+}
 
 
 def build_check(spec: Any) -> Check:
@@ -612,7 +629,9 @@ def build_checks(specs: Any) -> list[Check]:
         except CheckConfigError as exc:
             errors.extend(f"{where}: {error}." for error in exc.errors)
     if not errors and sum(check.matches_patterns for check in checks) > MAX_PATTERN_CHECKS:
-        errors.append(f"At most {MAX_PATTERN_CHECKS} checks with regular expressions (regex, or schemas with patterns).")
+        errors.append(
+            f"At most {MAX_PATTERN_CHECKS} checks with regular expressions (regex, or schemas with patterns)."
+        )
     if errors:
         raise CheckConfigError(errors)
     return checks

@@ -3,8 +3,12 @@ from __future__ import annotations
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 
-_NAV = [("history", "History", "run_history"), ("costs", "Costs", "cost_review"), ("compare", "Compare", "comparison_list"),
-        ("batches", "Batches", "batch_index")]
+_NAV = [
+    ("history", "History", "run_history"),
+    ("costs", "Costs", "cost_review"),
+    ("compare", "Compare", "comparison_list"),
+    ("batches", "Batches", "batch_index"),
+]
 
 
 def nav(request: HttpRequest) -> dict:

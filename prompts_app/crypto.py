@@ -38,8 +38,7 @@ def _fernet(keys: tuple[str, ...]) -> MultiFernet:
         return MultiFernet([Fernet(key.encode()) for key in keys])
     except (ValueError, TypeError) as exc:
         raise ImproperlyConfigured(
-            "MAXIMUI_ENCRYPTION_KEYS must be comma-separated Fernet keys "
-            "(32 url-safe base64-encoded bytes each)"
+            "MAXIMUI_ENCRYPTION_KEYS must be comma-separated Fernet keys (32 url-safe base64-encoded bytes each)"
         ) from exc
 
 

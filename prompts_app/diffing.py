@@ -267,8 +267,12 @@ def diff_versions(a: VersionContent, b: VersionContent) -> dict[str, Any]:
         a.messages, a.tools, a.model_name
     )
     return {
-        "sections": [("Settings", settings, False), ("Messages", messages, True), ("Tools", tools, False),
-                     ("Parameters", params, False)],
+        "sections": [
+            ("Settings", settings, False),
+            ("Messages", messages, True),
+            ("Tools", tools, False),
+            ("Parameters", params, False),
+        ],
         "token_delta": total,
     }
 

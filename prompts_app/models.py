@@ -16,9 +16,23 @@ from prompts_app import crypto
 from prompts_app.redaction import masked
 
 PROVIDERS = [
-    "openai", "azure", "huggingface", "anthropic", "together", "google", "groq", "bedrock",
-    "maxim", "cohere", "ollama", "lmstudio", "xai", "vertex", "mistral", "fireworks",
-]  # fmt: skip
+    "openai",
+    "azure",
+    "huggingface",
+    "anthropic",
+    "together",
+    "google",
+    "groq",
+    "bedrock",
+    "maxim",
+    "cohere",
+    "ollama",
+    "lmstudio",
+    "xai",
+    "vertex",
+    "mistral",
+    "fireworks",
+]
 PROVIDER_CHOICES = [(p, p) for p in PROVIDERS]
 # Who says a chat message. Maxim (and every stored message) calls it "role", as forms and pages do;
 # in code it is the speaker, so that Role stays a member's role in a workspace.
@@ -43,9 +57,7 @@ class Workspace(models.Model):
     api_key_encrypted = models.TextField(editable=False)
     api_key_last4 = models.CharField(max_length=4, editable=False)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces")
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     last_checked_at = models.DateTimeField(null=True, blank=True)
     last_check_error = models.TextField(blank=True)
@@ -205,8 +217,11 @@ class Draft(VersionContent):
             # One open draft per user, prompt and starting version (none counts as one: NULLs
             # would be distinct in a plain unique index, hence the Coalesce).
             models.UniqueConstraint(
-                "prompt", "user", Coalesce("base_version", models.Value(0)),
-                condition=models.Q(created_version__isnull=True), name="one_open_draft_per_base",
+                "prompt",
+                "user",
+                Coalesce("base_version", models.Value(0)),
+                condition=models.Q(created_version__isnull=True),
+                name="one_open_draft_per_base",
             )
         ]
 
@@ -238,9 +253,7 @@ class CustomPrice(models.Model):
 
     class Meta:
         ordering = ["model_pattern"]
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "model_pattern"], name="one_price_per_pattern")
-        ]
+        constraints = [models.UniqueConstraint(fields=["workspace", "model_pattern"], name="one_price_per_pattern")]
 
     def __str__(self) -> str:
         return f"{self.model_pattern}: ${self.input_usd_per_mtok}/${self.output_usd_per_mtok} per 1M"
@@ -320,7 +333,9 @@ class Run(models.Model):
     batch_comparison = models.ForeignKey(
         "BatchComparison", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
     )
-    retried_cell = models.ForeignKey("BatchCell", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_runs")
+    retried_cell = models.ForeignKey(
+        "BatchCell", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_runs"
+    )
 
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     provider = models.CharField(max_length=20)
@@ -533,6 +548,8 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor_name} on {self.target}"
+
+
 # --- Test sets (issue #12): named lists of inputs, each with an optional expected output -----
 
 
@@ -591,9 +608,7 @@ class TestSetUpload(models.Model):
     filename = models.CharField(max_length=255, blank=True)
     content = models.BinaryField()
     sha256 = models.CharField(max_length=64)
-    check_version = models.ForeignKey(
-        PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    check_version = models.ForeignKey(PromptVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
 

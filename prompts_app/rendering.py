@@ -35,8 +35,11 @@ def tool_call_views(tool_calls: list[Any]) -> list[ToolCallView]:
                 pass  # shown exactly as the model wrote it
         else:
             arguments = pretty_json(arguments)
-        views.append(ToolCallView(name=str(function.get("name") or "(no name)"), id=str(call.get("id") or ""),
-                                  arguments=arguments))
+        views.append(
+            ToolCallView(
+                name=str(function.get("name") or "(no name)"), id=str(call.get("id") or ""), arguments=arguments
+            )
+        )
     return views
 
 

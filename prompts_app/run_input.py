@@ -59,7 +59,7 @@ def filled_prefix(text: str, variables: dict[str, str], limit: int) -> str:
     position = 0
     for match in VARIABLE_RE.finditer(text):
         value = variables.get(match.group(1))
-        for piece in (text[position:match.start()], match.group(0) if value is None else str(value)):
+        for piece in (text[position : match.start()], match.group(0) if value is None else str(value)):
             pieces.append(piece[: limit - size])
             size += len(pieces[-1])
         position = match.end()
@@ -77,8 +77,9 @@ def content_length(content: Any, variables: dict[str, str]) -> int:
 def has_content(message: dict[str, Any]) -> bool:
     content = message.get("content")
     if isinstance(content, list):
-        return any(not (isinstance(p, dict) and p.get("type") == "text") or str(p.get("text") or "").strip()
-                   for p in content)
+        return any(
+            not (isinstance(p, dict) and p.get("type") == "text") or str(p.get("text") or "").strip() for p in content
+        )
     return bool(isinstance(content, str) and content.strip()) or bool(message.get("tool_calls"))
 
 

@@ -49,8 +49,10 @@ def _nesting_problem(parsed, *, inside_repeat: bool) -> str | None:
                 return "nested repeats like (a+)+ can take exponential time; remove the inner or outer one"
             if inside_repeat and low != high:
                 # (?:a?){25}a{25}: each of the 25 optional parts can match or not, 2^25 tries.
-                return ("an optional part inside a repeated group like (a?){20} can take exponential time; "
-                        "write the repeat without the optional part")
+                return (
+                    "an optional part inside a repeated group like (a?){20} can take exponential time; "
+                    "write the repeat without the optional part"
+                )
             problem = _nesting_problem(body, inside_repeat=inside_repeat or high > 1)
             if problem:
                 return problem
@@ -117,9 +119,13 @@ def regex_search(pattern: str, text: str, flags: int) -> bool:
     job = json.dumps({"pattern": pattern, "text": text, "flags": flags})
     try:
         done = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", _CHILD], input=job, capture_output=True, text=True,
-            timeout=REGEX_TIMEOUT_SECONDS, check=True,
-        )  # fmt: skip
+            [sys.executable, "-I", "-S", "-c", _CHILD],
+            input=job,
+            capture_output=True,
+            text=True,
+            timeout=REGEX_TIMEOUT_SECONDS,
+            check=True,
+        )
     except subprocess.TimeoutExpired:
         raise TimeoutError from None
     return done.stdout == "1"

@@ -78,19 +78,25 @@ class ParsedFile:
 def parse_file(data: bytes, *, filename: str = "") -> ParsedFile:
     """Everything wrong with the file is reported (never raised), with line numbers."""
     if len(data) > MAX_FILE_BYTES:
-        return ParsedFile(problems=[f"The file is over {MAX_FILE_BYTES // (1024 * 1024)} MB; split it into smaller files."])
+        return ParsedFile(
+            problems=[f"The file is over {MAX_FILE_BYTES // (1024 * 1024)} MB; split it into smaller files."]
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        return ParsedFile(problems=[
-            f"The file is not UTF-8 (byte {exc.start + 1} is not valid UTF-8). "
-            "Save it as UTF-8 (with or without BOM) and upload it again."
-        ])  # fmt: skip
+        return ParsedFile(
+            problems=[
+                f"The file is not UTF-8 (byte {exc.start + 1} is not valid UTF-8). "
+                "Save it as UTF-8 (with or without BOM) and upload it again."
+            ]
+        )
     fmt = guess_format(text, filename)
     parsed = _parse_jsonl(text) if fmt == "jsonl" else _parse_csv(text)
     parsed.format = fmt
     if not parsed.problems and len(parsed.columns) > MAX_VARIABLES:
-        parsed.problems.append(f"The file has {len(parsed.columns):,} variables in all; a test set holds at most {MAX_VARIABLES}.")
+        parsed.problems.append(
+            f"The file has {len(parsed.columns):,} variables in all; a test set holds at most {MAX_VARIABLES}."
+        )
     if not parsed.rows and not parsed.problems:
         parsed.problems.append("The file has no cases.")
     return parsed
@@ -353,4 +359,3 @@ def jsonl_lines(cases: Iterable[Any]) -> Iterator[str]:
     for case in cases:
         record = {"variables": case.variables, "expected_output": case.expected_output, "turns": case.turns}
         yield json.dumps(record, ensure_ascii=False) + "\n"
-

@@ -249,8 +249,13 @@ CONTENT = {
         {"role": "system", "content": "You answer for {{company}}."},
         {"role": "user", "content": "Hi, I am {{name}}."},
     ],
-    "tools": [{"name": "lookup_order", "description": "Find an order",
-               "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}}],
+    "tools": [
+        {
+            "name": "lookup_order",
+            "description": "Find an order",
+            "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+        }
+    ],
 }
 
 
@@ -263,13 +268,27 @@ def builder_url(prompt, base=None):
 
 
 def created_answer(body, number=2):
-    wrappers = [{"id": f"m{i}", "index": i, "payload": m, "currentType": "message", "originalType": "message"}
-                for i, m in enumerate(body["messages"])]
-    return {"data": {"id": "version-new", "version": number, "description": body["description"],
-                     "promptId": body["promptId"],
-                     "config": {"model": body["modelName"], "provider": body["modelProvider"], "messages": wrappers,
-                                "modelParameters": body["modelParameters"], "author": {"name": "Eddie E."}},
-                     "createdAt": "2026-01-02T03:04:05Z", "updatedAt": "2026-01-02T03:04:05Z"}}
+    wrappers = [
+        {"id": f"m{i}", "index": i, "payload": m, "currentType": "message", "originalType": "message"}
+        for i, m in enumerate(body["messages"])
+    ]
+    return {
+        "data": {
+            "id": "version-new",
+            "version": number,
+            "description": body["description"],
+            "promptId": body["promptId"],
+            "config": {
+                "model": body["modelName"],
+                "provider": body["modelProvider"],
+                "messages": wrappers,
+                "modelParameters": body["modelParameters"],
+                "author": {"name": "Eddie E."},
+            },
+            "createdAt": "2026-01-02T03:04:05Z",
+            "updatedAt": "2026-01-02T03:04:05Z",
+        }
+    }
 
 
 # --- comparisons --------------------------------------------------------------
@@ -349,11 +368,16 @@ def seed_fake(fake, workspace: Workspace, models: list[str], *, name: str = "Sup
     versions = []
     for number, model in enumerate(models, 1):
         local = PromptVersion(
-            prompt=prompt, number=number, provider="openai", model_name=model,
+            prompt=prompt,
+            number=number,
+            provider="openai",
+            model_name=model,
             model_parameters={"temperature": round(0.1 * number, 1)},
             messages=[{"role": "system", "content": "You answer for {{company}}."}],
         )
-        remote = fake.add_version(NewVersion.from_content(prompt_id=local.prompt.maxim_id, content=local.content()).body())
+        remote = fake.add_version(
+            NewVersion.from_content(prompt_id=local.prompt.maxim_id, content=local.content()).body()
+        )
         local.maxim_id = remote["id"]
         local.save()
         versions.append(local)
@@ -383,28 +407,43 @@ def compare_wait() -> None:
 def comparison(workspace, prompt, editor):
     a = make_version(prompt, 1, model_parameters={"temperature": 0.2, "max_tokens": 100})
     b = make_version(
-        prompt, 2, model="gpt-4o-mini", model_parameters={"temperature": 0.2},
+        prompt,
+        2,
+        model="gpt-4o-mini",
+        model_parameters={"temperature": 0.2},
         tools=[{"name": "lookup", "description": "", "parameters": {"type": "object", "properties": {}}}],
     )
     c = make_version(prompt, 3, messages=[{"role": "system", "content": "Be terse."}])
     comparison, created = compare.create_comparison(
-        workspace=workspace, user=editor, columns=[ColumnSpec(a), ColumnSpec(b), ColumnSpec(c)],
-        shared_input=True, input={"turns": [{"role": "user", "content": "Hi"}], "variables": {}}, title="T",
+        workspace=workspace,
+        user=editor,
+        columns=[ColumnSpec(a), ColumnSpec(b), ColumnSpec(c)],
+        shared_input=True,
+        input={"turns": [{"role": "user", "content": "Hi"}], "variables": {}},
+        title="T",
     )
     assert created
     return comparison
 
 
 def add_run(comparison, column, n: int, *, text: str = "", status=Run.Status.SUCCESS, batch: int = 1, **fields):
-    defaults = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "latency_ms": 100.0,
-                "cost_nano": 1000}
+    defaults = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15, "latency_ms": 100.0, "cost_nano": 1000}
     comparison.batch = batch
     comparison.save()
     return Run.objects.create(
-        workspace=comparison.workspace, prompt=column.version.prompt, version=column.version, comparison=comparison,
-        column=column, batch=batch, repeat=n,
-        status=status, provider="openai", model_name=column.version.model_name, output_text=text,
-        finished_at=timezone.now(), **{**defaults, **fields},
+        workspace=comparison.workspace,
+        prompt=column.version.prompt,
+        version=column.version,
+        comparison=comparison,
+        column=column,
+        batch=batch,
+        repeat=n,
+        status=status,
+        provider="openai",
+        model_name=column.version.model_name,
+        output_text=text,
+        finished_at=timezone.now(),
+        **{**defaults, **fields},
     )
 
 
@@ -412,22 +451,45 @@ def add_run(comparison, column, n: int, *, text: str = "", status=Run.Status.SUC
 NOW = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 
 
-def make_run(version: PromptVersion, user, *, status: str = "success", created_at: dt.datetime = NOW,
-             model_name: str | None = None, provider: str | None = None, prompt_tokens: int = 10,
-             completion_tokens: int = 5, cost_nano: int | None = 1_000, latency_ms: float | None = 100.0,
-             input_text: str = "hello", output_text: str = "world", error: str = "",
-             record: bool = True, is_draft: bool = False) -> Run:  # fmt: skip
+def make_run(
+    version: PromptVersion,
+    user,
+    *,
+    status: str = "success",
+    created_at: dt.datetime = NOW,
+    model_name: str | None = None,
+    provider: str | None = None,
+    prompt_tokens: int = 10,
+    completion_tokens: int = 5,
+    cost_nano: int | None = 1_000,
+    latency_ms: float | None = 100.0,
+    input_text: str = "hello",
+    output_text: str = "world",
+    error: str = "",
+    record: bool = True,
+    is_draft: bool = False,
+) -> Run:
     """A run as execute_run leaves it (pending runs have no figures), added to the rollups."""
     finished = status != Run.Status.PENDING
     run = Run.objects.create(
-        workspace=version.prompt.workspace, prompt=version.prompt, version=version, user=user, status=status,
-        provider=provider or version.provider, model_name=model_name if model_name is not None else version.model_name,
-        input_text=input_text, output_text=output_text if finished else "", error=error,
-        prompt_tokens=prompt_tokens if finished else 0, completion_tokens=completion_tokens if finished else 0,
+        workspace=version.prompt.workspace,
+        prompt=version.prompt,
+        version=version,
+        user=user,
+        status=status,
+        provider=provider or version.provider,
+        model_name=model_name if model_name is not None else version.model_name,
+        input_text=input_text,
+        output_text=output_text if finished else "",
+        error=error,
+        prompt_tokens=prompt_tokens if finished else 0,
+        completion_tokens=completion_tokens if finished else 0,
         total_tokens=(prompt_tokens + completion_tokens) if finished else 0,
         cost_nano=cost_nano if status == Run.Status.SUCCESS else None,
-        latency_ms=latency_ms if finished else None, created_at=created_at, is_draft=is_draft,
-    )  # fmt: skip
+        latency_ms=latency_ms if finished else None,
+        created_at=created_at,
+        is_draft=is_draft,
+    )
     if record:
         rollups.record(run)
     return run
@@ -450,9 +512,7 @@ SECRETS = {"SECRET_KEY": "s" * 50, "MAXIMUI_ENCRYPTION_KEYS": "ZGV2LW9ubHkta2V5L
 
 def load_settings(env: dict[str, str], code: str = "import maximui.settings") -> subprocess.CompletedProcess:
     clean = {"PATH": os.environ.get("PATH", ""), "MAXIMUI_ENV_FILE": "", "PYTHONDONTWRITEBYTECODE": "1", **env}
-    return subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
 
 
 # -- batch comparisons ---------------------------------------------------------------------
@@ -467,8 +527,12 @@ def batch_inline(settings):
 def batch_test_set(workspace):
     test_set = TestSet.objects.create(workspace=workspace, name="Greetings", variable_names=["company", "name"])
     for n, name in enumerate(["Ada", "Grace", "Linus"], 1):
-        TestCase.objects.create(test_set=test_set, position=n, variables={"company": "Acme", "name": name},
-                                expected_output=f"Echo gpt-4o: Hello, I am {name}.")  # fmt: skip
+        TestCase.objects.create(
+            test_set=test_set,
+            position=n,
+            variables={"company": "Acme", "name": name},
+            expected_output=f"Echo gpt-4o: Hello, I am {name}.",
+        )
     return test_set
 
 
@@ -493,7 +557,20 @@ def _test_database_url() -> str:
 
 def start_worker() -> subprocess.Popen:
     """A real `manage.py db_worker` on the test database (a file: see file_db)."""
-    env = {**os.environ, "MAXIMUI_TESTING": "1", "DATABASE_URL": _test_database_url(),
-           "MAXIMUI_BATCH_SLICE_SECONDS": "5"}  # fmt: skip
-    command = [sys.executable, "manage.py", "db_worker", "--backend", "database", "--no-startup-delay", "--interval", "0.1"]
+    env = {
+        **os.environ,
+        "MAXIMUI_TESTING": "1",
+        "DATABASE_URL": _test_database_url(),
+        "MAXIMUI_BATCH_SLICE_SECONDS": "5",
+    }
+    command = [
+        sys.executable,
+        "manage.py",
+        "db_worker",
+        "--backend",
+        "database",
+        "--no-startup-delay",
+        "--interval",
+        "0.1",
+    ]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -21,10 +21,19 @@ def admin_client_(client, make_user):
 @pytest.fixture
 def run(version, owner):
     return Run.objects.create(
-        workspace=version.prompt.workspace, prompt=version.prompt, version=version, user=owner,
-        status=Run.Status.SUCCESS, provider="openai", model_name="gpt-4o", input={"turns": []},
-        request_body={"versionId": "version-1"}, output_text="hi", total_tokens=12, cost_nano=1500,
-    )  # fmt: skip
+        workspace=version.prompt.workspace,
+        prompt=version.prompt,
+        version=version,
+        user=owner,
+        status=Run.Status.SUCCESS,
+        provider="openai",
+        model_name="gpt-4o",
+        input={"turns": []},
+        request_body={"versionId": "version-1"},
+        output_text="hi",
+        total_tokens=12,
+        cost_nano=1500,
+    )
 
 
 def test_every_app_model_is_registered_except_inlined_columns():
@@ -62,10 +71,15 @@ def test_the_workspace_admin_shows_the_masked_key_and_never_the_ciphertext(admin
 def test_saving_a_workspace_in_the_admin_keeps_its_key(admin_client_, workspace):
     change = reverse("admin:prompts_app_workspace_change", args=[workspace.pk])
     data = {
-        "name": "Renamed", "maxim_id": "ws-1", "base_url": workspace.base_url, "created_by": workspace.created_by_id,
-        "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
-        "custom_prices-TOTAL_FORMS": "0", "custom_prices-INITIAL_FORMS": "0",
-    }  # fmt: skip
+        "name": "Renamed",
+        "maxim_id": "ws-1",
+        "base_url": workspace.base_url,
+        "created_by": workspace.created_by_id,
+        "memberships-TOTAL_FORMS": "0",
+        "memberships-INITIAL_FORMS": "0",
+        "custom_prices-TOTAL_FORMS": "0",
+        "custom_prices-INITIAL_FORMS": "0",
+    }
     response = admin_client_.post(change, data)
     assert response.status_code == 302, response.content.decode()[:2000]
     workspace.refresh_from_db()

@@ -39,13 +39,19 @@ def test_a_check_stored_before_the_guards_fails_with_a_reason_instead_of_raising
     assert not result.passed and result.reason.startswith("the check could not be evaluated: ")
 
 
-@pytest.mark.parametrize("schema, words", [
-    ({"$ref": "#"}, "refers back to itself"),
-    ({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"not": {"$ref": "#/$defs/a"}}}, "$ref": "#/$defs/a"}, "refers back"),
-    ({"$ref": "https://example.com/schema.json"}, "not a pointer inside this schema"),
-    ({"$ref": "#/$defs/missing"}, "not a pointer inside this schema"),
-    ({"$dynamicRef": "#meta"}, "not supported"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "schema, words",
+    [
+        ({"$ref": "#"}, "refers back to itself"),
+        (
+            {"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"not": {"$ref": "#/$defs/a"}}}, "$ref": "#/$defs/a"},
+            "refers back",
+        ),
+        ({"$ref": "https://example.com/schema.json"}, "not a pointer inside this schema"),
+        ({"$ref": "#/$defs/missing"}, "not a pointer inside this schema"),
+        ({"$dynamicRef": "#meta"}, "not supported"),
+    ],
+)
 def test_schemas_with_ref_cycles_or_remote_refs_are_refused_when_configured(schema, words):
     with pytest.raises(CheckConfigError, match=words):
         build_check({"type": "json_schema", "schema": schema})
@@ -127,17 +133,22 @@ def deep_not(levels: int) -> dict:
     return schema
 
 
-@pytest.mark.parametrize("check_json, words", [
-    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
-    (json.dumps([{"type": "json_schema", "schema": deep_not(900)}]), "nested too deeply"),
-    ('[{"type": "length", "max": ' + "9" * 5000 + "}]", "The checks are"),
-    ('[{"type": ["x"]}]', "unknown type"),
-    ('[{"type": {}}]', "unknown type"),
-    ('[{"type": "cost", "max_usd": "1E+100000000"}]', "max_usd must be"),
-    ('[{"type": "length", "max": 1e400}]', "max must be"),
-    (json.dumps([{"type": "regex", "pattern": "a"}] * 4), "At most 3 checks with regular expressions"),
-])  # fmt: skip
-def test_bad_check_json_re_renders_the_form_keeping_the_input(client_for, editor, workspace, batch_test_set, two_versions, check_json, words):
+@pytest.mark.parametrize(
+    "check_json, words",
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        (json.dumps([{"type": "json_schema", "schema": deep_not(900)}]), "nested too deeply"),
+        ('[{"type": "length", "max": ' + "9" * 5000 + "}]", "The checks are"),
+        ('[{"type": ["x"]}]', "unknown type"),
+        ('[{"type": {}}]', "unknown type"),
+        ('[{"type": "cost", "max_usd": "1E+100000000"}]', "max_usd must be"),
+        ('[{"type": "length", "max": 1e400}]', "max must be"),
+        (json.dumps([{"type": "regex", "pattern": "a"}] * 4), "At most 3 checks with regular expressions"),
+    ],
+)
+def test_bad_check_json_re_renders_the_form_keeping_the_input(
+    client_for, editor, workspace, batch_test_set, two_versions, check_json, words
+):
     data = form_data(two_versions, batch_test_set, check_json=check_json, title="Hostile")
     response = client_for(editor).post(reverse("batch_new", args=[workspace.pk]), data)
     text = html.unescape(response.content.decode())
@@ -152,4 +163,8 @@ def test_stored_checks_that_no_longer_build_fail_each_output_with_the_reason():
     built = checks.stored_checks([{"type": "json_schema", "schema": {"$ref": "#"}}])
     result = built[0].evaluate(checks.CheckInput(output_text="{}"))
     assert result.passed is False and "cannot run" in result.reason
-    assert checks.stored_checks([{"type": "contains", "value": "a"}])[0].evaluate(checks.CheckInput(output_text="a")).passed
+    assert (
+        checks.stored_checks([{"type": "contains", "value": "a"}])[0]
+        .evaluate(checks.CheckInput(output_text="a"))
+        .passed
+    )

@@ -55,7 +55,9 @@ def test_each_cell_is_one_run_sent_once_with_its_checks(echo_maxim, workspace, t
     grace = batch.cells.get(case__position=2, column__position=2, repeat=1)
     assert grace.passed is False and grace.check_results[0]["reason"] == "does not contain 'Ada'"
     assert {body["messages"][-1]["content"] for body in echo_maxim.sent} == {
-        "Hello, I am Ada.", "Hello, I am Grace.", "Hello, I am Linus."
+        "Hello, I am Ada.",
+        "Hello, I am Grace.",
+        "Hello, I am Linus.",
     }
 
 
@@ -80,11 +82,18 @@ def test_every_check_type_is_applied_to_each_cell_with_its_reason(echo_maxim, wo
     cell = batch.cells.select_related("run").get(case__position=1)
     outcome = {r["name"]: r["passed"] for r in cell.check_results}
     assert outcome == {
-        "Contains": True, "Does not contain": True, "Equals the expected output": True,
-        "Matches a regular expression": True, "Is valid JSON": False, "JSON matching a schema": False,
-        "Calls a tool": False, "Length": True, "Cost at most": True, "Latency at most": True,
+        "Contains": True,
+        "Does not contain": True,
+        "Equals the expected output": True,
+        "Matches a regular expression": True,
+        "Is valid JSON": False,
+        "JSON matching a schema": False,
+        "Calls a tool": False,
+        "Length": True,
+        "Cost at most": True,
+        "Latency at most": True,
         "Tokens at most": True,
-    }  # fmt: skip
+    }
     reasons = {r["name"]: r["reason"] for r in cell.check_results}
     assert reasons["Calls a tool"] == "no tool calls in the output; expected a call to lookup"
     assert cell.passed is False

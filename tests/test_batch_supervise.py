@@ -38,13 +38,17 @@ def test_a_worker_that_exits_is_restarted_and_the_web_server_keeps_running(tmp_p
     # The worker dies at once every time ("database is locked"); the web server lives until it
     # has seen the worker start three times (or 20 s), then exits 0.
     worker = [sys.executable, "-c", f"open({str(starts)!r}, 'a').write('x'); raise SystemExit(1)"]
-    web = [sys.executable, "-c", (
-        "import os, time\n"
-        f"deadline = time.monotonic() + 20\n"
-        f"while time.monotonic() < deadline and (not os.path.exists({str(starts)!r}) "
-        f"or len(open({str(starts)!r}).read()) < 3): time.sleep(0.05)\n"
-        "raise SystemExit(7)"
-    )]  # fmt: skip
+    web = [
+        sys.executable,
+        "-c",
+        (
+            "import os, time\n"
+            f"deadline = time.monotonic() + 20\n"
+            f"while time.monotonic() < deadline and (not os.path.exists({str(starts)!r}) "
+            f"or len(open({str(starts)!r}).read()) < 3): time.sleep(0.05)\n"
+            "raise SystemExit(7)"
+        ),
+    ]
     started = time.monotonic()
     code = supervise([web, worker], grace=5, backoff=0.1, max_backoff=0.4)
     assert code == 7  # the web server decided when to stop, not the dying worker
@@ -54,7 +58,11 @@ def test_a_worker_that_exits_is_restarted_and_the_web_server_keeps_running(tmp_p
 
 def test_ctrl_c_stops_both(tmp_path: Path):
     pids = tmp_path / "pids"
-    child = [sys.executable, "-c", f"import os, time; open({str(pids)!r}, 'a').write(f'{{os.getpid()}}\\n'); time.sleep(60)"]
+    child = [
+        sys.executable,
+        "-c",
+        f"import os, time; open({str(pids)!r}, 'a').write(f'{{os.getpid()}}\\n'); time.sleep(60)",
+    ]
     supervisor = subprocess.Popen([sys.executable, "-m", "maximui.supervise", *child, SEPARATOR, *child])
     deadline = time.monotonic() + 10
     while (not pids.exists() or len(pids.read_text().split()) < 2) and time.monotonic() < deadline:

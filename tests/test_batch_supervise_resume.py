@@ -16,9 +16,11 @@ def running(monkeypatch, workspace, batch_test_set, two_versions, editor) -> tup
     enqueued: list[int] = []
     monkeypatch.setattr(batches, "enqueue", lambda batch: enqueued.append(batch.pk))
     ids = [
-        batches.start_batch(workspace=workspace, test_set=batch_test_set, columns=[ColumnChoice(two_versions[0])], user=editor).pk
+        batches.start_batch(
+            workspace=workspace, test_set=batch_test_set, columns=[ColumnChoice(two_versions[0])], user=editor
+        ).pk
         for _ in range(3)
-    ]  # fmt: skip
+    ]
     assert BatchComparison.objects.filter(pk__in=ids, status=BatchComparison.Status.RUNNING).count() == 3
     enqueued.clear()
     return ids, enqueued

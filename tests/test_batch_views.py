@@ -30,17 +30,25 @@ def test_set(batch_test_set):
 
 def form_data(versions, test_set, **extra) -> dict:
     return {
-        "columns": [f"v{v.pk}" for v in versions], "test_set": str(test_set.pk), "repeats": "1",
-        "concurrency": "4", "check_contains": "Ada", "check_max_chars": "40", **extra,
-    }  # fmt: skip
+        "columns": [f"v{v.pk}" for v in versions],
+        "test_set": str(test_set.pk),
+        "repeats": "1",
+        "concurrency": "4",
+        "check_contains": "Ada",
+        "check_max_chars": "40",
+        **extra,
+    }
 
 
 @pytest.fixture
 def finished_batch(echo_maxim, workspace, test_set, two_versions, editor):
     batch = batches.start_batch(
-        workspace=workspace, test_set=test_set, columns=[ColumnChoice(v) for v in two_versions], user=editor,
+        workspace=workspace,
+        test_set=test_set,
+        columns=[ColumnChoice(v) for v in two_versions],
+        user=editor,
         checks=[{"type": "contains", "value": "Ada"}],
-    )  # fmt: skip
+    )
     drive(batch)
     return batch
 
@@ -61,7 +69,9 @@ def test_the_estimate_shows_calls_and_cost_before_starting(client_for, editor, w
     assert not BatchComparison.objects.exists()  # a GET writes nothing
 
 
-def test_above_the_budget_the_form_asks_to_confirm_and_keeps_the_input(client_for, editor, workspace, test_set, two_versions):
+def test_above_the_budget_the_form_asks_to_confirm_and_keeps_the_input(
+    client_for, editor, workspace, test_set, two_versions
+):
     batches.set_soft_budget(workspace=workspace, budget_nano=1)
     client = client_for(editor)
     response = client.post(reverse("batch_new", args=[workspace.pk]), form_data(two_versions, test_set, title="Tone"))
@@ -81,7 +91,9 @@ def test_an_invalid_check_re_renders_the_form_with_the_reason(client_for, editor
     assert not BatchComparison.objects.exists()
 
 
-def test_a_viewer_reads_but_cannot_start_pause_resume_or_cancel(client_for, viewer, workspace, finished_batch, test_set, two_versions):
+def test_a_viewer_reads_but_cannot_start_pause_resume_or_cancel(
+    client_for, viewer, workspace, finished_batch, test_set, two_versions
+):
     client = client_for(viewer)
     assert client.get(reverse("batch_detail", args=[finished_batch.pk])).status_code == 200
     assert client.get(reverse("batch_new", args=[workspace.pk])).status_code == 403
@@ -100,8 +112,12 @@ def test_an_outsider_gets_404_everywhere(client_for, outsider, workspace, finish
     assert client.get(reverse("batch_new", args=[workspace.pk])).status_code == 404
 
 
-def test_pause_resume_and_cancel_from_the_page(client_for, editor, workspace, test_set, two_versions, echo_maxim, django_capture_on_commit_callbacks):
-    batch = batches.start_batch(workspace=workspace, test_set=test_set, columns=[ColumnChoice(two_versions[0])], user=editor)
+def test_pause_resume_and_cancel_from_the_page(
+    client_for, editor, workspace, test_set, two_versions, echo_maxim, django_capture_on_commit_callbacks
+):
+    batch = batches.start_batch(
+        workspace=workspace, test_set=test_set, columns=[ColumnChoice(two_versions[0])], user=editor
+    )
     client = client_for(editor)
     response = client.post(reverse("batch_pause", args=[batch.pk]), HTTP_HX_REQUEST="true")
     assert "Resume" in response.content.decode()
@@ -162,7 +178,9 @@ def test_exports_have_one_line_per_cell(client_for, viewer, finished_batch):
 
 def test_a_cell_whose_input_is_refused_fails_with_the_reason(workspace, test_set, prompt, editor, echo_maxim):
     test_set.cases.update(variables={"company": "x" * 2_000_000, "name": "Ada"})
-    batch = batches.start_batch(workspace=workspace, test_set=test_set, columns=[ColumnChoice(make_version(prompt, 1))], user=editor)
+    batch = batches.start_batch(
+        workspace=workspace, test_set=test_set, columns=[ColumnChoice(make_version(prompt, 1))], user=editor
+    )
     drive(batch)
     cell = batch.cells.first()
     assert cell.state == BatchCell.State.FAILED and cell.run is None and cell.error

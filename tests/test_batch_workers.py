@@ -37,8 +37,12 @@ def batch_on_workers(transactional_db, settings, fake_maxim, workspace, editor):
     fake_maxim.run_delay = 0.4
     [version] = seed_fake(fake_maxim, workspace, ["gpt-4o"])
     test_set = TestSet.objects.create(workspace=workspace, name="Companies", variable_names=["company"])
-    TestCase.objects.bulk_create(TestCase(test_set=test_set, position=n, variables={"company": f"Co{n}"}) for n in range(CASES))
-    return batches.start_batch(workspace=workspace, test_set=test_set, columns=[ColumnChoice(version)], user=editor, concurrency=4)
+    TestCase.objects.bulk_create(
+        TestCase(test_set=test_set, position=n, variables={"company": f"Co{n}"}) for n in range(CASES)
+    )
+    return batches.start_batch(
+        workspace=workspace, test_set=test_set, columns=[ColumnChoice(version)], user=editor, concurrency=4
+    )
 
 
 def sent_per_case(fake_maxim) -> Counter:

@@ -16,14 +16,20 @@ pytestmark = pytest.mark.browser
 CSV = "company,input\n" + "".join(
     f"{company},{question}\n"
     for company, question in [
-        ("Acme", "Can I get a refund?"), ("Initech", "Where is my order?"), ("Globex", "I want a refund now"),
-        ("Umbrella", "Hello"), ("Hooli", "Refund please"), ("Stark", "What are your opening hours?"),
+        ("Acme", "Can I get a refund?"),
+        ("Initech", "Where is my order?"),
+        ("Globex", "I want a refund now"),
+        ("Umbrella", "Hello"),
+        ("Hooli", "Refund please"),
+        ("Stark", "What are your opening hours?"),
     ]
-)  # fmt: skip
+)
 TYPING_DELAY_MS = 40
 
 
-def test_a_person_compares_two_versions_on_an_imported_test_set(page, browser_login, editor, workspace, fake_maxim, settings, tmp_path):
+def test_a_person_compares_two_versions_on_an_imported_test_set(
+    page, browser_login, editor, workspace, fake_maxim, settings, tmp_path
+):
     settings.MAXIMUI_BATCH_TASK_BACKEND = "database"  # the batch goes to the worker below, not the request
     fake_maxim.run_delay = 0.5
     seed_fake(fake_maxim, workspace, ["gpt-4o", "gpt-4o-mini"])

@@ -15,13 +15,16 @@ pytestmark = pytest.mark.browser
 def served_prompt(fake_maxim, make_workspace, owner, editor):
     from prompts_app.models import Role
 
-    workspace = make_workspace(owner=owner, maxim_id="ws_default", base_url=fake_maxim.base_url,
-                               members=[(editor, Role.EDITOR)])
+    workspace = make_workspace(
+        owner=owner, maxim_id="ws_default", base_url=fake_maxim.base_url, members=[(editor, Role.EDITOR)]
+    )
     known = fake_maxim.add_prompt("ws_default", "Support reply")
     return Prompt.objects.create(workspace=workspace, maxim_id=known["id"], name="Support reply")
 
 
-def test_editor_builds_and_creates_a_version_with_a_variable_and_a_tool(page, browser_login, editor, served_prompt, fake_maxim):
+def test_editor_builds_and_creates_a_version_with_a_variable_and_a_tool(
+    page, browser_login, editor, served_prompt, fake_maxim
+):
     browser_login(editor)
     page.goto(f"/prompts/{served_prompt.pk}/build/")
     page.fill("#id_m-0-text", "You are the support agent of Acme.")
@@ -71,11 +74,23 @@ def test_editor_builds_and_creates_a_version_with_a_variable_and_a_tool(page, br
         "description": "",
         "modelName": "gpt-4o-mini",
         "modelProvider": "openai",
-        "messages": [{"role": "system", "content": "You are the support agent of Acme."},
-                     {"role": "user", "content": "Hello, my name is {{customer}}."}],
-        "modelParameters": {"temperature": 0.3, "tools": [{"type": "function", "function": {
-            "name": "lookup_order", "description": "Find an order by its id",
-            "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}}}}]},
+        "messages": [
+            {"role": "system", "content": "You are the support agent of Acme."},
+            {"role": "user", "content": "Hello, my name is {{customer}}."},
+        ],
+        "modelParameters": {
+            "temperature": 0.3,
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "lookup_order",
+                        "description": "Find an order by its id",
+                        "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}},
+                    },
+                }
+            ],
+        },
     }
     assert version.source == PromptVersion.Source.CREATED and version.number == 1
     assert version.variables() == ["customer"]
@@ -89,7 +104,9 @@ AUTOSAVE_PAUSE_MS = 2600  # the autosave waits 1.5 s after the last key
 def caret(page, selector: str) -> dict:
     return page.evaluate(
         "(s) => { const el = document.querySelector(s); return {focused: document.activeElement === el,"
-        " start: el.selectionStart, end: el.selectionEnd, value: el.value}; }", selector)
+        " start: el.selectionStart, end: el.selectionEnd, value: el.value}; }",
+        selector,
+    )
 
 
 def type_into(page, name: str, text: str, role: str = "textbox", delay: int = 80) -> None:
@@ -188,14 +205,26 @@ def test_discard_asks_first_and_keep_editing_keeps_the_draft(page, browser_login
     assert page.input_value("#id_m-0-text") == ""
 
 
-def test_trying_the_draft_shows_output_tokens_and_cost_beside_the_form(page, browser_login, editor, served_prompt,
-                                                                       fake_maxim):
-    stored = fake_maxim.add_version({
-        "promptId": served_prompt.maxim_id, "modelName": "gpt-4o", "modelProvider": "openai",
-        "messages": [{"role": "user", "content": "Hi"}], "modelParameters": {},
-    })
-    base = PromptVersion.objects.create(prompt=served_prompt, maxim_id=stored["id"], number=1, provider="openai",
-                                        model_name="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
+def test_trying_the_draft_shows_output_tokens_and_cost_beside_the_form(
+    page, browser_login, editor, served_prompt, fake_maxim
+):
+    stored = fake_maxim.add_version(
+        {
+            "promptId": served_prompt.maxim_id,
+            "modelName": "gpt-4o",
+            "modelProvider": "openai",
+            "messages": [{"role": "user", "content": "Hi"}],
+            "modelParameters": {},
+        }
+    )
+    base = PromptVersion.objects.create(
+        prompt=served_prompt,
+        maxim_id=stored["id"],
+        number=1,
+        provider="openai",
+        model_name="gpt-4o",
+        messages=[{"role": "user", "content": "Hi"}],
+    )
     open_builder(page, browser_login, editor, served_prompt, base)
     message = page.get_by_role("textbox", name="Content of message 1")
     message.click()

@@ -154,8 +154,11 @@ def test_columns_in_the_chosen_order_with_a_version_twice_and_the_baseline_kept(
     page.keyboard.press("Control+Enter")
 
     page.wait_for_url("**/compare/*/")
-    names = ["Column 1: Support reply v2 (gpt-4o-mini)", "Column 2: Support reply v1 (gpt-4o)",
-             "Column 3: Support reply v2 (gpt-4o-mini)"]
+    names = [
+        "Column 1: Support reply v2 (gpt-4o-mini)",
+        "Column 2: Support reply v1 (gpt-4o)",
+        "Column 3: Support reply v2 (gpt-4o-mini)",
+    ]
     regions = page.locator(".compare-columns > [role=region]")
     assert [regions.nth(i).get_attribute("aria-label") for i in range(3)] == names
     for name in names:
@@ -165,9 +168,14 @@ def test_columns_in_the_chosen_order_with_a_version_twice_and_the_baseline_kept(
         )
     page.locator("#compare-diff pre.diff").first.wait_for()
 
-    page.get_by_role("navigation", name="Baseline column").get_by_role("link", name="Column 2: Support reply v1").click()
+    page.get_by_role("navigation", name="Baseline column").get_by_role(
+        "link", name="Column 2: Support reply v1"
+    ).click()
     page.wait_for_url("**/compare/*/?baseline=2")
-    page.get_by_role("region", name="Column 1: Support reply v2 (gpt-4o-mini) against the baseline, Column 2: Support reply v1 (gpt-4o)").wait_for()
+    page.get_by_role(
+        "region",
+        name="Column 1: Support reply v2 (gpt-4o-mini) against the baseline, Column 2: Support reply v1 (gpt-4o)",
+    ).wait_for()
     assert page.locator(".baseline-picker a[aria-current=true]").inner_text().endswith("Support reply v1")
 
     page.get_by_role("button", name="Run again").click()
@@ -217,7 +225,10 @@ def test_columns_are_pushed_when_stored_without_a_polling_timer(
     asked: list[str] = []
     page.on("request", lambda request: asked.append(request.url))
     comparison, _ = compare.create_comparison(
-        workspace=workspace, user=editor, columns=[compare.ColumnSpec(v) for v in versions], shared_input=True,
+        workspace=workspace,
+        user=editor,
+        columns=[compare.ColumnSpec(v) for v in versions],
+        shared_input=True,
         input={"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}},
     )
     compare.run_comparison(comparison, user=editor)

@@ -44,17 +44,33 @@ def csp_watch(page):
 def seeded(fake_maxim, workspace, owner):
     good, other = seed_fake(fake_maxim, workspace, ["gpt-4o", "gpt-4o-mini"])
     comparison, _ = compare.create_comparison(
-        workspace=workspace, user=owner, columns=[ColumnSpec(good), ColumnSpec(other)], shared_input=True,
-        input={"turns": [{"role": "user", "content": "Hi"}], "variables": {"company": "Acme"}}, title="Tone check",
-    )  # fmt: skip
+        workspace=workspace,
+        user=owner,
+        columns=[ColumnSpec(good), ColumnSpec(other)],
+        shared_input=True,
+        input={"turns": [{"role": "user", "content": "Hi"}], "variables": {"company": "Acme"}},
+        title="Tone check",
+    )
     first, second = comparison.columns.all()
     add_run(comparison, first, 0, text="Hello from Acme")
     add_run(comparison, second, 0, text="Hi from Acme")
     run = Run.objects.create(
-        workspace=workspace, prompt=good.prompt, version=good, user=owner, idempotency_key="csp-run",
-        status=Run.Status.SUCCESS, provider="openai", model_name="gpt-4o", output_text="Echo: hi",
-        prompt_tokens=5, completion_tokens=3, total_tokens=8, latency_ms=40.0, cost_nano=100, finished_at=timezone.now(),
-    )  # fmt: skip
+        workspace=workspace,
+        prompt=good.prompt,
+        version=good,
+        user=owner,
+        idempotency_key="csp-run",
+        status=Run.Status.SUCCESS,
+        provider="openai",
+        model_name="gpt-4o",
+        output_text="Echo: hi",
+        prompt_tokens=5,
+        completion_tokens=3,
+        total_tokens=8,
+        latency_ms=40.0,
+        cost_nano=100,
+        finished_at=timezone.now(),
+    )
     return {"workspace": workspace, "version": good, "prompt": good.prompt, "comparison": comparison, "run": run}
 
 

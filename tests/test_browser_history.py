@@ -16,9 +16,16 @@ def test_filter_history_by_model_then_see_the_cost_chart(page, browser_login, ow
     mini = PromptVersion.objects.create(prompt=version.prompt, maxim_id="v-2", number=2, model_name="gpt-4o-mini")
     now = dt.datetime.now(dt.timezone.utc)
     for i in range(12):
-        make_run(mini if i % 3 == 0 else version, owner if i % 2 else editor, created_at=now - dt.timedelta(days=i * 2),
-                 cost_nano=(i + 1) * 25_000_000, prompt_tokens=400 + i * 50, completion_tokens=120,
-                 input_text=f"Customer question {i}", output_text=f"Answer {i}")  # fmt: skip
+        make_run(
+            mini if i % 3 == 0 else version,
+            owner if i % 2 else editor,
+            created_at=now - dt.timedelta(days=i * 2),
+            cost_nano=(i + 1) * 25_000_000,
+            prompt_tokens=400 + i * 50,
+            completion_tokens=120,
+            input_text=f"Customer question {i}",
+            output_text=f"Answer {i}",
+        )
     make_run(version, owner, status="failed", created_at=now - dt.timedelta(hours=3), error="HTTP 500")
     for i in range(40):  # older than the cost period: they only make a second history page
         make_run(version, owner, created_at=now - dt.timedelta(days=60, minutes=i), cost_nano=1)
@@ -61,8 +68,16 @@ def test_a_300_character_prompt_name_does_not_widen_history_or_costs(page, brows
     prompt = Prompt.objects.create(workspace=workspace, maxim_id="p-long", name=name)
     long_version = PromptVersion.objects.create(prompt=prompt, maxim_id="v-long", number=1, model_name="gpt-4o")
     make_run(long_version, owner, created_at=dt.datetime.now(dt.timezone.utc), cost_nano=5)
-    make_run(long_version, owner, status="failed", created_at=dt.datetime.now(dt.timezone.utc), cost_nano=None,
-             prompt_tokens=0, completion_tokens=0, error="Maxim answered 429: rate limiting")  # fmt: skip
+    make_run(
+        long_version,
+        owner,
+        status="failed",
+        created_at=dt.datetime.now(dt.timezone.utc),
+        cost_nano=None,
+        prompt_tokens=0,
+        completion_tokens=0,
+        error="Maxim answered 429: rate limiting",
+    )
     browser_login(owner)
     page.set_viewport_size({"width": 1024, "height": 800})
     for url in ("/runs/", "/costs/"):

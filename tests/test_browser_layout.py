@@ -39,30 +39,46 @@ class Data:
 def long_data(make_workspace, owner, editor):
     from prompts_app.models import Role
 
-    workspace = make_workspace(owner=owner, name="W" * 200, maxim_id="ws-" + "i" * 190,
-                               members=[(editor, Role.EDITOR)])  # fmt: skip
+    workspace = make_workspace(owner=owner, name="W" * 200, maxim_id="ws-" + "i" * 190, members=[(editor, Role.EDITOR)])
     prompt = Prompt.objects.create(workspace=workspace, maxim_id="p-" + "x" * 190, name=LONG_NAME, description=HUGE)
     messages = [{"role": "system", "content": LONG_TEXT + " {{company}}"}, {"role": "user", "content": LONG_TEXT}]
-    common = dict(prompt=prompt, provider="openai", model_name="gpt-4o", messages=messages,
-                  model_parameters={"temperature": 0.2, "stop": ["S" * 400]})  # fmt: skip
+    common = dict(
+        prompt=prompt,
+        provider="openai",
+        model_name="gpt-4o",
+        messages=messages,
+        model_parameters={"temperature": 0.2, "stop": ["S" * 400]},
+    )
     old = PromptVersion.objects.create(maxim_id="v-" + "o" * 190, number=1, description=HUGE, **common)
-    new = PromptVersion.objects.create(maxim_id="v-" + "n" * 190, number=2, description=HUGE + "X",
-                                       **{**common, "messages": [*messages, {"role": "assistant", "content": "A" * 3000}]})  # fmt: skip
-    Deployment.objects.create(version=new, status="deployed", created_by=owner,
-                              conditions=[{"variable": "V" * 300, "operator": "=", "value": "Z" * 500}])  # fmt: skip
+    new = PromptVersion.objects.create(
+        maxim_id="v-" + "n" * 190,
+        number=2,
+        description=HUGE + "X",
+        **{**common, "messages": [*messages, {"role": "assistant", "content": "A" * 3000}]},
+    )
+    Deployment.objects.create(
+        version=new,
+        status="deployed",
+        created_by=owner,
+        conditions=[{"variable": "V" * 300, "operator": "=", "value": "Z" * 500}],
+    )
     run = make_run(new, owner, created_at=NOW, input_text=LONG_TEXT, output_text=LONG_TEXT, cost_nano=12_345)
     Run.objects.filter(pk=run.pk).update(
         input={"turns": [{"role": "user", "content": LONG_TEXT}], "variables": {"company": "C" * 500}},
         output={"choices": [{"message": {"role": "assistant", "content": LONG_TEXT}}]},
     )
     make_run(new, owner, status="failed", created_at=NOW - dt.timedelta(minutes=1), error="E" * 2_000)
-    comparison = Comparison.objects.create(workspace=workspace, title="T" * 300, created_by=owner, batch=1,
-                                           input={"turns": [{"role": "user", "content": LONG_TEXT}], "variables": {}})  # fmt: skip
+    comparison = Comparison.objects.create(
+        workspace=workspace,
+        title="T" * 300,
+        created_by=owner,
+        batch=1,
+        input={"turns": [{"role": "user", "content": LONG_TEXT}], "variables": {}},
+    )
     for position, version in enumerate([old, new]):
         column = ComparisonColumn.objects.create(comparison=comparison, position=position, version=version)
         cmp_run = make_run(version, owner, created_at=NOW, input_text=LONG_TEXT, output_text=LONG_TEXT + str(position))
-        Run.objects.filter(pk=cmp_run.pk).update(comparison=comparison, column=column,
-                                                 batch=1, repeat=0)  # fmt: skip
+        Run.objects.filter(pk=cmp_run.pk).update(comparison=comparison, column=column, batch=1, repeat=0)
     return Data(workspace, prompt, old, new, run, comparison)
 
 
@@ -80,15 +96,28 @@ def urls(d: Data) -> dict[str, str]:
         "history": reverse("run_history"),
         "costs": reverse("cost_review"),
         "compare list": reverse("comparison_list"),
-        "compare new": reverse("comparison_new") + f"?workspace={d.workspace.pk}&columns=v{d.old.pk}&columns=v{d.new.pk}",
+        "compare new": reverse("comparison_new")
+        + f"?workspace={d.workspace.pk}&columns=v{d.old.pk}&columns=v{d.new.pk}",
         "compare detail": reverse("comparison_detail", args=[d.comparison.pk]),
     }
 
 
 DESKTOP = [  # the keys of urls(), as test ids
-    "home", "workspace settings", "prompts list", "prompt detail", "version detail", "version diff", "deploy",
-    "builder", "run page", "history", "costs", "compare list", "compare new", "compare detail",
-]  # fmt: skip
+    "home",
+    "workspace settings",
+    "prompts list",
+    "prompt detail",
+    "version detail",
+    "version diff",
+    "deploy",
+    "builder",
+    "run page",
+    "history",
+    "costs",
+    "compare list",
+    "compare new",
+    "compare detail",
+]
 # Pages built to reflow on a phone (single column under 980 px); tables there scroll in their own box.
 MOBILE = ["home", "prompts list", "prompt detail", "version detail", "run page"]
 
@@ -114,8 +143,10 @@ def page_width(chromium, live_server, user, url: str, width: int) -> tuple[int, 
         if os.environ.get("LAYOUT_SHOTS"):  # a directory to look at the pages in
             page.screenshot(path=f"{os.environ['LAYOUT_SHOTS']}/{url.strip('/').replace('/', '_')[:60]}-{width}.png")
         if os.environ.get("LAYOUT_DEBUG"):
-            print(page.evaluate("""[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table-scroll, .table-wrap'))
-                .slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' + Math.round(e.getBoundingClientRect().right))"""))
+            print(
+                page.evaluate("""[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table-scroll, .table-wrap'))
+                .slice(0, 8).map(e => e.tagName + '.' + e.className + '#' + e.id + ' ' + Math.round(e.getBoundingClientRect().right))""")
+            )
         return page.evaluate(f"[document.documentElement.scrollWidth, window.innerWidth, {OVERFLOWING_BOXES}]")
     finally:
         context.close()

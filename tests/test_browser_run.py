@@ -17,10 +17,15 @@ def seed(fake_maxim, make_user, *, name: str, messages: list[dict]):
     editor = make_user("edna")
     owner = make_user("otto")
     maxim_prompt = fake_maxim.add_prompt("ws_default", name)
-    maxim_version = fake_maxim.add_version({
-        "promptId": maxim_prompt["id"], "modelName": "gpt-4o", "modelProvider": "openai",
-        "messages": messages, "modelParameters": {"temperature": 0.2},
-    })
+    maxim_version = fake_maxim.add_version(
+        {
+            "promptId": maxim_prompt["id"],
+            "modelName": "gpt-4o",
+            "modelProvider": "openai",
+            "messages": messages,
+            "modelParameters": {"temperature": 0.2},
+        }
+    )
     workspace = Workspace(name="Acme", maxim_id="ws_default", base_url=fake_maxim.base_url, created_by=owner)
     workspace.set_api_key(fake_maxim.api_key)
     workspace.save()
@@ -28,18 +33,28 @@ def seed(fake_maxim, make_user, *, name: str, messages: list[dict]):
     Membership.objects.create(workspace=workspace, user=editor, role=Role.EDITOR)
     prompt = Prompt.objects.create(workspace=workspace, maxim_id=maxim_prompt["id"], name=name)
     version = PromptVersion.objects.create(
-        prompt=prompt, maxim_id=maxim_version["id"], number=1, provider="openai", model_name="gpt-4o",
-        model_parameters={"temperature": 0.2}, messages=messages,
+        prompt=prompt,
+        maxim_id=maxim_version["id"],
+        number=1,
+        provider="openai",
+        model_name="gpt-4o",
+        model_parameters={"temperature": 0.2},
+        messages=messages,
     )
     return editor, version
 
 
 @pytest.fixture
 def seeded_version(fake_maxim, make_user):
-    return seed(fake_maxim, make_user, name="Support reply", messages=[
-        {"role": "system", "content": "You are a support agent for {{company}}."},
-        {"role": "user", "content": "Hello, I am {{name}}."},
-    ])
+    return seed(
+        fake_maxim,
+        make_user,
+        name="Support reply",
+        messages=[
+            {"role": "system", "content": "You are a support agent for {{company}}."},
+            {"role": "user", "content": "Hello, I am {{name}}."},
+        ],
+    )
 
 
 def test_an_editor_runs_a_version_from_its_page_and_sees_output_tokens_and_cost(
@@ -95,10 +110,15 @@ def test_an_editor_runs_a_version_from_its_page_and_sees_output_tokens_and_cost(
 def test_a_person_runs_a_version_from_its_variables_alone_and_sees_what_will_be_sent(
     page, browser_login, fake_maxim, make_user
 ):
-    editor, version = seed(fake_maxim, make_user, name="Complaints", messages=[
-        {"role": "system", "content": "You answer complaints politely. The complaint: {{complaint}}"},
-        {"role": "user", "content": "Customer says: {{complaint}}"},
-    ])
+    editor, version = seed(
+        fake_maxim,
+        make_user,
+        name="Complaints",
+        messages=[
+            {"role": "system", "content": "You answer complaints politely. The complaint: {{complaint}}"},
+            {"role": "user", "content": "Customer says: {{complaint}}"},
+        ],
+    )
     browser_login(editor)
     page.goto(reverse("version_detail", args=[version.pk]))
 

@@ -71,7 +71,10 @@ def test_a_person_builds_a_test_set_from_a_csv_edits_a_case_and_exports(page, br
     row = cases.get_by_role("row").filter(has_text="Bob")
     assert "Initrode" in row.inner_text() and "Hello Bob from Initrode" in row.inner_text()
     assert page.evaluate("window.stillTheSamePage") is True
-    assert TestSet.objects.get(name="Greetings").cases.get(position=2).variables == {"name": "Bob", "company": "Initrode"}
+    assert TestSet.objects.get(name="Greetings").cases.get(position=2).variables == {
+        "name": "Bob",
+        "company": "Initrode",
+    }
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Export CSV").click()

@@ -19,8 +19,11 @@ def run_url(prompt, base=None):
 
 
 def answer(text="Hello Ann from Acme", prompt_tokens=30, completion_tokens=7):
-    usage = {"promptTokens": prompt_tokens, "completionTokens": completion_tokens,
-             "totalTokens": prompt_tokens + completion_tokens}
+    usage = {
+        "promptTokens": prompt_tokens,
+        "completionTokens": completion_tokens,
+        "totalTokens": prompt_tokens + completion_tokens,
+    }
     output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}
     return httpx.Response(200, json={"data": {"output": output, "usage": usage}})
 
@@ -34,21 +37,24 @@ def playground_post(content=CONTENT, **values):
 @respx.mock
 def test_running_the_draft_sends_what_is_typed_and_records_a_draft_run(client_for, editor, version):
     route = respx.post(RUN_URL).mock(return_value=answer())
-    response = client_for(editor).post(run_url(version.prompt, version), playground_post(company="Acme", name="Ann"),
-                                       HTTP_HX_REQUEST="true")
+    response = client_for(editor).post(
+        run_url(version.prompt, version), playground_post(company="Acme", name="Ann"), HTTP_HX_REQUEST="true"
+    )
     html = response.content.decode()
     assert response.status_code == 200
     body = json.loads(route.calls.last.request.content)
     validate_request("POST", "/v1/prompts/run", body, headers=dict(route.calls.last.request.headers))
     assert body["versionId"] == version.maxim_id and body["modelName"] == "gpt-4o-mini"
-    assert body["messages"] == [{"role": "system", "content": "You answer for Acme."},
-                                {"role": "user", "content": "Hi, I am Ann."}]
+    assert body["messages"] == [
+        {"role": "system", "content": "You answer for Acme."},
+        {"role": "user", "content": "Hi, I am Ann."},
+    ]
     run = Run.objects.get()
     assert run.is_draft and run.version == version and run.user == editor
     assert run.total_tokens == 37 and run.input["variables"] == {"company": "Acme", "name": "Ann"}
     # Only the playground comes back: output, tokens, cost, the values typed; never the builder form.
     assert html.lstrip().startswith('<section id="playground"')
-    assert "<form id=\"builder\"" not in html
+    assert '<form id="builder"' not in html
     assert "Hello Ann from Acme" in html and "<strong>37</strong> tokens" in html and "run-cost" in html
     assert ">Acme</textarea>" in html and ">Ann</textarea>" in html
     assert not PromptVersion.objects.exclude(pk=version.pk).exists()
@@ -80,21 +86,32 @@ def test_a_prompt_without_versions_says_what_to_do_first(client_for, editor, pro
 
 
 def test_oversized_variables_are_refused_without_sending(client_for, editor, version):
-    html = client_for(editor).post(run_url(version.prompt, version), playground_post(company="x" * 100_001, name="Ada"),
-                                   HTTP_HX_REQUEST="true").content.decode()
+    html = (
+        client_for(editor)
+        .post(
+            run_url(version.prompt, version), playground_post(company="x" * 100_001, name="Ada"), HTTP_HX_REQUEST="true"
+        )
+        .content.decode()
+    )
     assert "the limit is 100,000" in html and not Run.objects.exists()
 
 
 def test_a_variable_bomb_is_refused_by_its_filled_in_size(client_for, editor, version):
     content = {**CONTENT, "messages": [{"role": "user", "content": "{{company}} " * 50}]}
-    html = client_for(editor).post(run_url(version.prompt, version), playground_post(content, company="x" * 90_000),
-                                   HTTP_HX_REQUEST="true").content.decode()
+    html = (
+        client_for(editor)
+        .post(run_url(version.prompt, version), playground_post(content, company="x" * 90_000), HTTP_HX_REQUEST="true")
+        .content.decode()
+    )
     assert "once the variables are filled in" in html and not Run.objects.exists()
 
 
 def test_empty_variables_are_refused_as_on_the_run_form(client_for, editor, version):
-    html = client_for(editor).post(run_url(version.prompt, version), playground_post(company="Acme", name="  "),
-                                   HTTP_HX_REQUEST="true").content.decode()
+    html = (
+        client_for(editor)
+        .post(run_url(version.prompt, version), playground_post(company="Acme", name="  "), HTTP_HX_REQUEST="true")
+        .content.decode()
+    )
     assert "Fill in {{name}}: the draft&#x27;s messages use it." in html and not Run.objects.exists()
 
 
@@ -135,7 +152,9 @@ def test_without_javascript_the_saved_draft_runs_and_the_builder_page_shows_the_
     respx.post(RUN_URL).mock(return_value=answer())
     client = client_for(editor)
     client.post(builder_url(version.prompt, version), builder_form_data())
-    response = client.post(run_url(version.prompt, version), {"var__company": "Acme", "var__name": "Ann", "run_key": "k"})
+    response = client.post(
+        run_url(version.prompt, version), {"var__company": "Acme", "var__name": "Ann", "run_key": "k"}
+    )
     html = response.content.decode()
     assert response.status_code == 200 and '<form id="builder"' in html and "Hello Ann from Acme" in html
     assert Run.objects.get().request_body["messages"][0]["content"] == "You answer for Acme."

@@ -83,7 +83,9 @@ def test_htmx_save_returns_the_status_with_live_variables(client_for, editor, pr
 
 
 def test_htmx_structural_action_returns_only_the_builder_fragment(client_for, editor, prompt):
-    response = client_for(editor).post(builder_url(prompt), builder_form_data(action="add_tool"), HTTP_HX_REQUEST="true")
+    response = client_for(editor).post(
+        builder_url(prompt), builder_form_data(action="add_tool"), HTTP_HX_REQUEST="true"
+    )
     html = response.content.decode()
     assert html.lstrip().startswith('<form id="builder"')
     assert "<html" not in html and 'id="tool-1"' in html
@@ -131,9 +133,19 @@ def test_create_sends_the_version_body_and_stores_the_version(client_for, editor
         "modelName": "gpt-4o-mini",
         "modelProvider": "openai",
         "messages": CONTENT["messages"],
-        "modelParameters": {"temperature": 0.5, "tools": [{"type": "function", "function": {
-            "name": "lookup_order", "description": "Find an order",
-            "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}}}]},
+        "modelParameters": {
+            "temperature": 0.5,
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "lookup_order",
+                        "description": "Find an order",
+                        "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+                    },
+                }
+            ],
+        },
     }
     version = PromptVersion.objects.get(maxim_id="version-new")
     assert response.status_code == 302 and response["Location"] == f"/versions/{version.pk}/"
@@ -151,14 +163,18 @@ def test_create_over_htmx_redirects_the_browser(client_for, editor, prompt):
         mock.post(VERSIONS_URL).mock(
             side_effect=lambda request: httpx.Response(200, json=created_answer(json.loads(request.content)))
         )
-        response = client_for(editor).post(builder_url(prompt), builder_form_data(action="create"), HTTP_HX_REQUEST="true")
+        response = client_for(editor).post(
+            builder_url(prompt), builder_form_data(action="create"), HTTP_HX_REQUEST="true"
+        )
     version = PromptVersion.objects.get(maxim_id="version-new")
     assert response["HX-Redirect"] == f"/versions/{version.pk}/"
 
 
 def test_a_maxim_failure_shows_its_reason_and_keeps_the_form_and_draft(client_for, editor, prompt):
     with respx.mock() as mock:
-        mock.post(VERSIONS_URL).mock(return_value=httpx.Response(400, json={"error": {"message": "modelName is unknown"}}))
+        mock.post(VERSIONS_URL).mock(
+            return_value=httpx.Response(400, json={"error": {"message": "modelName is unknown"}})
+        )
         response = client_for(editor).post(builder_url(prompt), builder_form_data(action="create"))
     html = response.content.decode()
     assert response.status_code == 200
@@ -203,8 +219,13 @@ def test_stale_or_odd_actions_change_nothing(client_for, editor, prompt, action)
 
 
 def test_a_version_at_the_message_limit_fits_in_one_post(client_for, editor, prompt):
-    message = {"role": "user", "content": [{"type": "text", "text": "x" * 1000},
-                                           {"type": "image_url", "image_url": {"url": "https://img.test/a.png"}}]}
+    message = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "x" * 1000},
+            {"type": "image_url", "image_url": {"url": "https://img.test/a.png"}},
+        ],
+    }
     data = builder_form_data({**CONTENT, "messages": [message] * 100}, action="check")
     response = client_for(editor).post(builder_url(prompt), data)
     assert response.status_code == 200
@@ -269,30 +290,42 @@ def test_changed_content_after_a_create_makes_a_new_version(client_for, editor, 
             side_effect=lambda request: httpx.Response(200, json=created_answer(json.loads(request.content)))
         )
         client_for(editor).post(builder_url(prompt), builder_form_data(action="create"))
-        route.side_effect = lambda request: httpx.Response(200, json={
-            "data": {**created_answer(json.loads(request.content))["data"], "id": "version-newer", "version": 3}})
-        client_for(editor).post(builder_url(prompt), builder_form_data({**CONTENT, "description": "Shorter"}, action="create"))
+        route.side_effect = lambda request: httpx.Response(
+            200,
+            json={"data": {**created_answer(json.loads(request.content))["data"], "id": "version-newer", "version": 3}},
+        )
+        client_for(editor).post(
+            builder_url(prompt), builder_form_data({**CONTENT, "description": "Shorter"}, action="create")
+        )
     assert route.call_count == 2
     assert PromptVersion.objects.count() == 2
 
 
 def test_a_role_we_do_not_know_is_shown_not_silently_replaced(client_for, editor, prompt):
     odd = PromptVersion.objects.create(
-        prompt=prompt, maxim_id="v-odd", number=3, model_name="gpt-4o",
+        prompt=prompt,
+        maxim_id="v-odd",
+        number=3,
+        model_name="gpt-4o",
         messages=[{"role": "developer", "content": "Be brief."}],
     )
     html = client_for(editor).get(builder_url(prompt, odd)).content.decode()
     assert '<option value="developer" selected>developer (not supported)</option>' in html
-    response = client_for(editor).post(builder_url(prompt, odd), {**builder_form_data(odd.content()), "action": "check"})
+    response = client_for(editor).post(
+        builder_url(prompt, odd), {**builder_form_data(odd.content()), "action": "check"}
+    )
     assert "not one of the available choices" in response.content.decode()
 
 
 def test_changes_saves_the_draft_and_shows_it_against_its_base(client_for, editor, prompt, version):
     client = client_for(editor)
-    changed = {**version.content(), "messages": [
-        {"role": "system", "content": "You are a patient support agent for {{company}}."},
-        *version.content()["messages"][1:],
-    ]}  # fmt: skip
+    changed = {
+        **version.content(),
+        "messages": [
+            {"role": "system", "content": "You are a patient support agent for {{company}}."},
+            *version.content()["messages"][1:],
+        ],
+    }
     response = client.post(builder_url(prompt, version), {**builder_form_data(changed), "action": "changes"})
     assert response.status_code == 302
     assert response["Location"] == f"/prompts/{prompt.pk}/build/changes/?from={version.pk}"
@@ -319,7 +352,7 @@ def test_the_discard_button_asks_first(client_for, editor, prompt):
     client = client_for(editor)
     client.post(builder_url(prompt), builder_form_data())
     html = client.get(builder_url(prompt)).content.decode()
-    question = html[html.index('<details class="discard-draft"'):html.index("</details>")]
+    question = html[html.index('<details class="discard-draft"') : html.index("</details>")]
     assert "Discard this draft?" in question
     assert 'name="confirm" value="yes"' in question and "Keep editing" in question
 
@@ -356,20 +389,33 @@ def test_renders_without_shown_errors_mark_no_field_invalid(client_for, editor, 
     data = builder_form_data(action="add_tool")  # the new tool has no name yet: invalid, but not the point now
     data["model_name"] = ""
     html = client_for(editor).post(builder_url(prompt), data).content.decode()
-    assert 'aria-invalid' not in html and "_error" not in html
+    assert "aria-invalid" not in html and "_error" not in html
 
 
 def test_every_message_and_tool_is_a_named_group_and_every_control_is_labelled(client_for, editor, prompt):
     from html.parser import HTMLParser
 
-    parts = {**CONTENT, "messages": [
-        {"role": "system", "content": "sys"},
-        {"role": "user", "content": [{"type": "text", "text": "look"},
-                                     {"type": "image_url", "image_url": {"url": "https://img.test/1.png"}}]},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "lookup_order", "arguments": "{}"}}]},
-        {"role": "tool", "content": "done", "tool_call_id": "call_1"},
-    ]}  # fmt: skip
+    parts = {
+        **CONTENT,
+        "messages": [
+            {"role": "system", "content": "sys"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "look"},
+                    {"type": "image_url", "image_url": {"url": "https://img.test/1.png"}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "lookup_order", "arguments": "{}"}}
+                ],
+            },
+            {"role": "tool", "content": "done", "tool_call_id": "call_1"},
+        ],
+    }
     client = client_for(editor)
     client.post(builder_url(prompt), builder_form_data(parts))
     html = client.get(builder_url(prompt)).content.decode()
@@ -385,7 +431,11 @@ def test_every_message_and_tool_is_a_named_group_and_every_control_is_labelled(c
                 self.labels.add(a["for"])
             if tag == "legend":
                 self._legend = True
-            if tag in ("input", "select", "textarea") and a.get("type") not in ("hidden", "submit") and not a.get("aria-label"):
+            if (
+                tag in ("input", "select", "textarea")
+                and a.get("type") not in ("hidden", "submit")
+                and not a.get("aria-label")
+            ):
                 self.ids.append(a.get("id") or a.get("name"))
 
         def handle_data(self, data):
@@ -411,7 +461,9 @@ def test_a_fresh_or_restored_builder_marks_no_field_invalid(client_for, editor, 
 
 def test_a_maxim_refusal_also_asks_the_page_to_show_it(client_for, editor, prompt):
     with respx.mock() as mock:
-        mock.post(VERSIONS_URL).mock(return_value=httpx.Response(400, json={"error": {"message": "modelName is unknown"}}))
+        mock.post(VERSIONS_URL).mock(
+            return_value=httpx.Response(400, json={"error": {"message": "modelName is unknown"}})
+        )
         html = client_for(editor).post(builder_url(prompt), builder_form_data(action="create"), HTTP_HX_REQUEST="true")
     html = html.content.decode()
     assert "data-first-error" in html.split(">")[0] and 'id="builder-error"' in html

@@ -41,7 +41,7 @@ def test_the_tallest_bar_fits_the_axis_and_axis_labels_are_money_and_tokens():
 
 
 def test_the_chart_is_accessible_and_escapes_text():
-    svg = str(cost_tokens_chart(points([5]), label="Costs <for> \"A&B\""))
+    svg = str(cost_tokens_chart(points([5]), label='Costs <for> "A&B"'))
     root = ET.fromstring(svg)
     assert root.get("role") == "img"
     assert root.get("aria-label").startswith('Costs <for> "A&B": $0.000000005')

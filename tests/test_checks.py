@@ -25,7 +25,9 @@ def tool_output(*calls: tuple[str, object]) -> dict:
 
 def test_contains_is_case_insensitive_by_default():
     assert run({"type": "contains", "value": "Refund"}, "we will REFUND you") == CheckResult(True, "contains 'Refund'")
-    assert run({"type": "contains", "value": "refund"}, "no money back") == CheckResult(False, "does not contain 'refund'")
+    assert run({"type": "contains", "value": "refund"}, "no money back") == CheckResult(
+        False, "does not contain 'refund'"
+    )
 
 
 def test_contains_can_be_case_sensitive():
@@ -42,11 +44,18 @@ def test_not_contains():
 
 
 def test_equals_expected_trims_unless_exact():
-    assert run({"type": "equals_expected"}, "  Paris\n", expected_output="Paris") == CheckResult(True, "equals the expected output")
+    assert run({"type": "equals_expected"}, "  Paris\n", expected_output="Paris") == CheckResult(
+        True, "equals the expected output"
+    )
     exact = run({"type": "equals_expected", "exact": True}, "Paris\n", expected_output="Paris")
     assert exact == CheckResult(False, "differs from the expected output from character 6")
-    assert run({"type": "equals_expected", "exact": True}, "Paris", expected_output="Paris").reason == "equals the expected output exactly"
-    assert run({"type": "equals_expected"}, "Lyon", expected_output="Paris") == CheckResult(False, "differs from the expected output from character 1")
+    assert (
+        run({"type": "equals_expected", "exact": True}, "Paris", expected_output="Paris").reason
+        == "equals the expected output exactly"
+    )
+    assert run({"type": "equals_expected"}, "Lyon", expected_output="Paris") == CheckResult(
+        False, "differs from the expected output from character 1"
+    )
 
 
 def test_equals_expected_fails_when_the_case_has_no_expected_output():
@@ -54,7 +63,9 @@ def test_equals_expected_fails_when_the_case_has_no_expected_output():
 
 
 def test_regex_matches_and_reports_a_miss():
-    assert run({"type": "regex", "pattern": r"order #\d{4}"}, "Your order #1234 shipped") == CheckResult(True, r"matches 'order #\\d{4}'")
+    assert run({"type": "regex", "pattern": r"order #\d{4}"}, "Your order #1234 shipped") == CheckResult(
+        True, r"matches 'order #\\d{4}'"
+    )
     assert run({"type": "regex", "pattern": r"^\d+$"}, "12a") == CheckResult(False, r"does not match '^\\d+$'")
     assert run({"type": "regex", "pattern": "hello", "ignore_case": True}, "HELLO").passed
     assert run({"type": "regex", "pattern": "^b", "multiline": True}, "a\nb").passed
@@ -107,7 +118,9 @@ def test_a_fixed_group_repeated_is_still_allowed():
 
 def test_regex_scans_only_the_first_ten_thousand_characters():
     text = "x" * 10_000 + "needle"
-    assert run({"type": "regex", "pattern": "needle"}, text) == CheckResult(False, "does not match 'needle' (in the first 10,000 characters)")
+    assert run({"type": "regex", "pattern": "needle"}, text) == CheckResult(
+        False, "does not match 'needle' (in the first 10,000 characters)"
+    )
     assert run({"type": "regex", "pattern": "x"}, text).reason == "matches 'x' (in the first 10,000 characters)"
 
 
@@ -133,18 +146,28 @@ def test_a_pattern_with_a_large_worst_case_still_matches_in_the_child_process(mo
 
 def test_valid_json():
     assert run({"type": "valid_json"}, ' {"a": 1} ') == CheckResult(True, "the output is valid JSON")
-    assert run({"type": "valid_json"}, '{"a": 1,}') == CheckResult(False, "the output is not valid JSON at line 1, column 9: Expecting property name enclosed in double quotes")
+    assert run({"type": "valid_json"}, '{"a": 1,}') == CheckResult(
+        False, "the output is not valid JSON at line 1, column 9: Expecting property name enclosed in double quotes"
+    )
     assert run({"type": "valid_json"}, "  ") == CheckResult(False, "the output is empty, not JSON")
 
 
-SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}, "required": ["city"]}
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "days": {"type": "integer"}},
+    "required": ["city"],
+}
 
 
 def test_json_schema_pass_and_fail():
     spec = {"type": "json_schema", "schema": SCHEMA}
     assert run(spec, '{"city": "Oslo", "days": 3}') == CheckResult(True, "matches the schema")
-    assert run(spec, '{"city": "Oslo", "days": "three"}') == CheckResult(False, "does not match the schema at days: 'three' is not of type 'integer'")
-    assert run(spec, '{"days": 3}') == CheckResult(False, "does not match the schema at the top level: 'city' is a required property")
+    assert run(spec, '{"city": "Oslo", "days": "three"}') == CheckResult(
+        False, "does not match the schema at days: 'three' is not of type 'integer'"
+    )
+    assert run(spec, '{"days": 3}') == CheckResult(
+        False, "does not match the schema at the top level: 'city' is a required property"
+    )
     assert run(spec, "Oslo").reason.startswith("the output is not valid JSON at line 1, column 1")
 
 
@@ -171,11 +194,15 @@ def test_tool_call_failures_say_why():
     assert run(spec, "It is sunny", output={"choices": [{"message": {"content": "It is sunny"}}]}) == CheckResult(
         False, "no tool calls in the output; expected a call to get_weather"
     )
-    assert run(spec, output=tool_output(("search", "{}"), ("lookup", "{}"))) == CheckResult(False, "no call to get_weather (called: lookup, search)")
+    assert run(spec, output=tool_output(("search", "{}"), ("lookup", "{}"))) == CheckResult(
+        False, "no call to get_weather (called: lookup, search)"
+    )
     assert run(spec, output=tool_output(("get_weather", '{"city": 3}'))) == CheckResult(
         False, "the arguments of get_weather do not match the schema at city: 3 is not of type 'string'"
     )
-    assert run(spec, output=tool_output(("get_weather", "{city"))).reason.startswith("the arguments of get_weather are not valid JSON at line 1, column 2")
+    assert run(spec, output=tool_output(("get_weather", "{city"))).reason.startswith(
+        "the arguments of get_weather are not valid JSON at line 1, column 2"
+    )
     assert run(spec, output="plain text output").reason == "no tool calls in the output; expected a call to get_weather"
 
 
@@ -208,7 +235,9 @@ def test_token_limits():
     assert run({"type": "tokens", "max": 100, "count": "completion"}, completion_tokens=101) == CheckResult(
         False, "101 completion tokens, over the limit of 100"
     )
-    assert run({"type": "tokens", "max": 10, "count": "prompt"}) == CheckResult(False, "no prompt token count was recorded")
+    assert run({"type": "tokens", "max": 10, "count": "prompt"}) == CheckResult(
+        False, "no prompt token count was recorded"
+    )
 
 
 @pytest.mark.parametrize(
@@ -237,17 +266,28 @@ def test_bad_configs_are_refused_with_a_message(spec, error):
 
 
 def test_the_registry_builds_every_check_and_names_them():
-    built = build_checks([
-        {"type": "contains", "value": "hi", "name": "Greets"},
-        {"type": "valid_json"},
-        {"type": "cost", "max_usd": "1"},
-    ])  # fmt: skip
+    built = build_checks(
+        [
+            {"type": "contains", "value": "hi", "name": "Greets"},
+            {"type": "valid_json"},
+            {"type": "cost", "max_usd": "1"},
+        ]
+    )
     assert [c.name for c in built] == ["Greets", "Is valid JSON", "Cost at most"]
     assert [c.config for c in built][2] == {"max_usd": "1", "max_nano": 1_000_000_000}
     assert set(checks.CHECK_TYPES) == {
-        "contains", "not_contains", "equals_expected", "regex", "valid_json", "json_schema",
-        "tool_call", "length", "cost", "latency", "tokens",
-    }  # fmt: skip
+        "contains",
+        "not_contains",
+        "equals_expected",
+        "regex",
+        "valid_json",
+        "json_schema",
+        "tool_call",
+        "length",
+        "cost",
+        "latency",
+        "tokens",
+    }
     assert not any(cls.needs_model for cls in checks.CHECK_TYPES.values())
 
 

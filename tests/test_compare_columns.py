@@ -20,7 +20,11 @@ pytestmark = pytest.mark.usefixtures("inline_runs")
 
 @pytest.fixture
 def versions(prompt):
-    return [make_version(prompt, 1), make_version(prompt, 2, model="gpt-4o-mini"), make_version(prompt, 3, model="gpt-4.1")]
+    return [
+        make_version(prompt, 1),
+        make_version(prompt, 2, model="gpt-4o-mini"),
+        make_version(prompt, 3, model="gpt-4.1"),
+    ]
 
 
 def new_url(workspace) -> str:
@@ -65,14 +69,20 @@ def test_columns_keep_the_order_chosen_and_the_same_version_may_come_twice(
     page = client.get(reverse("comparison_detail", args=[comparison.pk])).content.decode()
     names = re.findall(r'role="region" aria-label="(Column [0-9]: [^"]+)"', page)
     assert names[:3] == [
-        "Column 1: Support reply v3 (gpt-4.1)", "Column 2: Support reply v1 (gpt-4o)", "Column 3: Support reply v3 (gpt-4.1)"
+        "Column 1: Support reply v3 (gpt-4.1)",
+        "Column 2: Support reply v1 (gpt-4o)",
+        "Column 3: Support reply v3 (gpt-4.1)",
     ]
 
 
 def test_add_move_and_remove_redraw_only_the_column_list(client_for, editor, workspace, versions):
     v1, v2, v3 = versions
     client = client_for(editor)
-    data = {**post_data([key(v1)], message="Typed while the list changes"), "add_column": key(v1), "action": "column:add"}
+    data = {
+        **post_data([key(v1)], message="Typed while the list changes"),
+        "add_column": key(v1),
+        "action": "column:add",
+    }
     page = client.post(columns_url(workspace), data).content.decode()
     assert page.lstrip().startswith('<div id="compare-columns"')
     assert chosen(page) == [key(v1), key(v1)] and uids(page) == [key(v1), f"{key(v1)}_2"]
@@ -115,10 +125,15 @@ def test_each_column_keeps_its_own_input_when_it_moves_even_the_same_version_twi
     v1, _, _ = versions
     a, b = key(v1), f"{key(v1)}_2"  # the same version twice: two inputs told apart by their rows
     data = {
-        "columns": [key(v1), key(v1)], "column_uid": [a, b], "repeats": "1",
+        "columns": [key(v1), key(v1)],
+        "column_uid": [a, b],
+        "repeats": "1",
         **turn_data("first column's question", prefix=f"turn__{a}"),
         **turn_data("second column's question", prefix=f"turn__{b}"),
-        f"var__{a}__company": "A Co", f"var__{a}__name": "Ann", f"var__{b}__company": "B Co", f"var__{b}__name": "Bob",
+        f"var__{a}__company": "A Co",
+        f"var__{a}__name": "Ann",
+        f"var__{b}__company": "B Co",
+        f"var__{b}__name": "Bob",
     }
     client = client_for(editor)
     page = client.post(new_url(workspace), {**data, "action": "column:down-0"}).content.decode()  # without JavaScript
@@ -129,16 +144,22 @@ def test_each_column_keeps_its_own_input_when_it_moves_even_the_same_version_twi
     columns = list(Comparison.objects.get().columns.all())
     assert [c.input["turns"][0]["content"] for c in columns] == ["second column's question", "first column's question"]
     assert [body["messages"][-1]["content"] for body in echo_maxim.sent] == [
-        "second column's question", "first column's question"
+        "second column's question",
+        "first column's question",
     ]
     assert echo_maxim.sent[0]["messages"][0]["content"] == "You answer for B Co."
 
 
 def test_a_column_added_with_its_own_input_brings_that_input_out_of_band(client_for, editor, workspace, versions):
     v1, v2, _ = versions
-    data = {"columns": [key(v1)], "add_column": key(v2), "action": "column:add", **turn_data("x", prefix=f"turn__{key(v1)}")}
+    data = {
+        "columns": [key(v1)],
+        "add_column": key(v2),
+        "action": "column:add",
+        **turn_data("x", prefix=f"turn__{key(v1)}"),
+    }
     page = client_for(editor).post(columns_url(workspace), data).content.decode()
-    oob = page[page.index('hx-swap-oob="beforeend:#compare-input-groups"'):]
+    oob = page[page.index('hx-swap-oob="beforeend:#compare-input-groups"') :]
     assert f'name="turn__{key(v2)}-0-content"' in oob and f'name="var__{key(v2)}__company"' in oob
     assert f"turn__{key(v1)}" not in page  # the existing column's input is left alone
 
@@ -155,8 +176,11 @@ def test_shared_variables_of_unchosen_columns_are_in_the_page_hidden_and_not_req
 
 
 def test_posted_row_ids_are_checked(client_for, editor, workspace, versions):
-    data = {**post_data([key(versions[0]), key(versions[1])]), "column_uid": ['x"><script>', key(versions[0])],
-            "action": "column:up-1"}
+    data = {
+        **post_data([key(versions[0]), key(versions[1])]),
+        "column_uid": ['x"><script>', key(versions[0])],
+        "action": "column:up-1",
+    }
     page = client_for(editor).post(columns_url(workspace), data).content.decode()
     assert "<script>" not in page.split("</ol>")[0]
     assert len(set(uids(page))) == 2 and all(re.fullmatch(r"v[0-9]+(_[0-9]+)?", u) for u in uids(page))
@@ -188,7 +212,9 @@ def test_the_baseline_is_a_column_number_in_the_url_and_run_again_keeps_it(
     fragment = client.get(reverse("comparison_diff", args=[comparison.pk]), {"baseline": 3}).content.decode()
     assert 'id="id_baseline" value="3" hx-swap-oob="true"' in fragment  # "Run again" follows the switch
 
-    response = client.post(reverse("comparison_run_again", args=[comparison.pk]), {"repeats": 1, "batch": 2, "baseline": 3})
+    response = client.post(
+        reverse("comparison_run_again", args=[comparison.pk]), {"repeats": 1, "batch": 2, "baseline": 3}
+    )
     assert response.status_code == 302 and response["Location"] == f"{url}?baseline=3"
     assert 'name="baseline" value="3"' in client.get(response["Location"]).content.decode()
     for nonsense in ("0", "9", "abc", "-1"):

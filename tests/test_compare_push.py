@@ -78,7 +78,9 @@ def test_the_watch_answers_as_soon_as_a_run_is_stored(file_db, fake_maxim, works
 
 
 @pytest.mark.usefixtures("unsent")
-def test_the_watch_holds_until_its_timeout_when_nothing_is_stored(fake_maxim, workspace, editor, client_for, monkeypatch):
+def test_the_watch_holds_until_its_timeout_when_nothing_is_stored(
+    fake_maxim, workspace, editor, client_for, monkeypatch
+):
     monkeypatch.setattr(run_watch, "HOLD_SECONDS", 0.3)
     comparison, runs = pending_comparison(fake_maxim, workspace, editor)
     started = time.monotonic()

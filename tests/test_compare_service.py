@@ -130,8 +130,9 @@ def test_the_migration_reads_batch_and_repeat_out_of_the_old_keys(comparison, mo
         key = f"cmp-{comparison.pk}-{run.batch}-{run.column_id}-{run.repeat}"
         Run.objects.filter(pk=run.pk).update(batch=None, repeat=None, idempotency_key=key)
     single = add_run(comparison, a, 0, batch=3)
-    Run.objects.filter(pk=single.pk).update(comparison=None, column=None, batch=None, repeat=None,
-                                            idempotency_key="v1:cmp-like-but-not-a-batch")  # fmt: skip
+    Run.objects.filter(pk=single.pk).update(
+        comparison=None, column=None, batch=None, repeat=None, idempotency_key="v1:cmp-like-but-not-a-batch"
+    )
     migration.keys_to_fields(django_apps, None)
     stored = {r.pk: (r.batch, r.repeat, r.idempotency_key) for r in Run.objects.all()}
     assert all(stored[r.pk] == (r.batch, r.repeat, "") for r in runs)

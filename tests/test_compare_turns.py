@@ -36,10 +36,15 @@ def keys(*versions) -> list[str]:
 
 def per_column_data(a, b, turns_a: tuple[str, ...], turns_b: tuple[str, ...], **extra) -> dict:
     return {
-        "columns": keys(a, b), "repeats": "1", "title": "Per column",
-        **turn_data(*turns_a, prefix=f"turn__v{a.pk}"), **turn_data(*turns_b, prefix=f"turn__v{b.pk}"),
-        f"var__v{a.pk}__company": "A Co", f"var__v{a.pk}__name": "Ann",
-        f"var__v{b.pk}__company": "B Co", f"var__v{b.pk}__name": "Bob",
+        "columns": keys(a, b),
+        "repeats": "1",
+        "title": "Per column",
+        **turn_data(*turns_a, prefix=f"turn__v{a.pk}"),
+        **turn_data(*turns_b, prefix=f"turn__v{b.pk}"),
+        f"var__v{a.pk}__company": "A Co",
+        f"var__v{a.pk}__name": "Ann",
+        f"var__v{b.pk}__company": "B Co",
+        f"var__v{b.pk}__name": "Bob",
         **extra,
     }
 
@@ -145,7 +150,7 @@ def test_empty_turns_are_rejected_with_a_message_next_to_the_turn(client_for, ed
     response = client_for(editor).post(new_url(workspace), data)
     assert response.status_code == 200
     page = response.content.decode()
-    turn = page[page.index('name="turn-0-content"'):page.index('name="turn-1-content"')]
+    turn = page[page.index('name="turn-0-content"') : page.index('name="turn-1-content"')]
     assert "Type the message to send: this version&#x27;s own messages are empty" in turn
     assert Comparison.objects.count() == 0 and not echo_maxim.sent
 
@@ -199,8 +204,10 @@ def test_each_column_sends_its_own_turns(client_for, editor, workspace, versions
     by_version = {body["versionId"]: body["messages"] for body in echo_maxim.sent}
     assert [m["content"] for m in by_version[a.maxim_id][2:]] == ["A asks", "A hears", "A asks again"]
     assert [m["role"] for m in by_version[a.maxim_id][2:]] == ["user", "assistant", "user"]
-    assert by_version[b.maxim_id][1:] == [{"role": "user", "content": "Hello, I am Bob."},
-                                          {"role": "user", "content": "B asks"}]
+    assert by_version[b.maxim_id][1:] == [
+        {"role": "user", "content": "Hello, I am Bob."},
+        {"role": "user", "content": "B asks"},
+    ]
 
 
 def test_an_input_ending_with_an_assistant_turn_is_allowed(client_for, editor, workspace, versions, echo_maxim):
@@ -226,12 +233,14 @@ def test_run_again_sends_the_stored_turns_unchanged(client_for, editor, workspac
 # -- showing the input -----------------------------------------------------------------------------
 
 
-def test_the_detail_page_and_the_export_show_every_turn_with_its_role(client_for, editor, workspace, versions, echo_maxim):
+def test_the_detail_page_and_the_export_show_every_turn_with_its_role(
+    client_for, editor, workspace, versions, echo_maxim
+):
     client = client_for(editor)
     client.post(new_url(workspace), {**post_data(keys(*versions)), **turn_data(*THREE_TURNS)})
     comparison = Comparison.objects.get()
     page = client.get(reverse("comparison_detail", args=[comparison.pk])).content.decode()
-    panel = page[page.index('class="panel compare-input"'):page.index('class="compare-columns"')]
+    panel = page[page.index('class="panel compare-input"') : page.index('class="compare-columns"')]
     for role, text in zip(("user", "assistant", "user"), THREE_TURNS):
         assert f'<span class="turn-role">{role}:</span><pre>{text}</pre>' in panel
 
@@ -253,7 +262,7 @@ def test_per_column_turns_show_in_each_card_and_in_the_export(client_for, editor
     text = client.get(reverse("comparison_export", args=[comparison.pk])).content.decode()
     assert "- user: A asks\n- assistant: A hears\n" in text and "- user: B asks\n" in text
     config = client.get(reverse("comparison_config", args=[comparison.pk])).content.decode()
-    row = config[config.index('data-field="input turn 2"'):config.index('data-field="input variables"')]
+    row = config[config.index('data-field="input turn 2"') : config.index('data-field="input variables"')]
     assert '<tr class="different" data-field="input turn 1">' in config
     assert "assistant: A hears" in row and "—" in row
 

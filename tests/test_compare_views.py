@@ -66,7 +66,9 @@ def test_it_rejects_more_than_eight_columns(client_for, editor, workspace, promp
     assert Comparison.objects.count() == 0
 
 
-def test_an_empty_message_is_a_field_error_when_the_versions_hold_no_text(client_for, editor, workspace, prompt, echo_maxim):
+def test_an_empty_message_is_a_field_error_when_the_versions_hold_no_text(
+    client_for, editor, workspace, prompt, echo_maxim
+):
     empty = [make_version(prompt, n, messages=[]) for n in (1, 2)]
     response = client_for(editor).post(new_url(workspace), post_data(keys(*empty), message="  "))
     assert response.status_code == 200
@@ -74,7 +76,9 @@ def test_an_empty_message_is_a_field_error_when_the_versions_hold_no_text(client
     assert Comparison.objects.count() == 0
 
 
-def test_variables_alone_compare_versions_whose_messages_hold_the_text(client_for, editor, workspace, versions, echo_maxim):
+def test_variables_alone_compare_versions_whose_messages_hold_the_text(
+    client_for, editor, workspace, versions, echo_maxim
+):
     # Turns are optional extra input, as on a version's run form.
     response = client_for(editor).post(new_url(workspace), post_data(keys(*versions[:2]), message=""))
     assert response.status_code in (200, 302)
@@ -101,7 +105,9 @@ def test_a_version_from_a_workspace_the_user_is_not_in_is_a_404(
     assert Comparison.objects.count() == 0
 
 
-def test_a_version_of_another_own_workspace_is_not_a_choice(client_for, editor, owner, workspace, versions, make_workspace):
+def test_a_version_of_another_own_workspace_is_not_a_choice(
+    client_for, editor, owner, workspace, versions, make_workspace
+):
     second = make_workspace(owner=editor, name="Second", maxim_id="ws-2")
     elsewhere = make_version(Prompt.objects.create(workspace=second, maxim_id="p2", name="Elsewhere"), 1)
     response = client_for(editor).post(new_url(workspace), post_data(keys(versions[0], elsewhere)))
@@ -111,8 +117,10 @@ def test_a_version_of_another_own_workspace_is_not_a_choice(client_for, editor, 
 
 def test_the_inputs_fragment_shows_the_union_of_variables_without_errors(client_for, editor, workspace, versions):
     url = reverse("comparison_inputs") + f"?workspace={workspace.pk}"
-    response = client_for(editor).post(url, {"columns": keys(versions[0], versions[2]), "shared_input": "on",
-                                             **turn_data("typed"), "var__company": "Acme"})
+    response = client_for(editor).post(
+        url,
+        {"columns": keys(versions[0], versions[2]), "shared_input": "on", **turn_data("typed"), "var__company": "Acme"},
+    )
     page = response.content.decode()
     assert 'id="compare-inputs"' in page
     assert "{{company}}" in page and "{{name}}" in page and "typed" in page and 'value="Acme"' in page
@@ -134,7 +142,9 @@ def test_saving_runs_every_column_and_stores_each_result(client_for, editor, wor
     runs = Run.objects.filter(comparison=comparison).order_by("column__position")
     assert [r.status for r in runs] == ["success"] * 3
     assert [r.output_text for r in runs] == [
-        "Echo gpt-4o: Where is my order?", "Echo gpt-4o-mini: Where is my order?", "Echo gpt-4.1: Where is my order?"
+        "Echo gpt-4o: Where is my order?",
+        "Echo gpt-4o-mini: Where is my order?",
+        "Echo gpt-4.1: Where is my order?",
     ]
     sent = sorted(echo_maxim.sent, key=lambda b: b["versionId"])
     assert {b["versionId"] for b in sent} == {v.maxim_id for v in versions}
@@ -156,10 +166,16 @@ def test_the_detail_page_shows_each_column_with_output_tokens_cost_and_latency(
 
 def test_per_column_input_sends_each_column_its_own_message(client_for, editor, workspace, versions, echo_maxim):
     a, b = versions[:2]
-    data = {"columns": keys(a, b), "repeats": "1", **turn_data("first", prefix=f"turn__v{a.pk}"),
-            **turn_data("second", prefix=f"turn__v{b.pk}"),
-            f"var__v{a.pk}__company": "A", f"var__v{a.pk}__name": "x", f"var__v{b.pk}__company": "B",
-            f"var__v{b.pk}__name": "y"}
+    data = {
+        "columns": keys(a, b),
+        "repeats": "1",
+        **turn_data("first", prefix=f"turn__v{a.pk}"),
+        **turn_data("second", prefix=f"turn__v{b.pk}"),
+        f"var__v{a.pk}__company": "A",
+        f"var__v{a.pk}__name": "x",
+        f"var__v{b.pk}__company": "B",
+        f"var__v{b.pk}__name": "y",
+    }
     response = client_for(editor).post(new_url(workspace), data)
     assert response.status_code == 302
     by_version = {body["versionId"]: body for body in echo_maxim.sent}
@@ -173,15 +189,24 @@ def test_a_draft_column_sends_its_own_content_with_the_base_versions_ids(
 ):
     base = versions[0]
     draft = Draft.objects.create(
-        prompt=base.prompt, user=editor, base_version=base, model_name="gpt-4o-mini", provider="openai",
-        messages=[{"role": "system", "content": "Draft voice for {{company}}."}], model_parameters={"temperature": 0},
+        prompt=base.prompt,
+        user=editor,
+        base_version=base,
+        model_name="gpt-4o-mini",
+        provider="openai",
+        messages=[{"role": "system", "content": "Draft voice for {{company}}."}],
+        model_parameters={"temperature": 0},
     )
     response = client_for(editor).post(new_url(workspace), post_data([f"d{draft.pk}", f"v{versions[1].pk}"]))
     assert response.status_code == 302
     column = Comparison.objects.get().columns.get(position=0)
     assert column.is_draft and column.version == base
     body = next(b for b in echo_maxim.sent if b["messages"][0]["content"] == "Draft voice for Acme.")
-    assert (body["promptId"], body["versionId"], body["modelName"]) == (base.prompt.maxim_id, base.maxim_id, "gpt-4o-mini")
+    assert (body["promptId"], body["versionId"], body["modelName"]) == (
+        base.prompt.maxim_id,
+        base.maxim_id,
+        "gpt-4o-mini",
+    )
     assert body["modelParameters"] == {"temperature": 0}
     assert column.runs.get().is_draft
     page = client_for(editor).get(reverse("comparison_detail", args=[column.comparison_id])).content.decode()
@@ -213,7 +238,9 @@ def test_the_detail_page_loads_the_batch_once_and_the_price_rules_once_per_batch
         comparison = make_comparison(client, workspace, versions, repeats="3")
     assert len([q for q in created if 'FROM "prompts_app_customprice"' in q["sql"]]) == 1  # not one per run
     assert [(r.batch, r.repeat) for r in Run.objects.filter(column=comparison.columns.first()).order_by("pk")] == [
-        (1, 0), (1, 1), (1, 2)
+        (1, 0),
+        (1, 1),
+        (1, 2),
     ]
     with CaptureQueriesContext(connection) as shown:
         page = client.get(reverse("comparison_detail", args=[comparison.pk])).content.decode()
@@ -235,7 +262,9 @@ def test_run_again_starts_a_new_batch_once_even_if_posted_twice(client_for, edit
     assert "Distinct outputs" in page and "1 of 3" in page
 
 
-def test_the_export_is_markdown_with_a_table_and_fenced_outputs(client_for, viewer, editor, workspace, versions, echo_maxim):
+def test_the_export_is_markdown_with_a_table_and_fenced_outputs(
+    client_for, viewer, editor, workspace, versions, echo_maxim
+):
     comparison = make_comparison(client_for(editor), workspace, versions[:2])
     response = client_for(viewer).get(reverse("comparison_export", args=[comparison.pk]))
     assert response["Content-Type"].startswith("text/markdown")
@@ -274,7 +303,10 @@ def test_outsiders_get_404_on_every_comparison_url(client_for, editor, outsider,
     client = client_for(outsider)
     for url in comparison_urls(comparison):
         assert client.get(url).status_code == 404, url
-    assert client.post(reverse("comparison_run_again", args=[comparison.pk]), {"repeats": 1, "batch": 2}).status_code == 404
+    assert (
+        client.post(reverse("comparison_run_again", args=[comparison.pk]), {"repeats": 1, "batch": 2}).status_code
+        == 404
+    )
     assert client.get(new_url(workspace)).status_code == 404
     assert client.post(new_url(workspace), post_data(keys(*versions[:2]))).status_code == 404
     assert client.post(reverse("comparison_inputs") + f"?workspace={workspace.pk}", {}).status_code == 404
@@ -311,8 +343,9 @@ def test_config_and_baseline_fragments_swap_in(client_for, editor, workspace, ve
     assert "same output" not in html
 
 
-
-def test_new_without_a_workspace_uses_the_only_one_or_sends_to_the_list(client_for, editor, workspace, make_workspace, versions):
+def test_new_without_a_workspace_uses_the_only_one_or_sends_to_the_list(
+    client_for, editor, workspace, make_workspace, versions
+):
     client = client_for(editor)
     assert f'value="v{versions[0].pk}"' in client.get(reverse("comparison_new")).content.decode()
     make_workspace(owner=editor, name="Second", maxim_id="ws-2")

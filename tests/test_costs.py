@@ -55,7 +55,10 @@ def test_the_chart_has_a_bar_per_day_and_the_title_gives_the_days_figures(client
     body = client_for(owner).get(reverse("cost_review"), {"period": "7"}).content.decode()
     assert body.count('<g class="day"') == 7
     assert f"<title>{today().isoformat()}: $1.50 · 150 tokens · 2 runs</title>" in body
-    assert f"<title>{(today() - dt.timedelta(days=3)).isoformat()}: $0.000000003 · 12 tokens · 2 runs · 1 unpriced</title>" in body
+    assert (
+        f"<title>{(today() - dt.timedelta(days=3)).isoformat()}: $0.000000003 · 12 tokens · 2 runs · 1 unpriced</title>"
+        in body
+    )
 
 
 def test_presets_and_a_custom_period(client_for, owner, spend):
@@ -63,7 +66,9 @@ def test_presets_and_a_custom_period(client_for, owner, spend):
     assert client.get(reverse("cost_review"), {"period": "90"}).context["review"].total.cost_nano == 10_500_000_003
     start = (today() - dt.timedelta(days=41)).isoformat()
     end = (today() - dt.timedelta(days=39)).isoformat()
-    review = client.get(reverse("cost_review"), {"period": "custom", "date_from": start, "date_to": end}).context["review"]
+    review = client.get(reverse("cost_review"), {"period": "custom", "date_from": start, "date_to": end}).context[
+        "review"
+    ]
     assert len(review.days) == 3 and review.total.cost_nano == 9_000_000_000
 
 
@@ -86,8 +91,12 @@ def test_tables_per_prompt_version_and_model_with_cost_per_1000_priced_runs(clie
 def test_workspace_filter_and_outsider_sees_nothing(client_for, owner, outsider, spend, make_workspace, workspace):
     mine = make_workspace(owner=outsider, name="Mine", maxim_id="ws-m")
     prompt = Prompt.objects.create(workspace=mine, maxim_id="p-m", name="Mine prompt")
-    make_run(PromptVersion.objects.create(prompt=prompt, maxim_id="v-m", number=1, model_name="m"), outsider,
-             created_at=at(0), cost_nano=77)  # fmt: skip
+    make_run(
+        PromptVersion.objects.create(prompt=prompt, maxim_id="v-m", number=1, model_name="m"),
+        outsider,
+        created_at=at(0),
+        cost_nano=77,
+    )
     review = client_for(outsider).get(reverse("cost_review")).context["review"]
     assert (review.total.runs, review.total.cost_nano) == (1, 77)
     response = client_for(outsider).get(reverse("cost_review"), {"workspace": workspace.pk})
@@ -144,8 +153,10 @@ def test_runs_of_an_unsaved_draft_have_their_own_row_and_totals_still_add_up(cli
 
 def test_a_row_of_failed_runs_only_shows_no_cost_rather_than_zero_dollars(client_for, owner, version):
     make_run(version, owner, created_at=at(0), cost_nano=100)
-    make_run(version, owner, created_at=at(0), status="failed", model_name="fail-500", prompt_tokens=0, completion_tokens=0)
+    make_run(
+        version, owner, created_at=at(0), status="failed", model_name="fail-500", prompt_tokens=0, completion_tokens=0
+    )
     body = client_for(owner).get(reverse("cost_review")).content.decode()
-    row = body[body.index("fail-500</a>"):]
-    row = row[:row.index("</tr>")]
+    row = body[body.index("fail-500</a>") :]
+    row = row[: row.index("</tr>")]
     assert "$0.00" not in row and "No run here has a price" in row

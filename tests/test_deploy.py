@@ -20,16 +20,32 @@ def test_deploy_page_starts_with_one_condition_row(client_for, editor, version):
 
 
 def test_deploy_sends_the_conditions_and_stores_maxims_answer(client_for, editor, version):
-    answer = {"data": {"id": "dep-1", "promptId": "prompt-1", "versionId": "version-1", "status": "active",
-                       "createdAt": "2025-01-01T00:00:00Z", "updatedAt": "2025-01-01T00:00:00Z"}}
+    answer = {
+        "data": {
+            "id": "dep-1",
+            "promptId": "prompt-1",
+            "versionId": "version-1",
+            "status": "active",
+            "createdAt": "2025-01-01T00:00:00Z",
+            "updatedAt": "2025-01-01T00:00:00Z",
+        }
+    }
     with respx.mock() as mock:
         route = mock.post(DEPLOY_URL).mock(return_value=httpx.Response(200, json=answer))
-        response = client_for(editor).post(f"/versions/{version.pk}/deploy/",
-                                           conditions((" env ", "=", "prod"), ("tier", ">=", "2")), follow=True)
+        response = client_for(editor).post(
+            f"/versions/{version.pk}/deploy/", conditions((" env ", "=", "prod"), ("tier", ">=", "2")), follow=True
+        )
     body = json.loads(route.calls.last.request.content)
     validate_request("POST", "/v1/prompts/deploy", body)
-    assert body == {"promptId": "prompt-1", "versionId": "version-1", "workspaceId": "ws-1", "deploymentConditions": [
-        {"variable": "env", "operator": "=", "value": "prod"}, {"variable": "tier", "operator": ">=", "value": "2"}]}
+    assert body == {
+        "promptId": "prompt-1",
+        "versionId": "version-1",
+        "workspaceId": "ws-1",
+        "deploymentConditions": [
+            {"variable": "env", "operator": "=", "value": "prod"},
+            {"variable": "tier", "operator": ">=", "value": "2"},
+        ],
+    }
     deployment = Deployment.objects.get()
     assert deployment.status == "active" and deployment.response["id"] == "dep-1" and deployment.created_by == editor
     assert deployment.conditions == body["deploymentConditions"]
@@ -62,8 +78,7 @@ def test_at_least_one_condition_is_required(client_for, editor, version):
 def test_each_condition_needs_a_variable_a_known_operator_and_a_value(client_for, editor, version):
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(DEPLOY_URL)
-        html = client_for(editor).post(f"/versions/{version.pk}/deploy/",
-                                       conditions(("", "!=", ""))).content.decode()
+        html = client_for(editor).post(f"/versions/{version.pk}/deploy/", conditions(("", "!=", ""))).content.decode()
     assert not route.called
     assert "Condition 1: name the variable to match." in html
     assert "Condition 1: give the value to compare with." in html
@@ -72,11 +87,14 @@ def test_each_condition_needs_a_variable_a_known_operator_and_a_value(client_for
 
 def test_adding_and_removing_condition_rows_keeps_the_others(client_for, editor, version):
     client = client_for(editor)
-    html = client.post(f"/versions/{version.pk}/deploy/", conditions(("env", "=", "prod"), action="add_condition")).content.decode()
+    html = client.post(
+        f"/versions/{version.pk}/deploy/", conditions(("env", "=", "prod"), action="add_condition")
+    ).content.decode()
     assert 'id="condition-1"' in html and 'value="prod"' in html
     assert "name the variable" not in html  # adding a row is not a submit
-    html = client.post(f"/versions/{version.pk}/deploy/",
-                       conditions(("a", "=", "1"), ("b", "<", "2"), action="remove_condition:0")).content.decode()
+    html = client.post(
+        f"/versions/{version.pk}/deploy/", conditions(("a", "=", "1"), ("b", "<", "2"), action="remove_condition:0")
+    ).content.decode()
     assert 'value="b"' in html and 'value="a"' not in html
     assert not Deployment.objects.exists()
 
@@ -84,7 +102,10 @@ def test_adding_and_removing_condition_rows_keeps_the_others(client_for, editor,
 def test_viewer_cannot_deploy(client_for, viewer, version):
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(DEPLOY_URL)
-        assert client_for(viewer).post(f"/versions/{version.pk}/deploy/", conditions(("env", "=", "prod"))).status_code == 403
+        assert (
+            client_for(viewer).post(f"/versions/{version.pk}/deploy/", conditions(("env", "=", "prod"))).status_code
+            == 403
+        )
         assert client_for(viewer).get(f"/versions/{version.pk}/deploy/").status_code == 403
     assert not route.called and not Deployment.objects.exists()
 

@@ -9,8 +9,10 @@ from prompts_app.models import PromptVersion
 
 
 def test_word_diff_marks_removed_and_added_words():
-    assert str(word_diff("You are a helpful agent", "You are a brief agent")) == \
-        "You are a <del>helpful</del><ins>brief</ins> agent"
+    assert (
+        str(word_diff("You are a helpful agent", "You are a brief agent"))
+        == "You are a <del>helpful</del><ins>brief</ins> agent"
+    )
 
 
 def test_word_diff_escapes_before_marking():
@@ -28,9 +30,16 @@ def test_word_diff_against_nothing_is_all_added():
 
 
 def test_message_text_shows_parts_images_and_tool_calls():
-    text = message_text({"role": "assistant", "content": [
-        {"type": "text", "text": "hi"}, {"type": "image_url", "image_url": {"url": "https://i/x.png", "detail": "low"}}],
-        "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": "{}"}}]})
+    text = message_text(
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "hi"},
+                {"type": "image_url", "image_url": {"url": "https://i/x.png", "detail": "low"}},
+            ],
+            "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": "{}"}}],
+        }
+    )
     assert text == "hi\n[image https://i/x.png low]\n→ f({}) [c1]"
 
 
@@ -40,8 +49,13 @@ def make(prompt, maxim_id, number, **fields):
 
 def test_diff_aligns_messages_by_index_and_counts_tokens(prompt):
     a = make(prompt, "a", 1, model_name="gpt-4o", messages=[{"role": "system", "content": "Be brief."}])
-    b = make(prompt, "b", 2, model_name="gpt-4o", messages=[{"role": "system", "content": "Be very brief."},
-                                                             {"role": "user", "content": "Hello there"}])
+    b = make(
+        prompt,
+        "b",
+        2,
+        model_name="gpt-4o",
+        messages=[{"role": "system", "content": "Be very brief."}, {"role": "user", "content": "Hello there"}],
+    )
     sections = dict((title, rows) for title, rows, _ in diff_versions(a, b)["sections"])
     first, second = sections["Messages"]
     assert str(first.html) == "Be <ins>very </ins>brief." and first.token_delta == 1
@@ -52,12 +66,26 @@ def test_diff_aligns_messages_by_index_and_counts_tokens(prompt):
 
 def test_diff_matches_tools_by_name_and_parameters_by_key(prompt):
     schema = {"type": "object", "properties": {}}
-    a = make(prompt, "a", 1, model_parameters={"temperature": 0.2, "seed": 1},
-             tools=[{"name": "keep", "description": "", "parameters": schema},
-                    {"name": "gone", "description": "", "parameters": schema}])
-    b = make(prompt, "b", 2, model_parameters={"temperature": 0.7, "seed": 1, "max_tokens": 10},
-             tools=[{"name": "new", "description": "", "parameters": schema},
-                    {"name": "keep", "description": "changed", "parameters": schema}])
+    a = make(
+        prompt,
+        "a",
+        1,
+        model_parameters={"temperature": 0.2, "seed": 1},
+        tools=[
+            {"name": "keep", "description": "", "parameters": schema},
+            {"name": "gone", "description": "", "parameters": schema},
+        ],
+    )
+    b = make(
+        prompt,
+        "b",
+        2,
+        model_parameters={"temperature": 0.7, "seed": 1, "max_tokens": 10},
+        tools=[
+            {"name": "new", "description": "", "parameters": schema},
+            {"name": "keep", "description": "changed", "parameters": schema},
+        ],
+    )
     sections = dict((title, rows) for title, rows, _ in diff_versions(a, b)["sections"])
     tools = {row.label: row for row in sections["Tools"]}
     assert list(tools) == ["keep", "gone", "new"]
@@ -133,8 +161,10 @@ def test_a_huge_diff_falls_back_to_whole_lines():
     old_lines = [f"line {i} says something about order {i % 7}" for i in range(8_000)]
     new_lines = [line if i % 50 else line + " changed" for i, line in enumerate(old_lines)]
     html = str(word_diff("\n".join(old_lines), "\n".join(new_lines)))
-    assert "<del>line 50 says something about order 1\n</del><ins>line 50 says something about order 1 changed\n</ins>" \
-        in html  # fmt: skip
+    assert (
+        "<del>line 50 says something about order 1\n</del><ins>line 50 says something about order 1 changed\n</ins>"
+        in html
+    )
 
 
 def test_diffs_of_long_texts_are_cached(monkeypatch):

@@ -15,8 +15,9 @@ from tests.conftest import run_form_data
 
 
 def estimate(client, version, **extra) -> str:
-    response = client.post(reverse("version_estimate", args=[version.pk]), run_form_data(**extra),
-                           headers={"HX-Request": "true"})
+    response = client.post(
+        reverse("version_estimate", args=[version.pk]), run_form_data(**extra), headers={"HX-Request": "true"}
+    )
     assert response.status_code == 200
     return response.content.decode()
 
@@ -41,13 +42,23 @@ def test_it_counts_the_filled_in_messages_and_prices_them(client_for, editor, ve
 def test_tools_count_towards_the_estimate(client_for, editor, prompt):
     plain = PromptVersion.objects.create(prompt=prompt, maxim_id="a", model_name="gpt-4o", messages=[])
     with_tools = PromptVersion.objects.create(
-        prompt=prompt, maxim_id="b", model_name="gpt-4o", messages=[],
-        tools=[{"name": "lookup_order", "description": "Find an order by its id in the shop database",
-                "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}}],
+        prompt=prompt,
+        maxim_id="b",
+        model_name="gpt-4o",
+        messages=[],
+        tools=[
+            {
+                "name": "lookup_order",
+                "description": "Find an order by its id in the shop database",
+                "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+            }
+        ],
     )
     client = client_for(editor)
     expected = pricing.estimate_input_tokens(
-        [{"role": "user", "content": "Where is my order?"}], ModelChoice.of(with_tools.content()).api_parameters()["tools"], model="gpt-4o"
+        [{"role": "user", "content": "Where is my order?"}],
+        ModelChoice.of(with_tools.content()).api_parameters()["tools"],
+        model="gpt-4o",
     )
     assert f"≈ {expected} input tokens" in estimate(client, with_tools)
     assert f"≈ {expected} input tokens" not in estimate(client, plain)
@@ -55,15 +66,25 @@ def test_tools_count_towards_the_estimate(client_for, editor, prompt):
 
 @respx.mock
 def test_a_half_typed_form_still_gets_an_estimate(client_for, editor, version):
-    html = estimate(client_for(editor), version, var__name="", temperature="hot", extra_parameters="{oops",
-                    **{"turn-TOTAL_FORMS": "x"})
+    html = estimate(
+        client_for(editor),
+        version,
+        var__name="",
+        temperature="hot",
+        extra_parameters="{oops",
+        **{"turn-TOTAL_FORMS": "x"},
+    )
     assert "input tokens" in html and "approximate" in html
 
 
 @respx.mock
 def test_an_overridden_model_is_estimated_with_its_custom_price(client_for, editor, version):
-    CustomPrice.objects.create(workspace=version.prompt.workspace, model_pattern="my-model",
-                               input_usd_per_mtok=Decimal("1000"), output_usd_per_mtok=Decimal("0"))
+    CustomPrice.objects.create(
+        workspace=version.prompt.workspace,
+        model_pattern="my-model",
+        input_usd_per_mtok=Decimal("1000"),
+        output_usd_per_mtok=Decimal("0"),
+    )
     html = estimate(client_for(editor), version, model_name="my-model")
     assert "for the input" in html and "unpriced" not in html
 

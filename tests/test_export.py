@@ -26,12 +26,34 @@ def body_of(response) -> str:
 @pytest.fixture
 def runs(version, owner, editor):
     return [
-        make_run(version, owner, created_at=NOW, cost_nano=1_234_567_891, input_text="=HYPERLINK(\"http://x\")",
-                 output_text="+1 call me", prompt_tokens=3, completion_tokens=4, latency_ms=12.5),  # fmt: skip
-        make_run(version, editor, created_at=NOW - dt.timedelta(minutes=1), cost_nano=None,
-                 input_text="-2+3", output_text="@SUM(A1)"),  # fmt: skip
-        make_run(version, owner, created_at=NOW - dt.timedelta(minutes=2), status="failed",
-                 input_text="plain, with \"quotes\"\nand a newline", output_text="", error="HTTP 500: boom"),  # fmt: skip
+        make_run(
+            version,
+            owner,
+            created_at=NOW,
+            cost_nano=1_234_567_891,
+            input_text='=HYPERLINK("http://x")',
+            output_text="+1 call me",
+            prompt_tokens=3,
+            completion_tokens=4,
+            latency_ms=12.5,
+        ),
+        make_run(
+            version,
+            editor,
+            created_at=NOW - dt.timedelta(minutes=1),
+            cost_nano=None,
+            input_text="-2+3",
+            output_text="@SUM(A1)",
+        ),
+        make_run(
+            version,
+            owner,
+            created_at=NOW - dt.timedelta(minutes=2),
+            status="failed",
+            input_text='plain, with "quotes"\nand a newline',
+            output_text="",
+            error="HTTP 500: boom",
+        ),
     ]
 
 
@@ -49,12 +71,12 @@ def test_csv_export_streams_every_column_and_row(client_for, owner, runs):
     assert first["created_at"] == NOW.isoformat()
     assert second["cost_usd"] == "" and second["user"] == "eddie"
     assert third["status"] == "failed" and third["error"] == "HTTP 500: boom"
-    assert third["input_text"] == "plain, with \"quotes\"\nand a newline"
+    assert third["input_text"] == 'plain, with "quotes"\nand a newline'
 
 
 def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised(client_for, owner, runs):
     rows = list(csv.DictReader(io.StringIO(body_of(client_for(owner).get(reverse("run_export_csv"))))))
-    assert rows[0]["input_text"] == "'=HYPERLINK(\"http://x\")"
+    assert rows[0]["input_text"] == '\'=HYPERLINK("http://x")'
     assert rows[0]["output_text"] == "'+1 call me"
     assert rows[1]["input_text"] == "'-2+3" and rows[1]["output_text"] == "'@SUM(A1)"
 
@@ -65,7 +87,7 @@ def test_json_export_parses_and_keeps_text_as_typed(client_for, owner, runs):
     data = json.loads(body_of(response))
     assert [d["id"] for d in data] == [r.pk for r in runs]
     assert list(data[0]) == EXPORT_COLUMNS
-    assert data[0]["input_text"] == "=HYPERLINK(\"http://x\")"  # JSON is not a spreadsheet: no prefix
+    assert data[0]["input_text"] == '=HYPERLINK("http://x")'  # JSON is not a spreadsheet: no prefix
     assert data[0]["cost_usd"] == "1.234567891" and data[1]["cost_usd"] is None
     assert data[2]["error"] == "HTTP 500: boom"
 

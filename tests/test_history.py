@@ -59,8 +59,9 @@ def test_member_does_not_see_runs_of_a_workspace_they_are_not_in(client_for, own
     assert response.context["totals"].runs == 1
 
 
-def test_filtering_by_a_workspace_you_are_not_in_shows_a_message_and_no_runs(client_for, owner, version,
-                                                                            other_workspace):  # fmt: skip
+def test_filtering_by_a_workspace_you_are_not_in_shows_a_message_and_no_runs(
+    client_for, owner, version, other_workspace
+):
     make_run(version, owner)
     response = client_for(owner).get(reverse("run_history"), {"workspace": other_workspace.pk})
     assert response.status_code == 200
@@ -89,8 +90,14 @@ def test_failed_run_shows_no_cost_and_unpriced_success_says_unpriced(client_for,
 def test_totals_are_exact_integer_sums_with_unpriced_counted_apart(client_for, owner, version):
     costs = [1, 999_999_999, 123_456_789_012, None, 3]
     for i, cost in enumerate(costs):
-        make_run(version, owner, cost_nano=cost, prompt_tokens=i, completion_tokens=1,
-                 created_at=NOW - dt.timedelta(minutes=i))  # fmt: skip
+        make_run(
+            version,
+            owner,
+            cost_nano=cost,
+            prompt_tokens=i,
+            completion_tokens=1,
+            created_at=NOW - dt.timedelta(minutes=i),
+        )
     make_run(version, owner, status="pending", created_at=NOW + dt.timedelta(minutes=1))
     totals = client_for(owner).get(reverse("run_history")).context["totals"]
     assert totals.cost_nano == 1 + 999_999_999 + 123_456_789_012 + 3
@@ -217,7 +224,7 @@ def test_history_table_is_named_and_long_prompt_names_are_cut_with_the_full_name
     body = client_for(owner).get(reverse("run_history")).content.decode()
     assert '<table class="data history" aria-label="Runs matching the filters">' in body
     assert f'<a class="clip" href="{reverse("prompt_detail", args=[prompt.pk])}" title="{name}">' in body
-    row = body[body.index("<tbody>"):body.index("</tbody>")]
+    row = body[body.index("<tbody>") : body.index("</tbody>")]
     assert "No usage reported" in row and "0 in, 0 out" not in row  # a failed run with no usage: "—"
 
 
@@ -247,7 +254,9 @@ def test_the_quick_select_writes_the_same_markup_as_djangos(value):
     )
 
 
-@pytest.mark.parametrize(("latency", "shown"), [(0.5, "1"), (1234.5, "1,235"), (2.4999, "2"), (1_000_000.0, "1,000,000")])
+@pytest.mark.parametrize(
+    ("latency", "shown"), [(0.5, "1"), (1234.5, "1,235"), (2.4999, "2"), (1_000_000.0, "1,000,000")]
+)
 def test_history_rows_show_latency_as_floatformat_and_intcomma_did(latency, shown):
     from django.contrib.humanize.templatetags.humanize import intcomma
     from django.template.defaultfilters import floatformat
@@ -258,7 +267,7 @@ def test_history_rows_show_latency_as_floatformat_and_intcomma_did(latency, show
 
 
 def test_rows_written_in_python_escape_names_as_the_template_did(client_for, owner, version):
-    Prompt.objects.filter(pk=version.prompt_id).update(name='<b>"Bold" & \'co\'</b>')
+    Prompt.objects.filter(pk=version.prompt_id).update(name="<b>\"Bold\" & 'co'</b>")
     make_run(version, owner, model_name="<i>model</i>", cost_nano=None, latency_ms=None)
     body = client_for(owner).get(reverse("run_history")).content.decode()
     assert "<b>" not in body and "<i>model" not in body

@@ -18,20 +18,47 @@ def world(workspace, make_workspace, owner, editor, version, make_user):
     second = make_workspace(owner=owner, name="Beta", maxim_id="ws-b", members=[(editor, Role.VIEWER)])
     other_prompt = Prompt.objects.create(workspace=second, maxim_id="prompt-b", name="Summariser")
     v2 = PromptVersion.objects.create(prompt=version.prompt, maxim_id="version-2", number=2, model_name="gpt-4o-mini")
-    vb = PromptVersion.objects.create(prompt=other_prompt, maxim_id="version-b", number=1, provider="anthropic",
-                                      model_name="claude-3-5-haiku")  # fmt: skip
+    vb = PromptVersion.objects.create(
+        prompt=other_prompt, maxim_id="version-b", number=1, provider="anthropic", model_name="claude-3-5-haiku"
+    )
     runs = {
-        "a": make_run(version, owner, created_at=NOW - dt.timedelta(days=3), input_text="refund my order",
-                      output_text="Sure, refunded", cost_nano=100),  # fmt: skip
-        "b": make_run(v2, editor, created_at=NOW - dt.timedelta(days=2), input_text="where is my parcel",
-                      output_text="It ships tomorrow", cost_nano=200),  # fmt: skip
-        "c": make_run(vb, owner, created_at=NOW - dt.timedelta(days=1), input_text="summarise this memo",
-                      output_text="A memo about refunds", cost_nano=None),  # fmt: skip
-        "d": make_run(v2, owner, status="failed", created_at=NOW, input_text="=cmd|' /C calc'!A0",
-                      output_text="", error="HTTP 500"),  # fmt: skip
+        "a": make_run(
+            version,
+            owner,
+            created_at=NOW - dt.timedelta(days=3),
+            input_text="refund my order",
+            output_text="Sure, refunded",
+            cost_nano=100,
+        ),
+        "b": make_run(
+            v2,
+            editor,
+            created_at=NOW - dt.timedelta(days=2),
+            input_text="where is my parcel",
+            output_text="It ships tomorrow",
+            cost_nano=200,
+        ),
+        "c": make_run(
+            vb,
+            owner,
+            created_at=NOW - dt.timedelta(days=1),
+            input_text="summarise this memo",
+            output_text="A memo about refunds",
+            cost_nano=None,
+        ),
+        "d": make_run(
+            v2,
+            owner,
+            status="failed",
+            created_at=NOW,
+            input_text="=cmd|' /C calc'!A0",
+            output_text="",
+            error="HTTP 500",
+        ),
         # Pending now: one left pending for longer is settled as interrupted when history loads.
-        "e": make_run(version, editor, status="pending", created_at=dt.datetime.now(dt.timezone.utc),
-                      input_text="waiting"),  # fmt: skip
+        "e": make_run(
+            version, editor, status="pending", created_at=dt.datetime.now(dt.timezone.utc), input_text="waiting"
+        ),
     }
     return {"runs": runs, "v2": v2, "vb": vb, "second": second, "other_prompt": other_prompt}
 
@@ -96,7 +123,6 @@ def test_filters_are_kept_in_the_form_and_the_export_links(client_for, owner, wo
     assert "/runs/export.csv?model=gpt-4o-mini&amp;q=parcel" in body
 
 
-
 def test_back_and_forward_get_the_whole_page_with_the_filters_of_the_address(client_for, owner, world):
     # htmx keeps no page snapshots (historyCacheSize 0): on Back it asks the server for the address.
     client = client_for(owner)
@@ -105,6 +131,7 @@ def test_back_and_forward_get_the_whole_page_with_the_filters_of_the_address(cli
     assert "<html" in body and 'value="parcel"' in body and 'id="history-table"' in body
     fragment = client.get(reverse("run_history"), {"q": "parcel"}, headers={"HX-Request": "true"}).content.decode()
     assert "<html" not in fragment and 'id="history-table"' in fragment
+
 
 @pytest.mark.parametrize(
     ("params", "message"),
@@ -136,14 +163,31 @@ def test_a_version_of_a_workspace_you_are_not_in_is_not_a_valid_filter(client_fo
 
 
 def test_totals_for_whole_months_and_ragged_days_agree_with_the_runs(client_for, owner, version, workspace):
-    days = [dt.date(2026, 1, 30), dt.date(2026, 1, 31), dt.date(2026, 2, 1), dt.date(2026, 2, 28),
-            dt.date(2026, 3, 1), dt.date(2026, 3, 15), dt.date(2026, 4, 1)]  # fmt: skip
+    days = [
+        dt.date(2026, 1, 30),
+        dt.date(2026, 1, 31),
+        dt.date(2026, 2, 1),
+        dt.date(2026, 2, 28),
+        dt.date(2026, 3, 1),
+        dt.date(2026, 3, 15),
+        dt.date(2026, 4, 1),
+    ]
     for i, day in enumerate(days):
-        make_run(version, owner, created_at=dt.datetime.combine(day, dt.time(23, 59), tzinfo=dt.timezone.utc),
-                 cost_nano=10**i)  # fmt: skip
+        make_run(
+            version,
+            owner,
+            created_at=dt.datetime.combine(day, dt.time(23, 59), tzinfo=dt.timezone.utc),
+            cost_nano=10**i,
+        )
     client = client_for(owner)
-    for start, end in [("2026-01-31", "2026-03-01"), ("2026-02-01", "2026-02-28"), ("2026-01-01", "2026-03-31"),
-                       ("2026-02-02", "2026-02-27"), ("2026-03-01", ""), ("", "2026-02-28")]:  # fmt: skip
+    for start, end in [
+        ("2026-01-31", "2026-03-01"),
+        ("2026-02-01", "2026-02-28"),
+        ("2026-01-01", "2026-03-31"),
+        ("2026-02-02", "2026-02-27"),
+        ("2026-03-01", ""),
+        ("", "2026-02-28"),
+    ]:
         response = client.get(reverse("run_history"), {"date_from": start, "date_to": end})
         lo = dt.date.fromisoformat(start) if start else dt.date.min
         hi = dt.date.fromisoformat(end) if end else dt.date.max
@@ -153,8 +197,12 @@ def test_totals_for_whole_months_and_ragged_days_agree_with_the_runs(client_for,
 
 @pytest.mark.parametrize(
     "params",
-    [{"date_to": "9999-12-31"}, {"date_from": "0001-01-01"}, {"before": "-99999999999999999-1"},
-     {"after": "-99999999999999999-1"}],  # fmt: skip
+    [
+        {"date_to": "9999-12-31"},
+        {"date_from": "0001-01-01"},
+        {"before": "-99999999999999999-1"},
+        {"after": "-99999999999999999-1"},
+    ],
 )
 def test_extreme_dates_and_cursors_get_a_message_not_an_error(client_for, owner, world, params):
     response = client_for(owner).get(reverse("run_history"), params)
@@ -179,14 +227,15 @@ def test_text_search_totals_load_in_a_second_request_that_also_works_without_js(
     page = client.get(reverse("run_history"), {"q": "refund"}).content.decode()
     assert "/runs/totals/?q=refund" in page and "Adding up the matching runs" in page
     fragment = client.get(reverse("run_history_totals"), {"q": "refund"}, HTTP_HX_REQUEST="true")
-    assert fragment.content.decode().lstrip().startswith("<p id=\"history-totals\"")
+    assert fragment.content.decode().lstrip().startswith('<p id="history-totals"')
     full = client.get(reverse("run_history_totals"), {"q": "refund"})
     assert "<html" in full.content.decode() and full.context["totals"].cost_nano == 100
 
 
 def test_totals_request_with_bad_filters_says_so_and_does_not_reload_itself(client_for, owner, world):
-    response = client_for(owner).get(reverse("run_history_totals"), {"q": "x", "date_from": "nope"},
-                                     HTTP_HX_REQUEST="true")  # fmt: skip
+    response = client_for(owner).get(
+        reverse("run_history_totals"), {"q": "x", "date_from": "nope"}, HTTP_HX_REQUEST="true"
+    )
     body = response.content.decode()
     assert response.status_code == 200 and "fix the filters" in body and "hx-trigger" not in body
 
@@ -202,8 +251,15 @@ def test_text_search_finds_error_messages_and_prompt_names(client_for, owner, wo
 
     if search == "portable substring":
         monkeypatch.setattr(connection, "vendor", "postgresql")  # what text_q checks; the query stays portable
-    limited = make_run(version, owner, status="failed", created_at=NOW, input_text="hi", output_text="",
-                       error="Maxim answered 429: rate limiting, try again in 20 s")  # fmt: skip
+    limited = make_run(
+        version,
+        owner,
+        status="failed",
+        created_at=NOW,
+        input_text="hi",
+        output_text="",
+        error="Maxim answered 429: rate limiting, try again in 20 s",
+    )
     world["runs"]["limited"] = limited
     client = client_for(owner)
     names, totals = result(client, world, q="rate limiting")
@@ -220,8 +276,9 @@ def test_prompt_names_from_other_workspaces_do_not_widen_the_search(client_for, 
 
 
 @pytest.mark.parametrize("search", ["this database's own", "portable substring"])
-def test_a_run_matched_by_its_text_and_its_prompts_name_is_counted_once(client_for, owner, world, version,
-                                                                      monkeypatch, search):  # fmt: skip
+def test_a_run_matched_by_its_text_and_its_prompts_name_is_counted_once(
+    client_for, owner, world, version, monkeypatch, search
+):
     from django.db import connection
 
     if search == "portable substring":
@@ -235,8 +292,10 @@ def test_a_run_matched_by_its_text_and_its_prompts_name_is_counted_once(client_f
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="the FTS5 join is SQLite's; PostgreSQL sums the ORM way")
-@pytest.mark.parametrize("params", [{}, {"date_from": dt.date(2026, 11, 18)}, {"status": "success"},
-                                    {"model": "gpt-4o-mini"}, {"draft": False}])  # fmt: skip
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"date_from": dt.date(2026, 11, 18)}, {"status": "success"}, {"model": "gpt-4o-mini"}, {"draft": False}],
+)
 def test_text_totals_read_through_the_fts_join_equal_the_orms_run_by_run_sums(owner, world, params):
     from prompts_app.selectors import costs, history
 

@@ -20,11 +20,16 @@ from prompts_app.services.runs import NOT_SENT_ERROR, execute_run, mark_interrup
 def pending_run(version, user, *, age: dt.timedelta, started_ago: dt.timedelta | None = None) -> Run:
     now = timezone.now()
     return Run.objects.create(
-        workspace=version.prompt.workspace, prompt=version.prompt, version=version, user=user,
-        provider="openai", model_name="gpt-4o", created_at=now - age,
+        workspace=version.prompt.workspace,
+        prompt=version.prompt,
+        version=version,
+        user=user,
+        provider="openai",
+        model_name="gpt-4o",
+        created_at=now - age,
         started_at=None if started_ago is None else now - started_ago,
         request_body={"promptId": "p", "versionId": "v", "workspaceId": "w", "messages": []},
-    )  # fmt: skip
+    )
 
 
 def test_a_run_queued_for_minutes_is_still_pending_not_interrupted(version, editor, workspace):

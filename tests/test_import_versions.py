@@ -11,32 +11,57 @@ from prompts_app.models import PromptVersion
 from tests.maxim_spec import validate_request
 
 LIST_URL = "https://maxim.test/v1/prompts/versions"
-TOOL = {"type": "function", "function": {"name": "lookup", "description": "Look up",
-                                         "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "lookup",
+        "description": "Look up",
+        "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+    },
+}
 
 
 def wrapper(index, payload, id=None):
-    return {"id": id or f"msg-{index}", "index": index, "payload": payload, "currentType": "message",
-            "originalType": "message"}
+    return {
+        "id": id or f"msg-{index}",
+        "index": index,
+        "payload": payload,
+        "currentType": "message",
+        "originalType": "message",
+    }
 
 
 def maxim_version(id="ver-1", number=1, description="First", messages=None, params=None, author="Ada"):
     return {
-        "id": id, "version": number, "description": description, "promptId": "prompt-1",
-        "config": {"model": "gpt-4o", "provider": "openai", "author": {"id": "u", "name": author},
-                   "messages": messages if messages is not None else [
-                       # Out of order on purpose: Maxim's index decides.
-                       wrapper(1, {"role": "user", "content": "Hi {{name}}"}),
-                       wrapper(0, {"role": "system", "content": "Be brief."}),
-                   ],
-                   "modelParameters": params if params is not None else {"temperature": 0.1, "tools": [TOOL]}},
-        "createdAt": "2025-05-01T10:00:00.000Z", "updatedAt": "2025-05-01T10:00:00.000Z",
+        "id": id,
+        "version": number,
+        "description": description,
+        "promptId": "prompt-1",
+        "config": {
+            "model": "gpt-4o",
+            "provider": "openai",
+            "author": {"id": "u", "name": author},
+            "messages": messages
+            if messages is not None
+            else [
+                # Out of order on purpose: Maxim's index decides.
+                wrapper(1, {"role": "user", "content": "Hi {{name}}"}),
+                wrapper(0, {"role": "system", "content": "Be brief."}),
+            ],
+            "modelParameters": params if params is not None else {"temperature": 0.1, "tools": [TOOL]},
+        },
+        "createdAt": "2025-05-01T10:00:00.000Z",
+        "updatedAt": "2025-05-01T10:00:00.000Z",
     }
 
 
 def import_with(client, prompt, versions, status=200):
     with respx.mock() as mock:
-        route = mock.get(LIST_URL).mock(return_value=httpx.Response(status, json={"data": versions} if status == 200 else {"error": {"message": "Prompt not found"}}))
+        route = mock.get(LIST_URL).mock(
+            return_value=httpx.Response(
+                status, json={"data": versions} if status == 200 else {"error": {"message": "Prompt not found"}}
+            )
+        )
         response = client.post(f"/prompts/{prompt.pk}/import/", follow=True)
     return response, route
 
@@ -51,8 +76,13 @@ def test_import_converts_maxim_versions_into_our_content(client_for, editor, pro
     assert version.number == 1 and version.description == "First" and version.author_name == "Ada"
     assert version.maxim_created_at.isoformat() == "2025-05-01T10:00:00+00:00"
     assert version.messages == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi {{name}}"}]
-    assert version.tools == [{"name": "lookup", "description": "Look up",
-                              "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}]
+    assert version.tools == [
+        {
+            "name": "lookup",
+            "description": "Look up",
+            "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+        }
+    ]
     assert version.model_parameters == {"temperature": 0.1}
     assert version.raw["id"] == "ver-1"
     assert "Imported from Maxim: 1 new versions, 0 updated." in response.content.decode()
@@ -62,8 +92,14 @@ def test_importing_twice_updates_and_never_duplicates(client_for, editor, prompt
     client = client_for(editor)
     import_with(client, prompt, [maxim_version(), maxim_version(id="ver-2", number=2, description="Second")])
     first_ids = set(PromptVersion.objects.values_list("pk", flat=True))
-    response, _ = import_with(client, prompt, [maxim_version(description="First, renamed", author="Bob"),
-                                               maxim_version(id="ver-2", number=2, description="Second")])
+    response, _ = import_with(
+        client,
+        prompt,
+        [
+            maxim_version(description="First, renamed", author="Bob"),
+            maxim_version(id="ver-2", number=2, description="Second"),
+        ],
+    )
     assert set(PromptVersion.objects.values_list("pk", flat=True)) == first_ids
     assert PromptVersion.objects.get(maxim_id="ver-1").description == "First, renamed"
     assert PromptVersion.objects.get(maxim_id="ver-1").author_name == "Bob"
@@ -79,17 +115,39 @@ def test_a_version_created_here_keeps_its_source_when_imported_again(client_for,
 
 
 def test_a_recorded_completion_becomes_an_assistant_message_with_its_tool_calls(client_for, editor, prompt):
-    completion = {"id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4o", "choices": [{
-        "index": 0, "finish_reason": "tool_calls",
-        "message": {"role": "assistant", "content": "Checking your order.", "tool_calls": [
-            {"id": "call_9", "type": "function", "function": {"name": "lookup", "arguments": {"q": "A-1"}}}]}}]}
-    messages = [wrapper(0, {"role": "user", "content": "Where is A-1?"}), wrapper(1, completion),
-                wrapper(2, {"role": "tool", "content": "shipped", "tool_call_id": "call_9"})]
+    completion = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": "gpt-4o",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": "Checking your order.",
+                    "tool_calls": [
+                        {"id": "call_9", "type": "function", "function": {"name": "lookup", "arguments": {"q": "A-1"}}}
+                    ],
+                },
+            }
+        ],
+    }
+    messages = [
+        wrapper(0, {"role": "user", "content": "Where is A-1?"}),
+        wrapper(1, completion),
+        wrapper(2, {"role": "tool", "content": "shipped", "tool_call_id": "call_9"}),
+    ]
     client = client_for(editor)
     import_with(client, prompt, [maxim_version(messages=messages)])
     version = PromptVersion.objects.get(maxim_id="ver-1")
-    assert version.messages[1] == {"role": "assistant", "content": "Checking your order.", "tool_calls": [
-        {"id": "call_9", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "A-1"}'}}]}
+    assert version.messages[1] == {
+        "role": "assistant",
+        "content": "Checking your order.",
+        "tool_calls": [
+            {"id": "call_9", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "A-1"}'}}
+        ],
+    }
     assert version.messages[2] == {"role": "tool", "content": "shipped", "tool_call_id": "call_9"}
     assert version.raw["config"]["messages"][1]["payload"] == completion  # the raw is kept
     html = client.get(f"/versions/{version.pk}/").content.decode()
@@ -99,10 +157,22 @@ def test_a_recorded_completion_becomes_an_assistant_message_with_its_tool_calls(
 
 
 def test_a_completion_without_content_becomes_an_empty_string(client_for, editor, prompt):
-    completion = {"choices": [{"message": {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]}}]}
-    import_with(client_for(editor), prompt, [maxim_version(messages=[wrapper(0, {"role": "user", "content": "x"}),
-                                                                     wrapper(1, completion)])])
+    completion = {
+        "choices": [
+            {
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}],
+                }
+            }
+        ]
+    }
+    import_with(
+        client_for(editor),
+        prompt,
+        [maxim_version(messages=[wrapper(0, {"role": "user", "content": "x"}), wrapper(1, completion)])],
+    )
     assert PromptVersion.objects.get().messages[1]["content"] == ""
 
 

@@ -16,7 +16,9 @@ HX = {"HX-Request": "true"}
 
 def invite(client, workspace, invitee: str, role: str = "editor", htmx: bool = True):
     return client.post(
-        reverse("invitation_create", args=[workspace.pk]), {"invitee": invitee, "role": role}, headers=HX if htmx else {}
+        reverse("invitation_create", args=[workspace.pk]),
+        {"invitee": invitee, "role": role},
+        headers=HX if htmx else {},
     )
 
 
@@ -63,7 +65,9 @@ def test_an_invited_person_is_not_a_member_until_they_accept(client_for, owner, 
     assert invitation.status == Invitation.Status.ACCEPTED and invitation.responded_by == outsider
 
 
-def test_the_invited_person_sees_it_on_their_workspaces_page_and_can_decline(client_for, owner, workspace, outsider, client):
+def test_the_invited_person_sees_it_on_their_workspaces_page_and_can_decline(
+    client_for, owner, workspace, outsider, client
+):
     invite(client_for(owner), workspace, "Mallory")
     client.force_login(outsider)
     home = client.get(reverse("home")).content.decode()
@@ -84,7 +88,9 @@ def test_an_invitation_by_email_binds_to_that_account(client_for, owner, workspa
     assert Membership.objects.get(workspace=workspace, user=ann).role == Role.VIEWER
 
 
-def test_someone_else_cannot_use_an_invitation_bound_to_another_account(client_for, owner, workspace, outsider, make_user, client):
+def test_someone_else_cannot_use_an_invitation_bound_to_another_account(
+    client_for, owner, workspace, outsider, make_user, client
+):
     link = link_in(invite(client_for(owner), workspace, "mallory", role="owner"))
     eve = make_user("eve")
     client.force_login(eve)
@@ -120,7 +126,12 @@ def test_an_invitation_works_once(client_for, owner, workspace, make_user, clien
     client.post(reverse("invitation_answer", args=[invitation.pk]), {"answer": "accept", "token": token})
     client.force_login(second)
     assert client.get(link).status_code == 404
-    assert client.post(reverse("invitation_answer", args=[invitation.pk]), {"answer": "accept", "token": token}).status_code == 404
+    assert (
+        client.post(
+            reverse("invitation_answer", args=[invitation.pk]), {"answer": "accept", "token": token}
+        ).status_code
+        == 404
+    )
     assert not Membership.objects.filter(workspace=workspace, user=second).exists()
 
 
@@ -139,7 +150,9 @@ def test_an_owner_revokes_a_pending_invitation(client_for, owner, workspace, out
     owner_client = client_for(owner)
     link = link_in(invite(owner_client, workspace, "mallory"))
     invitation = Invitation.objects.get()
-    html = owner_client.post(reverse("invitation_revoke", args=[workspace.pk, invitation.pk]), headers=HX).content.decode()
+    html = owner_client.post(
+        reverse("invitation_revoke", args=[workspace.pk, invitation.pk]), headers=HX
+    ).content.decode()
     assert "Revoked the invitation for mallory" in html
     client.force_login(outsider)
     assert client.get(link).status_code == 404
@@ -189,7 +202,9 @@ def test_accepting_when_already_a_member_keeps_the_role(client_for, owner, works
 
 
 @pytest.mark.parametrize("other_name", ["BOB", "Bob", "bob "])
-def test_an_account_whose_name_differs_only_in_case_cannot_take_the_invitation(client_for, owner, workspace, make_user, client, other_name):
+def test_an_account_whose_name_differs_only_in_case_cannot_take_the_invitation(
+    client_for, owner, workspace, make_user, client, other_name
+):
     make_user("bob")
     link = link_in(invite(client_for(owner), workspace, "bob", role="editor"))
     impostor = make_user(other_name)

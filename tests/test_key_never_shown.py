@@ -33,8 +33,9 @@ def maxim():
 
 @pytest.fixture
 def connected(make_workspace, owner, viewer, maxim):
-    return make_workspace(owner=owner, base_url=maxim.base_url, api_key=KEY, maxim_id="ws_default",
-                          members=[(viewer, Role.VIEWER)])  # fmt: skip
+    return make_workspace(
+        owner=owner, base_url=maxim.base_url, api_key=KEY, maxim_id="ws_default", members=[(viewer, Role.VIEWER)]
+    )
 
 
 def assert_no_key(body: bytes | str, where: str) -> None:
@@ -67,7 +68,9 @@ def test_no_workspace_page_shows_the_key(client_for, owner, viewer, connected, m
     pages["settings after failure"] = client.get(reverse("workspace_settings", args=[connected.pk]))
     # Replacing the key: the server echoes the OLD key, which the client (holding the new one) cannot know to redact.
     maxim.fail_next("/v1/prompts", 400, body={"error": {"message": f"key {KEY} is not allowed here"}})
-    pages["replace key refused"] = client.post(reverse("workspace_replace_key", args=[connected.pk]), {"api_key": WRONG_KEY, "base_url": connected.base_url})
+    pages["replace key refused"] = client.post(
+        reverse("workspace_replace_key", args=[connected.pk]), {"api_key": WRONG_KEY, "base_url": connected.base_url}
+    )
     assert "The key was not saved" in pages["replace key refused"].content.decode()
     pages["viewer settings"] = client_for(viewer).get(reverse("workspace_settings", args=[connected.pk]))
     for where, response in pages.items():
@@ -80,7 +83,9 @@ def test_the_connect_steps_never_show_the_key(client_for, outsider, maxim, caplo
     caplog.set_level(logging.DEBUG)
     client = client_for(outsider)
     pages = {"step 1": client.get(reverse("workspace_connect"))}
-    pages["step 1 rejected"] = client.post(reverse("workspace_connect"), {"api_key": WRONG_KEY, "base_url": maxim.base_url})
+    pages["step 1 rejected"] = client.post(
+        reverse("workspace_connect"), {"api_key": WRONG_KEY, "base_url": maxim.base_url}
+    )
     assert "rejected this API key" in pages["step 1 rejected"].content.decode()
     pages["step 1 bad url"] = client.post(reverse("workspace_connect"), {"api_key": KEY, "base_url": "ftp://nope"})
     pages["step 1 ok (htmx)"] = client.post(

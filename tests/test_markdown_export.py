@@ -43,9 +43,9 @@ def test_text_outside_fences_has_no_live_markdown_or_html(hostile):
         assert unescaped(outside, char) == 0, (char, outside)
     assert unescaped(outside, "<") == outside.count("<br>")  # our own line breaks are the only tags
     headings = [line for line in outside.splitlines() if line.startswith("#")]
-    assert headings == [
-        line for line in headings if re.match(r"^(# Review|## \d+\. )", line)
-    ], headings  # only the title and one heading per column start a line with #
+    assert headings == [line for line in headings if re.match(r"^(# Review|## \d+\. )", line)], (
+        headings
+    )  # only the title and one heading per column start a line with #
     assert "<script>" not in text and "![pixel]" not in text
 
 

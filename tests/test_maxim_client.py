@@ -13,7 +13,16 @@ import httpx
 import pytest
 
 from prompts_app import maxim
-from prompts_app.maxim import Credentials, MaximClient, MaximError, ModelChoice, NewDeployment, NewPrompt, NewVersion, client_for
+from prompts_app.maxim import (
+    Credentials,
+    MaximClient,
+    MaximError,
+    ModelChoice,
+    NewDeployment,
+    NewPrompt,
+    NewVersion,
+    client_for,
+)
 from tests.maxim_spec import validate_httpx_request, validate_request
 
 BASE = "https://maxim.example.test"
@@ -31,12 +40,19 @@ RUN = {
 }
 VERSION_MESSAGES = [
     {"role": "user", "content": "What is the weather?"},
-    {"role": "assistant", "content": "", "tool_calls": [
-        {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}]},
+    {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}],
+    },
     {"role": "tool", "content": "sunny", "tool_call_id": "call_1"},
 ]
-NEW_VERSION = NewVersion(prompt_id="prm_1", description="shorter", messages=VERSION_MESSAGES,
-                         model=ModelChoice(name="gpt-4o", provider="openai", parameters={"temperature": 0.5}, tools=[]))
+NEW_VERSION = NewVersion(
+    prompt_id="prm_1",
+    description="shorter",
+    messages=VERSION_MESSAGES,
+    model=ModelChoice(name="gpt-4o", provider="openai", parameters={"temperature": 0.5}, tools=[]),
+)
 NEW_VERSION_BODY = {
     "promptId": "prm_1",
     "description": "shorter",
@@ -48,24 +64,48 @@ NEW_VERSION_BODY = {
 CONDITIONS = [{"variable": "env", "operator": "=", "value": "prod"}]
 DEPLOY = NewDeployment(prompt_id="prm_1", version_id="ver_2", workspace_id="ws_1", conditions=CONDITIONS)
 DEPLOY_BODY = {"promptId": "prm_1", "versionId": "ver_2", "workspaceId": "ws_1", "deploymentConditions": CONDITIONS}
-PROMPT = {"id": "prm_1", "name": "Greeter", "description": "says hi", "workspaceId": "ws_1", "folderId": None,
-          "createdAt": "2025-05-01T00:00:00Z", "updatedAt": "2025-05-02T00:00:00Z"}
+PROMPT = {
+    "id": "prm_1",
+    "name": "Greeter",
+    "description": "says hi",
+    "workspaceId": "ws_1",
+    "folderId": None,
+    "createdAt": "2025-05-01T00:00:00Z",
+    "updatedAt": "2025-05-02T00:00:00Z",
+}
 
 
 def version_object(id: str = "ver_1", number: int = 1) -> dict:
     return {
-        "id": id, "version": number, "description": f"v{number}", "promptId": "prm_1",
+        "id": id,
+        "version": number,
+        "description": f"v{number}",
+        "promptId": "prm_1",
         "config": {
-            "model": "gpt-4o", "provider": "openai", "modelParameters": {"temperature": 0.5},
+            "model": "gpt-4o",
+            "provider": "openai",
+            "modelParameters": {"temperature": 0.5},
             "author": {"id": "u1", "name": "Ada", "email": "ada@example.com", "image": ""},
             "messages": [
-                {"id": "m2", "index": 1, "payload": {"role": "user", "content": "Hi"},
-                 "currentType": "message", "originalType": "message"},
-                {"id": "m1", "index": 0, "payload": {"role": "system", "content": "Be brief."},
-                 "currentType": "message", "originalType": "message"},
+                {
+                    "id": "m2",
+                    "index": 1,
+                    "payload": {"role": "user", "content": "Hi"},
+                    "currentType": "message",
+                    "originalType": "message",
+                },
+                {
+                    "id": "m1",
+                    "index": 0,
+                    "payload": {"role": "system", "content": "Be brief."},
+                    "currentType": "message",
+                    "originalType": "message",
+                },
             ],
         },
-        "createdAt": "2025-05-01T00:00:00Z", "updatedAt": "2025-05-01T00:00:00Z", "deletedAt": None,
+        "createdAt": "2025-05-01T00:00:00Z",
+        "updatedAt": "2025-05-01T00:00:00Z",
+        "deletedAt": None,
     }
 
 
@@ -174,8 +214,10 @@ def test_pagination_stops_when_the_server_repeats_a_cursor(make):
 
 
 def test_pagination_is_bounded_when_cursors_never_end(make):
-    pages = [ok({"data": [{"id": f"ws_{n}"}], "pagination": {"nextCursor": f"c{n}", "hasMore": True}})
-             for n in range(maxim.MAX_PAGES)]
+    pages = [
+        ok({"data": [{"id": f"ws_{n}"}], "pagination": {"nextCursor": f"c{n}", "hasMore": True}})
+        for n in range(maxim.MAX_PAGES)
+    ]
     client, fake = make(*pages)
     assert len(client.list_workspaces()) == maxim.MAX_PAGES
     assert len(fake.requests) == maxim.MAX_PAGES
@@ -283,8 +325,9 @@ def test_create_version_sends_the_payload_exactly(make):
 
 
 def test_run_with_a_string_output(make):
-    client, fake = make(ok({"data": {"output": "Hello!", "usage": {"promptTokens": 5, "completionTokens": 2,
-                                                                  "totalTokens": 7}}}))
+    client, fake = make(
+        ok({"data": {"output": "Hello!", "usage": {"promptTokens": 5, "completionTokens": 2, "totalTokens": 7}}})
+    )
     result = client.run(RUN)
     assert (result.output, result.text, result.tool_calls) == ("Hello!", "Hello!", [])
     assert (result.prompt_tokens, result.completion_tokens, result.total_tokens) == (5, 2, 7)
@@ -295,26 +338,33 @@ def test_run_with_a_string_output(make):
 
 def test_run_with_an_openai_object_and_tool_calls(make):
     call = {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city":"Oslo"}'}}
-    output = {"id": "chatcmpl-1", "choices": [{"index": 0, "message": {"role": "assistant", "content": None,
-                                                                       "tool_calls": [call]}}]}
-    client, _ = make(ok({"data": {"output": output, "usage": {"promptTokens": 9, "completionTokens": 4,
-                                                               "totalTokens": 13}}}))
+    output = {
+        "id": "chatcmpl-1",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]}}],
+    }
+    client, _ = make(
+        ok({"data": {"output": output, "usage": {"promptTokens": 9, "completionTokens": 4, "totalTokens": 13}}})
+    )
     result = client.run(RUN)
     assert result.output == output
     assert (result.text, result.tool_calls) == ("", [call])
 
 
 def test_run_joins_the_text_parts_of_list_content(make):
-    content = [{"type": "text", "text": "Hello "}, {"type": "image_url", "image_url": {"url": "x"}},
-               {"type": "text", "text": "world"}]
+    content = [
+        {"type": "text", "text": "Hello "},
+        {"type": "image_url", "image_url": {"url": "x"}},
+        {"type": "text", "text": "world"},
+    ]
     output = {"choices": [{"message": {"role": "assistant", "content": content}}]}
     client, _ = make(ok({"data": {"output": output, "usage": {}}}))
     assert client.run(RUN).text == "Hello world"
 
 
 def test_run_with_another_kind_of_object_keeps_it_and_has_no_text(make):
-    client, _ = make(ok({"data": {"output": {"answer": 42}, "usage": {"promptTokens": 1, "completionTokens": 1,
-                                                                     "totalTokens": 2}}}))
+    client, _ = make(
+        ok({"data": {"output": {"answer": 42}, "usage": {"promptTokens": 1, "completionTokens": 1, "totalTokens": 2}}})
+    )
     result = client.run(RUN)
     assert (result.output, result.text, result.tool_calls) == ({"answer": 42}, "", [])
 
@@ -336,15 +386,25 @@ def test_run_tolerates_odd_usage(make, usage, expected):
 
 
 def test_run_falls_back_to_the_usage_inside_an_openai_output(make):
-    output = {"choices": [{"message": {"content": "hi"}}],
-              "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11}}
+    output = {
+        "choices": [{"message": {"content": "hi"}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
+    }
     client, _ = make(ok({"data": {"output": output}}))
     assert client.run(RUN).total_tokens == 11
 
 
 def test_deploy(make):
-    answer = {"data": {"id": "dep_1", "promptId": "prm_1", "versionId": "ver_2", "status": "active",
-                       "createdAt": "t", "updatedAt": "t"}}
+    answer = {
+        "data": {
+            "id": "dep_1",
+            "promptId": "prm_1",
+            "versionId": "ver_2",
+            "status": "active",
+            "createdAt": "t",
+            "updatedAt": "t",
+        }
+    }
     client, fake = make(ok(answer))
     result = client.deploy(DEPLOY)
     assert (result.id, result.prompt_id, result.version_id, result.status) == ("dep_1", "prm_1", "ver_2", "active")
@@ -370,12 +430,16 @@ def test_400_quotes_maxims_own_message(make, answer, said):
     assert caught.value.status == 400 and not caught.value.retryable
 
 
-@pytest.mark.parametrize("answer", [
-    fail(400, {"message": "root:x:0:0:root:/root:/bin/bash"}),
-    fail(400, text="plain words from some other server"),
-    fail(418, {"data": [{"id": "internal"}]}),
-    fail(500, text="ssh-keyscan says hello"),
-], ids=["other-json", "text", "json-418", "text-500"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        fail(400, {"message": "root:x:0:0:root:/root:/bin/bash"}),
+        fail(400, text="plain words from some other server"),
+        fail(418, {"data": [{"id": "internal"}]}),
+        fail(500, text="ssh-keyscan says hello"),
+    ],
+    ids=["other-json", "text", "json-418", "text-500"],
+)
 def test_a_body_not_in_maxims_error_shape_is_never_shown(make, answer):
     # Only {"error": {"message"}} or {"error": "..."} is Maxim's; anything else would make the
     # base URL a way to read another server's pages.
@@ -405,8 +469,11 @@ def test_400_leaves_out_an_html_error_page(make):
     "status, call, expected",
     [
         (401, "list_workspaces", "Maxim rejected the API key; check the key saved for this workspace."),
-        (403, "list_workspaces",
-         "The API key has no access to this workspace list; check the key's permissions in Maxim."),
+        (
+            403,
+            "list_workspaces",
+            "The API key has no access to this workspace list; check the key's permissions in Maxim.",
+        ),
         (403, "list_prompts", "The API key has no access to this workspace; check the key's permissions in Maxim."),
         (404, "list_prompts", "Maxim could not find the workspace; it may have been deleted. Refresh and try again."),
         (404, "list_versions", "Maxim could not find the prompt; it may have been deleted. Refresh and try again."),
@@ -414,14 +481,18 @@ def test_400_leaves_out_an_html_error_page(make):
         (404, "deploy", "Maxim could not find the prompt version; it may have been deleted. Refresh and try again."),
         (422, "run", "Maxim refused the request (422): nope"),
         (502, "run", "Maxim had a server error (502). Try again in a minute."),
-        (301, "list_workspaces",
-         f"Maxim answered with a redirect (301); check the base URL {BASE} (http or https?)."),
+        (301, "list_workspaces", f"Maxim answered with a redirect (301); check the base URL {BASE} (http or https?)."),
     ],
 )
 def test_each_status_has_a_message_a_person_can_act_on(make, status, call, expected):
     client, _ = make(fail(status, {"error": {"message": "nope"}}))
-    args = {"list_workspaces": (), "list_prompts": ("ws_1",), "list_versions": ("prm_1",), "run": (RUN,),
-            "deploy": (DEPLOY,)}[call]
+    args = {
+        "list_workspaces": (),
+        "list_prompts": ("ws_1",),
+        "list_versions": ("prm_1",),
+        "run": (RUN,),
+        "deploy": (DEPLOY,),
+    }[call]
     with pytest.raises(MaximError) as caught:
         getattr(client, call)(*args)
     assert caught.value.message == expected
@@ -544,14 +615,28 @@ def test_a_2xx_answer_that_is_not_json(make):
     "call, answer, expected",
     [
         ("list_prompts", {"items": []}, "Maxim's answer to GET /v1/prompts was not in the expected shape (no data)."),
-        ("list_prompts", {"data": [{"name": "no id"}]},
-         "Maxim's answer to GET /v1/prompts was not in the expected shape (items without an id)."),
-        ("list_versions", {"data": [{"id": "v", "version": "one"}]},
-         "Maxim's answer to the version list was not in the expected shape (a version without a number)."),
-        ("create_prompt", {"data": {}}, "Maxim's answer to creating the prompt was not in the expected shape "
-                                        "(no id). It may still have been processed; refresh before trying again."),
-        ("run", {"data": "done"}, "Maxim's answer to the run was not in the expected shape (no output or usage). "
-                                  "It may still have been processed; refresh before trying again."),
+        (
+            "list_prompts",
+            {"data": [{"name": "no id"}]},
+            "Maxim's answer to GET /v1/prompts was not in the expected shape (items without an id).",
+        ),
+        (
+            "list_versions",
+            {"data": [{"id": "v", "version": "one"}]},
+            "Maxim's answer to the version list was not in the expected shape (a version without a number).",
+        ),
+        (
+            "create_prompt",
+            {"data": {}},
+            "Maxim's answer to creating the prompt was not in the expected shape "
+            "(no id). It may still have been processed; refresh before trying again.",
+        ),
+        (
+            "run",
+            {"data": "done"},
+            "Maxim's answer to the run was not in the expected shape (no output or usage). "
+            "It may still have been processed; refresh before trying again.",
+        ),
     ],
 )
 def test_json_without_the_expected_fields(make, call, answer, expected):
@@ -613,8 +698,11 @@ def test_backoff_stops_when_the_time_budget_is_spent(make, sleeps):
     assert len(fake.requests) == 2
 
 
-@pytest.mark.parametrize("failure", [fail(500), fail(503), httpx.ReadTimeout("timed out"),
-                                     httpx.ConnectError("refused")], ids=["500", "503", "timeout", "connect"])
+@pytest.mark.parametrize(
+    "failure",
+    [fail(500), fail(503), httpx.ReadTimeout("timed out"), httpx.ConnectError("refused")],
+    ids=["500", "503", "timeout", "connect"],
+)
 def test_a_run_is_never_resent_after_an_error_that_may_have_reached_maxim(make, sleeps, failure):
     client, fake = make(failure)
     with pytest.raises(MaximError):
@@ -626,9 +714,11 @@ def test_a_run_is_never_resent_after_an_error_that_may_have_reached_maxim(make, 
 def test_other_posts_are_not_resent_after_a_5xx(make, call):
     client, fake = make(fail(500))
     with pytest.raises(MaximError):
-        {"create_prompt": lambda: client.create_prompt(NewPrompt(workspace_id="ws_1", name="x")),
-         "create_version": lambda: client.create_version(NEW_VERSION),
-         "deploy": lambda: client.deploy(DEPLOY)}[call]()
+        {
+            "create_prompt": lambda: client.create_prompt(NewPrompt(workspace_id="ws_1", name="x")),
+            "create_version": lambda: client.create_version(NEW_VERSION),
+            "deploy": lambda: client.deploy(DEPLOY),
+        }[call]()
     assert len(fake.requests) == 1
 
 
@@ -647,8 +737,9 @@ def test_a_run_refused_with_429_is_retried(make, sleeps):
 @pytest.mark.parametrize("shape", ["error.message", "error", "message", "text"])
 def test_the_key_never_reaches_a_message_even_when_maxim_echoes_it(make, status, shape):
     echo = f"invalid key {KEY} for workspace"
-    body = {"error.message": {"error": {"message": echo}}, "error": {"error": echo},
-            "message": {"message": echo}}.get(shape)
+    body = {"error.message": {"error": {"message": echo}}, "error": {"error": echo}, "message": {"message": echo}}.get(
+        shape
+    )
     client, _ = make(fail(status, body, text=echo if shape == "text" else None, **{"Retry-After": "999"}))
     with pytest.raises(MaximError) as caught:
         client.run(RUN)
@@ -703,14 +794,18 @@ TOOL_CALL = {"id": "c1", "type": "function", "function": {"name": "f", "argument
 
 
 def check(method: str, path: str, body: dict | None, query: dict | None = None, **headers: str) -> None:
-    validate_request(method, path, body, query,
-                     headers=headers or {"x-maxim-api-key": KEY, "content-type": "application/json"})
+    validate_request(
+        method, path, body, query, headers=headers or {"x-maxim-api-key": KEY, "content-type": "application/json"}
+    )
 
 
 def test_spec_a_run_may_send_null_content_for_a_tool_calling_assistant():
     # The yaml's content is anyOf [string, parts, {nullable: true}]; the last can only mean null.
-    check("POST", "/v1/prompts/run", {**RUN, "messages": [{"role": "assistant", "content": None,
-                                                            "tool_calls": [TOOL_CALL]}]})
+    check(
+        "POST",
+        "/v1/prompts/run",
+        {**RUN, "messages": [{"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]}]},
+    )
     with pytest.raises(AssertionError, match=r"body.messages\[0\].content"):
         check("POST", "/v1/prompts/run", {**RUN, "messages": [{"role": "user", "content": 5}]})
 

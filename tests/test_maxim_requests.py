@@ -26,48 +26,71 @@ from prompts_app.services.runs import build_run_body
 from tests.maxim_spec import validate_request
 
 IDS = {"prompt_id": "prm_1", "version_id": "ver_1", "workspace_id": "ws_1"}
-TOOL = {"name": "lookup_order", "description": "Find an order",
-        "parameters": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}}
+TOOL = {
+    "name": "lookup_order",
+    "description": "Find an order",
+    "parameters": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+}
 TOOL_CALL = {"id": "call_1", "type": "function", "function": {"name": "lookup_order", "arguments": '{"id": "A-1"}'}}
 
 
 def run_request(messages: list[dict], *, tools: list[dict] = (), turns: list[dict] = (), **inputs) -> RunRequest:
-    content = {"provider": "openai", "model_name": "gpt-4o", "model_parameters": {"temperature": 0.2},
-               "messages": messages, "tools": list(tools)}
+    content = {
+        "provider": "openai",
+        "model_name": "gpt-4o",
+        "model_parameters": {"temperature": 0.2},
+        "messages": messages,
+        "tools": list(tools),
+    }
     return RunRequest.for_version(**IDS, content=content, inputs={"turns": list(turns), **inputs}, fill=fill_variables)
 
 
 def test_a_text_run_body_is_exactly_what_we_have_always_sent():
-    request = run_request([{"role": "system", "content": "You help {{company}}."}],
-                          turns=[{"role": "user", "content": "Hi from {{company}}"}], variables={"company": "Acme"})
+    request = run_request(
+        [{"role": "system", "content": "You help {{company}}."}],
+        turns=[{"role": "user", "content": "Hi from {{company}}"}],
+        variables={"company": "Acme"},
+    )
     body = request.body()
     # The same JSON, key order included: stored on Run.request_body and re-sent by "run again".
-    assert json.dumps(body) == json.dumps({
-        "promptId": "prm_1", "versionId": "ver_1", "workspaceId": "ws_1",
-        "messages": [{"role": "system", "content": "You help Acme."}, {"role": "user", "content": "Hi from Acme"}],
-        "modelName": "gpt-4o", "modelProvider": "openai", "modelParameters": {"temperature": 0.2},
-    })
+    assert json.dumps(body) == json.dumps(
+        {
+            "promptId": "prm_1",
+            "versionId": "ver_1",
+            "workspaceId": "ws_1",
+            "messages": [{"role": "system", "content": "You help Acme."}, {"role": "user", "content": "Hi from Acme"}],
+            "modelName": "gpt-4o",
+            "modelProvider": "openai",
+            "modelParameters": {"temperature": 0.2},
+        }
+    )
     validate_request("POST", "/v1/prompts/run", body)
 
 
 def test_image_parts_are_sent_as_parts_with_their_text_filled_in():
-    parts = [{"type": "text", "text": "What is this, {{name}}?"},
-             {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "high"}}]
+    parts = [
+        {"type": "text", "text": "What is this, {{name}}?"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "high"}},
+    ]
     body = run_request([{"role": "user", "content": parts}], variables={"name": "Ada"}).body()
     assert body["messages"][0]["content"] == [{"type": "text", "text": "What is this, Ada?"}, parts[1]]
     validate_request("POST", "/v1/prompts/run", body)
 
 
 def test_tool_calls_tool_results_and_tools_match_the_run_contract():
-    messages = [{"role": "user", "content": "Where is A-1?"},
-                {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]},
-                {"role": "tool", "content": '{"status": "shipped"}', "tool_call_id": "call_1"}]
+    messages = [
+        {"role": "user", "content": "Where is A-1?"},
+        {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]},
+        {"role": "tool", "content": '{"status": "shipped"}', "tool_call_id": "call_1"},
+    ]
     body = run_request(messages, tools=[TOOL, {"name": "bare"}]).body()
     assert body["messages"] == messages
     assert body["modelParameters"]["tools"] == [
         {"type": "function", "function": TOOL},
-        {"type": "function", "function": {"name": "bare", "description": "",
-                                          "parameters": {"type": "object", "properties": {}}}},
+        {
+            "type": "function",
+            "function": {"name": "bare", "description": "", "parameters": {"type": "object", "properties": {}}},
+        },
     ]
     validate_request("POST", "/v1/prompts/run", body)
 
@@ -82,28 +105,41 @@ def test_a_runs_overrides_win_over_the_versions_model():
     overrides = {"model_name": "gpt-4o-mini", "provider": "azure", "model_parameters": {"temperature": 0.9}}
     body = run_request([{"role": "user", "content": "Hi"}], overrides=overrides).body()
     assert (body["modelName"], body["modelProvider"], body["modelParameters"]) == (
-        "gpt-4o-mini", "azure", {"temperature": 0.9})
+        "gpt-4o-mini",
+        "azure",
+        {"temperature": 0.9},
+    )
 
 
 def test_the_service_builds_the_run_body_from_the_version(version):
     body = build_run_body(version=version, content=version.content(), inputs={"turns": [], "variables": {}})
     assert (body["promptId"], body["versionId"], body["workspaceId"]) == (
-        version.prompt.maxim_id, version.maxim_id, version.prompt.workspace.maxim_id)
+        version.prompt.maxim_id,
+        version.maxim_id,
+        version.prompt.workspace.maxim_id,
+    )
     validate_request("POST", "/v1/prompts/run", body)
 
 
 def test_version_prompt_and_deployment_bodies_match_the_spec():
     model = ModelChoice(name="gpt-4o", provider="openai", parameters={"temperature": 0.5}, tools=[TOOL])
-    new_version = NewVersion(prompt_id="prm_1", description="d", model=model,
-                             messages=[{"role": "user", "content": "Hi"},
-                                       {"role": "assistant", "content": "", "tool_calls": [TOOL_CALL]}])
+    new_version = NewVersion(
+        prompt_id="prm_1",
+        description="d",
+        model=model,
+        messages=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "", "tool_calls": [TOOL_CALL]}],
+    )
     validate_request("POST", "/v1/prompts/versions", new_version.body())
     assert new_version.body()["modelParameters"]["tools"] == [{"type": "function", "function": TOOL}]
     validate_request("POST", "/v1/prompts", NewPrompt(workspace_id="ws_1", name="Greeter", folder_id="f1").body())
     conditions = [{"variable": "env", "operator": "=", "value": "prod"}]
     deploy = NewDeployment(prompt_id="prm_1", version_id="ver_1", workspace_id="ws_1", conditions=conditions)
-    assert deploy.body() == {"promptId": "prm_1", "versionId": "ver_1", "workspaceId": "ws_1",
-                             "deploymentConditions": conditions}
+    assert deploy.body() == {
+        "promptId": "prm_1",
+        "versionId": "ver_1",
+        "workspaceId": "ws_1",
+        "deploymentConditions": conditions,
+    }
     validate_request("POST", "/v1/prompts/deploy", deploy.body())
 
 

@@ -40,16 +40,25 @@ def client(server, sleeps):
 
 def new_version(client: MaximClient, model: str = "gpt-4o", text: str = "Hello {{name}}") -> tuple[str, str]:
     prompt = client.create_prompt(NewPrompt(workspace_id="ws_default", name=f"Prompt for {model}"))
-    version = client.create_version(NewVersion(
-        prompt_id=prompt.id, description="first", model=ModelChoice(model, "openai", {"temperature": 0.1}, []),
-        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}],
-    ))
+    version = client.create_version(
+        NewVersion(
+            prompt_id=prompt.id,
+            description="first",
+            model=ModelChoice(model, "openai", {"temperature": 0.1}, []),
+            messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}],
+        )
+    )
     return prompt.id, version.id
 
 
 def run_body(prompt_id: str, version_id: str, text: str = "Hello Ada", **extra: object) -> dict:
-    return {"promptId": prompt_id, "versionId": version_id, "workspaceId": "ws_default",
-            "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}], **extra}
+    return {
+        "promptId": prompt_id,
+        "versionId": version_id,
+        "workspaceId": "ws_default",
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": text}],
+        **extra,
+    }
 
 
 def test_workspaces_are_paginated(server, client):
@@ -66,7 +75,9 @@ def test_the_whole_journey(server, client):
     assert client.list_prompts("ws_staging") == []
 
     request = NewVersion(
-        prompt_id=prompt.id, description="first", model=ModelChoice("gpt-4o", "openai", {"temperature": 0.1}, []),
+        prompt_id=prompt.id,
+        description="first",
+        model=ModelChoice("gpt-4o", "openai", {"temperature": 0.1}, []),
         messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi {{name}}"}],
     )
     version = client.create_version(request)
@@ -79,8 +90,9 @@ def test_the_whole_journey(server, client):
     assert result.text == "Echo: Hi Ada"
     assert (result.prompt_tokens, result.completion_tokens, result.total_tokens) == (4, 3, 7)
 
-    deployed = client.deploy(NewDeployment(prompt_id=prompt.id, version_id=again.id, workspace_id="ws_default",
-                                           conditions=CONDITIONS))
+    deployed = client.deploy(
+        NewDeployment(prompt_id=prompt.id, version_id=again.id, workspace_id="ws_default", conditions=CONDITIONS)
+    )
     assert (deployed.version_id, deployed.status) == (again.id, "active")
     assert server.violations == []
     assert all(r.headers["x-maxim-api-key"] == server.api_key for r in server.requests)
@@ -92,8 +104,12 @@ def test_runs_overlap(server):
     try:
         prompt_id, version_id = new_version(client)
         results: list[str] = []
-        threads = [threading.Thread(target=lambda n=n: results.append(
-            client.run(run_body(prompt_id, version_id, f"run {n}")).text)) for n in range(4)]
+        threads = [
+            threading.Thread(
+                target=lambda n=n: results.append(client.run(run_body(prompt_id, version_id, f"run {n}")).text)
+            )
+            for n in range(4)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -142,10 +158,13 @@ def test_fail_next_can_serve_a_body_that_is_not_json(server, client):
         client.list_prompts("ws_default")
 
 
-@pytest.mark.parametrize("model, status, message", [
-    ("fail-401", 401, "rejected the API key"),
-    ("fail-500", 500, r"server error \(500\)"),
-])
+@pytest.mark.parametrize(
+    "model, status, message",
+    [
+        ("fail-401", 401, "rejected the API key"),
+        ("fail-500", 500, r"server error \(500\)"),
+    ],
+)
 def test_runs_fail_by_model_name_and_are_sent_once(server, client, model, status, message):
     prompt_id, version_id = new_version(client, model)
     with pytest.raises(MaximError, match=message) as caught:
@@ -175,8 +194,16 @@ def test_a_hanging_run_times_out_once(server):
 
 
 def test_tool_calls_and_string_outputs(server, client):
-    tools = [{"type": "function", "function": {"name": "weather", "description": "Weather",
-                                               "parameters": {"type": "object", "properties": {}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "weather",
+                "description": "Weather",
+                "parameters": {"type": "object", "properties": {}},
+            },
+        }
+    ]
     prompt_id, version_id = new_version(client, "tool-call")
     result = client.run(run_body(prompt_id, version_id, "Oslo", modelParameters={"tools": tools}))
     [call] = result.tool_calls

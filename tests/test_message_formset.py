@@ -16,10 +16,18 @@ BASE = {
     "model_parameters": {},
     "messages": [
         {"role": "system", "content": "sys"},
-        {"role": "user", "content": [{"type": "text", "text": "look"},
-                                     {"type": "image_url", "image_url": {"url": "https://img/1.png", "detail": "low"}}]},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"a\": 1}"}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "look"},
+                {"type": "image_url", "image_url": {"url": "https://img/1.png", "detail": "low"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}],
+        },
         {"role": "tool", "content": "result", "tool_call_id": "call_1"},
     ],
     "tools": [],
@@ -65,8 +73,10 @@ def test_add_message_appends_an_empty_row_and_keeps_the_others():
     assert form.messages.forms[1].parts.forms[1]["url"].value() == "https://img/1.png"
 
 
-@pytest.mark.parametrize("last, added", [("system", "user"), ("user", "assistant"), ("assistant", "user"),
-                                         ("tool", "assistant"), (None, "system")])
+@pytest.mark.parametrize(
+    "last, added",
+    [("system", "user"), ("user", "assistant"), ("assistant", "user"), ("tool", "assistant"), (None, "system")],
+)
 def test_add_message_adds_the_role_that_usually_comes_next(last, added):
     content = with_messages([{"role": last, "content": "x"}] if last else [])
     form = act(content, "add_message")
@@ -123,8 +133,18 @@ def test_add_and_remove_tool_calls_keep_the_other_calls():
 
 
 def test_every_action_in_a_row_keeps_typed_data_in_unrelated_rows():
-    form = act(BASE, "add_message", "duplicate_message:0", "move_down:0", "add_part:2", "remove_part:2:2",
-               "add_tool_call:3", "remove_tool_call:3:1", "move_up:1", "remove_message:5")
+    form = act(
+        BASE,
+        "add_message",
+        "duplicate_message:0",
+        "move_down:0",
+        "add_part:2",
+        "remove_part:2:2",
+        "add_tool_call:3",
+        "remove_tool_call:3:1",
+        "move_up:1",
+        "remove_message:5",
+    )
     assert form.is_valid()
     assert form.content()["messages"] == [BASE["messages"][0], BASE["messages"][0], *BASE["messages"][1:]]
 
@@ -134,8 +154,13 @@ def test_every_action_in_a_row_keeps_typed_data_in_unrelated_rows():
 
 def test_all_six_roles_are_accepted():
     roles = ["system", "user", "assistant", "tool", "model", "chatbot"]
-    messages = [{"role": "assistant", "content": "", "tool_calls": [
-        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]
+    messages = [
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        }
+    ]
     messages += [{"role": r, "content": "x", **({"tool_call_id": "c"} if r == "tool" else {})} for r in roles]
     assert messages_after(content=with_messages(messages)) == messages
 
@@ -196,28 +221,50 @@ def test_an_image_part_needs_an_http_url():
 
 
 def test_an_image_detail_outside_auto_low_high_is_rejected():
-    form = act(with_messages([{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "ultra"}}]}]))
+    form = act(
+        with_messages(
+            [
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "ultra"}}],
+                }
+            ]
+        )
+    )
     assert not form.is_valid()
     assert any(e.startswith("Message 1, part 1: Select a valid choice") for e in errors_of(form))
 
 
 def test_tool_call_arguments_must_be_json():
-    messages = [{"role": "assistant", "content": "", "tool_calls": [
-        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{a: 1}"}}]}]
+    messages = [
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{a: 1}"}}],
+        }
+    ]
     form = act(with_messages(messages))
     assert not form.is_valid()
     errors = errors_of(form)
-    assert any(e.startswith("Message 1, tool call 1: the arguments are not valid JSON: Expecting property name") for e in errors)
+    assert any(
+        e.startswith("Message 1, tool call 1: the arguments are not valid JSON: Expecting property name")
+        for e in errors
+    )
 
 
 def test_only_assistant_messages_carry_tool_calls():
-    messages = [{"role": "user", "content": "x", "tool_calls": [
-        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]
+    messages = [
+        {
+            "role": "user",
+            "content": "x",
+            "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        }
+    ]
     form = act(with_messages(messages))
     assert not form.is_valid()
-    assert ("Message 1: only assistant messages can carry tool calls; change the role or remove the calls."
-            in errors_of(form))
+    assert "Message 1: only assistant messages can carry tool calls; change the role or remove the calls." in errors_of(
+        form
+    )
 
 
 def test_a_tool_message_needs_a_tool_call_id():

@@ -39,23 +39,38 @@ def test_empty_typed_parameters_are_omitted_not_sent_as_null():
 
 
 def test_typed_parameters_become_numbers_and_lists():
-    form = settings(temperature="0.3", max_tokens="200", top_p="1", frequency_penalty="-2", presence_penalty="2",
-                    stop="END\r\n###\n\n")
+    form = settings(
+        temperature="0.3",
+        max_tokens="200",
+        top_p="1",
+        frequency_penalty="-2",
+        presence_penalty="2",
+        stop="END\r\n###\n\n",
+    )
     assert form.is_valid(), form.errors
-    assert form.model_parameters() == {"temperature": 0.3, "max_tokens": 200, "top_p": 1.0,
-                                       "frequency_penalty": -2.0, "presence_penalty": 2.0, "stop": ["END", "###"]}
+    assert form.model_parameters() == {
+        "temperature": 0.3,
+        "max_tokens": 200,
+        "top_p": 1.0,
+        "frequency_penalty": -2.0,
+        "presence_penalty": 2.0,
+        "stop": ["END", "###"],
+    }
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("temperature", "2.1", "Ensure this value is less than or equal to 2."),
-    ("temperature", "-0.1", "Ensure this value is greater than or equal to 0."),
-    ("max_tokens", "0", "Ensure this value is greater than or equal to 1."),
-    ("max_tokens", "1.5", "Enter a whole number."),
-    ("top_p", "1.01", "Ensure this value is less than or equal to 1."),
-    ("frequency_penalty", "-2.5", "Ensure this value is greater than or equal to -2."),
-    ("presence_penalty", "3", "Ensure this value is less than or equal to 2."),
-    ("temperature", "warm", "Enter a number."),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("temperature", "2.1", "Ensure this value is less than or equal to 2."),
+        ("temperature", "-0.1", "Ensure this value is greater than or equal to 0."),
+        ("max_tokens", "0", "Ensure this value is greater than or equal to 1."),
+        ("max_tokens", "1.5", "Enter a whole number."),
+        ("top_p", "1.01", "Ensure this value is less than or equal to 1."),
+        ("frequency_penalty", "-2.5", "Ensure this value is greater than or equal to -2."),
+        ("presence_penalty", "3", "Ensure this value is less than or equal to 2."),
+        ("temperature", "warm", "Enter a number."),
+    ],
+)
 def test_typed_parameters_outside_their_range_are_rejected(field, value, message):
     assert errors(settings(**{field: value}), field) == [message]
 
@@ -74,18 +89,21 @@ def test_simple_response_formats(fmt, expected):
 def test_json_schema_response_format_carries_the_schema():
     form = settings(response_format="json_schema", response_schema='{"name": "answer", "schema": {"type": "object"}}')
     assert form.is_valid()
-    assert form.model_parameters() == {"response_format": {"type": "json_schema", "json_schema": {
-        "name": "answer", "schema": {"type": "object"}}}}
+    assert form.model_parameters() == {
+        "response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object"}}}
+    }
 
 
 def test_json_schema_response_format_needs_a_schema():
     assert errors(settings(response_format="json_schema"), "response_schema") == [
-        "Give the JSON schema the response must follow."]
+        "Give the JSON schema the response must follow."
+    ]
 
 
 def test_a_response_schema_without_the_json_schema_format_is_rejected():
     assert errors(settings(response_format="text", response_schema="{}"), "response_schema") == [
-        "A schema is only used with the “JSON schema” response format."]
+        "A schema is only used with the “JSON schema” response format."
+    ]
 
 
 def test_an_unknown_response_format_is_rejected():
@@ -104,12 +122,15 @@ def test_extra_parameters_must_be_a_json_object():
 
 def test_extra_parameters_that_are_not_json_say_where():
     assert errors(settings(extra='{"seed": 7,}'), "extra") == [
-        "This is not valid JSON: Expecting property name enclosed in double quotes (line 1, column 12)."]
+        "This is not valid JSON: Expecting property name enclosed in double quotes (line 1, column 12)."
+    ]
 
 
 @pytest.mark.parametrize("key", ["temperature", "max_tokens", "stop", "response_format"])
 def test_extra_parameters_may_not_repeat_a_typed_one(key):
-    assert errors(settings(extra=f'{{"{key}": 1}}'), "extra") == [f"“{key}” has its own field above; set it there instead."]
+    assert errors(settings(extra=f'{{"{key}": 1}}'), "extra") == [
+        f"“{key}” has its own field above; set it there instead."
+    ]
 
 
 def test_extra_parameters_may_not_carry_tools():

@@ -16,20 +16,26 @@ def test_variables_are_found_in_text_and_parts_in_order_of_first_use(prompt):
         prompt=prompt,
         messages=[
             {"role": "system", "content": "Answer as {{ persona }} for {{company}}."},
-            {"role": "user", "content": [
-                {"type": "text", "text": "{{question}} about {{company}}"},
-                {"type": "image_url", "image_url": {"url": "https://x.test/{{not_text}}.png"}},
-            ]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "{{question}} about {{company}}"},
+                    {"type": "image_url", "image_url": {"url": "https://x.test/{{not_text}}.png"}},
+                ],
+            },
         ],
-    )  # fmt: skip
+    )
     assert version.variables() == ["persona", "company", "question"]
 
 
 def test_the_create_payload_carries_tools_in_model_parameters_and_matches_the_spec(version):
     version.tools = [
-        {"name": "lookup_order", "description": "Find an order", "parameters": {
-            "type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}},
-    ]  # fmt: skip
+        {
+            "name": "lookup_order",
+            "description": "Find an order",
+            "parameters": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+        },
+    ]
     payload = NewVersion.from_content(prompt_id=version.prompt.maxim_id, content=version.content()).body()
 
     assert payload["promptId"] == "prompt-1"

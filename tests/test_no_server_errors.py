@@ -12,14 +12,40 @@ from django.urls import URLPattern, get_resolver
 from prompts_app.models import Comparison, ComparisonColumn, Run
 
 JUNK = {
-    "a": "x", "b": "../../etc", "from": "abc", "q": "\x00' OR 1=1 --", "workspace": "-1", "prompt": "zz",
-    "version": "9" * 30, "status": "nope", "date_from": "2026-13-45", "date_to": "yesterday", "before": "%%%",
-    "after": "{}", "period": "-5", "baseline": "x", "batch": "-1", "run": "x", "provider": "<script>",
-    "action": "remove_message:99999999999999999999", "columns": ["v-1", "d0", ""], "repeats": "1e9",
-    "api_key": " ", "base_url": "javascript:alert(1)", "name": "", "role": "god", "model_pattern": "[",
-    "input_usd_per_mtok": "-1", "output_usd_per_mtok": "NaN", "username": "\u202e", "idempotency_key": "k" * 500,
-    "turn-TOTAL_FORMS": "100000", "turn-INITIAL_FORMS": "x", "c-TOTAL_FORMS": "-3", "messages-TOTAL_FORMS": "abc",
-}  # fmt: skip
+    "a": "x",
+    "b": "../../etc",
+    "from": "abc",
+    "q": "\x00' OR 1=1 --",
+    "workspace": "-1",
+    "prompt": "zz",
+    "version": "9" * 30,
+    "status": "nope",
+    "date_from": "2026-13-45",
+    "date_to": "yesterday",
+    "before": "%%%",
+    "after": "{}",
+    "period": "-5",
+    "baseline": "x",
+    "batch": "-1",
+    "run": "x",
+    "provider": "<script>",
+    "action": "remove_message:99999999999999999999",
+    "columns": ["v-1", "d0", ""],
+    "repeats": "1e9",
+    "api_key": " ",
+    "base_url": "javascript:alert(1)",
+    "name": "",
+    "role": "god",
+    "model_pattern": "[",
+    "input_usd_per_mtok": "-1",
+    "output_usd_per_mtok": "NaN",
+    "username": "\u202e",
+    "idempotency_key": "k" * 500,
+    "turn-TOTAL_FORMS": "100000",
+    "turn-INITIAL_FORMS": "x",
+    "c-TOTAL_FORMS": "-3",
+    "messages-TOTAL_FORMS": "abc",
+}
 
 
 # Logging out or deleting the workspace would turn every later request into a redirect or a 404.
@@ -42,13 +68,28 @@ def _patterns():
 
 @pytest.fixture
 def world(workspace, prompt, version, owner):
-    run = Run.objects.create(workspace=workspace, prompt=prompt, version=version, user=owner, provider="openai",
-                             model_name="gpt-4o", status="success")  # fmt: skip
+    run = Run.objects.create(
+        workspace=workspace,
+        prompt=prompt,
+        version=version,
+        user=owner,
+        provider="openai",
+        model_name="gpt-4o",
+        status="success",
+    )
     comparison = Comparison.objects.create(workspace=workspace, created_by=owner)
     column = ComparisonColumn.objects.create(comparison=comparison, position=0, version=version)
-    return {"workspace_id": workspace.pk, "prompt_id": prompt.pk, "version_id": version.pk, "run_id": run.pk,
-            "comparison_id": comparison.pk, "column_id": column.pk, "membership_id": 1, "price_id": 1,
-            "fmt": "csv"}  # fmt: skip
+    return {
+        "workspace_id": workspace.pk,
+        "prompt_id": prompt.pk,
+        "version_id": version.pk,
+        "run_id": run.pk,
+        "comparison_id": comparison.pk,
+        "column_id": column.pk,
+        "membership_id": 1,
+        "price_id": 1,
+        "fmt": "csv",
+    }
 
 
 def _url(pattern: URLPattern, ids: dict, missing: bool) -> str:

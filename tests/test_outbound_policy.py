@@ -84,10 +84,18 @@ ONLY_MAXIM = ["https://api.getmaxim.ai"]
 # -- the policy ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8000", "http://localhost", "http://169.254.169.254/latest/meta-data",
-    "https://10.0.0.5", "https://db.internal", "http://api.getmaxim.ai", "https://api.getmaxim.ai:8443",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000",
+        "http://localhost",
+        "http://169.254.169.254/latest/meta-data",
+        "https://10.0.0.5",
+        "https://db.internal",
+        "http://api.getmaxim.ai",
+        "https://api.getmaxim.ai:8443",
+    ],
+)
 def test_only_listed_origins_may_be_called(settings, url):
     settings.MAXIMUI_ALLOWED_BASE_URLS = ONLY_MAXIM
     with pytest.raises(MaximError, match="outbound policy allows only https://api.getmaxim.ai"):
@@ -135,8 +143,10 @@ def test_redirects_are_not_followed(recorder):
     target = recorder(empty_list)
 
     def redirect(sock: socket.socket) -> None:
-        sock.sendall(b"HTTP/1.1 302 Found\r\nLocation: " + target.url.encode() + b"/v1/workspaces\r\n"
-                     b"Content-Length: 0\r\nConnection: close\r\n\r\n")  # fmt: skip
+        sock.sendall(
+            b"HTTP/1.1 302 Found\r\nLocation: " + target.url.encode() + b"/v1/workspaces\r\n"
+            b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+        )
 
     server = recorder(redirect)
     with pytest.raises(MaximError, match=r"redirect \(302\)"):
@@ -152,10 +162,13 @@ def test_pools_are_kept_per_origin_not_per_url(recorder):
     assert outbound.pool_count() == 1 and server.hits == 30
 
 
-@pytest.mark.parametrize("url, message", [
-    ("https://maxim.test:99999", "invalid port"),
-    ("https://\u2488.test", "host name that cannot be used"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("https://maxim.test:99999", "invalid port"),
+        ("https://\u2488.test", "host name that cannot be used"),
+    ],
+)
 def test_unusable_urls_fail_with_a_message(url, message):
     with pytest.raises(MaximError, match=message):
         MaximClient(url, API_KEY)

@@ -77,7 +77,12 @@ def test_it_prices_anthropic_models_and_their_aliases(model):
     [
         ("azure", "gpt-4o", "openai", "gpt-4o"),  # Azure's list falls back to OpenAI's models
         ("vertex", "gemini-2.0-flash", "google", "gemini-2.0-flash"),
-        ("bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0", "aws", "regional.anthropic.claude-3-5-sonnet-20240620-v1:0"),
+        (
+            "bedrock",
+            "anthropic.claude-3-5-sonnet-20240620-v1:0",
+            "aws",
+            "regional.anthropic.claude-3-5-sonnet-20240620-v1:0",
+        ),
         ("xai", "grok-3", "x-ai", "grok-3"),
         ("fireworks", "accounts/fireworks/models/deepseek-v3p2", "fireworks", "deepseek-v3p2"),
     ],
@@ -191,6 +196,7 @@ def test_a_zero_custom_price_makes_a_local_model_free_and_priced():
 
 def test_a_rule_can_be_scoped_to_a_provider():
     rule = CustomPriceRule("ollama/*", Decimal("0"), Decimal("0"))
+
     def llama3(provider: str) -> pricing.Price:
         return price_tokens(
             provider=provider, model="llama3", prompt_tokens=1, completion_tokens=1, custom_rules=[rule]

@@ -47,7 +47,9 @@ def test_htmx_gets_only_the_results_and_a_reload_gets_the_page(client_for, viewe
     assert html.lstrip().startswith("{#") is False and "<html" not in html
     assert 'id="prompt-results"' in html and "Refund triage" in html and "Support reply" not in html
     assert "HX-Request" in partial["Vary"]
-    restore = client.get(list_url(workspace, "refund"), headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    restore = client.get(
+        list_url(workspace, "refund"), headers={"HX-Request": "true", "HX-History-Restore-Request": "true"}
+    )
     assert "<html" in restore.content.decode()
 
 
@@ -72,8 +74,9 @@ def test_search_stays_inside_the_workspace(client_for, outsider, workspace, prom
 
 def deploy(version, conditions, *, minutes_ago: int, error: str = "") -> Deployment:
     when = timezone.now() - dt.timedelta(minutes=minutes_ago)
-    return Deployment.objects.create(version=version, conditions=conditions, status="failed" if error else "active",
-                                     error=error, created_at=when)  # fmt: skip
+    return Deployment.objects.create(
+        version=version, conditions=conditions, status="failed" if error else "active", error=error, created_at=when
+    )
 
 
 def test_prompt_page_marks_deployed_versions_with_their_conditions(client_for, viewer, version):
@@ -140,11 +143,15 @@ def test_typing_in_the_search_box_filters_the_list_and_keeps_the_query_in_the_ur
 
 
 @pytest.mark.browser
-def test_the_shortcut_list_names_what_ctrl_enter_does_on_the_prompt_and_deploy_pages(page, browser_login, editor, version):
+def test_the_shortcut_list_names_what_ctrl_enter_does_on_the_prompt_and_deploy_pages(
+    page, browser_login, editor, version
+):
     browser_login(editor)
     page.goto(f"/versions/{version.pk}/deploy/")
     page.keyboard.press("?")
     dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
-    assert "deploy (deploy page)" in dialog.inner_text() and "create the prompt (new prompt form)" in dialog.inner_text()
+    assert (
+        "deploy (deploy page)" in dialog.inner_text() and "create the prompt (new prompt form)" in dialog.inner_text()
+    )
     page.keyboard.press("Escape")
     assert not dialog.is_visible()

@@ -14,8 +14,15 @@ PROMPTS_URL = "https://maxim.test/v1/prompts"
 
 
 def maxim_prompt(id, name, description=""):
-    return {"id": id, "name": name, "description": description, "workspaceId": "ws-1", "folderId": None,
-            "createdAt": "2025-01-01T00:00:00Z", "updatedAt": "2025-01-01T00:00:00Z"}
+    return {
+        "id": id,
+        "name": name,
+        "description": description,
+        "workspaceId": "ws-1",
+        "folderId": None,
+        "createdAt": "2025-01-01T00:00:00Z",
+        "updatedAt": "2025-01-01T00:00:00Z",
+    }
 
 
 def test_prompt_list_shows_the_workspace_prompts(client_for, viewer, prompt):
@@ -32,10 +39,17 @@ def test_prompt_list_offers_sync_and_new_prompt_to_editors(client_for, editor, w
 
 def test_sync_follows_every_page_and_upserts_by_maxim_id(client_for, editor, prompt):
     pages = [
-        httpx.Response(200, json={"data": [maxim_prompt("prompt-1", "Support reply v2", "now described")],
-                                  "pagination": {"cursor": "1", "hasMore": True}}),
-        httpx.Response(200, json={"data": [maxim_prompt("prompt-9", "Onboarding")],
-                                  "pagination": {"cursor": None, "hasMore": False}}),
+        httpx.Response(
+            200,
+            json={
+                "data": [maxim_prompt("prompt-1", "Support reply v2", "now described")],
+                "pagination": {"cursor": "1", "hasMore": True},
+            },
+        ),
+        httpx.Response(
+            200,
+            json={"data": [maxim_prompt("prompt-9", "Onboarding")], "pagination": {"cursor": None, "hasMore": False}},
+        ),
     ]
     with respx.mock() as mock:
         route = mock.get(PROMPTS_URL).mock(side_effect=pages)
@@ -65,8 +79,9 @@ def test_new_prompt_is_created_on_maxim_and_stored_with_its_id(client_for, edito
     answer = {"data": {"data": maxim_prompt("prompt-new", "Triage", "Sorts tickets")}}
     with respx.mock() as mock:
         route = mock.post(PROMPTS_URL).mock(return_value=httpx.Response(201, json=answer))
-        response = client_for(editor).post(f"/workspaces/{workspace.pk}/prompts/new/",
-                                           {"name": "Triage", "description": "Sorts tickets"})
+        response = client_for(editor).post(
+            f"/workspaces/{workspace.pk}/prompts/new/", {"name": "Triage", "description": "Sorts tickets"}
+        )
     body = json.loads(route.calls.last.request.content)
     validate_request("POST", "/v1/prompts", body)
     assert body == {"workspaceId": "ws-1", "name": "Triage", "description": "Sorts tickets"}
@@ -78,7 +93,9 @@ def test_new_prompt_is_created_on_maxim_and_stored_with_its_id(client_for, edito
 def test_new_prompt_without_a_name_is_rerendered_with_the_input_kept(client_for, editor, workspace):
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(PROMPTS_URL)
-        response = client_for(editor).post(f"/workspaces/{workspace.pk}/prompts/new/", {"name": "", "description": "keep me"})
+        response = client_for(editor).post(
+            f"/workspaces/{workspace.pk}/prompts/new/", {"name": "", "description": "keep me"}
+        )
     html = response.content.decode()
     assert response.status_code == 200 and not route.called
     assert "Give the prompt a name." in html and "keep me" in html
@@ -90,7 +107,9 @@ def test_new_prompt_without_a_name_is_rerendered_with_the_input_kept(client_for,
 def test_new_prompt_failing_on_maxim_keeps_the_form(client_for, editor, workspace):
     with respx.mock() as mock:
         mock.post(PROMPTS_URL).mock(return_value=httpx.Response(400, json={"error": {"message": "name taken"}}))
-        response = client_for(editor).post(f"/workspaces/{workspace.pk}/prompts/new/", {"name": "Triage", "description": "d"})
+        response = client_for(editor).post(
+            f"/workspaces/{workspace.pk}/prompts/new/", {"name": "Triage", "description": "d"}
+        )
     html = response.content.decode()
     assert response.status_code == 200
     assert "Maxim did not create the prompt: Maxim rejected the request: name taken" in html
@@ -122,12 +141,18 @@ def test_anonymous_users_are_sent_to_login(client, version):
 
 
 def test_prompt_page_lists_versions_with_builder_and_compare_links(client_for, editor, version):
-    newer = PromptVersion.objects.create(prompt=version.prompt, maxim_id="version-2", number=2, description="Second",
-                                         model_name="gpt-4o-mini", author_name="Ada",
-                                         source=PromptVersion.Source.CREATED)
+    newer = PromptVersion.objects.create(
+        prompt=version.prompt,
+        maxim_id="version-2",
+        number=2,
+        description="Second",
+        model_name="gpt-4o-mini",
+        author_name="Ada",
+        source=PromptVersion.Source.CREATED,
+    )
     html = client_for(editor).get(f"/prompts/{version.prompt.pk}/").content.decode()
     assert "First cut" in html and "Second" in html and "gpt-4o-mini" in html and "Ada" in html
-    assert f'/prompts/{version.prompt.pk}/build/?from={newer.pk}' in html
+    assert f"/prompts/{version.prompt.pk}/build/?from={newer.pk}" in html
     assert f'href="/prompts/{version.prompt.pk}/build/"' in html
     assert 'id="compare-picker"' in html and 'id="import-versions"' in html
     assert "created" in html and "imported" in html
@@ -142,10 +167,20 @@ def test_prompt_page_hides_editing_from_viewers(client_for, viewer, version):
 def test_version_page_shows_all_content_and_the_run_panel(client_for, editor, version):
     version.messages = [
         {"role": "system", "content": "Sys for {{company}}"},
-        {"role": "user", "content": [{"type": "text", "text": "Look"},
-                                     {"type": "image_url", "image_url": {"url": "https://img.test/a.png", "detail": "low"}}]},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\": 1}"}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Look"},
+                {"type": "image_url", "image_url": {"url": "https://img.test/a.png", "detail": "low"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": 1}'}}
+            ],
+        },
         {"role": "tool", "content": "ok", "tool_call_id": "call_1"},
     ]
     version.tools = [{"name": "lookup", "description": "Find", "parameters": {"type": "object", "properties": {}}}]
@@ -158,8 +193,8 @@ def test_version_page_shows_all_content_and_the_run_panel(client_for, editor, ve
     assert "&quot;type&quot;: &quot;object&quot;" in html  # the schema, pretty-printed
     assert "max_tokens" in html and "256" in html and "temperature" in html
     assert 'id="run-panel"' in html
-    assert f'/prompts/{version.prompt.pk}/build/?from={version.pk}' in html
-    assert f'/versions/{version.pk}/deploy/' in html
+    assert f"/prompts/{version.prompt.pk}/build/?from={version.pk}" in html
+    assert f"/versions/{version.pk}/deploy/" in html
 
 
 def test_version_page_escapes_content(client_for, viewer, version):
@@ -170,16 +205,23 @@ def test_version_page_escapes_content(client_for, viewer, version):
 
 
 def test_version_page_never_links_a_javascript_image_url(client_for, viewer, version):
-    version.messages = [{"role": "user", "content": [
-        {"type": "image_url", "image_url": {"url": "javascript:alert(1)"}}]}]
+    version.messages = [
+        {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "javascript:alert(1)"}}]}
+    ]
     version.save()
     html = client_for(viewer).get(f"/versions/{version.pk}/").content.decode()
     assert 'href="javascript:' not in html and "<code>javascript:alert(1)</code>" in html
 
 
 def test_version_and_diff_pages_label_their_tables_and_sections(client_for, viewer, version):
-    new = PromptVersion.objects.create(prompt=version.prompt, maxim_id="version-2", number=2, model_name="gpt-4o",
-                                       model_parameters={"temperature": 1}, messages=version.messages)  # fmt: skip
+    new = PromptVersion.objects.create(
+        prompt=version.prompt,
+        maxim_id="version-2",
+        number=2,
+        model_name="gpt-4o",
+        model_parameters={"temperature": 1},
+        messages=version.messages,
+    )
     client = client_for(viewer)
     html = client.get(f"/versions/{version.pk}/").content.decode()
     assert 'aria-labelledby="version-parameters-title"' in html and 'aria-label="Model parameters"' in html

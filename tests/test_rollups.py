@@ -23,17 +23,24 @@ def direct(f: RunFilter) -> dict:
     """The slow, obviously-right answer: aggregate the runs themselves."""
     runs = history.filter_runs(f)
     row = runs.aggregate(
-        runs=Count("id"), tokens=Sum("total_tokens", default=0), cost=Sum("cost_nano", default=0),
+        runs=Count("id"),
+        tokens=Sum("total_tokens", default=0),
+        cost=Sum("cost_nano", default=0),
         priced=Count("id", filter=Q(cost_nano__isnull=False)),
         unpriced=Count("id", filter=Q(cost_nano__isnull=True, status="success")),
-    )  # fmt: skip
+    )
     return row
 
 
 def summed(f: RunFilter) -> dict:
     t = history.totals(f)
-    return {"runs": t.runs, "tokens": t.total_tokens, "cost": t.cost_nano, "priced": t.priced_runs,
-            "unpriced": t.unpriced_runs}  # fmt: skip
+    return {
+        "runs": t.runs,
+        "tokens": t.total_tokens,
+        "cost": t.cost_nano,
+        "priced": t.priced_runs,
+        "unpriced": t.unpriced_runs,
+    }
 
 
 @pytest.fixture
@@ -43,8 +50,9 @@ def versions(workspace, make_workspace, owner, version):
     return [
         version,
         PromptVersion.objects.create(prompt=version.prompt, maxim_id="v-2", number=2, model_name="gpt-4o-mini"),
-        PromptVersion.objects.create(prompt=prompt_b, maxim_id="v-b", number=1, provider="anthropic",
-                                     model_name="claude"),  # fmt: skip
+        PromptVersion.objects.create(
+            prompt=prompt_b, maxim_id="v-b", number=1, provider="anthropic", model_name="claude"
+        ),
     ]
 
 
@@ -53,16 +61,21 @@ def random_runs(rng: random.Random, versions, users, n: int) -> list[Run]:
     runs = []
     for _ in range(n):
         status = rng.choice(["success"] * 6 + ["failed", "pending", "interrupted"])
-        runs.append(make_run(
-            rng.choice(versions), rng.choice(users), status=status,
-            created_at=start + dt.timedelta(minutes=rng.randrange(0, 60 * 24 * 80)),
-            model_name=rng.choice([None, None, "override-model"]) or None,
-            prompt_tokens=rng.randrange(0, 5000), completion_tokens=rng.randrange(0, 900),
-            cost_nano=rng.choice([None, rng.randrange(0, 10**12)]),
-            latency_ms=rng.choice([None, rng.uniform(5, 5000)]),
-            record=rng.random() < 0.85,  # some runs finish without record(): the live sum covers them
-            is_draft=rng.random() < 0.2,
-        ))  # fmt: skip
+        runs.append(
+            make_run(
+                rng.choice(versions),
+                rng.choice(users),
+                status=status,
+                created_at=start + dt.timedelta(minutes=rng.randrange(0, 60 * 24 * 80)),
+                model_name=rng.choice([None, None, "override-model"]) or None,
+                prompt_tokens=rng.randrange(0, 5000),
+                completion_tokens=rng.randrange(0, 900),
+                cost_nano=rng.choice([None, rng.randrange(0, 10**12)]),
+                latency_ms=rng.choice([None, rng.uniform(5, 5000)]),
+                record=rng.random() < 0.85,  # some runs finish without record(): the live sum covers them
+                is_draft=rng.random() < 0.2,
+            )
+        )
     return runs
 
 
@@ -122,12 +135,27 @@ def test_a_pending_run_is_not_rolled_up_but_is_counted_live(version, owner, work
 def test_rebuild_gives_the_same_rows_as_recording_run_by_run(versions, owner, editor):
     random_runs(random.Random(7), versions, [owner, editor], 120)
     rollups.catch_up()
-    fields = ("grain", "day", "workspace_id", "version_id", "user_id", "provider", "model_name", "status",
-              "is_draft", *rollups.SUM_FIELDS)  # fmt: skip
+    fields = (
+        "grain",
+        "day",
+        "workspace_id",
+        "version_id",
+        "user_id",
+        "provider",
+        "model_name",
+        "status",
+        "is_draft",
+        *rollups.SUM_FIELDS,
+    )
 
     def snapshot() -> list:
-        return sorted((tuple(round(v, 6) if isinstance(v, float) else v for v in row)
-                       for row in RunRollup.objects.values_list(*fields)), key=repr)  # fmt: skip
+        return sorted(
+            (
+                tuple(round(v, 6) if isinstance(v, float) else v for v in row)
+                for row in RunRollup.objects.values_list(*fields)
+            ),
+            key=repr,
+        )
 
     incremental = snapshot()
     rollups.rebuild()
@@ -139,8 +167,14 @@ def maxim_version(fake_maxim, workspace, prompt, version):
     """The fixture workspace pointed at the fake Maxim, with the version known there."""
     ws = fake_maxim.add_workspace("Acme")
     remote_prompt = fake_maxim.add_prompt(ws["id"], "Support reply")
-    remote = fake_maxim.add_version({"promptId": remote_prompt["id"], "modelName": "gpt-4o", "modelProvider": "openai",
-                                     "messages": version.messages})  # fmt: skip
+    remote = fake_maxim.add_version(
+        {
+            "promptId": remote_prompt["id"],
+            "modelName": "gpt-4o",
+            "modelProvider": "openai",
+            "messages": version.messages,
+        }
+    )
     workspace.base_url, workspace.maxim_id = fake_maxim.base_url, ws["id"]
     workspace.save()
     prompt.maxim_id = remote_prompt["id"]
@@ -150,8 +184,9 @@ def maxim_version(fake_maxim, workspace, prompt, version):
     return version
 
 
-def test_runs_that_succeed_or_fail_through_maxim_are_rolled_up_as_they_finish(maxim_version, fake_maxim, owner,
-                                                                             workspace):  # fmt: skip
+def test_runs_that_succeed_or_fail_through_maxim_are_rolled_up_as_they_finish(
+    maxim_version, fake_maxim, owner, workspace
+):
     inputs = {"variables": {"company": "Acme", "name": "Ann"}, "turns": [{"role": "user", "content": "Where is it?"}]}
     ok = run_version(version=maxim_version, inputs=inputs, user=owner)
     failed = run_version(version=maxim_version, inputs={**inputs, "overrides": {"model_name": "fail-500"}}, user=owner)

@@ -18,8 +18,17 @@ DAY = NOW.date()
 
 
 def rollup_row(version, **extra) -> RunRollup:
-    key = {"grain": "vday", "day": DAY, "workspace": version.prompt.workspace, "prompt": version.prompt,
-           "version": version, "user": None, "provider": "openai", "model_name": "gpt-4o", "status": ""}  # fmt: skip
+    key = {
+        "grain": "vday",
+        "day": DAY,
+        "workspace": version.prompt.workspace,
+        "prompt": version.prompt,
+        "version": version,
+        "user": None,
+        "provider": "openai",
+        "model_name": "gpt-4o",
+        "status": "",
+    }
     return RunRollup(**{**key, **extra})
 
 
@@ -31,8 +40,10 @@ def test_the_database_refuses_a_second_row_for_a_key_with_no_user(version, works
 
 
 def test_every_run_adds_to_one_row_per_key_with_exact_sums(version, owner, editor, workspace):
-    runs = [make_run(version, user, created_at=NOW + dt.timedelta(minutes=i), cost_nano=1_000 + i)
-            for i, user in enumerate([owner, editor, owner, None, None])]  # fmt: skip
+    runs = [
+        make_run(version, user, created_at=NOW + dt.timedelta(minutes=i), cost_nano=1_000 + i)
+        for i, user in enumerate([owner, editor, owner, None, None])
+    ]
     vday = RunRollup.objects.get(grain="vday")
     assert (vday.runs, vday.cost_nano, vday.user_id) == (5, sum(r.cost_nano for r in runs), None)
     by_user = {r.user_id: r.runs for r in RunRollup.objects.filter(grain="day")}
@@ -57,8 +68,10 @@ def test_concurrent_first_runs_of_a_version_on_a_day_leave_one_row(version, make
     writers = 8
     # Different people: their per-user rows differ, so only the version's day row ("vday",
     # user NULL) is shared, and nothing else makes the writers wait for one another.
-    runs = [make_run(version, make_user(f"person{i}"), created_at=NOW + dt.timedelta(seconds=i), cost_nano=10,
-                     record=False) for i in range(writers)]  # fmt: skip
+    runs = [
+        make_run(version, make_user(f"person{i}"), created_at=NOW + dt.timedelta(seconds=i), cost_nano=10, record=False)
+        for i in range(writers)
+    ]
     together = threading.Barrier(writers)
     failures = []
 

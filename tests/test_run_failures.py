@@ -18,19 +18,27 @@ RUN_URL = "https://maxim.test/v1/prompts/run"
 
 
 def post_run(client, version, **extra):
-    return client.post(reverse("version_run", args=[version.pk]), run_form_data(**extra), headers={"HX-Request": "true"})
+    return client.post(
+        reverse("version_run", args=[version.pk]), run_form_data(**extra), headers={"HX-Request": "true"}
+    )
 
 
 @pytest.mark.parametrize(
     ("reply", "message", "status"),
     [
-        (httpx.Response(400, json={"error": {"message": "modelName is not supported"}}),
-         "Maxim rejected the request: modelName is not supported", 400),
+        (
+            httpx.Response(400, json={"error": {"message": "modelName is not supported"}}),
+            "Maxim rejected the request: modelName is not supported",
+            400,
+        ),
         (httpx.Response(401, json={"error": {"message": "Invalid API key"}}), "Maxim rejected the API key", 401),
         (httpx.Response(403, json={"error": "forbidden"}), "The API key has no access to this prompt version", 403),
         (httpx.Response(404, json={"error": {"message": "not found"}}), "Maxim could not find the prompt version", 404),
-        (httpx.Response(429, headers={"Retry-After": "20"}, json={"error": {"message": "slow down"}}),
-         "Maxim is rate limiting requests (429). Wait 20 seconds", 429),
+        (
+            httpx.Response(429, headers={"Retry-After": "20"}, json={"error": {"message": "slow down"}}),
+            "Maxim is rate limiting requests (429). Wait 20 seconds",
+            429,
+        ),
         (httpx.Response(500, text="boom"), "Maxim had a server error (500)", 500),
         (httpx.Response(503, text="<html>Service Unavailable</html>"), "Maxim had a server error (503)", 503),
         (httpx.Response(200, text="<html>login page</html>"), "not JSON", 200),
@@ -40,8 +48,21 @@ def post_run(client, version, **extra):
         (httpx.RemoteProtocolError("peer closed"), "The connection to Maxim at maxim.test broke", None),
         (httpx.Response(200, text='{"data": ' + "[" * 5000 + "]" * 5000 + "}"), "not JSON", 200),
     ],
-    ids=["400", "401", "403", "404", "429", "500", "503-html", "non-json", "wrong-shape",
-         "read-timeout", "connect-timeout", "dropped", "nested-5000-deep"],
+    ids=[
+        "400",
+        "401",
+        "403",
+        "404",
+        "429",
+        "500",
+        "503-html",
+        "non-json",
+        "wrong-shape",
+        "read-timeout",
+        "connect-timeout",
+        "dropped",
+        "nested-5000-deep",
+    ],
 )
 def test_a_failed_run_is_recorded_with_its_reason_and_sent_once(client_for, editor, version, reply, message, status):
     with respx.mock() as mock:
@@ -87,10 +108,15 @@ def test_a_refused_connection_fails_the_run(client_for, editor, version):
 def seeded(fake_maxim, version):
     """The version as the fake Maxim server knows it, with the workspace pointed at the server."""
     maxim_prompt = fake_maxim.add_prompt("ws_default", "Support reply")
-    maxim_version = fake_maxim.add_version({
-        "promptId": maxim_prompt["id"], "modelName": "gpt-4o", "modelProvider": "openai",
-        "messages": version.messages, "modelParameters": version.model_parameters,
-    })
+    maxim_version = fake_maxim.add_version(
+        {
+            "promptId": maxim_prompt["id"],
+            "modelName": "gpt-4o",
+            "modelProvider": "openai",
+            "messages": version.messages,
+            "modelParameters": version.model_parameters,
+        }
+    )
     prompt = version.prompt
     prompt.maxim_id = maxim_prompt["id"]
     prompt.save()
@@ -158,7 +184,9 @@ def test_an_answer_with_nul_characters_is_stored_on_every_database(client_for, e
     assert (run.status, run.output_text) == (Run.Status.SUCCESS, "a\ufffdb")
 
 
-def test_a_fault_after_maxim_answered_fails_the_run_instead_of_leaving_it_pending(client_for, editor, version, monkeypatch):
+def test_a_fault_after_maxim_answered_fails_the_run_instead_of_leaving_it_pending(
+    client_for, editor, version, monkeypatch
+):
     from prompts_app.services import runs
 
     def broken_pricing(run, *_):

@@ -28,7 +28,11 @@ BOMB_TEXT = "{{v}}" * 1_000  # 10,000 characters of value x 1,000 = 10 M charact
 @pytest.fixture
 def complaint_version(prompt):
     return PromptVersion.objects.create(
-        prompt=prompt, maxim_id="version-c", number=2, provider="openai", model_name="gpt-4o",
+        prompt=prompt,
+        maxim_id="version-c",
+        number=2,
+        provider="openai",
+        model_name="gpt-4o",
         messages=[
             {"role": "system", "content": "You are a support agent."},
             {"role": "user", "content": "Customer says: {{complaint}}"},
@@ -39,7 +43,11 @@ def complaint_version(prompt):
 @pytest.fixture
 def bomb_version(prompt):
     return PromptVersion.objects.create(
-        prompt=prompt, maxim_id="version-bomb", number=3, provider="openai", model_name="gpt-4o",
+        prompt=prompt,
+        maxim_id="version-bomb",
+        number=3,
+        provider="openai",
+        model_name="gpt-4o",
         messages=[{"role": "user", "content": BOMB_TEXT}],
     )
 
@@ -92,8 +100,12 @@ def test_a_missing_variable_is_named_and_nothing_is_sent(client_for, editor, com
 
 
 def test_the_preview_shows_the_messages_with_the_variables_filled_in(client_for, editor, complaint_version):
-    html = preview(client_for(editor), complaint_version, var__complaint="My parcel is late.",
-                   **{"turn-0-content": "Order {{complaint}}"})
+    html = preview(
+        client_for(editor),
+        complaint_version,
+        var__complaint="My parcel is late.",
+        **{"turn-0-content": "Order {{complaint}}"},
+    )
     assert "What will be sent" in html
     assert "Customer says: My parcel is late." in html
     assert "Order My parcel is late." in html
@@ -130,7 +142,7 @@ def test_a_run_after_a_refused_one_replaces_the_error(client_for, editor, compla
     outcome = refused.split('id="run-outcome"')[1]
     assert 'role="alert"' in outcome.split('id="run-result"')[0]
     ok = client.post(run_url(complaint_version), run_data(var__complaint="Late."), headers=HTMX).content.decode()
-    assert ok.lstrip().startswith("<div id=\"run-outcome\"") or '<div id="run-outcome"' in ok.split("<article")[0]
+    assert ok.lstrip().startswith('<div id="run-outcome"') or '<div id="run-outcome"' in ok.split("<article")[0]
     assert "Fill in" not in ok and "errorlist" not in ok
     assert 'data-clear-errors="run-form"' in ok  # field errors left from the refusal go too (static/js/app.js)
     assert "Hi Ann, how can I help?" in ok
@@ -144,12 +156,18 @@ def test_a_key_used_on_another_workspaces_version_does_not_return_that_run(
 ):
     other_ws = make_workspace(owner=owner, name="Other", maxim_id="ws-2", members=[(editor, Role.EDITOR)])
     other_prompt = Prompt.objects.create(workspace=other_ws, maxim_id="prompt-9", name="Elsewhere")
-    other = PromptVersion.objects.create(prompt=other_prompt, maxim_id="v-9", number=1, model_name="gpt-4o",
-                                         messages=[{"role": "user", "content": "Other {{complaint}}"}])
+    other = PromptVersion.objects.create(
+        prompt=other_prompt,
+        maxim_id="v-9",
+        number=1,
+        model_name="gpt-4o",
+        messages=[{"role": "user", "content": "Other {{complaint}}"}],
+    )
     client = client_for(editor)
     client.post(run_url(other), run_data(idempotency_key="same", var__complaint="A"), headers=HTMX)
-    html = client.post(run_url(complaint_version), run_data(idempotency_key="same", var__complaint="B"),
-                       headers=HTMX).content.decode()
+    html = client.post(
+        run_url(complaint_version), run_data(idempotency_key="same", var__complaint="B"), headers=HTMX
+    ).content.decode()
     mine = Run.objects.get(version=complaint_version)
     assert f'href="/runs/{mine.pk}/"' in html
     assert Run.objects.count() == 2 and maxim.calls.call_count == 2
@@ -163,9 +181,16 @@ def test_a_key_used_on_another_workspaces_version_does_not_return_that_run(
 
 def test_a_failed_run_shows_a_dash_not_zero_tokens(client_for, editor, version):
     run = Run.objects.create(
-        workspace=version.prompt.workspace, prompt=version.prompt, version=version, user=editor,
-        status=Run.Status.FAILED, error="Maxim rejected the API key", model_name="gpt-4o", provider="openai",
-        input={}, request_body={"messages": []},
+        workspace=version.prompt.workspace,
+        prompt=version.prompt,
+        version=version,
+        user=editor,
+        status=Run.Status.FAILED,
+        error="Maxim rejected the API key",
+        model_name="gpt-4o",
+        provider="openai",
+        input={},
+        request_body={"messages": []},
     )
     client = client_for(editor)
     fragment = client.get(reverse("run_result", args=[run.pk])).content.decode()
@@ -199,7 +224,10 @@ def test_a_variable_bomb_is_refused_by_the_run_form_with_the_input_kept(client_f
 
 def test_many_messages_under_the_per_message_limit_are_refused_for_the_total(client_for, editor, prompt, maxim):
     version = PromptVersion.objects.create(
-        prompt=prompt, maxim_id="v-many", number=4, model_name="gpt-4o",
+        prompt=prompt,
+        maxim_id="v-many",
+        number=4,
+        model_name="gpt-4o",
         messages=[{"role": "user", "content": "{{v}} {{v}}"}] * 5,  # 5 x 180,001 characters
     )
     response = client_for(editor).post(run_url(version), run_data(var__v="q" * 90_000), headers=HTMX)
@@ -245,8 +273,14 @@ def test_a_typed_value_over_the_limit_is_refused_even_if_unused():
 
 def test_run_again_refuses_a_stored_body_over_the_limits(client_for, editor, version, maxim):
     run = Run.objects.create(
-        workspace=version.prompt.workspace, prompt=version.prompt, version=version, user=editor,
-        status=Run.Status.SUCCESS, model_name="gpt-4o", provider="openai", input={},
+        workspace=version.prompt.workspace,
+        prompt=version.prompt,
+        version=version,
+        user=editor,
+        status=Run.Status.SUCCESS,
+        model_name="gpt-4o",
+        provider="openai",
+        input={},
         request_body={"messages": [{"role": "user", "content": "x" * 150_000}], "modelName": "gpt-4o"},
     )
     response = client_for(editor).post(reverse("run_again", args=[run.pk]), {"idempotency_key": "again"})
@@ -284,8 +318,9 @@ class TestTheComparisonForm:
             ("var__company", 1_000_000, "The value of {{company}} is 1,000,000 characters long"),
         ],
     )
-    def test_a_huge_turn_or_value_is_refused(self, client_for, editor, workspace, prompt, echo_maxim, field, size,
-                                              message):
+    def test_a_huge_turn_or_value_is_refused(
+        self, client_for, editor, workspace, prompt, echo_maxim, field, size, message
+    ):
         versions = [make_version(prompt, 1), make_version(prompt, 2)]
         response = self.post(client_for(editor), workspace, versions, **{field: "k" * size})
         assert response.status_code == 200

@@ -36,8 +36,9 @@ def page_of(client, run) -> str:
 
 def test_a_known_model_is_priced_from_genai_prices(client_for, editor, version, maxim):
     run = run_with(version, editor)
-    expected = pricing.price_tokens(provider="openai", model="gpt-4o", prompt_tokens=1000, completion_tokens=500,
-                                    at=run.created_at)
+    expected = pricing.price_tokens(
+        provider="openai", model="gpt-4o", prompt_tokens=1000, completion_tokens=500, at=run.created_at
+    )
     assert run.cost_nano == expected.cost_nano > 0
     # gpt-4o: $2.50 in and $10 out per 1M tokens -> $0.0025 + $0.005
     assert run.cost_nano == 7_500_000
@@ -49,8 +50,12 @@ def test_a_known_model_is_priced_from_genai_prices(client_for, editor, version, 
 
 
 def test_a_custom_price_wins_over_the_library(client_for, editor, version, maxim):
-    CustomPrice.objects.create(workspace=version.prompt.workspace, model_pattern="gpt-4o*",
-                               input_usd_per_mtok=Decimal("1"), output_usd_per_mtok=Decimal("2"))
+    CustomPrice.objects.create(
+        workspace=version.prompt.workspace,
+        model_pattern="gpt-4o*",
+        input_usd_per_mtok=Decimal("1"),
+        output_usd_per_mtok=Decimal("2"),
+    )
     run = run_with(version, editor)
     assert run.cost_nano == 1000 * 1000 + 500 * 2000  # nano-USD: $1/1M = 1,000 nano per token
     assert run.price_source.startswith("custom: gpt-4o*")
@@ -58,8 +63,12 @@ def test_a_custom_price_wins_over_the_library(client_for, editor, version, maxim
 
 
 def test_a_local_model_with_a_zero_price_costs_zero_not_unpriced(client_for, editor, version, maxim):
-    CustomPrice.objects.create(workspace=version.prompt.workspace, model_pattern="ollama/*",
-                               input_usd_per_mtok=Decimal("0"), output_usd_per_mtok=Decimal("0"))
+    CustomPrice.objects.create(
+        workspace=version.prompt.workspace,
+        model_pattern="ollama/*",
+        input_usd_per_mtok=Decimal("0"),
+        output_usd_per_mtok=Decimal("0"),
+    )
     run = run_with(version, editor, provider="ollama", model_name="llama3.1")
     assert run.cost_nano == 0 and run.is_priced
     html = page_of(client_for(editor), run)

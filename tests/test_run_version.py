@@ -14,13 +14,19 @@ from prompts_app.services.runs import execute_run, run_version, start_run
 from tests.maxim_spec import validate_request
 
 RUN_URL = "https://maxim.test/v1/prompts/run"
-INPUTS = {"turns": [{"role": "user", "content": "Where is my order, {{name}}?"}],
-          "variables": {"company": "Acme", "name": "Ann"}, "overrides": {}}
+INPUTS = {
+    "turns": [{"role": "user", "content": "Where is my order, {{name}}?"}],
+    "variables": {"company": "Acme", "name": "Ann"},
+    "overrides": {},
+}
 
 
 def answer(output, prompt_tokens=12, completion_tokens=5) -> httpx.Response:
-    usage = {"promptTokens": prompt_tokens, "completionTokens": completion_tokens,
-             "totalTokens": prompt_tokens + completion_tokens}
+    usage = {
+        "promptTokens": prompt_tokens,
+        "completionTokens": completion_tokens,
+        "totalTokens": prompt_tokens + completion_tokens,
+    }
     return httpx.Response(200, json={"data": {"output": output, "usage": usage}})
 
 
@@ -57,8 +63,11 @@ def test_variables_are_filled_into_the_version_messages_and_the_turns(version, e
 @respx.mock
 def test_overrides_replace_model_provider_and_parameters(version, editor):
     route = respx.post(RUN_URL).mock(return_value=answer(chat("ok")))
-    overrides = {"model_name": "claude-3-5-haiku-latest", "provider": "anthropic",
-                 "model_parameters": {"temperature": 0.9, "top_p": 0.5}}
+    overrides = {
+        "model_name": "claude-3-5-haiku-latest",
+        "provider": "anthropic",
+        "model_parameters": {"temperature": 0.9, "top_p": 0.5},
+    }
     run = run_version(version=version, inputs={**INPUTS, "overrides": overrides}, user=editor)
     body = the_body(route)
     assert body["modelName"] == "claude-3-5-haiku-latest" and body["modelProvider"] == "anthropic"
@@ -70,10 +79,18 @@ def test_overrides_replace_model_provider_and_parameters(version, editor):
 @respx.mock
 def test_version_tools_go_into_model_parameters(prompt, editor):
     version = PromptVersion.objects.create(
-        prompt=prompt, maxim_id="v-tools", provider="openai", model_name="gpt-4o",
+        prompt=prompt,
+        maxim_id="v-tools",
+        provider="openai",
+        model_name="gpt-4o",
         messages=[{"role": "system", "content": "Use tools."}],
-        tools=[{"name": "lookup_order", "description": "Find an order",
-                "parameters": {"type": "object", "properties": {"id": {"type": "string"}}}}],
+        tools=[
+            {
+                "name": "lookup_order",
+                "description": "Find an order",
+                "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+            }
+        ],
     )
     route = respx.post(RUN_URL).mock(return_value=answer(chat("ok")))
     run_version(version=version, inputs={"turns": [{"role": "user", "content": "hi"}]}, user=editor)
@@ -123,8 +140,13 @@ def test_the_key_is_a_header_and_never_stored(version, editor):
 
 @respx.mock
 def test_tool_calls_are_kept_and_rendered_with_pretty_arguments(version, editor):
-    calls = [{"id": "call_1", "type": "function",
-              "function": {"name": "lookup_order", "arguments": '{"id":"A-17","full":true}'}}]
+    calls = [
+        {
+            "id": "call_1",
+            "type": "function",
+            "function": {"name": "lookup_order", "arguments": '{"id":"A-17","full":true}'},
+        }
+    ]
     respx.post(RUN_URL).mock(return_value=answer(chat(None, calls)))
     run = run_version(version=version, inputs=INPUTS, user=editor)
     assert run.tool_calls == calls
@@ -160,8 +182,9 @@ def test_an_unknown_output_shape_is_shown_as_pretty_json(version, editor):
 def test_a_draft_content_is_run_against_its_version(version, editor):
     route = respx.post(RUN_URL).mock(return_value=answer(chat("ok")))
     content = {**version.content(), "model_name": "gpt-4o-mini", "messages": [{"role": "system", "content": "Draft"}]}
-    run, created = start_run(version=version, inputs={"turns": [{"role": "user", "content": "x"}]},
-                             user=editor, content=content)
+    run, created = start_run(
+        version=version, inputs={"turns": [{"role": "user", "content": "x"}]}, user=editor, content=content
+    )
     assert created and run.is_draft
     execute_run(run)
     body = the_body(route)

@@ -99,7 +99,9 @@ def test_the_same_submission_posted_twice_runs_once(client_for, editor, version,
 def test_empty_input_is_an_error_that_keeps_what_was_typed(client_for, editor, version, maxim):
     version.messages = [{"role": "system", "content": "  "}]  # nothing of its own to send
     version.save()
-    response = client_for(editor).post(run_url(version), run_form_data(**{"turn-0-content": "   ", "turn-0-role": "assistant"}))
+    response = client_for(editor).post(
+        run_url(version), run_form_data(**{"turn-0-content": "   ", "turn-0-role": "assistant"})
+    )
     assert response.status_code == 200
     html = response.content.decode()
     assert "Nothing would be sent" in html
@@ -117,7 +119,9 @@ def test_a_missing_variable_is_named_in_the_error(client_for, editor, version, m
 
 
 def test_oversized_input_names_the_limit(client_for, editor, version, maxim):
-    response = client_for(editor).post(run_url(version), run_form_data(**{"turn-0-content": "x" * (MAX_INPUT_CHARS + 1)}))
+    response = client_for(editor).post(
+        run_url(version), run_form_data(**{"turn-0-content": "x" * (MAX_INPUT_CHARS + 1)})
+    )
     assert response.status_code == 200
     assert f"the limit is {MAX_INPUT_CHARS:,} characters" in response.content.decode()
     assert maxim.calls.call_count == 0
@@ -162,10 +166,14 @@ def test_adding_a_turn_keeps_everything_typed(client_for, editor, version, maxim
 
 
 def test_removing_a_turn_keeps_the_others(client_for, editor, version, maxim):
-    data = run_form_data(**{
-        "action": "remove-turn-0", "turn-TOTAL_FORMS": "2",
-        "turn-1-role": "assistant", "turn-1-content": "Second turn stays",
-    })
+    data = run_form_data(
+        **{
+            "action": "remove-turn-0",
+            "turn-TOTAL_FORMS": "2",
+            "turn-1-role": "assistant",
+            "turn-1-content": "Second turn stays",
+        }
+    )
     html = client_for(editor).post(run_url(version), data).content.decode()
     assert "Second turn stays" in html and "Where is my order?" not in html
     assert 'name="turn-1-content"' not in html
@@ -200,8 +208,13 @@ def test_run_again_sends_the_same_body_as_a_new_run(client_for, editor, owner, v
 
 def test_a_stale_pending_run_shows_as_interrupted(client_for, editor, version):
     run = Run.objects.create(
-        workspace=version.prompt.workspace, prompt=version.prompt, version=version, user=editor,
-        provider="openai", model_name="gpt-4o", created_at=timezone.now() - timedelta(hours=1),
+        workspace=version.prompt.workspace,
+        prompt=version.prompt,
+        version=version,
+        user=editor,
+        provider="openai",
+        model_name="gpt-4o",
+        created_at=timezone.now() - timedelta(hours=1),
         started_at=timezone.now() - timedelta(hours=1),
     )
     html = client_for(editor).get(reverse("run_detail", args=[run.pk])).content.decode()
@@ -212,8 +225,12 @@ def test_a_stale_pending_run_shows_as_interrupted(client_for, editor, version):
 
 def test_a_fresh_pending_result_keeps_polling(client_for, editor, version):
     run = Run.objects.create(
-        workspace=version.prompt.workspace, prompt=version.prompt, version=version, user=editor,
-        provider="openai", model_name="gpt-4o",
+        workspace=version.prompt.workspace,
+        prompt=version.prompt,
+        version=version,
+        user=editor,
+        provider="openai",
+        model_name="gpt-4o",
     )
     html = client_for(editor).get(reverse("run_result", args=[run.pk])).content.decode()
     assert f'hx-get="{reverse("run_result", args=[run.pk])}?wait=1" hx-trigger="load"' in html
@@ -264,8 +281,18 @@ def test_each_turn_role_select_has_an_accessible_name(client_for, editor, versio
 def test_after_a_reload_the_version_page_points_to_a_run_still_waiting_for_maxim(client_for, editor, viewer, version):
     from prompts_app.models import Run
 
-    run = Run.objects.create(workspace=version.prompt.workspace, prompt=version.prompt, version=version, user=editor,
-                             provider=version.provider, model_name=version.model_name, status=Run.Status.PENDING)  # fmt: skip
+    run = Run.objects.create(
+        workspace=version.prompt.workspace,
+        prompt=version.prompt,
+        version=version,
+        user=editor,
+        provider=version.provider,
+        model_name=version.model_name,
+        status=Run.Status.PENDING,
+    )
     html = client_for(editor).get(reverse("version_detail", args=[version.pk])).content.decode()
     assert "is still waiting for Maxim" in html and reverse("run_detail", args=[run.pk]) in html
-    assert "is still waiting for Maxim" not in client_for(viewer).get(reverse("version_detail", args=[version.pk])).content.decode()
+    assert (
+        "is still waiting for Maxim"
+        not in client_for(viewer).get(reverse("version_detail", args=[version.pk])).content.decode()
+    )

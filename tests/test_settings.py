@@ -50,8 +50,11 @@ def test_the_held_request_bound_comes_from_the_environment_and_is_checked():
         result = load_settings({**SECRETS, "MAXIMUI_HELD_REQUESTS": bad})
         assert result.returncode != 0 and f"MAXIMUI_HELD_REQUESTS={bad!r} {message}" in result.stderr
 
+
 def test_a_postgres_database_url_selects_the_postgresql_engine():
-    code = "import maximui.settings as s; d = s.DATABASES['default']; print(d['ENGINE'], d['NAME'], d['HOST'], d['PORT'])"
+    code = (
+        "import maximui.settings as s; d = s.DATABASES['default']; print(d['ENGINE'], d['NAME'], d['HOST'], d['PORT'])"
+    )
     result = load_settings({**SECRETS, "DATABASE_URL": "postgres://app:pw@db.internal:5433/maximui"}, code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["django.db.backends.postgresql", "maximui", "db.internal", "5433"]
@@ -65,7 +68,9 @@ def test_without_database_url_sqlite_lives_in_the_var_dir(tmp_path):
 
 def test_an_env_file_supplies_values_and_the_environment_wins(tmp_path):
     env_file = tmp_path / "test.env"
-    env_file.write_text(f"# local\nSECRET_KEY={'f' * 50}\nMAXIMUI_ENCRYPTION_KEYS={SECRETS['MAXIMUI_ENCRYPTION_KEYS']}\nTIME_ZONE=Europe/Paris\n")
+    env_file.write_text(
+        f"# local\nSECRET_KEY={'f' * 50}\nMAXIMUI_ENCRYPTION_KEYS={SECRETS['MAXIMUI_ENCRYPTION_KEYS']}\nTIME_ZONE=Europe/Paris\n"
+    )
     code = "import maximui.settings as s; print(s.SECRET_KEY[:3], s.TIME_ZONE)"
     result = load_settings({"MAXIMUI_ENV_FILE": str(env_file), "TIME_ZONE": "Asia/Tokyo"}, code)
     assert result.returncode == 0, result.stderr
@@ -87,6 +92,8 @@ def test_a_malformed_env_file_line_is_reported_with_its_number(tmp_path):
 def test_a_fresh_checkout_without_a_var_dir_can_migrate_its_sqlite_database(tmp_path):
     var_dir = tmp_path / "var"  # git-ignored, so a fresh clone has none
     code = "import django; django.setup(); from django.core.management import call_command; call_command('migrate', verbosity=0)"
-    result = load_settings({**SECRETS, "MAXIMUI_VAR_DIR": str(var_dir), "DJANGO_SETTINGS_MODULE": "maximui.settings"}, code)
+    result = load_settings(
+        {**SECRETS, "MAXIMUI_VAR_DIR": str(var_dir), "DJANGO_SETTINGS_MODULE": "maximui.settings"}, code
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (var_dir / "db.sqlite3").exists()

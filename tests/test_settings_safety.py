@@ -9,7 +9,6 @@ import pytest
 from tests.conftest import SECRETS, load_settings
 
 
-
 @pytest.mark.parametrize("hosts", ["maximui.example.com", "*", "127.0.0.1,10.0.0.7"])
 def test_debug_with_a_non_loopback_host_stops_start_up(hosts):
     # A debug page shows local variables (once, a decrypted key among them) to whoever reaches it.

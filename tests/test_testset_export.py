@@ -9,10 +9,18 @@ from prompts_app import testset_files as files
 from prompts_app.services import testsets as services
 
 CASES = [
-    ({"name": "Ada", "formula": "=1+1"}, [], "Hi Ada, \"quoted\", with, commas"),
+    ({"name": "Ada", "formula": "=1+1"}, [], 'Hi Ada, "quoted", with, commas'),
     ({"name": "Bob", "formula": "-5"}, [{"role": "user", "content": "Hello\nthere"}], "'=already"),
-    ({"name": "Ünïcode ✓", "formula": "@sum"}, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], ""),
-    ({"name": "Dee", "formula": "plain"}, [{"role": "user", "content": '[{"role": "user", "content": "x"}]'}], "  spaced  "),
+    (
+        {"name": "Ünïcode ✓", "formula": "@sum"},
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}],
+        "",
+    ),
+    (
+        {"name": "Dee", "formula": "plain"},
+        [{"role": "user", "content": '[{"role": "user", "content": "x"}]'}],
+        "  spaced  ",
+    ),
 ]
 
 

@@ -49,7 +49,11 @@ def test_multiline_cells_keep_the_line_numbers_of_later_rows():
 
 def test_jsonl_reads_structured_and_flat_lines():
     lines = [
-        {"variables": {"name": "Ada", "age": 36}, "expected_output": "Hi", "turns": [{"role": "user", "content": "Hey"}]},
+        {
+            "variables": {"name": "Ada", "age": 36},
+            "expected_output": "Hi",
+            "turns": [{"role": "user", "content": "Hey"}],
+        },
         {"name": "Bob", "expected": "Yo", "input": "Sup"},
         {"variables": {"name": "Cy"}},
     ]
@@ -103,7 +107,9 @@ def test_a_file_that_is_not_utf8_is_refused_with_what_to_do():
 
 
 def test_files_over_ten_megabytes_are_refused_before_parsing():
-    assert parse(b"a\n" + b"x" * (10 * 1024 * 1024)).problems == ["The file is over 10 MB; split it into smaller files."]
+    assert parse(b"a\n" + b"x" * (10 * 1024 * 1024)).problems == [
+        "The file is over 10 MB; split it into smaller files."
+    ]
 
 
 def test_more_than_ten_thousand_rows_are_refused():
@@ -116,7 +122,9 @@ def test_cells_over_a_hundred_thousand_characters_are_errors():
     long_cell = "y" * 100_001
     assert parse(f"a,b\n{long_cell},1\n").rows[0].errors == ["a is longer than 100,000 characters."]
     beyond_csv_limit = "z" * 140_000  # longer than the csv module reads at all
-    assert parse(f"a\n{beyond_csv_limit}\n").problems == ["Line 2: this is not valid CSV (a cell is longer than 100,000 characters)."]
+    assert parse(f"a\n{beyond_csv_limit}\n").problems == [
+        "Line 2: this is not valid CSV (a cell is longer than 100,000 characters)."
+    ]
     jsonl = json.dumps({"variables": {"a": long_cell}})
     assert parse(jsonl, "x.jsonl").rows[0].errors == ["a is longer than 100,000 characters."]
 
@@ -161,7 +169,10 @@ def test_upload_shows_a_preview_and_saves_nothing_until_confirmed(client_for, ed
     assert test_set.cases.count() == 0
     done = client.post(reverse("testset_import_confirm", args=[test_set.pk, staged.pk]))
     assert done.status_code == 302 and done.url == reverse("testset_detail", args=[test_set.pk])
-    assert [c.variables for c in test_set.cases.all()] == [{"name": "Ada", "company": "Acme"}, {"name": "Bob", "company": "Initech"}]
+    assert [c.variables for c in test_set.cases.all()] == [
+        {"name": "Ada", "company": "Acme"},
+        {"name": "Bob", "company": "Initech"},
+    ]
     assert [c.position for c in test_set.cases.all()] == [1, 2]
     test_set.refresh_from_db()
     assert test_set.variable_names == ["name", "company"]
@@ -214,8 +225,11 @@ def test_a_file_past_the_limit_is_dropped_while_it_is_read(client_for, editor, t
     settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 10**9  # so the kept part would be in memory, not a temp file
     stored = []
     original = django_uploadhandler.MemoryFileUploadHandler.receive_data_chunk
-    monkeypatch.setattr(django_uploadhandler.MemoryFileUploadHandler, "receive_data_chunk",
-                        lambda self, data, start: stored.append(len(data)) or original(self, data, start))  # fmt: skip
+    monkeypatch.setattr(
+        django_uploadhandler.MemoryFileUploadHandler,
+        "receive_data_chunk",
+        lambda self, data, start: stored.append(len(data)) or original(self, data, start),
+    )
     page = upload(client_for(editor), test_set, b"a\n" + b"x" * 1_000_000)
     assert page.status_code == 200
     assert "The file is over 0 MB; split it into smaller files." in page.content.decode()
@@ -254,12 +268,16 @@ def test_someone_else_cannot_see_or_confirm_my_upload(client_for, editor, owner,
     upload(client_for(editor), test_set, CSV)
     staged = TestSetUpload.objects.get()
     other = client_for(owner)  # same workspace, different person
-    assert "That upload is gone" in other.get(reverse("testset_import_preview", args=[test_set.pk, staged.pk]), follow=True).content.decode()
+    assert (
+        "That upload is gone"
+        in other.get(reverse("testset_import_preview", args=[test_set.pk, staged.pk]), follow=True).content.decode()
+    )
     other.post(reverse("testset_import_confirm", args=[test_set.pk, staged.pk]))
     assert test_set.cases.count() == 0
     # nor through a set of their own
-    own_set = services.create_test_set(workspace=make_workspace(owner=outsider, name="O", maxim_id="ws-3"), name="Mine",
-                                       description="", user=outsider)  # fmt: skip
+    own_set = services.create_test_set(
+        workspace=make_workspace(owner=outsider, name="O", maxim_id="ws-3"), name="Mine", description="", user=outsider
+    )
     client_for(outsider).post(reverse("testset_import_confirm", args=[own_set.pk, staged.pk]))
     assert own_set.cases.count() == 0 and TestSetUpload.objects.filter(pk=staged.pk).exists()
 
@@ -276,15 +294,21 @@ def test_imports_append_after_existing_cases(client_for, editor, test_set):
 
 def test_a_file_with_more_variable_columns_than_a_set_holds_is_refused_at_once():
     header = ",".join(f"v{n}" for n in range(5_000))
-    parsed = files.parse_file((header + "\n" + ",".join("x" for _ in range(5_000)) + "\n").encode(), filename="wide.csv")
+    parsed = files.parse_file(
+        (header + "\n" + ",".join("x" for _ in range(5_000)) + "\n").encode(), filename="wide.csv"
+    )
     assert not parsed.ok
-    assert parsed.problems == [f"Line 1: the file has 5,000 variable columns; a test set holds at most {files.MAX_VARIABLES}."]
+    assert parsed.problems == [
+        f"Line 1: the file has 5,000 variable columns; a test set holds at most {files.MAX_VARIABLES}."
+    ]
 
 
 def test_jsonl_lines_with_too_many_variables_or_nested_too_deeply_are_refused():
     wide = json.dumps({"variables": {f"v{n}": "x" for n in range(files.MAX_VARIABLES + 1)}})
     parsed = files.parse_file((wide + "\n").encode(), filename="wide.jsonl")
-    assert parsed.problems == [f"Line 1: {files.MAX_VARIABLES + 1} variables; a test set holds at most {files.MAX_VARIABLES}."]
+    assert parsed.problems == [
+        f"Line 1: {files.MAX_VARIABLES + 1} variables; a test set holds at most {files.MAX_VARIABLES}."
+    ]
     deep = '{"variables": {"a": ' + "[" * 300_000 + "]" * 300_000 + "}}"
     parsed = files.parse_file((deep + "\n").encode(), filename="deep.jsonl")
     assert parsed.bad_rows and parsed.bad_rows[0].errors[0].startswith("nested too deeply")

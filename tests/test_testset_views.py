@@ -13,8 +13,9 @@ from prompts_app.services import testsets as services
 def test_set(workspace, owner):
     test_set = services.create_test_set(workspace=workspace, name="Greetings", description="Hello cases", user=owner)
     services.add_case(test_set, variables={"name": "Ada", "company": "Acme"}, turns=[], expected_output="Hi Ada")
-    services.add_case(test_set, variables={"name": "Bob"}, turns=[{"role": "user", "content": "Hey"}],
-                      expected_output="Hi Bob")  # fmt: skip
+    services.add_case(
+        test_set, variables={"name": "Bob"}, turns=[{"role": "user", "content": "Hey"}], expected_output="Hi Bob"
+    )
     return test_set
 
 
@@ -29,7 +30,7 @@ def test_the_case_table_shows_variables_as_columns(client_for, viewer, test_set)
     assert page.status_code == 200
     html = page.content.decode()
     assert 'aria-label="Cases in Greetings"' in html
-    assert "<th scope=\"col\" class=\"wrap\">name</th>" in html and ">company</th>" in html
+    assert '<th scope="col" class="wrap">name</th>' in html and ">company</th>" in html
     assert "Hi Ada" in html and "Hi Bob" in html
     assert "Add a case" not in html  # a viewer reads only
     assert 'aria-label="Edit case 1"' not in html
@@ -97,7 +98,9 @@ def test_editors_and_owners_create_rename_and_delete_sets(client_for, role, requ
 
 
 def test_creating_a_set_without_a_name_keeps_the_description(client_for, editor, workspace):
-    page = client_for(editor).post(reverse("testset_list", args=[workspace.pk]), {"name": "", "description": "Kept text"})
+    page = client_for(editor).post(
+        reverse("testset_list", args=[workspace.pk]), {"name": "", "description": "Kept text"}
+    )
     assert page.status_code == 200
     assert "Kept text" in page.content.decode() and 'role="alert"' in page.content.decode()
     assert not TestSet.objects.exists()
@@ -132,8 +135,9 @@ def test_inline_edit_swaps_the_row_for_a_form_and_back(client_for, editor, test_
     html = form.content.decode()
     assert html.lstrip().startswith(f'<tr id="case-{case.pk}" class="editing">')
     assert "<html" not in html and 'hx-target="#case-' in html and 'hx-sync="this:drop"' in html
-    saved = client.post(reverse("testcase_edit", args=[case.pk]), case_data(**{"var-0": "Ada L."}),
-                        headers={"HX-Request": "true"})  # fmt: skip
+    saved = client.post(
+        reverse("testcase_edit", args=[case.pk]), case_data(**{"var-0": "Ada L."}), headers={"HX-Request": "true"}
+    )
     assert saved.status_code == 200
     assert saved.content.decode().lstrip().startswith(f'<tr id="case-{case.pk}">')
     assert "Ada L." in saved.content.decode()
@@ -157,7 +161,9 @@ def test_editing_without_javascript_is_a_page_and_a_redirect(client_for, editor,
     case = test_set.cases.get(position=2)
     page = client.get(reverse("testcase_edit", args=[case.pk]))
     assert "<html" in page.content.decode() and "Edit case 2" in page.content.decode()
-    bad = client.post(reverse("testcase_edit", args=[case.pk]), case_data(turns='[{"role": "user"}]', **{"var-0": "Kept"}))
+    bad = client.post(
+        reverse("testcase_edit", args=[case.pk]), case_data(turns='[{"role": "user"}]', **{"var-0": "Kept"})
+    )
     assert bad.status_code == 200 and "<html" in bad.content.decode()
     assert "turn 1 needs text content" in bad.content.decode() and "Kept" in bad.content.decode()
     good = client.post(reverse("testcase_edit", args=[case.pk]), case_data(turns="Plain question?"))
@@ -184,7 +190,9 @@ def test_cases_are_paginated_fifty_a_page(client_for, viewer, test_set):
     assert client.get(reverse("testset_detail", args=[test_set.pk]) + "?page=zz").status_code == 200
 
 
-def test_a_case_from_another_workspace_cannot_be_edited_through_mine(client_for, make_workspace, outsider, editor, test_set):
+def test_a_case_from_another_workspace_cannot_be_edited_through_mine(
+    client_for, make_workspace, outsider, editor, test_set
+):
     theirs = make_workspace(owner=outsider, name="Other", maxim_id="ws-2")
     other_set = services.create_test_set(workspace=theirs, name="Theirs", description="", user=outsider)
     other_case = services.add_case(other_set, variables={"x": "1"}, turns=[], expected_output="")

@@ -6,15 +6,28 @@ import json
 
 import pytest
 
-from prompts_app.forms.builder import NEW_TOOL_SCHEMA, BuilderForm, apply_action, state_from_content, state_from_data, state_to_data
+from prompts_app.forms.builder import (
+    NEW_TOOL_SCHEMA,
+    BuilderForm,
+    apply_action,
+    state_from_content,
+    state_from_data,
+    state_to_data,
+)
 from prompts_app.forms.versions import MAX_SCHEMA_CHARS, MAX_TOOLS
 
 OBJECT = {"type": "object", "properties": {"q": {"type": "string"}}}
 
 
 def content_with(tools):
-    return {"description": "", "provider": "openai", "model_name": "gpt-4o", "model_parameters": {},
-            "messages": [{"role": "user", "content": "hi"}], "tools": tools}
+    return {
+        "description": "",
+        "provider": "openai",
+        "model_name": "gpt-4o",
+        "model_parameters": {},
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": tools,
+    }
 
 
 def form_for(tools, *actions, edit=None):

@@ -21,38 +21,73 @@ EVERYTHING = {
         "frequency_penalty": -0.5,
         "presence_penalty": 1.25,
         "stop": ["END", "  ###"],
-        "response_format": {"type": "json_schema", "json_schema": {
-            "name": "reply", "strict": True,
-            "schema": {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}}},
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {
+                "name": "reply",
+                "strict": True,
+                "schema": {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]},
+            },
+        },
         "seed": 42,
         "tool_choice": {"type": "function", "function": {"name": "lookup_order"}},
         "logit_bias": {"50256": -100},
     },
     "messages": [
         {"role": "system", "content": "You help {{company}} customers.\n\n  Indented line kept.  "},
-        {"role": "user", "content": [
-            {"type": "text", "text": "What is in this picture, {{name}}?"},
-            {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "high"}},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
-            {"type": "text", "text": ""},
-        ]},
-        {"role": "assistant", "content": "Let me check.", "tool_calls": [
-            {"id": "call_abc", "type": "function", "function": {"name": "lookup_order", "arguments": "{\"id\": \"A-1\"}"}},
-            {"id": "call_def", "type": "function", "function": {"name": "refund", "arguments": "{ \"amount\" : 3.50 }"}},
-        ]},
-        {"role": "tool", "content": "{\"status\": \"shipped\"}", "tool_call_id": "call_abc"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in this picture, {{name}}?"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "high"}},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                {"type": "text", "text": ""},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "Let me check.",
+            "tool_calls": [
+                {
+                    "id": "call_abc",
+                    "type": "function",
+                    "function": {"name": "lookup_order", "arguments": '{"id": "A-1"}'},
+                },
+                {
+                    "id": "call_def",
+                    "type": "function",
+                    "function": {"name": "refund", "arguments": '{ "amount" : 3.50 }'},
+                },
+            ],
+        },
+        {"role": "tool", "content": '{"status": "shipped"}', "tool_call_id": "call_abc"},
         {"role": "tool", "content": [{"type": "text", "text": "refunded"}], "tool_call_id": "call_def"},
-        {"role": "assistant", "content": "", "tool_calls": [
-            {"id": "call_x", "type": "function", "function": {"name": "lookup_order", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {"id": "call_x", "type": "function", "function": {"name": "lookup_order", "arguments": "{}"}}
+            ],
+        },
         {"role": "model", "content": "model says"},
         {"role": "chatbot", "content": "chatbot says"},
     ],
     "tools": [
-        {"name": "lookup_order", "description": "Find an order by id",
-         "parameters": {"type": "object", "properties": {"id": {"type": "string", "pattern": "^[A-Z]-\\d+$"}},
-                        "required": ["id"], "additionalProperties": False}},
-        {"name": "refund", "description": "",
-         "parameters": {"type": "object", "properties": {"amount": {"type": "number", "minimum": 0}}}},
+        {
+            "name": "lookup_order",
+            "description": "Find an order by id",
+            "parameters": {
+                "type": "object",
+                "properties": {"id": {"type": "string", "pattern": "^[A-Z]-\\d+$"}},
+                "required": ["id"],
+                "additionalProperties": False,
+            },
+        },
+        {
+            "name": "refund",
+            "description": "",
+            "parameters": {"type": "object", "properties": {"amount": {"type": "number", "minimum": 0}}},
+        },
     ],
 }
 

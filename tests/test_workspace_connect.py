@@ -124,7 +124,9 @@ def test_step_two_without_step_one_redirects_to_step_one(client_for, owner):
         (KEY, "https://user:pw@maxim.test", "base_url", "must not contain"),
     ],
 )
-def test_bad_input_gets_a_message_next_to_the_field_and_keeps_the_url(client_for, owner, maxim, key, base_url, field, message):
+def test_bad_input_gets_a_message_next_to_the_field_and_keeps_the_url(
+    client_for, owner, maxim, key, base_url, field, message
+):
     route = maxim.get("/v1/workspaces")
     response = _step1(client_for(owner), key=key, base_url=base_url)
     assert response.status_code == 200

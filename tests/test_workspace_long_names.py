@@ -13,9 +13,16 @@ LONG = "W" * 300
 @pytest.mark.django_db(transaction=True)
 def test_no_workspace_page_is_wider_than_the_viewport(page, browser_login, make_workspace, owner, viewer):
     page.set_viewport_size({"width": 800, "height": 900})
-    workspace = make_workspace(owner=owner, name=LONG, maxim_id="id-" + "x" * 190,
-                               base_url="https://maxim.test/" + "p" * 300, members=[(viewer, Role.VIEWER)])  # fmt: skip
-    CustomPrice.objects.create(workspace=workspace, model_pattern="m" * 200, input_usd_per_mtok=1, output_usd_per_mtok=2)
+    workspace = make_workspace(
+        owner=owner,
+        name=LONG,
+        maxim_id="id-" + "x" * 190,
+        base_url="https://maxim.test/" + "p" * 300,
+        members=[(viewer, Role.VIEWER)],
+    )
+    CustomPrice.objects.create(
+        workspace=workspace, model_pattern="m" * 200, input_usd_per_mtok=1, output_usd_per_mtok=2
+    )
     for user in (owner, viewer):
         page.context.clear_cookies()
         browser_login(user)

@@ -46,8 +46,9 @@ def keys_sent_to(router, origin: str) -> list[str]:
 
 def test_a_co_owner_cannot_move_the_stored_key_to_their_host(client_for, co_owner, workspace, hosts):
     client = client_for(co_owner)
-    response = client.post(reverse("workspace_update", args=[workspace.pk]),
-                           {"name": workspace.name, "base_url": EVIL}, headers=HX)  # fmt: skip
+    response = client.post(
+        reverse("workspace_update", args=[workspace.pk]), {"name": workspace.name, "base_url": EVIL}, headers=HX
+    )
     html = response.content.decode()
     assert response.status_code == 200 and "Enter the API key again" in html and f'value="{EVIL}"' in html
     client.post(reverse("workspace_test", args=[workspace.pk]), headers=HX)
@@ -58,8 +59,10 @@ def test_a_co_owner_cannot_move_the_stored_key_to_their_host(client_for, co_owne
 
 def test_moving_with_a_key_sends_only_that_key_to_the_new_host(client_for, co_owner, workspace, hosts):
     client = client_for(co_owner)
-    client.post(reverse("workspace_update", args=[workspace.pk]),
-                {"name": workspace.name, "base_url": EVIL, "api_key": "carols-own-key"})  # fmt: skip
+    client.post(
+        reverse("workspace_update", args=[workspace.pk]),
+        {"name": workspace.name, "base_url": EVIL, "api_key": "carols-own-key"},
+    )
     client.post(reverse("workspace_test", args=[workspace.pk]))
     workspace.refresh_from_db()
     # The workspace now holds the key that was verified there; the organisation's key never left.
@@ -70,8 +73,11 @@ def test_moving_with_a_key_sends_only_that_key_to_the_new_host(client_for, co_ow
 def test_replace_key_sends_the_new_key_only_to_the_url_the_owner_saw(client_for, owner, workspace, hosts):
     # The owner opened the page at BASE_URL; meanwhile the row was pointed elsewhere.
     Workspace.objects.filter(pk=workspace.pk).update(base_url=EVIL)
-    response = client_for(owner).post(reverse("workspace_replace_key", args=[workspace.pk]),
-                                      {"api_key": "org-wide-key-42", "base_url": BASE_URL}, headers=HX)  # fmt: skip
+    response = client_for(owner).post(
+        reverse("workspace_replace_key", args=[workspace.pk]),
+        {"api_key": "org-wide-key-42", "base_url": BASE_URL},
+        headers=HX,
+    )
     html = response.content.decode()
     assert "The key was not sent" in html and f'name="base_url" value="{EVIL}"' in html
     assert hosts.calls.call_count == 0
@@ -94,11 +100,19 @@ def test_the_admin_cannot_change_where_the_key_goes(staff_client, workspace, hos
     change = reverse("admin:prompts_app_workspace_change", args=[workspace.pk])
     html = staff_client.get(change).content.decode()
     assert 'name="base_url"' not in html and BASE_URL in html
-    staff_client.post(change, {
-        "name": "Acme", "maxim_id": "ws-1", "base_url": EVIL, "created_by": workspace.created_by_id,
-        "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
-        "custom_prices-TOTAL_FORMS": "0", "custom_prices-INITIAL_FORMS": "0",
-    })  # fmt: skip
+    staff_client.post(
+        change,
+        {
+            "name": "Acme",
+            "maxim_id": "ws-1",
+            "base_url": EVIL,
+            "created_by": workspace.created_by_id,
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+            "custom_prices-TOTAL_FORMS": "0",
+            "custom_prices-INITIAL_FORMS": "0",
+        },
+    )
     workspace.refresh_from_db()
     assert workspace.base_url == BASE_URL
 
@@ -128,7 +142,9 @@ def test_an_undecryptable_key_is_explained_everywhere(client_for, editor, versio
     prompt, workspace = version.prompt, version.prompt.workspace
     requests = {
         "sync": lambda: client.post(reverse("prompt_sync", args=[workspace.pk]), follow=True),
-        "create": lambda: client.post(reverse("prompt_create", args=[workspace.pk]), {"name": "New", "description": ""}),
+        "create": lambda: client.post(
+            reverse("prompt_create", args=[workspace.pk]), {"name": "New", "description": ""}
+        ),
         "import": lambda: client.post(reverse("prompt_import", args=[prompt.pk]), follow=True),
         "deploy": lambda: client.post(reverse("version_deploy", args=[version.pk]), conditions(("env", "=", "prod"))),
         "run": lambda: client.post(reverse("version_run", args=[version.pk]), run_form_data(), headers=HX, follow=True),
@@ -156,11 +172,14 @@ def test_an_abandoned_connect_flow_leaves_no_usable_key(client_for, owner, monke
     assert "workspace_connect" not in client.session and not Workspace.objects.exists()
 
 
-@pytest.mark.parametrize("base_url, message", [
-    ("https://maxim.test:99999", "invalid port"),
-    ("https://\u2488.test", "host name that cannot be used"),
-    ("http://169.254.169.254", "outbound policy"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "base_url, message",
+    [
+        ("https://maxim.test:99999", "invalid port"),
+        ("https://\u2488.test", "host name that cannot be used"),
+        ("http://169.254.169.254", "outbound policy"),
+    ],
+)
 def test_unusable_base_urls_are_explained_in_the_connect_form(client_for, owner, base_url, message):
     with respx.mock(assert_all_called=False) as router:
         response = client_for(owner).post(reverse("workspace_connect"), {"api_key": API_KEY, "base_url": base_url})

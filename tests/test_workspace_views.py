@@ -45,7 +45,9 @@ HX = {"HX-Request": "true"}
 # -- list ------------------------------------------------------------------------------
 
 
-def test_home_lists_the_users_workspaces_with_role_and_masked_key(client_for, workspace, viewer, make_workspace, outsider):
+def test_home_lists_the_users_workspaces_with_role_and_masked_key(
+    client_for, workspace, viewer, make_workspace, outsider
+):
     make_workspace(owner=outsider, name="Not yours", maxim_id="ws-x")
     html = client_for(viewer).get("/").content.decode()
     assert "Acme" in html and "ws-1" in html and BASE_URL in html and "Viewer" in html
@@ -73,7 +75,14 @@ def test_owner_sees_every_management_form(client_for, owner, workspace):
 def test_viewer_sees_no_mutation_or_test_buttons(client_for, viewer, workspace):
     CustomPrice.objects.create(workspace=workspace, model_pattern="llama*", input_usd_per_mtok=1, output_usd_per_mtok=2)
     html = client_for(viewer).get(url("workspace_settings", workspace)).content.decode()
-    for name in ["workspace_replace_key", "invitation_create", "price_add", "workspace_update", "workspace_delete", "workspace_test"]:
+    for name in [
+        "workspace_replace_key",
+        "invitation_create",
+        "price_add",
+        "workspace_update",
+        "workspace_delete",
+        "workspace_test",
+    ]:
         assert url(name, workspace) not in html
     assert "Remove" not in html and "Replace key" not in html and "Test connection" not in html
     assert "llama*" in html and "eddie" in html
@@ -103,7 +112,9 @@ def test_test_connection_reports_how_many_prompts_maxim_shows_and_records_it(cli
     assert "Maxim shows 3 prompts" in html
     request = route.calls.last.request
     assert request.url.params["workspaceId"] == "ws-1" and request.headers["x-maxim-api-key"] == API_KEY
-    validate_request("GET", "/v1/prompts", None, {k: [v] for k, v in request.url.params.items()}, headers=dict(request.headers))
+    validate_request(
+        "GET", "/v1/prompts", None, {k: [v] for k, v in request.url.params.items()}, headers=dict(request.headers)
+    )
     workspace.refresh_from_db()
     assert workspace.last_checked_at is not None and workspace.last_check_error == ""
 
@@ -132,7 +143,9 @@ def test_test_connection_is_post_only(client_for, owner, workspace):
 
 def test_replacing_the_key_verifies_it_with_maxim_before_saving(client_for, owner, workspace, maxim):
     route = maxim.get("/v1/prompts").respond(200, json=_prompts(2))
-    response = client_for(owner).post(url("workspace_replace_key", workspace), {"api_key": "new-key-5678", "base_url": BASE_URL}, headers=HX)
+    response = client_for(owner).post(
+        url("workspace_replace_key", workspace), {"api_key": "new-key-5678", "base_url": BASE_URL}, headers=HX
+    )
     html = response.content.decode()
     assert route.calls.last.request.headers["x-maxim-api-key"] == "new-key-5678"
     workspace.refresh_from_db()
@@ -142,7 +155,9 @@ def test_replacing_the_key_verifies_it_with_maxim_before_saving(client_for, owne
 
 def test_a_key_maxim_rejects_is_not_saved_and_the_reason_is_shown(client_for, owner, workspace, maxim):
     maxim.get("/v1/prompts").respond(401)
-    response = client_for(owner).post(url("workspace_replace_key", workspace), {"api_key": "wrong-key-0000", "base_url": BASE_URL}, headers=HX)
+    response = client_for(owner).post(
+        url("workspace_replace_key", workspace), {"api_key": "wrong-key-0000", "base_url": BASE_URL}, headers=HX
+    )
     html = response.content.decode()
     assert 'id="id_replace_api_key_error"' in html and "The key was not saved" in html and "wrong-key-0000" not in html
     workspace.refresh_from_db()
@@ -160,7 +175,9 @@ def test_a_blank_new_key_is_refused_without_calling_maxim(client_for, owner, wor
 
 
 def test_owner_renames_without_the_key_when_the_base_url_only_changes_its_spelling(client_for, owner, workspace):
-    response = client_for(owner).post(url("workspace_update", workspace), {"name": "Acme EU", "base_url": "https://MAXIM.test/"})
+    response = client_for(owner).post(
+        url("workspace_update", workspace), {"name": "Acme EU", "base_url": "https://MAXIM.test/"}
+    )
     assert response.status_code == 302
     workspace.refresh_from_db()
     assert (workspace.name, workspace.base_url) == ("Acme EU", "https://maxim.test")
@@ -169,7 +186,9 @@ def test_owner_renames_without_the_key_when_the_base_url_only_changes_its_spelli
 def test_a_new_path_on_the_same_host_needs_the_key_too(client_for, owner, workspace):
     with respx.mock(base_url="https://maxim.test", assert_all_called=False) as maxim:
         route = maxim.get(path__startswith="/").respond(200, json=_prompts(1))
-        response = client_for(owner).post(url("workspace_update", workspace), {"name": "Acme", "base_url": "https://maxim.test/echo"})
+        response = client_for(owner).post(
+            url("workspace_update", workspace), {"name": "Acme", "base_url": "https://maxim.test/echo"}
+        )
     assert response.status_code == 200 and "Enter the API key again" in response.content.decode()
     assert not route.called
     workspace.refresh_from_db()
@@ -179,16 +198,25 @@ def test_a_new_path_on_the_same_host_needs_the_key_too(client_for, owner, worksp
 def test_owner_moves_to_another_host_with_the_key_verified_there(client_for, owner, workspace):
     with respx.mock(base_url="https://eu.maxim.test") as eu:
         route = eu.get("/v1/prompts").respond(200, json=_prompts(1))
-        response = client_for(owner).post(url("workspace_update", workspace), {
-            "name": "Acme EU", "base_url": "https://EU.maxim.test/", "api_key": "eu-key-9999"}, headers=HX)
+        response = client_for(owner).post(
+            url("workspace_update", workspace),
+            {"name": "Acme EU", "base_url": "https://EU.maxim.test/", "api_key": "eu-key-9999"},
+            headers=HX,
+        )
     assert response["HX-Redirect"] == url("workspace_settings", workspace)
     assert route.calls.last.request.headers["x-maxim-api-key"] == "eu-key-9999"
     workspace.refresh_from_db()
-    assert (workspace.name, workspace.base_url, workspace.get_api_key()) == ("Acme EU", "https://eu.maxim.test", "eu-key-9999")
+    assert (workspace.name, workspace.base_url, workspace.get_api_key()) == (
+        "Acme EU",
+        "https://eu.maxim.test",
+        "eu-key-9999",
+    )
 
 
 def test_a_bad_base_url_keeps_what_was_typed(client_for, owner, workspace):
-    response = client_for(owner).post(url("workspace_update", workspace), {"name": "Renamed", "base_url": "ftp://x.test"}, headers=HX)
+    response = client_for(owner).post(
+        url("workspace_update", workspace), {"name": "Renamed", "base_url": "ftp://x.test"}, headers=HX
+    )
     html = response.content.decode()
     assert response.status_code == 200 and "http:// or https://" in html
     assert 'value="Renamed"' in html and 'value="ftp://x.test"' in html
@@ -201,13 +229,17 @@ def test_a_bad_base_url_keeps_what_was_typed(client_for, owner, workspace):
 
 def test_owner_invites_rather_than_adds(client_for, owner, workspace, outsider):
     # Inviting never makes anyone a member: they must accept (tests/test_invitations.py).
-    response = client_for(owner).post(url("invitation_create", workspace), {"invitee": "MALLORY", "role": "editor"}, headers=HX)
+    response = client_for(owner).post(
+        url("invitation_create", workspace), {"invitee": "MALLORY", "role": "editor"}, headers=HX
+    )
     assert "Invitation created" in response.content.decode()
     assert not Membership.objects.filter(workspace=workspace, user=outsider).exists()
 
 
 def test_an_invitation_with_a_space_in_the_name_keeps_what_was_typed(client_for, owner, workspace):
-    response = client_for(owner).post(url("invitation_create", workspace), {"invitee": "ann smith", "role": "viewer"}, headers=HX)
+    response = client_for(owner).post(
+        url("invitation_create", workspace), {"invitee": "ann smith", "role": "viewer"}, headers=HX
+    )
     html = response.content.decode()
     assert response.status_code == 200 and "has no spaces" in html and 'value="ann smith"' in html
     assert 'role="alert"' in html
@@ -268,7 +300,11 @@ def test_editor_adds_edits_and_deletes_a_custom_price(client_for, editor, worksp
     prefix = f"p{price.pk}-"
     client.post(
         url("price_update", workspace, price.pk),
-        {prefix + "model_pattern": "llama3.1*", prefix + "input_usd_per_mtok": "1.5", prefix + "output_usd_per_mtok": "2"},
+        {
+            prefix + "model_pattern": "llama3.1*",
+            prefix + "input_usd_per_mtok": "1.5",
+            prefix + "output_usd_per_mtok": "2",
+        },
     )
     price.refresh_from_db()
     assert (price.model_pattern, price.input_usd_per_mtok) == ("llama3.1*", Decimal("1.5"))
@@ -279,11 +315,19 @@ def test_editor_adds_edits_and_deletes_a_custom_price(client_for, editor, worksp
 
 @pytest.mark.parametrize(
     "inp,out,message",
-    [("-1", "0", "cannot be negative"), ("abc", "0", "Enter a number of US dollars"), ("0.1234567", "0", "at most 6 decimals"), ("1e400", "0", "Enter a price from 0 to 999999.999999"), ("", "0", "required")],
+    [
+        ("-1", "0", "cannot be negative"),
+        ("abc", "0", "Enter a number of US dollars"),
+        ("0.1234567", "0", "at most 6 decimals"),
+        ("1e400", "0", "Enter a price from 0 to 999999.999999"),
+        ("", "0", "required"),
+    ],
 )
 def test_bad_prices_are_explained_and_kept(client_for, editor, workspace, inp, out, message):
     response = client_for(editor).post(
-        url("price_add", workspace), {"model_pattern": "gpt-x", "input_usd_per_mtok": inp, "output_usd_per_mtok": out}, headers=HX
+        url("price_add", workspace),
+        {"model_pattern": "gpt-x", "input_usd_per_mtok": inp, "output_usd_per_mtok": out},
+        headers=HX,
     )
     html = response.content.decode()
     assert response.status_code == 200 and message in html and 'value="gpt-x"' in html
@@ -292,15 +336,24 @@ def test_bad_prices_are_explained_and_kept(client_for, editor, workspace, inp, o
 
 def test_a_price_too_large_for_a_number_keeps_what_was_typed(client_for, editor, workspace):
     # A browser's number input turns 1e400 into "", which read as "This field is required".
-    html = client_for(editor).post(url("price_add", workspace), {
-        "model_pattern": "gpt-x", "input_usd_per_mtok": "1e400", "output_usd_per_mtok": "0"}, headers=HX).content.decode()
+    html = (
+        client_for(editor)
+        .post(
+            url("price_add", workspace),
+            {"model_pattern": "gpt-x", "input_usd_per_mtok": "1e400", "output_usd_per_mtok": "0"},
+            headers=HX,
+        )
+        .content.decode()
+    )
     assert 'type="text" name="input_usd_per_mtok" value="1e400"' in html and 'inputmode="decimal"' in html
     assert "This field is required" not in html and "Enter a price from 0 to 999999.999999" in html
 
 
 def test_a_duplicate_pattern_gets_a_clear_message(client_for, editor, workspace):
     CustomPrice.objects.create(workspace=workspace, model_pattern="llama*", input_usd_per_mtok=1, output_usd_per_mtok=2)
-    other = CustomPrice.objects.create(workspace=workspace, model_pattern="mistral*", input_usd_per_mtok=1, output_usd_per_mtok=2)
+    other = CustomPrice.objects.create(
+        workspace=workspace, model_pattern="mistral*", input_usd_per_mtok=1, output_usd_per_mtok=2
+    )
     client = client_for(editor)
     html = client.post(
         url("price_add", workspace), {"model_pattern": "llama*", "input_usd_per_mtok": "1", "output_usd_per_mtok": "1"}
@@ -341,8 +394,13 @@ def test_deleting_a_workspace_asks_first_then_deletes(client_for, owner, workspa
 
 GET_URLS = ["workspace_settings", "workspace_delete"]
 POST_URLS = [
-    "workspace_update", "workspace_test", "workspace_replace_key", "invitation_create", "price_add", "workspace_delete",
-]  # fmt: skip
+    "workspace_update",
+    "workspace_test",
+    "workspace_replace_key",
+    "invitation_create",
+    "price_add",
+    "workspace_delete",
+]
 
 
 def _every_post_url(workspace: Workspace) -> list[str]:
@@ -384,16 +442,21 @@ def test_an_editor_cannot_manage_members_key_details_or_delete(client_for, edito
     client = client_for(editor)
     membership = workspace.memberships.get(user=editor)
     for target in [
-        url("workspace_replace_key", workspace), url("invitation_create", workspace), url("workspace_update", workspace),
-        url("member_role", workspace, membership.pk), url("member_remove", workspace, membership.pk),
+        url("workspace_replace_key", workspace),
+        url("invitation_create", workspace),
+        url("workspace_update", workspace),
+        url("member_role", workspace, membership.pk),
+        url("member_remove", workspace, membership.pk),
         url("workspace_delete", workspace),
-    ]:  # fmt: skip
+    ]:
         assert client.post(target, {"role": "owner"}).status_code == 403, target
     assert membership.role == Role.EDITOR and not maxim.calls
 
 
 def test_anonymous_users_are_sent_to_login_from_every_workspace_url(client, workspace):
-    for target in ["/", reverse("workspace_connect"), reverse("workspace_connect_pick")] + [url(n, workspace) for n in GET_URLS]:
+    for target in ["/", reverse("workspace_connect"), reverse("workspace_connect_pick")] + [
+        url(n, workspace) for n in GET_URLS
+    ]:
         response = client.get(target)
         assert response.status_code == 302 and response["Location"].startswith("/login/?next="), target
     for target in _every_post_url(workspace):
@@ -423,7 +486,10 @@ def _app_paths() -> list[str]:
     paths = []
     for pattern in get_resolver("prompts_app.urls").url_patterns:
         assert isinstance(pattern, URLPattern)
-        kwargs = {name: ("1" if conv.__class__.__name__ == "IntConverter" else "x") for name, conv in pattern.pattern.converters.items()}
+        kwargs = {
+            name: ("1" if conv.__class__.__name__ == "IntConverter" else "x")
+            for name, conv in pattern.pattern.converters.items()
+        }
         paths.append(reverse(pattern.name, kwargs=kwargs) if pattern.name else None)
     return [p for p in paths if p]
 
@@ -438,9 +504,13 @@ def test_every_app_url_sends_anonymous_users_to_login(client, workspace):
             assert response["Location"].startswith("/login/?next="), target
 
 
-def test_changing_the_base_url_to_one_already_used_for_the_same_workspace_is_refused(client_for, owner, workspace, make_workspace):
+def test_changing_the_base_url_to_one_already_used_for_the_same_workspace_is_refused(
+    client_for, owner, workspace, make_workspace
+):
     make_workspace(owner=owner, name="Acme copy", maxim_id="ws-1", base_url="https://eu.maxim.test")
-    response = client_for(owner).post(url("workspace_update", workspace), {"name": "Acme", "base_url": "https://eu.maxim.test"})
+    response = client_for(owner).post(
+        url("workspace_update", workspace), {"name": "Acme", "base_url": "https://eu.maxim.test"}
+    )
     assert response.status_code == 200 and "“Acme copy” already uses this Maxim workspace" in response.content.decode()
     workspace.refresh_from_db()
     assert workspace.base_url == BASE_URL

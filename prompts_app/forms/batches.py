@@ -29,19 +29,25 @@ def column_choices(workspace: Workspace, user) -> list[tuple[str, str]]:
 class BatchForm(forms.Form):
     title = forms.CharField(max_length=300, required=False)
     columns = forms.MultipleChoiceField(
-        label="Versions and drafts", widget=forms.CheckboxSelectMultiple,
+        label="Versions and drafts",
+        widget=forms.CheckboxSelectMultiple,
         help_text=f"1 to {MAX_COLUMNS}, in the order listed; the first is the baseline.",
-    )  # fmt: skip
+    )
     test_set = forms.ModelChoiceField(queryset=TestSet.objects.none(), empty_label=None)
     case_filter = forms.CharField(
-        label="Only cases containing", max_length=200, required=False,
+        label="Only cases containing",
+        max_length=200,
+        required=False,
         help_text="Leave empty for every case.",
-    )  # fmt: skip
+    )
     repeats = forms.IntegerField(min_value=1, max_value=MAX_REPEATS, initial=1)
     concurrency = forms.IntegerField(
-        label="Calls at once", min_value=1, max_value=MAX_CONCURRENCY, initial=4,
+        label="Calls at once",
+        min_value=1,
+        max_value=MAX_CONCURRENCY,
+        initial=4,
         help_text="Lowered automatically while Maxim answers 429.",
-    )  # fmt: skip
+    )
     check_contains = forms.CharField(label="Output contains", max_length=1000, required=False)
     check_not_contains = forms.CharField(label="Output does not contain", max_length=1000, required=False)
     check_regex = forms.CharField(label="Output matches the regular expression", max_length=501, required=False)
@@ -50,9 +56,11 @@ class BatchForm(forms.Form):
     check_max_chars = forms.IntegerField(label="At most this many characters", min_value=0, required=False)
     check_max_usd = forms.DecimalField(label="Cost at most (USD)", min_value=0, decimal_places=9, required=False)
     check_json = forms.CharField(
-        label="More checks (JSON list)", required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        label="More checks (JSON list)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
         help_text='E.g. [{"type": "tool_call", "tool": "lookup"}, {"type": "latency", "max_ms": 2000}]',
-    )  # fmt: skip
+    )
     confirm_budget = forms.BooleanField(label="Start anyway, above the soft budget", required=False)
 
     def __init__(self, *args, workspace: Workspace, user, **kwargs) -> None:
@@ -110,9 +118,13 @@ class BatchForm(forms.Form):
 
 class BudgetForm(forms.Form):
     soft_budget_usd = forms.DecimalField(
-        label="Soft budget per batch (USD)", min_value=0, max_digits=12, decimal_places=6, required=False,
+        label="Soft budget per batch (USD)",
+        min_value=0,
+        max_digits=12,
+        decimal_places=6,
+        required=False,
         help_text="A batch estimated above this asks to confirm before it starts. Empty: never asks.",
-    )  # fmt: skip
+    )
 
     def budget_nano(self) -> int | None:
         value = self.cleaned_data["soft_budget_usd"]

@@ -32,8 +32,15 @@ _ROW_CAP = 1000  # rows read from a POST at most; the forms report the real limi
 NEW_TOOL_SCHEMA = '{\n  "type": "object",\n  "properties": {}\n}'
 State = dict[str, Any]
 # Who usually speaks after the last message: a model answers a person or a tool result.
-NEXT_SPEAKER = {"": "system", "system": "user", "user": "assistant", "assistant": "user", "tool": "assistant",
-                "model": "user", "chatbot": "user"}
+NEXT_SPEAKER = {
+    "": "system",
+    "system": "user",
+    "user": "assistant",
+    "assistant": "user",
+    "tool": "assistant",
+    "model": "user",
+    "chatbot": "user",
+}
 
 
 # -- POST data <-> state ------------------------------------------------------------
@@ -58,8 +65,12 @@ def state_from_data(data: Mapping[str, Any]) -> State:
     messages = []
     for i in range(_count(data, "m")):
         row = _read(data, f"m-{i}", MessageForm.base_fields)
-        row["parts"] = [_read(data, f"m-{i}-parts-{j}", PartForm.base_fields) for j in range(_count(data, f"m-{i}-parts"))]
-        row["calls"] = [_read(data, f"m-{i}-calls-{k}", ToolCallForm.base_fields) for k in range(_count(data, f"m-{i}-calls"))]
+        row["parts"] = [
+            _read(data, f"m-{i}-parts-{j}", PartForm.base_fields) for j in range(_count(data, f"m-{i}-parts"))
+        ]
+        row["calls"] = [
+            _read(data, f"m-{i}-calls-{k}", ToolCallForm.base_fields) for k in range(_count(data, f"m-{i}-calls"))
+        ]
         messages.append(row)
     return {
         "settings": _read(data, "", SettingsForm.base_fields),
@@ -70,8 +81,14 @@ def state_from_data(data: Mapping[str, Any]) -> State:
 
 def _management(data: dict[str, str], prefix: str, total: int) -> None:
     # INITIAL = TOTAL: every row is a real row, so Django never skips a blank one as "extra".
-    data.update({f"{prefix}-TOTAL_FORMS": str(total), f"{prefix}-INITIAL_FORMS": str(total),
-                 f"{prefix}-MIN_NUM_FORMS": "0", f"{prefix}-MAX_NUM_FORMS": str(_ROW_CAP)})
+    data.update(
+        {
+            f"{prefix}-TOTAL_FORMS": str(total),
+            f"{prefix}-INITIAL_FORMS": str(total),
+            f"{prefix}-MIN_NUM_FORMS": "0",
+            f"{prefix}-MAX_NUM_FORMS": str(_ROW_CAP),
+        }
+    )
 
 
 def state_to_data(state: State) -> dict[str, str]:
@@ -101,8 +118,11 @@ def _num(value: Any) -> str:
 def _settings(content: Mapping[str, Any]) -> dict[str, str]:
     params = dict(content.get("model_parameters") or {})
     settings = {name: "" for name in SettingsForm.base_fields}
-    settings.update(description=content.get("description") or "", provider=content.get("provider") or "openai",
-                    model_name=content.get("model_name") or "")
+    settings.update(
+        description=content.get("description") or "",
+        provider=content.get("provider") or "openai",
+        model_name=content.get("model_name") or "",
+    )
     for key in ("temperature", "max_tokens", "top_p", "frequency_penalty", "presence_penalty"):
         if key in params:
             settings[key] = _num(params.pop(key))
@@ -110,8 +130,10 @@ def _settings(content: Mapping[str, Any]) -> dict[str, str]:
         stop = params.pop("stop")
         settings["stop"] = "\n".join(stop) if isinstance(stop, list) else _num(stop)
     fmt = params.get("response_format")
-    if isinstance(fmt, dict) and fmt.get("type") in ("text", "json_object", "json_schema") and (
-        fmt["type"] != "json_schema" or isinstance(fmt.get("json_schema"), dict)
+    if (
+        isinstance(fmt, dict)
+        and fmt.get("type") in ("text", "json_object", "json_schema")
+        and (fmt["type"] != "json_schema" or isinstance(fmt.get("json_schema"), dict))
     ):
         params.pop("response_format")
         settings["response_format"] = fmt["type"]
@@ -126,7 +148,12 @@ def _settings(content: Mapping[str, Any]) -> dict[str, str]:
 def _part(part: Any) -> dict[str, str]:
     if isinstance(part, dict) and part.get("type") == "image_url":
         image = part.get("image_url") if isinstance(part.get("image_url"), dict) else {}
-        return {"type": "image_url", "text": "", "url": str(image.get("url") or ""), "detail": str(image.get("detail") or "")}
+        return {
+            "type": "image_url",
+            "text": "",
+            "url": str(image.get("url") or ""),
+            "detail": str(image.get("detail") or ""),
+        }
     if isinstance(part, dict) and part.get("type") == "text":
         return {"type": "text", "text": str(part.get("text") or ""), "url": "", "detail": ""}
     return {"type": "text", "text": part if isinstance(part, str) else json.dumps(part), "url": "", "detail": ""}
@@ -136,8 +163,11 @@ def _call(call: Any) -> dict[str, str]:
     call = call if isinstance(call, dict) else {}
     function = call.get("function") if isinstance(call.get("function"), dict) else {}
     arguments = function.get("arguments", "")
-    return {"id": str(call.get("id") or ""), "name": str(function.get("name") or ""),
-            "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments)}
+    return {
+        "id": str(call.get("id") or ""),
+        "name": str(function.get("name") or ""),
+        "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+    }
 
 
 def _message(message: Mapping[str, Any]) -> dict[str, Any]:
@@ -154,8 +184,11 @@ def _message(message: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _tool(tool: Mapping[str, Any]) -> dict[str, str]:
-    return {"name": str(tool.get("name") or ""), "description": str(tool.get("description") or ""),
-            "parameters": json.dumps(tool.get("parameters") or {"type": "object", "properties": {}}, indent=2)}
+    return {
+        "name": str(tool.get("name") or ""),
+        "description": str(tool.get("description") or ""),
+        "parameters": json.dumps(tool.get("parameters") or {"type": "object", "properties": {}}, indent=2),
+    }
 
 
 def state_from_content(content: Mapping[str, Any]) -> State:
@@ -167,10 +200,12 @@ def state_from_content(content: Mapping[str, Any]) -> State:
 
 
 def empty_state() -> State:
-    return state_from_content({
-        "provider": "openai",
-        "messages": [{"role": "system", "content": ""}, {"role": "user", "content": ""}],
-    })
+    return state_from_content(
+        {
+            "provider": "openai",
+            "messages": [{"role": "system", "content": ""}, {"role": "user", "content": ""}],
+        }
+    )
 
 
 # -- structural actions -----------------------------------------------------------------

@@ -93,7 +93,10 @@ class CompareForm(forms.Form):
     shared_input = forms.BooleanField(required=False, initial=True, label="Same input for every column")
     submit_token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
     repeats = forms.IntegerField(
-        min_value=1, max_value=MAX_REPEATS, initial=1, label="Runs per column",
+        min_value=1,
+        max_value=MAX_REPEATS,
+        initial=1,
+        label="Runs per column",
         help_text=f"1 to {MAX_REPEATS}; more runs show how stable the output is.",
     )
 
@@ -180,8 +183,9 @@ class CompareForm(forms.Form):
         rows = []
         for uid, key in self.rows:
             option = self.options[key]
-            rows.append(ColumnRow(uid, key, self.label_of(key), _detail(option), option.variables(),
-                                  isinstance(option, Draft)))
+            rows.append(
+                ColumnRow(uid, key, self.label_of(key), _detail(option), option.variables(), isinstance(option, Draft))
+            )
         return rows
 
     def _key_of(self, uid: str) -> str:
@@ -229,9 +233,7 @@ class CompareForm(forms.Form):
     def input_groups(self) -> list[ColumnInputs]:
         if self.shared:
             used = set(self._variables_of(self.selected))
-            variables = [
-                VariableInput(n, self[f"var__{n}"], n in used) for n in self._variables_of(list(self.options))
-            ]
+            variables = [VariableInput(n, self[f"var__{n}"], n in used) for n in self._variables_of(list(self.options))]
             return [ColumnInputs("", "Every column", self.turn_sets[""], variables)]
         return [
             ColumnInputs(

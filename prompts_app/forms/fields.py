@@ -27,9 +27,14 @@ class JSONTextField(forms.CharField):
     }
 
     def __init__(
-        self, *, expect_object: bool = False, max_chars: int | None = None, rows: int = 4, empty_value: Any = None,
+        self,
+        *,
+        expect_object: bool = False,
+        max_chars: int | None = None,
+        rows: int = 4,
+        empty_value: Any = None,
         **kwargs: Any,
-    ) -> None:  # fmt: skip
+    ) -> None:
         kwargs.setdefault("required", False)
         kwargs.setdefault("widget", forms.Textarea(attrs={"rows": rows, "class": "code", "spellcheck": "false"}))
         super().__init__(empty_value=empty_value, **kwargs)

@@ -23,27 +23,40 @@ class QuickSelect(forms.Select):
     def render(self, name: str, value: object, attrs: dict | None = None, renderer: object = None) -> str:
         widget = self.get_context(name, value, attrs)["widget"]
         options = format_html_join(
-            "", "\n  <option value=\"{}\"{}>{}</option>\n",  # the option template ends with a newline
-            ((str(option["value"]), _attrs(option["attrs"]), option["label"])
-             for _group, group_options, _index in widget["optgroups"] for option in group_options),
-        )  # fmt: skip
+            "",
+            '\n  <option value="{}"{}>{}</option>\n',  # the option template ends with a newline
+            (
+                (str(option["value"]), _attrs(option["attrs"]), option["label"])
+                for _group, group_options, _index in widget["optgroups"]
+                for option in group_options
+            ),
+        )
         return format_html('<select name="{}"{}>{}\n</select>', widget["name"], _attrs(widget["attrs"]), options)
 
 
 def _attrs(attrs: dict) -> str:
     """As django/forms/widgets/attrs.html writes them: in order, True bare, False left out."""
-    return format_html_join("", "{}", (
-        (format_html(" {}", name) if value is True else format_html(' {}="{}"', name, value),)
-        for name, value in attrs.items() if value is not False
-    ))  # fmt: skip
+    return format_html_join(
+        "",
+        "{}",
+        (
+            (format_html(" {}", name) if value is True else format_html(' {}="{}"', name, value),)
+            for name, value in attrs.items()
+            if value is not False
+        ),
+    )
 
 
 def _id_choice(label: str, what: str, choices: list[tuple[int, str]]) -> forms.TypedChoiceField:
     return forms.TypedChoiceField(
-        label=label, required=False, coerce=int, empty_value=None, widget=QuickSelect,
+        label=label,
+        required=False,
+        coerce=int,
+        empty_value=None,
+        widget=QuickSelect,
         choices=[("", f"All {what}s"), *choices],
         error_messages={"invalid_choice": NOT_YOURS % {"what": what}},
-    )  # fmt: skip
+    )
 
 
 class DayField(forms.DateField):
@@ -68,16 +81,30 @@ class HistoryFilterForm(forms.Form):
     """A workspace id the user is not a member of is an invalid choice: the page shows the
     message and no runs, the same as for an id that does not exist (nothing leaks)."""
 
-    q = forms.CharField(label="Text", required=False, max_length=200,
-                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "search words"}))  # fmt: skip
-    model = forms.CharField(label="Model", required=False, max_length=200,
-                            widget=forms.TextInput(attrs={"list": "history-models", "placeholder": "any"}))  # fmt: skip
-    provider = forms.ChoiceField(label="Provider", required=False, choices=[("", "All providers"), *PROVIDER_CHOICES],
-                                 widget=QuickSelect)
-    status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any status"), *Run.Status.choices],
-                               widget=QuickSelect)
+    q = forms.CharField(
+        label="Text",
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "search words"}),
+    )
+    model = forms.CharField(
+        label="Model",
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(attrs={"list": "history-models", "placeholder": "any"}),
+    )
+    provider = forms.ChoiceField(
+        label="Provider", required=False, choices=[("", "All providers"), *PROVIDER_CHOICES], widget=QuickSelect
+    )
+    status = forms.ChoiceField(
+        label="Status", required=False, choices=[("", "Any status"), *Run.Status.choices], widget=QuickSelect
+    )
     draft = forms.TypedChoiceField(
-        label="Drafts", required=False, empty_value=None, coerce=lambda value: value == "yes", widget=QuickSelect,
+        label="Drafts",
+        required=False,
+        empty_value=None,
+        coerce=lambda value: value == "yes",
+        widget=QuickSelect,
         choices=[("", "Versions and drafts"), ("no", "Saved versions only"), ("yes", "Unsaved drafts only")],
     )
     date_from = DayField(label="From (UTC day)", required=False)
@@ -94,8 +121,21 @@ class HistoryFilterForm(forms.Form):
             "Version", "version", [(v.pk, f"{v.prompt.name} v{v.number or v.maxim_id}") for v in scope.versions]
         )
         self.fields["user"] = _id_choice("User", "user", [(u.pk, u.get_username()) for u in scope.users])
-        self.order_fields(["q", "workspace", "prompt", "version", "draft", "model", "provider", "status", "user",
-                           "date_from", "date_to"])  # fmt: skip
+        self.order_fields(
+            [
+                "q",
+                "workspace",
+                "prompt",
+                "version",
+                "draft",
+                "model",
+                "provider",
+                "status",
+                "user",
+                "date_from",
+                "date_to",
+            ]
+        )
 
     def _clean_cursor(self, name: str) -> Cursor | None:
         text = self.cleaned_data.get(name) or ""

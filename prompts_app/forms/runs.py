@@ -31,7 +31,10 @@ class RunForm(forms.Form):
     temperature = forms.FloatField(required=False, min_value=0, max_value=2)
     max_tokens = forms.IntegerField(required=False, min_value=1, max_value=1_000_000, label="Max tokens")
     extra_parameters = JSONTextField(
-        expect_object=True, empty_value={}, rows=3, label="Other parameters (JSON)",
+        expect_object=True,
+        empty_value={},
+        rows=3,
+        label="Other parameters (JSON)",
         error_messages={"json": "%(Problem)s.", "json_object": 'Must be a JSON object, e.g. {"top_p": 0.9}.'},
     )
 
@@ -134,4 +137,3 @@ def estimate_inputs(data: Any, version: PromptVersion) -> dict[str, Any]:
         overrides["provider"] = data["provider"]
     turns = [t for t in posted_turns(data) if t["content"].strip()]
     return {"turns": turns, "variables": variables, "overrides": overrides}
-

@@ -38,15 +38,26 @@ class CaseForm(forms.Form):
     the expected output and the turns. A blank variable the case never had stays unset."""
 
     new_name = forms.CharField(label="New variable", required=False, max_length=200)
-    new_value = forms.CharField(label="Its value", required=False, max_length=files.MAX_CELL_CHARS,
-                                widget=forms.Textarea(attrs={"rows": 1}))  # fmt: skip
-    expected_output = forms.CharField(label="Expected output", required=False, max_length=files.MAX_CELL_CHARS,
-                                      strip=False, widget=forms.Textarea(attrs={"rows": 2}))  # fmt: skip
-    turns = TurnsField(label="Turns", required=False, strip=False,
-                       help_text="Optional: text for one user turn, or a JSON list of {role, content}.")  # fmt: skip
+    new_value = forms.CharField(
+        label="Its value", required=False, max_length=files.MAX_CELL_CHARS, widget=forms.Textarea(attrs={"rows": 1})
+    )
+    expected_output = forms.CharField(
+        label="Expected output",
+        required=False,
+        max_length=files.MAX_CELL_CHARS,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+    turns = TurnsField(
+        label="Turns",
+        required=False,
+        strip=False,
+        help_text="Optional: text for one user turn, or a JSON list of {role, content}.",
+    )
 
-    def __init__(self, data=None, *, variable_names: list[str], case: TestCase | None = None,
-                 auto_id: str = "id_%s") -> None:
+    def __init__(
+        self, data=None, *, variable_names: list[str], case: TestCase | None = None, auto_id: str = "id_%s"
+    ) -> None:
         initial = {}
         if case is not None:
             initial = {"expected_output": case.expected_output, "turns": case.turns}
@@ -57,9 +68,12 @@ class CaseForm(forms.Form):
         self.variable_fields = []
         for i, name in enumerate(variable_names):
             self.fields[f"var-{i}"] = forms.CharField(
-                label=name, required=False, strip=False, max_length=files.MAX_CELL_CHARS,
+                label=name,
+                required=False,
+                strip=False,
+                max_length=files.MAX_CELL_CHARS,
                 widget=forms.Textarea(attrs={"rows": 1}),
-            )  # fmt: skip
+            )
         self.order_fields([f"var-{i}" for i in range(len(variable_names))])
 
     def variable_boundfields(self) -> list[forms.BoundField]:
@@ -97,16 +111,20 @@ class CaseForm(forms.Form):
 class UploadForm(forms.Form):
     file = forms.FileField(label="CSV or JSONL file", help_text="UTF-8, up to 10 MB and 10,000 cases.")
     check_version = forms.ModelChoiceField(
-        label="Check columns against a prompt version", required=False, queryset=PromptVersion.objects.none(),
+        label="Check columns against a prompt version",
+        required=False,
+        queryset=PromptVersion.objects.none(),
         empty_label="(don't check)",
         error_messages={"invalid_choice": "That version is not in this workspace."},
-    )  # fmt: skip
+    )
 
     def __init__(self, data=None, files_=None, *, workspace: Workspace) -> None:
         super().__init__(data, files_)
         self.fields["check_version"].queryset = (
-            PromptVersion.objects.filter(prompt__workspace=workspace).select_related("prompt").order_by("prompt__name", "-number")
-        )  # fmt: skip
+            PromptVersion.objects.filter(prompt__workspace=workspace)
+            .select_related("prompt")
+            .order_by("prompt__name", "-number")
+        )
 
     def clean_file(self):
         upload = self.cleaned_data["file"]

@@ -29,8 +29,21 @@ MAX_SCHEMA_CHARS = 20_000
 MAX_STOP = 4
 TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Parameters with their own field; the "other parameters" box may not set them again.
-TYPED_PARAMS = ("temperature", "max_tokens", "top_p", "frequency_penalty", "presence_penalty", "stop", "response_format")
-RESPONSE_FORMATS = [("", "Default (not sent)"), ("text", "Text"), ("json_object", "JSON object"), ("json_schema", "JSON schema")]
+TYPED_PARAMS = (
+    "temperature",
+    "max_tokens",
+    "top_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "stop",
+    "response_format",
+)
+RESPONSE_FORMATS = [
+    ("", "Default (not sent)"),
+    ("text", "Text"),
+    ("json_object", "JSON object"),
+    ("json_schema", "JSON schema"),
+]
 DETAILS = [("", "Default"), ("auto", "auto"), ("low", "low"), ("high", "high")]
 _INDEXES = re.compile(r"\d+")
 
@@ -84,7 +97,9 @@ class PartForm(RowForm):
 class ToolCallForm(RowForm):
     id = forms.CharField(max_length=200, label="Call id")
     name = forms.CharField(max_length=64, label="Function")
-    arguments = forms.CharField(strip=False, widget=forms.Textarea(attrs={"rows": 2, "class": "code"}), label="Arguments (JSON)")
+    arguments = forms.CharField(
+        strip=False, widget=forms.Textarea(attrs={"rows": 2, "class": "code"}), label="Arguments (JSON)"
+    )
 
     def where(self) -> str:
         m, c = (self.indexes() + [0, 0])[:2]
@@ -101,7 +116,11 @@ class ToolCallForm(RowForm):
 
     def call(self) -> dict[str, Any]:
         data = self.cleaned_data
-        return {"id": data["id"], "type": "function", "function": {"name": data["name"], "arguments": data["arguments"]}}
+        return {
+            "id": data["id"],
+            "type": "function",
+            "function": {"name": data["name"], "arguments": data["arguments"]},
+        }
 
 
 class BaseRowFormSet(forms.BaseFormSet):
@@ -204,7 +223,10 @@ class ToolForm(RowForm):
     name = forms.CharField(max_length=200)
     description = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 2}))
     parameters = JSONTextField(
-        expect_object=True, max_chars=MAX_SCHEMA_CHARS, required=True, label="Parameters (JSON Schema)",
+        expect_object=True,
+        max_chars=MAX_SCHEMA_CHARS,
+        required=True,
+        label="Parameters (JSON Schema)",
         error_messages={"required": 'give the parameters as a JSON Schema, e.g. {"type": "object", "properties": {}}.'},
     )
 
@@ -257,7 +279,9 @@ class SettingsForm(forms.Form):
     description = forms.CharField(required=False, strip=False, widget=forms.Textarea(attrs={"rows": 2}))
     provider = forms.ChoiceField(choices=PROVIDER_CHOICES)
     model_name = forms.CharField(
-        max_length=200, label="Model", error_messages={"required": "Choose a model, e.g. gpt-4o."},
+        max_length=200,
+        label="Model",
+        error_messages={"required": "Choose a model, e.g. gpt-4o."},
         widget=forms.TextInput(attrs={"list": "model-suggestions", "autocomplete": "off"}),
     )
     temperature = forms.FloatField(required=False, min_value=0, max_value=2, help_text="0–2")
@@ -266,13 +290,17 @@ class SettingsForm(forms.Form):
     frequency_penalty = forms.FloatField(required=False, min_value=-2, max_value=2, help_text="−2–2")
     presence_penalty = forms.FloatField(required=False, min_value=-2, max_value=2, help_text="−2–2")
     stop = forms.CharField(
-        required=False, strip=False, widget=forms.Textarea(attrs={"rows": 2}),
-        label="Stop sequences", help_text=f"One per line, at most {MAX_STOP}.",
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Stop sequences",
+        help_text=f"One per line, at most {MAX_STOP}.",
     )
     response_format = forms.ChoiceField(choices=RESPONSE_FORMATS, required=False)
     response_schema = JSONTextField(expect_object=True, max_chars=MAX_SCHEMA_CHARS, label="Response JSON schema")
     extra = JSONTextField(
-        expect_object=True, label="Other parameters (JSON object)",
+        expect_object=True,
+        label="Other parameters (JSON object)",
         help_text='Anything else the provider accepts, e.g. {"seed": 7}.',
     )
 
@@ -339,7 +367,9 @@ class ConditionFormSet(BaseRowFormSet):
         return [{k: f.cleaned_data[k].strip() for k in ("variable", "operator", "value")} for f in self.forms]
 
 
-ConditionFormSetClass = forms.formset_factory(ConditionForm, formset=ConditionFormSet, extra=0, max_num=100, absolute_max=100)
+ConditionFormSetClass = forms.formset_factory(
+    ConditionForm, formset=ConditionFormSet, extra=0, max_num=100, absolute_max=100
+)
 
 
 def condition_data(data: Any, action: str) -> dict[str, str]:
@@ -355,7 +385,12 @@ def condition_data(data: Any, action: str) -> dict[str, str]:
         index = int(action.split(":")[1])
         if index < len(rows):
             rows.pop(index)
-    out = {"c-TOTAL_FORMS": str(len(rows)), "c-INITIAL_FORMS": str(len(rows)), "c-MIN_NUM_FORMS": "0", "c-MAX_NUM_FORMS": "100"}
+    out = {
+        "c-TOTAL_FORMS": str(len(rows)),
+        "c-INITIAL_FORMS": str(len(rows)),
+        "c-MIN_NUM_FORMS": "0",
+        "c-MAX_NUM_FORMS": "100",
+    }
     for i, row in enumerate(rows):
         out.update({f"c-{i}-{k}": v for k, v in row.items()})
     return out

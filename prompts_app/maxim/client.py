@@ -162,8 +162,10 @@ class MaximClient:
             raise MaximError("The Maxim API key contains characters that cannot be sent; paste it again.")
         self._api_key = key
         origin = outbound.origin_of(self.base_url)
-        self._http = http if http is not None else outbound.shared_http(
-            origin, timeout=TIMEOUT, limits=LIMITS, user_agent=USER_AGENT
+        self._http = (
+            http
+            if http is not None
+            else outbound.shared_http(origin, timeout=TIMEOUT, limits=LIMITS, user_agent=USER_AGENT)
         )
         self._host = urlsplit(self.base_url).netloc
         self.max_retries = max_retries
@@ -257,9 +259,7 @@ class MaximClient:
             # Whatever Maxim sends back is stored and shown: the key never is, even when echoed.
             return redact_all(load_json(answer.body, max_depth=ANSWER_MAX_DEPTH), self._api_key), elapsed_ms
         except ValueError:  # JSONTextError included
-            message = (
-                f"Maxim answered with something that is not JSON it could read; check that {self.base_url} is the Maxim API."
-            )
+            message = f"Maxim answered with something that is not JSON it could read; check that {self.base_url} is the Maxim API."
             raise MaximError(message + (MAYBE_DONE if method != "GET" else ""), status=answer.status) from None
 
     def _send(
@@ -272,7 +272,11 @@ class MaximClient:
             delay: float | None = None
             try:
                 request = self._http.build_request(
-                    method, self.base_url + path, params=params, json=body, headers=self._headers(),
+                    method,
+                    self.base_url + path,
+                    params=params,
+                    json=body,
+                    headers=self._headers(),
                     timeout=self._timeout(until),
                 )
                 answer = outbound.fetch(self._http, request, until=until)
@@ -293,7 +297,9 @@ class MaximClient:
             except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, UnicodeError) as exc:
                 # Nothing from httpx leaves the client: its tracebacks hold the request headers (the key).
                 log.info("maxim %s %s failed: %s", method, path, type(exc).__name__)
-                error = MaximError(f"Could not talk to Maxim at {self._host} ({type(exc).__name__}); check the base URL.")
+                error = MaximError(
+                    f"Could not talk to Maxim at {self._host} ({type(exc).__name__}); check the base URL."
+                )
             else:
                 elapsed = time.perf_counter() - started
                 spent += elapsed
@@ -302,8 +308,12 @@ class MaximClient:
                     return answer, elapsed * 1000
                 error = self._status_error(answer, noun)
                 delay = _retry_delay(method, answer.status, error.retry_after, attempt)
-            if (delay is None or attempt >= self.max_retries or spent + delay > self.max_retry_seconds
-                    or time.monotonic() + delay >= until):  # fmt: skip
+            if (
+                delay is None
+                or attempt >= self.max_retries
+                or spent + delay > self.max_retry_seconds
+                or time.monotonic() + delay >= until
+            ):
                 raise error
             self._sleep(delay)
             spent += delay
@@ -353,9 +363,7 @@ class MaximClient:
         elif status >= 500:
             message = f"Maxim had a server error ({status}). Try again in a minute."
         elif 300 <= status < 400:
-            message = (
-                f"Maxim answered with a redirect ({status}); check the base URL {self.base_url} (http or https?)."
-            )
+            message = f"Maxim answered with a redirect ({status}); check the base URL {self.base_url} (http or https?)."
         else:
             message = f"Maxim refused the request ({status})" + (f": {said}" if said else ".")
         retryable = status in (408, 429) or status >= 500
@@ -478,13 +486,19 @@ def _connect_failure(exc: BaseException) -> str:
             return "tls"
         seen = seen.__cause__ or seen.__context__
     text = str(exc).lower()
-    if any(s in text for s in ("name or service not known", "nodename nor servname", "getaddrinfo",
-                                "name resolution", "no address associated")):
+    if any(
+        s in text
+        for s in (
+            "name or service not known",
+            "nodename nor servname",
+            "getaddrinfo",
+            "name resolution",
+            "no address associated",
+        )
+    ):
         return "dns"
     if any(s in text for s in ("connection refused", "errno 111", "10061", "actively refused")):
         return "refused"
     if "ssl" in text or "certificate" in text:
         return "tls"
     return ""
-
-

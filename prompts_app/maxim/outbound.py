@@ -173,16 +173,26 @@ class _DeadlineStream(httpcore.NetworkStream):
         self._stream.close()
 
     def start_tls(self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None):
-        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout, httpcore.ConnectTimeout)))
+        return _DeadlineStream(
+            self._stream.start_tls(ssl_context, server_hostname, _bounded(timeout, httpcore.ConnectTimeout))
+        )
 
     def get_extra_info(self, info: str) -> Any:
         return self._stream.get_extra_info(info)
 
 
 class _DeadlineBackend(httpcore.SyncBackend):
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
-                    socket_options: Any = None) -> httpcore.NetworkStream:  # fmt: skip
-        stream = super().connect_tcp(host, port, _bounded(timeout, httpcore.ConnectTimeout), local_address, socket_options)
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        stream = super().connect_tcp(
+            host, port, _bounded(timeout, httpcore.ConnectTimeout), local_address, socket_options
+        )
         return _DeadlineStream(stream)
 
 
@@ -198,8 +208,9 @@ def new_http(*, timeout: httpx.Timeout, limits: httpx.Limits, user_agent: str) -
     pool = transport._pool  # httpx exposes no way to pass a network backend; the deadline tests guard this
     assert hasattr(pool, "_network_backend"), "httpcore changed: the deadline backend cannot be installed"
     pool._network_backend = _DeadlineBackend()
-    return httpx.Client(transport=transport, timeout=timeout, follow_redirects=False,
-                        headers={"User-Agent": user_agent})  # fmt: skip
+    return httpx.Client(
+        transport=transport, timeout=timeout, follow_redirects=False, headers={"User-Agent": user_agent}
+    )
 
 
 def shared_http(origin: Origin, **options: Any) -> httpx.Client:

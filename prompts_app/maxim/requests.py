@@ -21,6 +21,7 @@ Content = Mapping[str, Any]
 # passed in so the client needs nothing from the models.
 Fill = Callable[[Any, dict[str, Any]], Any]
 
+
 def empty_parameters_schema() -> dict[str, Any]:
     """A tool's parameters when none are given (a new dict each time: bodies are stored and edited)."""
     return {"type": "object", "properties": {}}
@@ -78,7 +79,13 @@ class RunRequest:
 
     @classmethod
     def for_version(
-        cls, *, prompt_id: str, version_id: str, workspace_id: str, content: Content, inputs: Mapping[str, Any],
+        cls,
+        *,
+        prompt_id: str,
+        version_id: str,
+        workspace_id: str,
+        content: Content,
+        inputs: Mapping[str, Any],
         fill: Fill,
     ) -> RunRequest:
         """A run of `content` (a version's, or a draft's run against that version) with `inputs`:
@@ -89,13 +96,17 @@ class RunRequest:
         in, then the input turns, and the content's model, provider and parameters.
         """
         variables = inputs.get("variables") or {}
-        messages = [{**message, "content": fill(message.get("content"), variables)}
-                    for message in content.get("messages", [])]
+        messages = [
+            {**message, "content": fill(message.get("content"), variables)} for message in content.get("messages", [])
+        ]
         # Turns are filled in too: Maxim never fills placeholders, so a `{{name}}` typed
         # into a turn would otherwise reach the model as literal braces.
         messages += [{**turn, "content": fill(turn.get("content"), variables)} for turn in inputs.get("turns") or []]
         return cls(
-            prompt_id=prompt_id, version_id=version_id, workspace_id=workspace_id, messages=messages,
+            prompt_id=prompt_id,
+            version_id=version_id,
+            workspace_id=workspace_id,
+            messages=messages,
             model=ModelChoice.of(content, inputs.get("overrides")),
         )
 
@@ -122,8 +133,12 @@ class NewVersion:
 
     @classmethod
     def from_content(cls, *, prompt_id: str, content: Content) -> NewVersion:
-        return cls(prompt_id=prompt_id, description=content.get("description", ""),
-                   messages=list(content.get("messages", [])), model=ModelChoice.of(content))
+        return cls(
+            prompt_id=prompt_id,
+            description=content.get("description", ""),
+            messages=list(content.get("messages", [])),
+            model=ModelChoice.of(content),
+        )
 
     def body(self) -> dict[str, Any]:
         return {
@@ -162,5 +177,9 @@ class NewDeployment:
     conditions: list[dict[str, str]]  # {variable, operator, value}
 
     def body(self) -> dict[str, Any]:
-        return {"promptId": self.prompt_id, "versionId": self.version_id,
-                "workspaceId": self.workspace_id, "deploymentConditions": list(self.conditions)}
+        return {
+            "promptId": self.prompt_id,
+            "versionId": self.version_id,
+            "workspaceId": self.workspace_id,
+            "deploymentConditions": list(self.conditions),
+        }

@@ -72,11 +72,9 @@ class DeployResult:
     raw: dict
 
 
-
 def shape_error(what: str, detail: str, *, posted: bool) -> MaximError:
     return MaximError(
-        f"Maxim's answer to {what} was not in the expected shape ({detail})."
-        + (MAYBE_DONE if posted else "")
+        f"Maxim's answer to {what} was not in the expected shape ({detail})." + (MAYBE_DONE if posted else "")
     )
 
 
@@ -266,9 +264,16 @@ def _tool_calls(calls: Any) -> list[dict[str, Any]]:
             continue
         function = call.get("function") if isinstance(call.get("function"), dict) else {}
         arguments = function.get("arguments", "")
-        out.append({"id": str(call.get("id") or ""), "type": "function",
-                    "function": {"name": str(function.get("name") or ""),
-                                 "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments)}})
+        out.append(
+            {
+                "id": str(call.get("id") or ""),
+                "type": "function",
+                "function": {
+                    "name": str(function.get("name") or ""),
+                    "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+                },
+            }
+        )
     return out
 
 
@@ -303,8 +308,13 @@ def version_content(info: VersionInfo) -> dict[str, Any]:
     for tool in api_tools if isinstance(api_tools, list) else []:
         function = tool.get("function") if isinstance(tool, dict) and isinstance(tool.get("function"), dict) else tool
         if isinstance(function, dict) and function.get("name"):
-            tools.append({"name": str(function["name"]), "description": str(function.get("description") or ""),
-                          "parameters": function.get("parameters") or empty_parameters_schema()})
+            tools.append(
+                {
+                    "name": str(function["name"]),
+                    "description": str(function.get("description") or ""),
+                    "parameters": function.get("parameters") or empty_parameters_schema(),
+                }
+            )
     return {
         "description": info.description,
         "provider": info.provider or "openai",

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('prompts_app', '0001_initial'),
+        ("prompts_app", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='comparison',
-            name='batch',
+            model_name="comparison",
+            name="batch",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='comparison',
-            name='repeats',
+            model_name="comparison",
+            name="repeats",
             field=models.PositiveSmallIntegerField(default=1),
         ),
     ]

@@ -6,76 +6,98 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('prompts_app', '0002_comparison_batch'),
+        ("prompts_app", "0002_comparison_batch"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RunRollup',
+            name="RunRollup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('grain', models.CharField(choices=[('day', 'Day'), ('month', 'Month'), ('vday', 'Day, per version (users and statuses summed)')], max_length=5)),
-                ('day', models.DateField()),
-                ('provider', models.CharField(max_length=20)),
-                ('model_name', models.CharField(max_length=200)),
-                ('status', models.CharField(max_length=12)),
-                ('runs', models.BigIntegerField(default=0)),
-                ('prompt_tokens', models.BigIntegerField(default=0)),
-                ('completion_tokens', models.BigIntegerField(default=0)),
-                ('total_tokens', models.BigIntegerField(default=0)),
-                ('cost_nano', models.BigIntegerField(default=0)),
-                ('priced_runs', models.BigIntegerField(default=0)),
-                ('unpriced_runs', models.BigIntegerField(default=0)),
-                ('latency_sum', models.FloatField(default=0)),
-                ('latency_runs', models.BigIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "grain",
+                    models.CharField(
+                        choices=[
+                            ("day", "Day"),
+                            ("month", "Month"),
+                            ("vday", "Day, per version (users and statuses summed)"),
+                        ],
+                        max_length=5,
+                    ),
+                ),
+                ("day", models.DateField()),
+                ("provider", models.CharField(max_length=20)),
+                ("model_name", models.CharField(max_length=200)),
+                ("status", models.CharField(max_length=12)),
+                ("runs", models.BigIntegerField(default=0)),
+                ("prompt_tokens", models.BigIntegerField(default=0)),
+                ("completion_tokens", models.BigIntegerField(default=0)),
+                ("total_tokens", models.BigIntegerField(default=0)),
+                ("cost_nano", models.BigIntegerField(default=0)),
+                ("priced_runs", models.BigIntegerField(default=0)),
+                ("unpriced_runs", models.BigIntegerField(default=0)),
+                ("latency_sum", models.FloatField(default=0)),
+                ("latency_runs", models.BigIntegerField(default=0)),
             ],
         ),
         migrations.AddField(
-            model_name='run',
-            name='rolled_up',
+            model_name="run",
+            name="rolled_up",
             field=models.BooleanField(default=False),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['workspace', 'created_at'], name='run_ws_created'),
+            model_name="run",
+            index=models.Index(fields=["workspace", "created_at"], name="run_ws_created"),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(fields=['workspace', 'model_name', 'created_at'], name='run_ws_model_created'),
+            model_name="run",
+            index=models.Index(fields=["workspace", "model_name", "created_at"], name="run_ws_model_created"),
         ),
         migrations.AddIndex(
-            model_name='run',
-            index=models.Index(condition=models.Q(('rolled_up', False)), fields=['rolled_up'], name='run_not_rolled_up'),
+            model_name="run",
+            index=models.Index(
+                condition=models.Q(("rolled_up", False)), fields=["rolled_up"], name="run_not_rolled_up"
+            ),
         ),
         migrations.AddField(
-            model_name='runrollup',
-            name='prompt',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='prompts_app.prompt'),
+            model_name="runrollup",
+            name="prompt",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="prompts_app.prompt"
+            ),
         ),
         migrations.AddField(
-            model_name='runrollup',
-            name='user',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="runrollup",
+            name="user",
+            field=models.ForeignKey(
+                null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddField(
-            model_name='runrollup',
-            name='version',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='prompts_app.promptversion'),
+            model_name="runrollup",
+            name="version",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="prompts_app.promptversion"
+            ),
         ),
         migrations.AddField(
-            model_name='runrollup',
-            name='workspace',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='prompts_app.workspace'),
+            model_name="runrollup",
+            name="workspace",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="prompts_app.workspace"
+            ),
         ),
         migrations.AddIndex(
-            model_name='runrollup',
-            index=models.Index(fields=['grain', 'day'], name='rollup_grain_day'),
+            model_name="runrollup",
+            index=models.Index(fields=["grain", "day"], name="rollup_grain_day"),
         ),
         migrations.AddConstraint(
-            model_name='runrollup',
-            constraint=models.UniqueConstraint(fields=('grain', 'day', 'workspace', 'prompt', 'version', 'user', 'provider', 'model_name', 'status'), name='one_rollup_per_key'),
+            model_name="runrollup",
+            constraint=models.UniqueConstraint(
+                fields=("grain", "day", "workspace", "prompt", "version", "user", "provider", "model_name", "status"),
+                name="one_rollup_per_key",
+            ),
         ),
     ]

@@ -5,20 +5,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('prompts_app', '0004_history_run_search'),
+        ("prompts_app", "0004_history_run_search"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='comparison',
-            name='submit_token',
+            model_name="comparison",
+            name="submit_token",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddConstraint(
-            model_name='comparison',
-            constraint=models.UniqueConstraint(condition=models.Q(('submit_token', ''), _negated=True), fields=('created_by', 'submit_token'), name='one_comparison_per_form_submission'),
+            model_name="comparison",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("submit_token", ""), _negated=True),
+                fields=("created_by", "submit_token"),
+                name="one_comparison_per_form_submission",
+            ),
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('prompts_app', '0005_comparison_submit_token'),
+        ("prompts_app", "0005_comparison_submit_token"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='draft',
-            name='creating_since',
+            model_name="draft",
+            name="creating_since",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]

@@ -17,21 +17,26 @@ def keep_newest_open_draft(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('prompts_app', '0006_draft_creating_since'),
+        ("prompts_app", "0006_draft_creating_since"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='draft',
-            name='revision',
+            model_name="draft",
+            name="revision",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.RunPython(keep_newest_open_draft, migrations.RunPython.noop),
         migrations.AddConstraint(
-            model_name='draft',
-            constraint=models.UniqueConstraint(models.F('prompt'), models.F('user'), django.db.models.functions.comparison.Coalesce('base_version', models.Value(0)), condition=models.Q(('created_version__isnull', True)), name='one_open_draft_per_base'),
+            model_name="draft",
+            constraint=models.UniqueConstraint(
+                models.F("prompt"),
+                models.F("user"),
+                django.db.models.functions.comparison.Coalesce("base_version", models.Value(0)),
+                condition=models.Q(("created_version__isnull", True)),
+                name="one_open_draft_per_base",
+            ),
         ),
     ]

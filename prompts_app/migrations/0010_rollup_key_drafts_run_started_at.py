@@ -13,30 +13,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('prompts_app', '0009_test_sets'),
+        ("prompts_app", "0009_test_sets"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='runrollup',
-            name='one_rollup_per_key',
+            model_name="runrollup",
+            name="one_rollup_per_key",
         ),
         migrations.AddField(
-            model_name='run',
-            name='started_at',
+            model_name="run",
+            name="started_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='runrollup',
-            name='is_draft',
+            model_name="runrollup",
+            name="is_draft",
             field=models.BooleanField(default=False),
         ),
         migrations.AlterField(
-            model_name='run',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('success', 'Succeeded'), ('failed', 'Failed'), ('interrupted', 'Interrupted'), ('not_sent', 'Not sent')], default='pending', max_length=12),
+            model_name="run",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Pending"),
+                    ("success", "Succeeded"),
+                    ("failed", "Failed"),
+                    ("interrupted", "Interrupted"),
+                    ("not_sent", "Not sent"),
+                ],
+                default="pending",
+                max_length=12,
+            ),
         ),
     ]

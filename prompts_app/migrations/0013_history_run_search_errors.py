@@ -51,8 +51,9 @@ def _run_on_sqlite(statements: list[str]):
 
 
 FORWARD = DROP + create(COLUMNS, NEW, OLD)
-BACKWARD = DROP + create("input_text, output_text", "new.input_text, new.output_text",
-                         "old.input_text, old.output_text")  # fmt: skip
+BACKWARD = DROP + create(
+    "input_text, output_text", "new.input_text, new.output_text", "old.input_text, old.output_text"
+)
 
 
 class Migration(migrations.Migration):

@@ -43,10 +43,17 @@ def fields_to_keys(apps, schema_editor) -> None:
     Run = apps.get_model("prompts_app", "Run")
     Run.objects.filter(batch__isnull=False, comparison__isnull=False, column__isnull=False).update(
         idempotency_key=Concat(
-            Value("cmp-"), _text("comparison_id"), Value("-"), _text("batch"), Value("-"),
-            _text("column_id"), Value("-"), _text("repeat"), output_field=TEXT,
+            Value("cmp-"),
+            _text("comparison_id"),
+            Value("-"),
+            _text("batch"),
+            Value("-"),
+            _text("column_id"),
+            Value("-"),
+            _text("repeat"),
+            output_field=TEXT,
         )
-    )  # fmt: skip
+    )
 
 
 class Migration(migrations.Migration):

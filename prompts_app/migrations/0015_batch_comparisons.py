@@ -7,82 +7,172 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('prompts_app', '0014_run_batch_repeat'),
+        ("prompts_app", "0014_run_batch_repeat"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='BatchComparison',
+            name="BatchComparison",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('title', models.CharField(blank=True, max_length=300)),
-                ('case_filter', models.CharField(blank=True, max_length=200)),
-                ('repeats', models.PositiveSmallIntegerField(default=1)),
-                ('concurrency', models.PositiveSmallIntegerField(default=4)),
-                ('current_limit', models.PositiveSmallIntegerField(default=4)),
-                ('checks', models.JSONField(blank=True, default=list)),
-                ('status', models.CharField(choices=[('running', 'Running'), ('paused', 'Paused'), ('cancelled', 'Cancelled'), ('done', 'Done')], default='running', max_length=10)),
-                ('total_cells', models.PositiveIntegerField(default=0)),
-                ('estimated_cost_nano', models.BigIntegerField(blank=True, null=True)),
-                ('last_throttled_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('resumed_at', models.DateTimeField(blank=True, null=True)),
-                ('active_seconds', models.FloatField(default=0)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('test_set', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='batch_comparisons', to='prompts_app.testset')),
-                ('workspace', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='batch_comparisons', to='prompts_app.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("title", models.CharField(blank=True, max_length=300)),
+                ("case_filter", models.CharField(blank=True, max_length=200)),
+                ("repeats", models.PositiveSmallIntegerField(default=1)),
+                ("concurrency", models.PositiveSmallIntegerField(default=4)),
+                ("current_limit", models.PositiveSmallIntegerField(default=4)),
+                ("checks", models.JSONField(blank=True, default=list)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("paused", "Paused"),
+                            ("cancelled", "Cancelled"),
+                            ("done", "Done"),
+                        ],
+                        default="running",
+                        max_length=10,
+                    ),
+                ),
+                ("total_cells", models.PositiveIntegerField(default=0)),
+                ("estimated_cost_nano", models.BigIntegerField(blank=True, null=True)),
+                ("last_throttled_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("resumed_at", models.DateTimeField(blank=True, null=True)),
+                ("active_seconds", models.FloatField(default=0)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "test_set",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="batch_comparisons",
+                        to="prompts_app.testset",
+                    ),
+                ),
+                (
+                    "workspace",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="batch_comparisons",
+                        to="prompts_app.workspace",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='BatchColumn',
+            name="BatchColumn",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField()),
-                ('draft_content', models.JSONField(blank=True, null=True)),
-                ('label', models.CharField(blank=True, max_length=300)),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='prompts_app.promptversion')),
-                ('batch', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='columns', to='prompts_app.batchcomparison')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("position", models.PositiveSmallIntegerField()),
+                ("draft_content", models.JSONField(blank=True, null=True)),
+                ("label", models.CharField(blank=True, max_length=300)),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="prompts_app.promptversion"
+                    ),
+                ),
+                (
+                    "batch",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="columns",
+                        to="prompts_app.batchcomparison",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['position'],
+                "ordering": ["position"],
             },
         ),
         migrations.CreateModel(
-            name='BatchSettings',
+            name="BatchSettings",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('soft_budget_nano', models.BigIntegerField(blank=True, null=True)),
-                ('throttled_until', models.DateTimeField(blank=True, null=True)),
-                ('workspace', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='batch_settings', to='prompts_app.workspace')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("soft_budget_nano", models.BigIntegerField(blank=True, null=True)),
+                ("throttled_until", models.DateTimeField(blank=True, null=True)),
+                (
+                    "workspace",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="batch_settings",
+                        to="prompts_app.workspace",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='BatchCell',
+            name="BatchCell",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('repeat', models.PositiveSmallIntegerField(default=1)),
-                ('state', models.CharField(choices=[('queued', 'Left'), ('running', 'Running'), ('success', 'Done'), ('failed', 'Failed')], default='queued', max_length=8)),
-                ('not_before', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=0)),
-                ('error', models.TextField(blank=True)),
-                ('check_results', models.JSONField(blank=True, default=list)),
-                ('passed', models.BooleanField(null=True)),
-                ('case', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='prompts_app.testcase')),
-                ('run', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='batch_cell', to='prompts_app.run')),
-                ('column', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='cells', to='prompts_app.batchcolumn')),
-                ('batch', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='cells', to='prompts_app.batchcomparison')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("repeat", models.PositiveSmallIntegerField(default=1)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("queued", "Left"), ("running", "Running"), ("success", "Done"), ("failed", "Failed")],
+                        default="queued",
+                        max_length=8,
+                    ),
+                ),
+                ("not_before", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=0)),
+                ("error", models.TextField(blank=True)),
+                ("check_results", models.JSONField(blank=True, default=list)),
+                ("passed", models.BooleanField(null=True)),
+                (
+                    "case",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="prompts_app.testcase"
+                    ),
+                ),
+                (
+                    "run",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="batch_cell",
+                        to="prompts_app.run",
+                    ),
+                ),
+                (
+                    "column",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="cells", to="prompts_app.batchcolumn"
+                    ),
+                ),
+                (
+                    "batch",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="cells",
+                        to="prompts_app.batchcomparison",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['batch', 'state'], name='batchcell_batch_state'), models.Index(fields=['batch', 'case'], name='batchcell_batch_case')],
-                'constraints': [models.UniqueConstraint(fields=('batch', 'column', 'case', 'repeat'), name='one_cell_per_batch_key')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(fields=["batch", "state"], name="batchcell_batch_state"),
+                    models.Index(fields=["batch", "case"], name="batchcell_batch_case"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(fields=("batch", "column", "case", "repeat"), name="one_cell_per_batch_key")
+                ],
             },
         ),
     ]

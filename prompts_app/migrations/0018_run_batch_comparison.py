@@ -12,7 +12,6 @@ def label_batch_runs(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("prompts_app", "0017_run_retried_cell"),
     ]
@@ -22,8 +21,11 @@ class Migration(migrations.Migration):
             model_name="run",
             name="batch_comparison",
             field=models.ForeignKey(
-                blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL,
-                related_name="runs", to="prompts_app.batchcomparison",
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="runs",
+                to="prompts_app.batchcomparison",
             ),
         ),
         migrations.RunPython(label_batch_runs, migrations.RunPython.noop),

@@ -61,8 +61,12 @@ def progress(batch: BatchComparison, columns: list[BatchColumn]) -> Progress:
 
 def _progress(batch: BatchComparison, columns: list[BatchColumn], counts) -> Progress:
     by_id = {c.pk: ColumnProgress(c) for c in columns}
-    names = {BatchCell.State.SUCCESS: "done", BatchCell.State.FAILED: "failed",
-             BatchCell.State.RUNNING: "running", BatchCell.State.QUEUED: "left"}  # fmt: skip
+    names = {
+        BatchCell.State.SUCCESS: "done",
+        BatchCell.State.FAILED: "failed",
+        BatchCell.State.RUNNING: "running",
+        BatchCell.State.QUEUED: "left",
+    }
     for column_id, state, n in counts:
         item = by_id[column_id]
         setattr(item, names[state], getattr(item, names[state]) + n)
@@ -112,13 +116,17 @@ class ColumnSummary:
 def progress_and_summary(batch: BatchComparison, columns: list[BatchColumn]) -> tuple[Progress, list[ColumnSummary]]:
     """Both from one GROUP BY (column, state), plus one ordered read of latencies."""
     by_id = {c.pk: ColumnSummary(c) for c in columns}
-    rows = batch.cells.values("column_id", "state").order_by().annotate(
-        n_cells=Count("id"),
-        n_passed=Count("id", filter=Q(passed=True)),
-        n_checked=Count("id", filter=Q(passed__isnull=False)),
-        cost_sum=Sum("run__cost_nano"),
-        n_priced=Count("id", filter=Q(run__cost_nano__isnull=False)),
-        tokens_sum=Sum("run__total_tokens"),
+    rows = (
+        batch.cells.values("column_id", "state")
+        .order_by()
+        .annotate(
+            n_cells=Count("id"),
+            n_passed=Count("id", filter=Q(passed=True)),
+            n_checked=Count("id", filter=Q(passed__isnull=False)),
+            cost_sum=Sum("run__cost_nano"),
+            n_priced=Count("id", filter=Q(run__cost_nano__isnull=False)),
+            tokens_sum=Sum("run__total_tokens"),
+        )
     )
     counts = []
     for row in rows:
@@ -136,8 +144,9 @@ def progress_and_summary(batch: BatchComparison, columns: list[BatchColumn]) -> 
     finished = batch.cells.filter(state__in=[BatchCell.State.SUCCESS, BatchCell.State.FAILED])
     latencies = (
         finished.filter(state=BatchCell.State.SUCCESS, run__latency_ms__isnull=False)
-        .order_by("column_id", "run__latency_ms").values_list("column_id", "run__latency_ms")
-    )  # fmt: skip
+        .order_by("column_id", "run__latency_ms")
+        .values_list("column_id", "run__latency_ms")
+    )
     for column_id, latency in latencies:
         by_id[column_id].latencies.append(latency)
     return _progress(batch, columns, counts), list(by_id.values())
@@ -153,8 +162,13 @@ class MatrixRow:
 
 
 def matrix_page(
-    batch: BatchComparison, columns: list[BatchColumn], *, page: str | int | None = 1,
-    failed_only: bool = False, differ: bool = False, search: str = "",
+    batch: BatchComparison,
+    columns: list[BatchColumn],
+    *,
+    page: str | int | None = 1,
+    failed_only: bool = False,
+    differ: bool = False,
+    search: str = "",
 ) -> tuple[Page, list[MatrixRow]]:
     """One page of cases (rows), filtered, with every column's cells."""
     cases = batch.test_set.cases.filter(pk__in=batch.cells.values("case_id"))
@@ -163,9 +177,13 @@ def matrix_page(
         cases = cases.filter(Exists(failing))
     if differ:
         differing = (
-            batch.cells.filter(state=BatchCell.State.SUCCESS).values("case_id").order_by()
-            .annotate(outputs=Count("run__output_text", distinct=True)).filter(outputs__gt=1).values("case_id")
-        )  # fmt: skip
+            batch.cells.filter(state=BatchCell.State.SUCCESS)
+            .values("case_id")
+            .order_by()
+            .annotate(outputs=Count("run__output_text", distinct=True))
+            .filter(outputs__gt=1)
+            .values("case_id")
+        )
         cases = cases.filter(pk__in=differing)
     if search:
         matching = batch.cells.filter(run__output_text__icontains=search).values("case_id")
@@ -188,9 +206,22 @@ def matrix_page(
 
 
 EXPORT_FIELDS = [
-    "case", "column", "label", "repeat", "state", "output", "passed", "checks",
-    "prompt_tokens", "completion_tokens", "cost_usd", "latency_ms", "error", "variables", "expected_output",
-]  # fmt: skip
+    "case",
+    "column",
+    "label",
+    "repeat",
+    "state",
+    "output",
+    "passed",
+    "checks",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "latency_ms",
+    "error",
+    "variables",
+    "expected_output",
+]
 
 
 def export_rows(batch: BatchComparison) -> Iterator[dict]:
@@ -205,13 +236,21 @@ def export_rows(batch: BatchComparison) -> Iterator[dict]:
         run: Run | None = cell.run
         position, label = labels[cell.column_id]
         yield {
-            "case": cell.case.position, "column": position, "label": label, "repeat": cell.repeat,
-            "state": cell.state, "output": run.output_text if run else "",
+            "case": cell.case.position,
+            "column": position,
+            "label": label,
+            "repeat": cell.repeat,
+            "state": cell.state,
+            "output": run.output_text if run else "",
             "passed": "" if cell.passed is None else ("yes" if cell.passed else "no"),
-            "checks": "; ".join(f"{'pass' if r['passed'] else 'FAIL'} {r['name']}: {r['reason']}" for r in cell.check_results),
-            "prompt_tokens": run.prompt_tokens if run else "", "completion_tokens": run.completion_tokens if run else "",
+            "checks": "; ".join(
+                f"{'pass' if r['passed'] else 'FAIL'} {r['name']}: {r['reason']}" for r in cell.check_results
+            ),
+            "prompt_tokens": run.prompt_tokens if run else "",
+            "completion_tokens": run.completion_tokens if run else "",
             "cost_usd": "" if not run or run.cost_nano is None else f"{run.cost_nano / 1e9:.9f}",
             "latency_ms": "" if not run or run.latency_ms is None else round(run.latency_ms),
-            "error": (run.error if run else cell.error), "variables": cell.case.variables,
+            "error": (run.error if run else cell.error),
+            "variables": cell.case.variables,
             "expected_output": cell.case.expected_output,
-        }  # fmt: skip
+        }

@@ -23,7 +23,7 @@ from prompts_app.services.rollups import (
     prefixed,
     unprefixed,
     utc_day,
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -136,8 +136,9 @@ def cost_review(*, workspace_ids: list[int], start: dt.date, end: dt.date) -> Co
     Two grouped reads of the per-version day rollups (per day; per version and model, which
     also gives prompts) plus the runs not rolled up yet; money stays in integer nano-USD throughout.
     """
-    rows = RunRollup.objects.filter(grain=RunRollup.Grain.VERSION_DAY, day__gte=start, day__lte=end,
-                                    workspace_id__in=workspace_ids).order_by()  # fmt: skip
+    rows = RunRollup.objects.filter(
+        grain=RunRollup.Grain.VERSION_DAY, day__gte=start, day__lte=end, workspace_id__in=workspace_ids
+    ).order_by()
     per_day = [(row.pop("day"), unprefixed(row)) for row in rows.values("day").annotate(**prefixed(ROLLUP_SUMS))]
     key_names = ("prompt_id", "version_id", "is_draft", "provider", "model_name")
     per_version = [
@@ -146,8 +147,9 @@ def cost_review(*, workspace_ids: list[int], start: dt.date, end: dt.date) -> Co
     ]
     since = dt.datetime.combine(start, dt.time.min, tzinfo=UTC)
     until = dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=UTC)
-    live = Run.objects.filter(not_rolled_up_q(), workspace_id__in=workspace_ids, created_at__gte=since,
-                              created_at__lt=until).only(*RUN_FIELDS, "status")  # fmt: skip
+    live = Run.objects.filter(
+        not_rolled_up_q(), workspace_id__in=workspace_ids, created_at__gte=since, created_at__lt=until
+    ).only(*RUN_FIELDS, "status")
     for run in live:
         sums = contribution(run)
         per_day.append((utc_day(run.created_at), sums))

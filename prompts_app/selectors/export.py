@@ -20,10 +20,27 @@ from prompts_app.selectors.history import (
 )
 
 EXPORT_FIELDS = (
-    "id", "created_at", "workspace__name", "prompt__name", "version__number", "provider", "model_name",
-    "status", "prompt_tokens", "completion_tokens", "total_tokens", "cost_nano", "price_source",
-    "latency_ms", f"user__{USERNAME}", "is_draft", "input__variables", "input_text", "output_text", "error",
-)  # fmt: skip
+    "id",
+    "created_at",
+    "workspace__name",
+    "prompt__name",
+    "version__number",
+    "provider",
+    "model_name",
+    "status",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_nano",
+    "price_source",
+    "latency_ms",
+    f"user__{USERNAME}",
+    "is_draft",
+    "input__variables",
+    "input_text",
+    "output_text",
+    "error",
+)
 
 
 def export_rows(f: RunFilter, chunk_size: int = 2000) -> Iterator[dict]:
@@ -42,10 +59,27 @@ def export_rows(f: RunFilter, chunk_size: int = 2000) -> Iterator[dict]:
 
 
 EXPORT_COLUMNS = [
-    "id", "created_at", "workspace", "prompt", "version", "provider", "model", "status", "prompt_tokens",
-    "completion_tokens", "total_tokens", "cost_usd", "price_source", "latency_ms", "user", "draft", "variables",
-    "input_text", "output_text", "error",
-]  # fmt: skip
+    "id",
+    "created_at",
+    "workspace",
+    "prompt",
+    "version",
+    "provider",
+    "model",
+    "status",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_usd",
+    "price_source",
+    "latency_ms",
+    "user",
+    "draft",
+    "variables",
+    "input_text",
+    "output_text",
+    "error",
+]
 
 
 def export_record(row: dict) -> dict:

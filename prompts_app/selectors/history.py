@@ -28,10 +28,24 @@ FTS_TABLE = "prompts_app_run_fts"
 USERNAME = get_user_model().USERNAME_FIELD
 # The history table needs these and nothing else; the JSON columns stay on disk.
 ROW_FIELDS = (
-    "id", "created_at", "status", "provider", "model_name", "prompt_tokens", "completion_tokens",
-    "total_tokens", "cost_nano", "latency_ms", "is_draft", "workspace__name", "prompt__name",
-    "version__number", "version__maxim_id", f"user__{USERNAME}", "batch_comparison",
-)  # fmt: skip
+    "id",
+    "created_at",
+    "status",
+    "provider",
+    "model_name",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_nano",
+    "latency_ms",
+    "is_draft",
+    "workspace__name",
+    "prompt__name",
+    "version__number",
+    "version__maxim_id",
+    f"user__{USERNAME}",
+    "batch_comparison",
+)
 
 
 @dataclass
@@ -127,10 +141,15 @@ class RunFilter:
     def key_q(self) -> Q:
         """Conditions shared by runs and rollup rows (same column names in both)."""
         q = Q(workspace_id__in=self.workspace_ids)
-        for name, value in (("prompt_id", self.prompt_id), ("version_id", self.version_id),
-                            ("model_name", self.model), ("provider", self.provider),
-                            ("status", self.status), ("user_id", self.user_id),
-                            ("is_draft", self.draft)):  # fmt: skip
+        for name, value in (
+            ("prompt_id", self.prompt_id),
+            ("version_id", self.version_id),
+            ("model_name", self.model),
+            ("provider", self.provider),
+            ("status", self.status),
+            ("user_id", self.user_id),
+            ("is_draft", self.draft),
+        ):
             if value not in (None, ""):
                 q &= Q(**{name: value})
         return q
@@ -233,7 +252,9 @@ def _matched_totals(runs: QuerySet[Run], match: str) -> dict:
     compiler = query.get_compiler(connection=connection)
     sums, params = [], []
     for name, total in RUN_SUMS.items():
-        sql, sum_params = compiler.compile(total.resolve_expression(query, allow_joins=True, reuse=None, summarize=True))
+        sql, sum_params = compiler.compile(
+            total.resolve_expression(query, allow_joins=True, reuse=None, summarize=True)
+        )
         sums.append(f"{sql} AS {name}")
         params += sum_params
     try:
@@ -243,8 +264,10 @@ def _matched_totals(runs: QuerySet[Run], match: str) -> dict:
     except FullResultSet:
         where, where_params = "1", []
     table = connection.ops.quote_name(Run._meta.db_table)
-    sql = (f"SELECT {', '.join(sums)} FROM {FTS_TABLE} CROSS JOIN {table} "
-           f"ON {table}.id = {FTS_TABLE}.rowid WHERE {FTS_TABLE} MATCH %s AND ({where})")  # fmt: skip
+    sql = (
+        f"SELECT {', '.join(sums)} FROM {FTS_TABLE} CROSS JOIN {table} "
+        f"ON {table}.id = {FTS_TABLE}.rowid WHERE {FTS_TABLE} MATCH %s AND ({where})"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, match, *where_params])
         return dict(zip(RUN_SUMS, cursor.fetchone(), strict=True))
@@ -275,8 +298,9 @@ def newer_than_q(cursor: Cursor) -> Q:
     return Q(created_at__gte=cursor.created_at) & ~Q(created_at=cursor.created_at, id__lte=cursor.id)
 
 
-def page(f: RunFilter, *, older_than: Cursor | None = None, newer_than: Cursor | None = None,
-         size: int = PAGE_SIZE) -> Page:  # fmt: skip
+def page(
+    f: RunFilter, *, older_than: Cursor | None = None, newer_than: Cursor | None = None, size: int = PAGE_SIZE
+) -> Page:
     runs = filter_runs(f).select_related("workspace", "prompt", "version", "user").only(*ROW_FIELDS)
     if newer_than is not None:
         rows = list(runs.filter(newer_than_q(newer_than)).order_by("created_at", "id")[: size + 1])

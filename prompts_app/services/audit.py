@@ -19,7 +19,9 @@ Action = AuditEvent.Action
 _SECRET_KEY = re.compile(r"key|token|secret|password|authorization", re.IGNORECASE)
 
 
-def record(workspace: Workspace, *, actor: Any, action: str, target: str = "", detail: dict | None = None) -> AuditEvent:
+def record(
+    workspace: Workspace, *, actor: Any, action: str, target: str = "", detail: dict | None = None
+) -> AuditEvent:
     """Store one event. `detail` is small JSON for people to read, never a key, token or password."""
     clean = {k: v for k, v in (detail or {}).items() if not _SECRET_KEY.search(str(k))}
     user = actor if getattr(actor, "pk", None) else None
@@ -36,16 +38,28 @@ def record(workspace: Workspace, *, actor: Any, action: str, target: str = "", d
 
 
 def record_price(workspace: Workspace, price: Any, *, actor: Any) -> AuditEvent:
-    return record(workspace, actor=actor, action=Action.PRICE_SAVED, target=price.model_pattern, detail={
-        "input_usd_per_mtok": str(price.input_usd_per_mtok), "output_usd_per_mtok": str(price.output_usd_per_mtok),
-    })  # fmt: skip
+    return record(
+        workspace,
+        actor=actor,
+        action=Action.PRICE_SAVED,
+        target=price.model_pattern,
+        detail={
+            "input_usd_per_mtok": str(price.input_usd_per_mtok),
+            "output_usd_per_mtok": str(price.output_usd_per_mtok),
+        },
+    )
 
 
 def record_export(actor: Any, workspace_ids: list[int], *, fmt: str, filters: str) -> None:
     """An export of run history: one event in each workspace it read from."""
     for workspace in Workspace.objects.filter(pk__in=workspace_ids):
-        record(workspace, actor=actor, action=Action.RUNS_EXPORTED, target=f"runs as {fmt.upper()}",
-               detail={"filters": filters} if filters else {})  # fmt: skip
+        record(
+            workspace,
+            actor=actor,
+            action=Action.RUNS_EXPORTED,
+            target=f"runs as {fmt.upper()}",
+            detail={"filters": filters} if filters else {},
+        )
 
 
 def events(workspace: Workspace):

@@ -49,8 +49,10 @@ CLAIM_GRACE_SECONDS = 30  # a claimed run not started after this was claimed by 
 DEFAULT_RETRY_AFTER = 2.0  # a 429 without Retry-After
 RAISE_LIMIT_AFTER = timedelta(seconds=5)  # quiet time after a 429 before the limit goes up again
 IDLE_WAIT = 0.2
-REFUSED_ERROR = ("Maxim refused this run with 429 (too many requests): it was not processed and cost nothing. "
-                 "The batch waited and sent the cell again.")  # fmt: skip
+REFUSED_ERROR = (
+    "Maxim refused this run with 429 (too many requests): it was not processed and cost nothing. "
+    "The batch waited and sent the cell again."
+)
 
 
 @dataclass(frozen=True)
@@ -150,8 +152,13 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
 def _log_costs(batch_id: int, costs: list[Cost]) -> None:
     if costs:
         cpu, wall = statistics.median(c.cpu for c in costs), statistics.median(c.wall for c in costs)
-        log.info("batch %s: %d cells, dashboard cost per cell median %.2f ms CPU, %.2f ms wall",
-                 batch_id, len(costs), cpu, wall)  # fmt: skip
+        log.info(
+            "batch %s: %d cells, dashboard cost per cell median %.2f ms CPU, %.2f ms wall",
+            batch_id,
+            len(costs),
+            cpu,
+            wall,
+        )
 
 
 def _claim_step(batch: BatchComparison) -> int:
@@ -171,8 +178,10 @@ def _call(plan: Plan, cell: BatchCell) -> None:
     runs.call_maxim(cell.run, plan.price_rules, client=plan.client)
     # The dashboard's part: this thread's CPU (building, sending, parsing, pricing), and the
     # call's wall time beyond Maxim's own latency (that also counts waiting for the CPU).
-    cell.cost = Cost(cpu=(time.thread_time() - cpu) * 1000,
-                     wall=max(0.0, (time.perf_counter() - wall) * 1000 - (cell.run.latency_ms or 0.0)))  # fmt: skip
+    cell.cost = Cost(
+        cpu=(time.thread_time() - cpu) * 1000,
+        wall=max(0.0, (time.perf_counter() - wall) * 1000 - (cell.run.latency_ms or 0.0)),
+    )
 
 
 def _store_and_claim(plan: Plan, finished: list[BatchCell], wanted: int) -> list[BatchCell]:
@@ -238,8 +247,9 @@ def _claim(plan: Plan, wanted: int) -> list[BatchCell]:
             cell.state, cell.error = BatchCell.State.FAILED, problem
             refused.append(cell)
             continue
-        cell.run = runs.pending_run(version=column.version, content=content, inputs=inputs,
-                                    user=plan.batch.created_by, is_draft=column.is_draft)  # fmt: skip
+        cell.run = runs.pending_run(
+            version=column.version, content=content, inputs=inputs, user=plan.batch.created_by, is_draft=column.is_draft
+        )
         cell.run.batch_comparison_id = plan.batch.pk  # history labels the run with its batch
         cell.state = BatchCell.State.RUNNING
         claimed.append(cell)
@@ -321,10 +331,15 @@ def finish_cell(cell: BatchCell, run: Run) -> None:
 
 def evaluate_checks(checks: list[checks_module.Check], run: Run, expected: str) -> list[dict]:
     found = checks_module.CheckInput(
-        output_text=run.output_text, output=run.output, expected_output=expected or None,
-        prompt_tokens=run.prompt_tokens, completion_tokens=run.completion_tokens,
-        total_tokens=run.total_tokens, cost_nano=run.cost_nano, latency_ms=run.latency_ms,
-    )  # fmt: skip
+        output_text=run.output_text,
+        output=run.output,
+        expected_output=expected or None,
+        prompt_tokens=run.prompt_tokens,
+        completion_tokens=run.completion_tokens,
+        total_tokens=run.total_tokens,
+        cost_nano=run.cost_nano,
+        latency_ms=run.latency_ms,
+    )
     results = []
     for check in checks:
         result = check.evaluate(found)
@@ -379,7 +394,9 @@ def settle(batch_id: int, *, all_pending: bool = False) -> int:
             BatchCell.objects.filter(pk=cell.pk).update(state=BatchCell.State.QUEUED)
             continue
         if run.status == Run.Status.PENDING:
-            if run.started_at is None and (all_pending or run.created_at < now - timedelta(seconds=CLAIM_GRACE_SECONDS)):
+            if run.started_at is None and (
+                all_pending or run.created_at < now - timedelta(seconds=CLAIM_GRACE_SECONDS)
+            ):
                 Run.objects.filter(pk=run.pk, status=Run.Status.PENDING, started_at__isnull=True).update(
                     status=Run.Status.NOT_SENT, error=runs.NOT_SENT_ERROR, finished_at=now
                 )

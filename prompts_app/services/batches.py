@@ -107,8 +107,10 @@ def _as_version(choice: ColumnChoice) -> PromptVersion:
     if choice.draft_content is None:
         return choice.version
     base = choice.version
-    fields = {key: choice.draft_content.get(key, getattr(base, key)) for key in
-              ("provider", "model_name", "model_parameters", "messages", "tools")}  # fmt: skip
+    fields = {
+        key: choice.draft_content.get(key, getattr(base, key))
+        for key in ("provider", "model_name", "model_parameters", "messages", "tools")
+    }
     return PromptVersion(prompt=base.prompt, maxim_id=base.maxim_id, number=base.number, **fields)
 
 
@@ -154,22 +156,39 @@ def start_batch(
         raise OverBudget(guess, budget)
     with transaction.atomic():
         batch = BatchComparison.objects.create(
-            workspace=workspace, test_set=test_set, title=title[:300], case_filter=case_filter, repeats=repeats,
-            concurrency=concurrency, current_limit=concurrency, checks=checks, created_by=user,
-            total_cells=len(cases) * len(columns) * repeats, estimated_cost_nano=guess.cost_nano,
+            workspace=workspace,
+            test_set=test_set,
+            title=title[:300],
+            case_filter=case_filter,
+            repeats=repeats,
+            concurrency=concurrency,
+            current_limit=concurrency,
+            checks=checks,
+            created_by=user,
+            total_cells=len(cases) * len(columns) * repeats,
+            estimated_cost_nano=guess.cost_nano,
             resumed_at=timezone.now(),
-        )  # fmt: skip
+        )
         made = BatchColumn.objects.bulk_create(
-            BatchColumn(batch=batch, position=n, version=c.version, draft_content=c.draft_content,
-                        label=(c.label or str(c.version))[:300])
+            BatchColumn(
+                batch=batch,
+                position=n,
+                version=c.version,
+                draft_content=c.draft_content,
+                label=(c.label or str(c.version))[:300],
+            )
             for n, c in enumerate(columns, 1)
-        )  # fmt: skip
+        )
         # Case by case, so the first rows of the matrix fill first.
         BatchCell.objects.bulk_create(
-            (BatchCell(batch=batch, column=column, case_id=case, repeat=repeat)
-             for case in cases for repeat in range(1, repeats + 1) for column in made),
+            (
+                BatchCell(batch=batch, column=column, case_id=case, repeat=repeat)
+                for case in cases
+                for repeat in range(1, repeats + 1)
+                for column in made
+            ),
             batch_size=2000,
-        )  # fmt: skip
+        )
         transaction.on_commit(lambda: enqueue(batch))
     return batch
 

@@ -50,10 +50,15 @@ def create_comparison(
     The same form posted twice (same `submit_token`) returns the first comparison and
     created=False: the caller must not run it again.
     """
+
     def create() -> Comparison:
         comparison = Comparison.objects.create(
-            workspace=workspace, title=title, shared_input=shared_input, input=input,
-            created_by=user, submit_token=submit_token,
+            workspace=workspace,
+            title=title,
+            shared_input=shared_input,
+            input=input,
+            created_by=user,
+            submit_token=submit_token,
         )
         for position, spec in enumerate(columns):
             ComparisonColumn.objects.create(
@@ -102,8 +107,14 @@ def _record_batch(comparison: Comparison, *, user: AbstractBaseUser, repeats: in
     columns = comparison.columns.select_related("version__prompt__workspace")
     runs = [
         new_run(
-            version=column.version, inputs=column_input(comparison, column), user=user,
-            content=column.draft_content, comparison=comparison, column=column, batch=batch, repeat=repeat,
+            version=column.version,
+            inputs=column_input(comparison, column),
+            user=user,
+            content=column.draft_content,
+            comparison=comparison,
+            column=column,
+            batch=batch,
+            repeat=repeat,
         )
         for column in columns
         for repeat in range(repeats)

@@ -239,8 +239,14 @@ def export_markdown(comparison: Comparison) -> str:
             tokens = f"{run.prompt_tokens}/{run.completion_tokens}" if run else "—"
             latency = f"{run.latency_ms:.0f} ms" if run and run.latency_ms is not None else "—"
             cells = [
-                str(i), column_label(column), content.get("model_name", ""), content.get("provider", ""), tokens,
-                format_usd(run.cost_nano) if run else "—", latency, run.status if run else "not run",
+                str(i),
+                column_label(column),
+                content.get("model_name", ""),
+                content.get("provider", ""),
+                tokens,
+                format_usd(run.cost_nano) if run else "—",
+                latency,
+                run.status if run else "not run",
             ]
             lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     if comparison.repeats > 1:
@@ -261,14 +267,27 @@ def export_markdown(comparison: Comparison) -> str:
 
 
 def _stats_lines(columns: list[ComparisonColumn], grouped: dict[int, list[Run]]) -> list[str]:
-    lines = ["", "| # | Column | Distinct outputs | Latency min / avg / max | Cost per run | Per 1,000 runs | Failed |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "",
+        "| # | Column | Distinct outputs | Latency min / avg / max | Cost per run | Per 1,000 runs | Failed |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for i, column in enumerate(columns, 1):
         stats = column_stats(grouped.get(column.pk, []))
-        latency = (f"{stats.latency_min:.0f} / {stats.latency_avg:.0f} / {stats.latency_max:.0f} ms"
-                   if stats.latency_avg is not None else "—")  # fmt: skip
-        cells = [str(i), column_label(column), f"{stats.distinct_outputs} of {stats.runs}", latency,
-                 format_usd(stats.cost_per_run_nano), format_usd(stats.cost_per_1000_nano), str(stats.failures)]
+        latency = (
+            f"{stats.latency_min:.0f} / {stats.latency_avg:.0f} / {stats.latency_max:.0f} ms"
+            if stats.latency_avg is not None
+            else "—"
+        )
+        cells = [
+            str(i),
+            column_label(column),
+            f"{stats.distinct_outputs} of {stats.runs}",
+            latency,
+            format_usd(stats.cost_per_run_nano),
+            format_usd(stats.cost_per_1000_nano),
+            str(stats.failures),
+        ]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
     return lines
 

@@ -36,7 +36,11 @@ def invite(workspace: Workspace, *, invitee: str, role: str, by: Any) -> NewInvi
     Nothing here looks the name up: the same answer whether or not such an account exists."""
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
-        workspace=workspace, invitee=invitee.strip(), role=role, token_hash=token_hash(token), invited_by=by,
+        workspace=workspace,
+        invitee=invitee.strip(),
+        role=role,
+        token_hash=token_hash(token),
+        invited_by=by,
         expires_at=timezone.now() + timedelta(days=INVITATION_DAYS),
     )
     target = invitation.invitee or "anyone with the link"
@@ -65,7 +69,9 @@ def find_open(*, token: str | None = None, pk: int | None = None, user: Any) -> 
     """The invitation this user may answer: by its link's token, or (bound to them) by id. None otherwise,
     whatever the reason (unknown, used, expired, revoked, for someone else), so nothing is revealed."""
     if token:
-        invitation = Invitation.objects.select_related("workspace", "invited_by").filter(token_hash=token_hash(token)).first()
+        invitation = (
+            Invitation.objects.select_related("workspace", "invited_by").filter(token_hash=token_hash(token)).first()
+        )
     elif pk is not None:
         invitation = Invitation.objects.select_related("workspace", "invited_by").filter(pk=pk).first()
         if invitation is not None and not invitation.invitee:
@@ -90,11 +96,21 @@ def accept(invitation: Invitation, user: Any) -> Membership:
     )
     _close(invitation, Invitation.Status.ACCEPTED, user)
     target = user.get_username()
-    audit.record(invitation.workspace, actor=user, action=audit.Action.INVITATION_ACCEPTED, target=target,
-                 detail={"role": invitation.role, "invited": invitation.invitee or "link"})  # fmt: skip
+    audit.record(
+        invitation.workspace,
+        actor=user,
+        action=audit.Action.INVITATION_ACCEPTED,
+        target=target,
+        detail={"role": invitation.role, "invited": invitation.invitee or "link"},
+    )
     if created:
-        audit.record(invitation.workspace, actor=user, action=audit.Action.MEMBER_JOINED, target=target,
-                     detail={"role": membership.role})  # fmt: skip
+        audit.record(
+            invitation.workspace,
+            actor=user,
+            action=audit.Action.MEMBER_JOINED,
+            target=target,
+            detail={"role": membership.role},
+        )
     return membership
 
 
@@ -103,7 +119,9 @@ def decline(invitation: Invitation, user: Any) -> None:
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.is_open:
         _close(invitation, Invitation.Status.DECLINED, user)
-        audit.record(invitation.workspace, actor=user, action=audit.Action.INVITATION_DECLINED, target=user.get_username())
+        audit.record(
+            invitation.workspace, actor=user, action=audit.Action.INVITATION_DECLINED, target=user.get_username()
+        )
 
 
 @transaction.atomic
@@ -112,8 +130,13 @@ def revoke(invitation: Invitation, *, by: Any) -> None:
     if invitation.status != Invitation.Status.PENDING:
         raise WorkspaceError("This invitation was already answered or revoked.")
     _close(invitation, Invitation.Status.REVOKED, by)
-    audit.record(invitation.workspace, actor=by, action=audit.Action.INVITATION_REVOKED,
-                 target=invitation.invitee or "anyone with the link", detail={"role": invitation.role})  # fmt: skip
+    audit.record(
+        invitation.workspace,
+        actor=by,
+        action=audit.Action.INVITATION_REVOKED,
+        target=invitation.invitee or "anyone with the link",
+        detail={"role": invitation.role},
+    )
 
 
 def _close(invitation: Invitation, status: str, user: Any) -> None:
@@ -139,8 +162,13 @@ def change_role(membership: Membership, role: str, *, by: Any = None) -> Members
     membership.role = role
     membership.save(update_fields=["role"])
     if before != role:
-        audit.record(membership.workspace, actor=by, action=audit.Action.MEMBER_ROLE,
-                     target=membership.user.get_username(), detail={"from": before, "to": role})  # fmt: skip
+        audit.record(
+            membership.workspace,
+            actor=by,
+            action=audit.Action.MEMBER_ROLE,
+            target=membership.user.get_username(),
+            detail={"from": before, "to": role},
+        )
     return membership
 
 
@@ -150,5 +178,10 @@ def remove_member(membership: Membership, *, by: Any = None) -> None:
     if membership.role == Role.OWNER and _owner_count(membership.workspace) <= 1:
         raise WorkspaceError("The last owner cannot be removed; make someone else owner first.")
     membership.delete()
-    audit.record(membership.workspace, actor=by, action=audit.Action.MEMBER_REMOVED,
-                 target=membership.user.get_username(), detail={"role": membership.role})  # fmt: skip
+    audit.record(
+        membership.workspace,
+        actor=by,
+        action=audit.Action.MEMBER_REMOVED,
+        target=membership.user.get_username(),
+        detail={"role": membership.role},
+    )

@@ -23,11 +23,21 @@ from prompts_app.models import Run, RunRollup
 UTC = dt.timezone.utc
 KEY_FIELDS = ("workspace_id", "prompt_id", "version_id", "user_id", "provider", "model_name", "status", "is_draft")
 # Only what a rollup needs, so rolling up never loads the big JSON columns.
-RUN_FIELDS = ("id", "created_at", "cost_nano", "prompt_tokens", "completion_tokens", "total_tokens",
-              "latency_ms", *KEY_FIELDS)  # fmt: skip
+RUN_FIELDS = (
+    "id",
+    "created_at",
+    "cost_nano",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "latency_ms",
+    *KEY_FIELDS,
+)
 # The unique key of RunRollup ("one_rollup_per_key_v2" in models.py), as the upsert names it.
-CONFLICT_TARGET = ('"grain", "day", "workspace_id", "prompt_id", "version_id", COALESCE("user_id", 0), '
-                   '"provider", "model_name", "status", "is_draft"')  # fmt: skip
+CONFLICT_TARGET = (
+    '"grain", "day", "workspace_id", "prompt_id", "version_id", COALESCE("user_id", 0), '
+    '"provider", "model_name", "status", "is_draft"'
+)
 UPSERT_CHUNK = 200  # rows per INSERT: 19 parameters each, well under SQLite's limit
 
 
@@ -48,8 +58,10 @@ FIGURES: dict[str, tuple[Callable[[Run], int | float], Aggregate]] = {
     "total_tokens": (lambda run: run.total_tokens, Sum("total_tokens", default=0)),
     "cost_nano": (lambda run: run.cost_nano or 0, Sum("cost_nano", default=0)),
     "priced_runs": (lambda run: int(run.cost_nano is not None), Count("id", filter=PRICED)),
-    "unpriced_runs": (lambda run: int(run.cost_nano is None and run.status == Run.Status.SUCCESS),
-                      Count("id", filter=UNPRICED)),  # fmt: skip
+    "unpriced_runs": (
+        lambda run: int(run.cost_nano is None and run.status == Run.Status.SUCCESS),
+        Count("id", filter=UNPRICED),
+    ),
     "latency_sum": (lambda run: run.latency_ms or 0.0, Sum("latency_ms", default=0.0)),
     "latency_runs": (lambda run: int(run.latency_ms is not None), Count("latency_ms")),
 }
@@ -120,8 +132,11 @@ def rollup_keys(run: Run) -> list[tuple]:
     day = utc_day(run.created_at)
     key = tuple(getattr(run, name) for name in KEY_FIELDS)
     coarse = (run.workspace_id, run.prompt_id, run.version_id, None, run.provider, run.model_name, "", run.is_draft)
-    return [(RunRollup.Grain.DAY, day, *key), (RunRollup.Grain.MONTH, day.replace(day=1), *key),
-            (RunRollup.Grain.VERSION_DAY, day, *coarse)]  # fmt: skip
+    return [
+        (RunRollup.Grain.DAY, day, *key),
+        (RunRollup.Grain.MONTH, day.replace(day=1), *key),
+        (RunRollup.Grain.VERSION_DAY, day, *coarse),
+    ]
 
 
 def _add(runs: Iterable[Run], sign: int = 1) -> None:
@@ -134,7 +149,7 @@ def _add(runs: Iterable[Run], sign: int = 1) -> None:
                 sums[name] += value
     items = list(buckets.items())
     for start in range(0, len(items), UPSERT_CHUNK):
-        _upsert(items[start:start + UPSERT_CHUNK])
+        _upsert(items[start : start + UPSERT_CHUNK])
 
 
 def _upsert(items: list[tuple[tuple, dict]]) -> None:
@@ -151,8 +166,10 @@ def _upsert(items: list[tuple[tuple, dict]]) -> None:
     params: list = []
     for key, sums in items:
         params += [*key, *(sums[name] for name in SUM_FIELDS)]
-    sql = (f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row_sql] * len(items))} "
-           f"ON CONFLICT ({CONFLICT_TARGET}) DO UPDATE SET {sets}")  # fmt: skip
+    sql = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row_sql] * len(items))} "
+        f"ON CONFLICT ({CONFLICT_TARGET}) DO UPDATE SET {sets}"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
 
@@ -160,11 +177,17 @@ def _upsert(items: list[tuple[tuple, dict]]) -> None:
 def computed_rows(runs, rollup_model=RunRollup) -> Iterator[RunRollup]:
     """The rollup rows `runs` (finished ones) add up to, computed by the database."""
     coarse_keys = [name for name in KEY_FIELDS if name not in ("user_id", "status")]
-    for grain, trunc, keys in ((RunRollup.Grain.DAY, TruncDate, KEY_FIELDS),
-                               (RunRollup.Grain.MONTH, TruncMonth, KEY_FIELDS),
-                               (RunRollup.Grain.VERSION_DAY, TruncDate, coarse_keys)):  # fmt: skip
-        rows = (runs.order_by().annotate(period=trunc("created_at", tzinfo=UTC))
-                .values("period", *keys).annotate(**prefixed(RUN_SUMS)))  # fmt: skip
+    for grain, trunc, keys in (
+        (RunRollup.Grain.DAY, TruncDate, KEY_FIELDS),
+        (RunRollup.Grain.MONTH, TruncMonth, KEY_FIELDS),
+        (RunRollup.Grain.VERSION_DAY, TruncDate, coarse_keys),
+    ):
+        rows = (
+            runs.order_by()
+            .annotate(period=trunc("created_at", tzinfo=UTC))
+            .values("period", *keys)
+            .annotate(**prefixed(RUN_SUMS))
+        )
         for row in rows.iterator(chunk_size=5000):
             row = {"status": "", "user_id": None, **unprefixed(row)}
             period_value = row.pop("period")

@@ -26,8 +26,12 @@ log = logging.getLogger(__name__)
 def build_run_body(*, version: PromptVersion, content: dict[str, Any], inputs: dict[str, Any]) -> dict[str, Any]:
     """The body of POST /v1/prompts/run for `content` run against `version` (maxim/requests.py says what it holds)."""
     return RunRequest.for_version(
-        prompt_id=version.prompt.maxim_id, version_id=version.maxim_id, workspace_id=version.prompt.workspace.maxim_id,
-        content=content, inputs=inputs, fill=fill_variables,
+        prompt_id=version.prompt.maxim_id,
+        version_id=version.maxim_id,
+        workspace_id=version.prompt.workspace.maxim_id,
+        content=content,
+        inputs=inputs,
+        fill=fill_variables,
     ).body()
 
 
@@ -55,8 +59,12 @@ def custom_price_rules(workspace: Workspace) -> list[pricing.CustomPriceRule]:
 
 
 def start_run(
-    *, version: PromptVersion, inputs: dict[str, Any], user: AbstractBaseUser,
-    content: dict[str, Any] | None = None, idempotency_key: str = "",
+    *,
+    version: PromptVersion,
+    inputs: dict[str, Any],
+    user: AbstractBaseUser,
+    content: dict[str, Any] | None = None,
+    idempotency_key: str = "",
 ) -> tuple[Run, bool]:
     """Record a pending run before anything is sent. Returns (run, created).
 
@@ -107,10 +115,17 @@ def pending_run(
     a batch worker saves many at once with bulk_create."""
     body = build_run_body(version=version, content=content, inputs=inputs)
     return Run(
-        workspace=version.prompt.workspace, prompt=version.prompt, version=version, user=user, is_draft=is_draft,
-        provider=body["modelProvider"], model_name=body["modelName"], input=inputs,
-        input_text=input_search_text(inputs), request_body=body,
-    )  # fmt: skip
+        workspace=version.prompt.workspace,
+        prompt=version.prompt,
+        version=version,
+        user=user,
+        is_draft=is_draft,
+        provider=body["modelProvider"],
+        model_name=body["modelName"],
+        input=inputs,
+        input_text=input_search_text(inputs),
+        request_body=body,
+    )
 
 
 def execute_run(run: Run, *, price_rules: list[pricing.CustomPriceRule] | None = None) -> Run:
@@ -156,24 +171,45 @@ def call_maxim(
             # A fault of ours after Maxim answered: the run must not stay pending for ever.
             log.exception("run %s: storing Maxim's answer failed", run.pk)
             run.status = Run.Status.FAILED
-            run.error = ("Maxim answered, but maximui could not store the answer (an internal error, logged). "
-                         "Maxim processed the run; check before running it again.")  # fmt: skip
+            run.error = (
+                "Maxim answered, but maximui could not store the answer (an internal error, logged). "
+                "Maxim processed the run; check before running it again."
+            )
     run.finished_at = timezone.now()
     return run
 
 
 # What call_maxim() fills in: all that store_finished() writes (the request stays as recorded).
-RESULT_FIELDS = ("status", "output", "output_text", "tool_calls", "error", "error_status", "prompt_tokens",
-                 "completion_tokens", "total_tokens", "latency_ms", "cost_nano", "input_usd_per_mtok",
-                 "output_usd_per_mtok", "price_source", "price_as_of", "started_at", "finished_at", "rolled_up")  # fmt: skip
+RESULT_FIELDS = (
+    "status",
+    "output",
+    "output_text",
+    "tool_calls",
+    "error",
+    "error_status",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "latency_ms",
+    "cost_nano",
+    "input_usd_per_mtok",
+    "output_usd_per_mtok",
+    "price_source",
+    "price_as_of",
+    "started_at",
+    "finished_at",
+    "rolled_up",
+)
 
 
 def store_finished(finished: list[Run]) -> None:
     """One transaction (one commit) for the results and their share of the history totals."""
     with transaction.atomic():
         ids = [run.pk for run in finished]
-        for stored in Run.objects.select_for_update().only(*rollups.RUN_FIELDS, "status", "rolled_up").filter(
-            pk__in=ids, rolled_up=True
+        for stored in (
+            Run.objects.select_for_update()
+            .only(*rollups.RUN_FIELDS, "status", "rolled_up")
+            .filter(pk__in=ids, rolled_up=True)
         ):
             # Marked interrupted (and counted) while Maxim was still answering: the answer
             # is what happened, so it replaces the interruption in the totals too.
@@ -246,7 +282,10 @@ def run_version(
     version, another workspace) starts a new run here rather than returning that one.
     """
     run, created = start_run(
-        version=version, inputs=inputs, user=user, content=content,
+        version=version,
+        inputs=inputs,
+        user=user,
+        content=content,
         idempotency_key=scoped_key(f"v{version.pk}", idempotency_key),
     )
     if not created:
@@ -307,9 +346,13 @@ PENDING_GRACE_SECONDS = 180
 # repeats on sixteen threads is several rounds of calls); only far past that has the
 # process that queued it died.
 QUEUED_LIMIT_SECONDS = 3600
-INTERRUPTED_ERROR = "Interrupted: the dashboard stopped before Maxim answered. The run may or may not have reached Maxim."
-NOT_SENT_ERROR = ("Not sent: the dashboard stopped while this run was still queued. It never reached Maxim "
-                  "and cost nothing; run it again.")  # fmt: skip
+INTERRUPTED_ERROR = (
+    "Interrupted: the dashboard stopped before Maxim answered. The run may or may not have reached Maxim."
+)
+NOT_SENT_ERROR = (
+    "Not sent: the dashboard stopped while this run was still queued. It never reached Maxim "
+    "and cost nothing; run it again."
+)
 
 
 def mark_started(run: Run) -> bool:

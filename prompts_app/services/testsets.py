@@ -58,9 +58,12 @@ def _next_position(test_set: TestSet) -> int:
 def add_case(test_set: TestSet, *, variables: dict, turns: list, expected_output: str) -> TestCase:
     test_set = TestSet.objects.select_for_update().get(pk=test_set.pk)
     case = TestCase.objects.create(
-        test_set=test_set, position=_next_position(test_set),
-        variables=variables, turns=turns, expected_output=expected_output,
-    )  # fmt: skip
+        test_set=test_set,
+        position=_next_position(test_set),
+        variables=variables,
+        turns=turns,
+        expected_output=expected_output,
+    )
     _add_columns(test_set, list(variables))
     return case
 
@@ -101,14 +104,19 @@ class Preview:
         return found
 
 
-def stage_upload(test_set: TestSet, *, user, filename: str, content: bytes,
-                 check_version: PromptVersion | None = None) -> Preview:  # fmt: skip
+def stage_upload(
+    test_set: TestSet, *, user, filename: str, content: bytes, check_version: PromptVersion | None = None
+) -> Preview:
     """Keep an uploaded file until the user confirms it, and parse it for the preview."""
     TestSetUpload.objects.filter(created_at__lt=timezone.now() - UPLOAD_TTL).delete()
     upload = TestSetUpload.objects.create(
-        test_set=test_set, user=user, filename=filename[:255], content=content,
-        sha256=hashlib.sha256(content).hexdigest(), check_version=check_version,
-    )  # fmt: skip
+        test_set=test_set,
+        user=user,
+        filename=filename[:255],
+        content=content,
+        sha256=hashlib.sha256(content).hexdigest(),
+        check_version=check_version,
+    )
     return preview(upload)
 
 
@@ -136,10 +144,15 @@ def confirm_upload(upload: TestSetUpload) -> int:
             raise ImportRefused("This file was already imported.")
         start = _next_position(test_set)
         cases = (
-            TestCase(test_set=test_set, position=start + i, variables=row.variables,
-                     turns=row.turns, expected_output=row.expected_output)
+            TestCase(
+                test_set=test_set,
+                position=start + i,
+                variables=row.variables,
+                turns=row.turns,
+                expected_output=row.expected_output,
+            )
             for i, row in enumerate(parsed.rows)
-        )  # fmt: skip
+        )
         _bulk_create(cases)
         _add_columns(test_set, parsed.columns)
     return len(parsed.rows)

@@ -25,6 +25,7 @@ from prompts_app.services.compare import draft_base_version
 from prompts_app.services import audit
 from prompts_app.services.runs import run_version
 
+
 class MaximCallFailed(Exception):
     """A call to Maxim failed; `message` is the client's sentence, safe to show."""
 
@@ -61,9 +62,15 @@ def sync_prompts(workspace: Workspace) -> tuple[int, int]:
     with transaction.atomic():
         for info in infos:
             _, was_created = Prompt.objects.update_or_create(
-                workspace=workspace, maxim_id=info.id,
-                defaults={"name": info.name or info.id, "description": info.description,
-                          "folder_id": info.folder_id or "", "raw": info.raw, "synced_at": now},
+                workspace=workspace,
+                maxim_id=info.id,
+                defaults={
+                    "name": info.name or info.id,
+                    "description": info.description,
+                    "folder_id": info.folder_id or "",
+                    "raw": info.raw,
+                    "synced_at": now,
+                },
             )
             created, updated = created + was_created, updated + (not was_created)
     return created, updated
@@ -74,9 +81,15 @@ def create_prompt(*, workspace: Workspace, name: str, description: str = "") -> 
     with _calling_maxim():
         info = client_for(workspace).create_prompt(request)
     prompt, _ = Prompt.objects.update_or_create(
-        workspace=workspace, maxim_id=info.id,
-        defaults={"name": info.name or name, "description": info.description or description,
-                  "folder_id": info.folder_id or "", "raw": info.raw, "synced_at": timezone.now()},
+        workspace=workspace,
+        maxim_id=info.id,
+        defaults={
+            "name": info.name or name,
+            "description": info.description or description,
+            "folder_id": info.folder_id or "",
+            "raw": info.raw,
+            "synced_at": timezone.now(),
+        },
     )
     return prompt
 
@@ -91,11 +104,18 @@ def import_versions(prompt: Prompt) -> tuple[int, int]:
     created = updated = 0
     with transaction.atomic():
         for info in infos:
-            defaults = {**shapes.version_content(info), "number": info.version, "author_name": info.author_name,
-                        "maxim_created_at": _when(info.created_at), "raw": info.raw}
+            defaults = {
+                **shapes.version_content(info),
+                "number": info.version,
+                "author_name": info.author_name,
+                "maxim_created_at": _when(info.created_at),
+                "raw": info.raw,
+            }
             version = PromptVersion.objects.filter(prompt=prompt, maxim_id=info.id).first()
             if version is None:
-                PromptVersion.objects.create(prompt=prompt, maxim_id=info.id, source=PromptVersion.Source.IMPORTED, **defaults)
+                PromptVersion.objects.create(
+                    prompt=prompt, maxim_id=info.id, source=PromptVersion.Source.IMPORTED, **defaults
+                )
                 created += 1
             else:
                 # A version created here keeps its source and author; Maxim's copy refreshes the rest.
@@ -125,10 +145,22 @@ def message_rows(version: PromptVersion) -> list[dict[str, Any]]:
             for part in content:
                 part = part if isinstance(part, dict) else {"type": "text", "text": str(part)}
                 image = part.get("image_url") if isinstance(part.get("image_url"), dict) else {}
-                parts.append({**part, "url": image.get("url", ""), "link": _link(image.get("url")),
-                              "detail": image.get("detail", "")})
-        rows.append({"message": message, "text": content if isinstance(content, str) else None, "parts": parts,
-                     "recorded": json.dumps(recorded[index], indent=2) if index in recorded else None})
+                parts.append(
+                    {
+                        **part,
+                        "url": image.get("url", ""),
+                        "link": _link(image.get("url")),
+                        "detail": image.get("detail", ""),
+                    }
+                )
+        rows.append(
+            {
+                "message": message,
+                "text": content if isinstance(content, str) else None,
+                "parts": parts,
+                "recorded": json.dumps(recorded[index], indent=2) if index in recorded else None,
+            }
+        )
     return rows
 
 
@@ -136,7 +168,9 @@ def message_rows(version: PromptVersion) -> list[dict[str, Any]]:
 
 
 def find_draft(*, prompt: Prompt, user: Any, base_version: PromptVersion | None) -> Draft | None:
-    return Draft.objects.filter(prompt=prompt, user=user, base_version=base_version, created_version__isnull=True).first()
+    return Draft.objects.filter(
+        prompt=prompt, user=user, base_version=base_version, created_version__isnull=True
+    ).first()
 
 
 class DraftConflict(Exception):
@@ -145,8 +179,15 @@ class DraftConflict(Exception):
     message = "This draft changed in another tab; reload to see it. Nothing here was saved."
 
 
-def save_draft(*, prompt: Prompt, user: Any, base_version: PromptVersion | None, form_data: dict[str, str],
-               content: dict[str, Any] | None, revision: int | None = None) -> Draft:
+def save_draft(
+    *,
+    prompt: Prompt,
+    user: Any,
+    base_version: PromptVersion | None,
+    form_data: dict[str, str],
+    content: dict[str, Any] | None,
+    revision: int | None = None,
+) -> Draft:
     """Keep the builder's state server-side: the form data always, the content when valid.
 
     `revision` is the draft revision the form was loaded with; a save based on an older
@@ -192,8 +233,15 @@ def draft_run_version(*, prompt: Prompt, base_version: PromptVersion | None) -> 
     return draft_base_version(Draft(prompt=prompt, base_version=base_version))
 
 
-def run_draft(*, prompt: Prompt, user: Any, base_version: PromptVersion | None, content: dict[str, Any],
-              variables: dict[str, str], idempotency_key: str = "") -> Run:
+def run_draft(
+    *,
+    prompt: Prompt,
+    user: Any,
+    base_version: PromptVersion | None,
+    content: dict[str, Any],
+    variables: dict[str, str],
+    idempotency_key: str = "",
+) -> Run:
     """Run the builder's content once, recorded as a draft run (`Run.is_draft`) of the version it
     runs against; no version is created. Raises NothingToRunAgainst."""
     against = draft_run_version(prompt=prompt, base_version=base_version)
@@ -211,12 +259,22 @@ class AlreadyCreating(Exception):
 CREATING_GRACE = timedelta(minutes=3)
 
 
-def recent_twin(*, prompt: Prompt, user: Any, base_version: PromptVersion | None,
-                content: dict[str, Any]) -> PromptVersion | None:
+def recent_twin(
+    *, prompt: Prompt, user: Any, base_version: PromptVersion | None, content: dict[str, Any]
+) -> PromptVersion | None:
     """The version this user just created from exactly this content: a resubmitted form."""
-    recent = (Draft.objects.filter(prompt=prompt, user=user, base_version=base_version, created_version__isnull=False,
-                                   updated_at__gte=timezone.now() - CREATING_GRACE)
-              .select_related("created_version").order_by("-updated_at").first())  # fmt: skip
+    recent = (
+        Draft.objects.filter(
+            prompt=prompt,
+            user=user,
+            base_version=base_version,
+            created_version__isnull=False,
+            updated_at__gte=timezone.now() - CREATING_GRACE,
+        )
+        .select_related("created_version")
+        .order_by("-updated_at")
+        .first()
+    )
     if recent and recent.created_version.content() == content:
         return recent.created_version
     return None
@@ -228,9 +286,11 @@ def create_version(*, draft: Draft, content: dict[str, Any], user: Any) -> Promp
     Raises AlreadyCreating when another request is creating this draft at this moment.
     """
     now = timezone.now()
-    claimed = (Draft.objects.filter(pk=draft.pk, created_version__isnull=True)
-               .filter(Q(creating_since__isnull=True) | Q(creating_since__lt=now - CREATING_GRACE))
-               .update(creating_since=now))  # fmt: skip
+    claimed = (
+        Draft.objects.filter(pk=draft.pk, created_version__isnull=True)
+        .filter(Q(creating_since__isnull=True) | Q(creating_since__lt=now - CREATING_GRACE))
+        .update(creating_since=now)
+    )
     if not claimed:
         raise AlreadyCreating("This version is already being created; it will open when Maxim answers.")
     try:
@@ -259,8 +319,9 @@ def _create_version(*, draft: Draft, content: dict[str, Any], user: Any) -> Prom
         draft.created_version = version
         draft.last_error = ""
         draft.save(update_fields=["created_version", "last_error", "updated_at"])
-        audit.record(prompt.workspace, actor=user, action=audit.Action.VERSION_CREATED,
-                     target=f"{prompt.name} v{version.number}")  # fmt: skip
+        audit.record(
+            prompt.workspace, actor=user, action=audit.Action.VERSION_CREATED, target=f"{prompt.name} v{version.number}"
+        )
     return version
 
 
@@ -270,8 +331,12 @@ def _create_version(*, draft: Draft, content: dict[str, Any], user: Any) -> Prom
 def deploy_version(*, version: PromptVersion, conditions: list[dict[str, str]], user: Any) -> Deployment:
     """Deploy on Maxim and record the outcome either way; raises MaximCallFailed after recording a failure."""
     workspace = version.prompt.workspace
-    request = maxim.NewDeployment(prompt_id=version.prompt.maxim_id, version_id=version.maxim_id,
-                                  workspace_id=workspace.maxim_id, conditions=conditions)
+    request = maxim.NewDeployment(
+        prompt_id=version.prompt.maxim_id,
+        version_id=version.maxim_id,
+        workspace_id=workspace.maxim_id,
+        conditions=conditions,
+    )
     deployment = Deployment(version=version, conditions=conditions, created_by=user)
     try:
         result = client_for(workspace).deploy(request)
@@ -281,6 +346,11 @@ def deploy_version(*, version: PromptVersion, conditions: list[dict[str, str]], 
         raise MaximCallFailed(exc) from None
     deployment.status, deployment.response = result.status or "deployed", result.raw
     deployment.save()
-    audit.record(workspace, actor=user, action=audit.Action.VERSION_DEPLOYED,
-                 target=f"{version.prompt.name} v{version.number}", detail={"conditions": conditions})  # fmt: skip
+    audit.record(
+        workspace,
+        actor=user,
+        action=audit.Action.VERSION_DEPLOYED,
+        target=f"{version.prompt.name} v{version.number}",
+        detail={"conditions": conditions},
+    )
     return deployment

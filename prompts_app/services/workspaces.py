@@ -140,9 +140,7 @@ def clear_pending(session: Any) -> None:
 
 
 def find_duplicate(user, *, maxim_id: str, base_url: str) -> Workspace | None:
-    return Workspace.objects.filter(
-        memberships__user=user, maxim_id=maxim_id, base_url=_normalised(base_url)
-    ).first()
+    return Workspace.objects.filter(memberships__user=user, maxim_id=maxim_id, base_url=_normalised(base_url)).first()
 
 
 @sensitive_variables()
@@ -174,8 +172,13 @@ def connect_workspace(*, user, pending: PendingConnection, maxim_id: str, name: 
         workspace.set_api_key(pending.api_key)
         workspace.save()
         Membership.objects.create(workspace=workspace, user=user, role=Role.OWNER)
-        audit.record(workspace, actor=user, action=audit.Action.KEY_CONNECTED, target=workspace.name,
-                     detail={"maxim_id": maxim_id, "base_url": base_url})  # fmt: skip
+        audit.record(
+            workspace,
+            actor=user,
+            action=audit.Action.KEY_CONNECTED,
+            target=workspace.name,
+            detail={"maxim_id": maxim_id, "base_url": base_url},
+        )
     log.info("workspace %s (%s) connected by user %s", workspace.pk, maxim_id, user.pk)
     return workspace
 
@@ -253,7 +256,9 @@ def update_details(workspace: Workspace, *, name: str, base_url: str, api_key: s
     base_url = _normalised(base_url)
     duplicate = find_duplicate(user, maxim_id=workspace.maxim_id, base_url=base_url)
     if duplicate is not None and duplicate.pk != workspace.pk:
-        raise WorkspaceError(f"Your workspace “{duplicate.name}” already uses this Maxim workspace at this URL.", field="base_url")
+        raise WorkspaceError(
+            f"Your workspace “{duplicate.name}” already uses this Maxim workspace at this URL.", field="base_url"
+        )
     # Any change, the path included: a co-owner could otherwise point the stored key at another
     # endpoint of the same origin that echoes it back into an error or a prompt name.
     if not api_key and base_url != _normalised(workspace.base_url):
@@ -272,8 +277,13 @@ def update_details(workspace: Workspace, *, name: str, base_url: str, api_key: s
     workspace.base_url = base_url
     workspace.save(update_fields=fields)
     if old_base_url != base_url:
-        audit.record(workspace, actor=user, action=audit.Action.BASE_URL_CHANGED, target=workspace.name,
-                     detail={"from": old_base_url, "to": base_url})  # fmt: skip
+        audit.record(
+            workspace,
+            actor=user,
+            action=audit.Action.BASE_URL_CHANGED,
+            target=workspace.name,
+            detail={"from": old_base_url, "to": base_url},
+        )
     return workspace
 
 
@@ -284,7 +294,12 @@ def update_details(workspace: Workspace, *, name: str, base_url: str, api_key: s
 
 
 def save_price(
-    workspace: Workspace, *, model_pattern: str, input_usd: Decimal, output_usd: Decimal, price: CustomPrice | None = None
+    workspace: Workspace,
+    *,
+    model_pattern: str,
+    input_usd: Decimal,
+    output_usd: Decimal,
+    price: CustomPrice | None = None,
 ) -> CustomPrice:
     clash = workspace.custom_prices.filter(model_pattern=model_pattern)
     if price is not None:

@@ -62,25 +62,27 @@ def history_rows(runs: list[Run]) -> list[dict]:
     rows = []
     for run in runs:
         no_usage = run.status != Run.Status.SUCCESS and not run.total_tokens
-        rows.append({
-            "url": run_url.format(run.pk),
-            "when": timezone.localtime(run.created_at).strftime("%Y-%m-%d %H:%M:%S"),
-            "status": run.status,
-            "status_label": STATUS_LABELS.get(run.status, run.status),
-            "is_draft": run.is_draft,
-            "workspace": run.workspace.name,
-            "prompt": run.prompt.name,
-            "prompt_url": prompt_url.format(run.prompt_id),
-            "version": run.version.number or run.version.maxim_id,
-            "provider": run.provider,
-            "model": run.model_name,
-            "tokens": None if no_usage else thousands(run.total_tokens),
-            "tokens_title": f"{thousands(run.prompt_tokens)} in, {thousands(run.completion_tokens)} out",
-            "cost": format_usd(run.cost_nano) if run.status == Run.Status.SUCCESS else None,
-            "latency": None if run.latency_ms is None else f"{whole_ms(run.latency_ms)} ms",
-            "user": run.user.get_username() if run.user else "",
-            "batch_url": batch_url.format(run.batch_comparison_id) if run.batch_comparison_id else "",
-        })  # fmt: skip
+        rows.append(
+            {
+                "url": run_url.format(run.pk),
+                "when": timezone.localtime(run.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                "status": run.status,
+                "status_label": STATUS_LABELS.get(run.status, run.status),
+                "is_draft": run.is_draft,
+                "workspace": run.workspace.name,
+                "prompt": run.prompt.name,
+                "prompt_url": prompt_url.format(run.prompt_id),
+                "version": run.version.number or run.version.maxim_id,
+                "provider": run.provider,
+                "model": run.model_name,
+                "tokens": None if no_usage else thousands(run.total_tokens),
+                "tokens_title": f"{thousands(run.prompt_tokens)} in, {thousands(run.completion_tokens)} out",
+                "cost": format_usd(run.cost_nano) if run.status == Run.Status.SUCCESS else None,
+                "latency": None if run.latency_ms is None else f"{whole_ms(run.latency_ms)} ms",
+                "user": run.user.get_username() if run.user else "",
+                "batch_url": batch_url.format(run.batch_comparison_id) if run.batch_comparison_id else "",
+            }
+        )
     return rows
 
 
@@ -93,13 +95,19 @@ def history_tbody(runs: list[Run]) -> SafeString:
     html = []
     for row in history_rows(runs):
         e = {name: escape(str(value)) for name, value in row.items() if value is not None}
-        html.append(_ROW.format_map({
-            **e,
-            "draft": _DRAFT if row["is_draft"] else "",
-            "batch": f' <a class="badge" href="{e["batch_url"]}">batch</a>' if row["batch_url"] else "",
-            "tokens_cell": _NO_USAGE if row["tokens"] is None else f'<td class="num" title="{e["tokens_title"]}">{e["tokens"]}</td>',
-            "cost": _DASH if row["cost"] is None else e["cost"],
-            "latency": _DASH if row["latency"] is None else e["latency"],
-            "user_shown": e["user"] or "—",
-        }))  # fmt: skip
+        html.append(
+            _ROW.format_map(
+                {
+                    **e,
+                    "draft": _DRAFT if row["is_draft"] else "",
+                    "batch": f' <a class="badge" href="{e["batch_url"]}">batch</a>' if row["batch_url"] else "",
+                    "tokens_cell": _NO_USAGE
+                    if row["tokens"] is None
+                    else f'<td class="num" title="{e["tokens_title"]}">{e["tokens"]}</td>',
+                    "cost": _DASH if row["cost"] is None else e["cost"],
+                    "latency": _DASH if row["latency"] is None else e["latency"],
+                    "user_shown": e["user"] or "—",
+                }
+            )
+        )
     return mark_safe("".join(html))  # every text in it went through escape()

@@ -51,9 +51,7 @@ def get_version_for_user(request: HttpRequest, version_id: int, role: str = Role
 
 
 def get_run_for_user(request: HttpRequest, run_id: int, role: str = Role.VIEWER) -> Run:
-    run = get_object_or_404(
-        Run.objects.select_related("workspace", "prompt", "version", "user"), pk=run_id
-    )
+    run = get_object_or_404(Run.objects.select_related("workspace", "prompt", "version", "user"), pk=run_id)
     request.membership = membership_for(request, run.workspace, role)
     return run
 

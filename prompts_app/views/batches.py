@@ -80,10 +80,17 @@ def batch_new(request: HttpRequest, workspace_id: int) -> HttpResponse:
 def _start(workspace, form: BatchForm, user) -> BatchComparison:
     data = form.cleaned_data
     return services.start_batch(
-        workspace=workspace, test_set=data["test_set"], columns=data["columns"], user=user,
-        repeats=data["repeats"], concurrency=data["concurrency"], checks=data["checks"],
-        case_filter=data["case_filter"], title=data["title"], confirmed=data["confirm_budget"],
-    )  # fmt: skip
+        workspace=workspace,
+        test_set=data["test_set"],
+        columns=data["columns"],
+        user=user,
+        repeats=data["repeats"],
+        concurrency=data["concurrency"],
+        checks=data["checks"],
+        case_filter=data["case_filter"],
+        title=data["title"],
+        confirmed=data["confirm_budget"],
+    )
 
 
 @login_required
@@ -94,25 +101,35 @@ def batch_estimate(request: HttpRequest, workspace_id: int) -> HttpResponse:
     guess = None
     if form.is_valid():
         data = form.cleaned_data
-        guess = services.estimate(columns=data["columns"], test_set=data["test_set"],
-                                  case_filter=data["case_filter"], repeats=data["repeats"])  # fmt: skip
+        guess = services.estimate(
+            columns=data["columns"], test_set=data["test_set"], case_filter=data["case_filter"], repeats=data["repeats"]
+        )
     return render(request, PAGE + "#estimate", {"estimate": guess, "budget_nano": read.soft_budget(workspace)})
 
 
 def _page_context(request: HttpRequest, batch: BatchComparison) -> dict:
     columns = list(batch.columns.all())
     filters = {
-        "failed_only": request.GET.get("failed") == "1", "differ": request.GET.get("differ") == "1",
+        "failed_only": request.GET.get("failed") == "1",
+        "differ": request.GET.get("differ") == "1",
         "search": request.GET.get("q", "").strip()[:200],
-    }  # fmt: skip
+    }
     page, rows = read.matrix_page(batch, columns, page=request.GET.get("page"), **filters)
     progress, summary = read.progress_and_summary(batch, columns)
     points = [(n, s.column.label, s.cost_per_1000_nano, s.pass_rate) for n, s in enumerate(summary, 1)]
     return {
-        "batch": batch, "workspace": batch.workspace, "columns": columns, "page": page, "rows": rows,
-        "summary": summary, "chart": cost_pass_chart(points), "progress": progress,
-        "can_edit": request.membership.allows(Role.EDITOR), "filters": filters, "nav": "batches",
-    }  # fmt: skip
+        "batch": batch,
+        "workspace": batch.workspace,
+        "columns": columns,
+        "page": page,
+        "rows": rows,
+        "summary": summary,
+        "chart": cost_pass_chart(points),
+        "progress": progress,
+        "can_edit": request.membership.allows(Role.EDITOR),
+        "filters": filters,
+        "nav": "batches",
+    }
 
 
 @login_required
@@ -175,6 +192,8 @@ urlpatterns = [
     path("batches/<int:batch_id>/pause/", batch_pause, name="batch_pause"),
     path("batches/<int:batch_id>/resume/", batch_resume, name="batch_resume"),
     path("batches/<int:batch_id>/cancel/", batch_cancel, name="batch_cancel"),
-    *(path(f"batches/<int:batch_id>/export.{fmt}", batch_export, {"fmt": fmt}, name=f"batch_export_{fmt}")
-      for fmt in ("csv", "json", "md")),
-]  # fmt: skip
+    *(
+        path(f"batches/<int:batch_id>/export.{fmt}", batch_export, {"fmt": fmt}, name=f"batch_export_{fmt}")
+        for fmt in ("csv", "json", "md")
+    ),
+]

@@ -109,7 +109,9 @@ def comparison_columns(request: HttpRequest) -> HttpResponse:
     _check_posted_columns(request)
     action = request.POST.get("action", "")
     form = CompareForm(request.POST, workspace=workspace, user=request.user, refresh=True, action=action)
-    response = render(request, "prompts_app/compare/new.html#columns", {"form": form, "workspace": workspace, "oob": True})
+    response = render(
+        request, "prompts_app/compare/new.html#columns", {"form": form, "workspace": workspace, "oob": True}
+    )
     # The chosen columns, in order, in the address: a reload or a shared link opens the same choice.
     query = urlencode([("workspace", workspace.pk), *(("columns", key) for _uid, key in form.rows)])
     response["HX-Replace-Url"] = f"{reverse('comparison_new')}?{query}"
@@ -190,7 +192,10 @@ def comparison_config(request: HttpRequest, comparison_id: int) -> HttpResponse:
 def comparison_diff(request: HttpRequest, comparison_id: int) -> HttpResponse:
     comparison = get_comparison_for_user(request, comparison_id)
     baseline = request.GET.get("baseline")
-    context = {"comparison": comparison, **_diff_context(comparison, _columns(comparison), baseline, batch_runs(comparison))}
+    context = {
+        "comparison": comparison,
+        **_diff_context(comparison, _columns(comparison), baseline, batch_runs(comparison)),
+    }
     # The "Run again" form keeps the baseline just picked (swapped in out of band).
     context["oob_baseline"] = request.membership.allows(Role.EDITOR)
     return render(request, "prompts_app/compare/detail.html#diff", context)
@@ -285,15 +290,22 @@ def _watch_context(
     comparison: Comparison, pending_ids: list[int], *, batch: int | None = None, busy: bool = False
 ) -> dict[str, Any]:
     """What the page's watcher asks for next: the runs it still shows as pending."""
-    return {"batch": comparison.batch if batch is None else batch, "pending": ",".join(map(str, pending_ids)),
-            "retry_ms": run_watch.BUSY_RETRY_MS if busy else 0}
+    return {
+        "batch": comparison.batch if batch is None else batch,
+        "pending": ",".join(map(str, pending_ids)),
+        "retry_ms": run_watch.BUSY_RETRY_MS if busy else 0,
+    }
 
 
 def _config_context(columns: list[ComparisonColumn], highlight: bool) -> dict[str, Any]:
     rows = report.config_rows(columns)
     labels = [report.column_label(c) for c in columns]
-    return {"config_rows": rows, "config_labels": labels, "highlight": highlight,
-            "differences": sum(1 for r in rows if r.different)}
+    return {
+        "config_rows": rows,
+        "config_labels": labels,
+        "highlight": highlight,
+        "differences": sum(1 for r in rows if r.different),
+    }
 
 
 def _column_name(column: ComparisonColumn, label: str) -> str:

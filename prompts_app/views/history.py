@@ -42,9 +42,7 @@ def _results(form: HistoryFilterForm) -> dict:
     if not form.is_valid():
         return {}
     run_filter = form.run_filter()
-    page = history.page(
-        run_filter, older_than=form.cleaned_data["before"], newer_than=form.cleaned_data["after"]
-    )
+    page = history.page(run_filter, older_than=form.cleaned_data["before"], newer_than=form.cleaned_data["after"])
     for run in page.runs:  # a stale run shows as settled; the runner's sweep writes it, never a page
         shown_as_settled(run)
     # Totals of a text search sum every matching run (a common word: a third of them), so

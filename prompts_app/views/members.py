@@ -42,7 +42,9 @@ def invitation_revoke(request: HttpRequest, workspace_id: int, invitation_id: in
         services.revoke(invitation, by=request.user)
     except WorkspaceError as exc:
         return _section(request, workspace, SECTION, member_error=exc.message)
-    return _section(request, workspace, SECTION, saved=f"Revoked the invitation for {invitation.invitee or 'the link'}.")
+    return _section(
+        request, workspace, SECTION, saved=f"Revoked the invitation for {invitation.invitee or 'the link'}."
+    )
 
 
 @login_required
@@ -85,7 +87,9 @@ def member_remove(request: HttpRequest, workspace_id: int, membership_id: int) -
 def invitation_open(request: HttpRequest, token: str) -> HttpResponse:
     invitation = services.find_open(token=token, user=request.user)
     status = 200 if invitation else 404
-    return render(request, "prompts_app/members/invitation.html", {"invitation": invitation, "token": token}, status=status)
+    return render(
+        request, "prompts_app/members/invitation.html", {"invitation": invitation, "token": token}, status=status
+    )
 
 
 @login_required

@@ -37,7 +37,9 @@ def version_run(request: HttpRequest, version_id: int) -> HttpResponse:
     if not form.is_valid():
         return _run_page(request, version, form)
     run = run_service.run_version(
-        version=version, inputs=form.inputs(), user=request.user,
+        version=version,
+        inputs=form.inputs(),
+        user=request.user,
         idempotency_key=form.cleaned_data["idempotency_key"],
     )
     if request.htmx:

@@ -31,9 +31,12 @@ def _with_cells(case: TestCase, names: list[str]) -> TestCase:
 def _case_context(request: HttpRequest, case: TestCase, form: CaseForm | None = None) -> dict:
     test_set = case.test_set
     return {
-        "case": _with_cells(case, test_set.variable_names), "test_set": test_set, "form": form,
-        "can_edit": request.membership.allows(Role.EDITOR), "span": len(test_set.variable_names) + 4,
-    }  # fmt: skip
+        "case": _with_cells(case, test_set.variable_names),
+        "test_set": test_set,
+        "form": form,
+        "can_edit": request.membership.allows(Role.EDITOR),
+        "span": len(test_set.variable_names) + 4,
+    }
 
 
 def _page_of(case: TestCase) -> int:
@@ -51,12 +54,17 @@ def _render_detail(request: HttpRequest, test_set: TestSet, **forms) -> HttpResp
     names = test_set.variable_names
     can_edit = request.membership.allows(Role.EDITOR)
     context = {
-        "test_set": test_set, "workspace": test_set.workspace, "page": page, "can_edit": can_edit,
-        "cases": [_with_cells(case, names) for case in page], "span": len(names) + 4, "nav": "testsets",
+        "test_set": test_set,
+        "workspace": test_set.workspace,
+        "page": page,
+        "can_edit": can_edit,
+        "cases": [_with_cells(case, names) for case in page],
+        "span": len(names) + 4,
+        "nav": "testsets",
         "add_form": forms.get("add_form") or CaseForm(variable_names=names, auto_id="add-%s"),
         "settings_form": forms.get("settings_form")
         or TestSetForm(initial={"name": test_set.name, "description": test_set.description}),
-    }  # fmt: skip
+    }
     return render(request, PAGE, context)
 
 
@@ -80,9 +88,12 @@ def testset_list(request: HttpRequest, workspace_id: int) -> HttpResponse:
         messages.success(request, f"Created the test set “{test_set.name}”. Add cases or import a file.")
         return redirect("testset_detail", test_set.pk)
     context = {
-        "workspace": workspace, "form": form, "test_sets": workspace.test_sets.all(), "nav": "testsets",
+        "workspace": workspace,
+        "form": form,
+        "test_sets": workspace.test_sets.all(),
+        "nav": "testsets",
         "can_edit": request.membership.allows(Role.EDITOR),
-    }  # fmt: skip
+    }
     return render(request, "prompts_app/testsets/list.html", context)
 
 
@@ -114,7 +125,12 @@ def testset_delete(request: HttpRequest, test_set_id: int) -> HttpResponse:
         services.delete_test_set(test_set)
         messages.success(request, f"Deleted the test set “{test_set.name}”.")
         return redirect("testset_list", workspace_id)
-    context = {"test_set": test_set, "workspace": test_set.workspace, "cases": test_set.cases.count(), "nav": "testsets"}
+    context = {
+        "test_set": test_set,
+        "workspace": test_set.workspace,
+        "cases": test_set.cases.count(),
+        "nav": "testsets",
+    }
     return render(request, "prompts_app/testsets/delete.html", context)
 
 
@@ -126,8 +142,9 @@ def case_add(request: HttpRequest, test_set_id: int) -> HttpResponse:
     if not form.is_valid():
         return _render_detail(request, test_set, add_form=form)
     data = form.cleaned_data
-    case = services.add_case(test_set, variables=data["variables"], turns=data["turns"],
-                             expected_output=data["expected_output"])  # fmt: skip
+    case = services.add_case(
+        test_set, variables=data["variables"], turns=data["turns"], expected_output=data["expected_output"]
+    )
     messages.success(request, f"Added case {case.position}.")
     return redirect(_detail_url(test_set, _page_of(case), f"case-{case.pk}"))
 
@@ -150,8 +167,9 @@ def case_edit(request: HttpRequest, case_id: int) -> HttpResponse:
     form = CaseForm(request.POST or None, variable_names=names, case=case, auto_id=f"case{case.pk}-%s")
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        services.update_case(case, variables=data["variables"], turns=data["turns"],
-                             expected_output=data["expected_output"])  # fmt: skip
+        services.update_case(
+            case, variables=data["variables"], turns=data["turns"], expected_output=data["expected_output"]
+        )
         if not request.htmx:
             messages.success(request, f"Saved case {case.position}.")
             return redirect(_detail_url(case.test_set, _page_of(case), f"case-{case.pk}"))
@@ -198,13 +216,20 @@ def testset_import(request: HttpRequest, test_set_id: int) -> HttpResponse:
 def _testset_import(request: HttpRequest, test_set_id: int) -> HttpResponse:
     test_set = get_test_set_for_user(request, test_set_id, Role.EDITOR)
     bound = request.method == "POST" and not getattr(request, "upload_too_big", False)
-    form = UploadForm(request.POST, request.FILES, workspace=test_set.workspace) if bound else UploadForm(workspace=test_set.workspace)
+    form = (
+        UploadForm(request.POST, request.FILES, workspace=test_set.workspace)
+        if bound
+        else UploadForm(workspace=test_set.workspace)
+    )
     if bound and form.is_valid():
         upload = form.cleaned_data["file"]
         preview = services.stage_upload(
-            test_set, user=request.user, filename=upload.name, content=upload.read(),
+            test_set,
+            user=request.user,
+            filename=upload.name,
+            content=upload.read(),
             check_version=form.cleaned_data["check_version"],
-        )  # fmt: skip
+        )
         return redirect("testset_import_preview", test_set.pk, preview.upload.pk)
     context = {"test_set": test_set, "workspace": test_set.workspace, "form": form, "nav": "testsets"}
     if getattr(request, "upload_too_big", False):
@@ -227,9 +252,12 @@ def import_preview(request: HttpRequest, test_set_id: int, upload_id: int) -> Ht
         messages.warning(request, "That upload is gone (imported already, or over a day old). Upload the file again.")
         return redirect("testset_import", test_set.pk)
     context = {
-        "test_set": test_set, "workspace": test_set.workspace, "nav": "testsets",
-        "form": UploadForm(workspace=test_set.workspace), "preview": services.preview(upload),
-    }  # fmt: skip
+        "test_set": test_set,
+        "workspace": test_set.workspace,
+        "nav": "testsets",
+        "form": UploadForm(workspace=test_set.workspace),
+        "preview": services.preview(upload),
+    }
     return render(request, "prompts_app/testsets/import.html", context)
 
 

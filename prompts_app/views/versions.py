@@ -41,8 +41,15 @@ def prompt_list(request: HttpRequest, workspace_id: int) -> HttpResponse:
 
 def _prompt_list_page(request: HttpRequest, workspace: Any, form: PromptForm, error: str = "") -> HttpResponse:
     query = prompt_list_service.clean_query(request.GET.get("q", ""))
-    context = {"workspace": workspace, "prompts": prompt_list_service.search_prompts(workspace, query), "query": query, "form": form, "error": error,
-               "can_edit": request.membership.allows(Role.EDITOR), "nav": "workspaces"}
+    context = {
+        "workspace": workspace,
+        "prompts": prompt_list_service.search_prompts(workspace, query),
+        "query": query,
+        "form": form,
+        "error": error,
+        "can_edit": request.membership.allows(Role.EDITOR),
+        "nav": "workspaces",
+    }
     # The search box asks for the results only; a reload or history restore gets the whole page.
     partial = request.htmx and not request.htmx.history_restore_request and request.method == "GET"
     response = render(request, T + ("prompt_list.html#prompt-results" if partial else "prompt_list.html"), context)
@@ -86,9 +93,14 @@ def prompt_detail(request: HttpRequest, prompt_id: int) -> HttpResponse:
     live = deployments.live_deployments(prompt)
     for v in versions:
         v.live_deployments = live.get(v.pk, [])
-    context = {"prompt": prompt, "workspace": prompt.workspace, "versions": versions,
-               "latest": versions[0] if versions else None,
-               "can_edit": request.membership.allows(Role.EDITOR), "nav": "workspaces"}
+    context = {
+        "prompt": prompt,
+        "workspace": prompt.workspace,
+        "versions": versions,
+        "latest": versions[0] if versions else None,
+        "can_edit": request.membership.allows(Role.EDITOR),
+        "nav": "workspaces",
+    }
     return render(request, T + "prompt_detail.html", context)
 
 
@@ -121,26 +133,39 @@ def _builder_url(prompt: Prompt, base: PromptVersion | None, name: str = "versio
     return f"{url}?from={base.pk}" if base else url
 
 
-def _render_builder(request: HttpRequest, prompt: Prompt, base: PromptVersion | None, form: builder.BuilderForm,
-                    **extra: Any) -> HttpResponse:
+def _render_builder(
+    request: HttpRequest, prompt: Prompt, base: PromptVersion | None, form: builder.BuilderForm, **extra: Any
+) -> HttpResponse:
     draft = extra.get("draft")
     if not extra.get("show_errors"):
         form.hide_errors()
-    context = {"prompt": prompt, "workspace": prompt.workspace, "base": base, "form": form,
-               "builder_url": _builder_url(prompt, base), "discard_url": _builder_url(prompt, base, "draft_discard"),
-               "revision": draft.revision if draft else 0,
-               "suggestions": pricing.provider_model_suggestions(form.settings["provider"].value() or ""),
-               "nav": "workspaces", **extra}
+    context = {
+        "prompt": prompt,
+        "workspace": prompt.workspace,
+        "base": base,
+        "form": form,
+        "builder_url": _builder_url(prompt, base),
+        "discard_url": _builder_url(prompt, base, "draft_discard"),
+        "revision": draft.revision if draft else 0,
+        "suggestions": pricing.provider_model_suggestions(form.settings["provider"].value() or ""),
+        "nav": "workspaces",
+        **extra,
+    }
     if request.htmx:  # the playground sits beside the form; htmx swaps of the form leave it alone
         return render(request, T + "builder.html#builder", context)
     return render(request, T + "builder.html", {**_playground_context(prompt, base, form, request.POST), **context})
 
 
-def _playground_context(prompt: Prompt, base: PromptVersion | None, form: builder.BuilderForm,
-                        data: Any) -> dict[str, Any]:
+def _playground_context(
+    prompt: Prompt, base: PromptVersion | None, form: builder.BuilderForm, data: Any
+) -> dict[str, Any]:
     values = builder.playground_values(data, form.variables())
-    return {"run_url": _builder_url(prompt, base, "draft_run"), "run_key": uuid.uuid4().hex,
-            "run_values": values, "against": services.draft_run_version(prompt=prompt, base_version=base)}
+    return {
+        "run_url": _builder_url(prompt, base, "draft_run"),
+        "run_key": uuid.uuid4().hex,
+        "run_values": values,
+        "against": services.draft_run_version(prompt=prompt, base_version=base),
+    }
 
 
 @login_required
@@ -173,8 +198,14 @@ def _builder_post(request: HttpRequest, prompt: Prompt, base: PromptVersion | No
             return _to_version(request, twin)
     revision = _posted_revision(request)
     try:
-        draft = services.save_draft(prompt=prompt, user=request.user, base_version=base, form_data=dict(form.data),
-                                    content=form.content() if valid else None, revision=revision)
+        draft = services.save_draft(
+            prompt=prompt,
+            user=request.user,
+            base_version=base,
+            form_data=dict(form.data),
+            content=form.content() if valid else None,
+            revision=revision,
+        )
     except services.DraftConflict as exc:  # keep what was typed on the page, unsaved, and say why
         return _builder_reply(request, prompt, base, form, action, conflict=exc.message, revision=revision or 0)
     if action == "changes" and base is not None:  # saved above, so the diff shows what was just typed
@@ -189,19 +220,31 @@ def _builder_post(request: HttpRequest, prompt: Prompt, base: PromptVersion | No
         else:
             messages.success(request, f"Created version {version.number} on Maxim.")
             return _to_version(request, version)
-    return trigger_client_event(_builder_reply(request, prompt, base, form, action, draft=draft, error=error),
-                                "builder-saved")
+    return trigger_client_event(
+        _builder_reply(request, prompt, base, form, action, draft=draft, error=error), "builder-saved"
+    )
 
 
-def _builder_reply(request: HttpRequest, prompt: Prompt, base: PromptVersion | None, form: builder.BuilderForm,
-                   action: str, **extra: Any) -> HttpResponse:
+def _builder_reply(
+    request: HttpRequest,
+    prompt: Prompt,
+    base: PromptVersion | None,
+    form: builder.BuilderForm,
+    action: str,
+    **extra: Any,
+) -> HttpResponse:
     if action == "save" and request.htmx:  # the autosave: only the status line changes, never the form
         draft = extra.get("draft")
-        context = {"form": form, "revision": draft.revision if draft else 0, "builder_url": _builder_url(prompt, base),
-                   **extra}
+        context = {
+            "form": form,
+            "revision": draft.revision if draft else 0,
+            "builder_url": _builder_url(prompt, base),
+            **extra,
+        }
         return render(request, T + "builder.html#builder-status", context)
-    return _render_builder(request, prompt, base, form, show_errors=action in ("create", "check"),
-                           checked=action == "check", **extra)
+    return _render_builder(
+        request, prompt, base, form, show_errors=action in ("create", "check"), checked=action == "check", **extra
+    )
 
 
 def _to_version(request: HttpRequest, version: PromptVersion) -> HttpResponse:
@@ -217,7 +260,11 @@ def draft_run(request: HttpRequest, prompt_id: int) -> HttpResponse:
     base = _base_version(prompt, request.GET.get("from"))
     draft = services.find_draft(prompt=prompt, user=request.user, base_version=base)
     # htmx sends the builder's fields along; a plain POST runs the draft as last saved.
-    data = request.POST if "m-TOTAL_FORMS" in request.POST else {**(draft.form_data if draft else {}), **request.POST.dict()}
+    data = (
+        request.POST
+        if "m-TOTAL_FORMS" in request.POST
+        else {**(draft.form_data if draft else {}), **request.POST.dict()}
+    )
     form = builder.BuilderForm(builder.state_to_data(builder.state_from_data(data)))
     context = _playground_context(prompt, base, form, data)
     if request.POST.get("action") == "variables":  # the builder saved: refresh the variable fields only
@@ -228,8 +275,9 @@ def draft_run(request: HttpRequest, prompt_id: int) -> HttpResponse:
     return _render_builder(request, prompt, base, form, draft=draft, **context)
 
 
-def _try_draft(request: HttpRequest, prompt: Prompt, base: PromptVersion | None, form: builder.BuilderForm,
-               values: dict[str, str]) -> dict[str, Any]:
+def _try_draft(
+    request: HttpRequest, prompt: Prompt, base: PromptVersion | None, form: builder.BuilderForm, values: dict[str, str]
+) -> dict[str, Any]:
     if not form.is_valid():
         count = form.error_count()
         return {"problem": f"The draft has {count} problem{pluralize(count)}: press Check in the builder to see where."}
@@ -238,8 +286,14 @@ def _try_draft(request: HttpRequest, prompt: Prompt, base: PromptVersion | None,
     if problem := builder.playground_problem(values, form.content()["messages"]):
         return {"problem": problem}
     try:
-        run = services.run_draft(prompt=prompt, user=request.user, base_version=base, content=form.content(),
-                                 variables=values, idempotency_key=request.POST.get("run_key", "")[:64])
+        run = services.run_draft(
+            prompt=prompt,
+            user=request.user,
+            base_version=base,
+            content=form.content(),
+            variables=values,
+            idempotency_key=request.POST.get("run_key", "")[:64],
+        )
     except services.NothingToRunAgainst as exc:
         return {"problem": exc.message}
     return {"run": run}
@@ -253,8 +307,15 @@ def draft_changes(request: HttpRequest, prompt_id: int) -> HttpResponse:
         return redirect(_builder_url(prompt, None))
     draft = services.find_draft(prompt=prompt, user=request.user, base_version=base)
     diff = diffing.diff_versions(base, draft) if draft else None
-    context = {"prompt": prompt, "workspace": prompt.workspace, "base": base, "draft": draft, "diff": diff,
-               "builder_url": _builder_url(prompt, base), "nav": "workspaces"}
+    context = {
+        "prompt": prompt,
+        "workspace": prompt.workspace,
+        "base": base,
+        "draft": draft,
+        "diff": diff,
+        "builder_url": _builder_url(prompt, base),
+        "nav": "workspaces",
+    }
     return render(request, T + "draft_changes.html", context)
 
 
@@ -286,13 +347,19 @@ def model_suggestions(request: HttpRequest, prompt_id: int) -> HttpResponse:
 @require_GET
 def version_detail(request: HttpRequest, version_id: int) -> HttpResponse:
     version = get_version_for_user(request, version_id)
-    context = {"version": version, "prompt": version.prompt, "workspace": version.prompt.workspace,
-               "rows": services.message_rows(version),
-               "tools": [{**tool, "schema": diffing.pretty(tool.get("parameters"))} for tool in version.tools],
-               "parameters": [(key, diffing.pretty(value)) for key, value in sorted(version.model_parameters.items())], "deployments": version.deployments.all()[:10],
-               "others": version.prompt.versions.exclude(pk=version.pk),
-               "can_edit": request.membership.allows(Role.EDITOR), "nav": "workspaces",
-               "waiting_run": run_services.waiting_run(version=version, user=request.user)}
+    context = {
+        "version": version,
+        "prompt": version.prompt,
+        "workspace": version.prompt.workspace,
+        "rows": services.message_rows(version),
+        "tools": [{**tool, "schema": diffing.pretty(tool.get("parameters"))} for tool in version.tools],
+        "parameters": [(key, diffing.pretty(value)) for key, value in sorted(version.model_parameters.items())],
+        "deployments": version.deployments.all()[:10],
+        "others": version.prompt.versions.exclude(pk=version.pk),
+        "can_edit": request.membership.allows(Role.EDITOR),
+        "nav": "workspaces",
+        "waiting_run": run_services.waiting_run(version=version, user=request.user),
+    }
     return render(request, T + "version_detail.html", context)
 
 
@@ -303,8 +370,15 @@ def version_diff(request: HttpRequest, prompt_id: int) -> HttpResponse:
     a = _base_version(prompt, request.GET.get("a"))
     b = _base_version(prompt, request.GET.get("b"))
     diff = diffing.diff_versions(a, b) if a and b else None
-    context = {"prompt": prompt, "workspace": prompt.workspace, "a": a, "b": b, "diff": diff,
-               "versions": prompt.versions.all(), "nav": "workspaces"}
+    context = {
+        "prompt": prompt,
+        "workspace": prompt.workspace,
+        "a": a,
+        "b": b,
+        "diff": diff,
+        "versions": prompt.versions.all(),
+        "nav": "workspaces",
+    }
     return render(request, T + "diff.html", context)
 
 
@@ -326,9 +400,16 @@ def version_deploy(request: HttpRequest, version_id: int) -> HttpResponse:
     if action != "deploy":  # a row added or removed is no submit: no field is marked wrong yet (nor aria-invalid)
         for form in formset:
             form._errors = ErrorDict()
-    context = {"version": version, "prompt": version.prompt, "workspace": version.prompt.workspace,
-               "formset": formset, "show_errors": action == "deploy", "error": error,
-               "deployments": version.deployments.all()[:10], "nav": "workspaces"}
+    context = {
+        "version": version,
+        "prompt": version.prompt,
+        "workspace": version.prompt.workspace,
+        "formset": formset,
+        "show_errors": action == "deploy",
+        "error": error,
+        "deployments": version.deployments.all()[:10],
+        "nav": "workspaces",
+    }
     return render(request, T + "deploy.html", context)
 
 

@@ -33,8 +33,12 @@ T = "prompts_app/workspaces/"
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     memberships = Membership.objects.filter(user=request.user).select_related("workspace").order_by("workspace__name")
-    context = {"memberships": memberships, "overview": history.overview(request.user), "nav": "workspaces",
-               "my_invitations": members.pending_for_user(request.user)}  # fmt: skip
+    context = {
+        "memberships": memberships,
+        "overview": history.overview(request.user),
+        "nav": "workspaces",
+        "my_invitations": members.pending_for_user(request.user),
+    }
     return render(request, T + "list.html", context)
 
 

@@ -34,7 +34,11 @@ class Command(BaseCommand):
             self.stdout.write(f"Log in as '{username}' with the password {password} (also in {password_file}).")
             self.stdout.write("Change it under Admin > Users, then delete that file.")
         elif password_file.exists():
-            self.stdout.write(f"Log in as '{username}' with the password in {password_file}; delete that file once changed.")
+            self.stdout.write(
+                f"Log in as '{username}' with the password in {password_file}; delete that file once changed."
+            )
         else:
-            self.stdout.write("Log in with your superuser (`python manage.py changepassword <name>` resets a password).")
+            self.stdout.write(
+                "Log in with your superuser (`python manage.py changepassword <name>` resets a password)."
+            )
         self.stdout.write("")

@@ -13,9 +13,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--all", action="store_true",
+            "--all",
+            action="store_true",
             help="every pending run, however recent: only when no server uses the database",
-        )  # fmt: skip
+        )
 
     def handle(self, *args, **options):
         count = mark_interrupted_runs(all_pending=options["all"])

@@ -8,8 +8,10 @@ SHOWN = 50  # differences printed in full; the rest are counted
 
 
 class Command(BaseCommand):
-    help = ("Compare the history rollups with the runs, print every difference, then rebuild them "
-            "from the runs. With --check, only report, and exit non-zero if they drifted.")  # fmt: skip
+    help = (
+        "Compare the history rollups with the runs, print every difference, then rebuild them "
+        "from the runs. With --check, only report, and exit non-zero if they drifted."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--check", action="store_true", help="report drift without changing anything")

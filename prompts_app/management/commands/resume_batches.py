@@ -25,13 +25,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(
-            "--all", action="store_true",
+            "--all",
+            action="store_true",
             help="Settle every cell still marked running, however recent: no worker is running now.",
-        )  # fmt: skip
+        )
         parser.add_argument(
-            "--seconds", type=float, default=DEFAULT_SECONDS,
+            "--seconds",
+            type=float,
+            default=DEFAULT_SECONDS,
             help="Stop resuming after this long; the rest is resumed at the next start.",
-        )  # fmt: skip
+        )
 
     def handle(self, *args, all: bool = False, seconds: float = DEFAULT_SECONDS, **options) -> None:
         try:
@@ -45,8 +48,9 @@ class Command(BaseCommand):
         if failed:
             self.stderr.write(f"Could not resume batch comparison(s) {', '.join(map(str, failed))}; see the log.")
         if left:
-            self.stderr.write(f"Out of time: {len(left)} batch comparison(s) left for the next start: "
-                              f"{', '.join(map(str, left))}")  # fmt: skip
+            self.stderr.write(
+                f"Out of time: {len(left)} batch comparison(s) left for the next start: {', '.join(map(str, left))}"
+            )
 
     def _resume(self, *, all_pending: bool, deadline: float) -> tuple[list[int], list[int], list[int]]:
         # The same steps as batch_worker.resume_all, one batch at a time so one failure skips only it.
