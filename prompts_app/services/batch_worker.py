@@ -435,12 +435,38 @@ def _finish_if_done(batch_id: int) -> str:
         return batch.status
 
 
-def resume_all(*, all_pending: bool = False) -> list[int]:
-    """Settle what dead workers left and hand every running batch to a worker again."""
+@dataclass(frozen=True)
+class Resumed:
+    resumed: list[int]
+    failed: list[int]  # logged; they stay "running" and the next start tries again
+    left: list[int]  # out of time: left for the next start
+
+
+def resume_all(*, all_pending: bool = False, seconds: float | None = None) -> Resumed:
+    """Settle what dead workers left and hand every running batch to a worker again.
+
+    One batch at a time: one that fails is logged and skipped, and after `seconds` the rest is
+    left for the next start, so a worker or `make run` starting up is never blocked by it.
+    """
     from prompts_app.services.batches import enqueue
 
-    ids = list(BatchComparison.objects.filter(status=BatchComparison.Status.RUNNING).values_list("pk", flat=True))
-    for batch_id in ids:
-        settle(batch_id, all_pending=all_pending)
-        enqueue(BatchComparison(pk=batch_id))
-    return ids
+    deadline = None if seconds is None else time.monotonic() + seconds
+    ids = list(
+        BatchComparison.objects.filter(status=BatchComparison.Status.RUNNING)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    resumed: list[int] = []
+    failed: list[int] = []
+    for position, batch_id in enumerate(ids):
+        if deadline is not None and time.monotonic() > deadline:
+            return Resumed(resumed, failed, ids[position:])
+        try:
+            settle(batch_id, all_pending=all_pending)
+            enqueue(BatchComparison(pk=batch_id))
+        except Exception:  # log it and go on with the next batch
+            log.exception("batch %s could not be resumed", batch_id)
+            failed.append(batch_id)
+        else:
+            resumed.append(batch_id)
+    return Resumed(resumed, failed, [])

@@ -26,8 +26,8 @@ class Command(DBWorker):
         # Batches go back onto the backend this worker serves (the task backend's alias).
         settings.MAXIMUI_BATCH_TASK_BACKEND = options["backend_name"]
         try:
-            resumed = resume_all()
-        except Exception:  # never keep the worker from starting
+            resumed = resume_all(seconds=60).resumed
+        except Exception:  # never keep the worker from starting (even listing batches may fail)
             log.exception("resuming batch comparisons failed; starting the worker anyway")
         else:
             if resumed:

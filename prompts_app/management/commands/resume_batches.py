@@ -9,12 +9,10 @@ stays locked is bounded by SQLite's busy timeout, which raises, and is caught li
 from __future__ import annotations
 
 import logging
-import time
 
 from django.core.management.base import BaseCommand
 
-from prompts_app.models import BatchComparison
-from prompts_app.services import batch_worker, batches
+from prompts_app.services import batch_worker
 
 logger = logging.getLogger(__name__)
 DEFAULT_SECONDS = 60.0
@@ -38,35 +36,21 @@ class Command(BaseCommand):
 
     def handle(self, *args, all: bool = False, seconds: float = DEFAULT_SECONDS, **options) -> None:
         try:
-            resumed, failed, left = self._resume(all_pending=all, deadline=time.monotonic() + seconds)
+            outcome = batch_worker.resume_all(all_pending=all, seconds=seconds)
         except Exception as exc:  # even listing batches may fail (locked database)
             logger.exception("resume_batches: could not list running batches")
             self.stderr.write(f"Could not resume batch comparisons ({type(exc).__name__}: {exc}); starting anyway.")
             return
-        if resumed:
-            self.stdout.write(f"Resumed {len(resumed)} batch comparison(s): {', '.join(map(str, resumed))}")
-        if failed:
-            self.stderr.write(f"Could not resume batch comparison(s) {', '.join(map(str, failed))}; see the log.")
-        if left:
-            self.stderr.write(
-                f"Out of time: {len(left)} batch comparison(s) left for the next start: {', '.join(map(str, left))}"
+        if outcome.resumed:
+            self.stdout.write(
+                f"Resumed {len(outcome.resumed)} batch comparison(s): {', '.join(map(str, outcome.resumed))}"
             )
-
-    def _resume(self, *, all_pending: bool, deadline: float) -> tuple[list[int], list[int], list[int]]:
-        # The same steps as batch_worker.resume_all, one batch at a time so one failure skips only it.
-        running = BatchComparison.objects.filter(status=BatchComparison.Status.RUNNING)
-        ids = list(running.order_by("pk").values_list("pk", flat=True))
-        resumed: list[int] = []
-        failed: list[int] = []
-        for position, batch_id in enumerate(ids):
-            if time.monotonic() > deadline:
-                return resumed, failed, ids[position:]
-            try:
-                batch_worker.settle(batch_id, all_pending=all_pending)
-                batches.enqueue(BatchComparison(pk=batch_id))
-            except Exception:  # log it and go on with the next batch
-                logger.exception("resume_batches: batch %s could not be resumed", batch_id)
-                failed.append(batch_id)
-            else:
-                resumed.append(batch_id)
-        return resumed, failed, []
+        if outcome.failed:
+            self.stderr.write(
+                f"Could not resume batch comparison(s) {', '.join(map(str, outcome.failed))}; see the log."
+            )
+        if outcome.left:
+            self.stderr.write(
+                f"Out of time: {len(outcome.left)} batch comparison(s) left for the next start: "
+                f"{', '.join(map(str, outcome.left))}"
+            )
