@@ -158,6 +158,8 @@ def test_a_person_runs_a_version_from_its_variables_alone_and_sees_what_will_be_
     page.wait_for_timeout(1_000)
     page.keyboard.press("Control+Enter")
     page.get_by_role("region", name="Run result").filter(has_text="Echo: Customer says: Wrong size").wait_for()
+    # The stale field error goes once the result has settled in (app.js clears it after the swap).
+    page.locator("#run-panel").get_by_text("Fill in").first.wait_for(state="detached", timeout=5_000)
     assert page.get_by_role("alert").count() == 0
     assert "Fill in" not in page.locator("#run-panel").inner_text()
     assert len(fake_maxim.requests_to("/v1/prompts/run")) == 2
