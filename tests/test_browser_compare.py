@@ -3,10 +3,14 @@ once, and watch the two outputs and the failing column's error arrive without a 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import time
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import expect
 
 from prompts_app.models import Comparison, Run
 from prompts_app.services import compare
@@ -240,3 +244,46 @@ def test_columns_are_pushed_when_stored_without_a_polling_timer(
     # One held request per change, not a request every few hundred ms per column.
     watches = [url for url in asked if "/watch/" in url]
     assert 1 <= len(watches) <= 4 and not [url for url in asked if "/columns/" in url]
+
+
+def test_the_diff_catches_up_when_a_column_is_stored_while_it_is_being_redrawn(
+    live_server_on_file_db, page, browser_login, fake_maxim, workspace, editor
+):
+    """A run stored while the diff section's refresh is in flight must still reach it: the refresh
+    that would have been queued on the old section (and dropped when the section was swapped) is
+    sent instead. The first refresh is held back until the second column is stored."""
+    fake_maxim.run_delay, fake_maxim.hang_seconds = 0.3, 2.5
+    versions = seed_fake(fake_maxim, workspace, ["gpt-4o", "hang"])
+    browser_login(editor)
+    held: list = []
+
+    def hold_first_diff(route):
+        if held:
+            route.continue_()
+        else:  # answered by the server now, delivered to the page later
+            held.append((route, route.fetch()))
+
+    page.route("**/diff/**", hold_first_diff)
+    comparison, _ = compare.create_comparison(
+        workspace=workspace,
+        user=editor,
+        columns=[compare.ColumnSpec(v) for v in versions],
+        shared_input=True,
+        input={"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}},
+    )
+    compare.run_comparison(comparison, user=editor)
+    page.goto(f"/compare/{comparison.pk}/")
+    pending = page.get_by_text("Waiting for Maxim…")
+    expect(pending).to_have_count(1, timeout=10_000)  # the first column is in, the diff refresh is held
+    expect(pending).to_have_count(0, timeout=10_000)  # the second is in while that refresh is in flight
+    assert held, "the first refresh of the diff section was not sent"
+    page.wait_for_timeout(300)  # the second refresh has been asked for while the first is held
+    # The first refresh arrives last, from before the second column (if the page still wants it:
+    # cancelling it in favour of the newer one is what we want).
+    with contextlib.suppress(PlaywrightError):
+        held[0][0].fulfill(response=held[0][1])
+    diff = page.get_by_role("region", name=re.compile("against the baseline")).last
+    expect(diff.locator("pre.diff")).to_be_visible(timeout=10_000)
+    page.wait_for_timeout(1_000)  # longer than any late swap
+    expect(page.get_by_text("Waiting for every column to finish")).to_have_count(0)
+    expect(page.get_by_role("region", name=re.compile("against the baseline")).locator("pre.diff")).to_have_count(1)
