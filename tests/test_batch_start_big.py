@@ -13,9 +13,7 @@ from prompts_app.services.batches import ColumnChoice
 from tests.conftest import make_version
 
 
-@pytest.fixture(autouse=True)
-def inline(batch_inline):
-    pass
+pytestmark = pytest.mark.usefixtures("batch_inline")
 
 
 def start(workspace, test_set, versions, user, **extra):
