@@ -12,7 +12,6 @@ from prompts_app.services import batch_worker, batches
 from prompts_app.services.batches import ColumnChoice
 from tests.conftest import make_version
 
-
 pytestmark = pytest.mark.usefixtures("batch_inline")
 
 
@@ -27,15 +26,15 @@ def test_cells_are_made_in_chunks_and_workers_wait_for_the_last(
     seen = []
     insert = batches._insert_cells
 
-    def watched(batch, rows):
+    def watched(batch, case_ids):
         state = BatchComparison.objects.get(pk=batch.pk).status
-        seen.append((len(rows), state, batch_worker.claim(batch.pk, 4)))
-        insert(batch, rows)
+        seen.append((len(case_ids), state, batch_worker.claim(batch.pk, 4)))
+        insert(batch, case_ids)
 
-    monkeypatch.setattr(batches, "CELL_CHUNK", 4)
+    monkeypatch.setattr(batches, "CELL_CHUNK", 4)  # one case's 2 columns x 2 repeats
     monkeypatch.setattr(batches, "_insert_cells", watched)
     batch = start(workspace, batch_test_set, two_versions, editor, repeats=2)
-    assert [n for n, _, _ in seen] == [4, 4, 4]
+    assert [n for n, _, _ in seen] == [1, 1, 1]
     assert all(state == BatchComparison.Status.PREPARING and claimed == [] for _, state, claimed in seen)
     batch.refresh_from_db()
     assert batch.status == BatchComparison.Status.RUNNING and batch.cells.count() == batch.total_cells == 12
@@ -46,10 +45,10 @@ def test_cells_are_made_in_chunks_and_workers_wait_for_the_last(
 def test_a_failure_half_way_leaves_no_half_made_batch(monkeypatch, workspace, batch_test_set, two_versions, editor):
     insert = batches._insert_cells
 
-    def fail_second(batch, rows):
+    def fail_second(batch, case_ids):
         if BatchCell.objects.filter(batch=batch).exists():
             raise RuntimeError("disk full")
-        insert(batch, rows)
+        insert(batch, case_ids)
 
     monkeypatch.setattr(batches, "CELL_CHUNK", 2)
     monkeypatch.setattr(batches, "_insert_cells", fail_second)
