@@ -533,6 +533,7 @@ class AuditEvent(models.Model):
         PRICE_SAVED = "price.saved", "Price set"
         PRICE_DELETED = "price.deleted", "Price deleted"
         RUNS_EXPORTED = "runs.exported", "Runs exported"
+        BATCH_EXPORTED = "batch.exported", "Batch exported"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="audit_events")
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
@@ -632,6 +633,8 @@ class BatchComparison(models.Model):
     """Columns (versions or draft snapshots) x cases of a test set x repeats, each cell one Run."""
 
     class Status(models.TextChoices):
+        # Its cells are still being created (in chunks): no worker claims them until it runs.
+        PREPARING = "preparing", "Preparing"
         RUNNING = "running", "Running"
         PAUSED = "paused", "Paused"
         CANCELLED = "cancelled", "Cancelled"
@@ -656,9 +659,19 @@ class BatchComparison(models.Model):
     # Time spent running, without pauses: elapsed = active_seconds + (now - resumed_at) while running.
     resumed_at = models.DateTimeField(null=True, blank=True)
     active_seconds = models.FloatField(default=0)
+    # From the "new batch" form: posting it twice (double click, back + resubmit, a copied tab)
+    # opens the first batch instead of paying for every cell again.
+    submit_token = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["created_by", "submit_token"],
+                condition=~models.Q(submit_token=""),
+                name="one_batch_per_form_submission",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.title or f"Batch {self.pk}"

@@ -196,3 +196,55 @@ def test_history_and_the_run_page_label_a_batch_run_with_its_batch(client_for, e
     run = finished_batch.cells.first().run
     page = client.get(reverse("run_detail", args=[run.pk])).content.decode()
     assert f'part of batch <a href="{batch_url}">' in page
+
+
+def test_the_form_offers_numbered_columns_the_first_being_the_baseline(client_for, editor, workspace, two_versions):
+    page = client_for(editor).get(reverse("batch_new", args=[workspace.pk])).content.decode()
+    assert '<label for="id_columns_0">Column 1 (baseline)</label>' in page
+    assert '<label for="id_columns_1">Column 2</label>' in page
+    assert '<select name="columns" id="id_columns_0">' in page and 'type="checkbox" name="columns"' not in page
+
+
+def test_columns_keep_the_order_picked_in_matrix_summary_and_exports(
+    client_for, editor, workspace, test_set, prompt, echo_maxim
+):
+    older, newer = make_version(prompt, 1), make_version(prompt, 2, model="gpt-4o-mini")
+    client = client_for(editor)
+    # Column 1 is the older version although the form lists the newer first; an unused slot posts "".
+    data = form_data([older, newer], test_set)
+    data["columns"] = [f"v{older.pk}", "", f"v{newer.pk}"]
+    client.post(reverse("batch_new", args=[workspace.pk]), data)
+    batch = BatchComparison.objects.get()
+    drive(batch)
+    page = client.get(reverse("batch_detail", args=[batch.pk])).content.decode()
+    matrix = page[page.index('aria-label="Results matrix"') :]
+    summary = page[page.index('aria-label="Summary per column"') : page.index('aria-label="Results matrix"')]
+    for part in (matrix, summary):
+        assert part.index("1. Support reply v1") < part.index("2. Support reply v2")
+    body = b"".join(client.get(reverse("batch_export_csv", args=[batch.pk])).streaming_content).decode()
+    first_case = list(csv.DictReader(io.StringIO(body)))[:2]
+    assert [(r["column"], r["label"]) for r in first_case] == [("1", "Support reply v1"), ("2", "Support reply v2")]
+    data = json.loads(b"".join(client.get(reverse("batch_export_json", args=[batch.pk])).streaming_content))
+    assert [c["label"] for c in data["cells"][:2]] == ["Support reply v1", "Support reply v2"]
+    markdown = b"".join(client.get(reverse("batch_export_md", args=[batch.pk])).streaming_content).decode()
+    assert markdown.index("Support reply v1") < markdown.index("Support reply v2")
+
+
+def test_a_picked_version_twice_is_refused_with_the_input_kept(client_for, editor, workspace, test_set, two_versions):
+    data = form_data(two_versions[:1] * 2, test_set, title="Twice")
+    response = client_for(editor).post(reverse("batch_new", args=[workspace.pk]), data)
+    text = response.content.decode()
+    assert response.status_code == 200 and "once" in text and 'value="Twice"' in text
+    assert not BatchComparison.objects.exists()
+
+
+def test_each_export_is_in_the_audit_trail(client_for, viewer, workspace, finished_batch):
+    from prompts_app.models import AuditEvent
+
+    client = client_for(viewer)
+    for fmt in ("csv", "json", "md"):
+        b"".join(client.get(reverse(f"batch_export_{fmt}", args=[finished_batch.pk])).streaming_content)
+    events = list(AuditEvent.objects.filter(workspace=workspace).order_by("id"))
+    assert [e.action for e in events] == ["batch.exported"] * 3
+    assert [e.target for e in events] == [f"{finished_batch} as {f}" for f in ("CSV", "JSON", "Markdown")]
+    assert events[0].actor == viewer and events[0].detail == {"batch": finished_batch.pk}

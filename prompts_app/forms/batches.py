@@ -3,6 +3,7 @@ repeats, a concurrency limit and the checks (the common ones as fields, any othe
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -26,12 +27,50 @@ def column_choices(workspace: Workspace, user) -> list[tuple[str, str]]:
     return choices
 
 
+class ColumnSlots(forms.Widget):
+    """One select per column, "Column 1 (baseline)" to "Column 8", all named like the field: the
+    columns are posted (and run, shown and exported) in the order the person put them, which a
+    list of checkboxes cannot say. An empty slot posts "" and is skipped."""
+
+    template_name = "prompts_app/batches/new_columns.html"
+
+    def __init__(self, attrs: dict | None = None, choices=()) -> None:
+        super().__init__(attrs)
+        self.choices = list(choices)
+
+    def value_from_datadict(self, data, files, name: str) -> list[str]:
+        values = data.getlist(name) if hasattr(data, "getlist") else data.get(name) or []
+        return [value for value in values if value]
+
+    def value_omitted_from_data(self, data, files, name: str) -> bool:
+        return False  # an empty list is a value: no column chosen
+
+    def id_for_label(self, id_: str) -> str:
+        return f"{id_}_0" if id_ else id_
+
+    def get_context(self, name: str, value, attrs) -> dict:
+        context = super().get_context(name, value, attrs)
+        picked = list(value or [])
+        base = context["widget"]["attrs"].get("id", f"id_{name}")
+        context["widget"]["slots"] = [
+            {
+                "id": f"{base}_{n}",
+                "label": "Column 1 (baseline)" if n == 0 else f"Column {n + 1}",
+                "value": picked[n] if n < len(picked) else "",
+            }
+            for n in range(MAX_COLUMNS)
+        ]
+        context["widget"]["choices"] = self.choices
+        return context
+
+
 class BatchForm(forms.Form):
     title = forms.CharField(max_length=300, required=False)
     columns = forms.MultipleChoiceField(
+        widget=ColumnSlots,
         label="Versions and drafts",
-        widget=forms.CheckboxSelectMultiple,
-        help_text=f"1 to {MAX_COLUMNS}, in the order listed; the first is the baseline.",
+        help_text=f"1 to {MAX_COLUMNS}, in the order they should appear; column 1 is the baseline.",
+        error_messages={"required": f"Choose 1 to {MAX_COLUMNS} versions or drafts."},
     )
     test_set = forms.ModelChoiceField(queryset=TestSet.objects.none(), empty_label=None)
     case_filter = forms.CharField(
@@ -61,9 +100,13 @@ class BatchForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text='E.g. [{"type": "tool_call", "tool": "lookup"}, {"type": "latency", "max_ms": 2000}]',
     )
-    confirm_budget = forms.BooleanField(label="Start anyway, above the soft budget", required=False)
+    # Sent only by the "Start anyway" button of the confirmation step (never a box to tick in passing).
+    confirm_budget = forms.BooleanField(label="Start anyway", required=False, widget=forms.HiddenInput)
+    # Posting the same form twice (double click, back + resubmit) opens the batch the first post started.
+    submit_token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
 
     def __init__(self, *args, workspace: Workspace, user, **kwargs) -> None:
+        kwargs.setdefault("initial", {}).setdefault("submit_token", uuid.uuid4().hex)
         super().__init__(*args, **kwargs)
         self.workspace, self.user = workspace, user
         self.fields["columns"].choices = column_choices(workspace, user)
@@ -73,6 +116,8 @@ class BatchForm(forms.Form):
         keys = self.cleaned_data["columns"]
         if not 1 <= len(keys) <= MAX_COLUMNS:
             raise forms.ValidationError(f"Choose 1 to {MAX_COLUMNS} versions or drafts.")
+        if len(set(keys)) != len(keys):
+            raise forms.ValidationError("Choose each version or draft once; use repeats to run one several times.")
         return [self._choice(key) for key in keys]
 
     def _choice(self, key: str) -> ColumnChoice:

@@ -20,6 +20,7 @@ from prompts_app.streaming import in_chunks
 from prompts_app.views.access import get_workspace_for_user, membership_for
 
 PAGE = "prompts_app/batches/page.html"
+NEW = "prompts_app/batches/new.html"
 
 
 def _get_batch_for_user(request: HttpRequest, batch_id: int, role: str = Role.VIEWER) -> BatchComparison:
@@ -64,17 +65,16 @@ def batch_new(request: HttpRequest, workspace_id: int) -> HttpResponse:
     workspace = get_workspace_for_user(request, workspace_id, Role.EDITOR)
     initial = {"test_set": request.GET.get("test_set")}
     form = BatchForm(request.POST or None, workspace=workspace, user=request.user, initial=initial)
-    over_budget = None
-    if request.method == "POST" and form.is_valid():
+    context = {"form": form, "workspace": workspace, "nav": "batches"}
+    # "Change the batch" on the confirmation step: the form again, as it was filled in.
+    if request.method == "POST" and request.POST.get("step") != "edit" and form.is_valid():
         try:
-            batch = _start(workspace, form, request.user)
-            return redirect("batch_detail", batch.pk)
-        except services.OverBudget as exc:
-            over_budget = exc
+            return redirect("batch_detail", _start(workspace, form, request.user).pk)
+        except services.NeedsConfirmation as exc:
+            context["preview"] = exc.preview  # the second step: calls, cost, what cases lack
         except (services.BatchError, CheckConfigError) as exc:
             form.add_error(None, str(exc))
-    context = {"form": form, "workspace": workspace, "over_budget": over_budget, "nav": "batches", "view": "new"}
-    return render(request, PAGE, context)
+    return render(request, NEW, context)
 
 
 def _start(workspace, form: BatchForm, user) -> BatchComparison:
@@ -90,6 +90,7 @@ def _start(workspace, form: BatchForm, user) -> BatchComparison:
         case_filter=data["case_filter"],
         title=data["title"],
         confirmed=data["confirm_budget"],
+        submit_token=data["submit_token"],
     )
 
 
@@ -98,13 +99,17 @@ def _start(workspace, form: BatchForm, user) -> BatchComparison:
 def batch_estimate(request: HttpRequest, workspace_id: int) -> HttpResponse:
     workspace = get_workspace_for_user(request, workspace_id, Role.EDITOR)
     form = BatchForm(request.GET, workspace=workspace, user=request.user)
-    guess = None
+    seen = None
     if form.is_valid():
         data = form.cleaned_data
-        guess = services.estimate(
-            columns=data["columns"], test_set=data["test_set"], case_filter=data["case_filter"], repeats=data["repeats"]
+        seen = services.preview(
+            workspace=workspace,
+            columns=data["columns"],
+            test_set=data["test_set"],
+            case_filter=data["case_filter"],
+            repeats=data["repeats"],
         )
-    return render(request, PAGE + "#estimate", {"estimate": guess, "budget_nano": read.soft_budget(workspace)})
+    return render(request, NEW + "#estimate", {"preview": seen})
 
 
 def _page_context(request: HttpRequest, batch: BatchComparison) -> dict:
@@ -176,6 +181,7 @@ batch_pause, batch_resume, batch_cancel = (_control(a) for a in (services.pause,
 @require_GET
 def batch_export(request: HttpRequest, batch_id: int, fmt: str) -> StreamingHttpResponse:
     batch = _get_batch_for_user(request, batch_id)
+    services.record_export(batch, user=request.user, fmt=fmt)
     content_type, render_rows = EXPORTERS[fmt]
     response = StreamingHttpResponse(in_chunks(render_rows(batch, read.export_rows(batch))), content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}.{fmt}"'

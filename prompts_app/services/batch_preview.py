@@ -1,0 +1,162 @@
+"""What a person sees before a batch comparison starts: the number of calls and an estimated
+cost, the soft budget, and the `{{variables}}` some cases have no value for. Reads only (the
+estimate is a GET); services/batches.py starts the batch once the person has seen this."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q
+
+from prompts_app.models import PromptVersion, TestCase, TestSet, Workspace
+from prompts_app.run_input import InputTooLarge
+from prompts_app.selectors.batches import soft_budget
+from prompts_app.services import runs
+
+# The most cells one batch may have: 10,000 cases x 5 columns. Its matrix, summary and exports
+# stay within their targets there; a larger comparison is a filtered part of the test set.
+MAX_CELLS = 50_000
+ESTIMATE_SAMPLE = 20  # cases tokenised per column; the rest are extrapolated from them
+
+
+@dataclass(frozen=True)
+class ColumnChoice:
+    version: PromptVersion
+    draft_content: dict[str, Any] | None = None
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    calls: int
+    cost_nano: int | None  # input tokens only; None when a column's model has no known price
+    unpriced_columns: int
+    input_tokens: int
+    priced_cost_nano: int = 0  # the priced columns' part, shown beside the unpriced ones, never as $0
+    cases: int = 0
+    columns: int = 0
+    repeats: int = 1
+
+
+@dataclass(frozen=True)
+class MissingVariable:
+    """A `{{variable}}` a column's messages use that some cases have no value for (sent as typed)."""
+
+    label: str
+    variable: str
+    cases: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a person sees before starting: calls and cost, the budget, the variables cases lack."""
+
+    estimate: Estimate
+    budget_nano: int | None
+    missing: list[MissingVariable]
+
+    @property
+    def over_budget(self) -> bool:
+        cost = self.estimate.cost_nano
+        return self.budget_nano is not None and (cost is None or cost > self.budget_nano)
+
+    @property
+    def too_many(self) -> bool:
+        return self.estimate.calls > MAX_CELLS
+
+    @property
+    def max_cells(self) -> int:
+        return MAX_CELLS
+
+    def reasons(self) -> str:
+        said = ["it may cost more than the soft budget"] if self.over_budget else []
+        said += [f"{m.label} uses {{{{{m.variable}}}}}, missing in {m.cases} of {m.total}" for m in self.missing]
+        return "; ".join(said) + "."
+
+
+def column_label(choice: ColumnChoice) -> str:
+    return (choice.label or str(choice.version))[:300]
+
+
+def cases_for(test_set: TestSet, case_filter: str = ""):
+    cases = test_set.cases.all()
+    if case_filter:
+        cases = cases.filter(Q(variables__icontains=case_filter) | Q(expected_output__icontains=case_filter))
+    return cases
+
+
+def case_inputs(case: TestCase) -> dict[str, Any]:
+    return {"turns": case.turns or [], "variables": case.variables or {}}
+
+
+def estimate(*, columns: list[ColumnChoice], test_set: TestSet, case_filter: str = "", repeats: int = 1) -> Estimate:
+    """Number of calls and the input cost, from a sample of cases per column (output tokens are
+    not known before the run, so the real cost is higher; the page says so)."""
+    cases = cases_for(test_set, case_filter).order_by("position", "id")
+    count = cases.count()  # not the cases themselves: 10,000 of them took a second to load
+    sample = list(cases[:ESTIMATE_SAMPLE])
+    total_cost, total_tokens, unpriced = 0, 0, 0
+    for choice in columns:
+        version = _as_version(choice)
+        tokens, cost, priced = 0, 0, True
+        for case in sample:
+            try:
+                case_tokens, price = runs.estimate(version=version, inputs=case_inputs(case))
+            except InputTooLarge:
+                continue
+            tokens += case_tokens
+            if price.cost_nano is None:
+                priced = False
+            else:
+                cost += price.cost_nano
+        scale = count / len(sample) if sample else 0
+        total_tokens += round(tokens * scale) * repeats
+        if priced:
+            total_cost += round(cost * scale) * repeats
+        else:
+            unpriced += 1
+    calls = count * len(columns) * repeats
+    cost = None if unpriced else total_cost
+    return Estimate(calls, cost, unpriced, total_tokens, total_cost, count, len(columns), repeats)
+
+
+def missing_variables(
+    *, columns: list[ColumnChoice], test_set: TestSet, case_filter: str = ""
+) -> list[MissingVariable]:
+    """Per column, each `{{variable}}` of its messages that some cases have no value for."""
+    used = [(column_label(choice), _as_version(choice).variables()) for choice in columns]
+    names = {name for _, found in used for name in found}
+    lacking: Counter[str] = Counter()
+    total = 0
+    if names:
+        for variables in cases_for(test_set, case_filter).values_list("variables", flat=True).iterator(2000):
+            total += 1
+            lacking.update(name for name in names if (variables or {}).get(name) is None)
+    return [
+        MissingVariable(label, name, lacking[name], total) for label, found in used for name in found if lacking[name]
+    ]
+
+
+def preview(
+    *, workspace: Workspace, columns: list[ColumnChoice], test_set: TestSet, case_filter: str = "", repeats: int = 1
+) -> Preview:
+    return Preview(
+        estimate(columns=columns, test_set=test_set, case_filter=case_filter, repeats=repeats),
+        soft_budget(workspace),  # a read: the estimate is a GET
+        missing_variables(columns=columns, test_set=test_set, case_filter=case_filter),
+    )
+
+
+def _as_version(choice: ColumnChoice) -> PromptVersion:
+    """A draft snapshot estimated as if it were its base version's content (never saved)."""
+    if choice.draft_content is None:
+        return choice.version
+    base = choice.version
+    fields = {
+        key: choice.draft_content.get(key, getattr(base, key))
+        for key in ("provider", "model_name", "model_parameters", "messages", "tools")
+    }
+    return PromptVersion(prompt=base.prompt, maxim_id=base.maxim_id, number=base.number, **fields)

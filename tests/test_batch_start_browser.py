@@ -1,0 +1,44 @@
+"""In a real browser: a batch above the soft budget asks a second time, stating the calls and the
+cost, and the person confirms with the keyboard; Enter in a field never confirms by itself."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from prompts_app.models import BatchComparison
+from prompts_app.services import batches
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_person_confirms_a_batch_above_the_budget_with_the_keyboard(
+    page, browser_login, editor, workspace, batch_test_set, two_versions, settings
+):
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"  # queued for a worker; none runs in this test
+    batches.set_soft_budget(workspace=workspace, budget_nano=1)
+    browser_login(editor)
+    page.goto(reverse("batch_new", args=[workspace.pk]))
+    page.get_by_label("Column 1 (baseline)").select_option(label="Support reply v1 · gpt-4o")
+    page.get_by_label("Column 2", exact=True).select_option(label="Support reply v2 · gpt-4o-mini")
+    page.wait_for_timeout(700)  # longer than the estimate's 400 ms debounce
+    page.locator("#batch-estimate", has_text="6 calls: 3 cases × 2 versions").wait_for()
+    page.get_by_label("Title").press_sequentially("Tone", delay=40)
+    page.keyboard.press("Enter")  # submits the first step only
+
+    page.get_by_role("heading", name="Check before it starts").wait_for()
+    assert "soft budget" in page.get_by_role("alert").inner_text()
+    assert "6 calls" in page.get_by_role("region", name="Check before it starts").inner_text()
+    assert not BatchComparison.objects.exists()
+    page.get_by_role("button", name="Change the batch").focus()
+    page.keyboard.press("Shift+Tab")  # the confirmation comes first in the tab order
+    start = page.get_by_role("button", name=re.compile(r"^Start anyway — \$\d"))
+    assert start.evaluate("button => button === document.activeElement")
+    page.keyboard.press("Enter")
+
+    page.get_by_role("table", name="Progress per column").wait_for()
+    batch = BatchComparison.objects.get()
+    assert batch.title == "Tone" and batch.cells.count() == 6
+    assert [c.label for c in batch.columns.all()] == ["Support reply v1", "Support reply v2"]
