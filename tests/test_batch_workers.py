@@ -94,13 +94,11 @@ def test_a_worker_restarted_by_hand_finishes_the_batch_soon_and_sends_nothing_tw
         assert batch.cells.filter(state=BatchCell.State.RUNNING).exists()
         before = sent_before_the_kill(fake_maxim)
         worker = start_worker()
-        restarted = time.monotonic()
-        wait_for(lambda: BatchComparison.objects.get(pk=batch.pk).status == BatchComparison.Status.DONE, timeout=60)
-        took = time.monotonic() - restarted
+        # The heartbeat's 30 s and the rest of the batch, on a busy machine (it was 180 s and more).
+        wait_for(lambda: BatchComparison.objects.get(pk=batch.pk).status == BatchComparison.Status.DONE, timeout=90)
     finally:
         worker.kill()
         worker.wait()
-    assert took < 60  # the heartbeat's 15 s and the rest of the batch, on a busy machine
     counts = before + sent_per_case(fake_maxim)
     assert len(counts) <= CASES and max(counts.values()) == 1  # nothing sent twice
     interrupted = Run.objects.filter(batch_cell__batch=batch, status=Run.Status.INTERRUPTED).count()

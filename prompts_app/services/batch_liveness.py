@@ -22,9 +22,10 @@ from django.utils import timezone
 from prompts_app.models import BatchCell, BatchComparison, BatchWorker
 
 BEAT_SECONDS = 2.0
-# Well above the longest pause between beats of a live worker (an idle wait of up to 5 s, a
-# transaction waiting for SQLite's writer), so a busy worker is not taken for dead.
-STALE_SECONDS = 15.0
+# Above the longest pause between beats of a live worker: a write waiting for SQLite's writer
+# lock (the database timeout, 20 s) or an idle wait (up to 5 s). A live worker taken for dead
+# loses nothing (its late answers replace the "interrupted"), but its slots would be given twice.
+STALE_SECONDS = 30.0
 FORGET_AFTER = timedelta(hours=1)  # rows of dead workers, long settled by then
 
 
