@@ -259,6 +259,8 @@ def test_a_column_maxim_keeps_refusing_fails_with_the_reason_and_the_batch_finis
     assert len([body for body in sent if body["modelName"] == "gpt-4o-mini"]) == 3
     assert not Run.objects.filter(status=Run.Status.PENDING).exists()
     assert set(Run.objects.filter(error_status=429).values_list("status", "cost_nano")) == {(Run.Status.FAILED, None)}
+    for run in Run.objects.filter(error_status=429):  # only a refusal that was sent again says so
+        assert ("sent the cell again" in run.error) == (run.retried_cell_id is not None), run.error
     assert rollups.drift() == []
 
 
@@ -291,8 +293,9 @@ def test_deleting_cases_while_their_batch_runs_fails_their_cells_with_the_reason
     assert batch.status == BatchComparison.Status.DONE
     assert batch.cells.count() == batch.total_cells == 6  # the cells stay: the counts add up
     deleted = batch.cells.filter(case=None)
-    assert deleted.count() == 4
-    assert set(deleted.values_list("state", "error")) == {(BatchCell.State.FAILED, batch_worker.DELETED_CASE_ERROR)}
+    assert deleted.count() == 4 and set(deleted.values_list("state", flat=True)) == {BatchCell.State.FAILED}
+    assert deleted.get(pk=claimed[0]).error == batch_worker.DELETED_WHILE_SENT_ERROR
+    assert set(deleted.exclude(pk=claimed[0]).values_list("error", flat=True)) == {batch_worker.DELETED_CASE_ERROR}
     assert {body["messages"][-1]["content"] for body in echo_maxim.sent} == {"Hello, I am Linus."}
     assert len(echo_maxim.sent) == 2  # nothing of the deleted cases was sent
     # The run that was being sent may have reached Maxim: interrupted, never sent again.

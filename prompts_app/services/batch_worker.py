@@ -18,8 +18,8 @@ Exactly once, whatever dies when:
   column when no cell of it got through meanwhile: a column Maxim keeps refusing ends.
 * A worker's drive has a heartbeat (services/batch_liveness.py): the cells of a worker whose
   heartbeat stopped are settled by the rules above at once, not after the 180 s a call may last.
-* A cell whose test case was deleted stays (its case NULL) and fails with DELETED_CASE_ERROR
-  unless it was already sent: the batch's counts still add up.
+* A cell whose test case was deleted stays (its case NULL) and fails with the reason, never
+  sent afterwards: the batch's counts still add up.
 * Fairness: a drive hands over to the task queue after FAIR_SLICE_SECONDS when another running
   batch has cells ready and nobody sending them, so one worker takes running batches in turn.
 
@@ -67,6 +67,9 @@ REFUSED_ERROR = (
 )
 REFUSED_PREFIX = "Maxim answered 429 (rate limit)"
 DELETED_CASE_ERROR = "Not sent: the test case was deleted while the batch ran."
+DELETED_WHILE_SENT_ERROR = (
+    "The test case was deleted while this cell was with Maxim: its run is kept in history, without checks."
+)
 
 
 def refused_error(refusals: int) -> str:
@@ -352,8 +355,7 @@ def _store(plan: Plan, finished: list[BatchCell]) -> None:
     for cell in refused:
         # This refusal and the cell's earlier ones, each kept as a run linked to the cell.
         cell.refusals = Run.objects.filter(retried_cell=cell.pk).count() + 1
-        cell.given_up = cell.refusals >= MAX_REFUSALS or _column_refused(cell)
-        cell.run.error = refused_error(cell.refusals) if cell.given_up else REFUSED_ERROR
+        cell.run.error = REFUSED_ERROR if cell.refusals < MAX_REFUSALS else refused_error(cell.refusals)
     if finished:
         # A refused run stays in history as a failed call with its reason (it cost nothing).
         runs.store_finished([cell.run for cell in finished])
@@ -368,7 +370,7 @@ def _store(plan: Plan, finished: list[BatchCell]) -> None:
 def judge(cell: BatchCell, run: Run, checks: list[checks_module.Check]) -> None:
     """The cell's state and its checks, from its finished run (the caller saves the cell)."""
     if cell.case is None:  # deleted while its run was out: nothing to judge against
-        cell.state, cell.error = BatchCell.State.FAILED, DELETED_CASE_ERROR
+        cell.state, cell.error = BatchCell.State.FAILED, DELETED_WHILE_SENT_ERROR
     elif run.status == Run.Status.SUCCESS:
         cell.check_results = evaluate_checks(checks, run, cell.case.expected_output)
         cell.passed = all(r["passed"] for r in cell.check_results) if cell.check_results else None
@@ -420,7 +422,8 @@ def _after_429(cell: BatchCell, run: Run) -> None:
         ).update(throttled_until=until)
         if cell.refusals >= MAX_REFUSALS:
             _fail_refused(cell, run)
-        elif cell.given_up:  # its column was given up while it was with Maxim
+        elif _column_refused(cell):  # given up while this cell was with Maxim: not sent again either
+            Run.objects.filter(pk=run.pk).update(error=refused_error(cell.refusals))
             BatchCell.objects.filter(pk=cell.pk).update(state=BatchCell.State.FAILED, error=COLUMN_REFUSED_ERROR)
         else:
             Run.objects.filter(pk=run.pk).update(retried_cell=cell.pk)  # the cell's earlier attempt
@@ -441,7 +444,6 @@ def _fail_refused(cell: BatchCell, run: Run) -> None:
 
 
 def _column_refused(cell: BatchCell) -> bool:
-    """The column was given up while this cell was with Maxim: it is not sent again either."""
     given_up = BatchCell.objects.filter(column_id=cell.column_id, state=BatchCell.State.FAILED)
     return given_up.filter(error=COLUMN_REFUSED_ERROR).exists()
 
