@@ -267,7 +267,7 @@ class TestSetUploadAdmin(admin.ModelAdmin):
 
 
 # --- Batch comparisons (issue #12): for looking, not for starting (that is services/batches.py) ----
-from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings  # noqa: E402
+from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, BatchWorker  # noqa: E402
 
 
 @admin.register(BatchSettings)
@@ -296,4 +296,10 @@ class BatchColumnAdmin(admin.ModelAdmin):
 class BatchCellAdmin(admin.ModelAdmin):
     list_display = ["__str__", "state", "passed", "attempts"]
     list_filter = ["state"]
-    raw_id_fields = ["batch", "column", "case", "run"]
+    raw_id_fields = ["batch", "column", "case", "run", "worker"]
+
+
+@admin.register(BatchWorker)
+class BatchWorkerAdmin(admin.ModelAdmin):
+    list_display = ["name", "beat_at"]
+    search_fields = ["name"]

@@ -697,6 +697,16 @@ class BatchColumn(models.Model):
         return self.draft_content is not None
 
 
+class BatchWorker(models.Model):
+    """One worker's drive of a batch, alive while `beat_at` is recent (services/batch_worker.py)."""
+
+    name = models.CharField(max_length=100)  # host, process and a random part, for people reading logs
+    beat_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class BatchCell(models.Model):
     """One (column, case, repeat) of a batch. `run` is created when a worker claims the cell."""
 
@@ -708,9 +718,13 @@ class BatchCell(models.Model):
 
     batch = models.ForeignKey(BatchComparison, on_delete=models.CASCADE, related_name="cells")
     column = models.ForeignKey(BatchColumn, on_delete=models.CASCADE, related_name="cells")
-    case = models.ForeignKey(TestCase, on_delete=models.CASCADE, related_name="+")
+    # NULL once the case is deleted: the cell stays, so the batch's counts still add up, and a
+    # worker fails it with the reason instead of sending it (services/batch_worker.py).
+    case = models.ForeignKey(TestCase, null=True, on_delete=models.SET_NULL, related_name="+")
     repeat = models.PositiveSmallIntegerField(default=1)
     run = models.OneToOneField(Run, null=True, blank=True, on_delete=models.SET_NULL, related_name="batch_cell")
+    # The worker sending this cell while it is "running"; a stale heartbeat means it died.
+    worker = models.ForeignKey("BatchWorker", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     state = models.CharField(max_length=8, choices=State.choices, default=State.QUEUED)
     not_before = models.DateTimeField(null=True, blank=True)  # after a 429: not claimed before this
     attempts = models.PositiveSmallIntegerField(default=0)  # runs refused unprocessed (429) or never sent

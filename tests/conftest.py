@@ -555,13 +555,13 @@ def _test_database_url() -> str:
     return f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-def start_worker() -> subprocess.Popen:
+def start_worker(*, slice_seconds: int = 5) -> subprocess.Popen:
     """A real `manage.py db_worker` on the test database (a file: see file_db)."""
     env = {
         **os.environ,
         "MAXIMUI_TESTING": "1",
         "DATABASE_URL": _test_database_url(),
-        "MAXIMUI_BATCH_SLICE_SECONDS": "5",
+        "MAXIMUI_BATCH_SLICE_SECONDS": str(slice_seconds),
     }
     command = [
         sys.executable,

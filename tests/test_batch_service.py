@@ -4,17 +4,32 @@ soft budget, pause / resume / cancel, and a 429 that slows the batch down instea
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
+from datetime import timedelta
 
 import httpx
 import pytest
 import respx
+from django.utils import timezone
 
-from prompts_app.models import BatchCell, BatchComparison, BatchSettings, Run, RunRollup
-from prompts_app.services import batch_worker, batches, rollups
+from prompts_app.models import (
+    BatchCell,
+    BatchComparison,
+    BatchSettings,
+    BatchWorker,
+    Prompt,
+    Run,
+    RunRollup,
+    TestCase,
+    TestSet,
+)
+from prompts_app.selectors import batches as batch_reads
+from prompts_app.services import batch_worker, batches, rollups, testsets
 from prompts_app.services.batches import ColumnChoice
 from tests.conftest import BASE_URL, make_version
-from tests.maxim_spec import validate_request
 from tests.conftest import drive_batch as drive
+from tests.maxim_spec import validate_request
 
 
 @pytest.fixture(autouse=True)
@@ -193,3 +208,145 @@ def test_a_429_slows_the_workspace_down_and_the_cell_is_sent_again_later(workspa
     assert Run.objects.count() == 5
     assert rollups.drift() == []  # history totals count the refusals as failed runs
     assert sum(RunRollup.objects.filter(grain=RunRollup.Grain.DAY).values_list("runs", flat=True)) == 5
+
+
+def drive_for(batch, seconds: float) -> None:
+    """drive() slice after slice, for at most `seconds`: a batch that never ends fails the test."""
+    deadline = time.monotonic() + seconds
+    while batch_worker.drive(batch.pk, slice_seconds=2) and time.monotonic() < deadline:
+        pass
+
+
+def refuse_gpt_4o(sent: list[dict]):
+    """A Maxim that answers 429 (Retry-After: 0) to every gpt-4o run and "ok" to the others."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        validate_request("POST", "/v1/prompts/run", body)
+        sent.append(body)
+        if body["modelName"] == "gpt-4o":
+            return httpx.Response(429, headers={"Retry-After": "0"}, json={"message": "slow down"})
+        output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}
+        usage = {"promptTokens": 5, "completionTokens": 1, "totalTokens": 6}
+        return httpx.Response(200, json={"data": {"output": output, "usage": usage}})
+
+    return answer
+
+
+def test_a_column_maxim_keeps_refusing_fails_with_the_reason_and_the_batch_finishes(
+    workspace, test_set, two_versions, editor
+):
+    sent: list[dict] = []
+    batch = start(workspace, test_set, two_versions, editor, concurrency=4)  # column 1 is gpt-4o
+    with respx.mock(base_url=BASE_URL) as router:
+        router.post("/v1/prompts/run").mock(side_effect=refuse_gpt_4o(sent))
+        drive_for(batch, 30)
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.DONE
+    refused = Counter(body["messages"][-1]["content"] for body in sent if body["modelName"] == "gpt-4o")
+    cap = batch_worker.MAX_REFUSALS
+    assert max(refused.values()) == cap  # one cell hit the cap, no cell went past it
+    assert sum(refused.values()) < 2 * cap  # then the column was given up, not retried cell by cell
+    column = list(batch.cells.filter(column__position=1).select_related("run"))
+    assert {cell.state for cell in column} == {BatchCell.State.FAILED}
+    capped = [cell for cell in column if cell.error == batch_worker.refused_error(cap)]
+    assert len(capped) == 1 and capped[0].run.error == batch_worker.refused_error(cap)
+    assert capped[0].error.startswith(f"Maxim answered 429 (rate limit) {cap} times;")
+    assert capped[0].retried_runs.count() == cap - 1  # each refusal stays in history, linked to its cell
+    assert {cell.error for cell in column if cell not in capped} == {batch_worker.COLUMN_REFUSED_ERROR}
+    # The other column went on as usual, each cell sent once.
+    assert batch.cells.filter(column__position=2, state=BatchCell.State.SUCCESS).count() == 3
+    assert len([body for body in sent if body["modelName"] == "gpt-4o-mini"]) == 3
+    assert not Run.objects.filter(status=Run.Status.PENDING).exists()
+    assert set(Run.objects.filter(error_status=429).values_list("status", "cost_nano")) == {(Run.Status.FAILED, None)}
+    for run in Run.objects.filter(error_status=429):  # only a refusal that was sent again says so
+        assert ("sent the cell again" in run.error) == (run.retried_cell_id is not None), run.error
+    assert rollups.drift() == []
+
+
+def test_a_retry_after_is_shared_and_capped(workspace, test_set, prompt, editor):
+    batch = start(workspace, test_set, [make_version(prompt, 1)], editor)
+    with respx.mock(base_url=BASE_URL) as router:
+        router.post("/v1/prompts/run").mock(return_value=httpx.Response(429, headers={"Retry-After": "86400"}))
+        [cell_id] = batch_worker.claim(batch.pk, 1)
+        batch_worker.send_cell(cell_id)
+    until = BatchSettings.objects.get(workspace=workspace).throttled_until
+    waited = (until - timezone.now()).total_seconds()
+    assert batch_worker.MAX_RETRY_AFTER - 30 < waited <= batch_worker.MAX_RETRY_AFTER  # not a day
+    assert BatchCell.objects.get(pk=cell_id).not_before == until
+    assert batch_worker.claim(batch.pk, 4) == []  # every worker waits: it is in the database
+
+
+def test_deleting_cases_while_their_batch_runs_fails_their_cells_with_the_reason(
+    echo_maxim, workspace, test_set, two_versions, editor
+):
+    batch = start(workspace, test_set, two_versions, editor, checks=CHECKS)
+    claimed = batch_worker.claim(batch.pk, 2)  # Ada's two cells: their runs are pending
+    Run.objects.filter(batch_cell=claimed[0]).update(started_at=timezone.now())  # one was being sent
+    ada, grace, _ = TestCase.objects.filter(test_set=test_set).order_by("position")
+    testsets.delete_case(ada)
+    testsets.delete_case(grace)  # Grace's cells are still queued
+    batch_worker.settle(batch.pk, all_pending=True)  # its worker died meanwhile: make run's start
+    drive(batch)
+
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.DONE
+    assert batch.cells.count() == batch.total_cells == 6  # the cells stay: the counts add up
+    deleted = batch.cells.filter(case=None)
+    assert deleted.count() == 4 and set(deleted.values_list("state", flat=True)) == {BatchCell.State.FAILED}
+    assert deleted.get(pk=claimed[0]).error == batch_worker.DELETED_WHILE_SENT_ERROR
+    assert set(deleted.exclude(pk=claimed[0]).values_list("error", flat=True)) == {batch_worker.DELETED_CASE_ERROR}
+    assert {body["messages"][-1]["content"] for body in echo_maxim.sent} == {"Hello, I am Linus."}
+    assert len(echo_maxim.sent) == 2  # nothing of the deleted cases was sent
+    # The run that was being sent may have reached Maxim: interrupted, never sent again.
+    assert Run.objects.get(batch_cell=claimed[0]).status == Run.Status.INTERRUPTED
+    assert not Run.objects.filter(status=Run.Status.PENDING).exists()
+    columns = list(batch.columns.all())
+    progress, summary = batch_reads.progress_and_summary(batch, columns)
+    assert progress.total == progress.finished == 6
+    assert [(s.runs, s.failures) for s in summary] == [(3, 2), (3, 2)]
+    exported = list(batch_reads.export_rows(batch))
+    assert len(exported) == 6 and sum(1 for row in exported if row["case"] == "") == 4
+
+
+def test_cells_of_a_worker_whose_heartbeat_stopped_are_settled_at_once(
+    echo_maxim, workspace, test_set, two_versions, editor
+):
+    batch = start(workspace, test_set, two_versions, editor)
+    dead = BatchWorker.objects.create(name="killed", beat_at=timezone.now() - timedelta(seconds=60))
+    alive = BatchWorker.objects.create(name="sending")
+    sent_dead, queued_dead, sent_alive, queued_alive = batch_worker.claim(batch.pk, 4)
+    BatchCell.objects.filter(pk__in=[sent_dead, queued_dead]).update(worker=dead)
+    BatchCell.objects.filter(pk__in=[sent_alive, queued_alive]).update(worker=alive)
+    Run.objects.filter(batch_cell__in=[sent_dead, sent_alive]).update(started_at=timezone.now())
+
+    assert batch_worker.settle(batch.pk) == 2  # seconds after the claim: no time rule would say so
+
+    cells = {cell.pk: cell for cell in BatchCell.objects.select_related("run")}
+    assert cells[sent_dead].state == BatchCell.State.FAILED  # may have reached Maxim: never re-sent
+    assert cells[sent_dead].run.status == Run.Status.INTERRUPTED
+    assert cells[queued_dead].state == BatchCell.State.QUEUED and cells[queued_dead].run is None  # not sent
+    assert cells[sent_alive].state == cells[queued_alive].state == BatchCell.State.RUNNING  # left alone
+    assert echo_maxim.sent == []
+
+
+def test_a_drive_hands_over_when_another_workspace_s_batch_waits(
+    echo_maxim, monkeypatch, workspace, test_set, two_versions, editor, make_workspace, owner
+):
+    big = start(workspace, test_set, two_versions, editor, concurrency=1)
+    other = make_workspace(owner=owner, name="Other", maxim_id="ws-2")
+    small_set = TestSet.objects.create(workspace=other, name="Small", variable_names=["company", "name"])
+    TestCase.objects.create(test_set=small_set, position=1, variables={"company": "B", "name": "Bea"})
+    small_prompt = Prompt.objects.create(workspace=other, maxim_id="p-other", name="Other")
+    small = start(other, small_set, [make_version(small_prompt, 1)], owner)
+
+    monkeypatch.setattr(batch_worker, "FAIR_SLICE_SECONDS", 0.0)
+    assert batch_worker.drive(big.pk, slice_seconds=30) is True  # handed over long before its slice ended
+    assert not big.cells.exclude(state=BatchCell.State.QUEUED).exists()
+    monkeypatch.setattr(batch_worker, "FAIR_SLICE_SECONDS", 60.0)
+    assert batch_worker.drive(small.pk, slice_seconds=30) is False  # the waiting batch's turn: it finishes
+    small.refresh_from_db()
+    assert small.status == BatchComparison.Status.DONE
+    drive(big)
+    big.refresh_from_db()
+    assert big.status == BatchComparison.Status.DONE and len(echo_maxim.sent) == 7

@@ -236,7 +236,7 @@ def export_rows(batch: BatchComparison) -> Iterator[dict]:
         run: Run | None = cell.run
         position, label = labels[cell.column_id]
         yield {
-            "case": cell.case.position,
+            "case": cell.case.position if cell.case else "",  # "": the case was deleted
             "column": position,
             "label": label,
             "repeat": cell.repeat,
@@ -251,6 +251,6 @@ def export_rows(batch: BatchComparison) -> Iterator[dict]:
             "cost_usd": "" if not run or run.cost_nano is None else f"{run.cost_nano / 1e9:.9f}",
             "latency_ms": "" if not run or run.latency_ms is None else round(run.latency_ms),
             "error": (run.error if run else cell.error),
-            "variables": cell.case.variables,
-            "expected_output": cell.case.expected_output,
+            "variables": cell.case.variables if cell.case else {},
+            "expected_output": cell.case.expected_output if cell.case else "",
         }

@@ -12,8 +12,16 @@ Exactly once, whatever dies when:
 * A 429 means Maxim did not process the request: the run stays in history as a failed run
   that says so (it cost nothing; Run.retried_cell links it to its cell, whose `run` is the
   newest attempt) and the cell is queued again, not before Retry-After. The wait is stored on
-  the workspace (BatchSettings.throttled_until) so every worker honours it, and the batch's
-  limit is halved, then raised one at a time once Maxim stops refusing.
+  the workspace (BatchSettings.throttled_until) so every worker honours it (at most
+  MAX_RETRY_AFTER), and the batch's limit is halved, then raised one at a time once Maxim stops
+  refusing. A cell refused MAX_REFUSALS times fails with that reason, and so does the rest of its
+  column when no cell of it got through meanwhile: a column Maxim keeps refusing ends.
+* A worker's drive has a heartbeat (services/batch_liveness.py): the cells of a worker whose
+  heartbeat stopped are settled by the rules above at once, not after the 180 s a call may last.
+* A cell whose test case was deleted stays (its case NULL) and fails with the reason, never
+  sent afterwards: the batch's counts still add up.
+* Fairness: a drive hands over to the task queue after FAIR_SLICE_SECONDS when another running
+  batch has cells ready and nobody sending them, so one worker takes running batches in turn.
 
 Fast on SQLite's single writer: the main thread does every write, storing the cells that
 finished and claiming new ones in one transaction; pool threads only talk to Maxim.
@@ -32,26 +40,48 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Q
+from django.db.models import Min, Q
 from django.utils import timezone
 
 from prompts_app import checks as checks_module
 from prompts_app import pricing
 from prompts_app.maxim import MaximClient, MaximError, Use, client_for
-from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, Run
+from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, BatchWorker, Run
 from prompts_app.run_input import input_problem
-from prompts_app.services import rollups, rows, run_watch, runs
+from prompts_app.services import batch_liveness, rollups, rows, run_watch, runs
 from prompts_app.services.batches import case_inputs
 
 log = logging.getLogger(__name__)
 
 CLAIM_GRACE_SECONDS = 30  # a claimed run not started after this was claimed by a worker that died
 DEFAULT_RETRY_AFTER = 2.0  # a 429 without Retry-After
+MAX_RETRY_AFTER = 300.0  # a longer Retry-After is not waited out in one go
+MAX_REFUSALS = 6  # 429s for one cell (its first send and five more) before it fails
+SETTLE_EVERY = 3.0  # seconds between looks for cells of dead workers while sending
+FAIR_SLICE_SECONDS = 2.0  # the least a drive sends before it lets a waiting batch go first
 RAISE_LIMIT_AFTER = timedelta(seconds=5)  # quiet time after a 429 before the limit goes up again
 IDLE_WAIT = 0.2
 REFUSED_ERROR = (
     "Maxim refused this run with 429 (too many requests): it was not processed and cost nothing. "
     "The batch waited and sent the cell again."
+)
+REFUSED_PREFIX = "Maxim answered 429 (rate limit)"
+DELETED_CASE_ERROR = "Not sent: the test case was deleted while the batch ran."
+DELETED_WHILE_SENT_ERROR = (
+    "The test case was deleted while this cell was with Maxim: its run is kept in history, without checks."
+)
+
+
+def refused_error(refusals: int) -> str:
+    return (
+        f"{REFUSED_PREFIX} {refusals} times; the batch stopped sending this cell. "
+        "None of those requests was processed or charged."
+    )
+
+
+COLUMN_REFUSED_ERROR = (
+    f"Not sent: {REFUSED_PREFIX} to every request of this column ({MAX_REFUSALS} times in a row for "
+    "one cell, none of the column got through meanwhile), so the batch stopped sending the column."
 )
 
 
@@ -75,6 +105,7 @@ class Plan:
     checks: list[checks_module.Check]
     price_rules: list[pricing.CustomPriceRule]
     client: MaximClient | None = None  # one client for the task's runs (None: each run reports why not)
+    worker: BatchWorker | None = None  # the drive's heartbeat row, set on the cells it claims
     costs: list[Cost] = field(default_factory=list)  # the dashboard's own time per cell
 
 
@@ -100,20 +131,31 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
     The main thread does every write, in few transactions (SQLite has one writer): it stores
     the cells that finished and claims as many new ones in one transaction, then marks the
     new runs started in a second one; the pool's threads only talk to Maxim."""
-    deadline = time.monotonic() + slice_seconds
+    started = time.monotonic()
+    deadline = started + slice_seconds
     inline = getattr(settings, "MAXIMUI_BATCH_INLINE", False)
     plan = plan_for(batch_id)
     limit = plan.batch.concurrency
+    heartbeat = batch_liveness.Heartbeat()
+    plan.worker = heartbeat.row
     pool = None if inline else ThreadPoolExecutor(max_workers=limit, thread_name_prefix="batch")
     in_flight: dict[Future, BatchCell] = {}
     finished: list[BatchCell] = []
     more = False
+    next_look = started  # the next look for dead workers' cells and for batches waiting on us
     try:
-        settle(batch_id)
         while True:
-            if time.monotonic() > deadline:
+            heartbeat.beat()
+            now = time.monotonic()
+            if now > deadline:
                 more = True
                 break
+            if now >= next_look:
+                next_look = now + SETTLE_EVERY
+                settle(batch_id)
+                if now - started >= FAIR_SLICE_SECONDS and batch_liveness.another_batch_waits(batch_id):
+                    more = True  # our next task goes to the back of the queue, behind the waiting batch
+                    break
             free = limit - len(in_flight)
             claimed: list[BatchCell] = []
             # Gather a few free slots per claim rather than one transaction per finished cell.
@@ -140,11 +182,15 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
             time.sleep(_idle_seconds(batch_id))
     finally:
         if pool is not None:
-            wait_futures(in_flight)
+            while wait_futures(in_flight, timeout=1.0).not_done:
+                heartbeat.beat()  # still alive while the last answers come in
             pool.shutdown()
             finished += [cell for future, cell in in_flight.items() if future.exception() is None]
-        if finished:
-            _store_and_claim(plan, finished, 0)
+        try:
+            if finished:
+                _store_and_claim(plan, finished, 0)
+        finally:
+            heartbeat.stop()
     _log_costs(batch_id, plan.costs)
     return more
 
@@ -241,6 +287,10 @@ def _claim(plan: Plan, wanted: int) -> list[BatchCell]:
     claimed, refused = [], []
     for cell in cells:
         column, content = plan.columns[cell.column_id]
+        if cell.case is None:
+            cell.state, cell.error = BatchCell.State.FAILED, DELETED_CASE_ERROR
+            refused.append(cell)
+            continue
         inputs = case_inputs(cell.case)
         problem = input_problem(content.get("messages", []), inputs)
         if problem:
@@ -252,11 +302,12 @@ def _claim(plan: Plan, wanted: int) -> list[BatchCell]:
         )
         cell.run.batch_comparison_id = plan.batch.pk  # history labels the run with its batch
         cell.state = BatchCell.State.RUNNING
+        cell.worker = plan.worker  # settle() reclaims the cell at once if this worker's heartbeat stops
         claimed.append(cell)
     Run.objects.bulk_create([cell.run for cell in claimed])
     for cell in claimed:
         cell.run = cell.run  # again, now that the run has its key (sets run_id, keeps the object)
-    rows.update_rows(claimed, ["run", "state"])
+    rows.update_rows(claimed, ["run", "state", "worker"])
     rows.update_rows(refused, ["state", "error"])
     return claimed
 
@@ -302,21 +353,25 @@ def _store(plan: Plan, finished: list[BatchCell]) -> None:
     """Within the caller's transaction: the finished runs, their history totals and their cells."""
     refused = [cell for cell in finished if cell.run.status == Run.Status.FAILED and cell.run.error_status == 429]
     for cell in refused:
-        cell.run.error = REFUSED_ERROR
+        # This refusal and the cell's earlier ones, each kept as a run linked to the cell.
+        cell.refusals = Run.objects.filter(retried_cell=cell.pk).count() + 1
+        cell.run.error = REFUSED_ERROR if cell.refusals < MAX_REFUSALS else refused_error(cell.refusals)
     if finished:
         # A refused run stays in history as a failed call with its reason (it cost nothing).
         runs.store_finished([cell.run for cell in finished])
     answered = [cell for cell in finished if cell not in refused]
     for cell in answered:
         judge(cell, cell.run, plan.checks)
-    rows.update_rows(answered, ["state", "check_results", "passed"])
+    rows.update_rows(answered, ["state", "check_results", "passed", "error"])
     for cell in refused:
-        _requeue_after_429(cell, cell.run)
+        _after_429(cell, cell.run)
 
 
 def judge(cell: BatchCell, run: Run, checks: list[checks_module.Check]) -> None:
     """The cell's state and its checks, from its finished run (the caller saves the cell)."""
-    if run.status == Run.Status.SUCCESS:
+    if cell.case is None:  # deleted while its run was out: nothing to judge against
+        cell.state, cell.error = BatchCell.State.FAILED, DELETED_WHILE_SENT_ERROR
+    elif run.status == Run.Status.SUCCESS:
         cell.check_results = evaluate_checks(checks, run, cell.case.expected_output)
         cell.passed = all(r["passed"] for r in cell.check_results) if cell.check_results else None
         cell.state = BatchCell.State.SUCCESS
@@ -326,7 +381,9 @@ def judge(cell: BatchCell, run: Run, checks: list[checks_module.Check]) -> None:
 
 def finish_cell(cell: BatchCell, run: Run) -> None:
     judge(cell, run, checks_module.stored_checks(cell.batch.checks))
-    cell.save(update_fields=["state", "check_results", "passed"])
+    # An UPDATE, not save(): a cell deleted meanwhile (its batch deleted) is no error.
+    fields = {"state": cell.state, "check_results": cell.check_results, "passed": cell.passed, "error": cell.error}
+    BatchCell.objects.filter(pk=cell.pk).update(**fields)
 
 
 def evaluate_checks(checks: list[checks_module.Check], run: Run, expected: str) -> list[dict]:
@@ -347,10 +404,13 @@ def evaluate_checks(checks: list[checks_module.Check], run: Run, expected: str) 
     return results
 
 
-def _requeue_after_429(cell: BatchCell, run: Run) -> None:
+def _after_429(cell: BatchCell, run: Run) -> None:
+    """Slow the workspace down, then queue the cell again, or fail it once Maxim refused it
+    MAX_REFUSALS times (and the rest of its column if none of it got through meanwhile)."""
     now = timezone.now()
-    wait = getattr(run, "retry_after", None) or DEFAULT_RETRY_AFTER
-    until = now + timedelta(seconds=min(wait, 300))
+    wait = getattr(run, "retry_after", None)
+    wait = min(DEFAULT_RETRY_AFTER if wait is None else wait, MAX_RETRY_AFTER)
+    until = now + timedelta(seconds=wait)
     with transaction.atomic():
         batch = BatchComparison.objects.select_for_update().get(pk=cell.batch_id)
         batch.current_limit = max(1, batch.current_limit // 2)
@@ -360,9 +420,32 @@ def _requeue_after_429(cell: BatchCell, run: Run) -> None:
         BatchSettings.objects.filter(workspace_id=batch.workspace_id).filter(
             Q(throttled_until__isnull=True) | Q(throttled_until__lt=until)
         ).update(throttled_until=until)
-        Run.objects.filter(pk=run.pk).update(retried_cell=cell.pk)  # the cell's earlier attempt
-        _requeue(cell, not_before=until)
+        if cell.refusals >= MAX_REFUSALS:
+            _fail_refused(cell, run)
+        elif _column_refused(cell):  # given up while this cell was with Maxim: not sent again either
+            Run.objects.filter(pk=run.pk).update(error=refused_error(cell.refusals))
+            BatchCell.objects.filter(pk=cell.pk).update(state=BatchCell.State.FAILED, error=COLUMN_REFUSED_ERROR)
+        else:
+            Run.objects.filter(pk=run.pk).update(retried_cell=cell.pk)  # the cell's earlier attempt
+            _requeue(cell, not_before=until)
     log.info("batch %s: 429 from Maxim, waiting %.1f s, limit %s", batch.pk, wait, batch.current_limit)
+
+
+def _fail_refused(cell: BatchCell, run: Run) -> None:
+    """The cell fails with its last refusal as its run; the column's queued cells fail too unless
+    one of its cells got through since this cell's first refusal (then it was only this cell)."""
+    BatchCell.objects.filter(pk=cell.pk).update(state=BatchCell.State.FAILED, error=run.error, not_before=None)
+    first = Run.objects.filter(retried_cell=cell.pk).aggregate(first=Min("created_at"))["first"] or run.created_at
+    column = BatchCell.objects.filter(column_id=cell.column_id)
+    if not column.filter(state=BatchCell.State.SUCCESS, run__finished_at__gte=first).exists():
+        column.filter(state=BatchCell.State.QUEUED).update(
+            state=BatchCell.State.FAILED, error=COLUMN_REFUSED_ERROR, not_before=None
+        )
+
+
+def _column_refused(cell: BatchCell) -> bool:
+    given_up = BatchCell.objects.filter(column_id=cell.column_id, state=BatchCell.State.FAILED)
+    return given_up.filter(error=COLUMN_REFUSED_ERROR).exists()
 
 
 def _take_back(cell: BatchCell, run: Run) -> None:
@@ -388,19 +471,18 @@ def settle(batch_id: int, *, all_pending: bool = False) -> int:
     now = timezone.now()
     settled = 0
     running = BatchCell.objects.filter(batch_id=batch_id, state=BatchCell.State.RUNNING)
-    for cell in running.select_related("run", "batch", "case"):
+    for cell in running.select_related("run", "batch", "case", "worker"):
         run = cell.run
         if run is None:
             BatchCell.objects.filter(pk=cell.pk).update(state=BatchCell.State.QUEUED)
             continue
+        dead = all_pending or batch_liveness.is_dead(cell.worker, now)
         if run.status == Run.Status.PENDING:
-            if run.started_at is None and (
-                all_pending or run.created_at < now - timedelta(seconds=CLAIM_GRACE_SECONDS)
-            ):
+            if run.started_at is None and (dead or run.created_at < now - timedelta(seconds=CLAIM_GRACE_SECONDS)):
                 Run.objects.filter(pk=run.pk, status=Run.Status.PENDING, started_at__isnull=True).update(
                     status=Run.Status.NOT_SENT, error=runs.NOT_SENT_ERROR, finished_at=now
                 )
-            elif run.started_at is not None and (all_pending or runs.is_stale(run.started_at, run.created_at, now=now)):
+            elif run.started_at is not None and (dead or runs.is_stale(run.started_at, run.created_at, now=now)):
                 Run.objects.filter(pk=run.pk, status=Run.Status.PENDING, started_at__isnull=False).update(
                     status=Run.Status.INTERRUPTED, error=runs.INTERRUPTED_ERROR, finished_at=now
                 )
@@ -458,6 +540,7 @@ def resume_all(*, all_pending: bool = False, seconds: float | None = None) -> Re
     )
     resumed: list[int] = []
     failed: list[int] = []
+    batch_liveness.forget_dead()
     for position, batch_id in enumerate(ids):
         if deadline is not None and time.monotonic() > deadline:
             return Resumed(resumed, failed, ids[position:])
