@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("prompts_app", "0018_run_batch_comparison"),
+        ("prompts_app", "0019_batch_worker_liveness"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
