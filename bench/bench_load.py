@@ -8,8 +8,8 @@ count, an access log). At the same moment:
   (a) 16 logged-in users (httpx, one session each) post the real new-comparison form (CSRF
       token, submit token, 8 columns) and follow the page the way htmx does: one held watch
       request at a time, re-issued after each answer (after `delay` when the server said it
-      was busy), the diff section fetched alongside when the columns changed, until no run is
-      pending;
+      was busy), until no run is pending (the changed columns' diff rows come in the same
+      answer; a page of the old design also fetched the diff section when told to);
   (b) a prober, another user, asks for other pages (home, run history, a prompt page, costs)
       every 100 ms and records their latency.
 Target (issue 11): the prober's p95 within 300 ms. Everything is bounded in time (about a
@@ -135,7 +135,7 @@ def login(base: str, username: str) -> httpx.Client:
 
 
 WATCH = re.compile(r'<div id="compare-watch" hidden\s+hx-get="([^"]+)"\s+hx-trigger="load(?: delay:(\d+)ms)?"')
-DIFF = re.compile(r'hx-get="([^"]*/diff/[^"]*)" hx-trigger="runs-changed from:body"')
+DIFF = re.compile(r'hx-get="([^"]*/diff/[^"]*)" hx-trigger="runs-changed from:body"')  # the old design's refresh
 HTMX = {"HX-Request": "true"}
 
 
