@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from prompts_app import pricing
 from prompts_app.forms.compare import CompareForm, RunAgainForm
-from prompts_app.models import Comparison, ComparisonColumn, Draft, Membership, Role, Run
+from prompts_app.models import Comparison, ComparisonColumn, Draft, Membership, PromptVersion, Role, Run
 from prompts_app.selectors.compare import batch_runs, by_column, still_pending
 from prompts_app.services import compare as services
 from prompts_app.services import compare_report as report
@@ -236,12 +236,18 @@ def _workspace_from_query(request: HttpRequest):
 
 
 def _check_posted_columns(request: HttpRequest) -> None:
-    """A version or draft the user cannot see is a 404, like opening it directly would be."""
-    for key in request.POST.getlist("columns"):
+    """A version or draft the user cannot see is a 404, like opening it directly would be. The
+    versions are looked up in one query (one each was 40% of the view's time under load); one
+    not among the user's goes through the access helper, which answers 404."""
+    keys = request.POST.getlist("columns")
+    ids = {int(key[1:]) for key in keys if key[:1] == "v" and _ID.fullmatch(key[1:])}
+    seen = PromptVersion.objects.filter(pk__in=ids, prompt__workspace__in=user_workspaces(request.user))
+    visible = set(seen.values_list("pk", flat=True))
+    for key in keys:
         kind, number = key[:1], _int_or_none(key[1:])
         if number is None:
             continue  # the form reports it as not a choice
-        if kind == "v":
+        if kind == "v" and number not in visible:
             get_version_for_user(request, number)
         elif kind == "d":
             get_object_or_404(Draft, pk=number, user=request.user)
