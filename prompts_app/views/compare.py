@@ -169,7 +169,7 @@ def comparison_watch(request: HttpRequest, comparison_id: int) -> HttpResponse:
     still = [pk for pk, _column, status in states if status == Run.Status.PENDING]
     changed = {column for _pk, column, status in states if status != Run.Status.PENDING}
     batch = _int_or_none(request.GET.get("batch"))
-    # Nothing changed: the next watch carries the diff section's state on unchanged.
+    # When nothing changed, the next watch answers for the same diff section as this one.
     context = _changes_context(comparison, changed, batch, request.GET) if changed else _shown_diff(request.GET)
     watch = _watch_context(comparison, still, context["diff_state"], batch=batch, busy=not held)
     context.update(comparison=comparison, watch=watch)
