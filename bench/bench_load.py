@@ -8,13 +8,14 @@ count, an access log). At the same moment:
   (a) 16 logged-in users (httpx, one session each) post the real new-comparison form (CSRF
       token, submit token, 8 columns) and follow the page the way htmx does: one held watch
       request at a time, re-issued after each answer (after `delay` when the server said it
-      was busy), the diff section fetched alongside when the columns changed, until no run is
-      pending;
+      was busy), until no run is pending (the changed columns' diff rows come in the same
+      answer; a page of the old design also fetched the diff section when told to);
   (b) a prober, another user, asks for other pages (home, run history, a prompt page, costs)
       every 100 ms and records their latency.
 Target (issue 11): the prober's p95 within 300 ms. Everything is bounded in time (about a
 minute) and gunicorn is stopped even on failure.
-Last line: RESULT load16x8 p95_ms=<p95> max_ms=<max> compare_done_median_s=<median>
+Printed for reference: the same pages idle before and after the load (after it, the run history
+lists the load's runs). Last line: RESULT load16x8 p95_ms=<p95> max_ms=<max> compare_done_median_s=<median>
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ def login(base: str, username: str) -> httpx.Client:
 
 
 WATCH = re.compile(r'<div id="compare-watch" hidden\s+hx-get="([^"]+)"\s+hx-trigger="load(?: delay:(\d+)ms)?"')
-DIFF = re.compile(r'hx-get="([^"]*/diff/[^"]*)" hx-trigger="runs-changed from:body"')
+DIFF = re.compile(r'hx-get="([^"]*/diff/[^"]*)" hx-trigger="runs-changed from:body"')  # the old design's refresh
 HTMX = {"HX-Request": "true"}
 
 
@@ -197,6 +198,7 @@ class Prober:
     def __init__(self, client: httpx.Client, urls: list[str]) -> None:
         self.client, self.urls = client, urls
         self.samples: list[tuple[str, float, int]] = []  # (url, seconds, status)
+        self.started: list[float] = []  # when each sample was asked for (monotonic)
         self.stopped = threading.Event()
 
     def run(self, start: threading.Barrier | None = None, seconds: float | None = None) -> None:
@@ -213,6 +215,7 @@ class Prober:
             except httpx.HTTPError:
                 status = 0
             self.samples.append((url, time.monotonic() - began, status))
+            self.started.append(began)
             tick += PROBE_EVERY
             self.stopped.wait(max(0.0, tick - time.monotonic()))
 
@@ -277,6 +280,10 @@ def main() -> None:
             prober.stopped.set()
             probing.join(timeout=35)
             cpu_used, load_took = server.cpu_seconds() - cpu_before, time.monotonic() - load_began
+            # The same pages once the load is over, now with its 128 runs in the history: what
+            # the pages cost by themselves on this machine at this moment.
+            after = Prober(prober_client, probe_urls)
+            after.run(seconds=IDLE_PROBE_SECONDS)
         finally:
             for client in clients:
                 client.close()
@@ -323,6 +330,18 @@ def main() -> None:
         f"diff refreshes: {sum(c.diffs for c in comparisons)}"
     )
     print(f"other pages idle:       {latency_line(idle.samples)}")
+    print(f"  idle after the load:   {latency_line(after.samples)}")
+    for url in probe_urls:
+        mine = [s for s in after.samples if s[0] == url]
+        if mine:
+            print(f"    {url:<22} {latency_line(mine)}")
+    if done:  # where the slow ones fall: while the comparisons are being opened, or while they fill in
+        opened_by = max(c.clicked + c.opened_s for c in comparisons if c.opened_s is not None)
+        opening = [s for s, at in zip(under_load, prober.started) if at < opened_by]
+        filling = [s for s, at in zip(under_load, prober.started) if at >= opened_by]
+        for name, part in (("while pages open", opening), ("while they fill in", filling)):
+            if part:
+                print(f"  {name + ':':<22} {latency_line(part)}")
     print(f"other pages under load: {latency_line(under_load)}")
     for url in probe_urls:
         mine = [s for s in under_load if s[0] == url]

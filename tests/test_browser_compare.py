@@ -3,13 +3,11 @@ once, and watch the two outputs and the failing column's error arrive without a 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import time
 
 import pytest
-from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 from prompts_app.models import Comparison, Run
@@ -243,27 +241,23 @@ def test_columns_are_pushed_when_stored_without_a_polling_timer(
     assert page.locator(".compare-column.is-pending").count() == 0
     # One held request per change, not a request every few hundred ms per column.
     watches = [url for url in asked if "/watch/" in url]
-    assert 1 <= len(watches) <= 4 and not [url for url in asked if "/columns/" in url]
+    assert 1 <= len(watches) <= 4 and not [url for url in asked if "/columns/" in url or "/diff/" in url]
 
 
-def test_the_diff_catches_up_when_a_column_is_stored_while_it_is_being_redrawn(
+def test_the_diff_catches_up_when_a_column_is_stored_while_a_picked_baseline_is_being_drawn(
     live_server_on_file_db, page, browser_login, fake_maxim, workspace, editor
 ):
-    """A run stored while the diff section's refresh is in flight must still reach it: the refresh
-    that would have been queued on the old section (and dropped when the section was swapped) is
-    sent instead. The first refresh is held back until the second column is stored."""
+    """A run stored while the section for a newly picked baseline is on its way must still reach
+    that section: the section is drawn before the second column is stored and delivered after.
+    (The watch answers in between are for the section it replaces and must not land in it.)"""
     fake_maxim.run_delay, fake_maxim.hang_seconds = 0.3, 2.5
     versions = seed_fake(fake_maxim, workspace, ["gpt-4o", "hang"])
     browser_login(editor)
     held: list = []
 
-    def hold_first_diff(route):
-        if held:
-            route.continue_()
-        else:  # answered by the server now, delivered to the page later
-            held.append((route, route.fetch()))
+    def hold_the_picked_baseline(route):
+        held.append((route, route.fetch()))  # answered by the server now, delivered to the page later
 
-    page.route("**/diff/**", hold_first_diff)
     comparison, _ = compare.create_comparison(
         workspace=workspace,
         user=editor,
@@ -274,16 +268,17 @@ def test_the_diff_catches_up_when_a_column_is_stored_while_it_is_being_redrawn(
     compare.run_comparison(comparison, user=editor)
     page.goto(f"/compare/{comparison.pk}/")
     pending = page.get_by_text("Waiting for Maxim…")
-    expect(pending).to_have_count(1, timeout=10_000)  # the first column is in, the diff refresh is held
-    expect(pending).to_have_count(0, timeout=10_000)  # the second is in while that refresh is in flight
-    assert held, "the first refresh of the diff section was not sent"
-    page.wait_for_timeout(300)  # the second refresh has been asked for while the first is held
-    # The first refresh arrives last, from before the second column (if the page still wants it:
-    # cancelling it in favour of the newer one is what we want).
-    with contextlib.suppress(PlaywrightError):
-        held[0][0].fulfill(response=held[0][1])
-    diff = page.get_by_role("region", name=re.compile("against the baseline")).last
+    expect(pending).to_have_count(1, timeout=10_000)  # the first column is in, the second still running
+    page.route("**/diff/**", hold_the_picked_baseline)
+    page.get_by_role("navigation", name="Baseline column").get_by_role("link", name=re.compile("^Column 2")).click()
+    page.wait_for_timeout(300)
+    assert held, "the section for the picked baseline was not asked for"
+    expect(pending).to_have_count(0, timeout=10_000)  # the second column is stored while it is held
+    page.wait_for_timeout(300)
+    held[0][0].fulfill(response=held[0][1])
+    diff = page.get_by_role("region", name=re.compile("against the baseline, Column 2"))
     expect(diff.locator("pre.diff")).to_be_visible(timeout=10_000)
     page.wait_for_timeout(1_000)  # longer than any late swap
     expect(page.get_by_text("Waiting for every column to finish")).to_have_count(0)
     expect(page.get_by_role("region", name=re.compile("against the baseline")).locator("pre.diff")).to_have_count(1)
+    expect(diff).to_have_count(1)

@@ -230,7 +230,7 @@ def test_a_viewer_gets_no_out_of_band_run_again_field(client_for, editor, viewer
 # -- the diff section never freezes --------------------------------------------------------------------
 
 
-def test_a_run_finishing_while_the_diffs_are_built_still_leads_to_one_more_refresh(
+def test_a_run_finishing_while_the_diffs_are_built_is_watched_so_the_section_catches_up(
     client_for, editor, workspace, versions, echo_maxim, monkeypatch
 ):
     comparison = run_comparison(client_for(editor), workspace, [key(v) for v in versions])
@@ -246,7 +246,8 @@ def test_a_run_finishing_while_the_diffs_are_built_still_leads_to_one_more_refre
     monkeypatch.setattr(compare_report, "output_diffs", diffs_then_the_run_finishes)
     page = client_for(editor).get(reverse("comparison_diff", args=[comparison.pk])).content.decode()
     assert "No finished run yet." in page
-    assert 'hx-trigger="runs-changed from:body"' in page  # so the next stored run redraws it
+    # The section's own watch asks for that run: answered at once, it brings the missing row.
+    assert "/watch/?" in page and f"pending={last.pk}" in page and 'hx-trigger="load"' in page
 
     monkeypatch.setattr(compare_report, "output_diffs", real)
     page = client_for(editor).get(reverse("comparison_diff", args=[comparison.pk])).content.decode()

@@ -3,8 +3,10 @@ open until a run is stored, bounded per process, and a plain reload shows the sa
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from html import unescape
 
 import pytest
 from django.db import connection
@@ -74,7 +76,7 @@ def test_the_watch_answers_as_soon_as_a_run_is_stored(file_db, fake_maxim, works
     assert f'id="column-{first.column_id}"' in html and 'hx-swap-oob="true"' in html and "Stored answer" in html
     assert f'id="column-{second.column_id}"' not in html
     assert f'pending={second.pk}"' in html and 'hx-trigger="load"' in html
-    assert response["HX-Trigger"] == "runs-changed"
+    assert "HX-Trigger" not in response  # the diff rows come in this answer: no second request
 
 
 @pytest.mark.usefixtures("unsent")
@@ -220,3 +222,56 @@ def test_a_watch_answer_reads_the_watched_runs_once_after_holding(fake_maxim, wo
     run_reads = [q["sql"] for q in queries.captured_queries if 'FROM "prompts_app_run"' in q["sql"]]
     # The watched ids, the held count, one read of their states, the changed column's runs.
     assert len(run_reads) == 4, run_reads
+
+
+def watch_in(html: str) -> str:
+    """The next watch's address in a page or a watch answer, as htmx would request it."""
+    match = re.search(r'id="compare-watch" hidden hx-get="([^"]+)"', html)
+    return unescape(match.group(1)) if match else ""
+
+
+@pytest.mark.usefixtures("unsent")
+def test_a_watch_answer_redraws_only_the_diff_rows_of_the_columns_that_changed(
+    fake_maxim, workspace, editor, client_for
+):
+    comparison, runs = pending_comparison(fake_maxim, workspace, editor, models=("gpt-4o", "gpt-4o-mini", "gpt-4.1"))
+    client = client_for(editor)
+    page = client.get(reverse("comparison_detail", args=[comparison.pk])).content.decode()
+    token = re.search(r'id="diff-body-([0-9a-f]+)"', page).group(1)
+    columns = [run.column_id for run in runs]
+
+    def store(run: Run) -> str:
+        nonlocal page
+        Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCESS, output_text=f"Answer {run.pk}")
+        page = client.get(watch_in(page)).content.decode()
+        return page
+
+    # The third column: only its own row, against the baseline the section shows.
+    answer = store(runs[2])
+    assert f'id="diff-{token}-{columns[2]}"' in answer and f'id="diff-{token}-{columns[1]}"' not in answer
+    assert 'id="diff-body-' not in answer and answer.count('hx-swap-oob="true"') == 2  # its card and its row
+    # The baseline's own result moves every row: the whole body, under the same token.
+    answer = store(runs[0])
+    assert f'<div id="diff-body-{token}" hx-swap-oob="true">' in answer
+    assert f'id="diff-{token}-{columns[2]}"' in answer and "Waiting for every column" in answer
+    assert answer.count("No finished run yet") == 1  # the second column's
+    # The last run in: the whole body again (the waiting note goes), and no next watch.
+    answer = store(runs[1])
+    assert f'<div id="diff-body-{token}" hx-swap-oob="true">' in answer
+    assert "Waiting for every column" not in answer and watch_in(answer) == ""
+
+
+@pytest.mark.usefixtures("unsent")
+def test_a_watch_answers_for_the_baseline_its_section_was_drawn_with(fake_maxim, workspace, editor, client_for):
+    comparison, runs = pending_comparison(fake_maxim, workspace, editor, models=("gpt-4o", "gpt-4o-mini", "gpt-4.1"))
+    client = client_for(editor)
+    section = client.get(reverse("comparison_diff", args=[comparison.pk]), {"baseline": 2}).content.decode()
+    token = re.search(r'id="diff-body-([0-9a-f]+)"', section).group(1)
+    assert "baseline=2&" in watch_in(section)
+    Run.objects.filter(pk=runs[2].pk).update(status=Run.Status.SUCCESS, output_text="Third answer")
+    answer = client.get(watch_in(section)).content.decode()
+    row = answer.split(f'id="diff-{token}-{runs[2].column_id}"')[1]
+    assert "against the baseline, Column 2" in row and 'id="diff-body-' not in answer  # only that row
+    # A watch whose section is gone (another baseline picked) still answers, under its own token.
+    other = client.get(reverse("comparison_detail", args=[comparison.pk])).content.decode()
+    assert re.search(r'id="diff-body-([0-9a-f]+)"', other).group(1) != token

@@ -3,8 +3,9 @@ moment it exists instead of on a polling timer.
 
 A run finished in this process wakes the held requests at once; one finished by another
 gunicorn worker is seen within RECHECK_SECONDS: on SQLite by a stat of a stamp file beside
-the database that run_stored() touches (the pending runs are counted again only when it
-changed), elsewhere by counting them. At most
+the database that run_stored() touches (one thread per process stats it while requests are
+held and wakes them when it changed; they count their pending runs again only then),
+elsewhere by counting them. At most
 MAXIMUI_HELD_REQUESTS requests are held per process (a fraction of gunicorn's threads), so
 waiting pages never starve other users: when all slots are taken, the page is answered at
 once with what is stored and asks again after BUSY_RETRY_MS.
@@ -35,6 +36,12 @@ DEFAULT_HELD_REQUESTS = 4
 MAX_WATCHED = 100  # a comparison has at most 8 columns x 10 repeats
 
 _stored = threading.Condition()
+# Bumped (under _stored) each time a store is seen: a held request waits for it to move, so a
+# store between its count and its wait is never missed.
+_generation = 0
+_holding = 0  # requests held in this process; the stamp is watched only while there are some
+_stamp_watcher: threading.Thread | None = None
+_stamp_file: str | None = None  # the stamp of the database the latest held request reads
 _slots_lock = threading.Lock()
 _slots: threading.BoundedSemaphore | None = None
 # Per person and process: two open pages wait at once; more tabs poll at BUSY_RETRY_MS.
@@ -46,7 +53,13 @@ def run_stored() -> None:
     """Wake every request held on this database: a run's result was just committed. Held
     requests of this process wake at once, other processes' on their next stat of the stamp."""
     _touch_stamp()
+    _wake_all()
+
+
+def _wake_all() -> None:
+    global _generation
     with _stored:
+        _generation += 1
         _stored.notify_all()
 
 
@@ -92,12 +105,16 @@ def wait_for_runs(run_ids: Iterable[int], *, user_id: int | None = None, timeout
             return True
         deadline = time.monotonic() + (HOLD_SECONDS if timeout is None else timeout)
         still_pending = _pending_counter(ids)
-        stores = _store_probe()
-        seen = stores()
-        while still_pending() == len(ids):
-            if not _wait_for_a_store(stores, seen, deadline):
-                break
-            seen = stores()
+        stamp = _stamp_path()
+        _hold(stamp)
+        try:
+            seen = _generation
+            while still_pending() == len(ids):
+                seen = _wait_for_a_store(seen, deadline, recheck=stamp is None)
+                if seen is None:
+                    break
+        finally:
+            _release()
         return True
     finally:
         slots.release()
@@ -118,21 +135,45 @@ def _pending_counter(ids: list[int]) -> Callable[[], int]:
     return count
 
 
-def _store_probe() -> Callable[[], object]:
-    """Something that changes when a run is stored, by this process or another: the stamp
-    file's modification time (a stat, no query). Without one (an in-memory database, a
-    server database shared by several machines) every re-check counts again."""
-    path = _stamp_path()
-    if path is None:
-        return time.monotonic
+def _hold(stamp: str | None) -> None:
+    """Count a held request in; the first one starts this process's watcher of the stamp."""
+    global _holding, _stamp_watcher, _stamp_file
+    with _stored:
+        _holding += 1
+        _stamp_file = stamp or _stamp_file
+        _stored.notify_all()  # a watcher idling for want of held requests resumes
+        if stamp is not None and _stamp_watcher is None:
+            _stamp_watcher = threading.Thread(target=_watch_stamp, name="run-watch", daemon=True)
+            _stamp_watcher.start()
+
+
+def _release() -> None:
+    global _holding
+    with _stored:
+        _holding -= 1
+
+
+def _watch_stamp() -> None:
+    """One stat of the stamp per RECHECK_SECONDS for the whole process (not one per held
+    request: each wake-up takes the GIL from whatever page is being drawn), waking the held
+    requests when another process stored a run. Idle while nothing is held."""
 
     def stamp() -> object:
+        path = _stamp_file
         try:
-            return os.stat(path).st_mtime_ns
+            return path, os.stat(path).st_mtime_ns
         except FileNotFoundError:
-            return None
+            return path, None
 
-    return stamp
+    seen = stamp()
+    while True:
+        with _stored:
+            while not _holding:
+                _stored.wait()
+        time.sleep(RECHECK_SECONDS)
+        if (now := stamp()) != seen:
+            seen = now
+            _wake_all()  # (a new database's stamp, in tests, wakes them once: a recount)
 
 
 def _touch_stamp() -> None:
@@ -152,14 +193,13 @@ def _stamp_path() -> str | None:
     return None if name == ":memory:" or name.startswith("file:") else f"{name}.runs-stored"
 
 
-def _wait_for_a_store(stores: Callable[[], object], seen: object, deadline: float) -> bool:
-    """Sleep until a run is stored (or COUNT_ANYWAY_SECONDS pass: a run settled by the sweep
-    touches no stamp); False at the deadline."""
-    recount = time.monotonic() + COUNT_ANYWAY_SECONDS
-    while (left := min(deadline, recount) - time.monotonic()) > 0:
-        with _stored:
-            if _stored.wait(min(RECHECK_SECONDS, left)):
-                return True
-        if stores() != seen:
-            return True
-    return time.monotonic() < deadline
+def _wait_for_a_store(seen: int, deadline: float, *, recheck: bool) -> int | None:
+    """Sleep until a run is stored after generation `seen` (or COUNT_ANYWAY_SECONDS pass: a run
+    settled by the sweep touches no stamp; or RECHECK_SECONDS when there is no stamp to watch);
+    the generation to wait past next, or None at the deadline."""
+    recount = time.monotonic() + (RECHECK_SECONDS if recheck else COUNT_ANYWAY_SECONDS)
+    with _stored:
+        while _generation == seen and (left := min(deadline, recount) - time.monotonic()) > 0:
+            _stored.wait(left)
+        now = _generation
+    return now if time.monotonic() < deadline else None
