@@ -33,3 +33,37 @@ def update_rows(objs: Sequence[models.Model], fields: Sequence[str], *, unless: 
         cursor.executemany(sql, params)
         # The sum over every row on SQLite and on PostgreSQL (psycopg 3) alike.
         return cursor.rowcount
+
+
+INSERT_CHUNK = 100  # rows per INSERT: a Run has 36 columns, well under SQLite's parameter limit
+
+
+def insert_rows(objs: Sequence[models.Model]) -> None:
+    """INSERT new `objs` (one model, no key yet) and set their keys: bulk_create without its
+    compiler, which cost more per row than the insert itself (a batch worker's claim).
+
+    Values go through each field's pre_save (add=True) and get_db_prep_save, as save() does.
+    """
+    if not objs:
+        return
+    model = type(objs[0])
+    alias = router.db_for_write(model)
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    pk = model._meta.pk
+    fields = [field for field in model._meta.concrete_fields if field is not pk]
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) VALUES "
+    with connection.cursor() as cursor:
+        for start in range(0, len(objs), INSERT_CHUNK):
+            chunk = objs[start : start + INSERT_CHUNK]
+            params = [
+                field.get_db_prep_save(field.pre_save(obj, add=True), connection=connection)
+                for obj in chunk
+                for field in fields
+            ]
+            cursor.execute(head + ", ".join([row_sql] * len(chunk)) + f" RETURNING {quote(pk.column)}", params)
+            # Keys are handed out in the order of the VALUES; RETURNING's own order is not promised.
+            for obj, key in zip(chunk, sorted(key for (key,) in cursor.fetchall()), strict=True):
+                obj.pk = key
+                obj._state.adding, obj._state.db = False, alias
