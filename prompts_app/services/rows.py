@@ -39,7 +39,7 @@ INSERT_CHUNK = 100  # rows per INSERT: a Run has 36 columns, well under SQLite's
 
 
 def insert_rows(objs: Sequence[models.Model]) -> None:
-    """INSERT new `objs` (one model, no key yet) and set their keys: bulk_create without its
+    """INSERT new `objs` (one model, auto-incremented keys) and set their keys: bulk_create without its
     compiler, which cost more per row than the insert itself (a batch worker's claim).
 
     Values go through each field's pre_save (add=True) and get_db_prep_save, as save() does.
