@@ -155,5 +155,5 @@ if __name__ == "__main__":
     try:
         main()
     finally:
-        for suffix in ("", "-wal", "-shm"):
+        for suffix in ("", "-wal", "-shm", ".runs-stored"):  # the last: run_watch's stamp file
             Path(f"{DB_FILE}{suffix}").unlink(missing_ok=True)
