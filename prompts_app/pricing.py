@@ -157,28 +157,68 @@ def price_tokens(
     if not model:
         return _unpriced(f"no model name for {provider}")
     at = at or dt.datetime.now(dt.UTC)
-    usage = genai_prices.Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens)
     try:
-        calc = genai_prices.calc_price(usage, model, provider_id=genai_id, genai_request_timestamp=at)
+        total, model_price, fetched = _genai_price(genai_id, model, prompt_tokens, completion_tokens, at)
     except (LookupError, ValueError):  # genai-prices raises rather than guess
         return _unpriced(f"no price known for {provider}/{model}")
-    input_rate = _rate_at(getattr(calc.model_price, "input_mtok", None), prompt_tokens)
-    output_rate = _rate_at(getattr(calc.model_price, "output_mtok", None), prompt_tokens)
+    input_rate = _rate_at(getattr(model_price, "input_mtok", None), prompt_tokens)
+    output_rate = _rate_at(getattr(model_price, "output_mtok", None), prompt_tokens)
     if input_rate is None and output_rate is None:  # e.g. priced per audio hour or per image
         return _unpriced(f"genai-prices has no per-token price for {provider}/{model}")
     source, as_of = GENAI_PRICES_SOURCE, (at.astimezone(dt.UTC) if at.tzinfo else at).date()
-    if fetched := calc.auto_update_timestamp:  # only if something else started UpdatePrices
+    if fetched:  # only if something else started UpdatePrices
         source, as_of = f"{source} (data fetched {fetched:%Y-%m-%d})", fetched.date()
     # Otherwise as_of is the date the price was looked up for: the bundled data carries no
     # date of its own (the snapshot's `timestamp` is just import time), and the version in
     # `source` pins which data that was.
     return Price(
-        cost_nano=usd_to_nano(calc.total_price),
+        cost_nano=usd_to_nano(total),
         input_usd_per_mtok=input_rate,
         output_usd_per_mtok=output_rate,
         source=source,
         as_of=as_of,
     )
+
+
+# Price fields that cost nothing for a usage of input and output tokens only (no cached tokens,
+# no searches): with no other field set, the price is input_mtok and output_mtok times the
+# tokens. genai-prices' calc_price gets there through its general unit registry, ~0.7 ms a call,
+# the largest part of storing a batch cell; tests/test_run_pricing.py checks this shortcut
+# against it for every price in the bundled data.
+_ZERO_FOR_TOKENS_ONLY = frozenset(
+    {
+        "cache_read_mtok",
+        "cache_write_mtok",
+        "cache_write_1h_mtok",
+        "cache_audio_read_mtok",
+        "cache_image_read_mtok",
+        "web_searches_kcount",
+        "storage_searches_kcount",
+    }
+)
+
+
+def _genai_price(
+    genai_id: str, model: str, prompt_tokens: int, completion_tokens: int, at: dt.datetime
+) -> tuple[Decimal, Any, dt.datetime | None]:
+    """(total USD, the ModelPrice in force at `at`, the data's fetch time if UpdatePrices ran)."""
+    snapshot = get_snapshot()
+    fetched = snapshot.timestamp if snapshot.from_auto_update else None
+    provider, info = snapshot.find_provider_model(model, None, genai_id, None)
+    model_price = info.get_prices(at)
+    fields = {name for name, value in vars(model_price).items() if value is not None and not name.startswith("_")}
+    if fields - _ZERO_FOR_TOKENS_ONLY <= {"input_mtok", "output_mtok"}:
+        input_rate = _rate_at(getattr(model_price, "input_mtok", None), prompt_tokens) or Decimal(0)
+        output_rate = _rate_at(getattr(model_price, "output_mtok", None), prompt_tokens) or Decimal(0)
+        # genai-prices' own arithmetic: each unit's price times its count, over 1,000,000.
+        return (
+            input_rate * prompt_tokens / 1_000_000 + output_rate * completion_tokens / 1_000_000,
+            model_price,
+            fetched,
+        )
+    usage = genai_prices.Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens)
+    calc = info.calc_price(usage, provider, genai_request_timestamp=at, auto_update_timestamp=fetched)
+    return calc.total_price, calc.model_price, fetched
 
 
 def estimate_cost(

@@ -222,3 +222,24 @@ def test_an_answer_that_arrives_after_the_run_was_marked_interrupted_replaces_it
     assert {r.status: r.runs for r in rows} == {"interrupted": 0, "success": 1}
     f = RunFilter([workspace.pk])
     assert summed(f) == direct(f)
+
+
+@pytest.mark.parametrize("counted_meanwhile", [0, 1])
+def test_a_group_of_answers_stored_at_once_counts_each_run_once(version, owner, workspace, counted_meanwhile):
+    from prompts_app.services.runs import store_finished
+
+    group = [make_run(version, owner, status="pending") for _ in range(3)]
+    if counted_meanwhile:  # a sweep settled one as interrupted and counted it while Maxim was answering
+        Run.objects.filter(pk=group[0].pk).update(status="interrupted")
+        assert rollups.catch_up() == 1 and RunRollup.objects.get(grain="day").status == "interrupted"
+    for n, run in enumerate(group):
+        run.status, run.total_tokens, run.cost_nano = "success", 10 + n, 100 + n
+
+    store_finished(group)
+
+    assert set(Run.objects.values_list("status", "rolled_up")) == {("success", True)}
+    f = RunFilter([workspace.pk])
+    assert summed(f) == direct(f) == {"runs": 3, "tokens": 33, "cost": 303, "priced": 3, "unpriced": 0}
+    day = {row.status: row.runs for row in RunRollup.objects.filter(grain="day")}
+    assert day == ({"success": 3, "interrupted": 0} if counted_meanwhile else {"success": 3})
+    assert not rollups.drift()

@@ -90,3 +90,31 @@ def test_an_unknown_model_is_unpriced_never_zero(client_for, editor, version, ma
     html = page_of(client_for(editor), run)
     assert "unpriced" in html and "no price known for openai/no-such-model-9000" in html
     assert "$0.00" not in html
+
+
+def test_the_per_token_shortcut_prices_every_bundled_model_as_genai_prices_does():
+    """pricing._genai_price skips genai-prices' unit registry for plain per-token prices (the
+    batch worker's hot path); it must agree with calc_price to the last digit, tiers included."""
+    import datetime as dt
+
+    import genai_prices
+    from genai_prices.data_snapshot import get_snapshot
+
+    at = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
+    checked = 0
+    for provider in get_snapshot().providers:
+        for model in provider.models:
+            for prompt_tokens, completion_tokens in ((1_234, 567), (300_001, 1_000)):
+                usage = genai_prices.Usage(input_tokens=prompt_tokens, output_tokens=completion_tokens)
+                try:
+                    expected = genai_prices.calc_price(
+                        usage, model.id, provider_id=provider.id, genai_request_timestamp=at
+                    )
+                except (LookupError, ValueError):
+                    continue
+                total, model_price, _ = pricing._genai_price(
+                    provider.id, model.id, prompt_tokens, completion_tokens, at
+                )
+                assert (total, model_price) == (expected.total_price, expected.model_price), (provider.id, model.id)
+                checked += 1
+    assert checked > 1000

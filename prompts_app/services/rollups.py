@@ -104,6 +104,12 @@ def record_many(runs: list[Run]) -> int:
     return len(counted)
 
 
+def add_counted(runs: list[Run]) -> None:
+    """Add the runs the caller has just marked rolled_up in this transaction, with the same
+    UPDATE that stored them (services/runs.py store_finished); the others are left out."""
+    _add([run for run in runs if run.rolled_up])
+
+
 def catch_up(batch_size: int = 500) -> int:
     """Roll up every finished run not yet counted (after a bulk update, or a crash before `record`)."""
     done = 0
