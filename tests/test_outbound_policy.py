@@ -253,3 +253,28 @@ def test_a_client_without_retries_tries_an_unreachable_host_once():
     with pytest.raises(MaximError, match="refused the connection"):
         client.list_workspaces()
     assert slept == []
+
+
+def test_a_cookie_set_by_maxim_is_never_sent_back_for_another_workspace(recorder):
+    """Workspaces on the same Maxim origin share a connection pool: a cookie one answer sets must
+    not ride along with the next workspace's requests (nor with the same workspace's)."""
+    heard: list[bytes] = []
+
+    def set_cookie(sock: socket.socket) -> None:
+        body = b'{"data": [], "pagination": {"hasMore": false}}'
+        sock.sendall(
+            OK_HEAD + b"Set-Cookie: maxim_session=workspace-a; Path=/\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        )
+
+    server = recorder(set_cookie)
+    original = server.server.RequestHandlerClass.handle
+
+    def handle(self) -> None:
+        heard.append(self.request.recv(65536, socket.MSG_PEEK))
+        original(self)
+
+    server.server.RequestHandlerClass.handle = handle
+    MaximClient(server.url, API_KEY).list_workspaces()
+    MaximClient(server.url, "another-workspace-key").list_workspaces()
+    assert server.hits == 2 and len(heard) == 2
+    assert b"maxim_session" not in heard[1].lower() and b"\r\ncookie:" not in heard[1].lower()

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -209,8 +210,18 @@ def new_http(*, timeout: httpx.Timeout, limits: httpx.Limits, user_agent: str) -
     assert hasattr(pool, "_network_backend"), "httpcore changed: the deadline backend cannot be installed"
     pool._network_backend = _DeadlineBackend()
     return httpx.Client(
-        transport=transport, timeout=timeout, follow_redirects=False, headers={"User-Agent": user_agent}
+        transport=transport,
+        timeout=timeout,
+        follow_redirects=False,
+        headers={"User-Agent": user_agent},
+        cookies=_jar_that_keeps_nothing(),
     )
+
+
+def _jar_that_keeps_nothing() -> CookieJar:
+    """A pool is shared by every workspace on one origin: a cookie an answer sets must never ride
+    along with another workspace's request, so the jar accepts none (the key is the only credential)."""
+    return CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 def shared_http(origin: Origin, **options: Any) -> httpx.Client:
