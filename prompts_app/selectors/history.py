@@ -238,6 +238,7 @@ class Progress:
 
     totals: costs.Totals
     below: int | None = None  # the runs with ids below this are not added up yet; None: all are
+    span: int = 0  # how many ids the next step sums first: what fitted the budget at this step's pace
 
 
 def totals_step(f: RunFilter, so_far: Progress | None, *, budget: float | None) -> Progress:
@@ -270,18 +271,20 @@ def totals_step(f: RunFilter, so_far: Progress | None, *, budget: float | None) 
         result.add(_matched_totals(keyed_runs, fts_match(words)))
         return Progress(result)
     below = _id_after_last_run() if so_far is None else so_far.below
-    started, span = time.thread_time(), FIRST_SPAN
+    started, span, step_span = time.thread_time(), max(FIRST_SPAN, so_far.span if so_far else 0), FIRST_SPAN
     while below > 0:
         slice_started, low = time.thread_time(), max(0, below - span)
         result.add(_matched_totals(keyed_runs, fts_match(words), ids=(low, below)))
-        below, now = low, time.thread_time()
-        if now - started >= budget:
+        per_id = (time.thread_time() - slice_started) / (below - low)
+        below, left = low, budget - (time.thread_time() - started)
+        # Each slice pays the FTS set-up again (a prefix's lists merged: ~20-40 ms for a common
+        # word at 1M runs), so a step is one or two slices sized at the pace measured so far,
+        # and the next step starts with a slice of a whole budget.
+        step_span = max(FIRST_SPAN, int(0.9 * budget / per_id)) if per_id else below
+        if left < budget / 3:
             break
-        # The next slice is as wide as the time left allows at this slice's pace, so a step
-        # takes a few queries, not one per FIRST_SPAN ids.
-        per_id = (now - slice_started) / span
-        span = max(FIRST_SPAN, int(0.9 * (budget - (now - started)) / per_id)) if per_id else below
-    return Progress(result, below or None)
+        span = max(FIRST_SPAN, int(0.9 * left / per_id)) if per_id else below
+    return Progress(result, below or None, step_span)
 
 
 def _id_after_last_run() -> int:

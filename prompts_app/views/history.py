@@ -74,19 +74,20 @@ def run_history_totals(request: HttpRequest) -> HttpResponse:
 
 
 def _signed_progress(progress: history.Progress, bound_to: str) -> str:
-    return signing.dumps([bound_to, progress.below, asdict(progress.totals)], salt=PROGRESS_SALT, compress=True)
+    state = [bound_to, progress.below, progress.span, asdict(progress.totals)]
+    return signing.dumps(state, salt=PROGRESS_SALT, compress=True)
 
 
 def _progress_from(signed: str, bound_to: str) -> history.Progress | None:
     """The totals so far, if `signed` is ours, recent, and for this user and these filters;
     otherwise None, and the totals start again (a step is never added to another search's sums)."""
     try:
-        owner, below, sums = signing.loads(signed, salt=PROGRESS_SALT, max_age=PROGRESS_MAX_AGE)
+        owner, below, span, sums = signing.loads(signed, salt=PROGRESS_SALT, max_age=PROGRESS_MAX_AGE)
     except (signing.BadSignature, TypeError, ValueError):
         return None
-    if owner != bound_to or not isinstance(below, int) or below <= 0:
+    if owner != bound_to or not isinstance(below, int) or below <= 0 or not isinstance(span, int):
         return None
-    return history.Progress(costs.Totals(**sums), below)
+    return history.Progress(costs.Totals(**sums), below, span)
 
 
 @login_required
