@@ -28,8 +28,8 @@ PAGE_SIZE = 50
 FTS_TABLE = "prompts_app_run_fts"
 # A text search's totals are summed in steps of about this many seconds of this thread's CPU
 # time (totals_step): CPU, not wall-clock time, so a busy machine does not split the totals
-# into more steps (each one costs a request). The first slice of each step covers FIRST_SPAN
-# run ids, the next ones what the time left allows.
+# into more steps (each one costs a request). The first step starts with FIRST_SPAN run ids;
+# the others with as many ids as fitted the budget at the pace measured so far.
 TOTALS_BUDGET = 0.15
 FIRST_SPAN = 50_000
 USERNAME = get_user_model().USERNAME_FIELD
