@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
-SEED_VERSION = 3  # 3: Run.started_at, FTS over errors (migrations 0007, 0008)
+SEED_VERSION = 4  # 3: Run.started_at, FTS over errors (migrations 0007, 0008); 4: batch columns (0014-0018)
 SPAN_DAYS = 365  # every size spreads its runs over the same year, like a smaller or bigger team
 MAX_AGE_DAYS = 3
 RARE_WORD = "zephyr"  # in ~0.5% of runs: the text-search benchmark looks for it

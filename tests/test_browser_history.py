@@ -93,3 +93,28 @@ def test_a_300_character_prompt_name_does_not_widen_history_or_costs(page, brows
     page.locator(f'a.clip[title="{name}"]').first.click()  # one click to the full name
     page.wait_for_url(f"**/prompts/{prompt.pk}/")
     assert name in page.content()
+
+
+def test_a_searchs_totals_add_up_in_steps_to_the_whole_while_the_rows_show(
+    page, browser_login, owner, version, monkeypatch
+):
+    from prompts_app.selectors import history
+
+    monkeypatch.setattr(history, "TOTALS_BUDGET", 0)  # a step per FIRST_SPAN run ids: a common word at 1M runs
+    monkeypatch.setattr(history, "FIRST_SPAN", 4)
+    now = dt.datetime.now(dt.timezone.utc)
+    for i in range(20):
+        make_run(version, owner, created_at=now - dt.timedelta(minutes=i), cost_nano=(i + 1) * 10_000_000,
+                 input_text=f"where is my order {i}")  # fmt: skip
+    make_run(version, owner, created_at=now, cost_nano=None, input_text="my order, unpriced")
+    make_run(version, owner, created_at=now, cost_nano=7, input_text="something else")
+    browser_login(owner)
+
+    page.goto("/runs/")
+    page.locator("#id_q").press_sequentially("order", delay=50)
+    page.wait_for_timeout(800)  # longer than the search box's 500 ms debounce
+    page.wait_for_url(lambda url: "q=order" in url)
+    page.wait_for_function("() => document.querySelector('#history-totals').innerText.includes('for this filter')")
+    totals = page.locator("#history-totals").inner_text()
+    assert "21 runs" in totals and "$2.10" in totals and "+ 1 unpriced" in totals  # 10M * (1 + ... + 20) nano-USD
+    assert page.locator("#history-table tbody tr").count() == 21

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 from dataclasses import dataclass, replace
 from functools import cached_property
 
@@ -25,6 +26,12 @@ UTC = dt.timezone.utc
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 PAGE_SIZE = 50
 FTS_TABLE = "prompts_app_run_fts"
+# A text search's totals are summed in steps of about this many seconds of this thread's CPU
+# time (totals_step): CPU, not wall-clock time, so a busy machine does not split the totals
+# into more steps (each one costs a request). The first step starts with FIRST_SPAN run ids;
+# the others with as many ids as fitted the budget at the pace measured so far.
+TOTALS_BUDGET = 0.15
+FIRST_SPAN = 50_000
 USERNAME = get_user_model().USERNAME_FIELD
 # The history table needs these and nothing else; the JSON columns stay on disk.
 ROW_FIELDS = (
@@ -38,6 +45,7 @@ ROW_FIELDS = (
     "total_tokens",
     "cost_nano",
     "latency_ms",
+    "started_at",  # shown_as_settled reads it for pending runs: one query per pending row without it
     "is_draft",
     "workspace__name",
     "prompt__name",
@@ -221,27 +229,71 @@ def totals(f: RunFilter) -> costs.Totals:
     A text filter sums the runs its words match; the runs of prompts its words name come
     from the rollups, as a prompt filter's do.
     """
+    return totals_step(f, None, budget=None).totals
+
+
+@dataclass
+class Progress:
+    """Totals added up so far, and where the next step goes on."""
+
+    totals: costs.Totals
+    below: int | None = None  # the runs with ids below this are not added up yet; None: all are
+    span: int = 0  # how many ids the next step sums first: what fitted the budget at this step's pace
+
+
+def totals_step(f: RunFilter, so_far: Progress | None, *, budget: float | None) -> Progress:
+    """`so_far` plus the next step of the totals; the whole totals in one step unless SQLite
+    sums a text search's matches and `budget` (seconds of CPU) is spent first.
+
+    A common word matches a third of the runs, and summing 360,000 of them at 1M runs takes
+    about 0.6 s of CPU (bench/bench_history.py), so the matches are summed newest ids first, a
+    slice of ids at a time, until the budget is spent; the next step (the next request) adds
+    the older slices. Every step is exact for the runs it covered: nothing is estimated.
+    """
     if not f.q.strip():
-        return _keyed_totals(f, Q())
+        return Progress(_keyed_totals(f, Q()))
     # Every run of a prompt whose name matches is in: those prompts are a key filter, summed
-    # from the rollups. Only the text matches of the other prompts are summed run by run, so
-    # no UNION of the two id sets is built (it held every run of a matching prompt).
+    # from the rollups (in the first step). Only the text matches of the other prompts are
+    # summed run by run, so no UNION of the two id sets is built (it held every run of a
+    # matching prompt).
     words = re.findall(r"\w+", f.q)
     named = _prompts_named(words or [f.q.strip()], f.workspace_ids)
-    result = _keyed_totals(replace(f, q=""), Q(prompt_id__in=named)) if named else costs.Totals()
-    if connection.vendor == "sqlite" and words:
-        keyed_runs = filter_runs(replace(f, q="")).exclude(prompt_id__in=named)
+    if so_far is None:
+        result = _keyed_totals(replace(f, q=""), Q(prompt_id__in=named)) if named else costs.Totals()
+    else:
+        result = replace(so_far.totals)
+    if connection.vendor != "sqlite" or not words:
+        text_runs = filter_runs(f, newest_first=False, prompt_names=False).exclude(prompt_id__in=named)
+        result.add(costs.run_totals(text_runs))
+        return Progress(result)
+    keyed_runs = filter_runs(replace(f, q="")).exclude(prompt_id__in=named)
+    if budget is None:
         result.add(_matched_totals(keyed_runs, fts_match(words)))
-        return result
-    text_runs = filter_runs(f, newest_first=False, prompt_names=False)
-    if named:
-        text_runs = text_runs.exclude(prompt_id__in=named)
-    result.add(costs.run_totals(text_runs))
-    return result
+        return Progress(result)
+    below = _id_after_last_run() if so_far is None else so_far.below
+    started, span, step_span = time.thread_time(), max(FIRST_SPAN, so_far.span if so_far else 0), FIRST_SPAN
+    while below > 0:
+        slice_started, low = time.thread_time(), max(0, below - span)
+        result.add(_matched_totals(keyed_runs, fts_match(words), ids=(low, below)))
+        per_id = (time.thread_time() - slice_started) / (below - low)
+        below, left = low, budget - (time.thread_time() - started)
+        # Each slice pays the FTS set-up again (a prefix's lists merged: ~20-40 ms for a common
+        # word at 1M runs), so a step is one or two slices sized at the pace measured so far,
+        # and the next step starts with a slice of a whole budget.
+        step_span = max(FIRST_SPAN, int(0.9 * budget / per_id)) if per_id else below
+        if left < budget / 3:
+            break
+        span = max(FIRST_SPAN, int(0.9 * left / per_id)) if per_id else below
+    return Progress(result, below or None, step_span)
 
 
-def _matched_totals(runs: QuerySet[Run], match: str) -> dict:
-    """SQLite: the sums of costs.run_totals over the `runs` that `match` finds, read in id order.
+def _id_after_last_run() -> int:
+    return (Run.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1
+
+
+def _matched_totals(runs: QuerySet[Run], match: str, ids: tuple[int, int] | None = None) -> dict:
+    """SQLite: the sums of costs.run_totals over the `runs` that `match` finds, read in id order
+    (only ids[0] <= id < ids[1], if given).
 
     The ORM's `id IN (matches)` first copies every match (a third of a million for a common
     word at 1M runs) into a temporary b-tree, then looks each one up; here the CROSS JOIN
@@ -264,12 +316,14 @@ def _matched_totals(runs: QuerySet[Run], match: str) -> dict:
     except FullResultSet:
         where, where_params = "1", []
     table = connection.ops.quote_name(Run._meta.db_table)
+    # The rowid range goes to the FTS index, which skips to it in its lists of ids.
+    within, within_params = (f" AND {FTS_TABLE}.rowid >= %s AND {FTS_TABLE}.rowid < %s", ids) if ids else ("", ())
     sql = (
         f"SELECT {', '.join(sums)} FROM {FTS_TABLE} CROSS JOIN {table} "
-        f"ON {table}.id = {FTS_TABLE}.rowid WHERE {FTS_TABLE} MATCH %s AND ({where})"
+        f"ON {table}.id = {FTS_TABLE}.rowid WHERE {FTS_TABLE} MATCH %s{within} AND ({where})"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, match, *where_params])
+        cursor.execute(sql, [*params, match, *within_params, *where_params])
         return dict(zip(RUN_SUMS, cursor.fetchone(), strict=True))
 
 

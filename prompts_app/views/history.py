@@ -6,9 +6,11 @@ id from another workspace is an invalid filter value (message, no runs), never a
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
+from django.core import signing
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import path
@@ -25,6 +27,8 @@ from prompts_app.streaming import in_chunks
 PAGE = "prompts_app/runs/history.html"
 TABLE = PAGE + "#history-table"
 TOTALS = PAGE + "#history-totals"
+PROGRESS_SALT = "history-totals-so-far"
+PROGRESS_MAX_AGE = 600  # seconds: a step follows the last one at once; an old page starts again
 
 
 @login_required
@@ -58,8 +62,32 @@ def run_history_totals(request: HttpRequest) -> HttpResponse:
     form = HistoryFilterForm(request.GET, scope=scope)
     context = {"form": form, "nav": "history"}
     if form.is_valid():
-        context.update(totals=history.totals(form.run_filter()), querystring=form.querystring())
+        # A text search's totals may come in steps (history.totals_step): each answer shows the
+        # exact totals so far and asks for the next step with them, signed, in `so_far`.
+        querystring = form.querystring()
+        bound_to = f"{request.user.pk}:{querystring}"
+        so_far = _progress_from(request.GET.get("so_far", ""), bound_to)
+        progress = history.totals_step(form.run_filter(), so_far, budget=history.TOTALS_BUDGET)
+        so_far = _signed_progress(progress, bound_to) if progress.below else ""
+        context.update(totals=progress.totals, so_far=so_far, querystring=querystring)
     return render(request, TOTALS if request.htmx else "prompts_app/runs/history_totals.html", context)
+
+
+def _signed_progress(progress: history.Progress, bound_to: str) -> str:
+    state = [bound_to, progress.below, progress.span, asdict(progress.totals)]
+    return signing.dumps(state, salt=PROGRESS_SALT, compress=True)
+
+
+def _progress_from(signed: str, bound_to: str) -> history.Progress | None:
+    """The totals so far, if `signed` is ours, recent, and for this user and these filters;
+    otherwise None, and the totals start again (a step is never added to another search's sums)."""
+    try:
+        owner, below, span, sums = signing.loads(signed, salt=PROGRESS_SALT, max_age=PROGRESS_MAX_AGE)
+    except (signing.BadSignature, TypeError, ValueError):
+        return None
+    if owner != bound_to or not isinstance(below, int) or below <= 0 or not isinstance(span, int):
+        return None
+    return history.Progress(costs.Totals(**sums), below, span)
 
 
 @login_required
