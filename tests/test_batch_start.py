@@ -7,9 +7,10 @@ import re
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 
 from prompts_app.models import BatchComparison, TestCase
-from prompts_app.services import batches
+from prompts_app.services import batch_worker, batches
 from prompts_app.services.batches import ColumnChoice
 from tests.conftest import make_version
 from tests.test_batch_views import form_data
@@ -123,3 +124,22 @@ def test_one_of_anything_is_singular(client_for, editor, workspace, batch_test_s
     client.post(reverse("batch_new", args=[workspace.pk]), query)
     detail = client.get(reverse("batch_detail", args=[BatchComparison.objects.get().pk])).content.decode()
     assert "1 run per case" in detail and not ONE_PLURAL.search(detail)
+
+
+def test_a_batch_whose_preparation_died_is_discarded_when_workers_start(
+    workspace, batch_test_set, two_versions, editor
+):
+    """A process killed while making the cells leaves a PREPARING batch no worker runs; the next
+    worker start deletes it (nothing of it was sent) and leaves one being prepared right now alone."""
+    columns = [ColumnChoice(v) for v in two_versions]
+    dead, alive = (
+        batches.start_batch(
+            workspace=workspace, test_set=batch_test_set, columns=columns, user=editor, submit_token=token
+        )
+        for token in ("dead", "alive")
+    )
+    long_ago = timezone.now() - batches.PREPARING_GIVE_UP - timezone.timedelta(seconds=1)
+    BatchComparison.objects.filter(pk=dead.pk).update(status=BatchComparison.Status.PREPARING, created_at=long_ago)
+    BatchComparison.objects.filter(pk=alive.pk).update(status=BatchComparison.Status.PREPARING)
+    batch_worker.resume_all()
+    assert list(BatchComparison.objects.values_list("pk", flat=True)) == [alive.pk]

@@ -530,7 +530,9 @@ def resume_all(*, all_pending: bool = False, seconds: float | None = None) -> Re
     One batch at a time: one that fails is logged and skipped, and after `seconds` the rest is
     left for the next start, so a worker or `make run` starting up is never blocked by it.
     """
-    from prompts_app.services.batches import enqueue
+    from prompts_app.services.batches import discard_abandoned, enqueue
+
+    discard_abandoned()
 
     deadline = None if seconds is None else time.monotonic() + seconds
     ids = list(

@@ -11,6 +11,8 @@ This module starts, pauses, resumes and cancels; batch_preview.py estimates; the
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -34,6 +36,8 @@ from prompts_app.services.batch_preview import (  # noqa: F401
     preview,
 )
 from prompts_app.services.once import create_once
+
+log = logging.getLogger(__name__)
 
 MAX_COLUMNS, MAX_REPEATS, MAX_CONCURRENCY = 8, 5, 64
 # Cells inserted per transaction: SQLite has one writer, and one 100,000-cell transaction held it
@@ -133,6 +137,23 @@ def start_batch(
     if created:
         _add_cells(batch)
     return batch
+
+
+PREPARING_GIVE_UP = dt.timedelta(minutes=10)  # the largest batch takes seconds to prepare
+
+
+def discard_abandoned(now: dt.datetime | None = None) -> int:
+    """Delete batches still PREPARING long after they were started: the process making their cells
+    died. Nothing of theirs was sent (workers claim no cell of a PREPARING batch), so nothing is lost
+    but the half-made cells; the person starts the batch again."""
+    cutoff = (now or timezone.now()) - PREPARING_GIVE_UP
+    stale = BatchComparison.objects.filter(status=BatchComparison.Status.PREPARING, created_at__lt=cutoff)
+    deleted = 0
+    for batch in stale.only("pk"):
+        log.warning("batch %s was never finished preparing: deleted", batch.pk)
+        batch.delete()
+        deleted += 1
+    return deleted
 
 
 def _check_size(guess: Estimate) -> None:
