@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Avg, Case, Count, Exists, F, FloatField, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce, Length, NullIf, Substr
 from django.utils import timezone
 
 from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, Run, Workspace
@@ -152,6 +153,50 @@ def progress_and_summary(batch: BatchComparison, columns: list[BatchColumn]) -> 
     return _progress(batch, columns, counts), list(by_id.values())
 
 
+# A cell shows this much of its output, cut in SQL: outputs can be 100 KB each, and a page
+# has 25 cases x 8 columns x 5 repeats of them. The full text is one click away (cell_output).
+PREVIEW_CHARS = 600
+METRICS = {"cost": "cost", "latency": "latency", "tokens": "tokens", "pass": "pass rate"}
+_FAILING = Q(passed=False) | Q(state=BatchCell.State.FAILED)
+
+
+@dataclass(frozen=True)
+class MatrixQuery:
+    """What the person asked the matrix for, as it is in the URL (column numbers are 1-based)."""
+
+    failed_only: bool = False
+    differ: bool = False
+    search: str = ""
+    regressed: int | None = None  # fails in this column (0: any) and passes in the baseline
+    baseline: int = 1
+    sort_column: int | None = None
+    sort_metric: str = ""
+    descending: bool = False
+
+    @classmethod
+    def from_query(cls, get, n_columns: int) -> MatrixQuery:
+        def number(name: str, low: int) -> int | None:
+            value = get.get(name, "")
+            return int(value) if value.isdigit() and low <= int(value) <= n_columns else None
+
+        column, _, metric = get.get("sort", "").partition(".")
+        sort_column = int(column) if column.isdigit() and 1 <= int(column) <= n_columns else None
+        return cls(
+            failed_only=get.get("failed") == "1",
+            differ=get.get("differ") == "1",
+            search=get.get("q", "").strip()[:200],
+            regressed=number("regressed", 0),
+            baseline=number("baseline", 1) or 1,
+            sort_column=sort_column if metric in METRICS else None,
+            sort_metric=metric if metric in METRICS and sort_column else "",
+            descending=get.get("order") == "desc",
+        )
+
+    @property
+    def sort(self) -> str:
+        return f"{self.sort_column}.{self.sort_metric}" if self.sort_column else ""
+
+
 @dataclass
 class MatrixRow:
     case_id: int
@@ -161,21 +206,41 @@ class MatrixRow:
     cells: list[list[BatchCell]]  # per column, its repeats
 
 
+def _metric(batch: BatchComparison, column: BatchColumn, metric: str):
+    """One case's value of `metric` in `column` (the mean over its repeats), as a subquery."""
+    cells = batch.cells.filter(column=column, case_id=OuterRef("pk")).values("case_id").order_by()
+    value = {
+        "cost": Avg("run__cost_nano"),
+        "latency": Avg("run__latency_ms"),
+        "tokens": Avg("run__total_tokens"),
+        "pass": Avg(
+            Case(When(passed=True, then=1.0), When(_FAILING, then=0.0), default=None, output_field=FloatField())
+        ),
+    }[metric]
+    return Subquery(cells.annotate(v=value).values("v")[:1])
+
+
+def _regressed(batch: BatchComparison, columns: list[BatchColumn], query: MatrixQuery):
+    """Cases failing in the chosen column (any column but the baseline for 0) whose baseline
+    cells all finished passing: what a new version broke."""
+    baseline = columns[query.baseline - 1]
+    here = batch.cells.filter(case_id=OuterRef("pk")).filter(_FAILING)
+    here = here.exclude(column=baseline) if query.regressed == 0 else here.filter(column=columns[query.regressed - 1])
+    base = batch.cells.filter(case_id=OuterRef("pk"), column=baseline)
+    return Exists(here) & Exists(base.filter(passed=True)) & ~Exists(base.filter(_FAILING))
+
+
 def matrix_page(
-    batch: BatchComparison,
-    columns: list[BatchColumn],
-    *,
-    page: str | int | None = 1,
-    failed_only: bool = False,
-    differ: bool = False,
-    search: str = "",
+    batch: BatchComparison, columns: list[BatchColumn], query: MatrixQuery, *, page: str | int | None = 1
 ) -> tuple[Page, list[MatrixRow]]:
-    """One page of cases (rows), filtered, with every column's cells."""
+    """One page of cases (rows), filtered and sorted, with every column's cells (outputs cut to
+    PREVIEW_CHARS in SQL)."""
     cases = batch.test_set.cases.filter(pk__in=batch.cells.values("case_id"))
-    if failed_only:
-        failing = batch.cells.filter(case_id=OuterRef("pk")).filter(Q(passed=False) | Q(state=BatchCell.State.FAILED))
-        cases = cases.filter(Exists(failing))
-    if differ:
+    if query.failed_only:
+        cases = cases.filter(Exists(batch.cells.filter(case_id=OuterRef("pk")).filter(_FAILING)))
+    if query.regressed is not None:
+        cases = cases.filter(_regressed(batch, columns, query))
+    if query.differ:
         differing = (
             batch.cells.filter(state=BatchCell.State.SUCCESS)
             .values("case_id")
@@ -185,24 +250,52 @@ def matrix_page(
             .values("case_id")
         )
         cases = cases.filter(pk__in=differing)
-    if search:
-        matching = batch.cells.filter(run__output_text__icontains=search).values("case_id")
+    if query.search:
+        matching = batch.cells.filter(run__output_text__icontains=query.search).values("case_id")
+        search = query.search
         cases = cases.filter(Q(pk__in=matching) | Q(variables__icontains=search) | Q(expected_output__icontains=search))
-    cases = cases.order_by("position", "id").only("pk", "test_set_id", "position", "variables", "expected_output")
+    order = ["position", "id"]  # ties keep the test set's order, so pages never overlap
+    if query.sort_column:
+        cases = cases.annotate(metric=_metric(batch, columns[query.sort_column - 1], query.sort_metric))
+        by = F("metric").desc(nulls_last=True) if query.descending else F("metric").asc(nulls_last=True)
+        order = [by, *order]
+    cases = cases.order_by(*order).only("pk", "test_set_id", "position", "variables", "expected_output")
     page_obj = Paginator(cases, PER_PAGE).get_page(page)
     case_list = list(page_obj.object_list)
     position = {c.pk: n for n, c in enumerate(columns)}
     grid: dict[int, list[list[BatchCell]]] = defaultdict(lambda: [[] for _ in columns])
-    cells = (
-        BatchCell.objects.filter(batch=batch, case_id__in=[c.pk for c in case_list])
-        .select_related("run")
-        .defer("run__request_body", "run__input", "run__input_text", "run__output")
-        .order_by("repeat")
-    )
-    for cell in cells:
+    for cell in cells(batch).filter(case_id__in=[c.pk for c in case_list]).order_by("repeat"):
         grid[cell.case_id][position[cell.column_id]].append(cell)
     rows = [MatrixRow(c.pk, c.position, c.variables, c.expected_output, grid[c.pk]) for c in case_list]
     return page_obj, rows
+
+
+def cells(batch: BatchComparison):
+    """A batch's cells with their runs' figures and the head of their outputs: never a whole output."""
+    return (
+        BatchCell.objects.filter(batch=batch)
+        .select_related("run")
+        .defer("run__request_body", "run__input", "run__input_text", "run__output", "run__output_text", "run__error")
+        .annotate(
+            output_head=Substr(Coalesce(NullIf("run__output_text", Value("")), "run__error"), 1, PREVIEW_CHARS),
+            output_chars=Length(Coalesce(NullIf("run__output_text", Value("")), "run__error")),
+        )
+    )
+
+
+def cell_output(cell: BatchCell) -> str:
+    """A cell's whole output (or its run's error), read when a person asks for it."""
+    if cell.run_id is None:
+        return cell.error
+    text, error = Run.objects.filter(pk=cell.run_id).values_list("output_text", "error").get()
+    return text or error
+
+
+def baseline_cell(cell: BatchCell, baseline: BatchColumn) -> BatchCell | None:
+    """The baseline column's cell for the same case and repeat."""
+    return BatchCell.objects.filter(
+        batch_id=cell.batch_id, column=baseline, case_id=cell.case_id, repeat=cell.repeat
+    ).first()
 
 
 EXPORT_FIELDS = [
