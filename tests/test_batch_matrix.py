@@ -11,11 +11,10 @@ from django.db import connection
 from django.db.models.query import QuerySet
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 
-from prompts_app.models import BatchCell, BatchColumn, BatchComparison, Run, TestCase, TestSet
+from prompts_app.models import BatchCell
 from prompts_app.selectors import batches as read
-from tests.conftest import make_version
+from tests.batch_seed import seed
 
 LONG = "word " * 20_000  # 100 KB
 
@@ -25,54 +24,6 @@ def seeded(workspace, prompt, editor):
     """A finished 2-column batch over 30 cases, built in code: column 1 passes every case, column 2
     fails cases 3 and 7; cost, latency and tokens grow with the case in column 1, shrink in 2."""
     return seed(workspace, prompt, editor, cases=30, failing={2: {3, 7}})
-
-
-def seed(workspace, prompt, editor, *, cases, failing, test_set=None, versions=None, outputs=None):
-    test_set = test_set or TestSet.objects.create(workspace=workspace, name="Tickets", variable_names=["q"])
-    if not test_set.cases.exists():
-        TestCase.objects.bulk_create(
-            TestCase(test_set=test_set, position=n, variables={"q": f"question {n}"}) for n in range(1, cases + 1)
-        )
-    versions = (
-        versions
-        or list(prompt.versions.order_by("number")[:2])
-        or [
-            make_version(prompt, 1),
-            make_version(prompt, 2, model="gpt-4o-mini"),
-        ]
-    )
-    batch = BatchComparison.objects.create(
-        workspace=workspace, test_set=test_set, status="done", created_by=editor, total_cells=cases * len(versions)
-    )
-    columns = [
-        BatchColumn.objects.create(batch=batch, position=n, version=v, label=f"Reply v{v.number}")
-        for n, v in enumerate(versions, 1)
-    ]
-    for case in test_set.cases.all():
-        for column in columns:
-            n = case.position
-            grow = n if column.position == 1 else cases + 1 - n
-            text = (outputs or {}).get((column.position, n), f"Answer {n} from column {column.position}")
-            run = Run.objects.create(
-                workspace=workspace,
-                prompt=prompt,
-                version=column.version,
-                batch_comparison=batch,
-                status="success",
-                provider="openai",
-                model_name=column.version.model_name,
-                output_text=text,
-                total_tokens=10 * grow,
-                cost_nano=1000 * grow,
-                latency_ms=float(grow),
-                finished_at=timezone.now(),
-            )
-            fails = n in failing.get(column.position, set())
-            BatchCell.objects.create(
-                batch=batch, column=column, case=case, run=run, state="success", passed=not fails,
-                check_results=[{"name": "Contains", "passed": not fails, "reason": "checked"}],
-            )  # fmt: skip
-    return batch
 
 
 def case_numbers(client, batch, **query) -> list[int]:
