@@ -11,6 +11,7 @@ from django.db import connection
 from django.db.models.query import QuerySet
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from prompts_app.models import BatchCell
 from prompts_app.selectors import batches as read
@@ -99,6 +100,7 @@ def test_the_word_diff_against_the_baseline_is_loaded_on_demand(client_for, view
         reverse("batch_cell", args=[batch.pk, cell.pk]), {"show": "diff"}, HTTP_HX_REQUEST="true"
     )
     assert "The parcel left on <del>Monday.</del><ins>Friday.</ins>" in diff.content.decode()
+    assert 'aria-label="Case #1, column 2 against the baseline, column 1"' in diff.content.decode()
     swapped = client_for(viewer).get(
         reverse("batch_cell", args=[batch.pk, batch.cells.get(column__position=1).pk]),
         {"show": "diff", "baseline": "2"},
@@ -162,3 +164,26 @@ def test_the_first_page_sorted_stays_within_ten_queries(client_for, viewer, seed
     with CaptureQueriesContext(connection) as queries:
         assert client.get(url, {"sort": "2.latency", "regressed": "0"}).status_code == 200
     assert len(queries) <= 10, [q["sql"][:120] for q in queries]
+
+
+def test_a_finished_batchs_summary_is_computed_once(client_for, viewer, seeded):
+    seeded.finished_at = timezone.now()
+    seeded.save()
+    client = client_for(viewer)
+    url = reverse("batch_detail", args=[seeded.pk])
+    first = client.get(url).content.decode()
+    with CaptureQueriesContext(connection) as queries:
+        again = client.get(url).content.decode()
+    assert not [q for q in queries if "GROUP BY" in q["sql"] or '"prompts_app_run"."latency_ms" ASC' in q["sql"]]
+    assert 'aria-label="Summary per column"' in again
+    summary = re.search(r'<section id="batch-summary".*?</section>', first, re.S).group()
+    assert summary == re.search(r'<section id="batch-summary".*?</section>', again, re.S).group()
+
+
+def test_a_running_batchs_summary_is_always_read_anew(client_for, viewer, workspace, prompt, editor):
+    batch = seed(workspace, prompt, editor, cases=2, failing={}, status="running", running={(2, 2)})
+    client = client_for(viewer)
+    url = reverse("batch_detail", args=[batch.pk])
+    assert "100% (1/1)" in client.get(url).content.decode()
+    BatchCell.objects.filter(state="running").update(state="success", passed=False)
+    assert "50% (1/2)" in client.get(url).content.decode()

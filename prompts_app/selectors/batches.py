@@ -10,16 +10,19 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 from django.db.models import Avg, Case, Count, Exists, F, FloatField, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import Coalesce, Length, NullIf, Substr
 from django.utils import timezone
 
+from prompts_app import pricing
 from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, Run, Workspace
 
 PER_PAGE = 25
+SUMMARY_CACHE_SECONDS = 7 * 24 * 3600
 
 
 def soft_budget(workspace: Workspace) -> int | None:
@@ -115,7 +118,25 @@ class ColumnSummary:
 
 
 def progress_and_summary(batch: BatchComparison, columns: list[BatchColumn]) -> tuple[Progress, list[ColumnSummary]]:
-    """Both from one GROUP BY (column, state), plus one ordered read of latencies."""
+    """Both from one GROUP BY (column, state), plus one ordered read of latencies. A finished
+    batch's figures never change: they are computed once and kept (bench/bench_matrix.py: the
+    two reads took ~250 ms of CPU at 10,000 x 4 cells, most of a first page's budget)."""
+    if batch.status != BatchComparison.Status.DONE or batch.finished_at is None:
+        return _progress_and_summary(batch, columns)
+    # Ids are not reused, but a test database's are (rolled back): the times make the key unique.
+    key = f"batch-summary:v1:{batch.pk}:{batch.created_at.timestamp()}:{batch.finished_at.timestamp()}"
+    found = cache.get(key)
+    if found is None or [s.column.pk for s in found[1]] != [c.pk for c in columns]:
+        found = _progress_and_summary(batch, columns)
+        cache.set(key, (found[0], found[1]), SUMMARY_CACHE_SECONDS)
+    progress, summary = found
+    for item, column in zip(summary, columns, strict=True):
+        item.column = column
+    progress.columns = [replace(p, column=c) for p, c in zip(progress.columns, columns, strict=True)]
+    return progress, summary
+
+
+def _progress_and_summary(batch: BatchComparison, columns: list[BatchColumn]) -> tuple[Progress, list[ColumnSummary]]:
     by_id = {c.pk: ColumnSummary(c) for c in columns}
     rows = (
         batch.cells.values("column_id", "state")
@@ -235,7 +256,9 @@ def matrix_page(
 ) -> tuple[Page, list[MatrixRow]]:
     """One page of cases (rows), filtered and sorted, with every column's cells (outputs cut to
     PREVIEW_CHARS in SQL)."""
-    cases = batch.test_set.cases.filter(pk__in=batch.cells.values("case_id"))
+    # EXISTS per case, not IN (all the batch's case ids): page 1 checks 25 cases, not 10,000.
+    cases = batch.test_set.cases.filter(Exists(batch.cells.filter(case_id=OuterRef("pk"))))
+    filtered = query.failed_only or query.regressed is not None or query.differ or query.search
     if query.failed_only:
         cases = cases.filter(Exists(batch.cells.filter(case_id=OuterRef("pk")).filter(_FAILING)))
     if query.regressed is not None:
@@ -260,11 +283,15 @@ def matrix_page(
         by = F("metric").desc(nulls_last=True) if query.descending else F("metric").asc(nulls_last=True)
         order = [by, *order]
     cases = cases.order_by(*order).only("pk", "test_set_id", "position", "variables", "expected_output")
-    page_obj = Paginator(cases, PER_PAGE).get_page(page)
+    paginator = Paginator(cases, PER_PAGE)
+    if not filtered and columns:  # every case of the batch has a cell per column and repeat
+        paginator.count = batch.total_cells // (len(columns) * batch.repeats)
+    page_obj = paginator.get_page(page)
     case_list = list(page_obj.object_list)
     position = {c.pk: n for n, c in enumerate(columns)}
     grid: dict[int, list[list[BatchCell]]] = defaultdict(lambda: [[] for _ in columns])
     for cell in cells(batch).filter(case_id__in=[c.pk for c in case_list]).order_by("repeat"):
+        cell.figures = figures(cell.run)
         grid[cell.case_id][position[cell.column_id]].append(cell)
     rows = [MatrixRow(c.pk, c.position, c.variables, c.expected_output, grid[c.pk]) for c in case_list]
     return page_obj, rows
@@ -281,6 +308,15 @@ def cells(batch: BatchComparison):
             output_chars=Length(Coalesce(NullIf("run__output_text", Value("")), "run__error")),
         )
     )
+
+
+def figures(run: Run | None) -> str:
+    """ "512 tokens · $0.00128 · 640 ms": formatted here, once per cell, not by template filters
+    (a page draws up to 1,000 cells; the filters were most of its time)."""
+    if run is None:
+        return ""
+    latency = "" if run.latency_ms is None else f" · {run.latency_ms:.0f} ms"
+    return f"{run.total_tokens:,} tokens · {pricing.format_usd(run.cost_nano)}{latency}"
 
 
 def cell_output(cell: BatchCell) -> str:

@@ -196,6 +196,7 @@ def batch_cell(request: HttpRequest, batch_id: int, cell_id: int) -> HttpRespons
     baseline = columns[read.MatrixQuery.from_query(request.GET, len(columns)).baseline - 1]
     show = request.GET.get("show") if request.GET.get("show") in ("full", "diff") else "preview"
     context = {"batch": batch, "cell": cell, "show": show, "baseline": baseline, "columns": columns}
+    context.update(case_position=cell.case.position, column_number=cell.column.position)
     if show == "full":
         context["full_output"] = read.cell_output(cell)
     elif show == "diff":
