@@ -289,9 +289,10 @@ def matrix_page(
     page_obj = paginator.get_page(page)
     case_list = list(page_obj.object_list)
     position = {c.pk: n for n, c in enumerate(columns)}
+    numbers = {c.pk: c.position for c in case_list}
     grid: dict[int, list[list[BatchCell]]] = defaultdict(lambda: [[] for _ in columns])
-    for cell in cells(batch).filter(case_id__in=[c.pk for c in case_list]).order_by("repeat"):
-        cell.figures = figures(cell.run)
+    for cell in cells(batch).filter(case_id__in=list(numbers)).order_by("repeat"):
+        label_cell(cell, numbers[cell.case_id], position[cell.column_id] + 1)
         grid[cell.case_id][position[cell.column_id]].append(cell)
     rows = [MatrixRow(c.pk, c.position, c.variables, c.expected_output, grid[c.pk]) for c in case_list]
     return page_obj, rows
@@ -310,13 +311,18 @@ def cells(batch: BatchComparison):
     )
 
 
-def figures(run: Run | None) -> str:
-    """ "512 tokens · $0.00128 · 640 ms": formatted here, once per cell, not by template filters
-    (a page draws up to 1,000 cells; the filters were most of its time)."""
+def label_cell(cell: BatchCell, case_position: int, column_number: int) -> None:
+    """What the page writes about a cell, formatted here once (a page draws up to 1,000 cells; template
+    filters and lookups were most of its time): its name, its output's size, its figures."""
+    cell.name = f"case #{case_position}, column {column_number}"
+    cell.long = (cell.output_chars or 0) > PREVIEW_CHARS
+    cell.chars = f"{cell.output_chars or 0:,}"
+    run = cell.run
     if run is None:
-        return ""
+        cell.figures = ""
+        return
     latency = "" if run.latency_ms is None else f" · {run.latency_ms:.0f} ms"
-    return f"{run.total_tokens:,} tokens · {pricing.format_usd(run.cost_nano)}{latency}"
+    cell.figures = f"{run.total_tokens:,} tokens · {pricing.format_usd(run.cost_nano)}{latency}"
 
 
 def cell_output(cell: BatchCell) -> str:

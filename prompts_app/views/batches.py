@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from prompts_app.batch_chart import cost_pass_chart
@@ -125,9 +125,9 @@ def _page_context(request: HttpRequest, batch: BatchComparison) -> dict:
         "rows": rows,
         "filters": query,
         "baseline": columns[query.baseline - 1] if columns else None,
+        **_cell_links(batch, query.baseline),
         "query": others.urlencode(),
         "metrics": read.METRICS,
-        "preview_chars": read.PREVIEW_CHARS,
         "nav": "batches",
     }
 
@@ -187,6 +187,14 @@ def _get_cell(request: HttpRequest, batch_id: int, cell_id: int):
     return batch, get_object_or_404(read.cells(batch).select_related("column", "case"), pk=cell_id)
 
 
+def _cell_links(batch: BatchComparison, baseline: int) -> dict:
+    """A cell's address is this prefix and its id: one reverse() a page, not one a cell."""
+    return {
+        "cells_url": reverse("batch_cell", args=[batch.pk, 0])[: -len("0/")],
+        "baseline_query": f"baseline={baseline}",
+    }
+
+
 @login_required
 @require_GET
 def batch_cell(request: HttpRequest, batch_id: int, cell_id: int) -> HttpResponse:
@@ -195,14 +203,20 @@ def batch_cell(request: HttpRequest, batch_id: int, cell_id: int) -> HttpRespons
     columns = list(batch.columns.all())
     baseline = columns[read.MatrixQuery.from_query(request.GET, len(columns)).baseline - 1]
     show = request.GET.get("show") if request.GET.get("show") in ("full", "diff") else "preview"
-    context = {"batch": batch, "cell": cell, "show": show, "baseline": baseline, "columns": columns}
-    context.update(case_position=cell.case.position, column_number=cell.column.position)
+    read.label_cell(cell, cell.case.position, cell.column.position)
+    context = {
+        "batch": batch,
+        "cell": cell,
+        "show": show,
+        "baseline": baseline,
+        **_cell_links(batch, baseline.position),
+    }
     if show == "full":
         context["full_output"] = read.cell_output(cell)
     elif show == "diff":
         other = read.baseline_cell(cell, baseline)
         context["diff"] = word_diff(read.cell_output(other) if other else "", read.cell_output(cell))
-    context.update(preview_chars=read.PREVIEW_CHARS, nav="batches", view="cell", workspace=batch.workspace)
+    context.update(nav="batches", view="cell", workspace=batch.workspace)
     return render(request, PAGE + "#cell-output" if request.htmx else PAGE, context)
 
 
