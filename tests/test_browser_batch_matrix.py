@@ -30,11 +30,11 @@ def test_a_person_finds_what_the_new_version_broke(page, browser_login, viewer, 
     diff = page.get_by_label("Case #3, column 2 against the baseline, column 1")
     diff.wait_for()
     assert diff.locator("del").inner_text() == "Monday." and diff.locator("ins").inner_text() == "Friday."
-    page.get_by_role("link", name="Output of case #3, column 2").click()  # hides the diff again
+    page.get_by_role("link", name="Output of case #3, column 2", exact=True).click()  # hides the diff again
     page.get_by_role("link", name="Diff case #3, column 2 against the baseline").wait_for()
 
     page.get_by_role("link", name="Full output of case #7, column 2 (1,040 characters)").click()
-    page.get_by_role("link", name="Output of case #7, column 2").wait_for()
+    page.get_by_role("link", name="Output of case #7, column 2", exact=True).wait_for()
     assert LONG.strip() in matrix.inner_text()
 
     page.get_by_label("Fails here, passes in the baseline").select_option(label="Any case")
