@@ -176,8 +176,8 @@ def test_a_finished_batchs_summary_is_computed_once(client_for, viewer, seeded):
         again = client.get(url).content.decode()
     assert not [q for q in queries if "GROUP BY" in q["sql"] or '"prompts_app_run"."latency_ms" ASC' in q["sql"]]
     assert 'aria-label="Summary per column"' in again
-    summary = re.search(r'<section id="batch-summary".*?</section>', first, re.S).group()
-    assert summary == re.search(r'<section id="batch-summary".*?</section>', again, re.S).group()
+    summary = re.search(r'<section id="batch-summary".*?</section>', first, re.DOTALL).group()
+    assert summary == re.search(r'<section id="batch-summary".*?</section>', again, re.DOTALL).group()
 
 
 def test_a_running_batchs_summary_is_always_read_anew(client_for, viewer, workspace, prompt, editor):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import pytest
 
@@ -84,6 +85,6 @@ def test_a_person_compares_two_versions_on_an_imported_test_set(
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Export CSV").click()
-    rows = list(csv.DictReader(io.StringIO(open(download.value.path(), encoding="utf-8").read())))
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text(encoding="utf-8"))))
     assert len(rows) == 12 and {row["label"] for row in rows} == {"Support reply v1", "Support reply v2"}
     assert BatchComparison.objects.get().status == BatchComparison.Status.DONE

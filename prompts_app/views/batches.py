@@ -12,8 +12,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from prompts_app.batch_chart import cost_pass_chart
 from prompts_app.batch_export import EXPORTERS
 from prompts_app.checks import CheckConfigError
-from prompts_app.forms.batches import BatchForm, BudgetForm
 from prompts_app.diffing import word_diff  # the comparison page's word diff, shared
+from prompts_app.forms.batches import BatchForm, BudgetForm
 from prompts_app.models import BatchComparison, Membership, Role
 from prompts_app.selectors import batch_changes as changes_read
 from prompts_app.selectors import batch_watch as batch_watch_read
