@@ -70,11 +70,12 @@ def test_the_check_is_one_query(running, django_assert_num_queries):
         changed()
 
 
-def test_the_watch_answers_at_once_when_the_page_is_out_of_date(client_for, viewer, running, short_hold):
+def test_the_watch_answers_at_once_when_the_page_is_out_of_date(client_for, viewer, running, monkeypatch):
+    monkeypatch.setattr(run_watch, "HOLD_SECONDS", 6.0)  # long: the answer's time is not a busy machine's
     stale = Shown("running", 0, ())  # drawn before the cell was claimed
     started = time.monotonic()
     response = watch(client_for(viewer), running, stale)
-    assert time.monotonic() - started < run_watch.HOLD_SECONDS
+    assert time.monotonic() - started < run_watch.HOLD_SECONDS / 2
     html = response.content.decode()
     assert 'id="batch-progress"' in html and 'id="batch-summary" aria-label="Summary" hx-swap-oob="true"' in html
     assert "3 of 4 cells" in html and "running=1" in html  # the next watch, from what it drew
