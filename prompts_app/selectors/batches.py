@@ -10,15 +10,19 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from django.core.cache import cache
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Exists, OuterRef, Q, Sum
+from django.db.models import Avg, Case, Count, Exists, F, FloatField, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models.functions import Coalesce, Length, NullIf, Substr
 from django.utils import timezone
 
+from prompts_app import pricing
 from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, Run, Workspace
 
 PER_PAGE = 25
+SUMMARY_CACHE_SECONDS = 7 * 24 * 3600
 
 
 def soft_budget(workspace: Workspace) -> int | None:
@@ -114,7 +118,25 @@ class ColumnSummary:
 
 
 def progress_and_summary(batch: BatchComparison, columns: list[BatchColumn]) -> tuple[Progress, list[ColumnSummary]]:
-    """Both from one GROUP BY (column, state), plus one ordered read of latencies."""
+    """Both from one GROUP BY (column, state), plus one ordered read of latencies. A finished
+    batch's figures never change: they are computed once and kept (bench/bench_matrix.py: the
+    two reads took ~250 ms of CPU at 10,000 x 4 cells, most of a first page's budget)."""
+    if batch.status != BatchComparison.Status.DONE or batch.finished_at is None:
+        return _progress_and_summary(batch, columns)
+    # Ids are not reused, but a test database's are (rolled back): the times make the key unique.
+    key = f"batch-summary:v1:{batch.pk}:{batch.created_at.timestamp()}:{batch.finished_at.timestamp()}"
+    found = cache.get(key)
+    if found is None or [s.column.pk for s in found[1]] != [c.pk for c in columns]:
+        found = _progress_and_summary(batch, columns)
+        cache.set(key, (found[0], found[1]), SUMMARY_CACHE_SECONDS)
+    progress, summary = found
+    for item, column in zip(summary, columns, strict=True):
+        item.column = column
+    progress.columns = [replace(p, column=c) for p, c in zip(progress.columns, columns, strict=True)]
+    return progress, summary
+
+
+def _progress_and_summary(batch: BatchComparison, columns: list[BatchColumn]) -> tuple[Progress, list[ColumnSummary]]:
     by_id = {c.pk: ColumnSummary(c) for c in columns}
     rows = (
         batch.cells.values("column_id", "state")
@@ -152,30 +174,96 @@ def progress_and_summary(batch: BatchComparison, columns: list[BatchColumn]) -> 
     return _progress(batch, columns, counts), list(by_id.values())
 
 
+# A cell shows this much of its output, cut in SQL: outputs can be 100 KB each, and a page
+# has 25 cases x 8 columns x 5 repeats of them. The full text is one click away (cell_output).
+PREVIEW_CHARS = 600
+METRICS = {"cost": "cost", "latency": "latency", "tokens": "tokens", "pass": "pass rate"}
+_FAILING = Q(passed=False) | Q(state=BatchCell.State.FAILED)
+
+
+@dataclass(frozen=True)
+class MatrixQuery:
+    """What the person asked the matrix for, as it is in the URL (column numbers are 1-based)."""
+
+    failed_only: bool = False
+    differ: bool = False
+    search: str = ""
+    regressed: int | None = None  # fails in this column (0: any) and passes in the baseline
+    baseline: int = 1
+    sort_column: int | None = None
+    sort_metric: str = ""
+    descending: bool = False
+
+    @classmethod
+    def from_query(cls, get, n_columns: int) -> MatrixQuery:
+        def number(name: str, low: int) -> int | None:
+            value = get.get(name, "")
+            return int(value) if value.isdigit() and low <= int(value) <= n_columns else None
+
+        column, _, metric = get.get("sort", "").partition(".")
+        sort_column = int(column) if column.isdigit() and 1 <= int(column) <= n_columns else None
+        return cls(
+            failed_only=get.get("failed") == "1",
+            differ=get.get("differ") == "1",
+            search=get.get("q", "").strip()[:200],
+            regressed=number("regressed", 0),
+            baseline=number("baseline", 1) or 1,
+            sort_column=sort_column if metric in METRICS else None,
+            sort_metric=metric if metric in METRICS and sort_column else "",
+            descending=get.get("order") == "desc",
+        )
+
+    @property
+    def sort(self) -> str:
+        return f"{self.sort_column}.{self.sort_metric}" if self.sort_column else ""
+
+
 @dataclass
 class MatrixRow:
     case_id: int
     position: int
     variables: dict
     expected: str
-    cells: list[list[BatchCell]]  # per column, its repeats
+    cells: list[list[MatrixCell]]  # per column, its repeats
+
+
+def _metric(batch: BatchComparison, column: BatchColumn, metric: str):
+    """One case's value of `metric` in `column` (the mean over its repeats), as a subquery."""
+    cells = batch.cells.filter(column=column, case_id=OuterRef("pk")).values("case_id").order_by()
+    value = {
+        "cost": Avg("run__cost_nano"),
+        "latency": Avg("run__latency_ms"),
+        "tokens": Avg("run__total_tokens"),
+        "pass": Avg(
+            Case(When(passed=True, then=1.0), When(_FAILING, then=0.0), default=None, output_field=FloatField())
+        ),
+    }[metric]
+    return Subquery(cells.annotate(v=value).values("v")[:1])
+
+
+def _regressed(batch: BatchComparison, columns: list[BatchColumn], query: MatrixQuery):
+    """Cases failing in the chosen column (any column but the baseline for 0) whose baseline
+    cells all finished passing: what a new version broke."""
+    baseline = columns[query.baseline - 1]
+    here = batch.cells.filter(case_id=OuterRef("pk")).filter(_FAILING)
+    here = here.exclude(column=baseline) if query.regressed == 0 else here.filter(column=columns[query.regressed - 1])
+    base = batch.cells.filter(case_id=OuterRef("pk"), column=baseline)
+    return Exists(here) & Exists(base.filter(passed=True)) & ~Exists(base.filter(_FAILING))
 
 
 def matrix_page(
-    batch: BatchComparison,
-    columns: list[BatchColumn],
-    *,
-    page: str | int | None = 1,
-    failed_only: bool = False,
-    differ: bool = False,
-    search: str = "",
+    batch: BatchComparison, columns: list[BatchColumn], query: MatrixQuery, *, page: str | int | None = 1
 ) -> tuple[Page, list[MatrixRow]]:
-    """One page of cases (rows), filtered, with every column's cells."""
-    cases = batch.test_set.cases.filter(pk__in=batch.cells.values("case_id"))
-    if failed_only:
-        failing = batch.cells.filter(case_id=OuterRef("pk")).filter(Q(passed=False) | Q(state=BatchCell.State.FAILED))
-        cases = cases.filter(Exists(failing))
-    if differ:
+    """One page of cases (rows), filtered and sorted, with every column's cells (outputs cut to
+    PREVIEW_CHARS in SQL)."""
+    # EXISTS per case, not IN (all the batch's case ids): page 1 checks 25 cases, not 10,000.
+    cases = batch.test_set.cases.filter(Exists(batch.cells.filter(case_id=OuterRef("pk"))))
+    filtered = query.failed_only or query.regressed is not None or query.differ or query.search
+    if query.failed_only:
+        cases = cases.filter(Exists(batch.cells.filter(case_id=OuterRef("pk")).filter(_FAILING)))
+    if query.regressed is not None:
+        cases = cases.filter(_regressed(batch, columns, query))
+    if query.differ:
         differing = (
             batch.cells.filter(state=BatchCell.State.SUCCESS)
             .values("case_id")
@@ -185,24 +273,106 @@ def matrix_page(
             .values("case_id")
         )
         cases = cases.filter(pk__in=differing)
-    if search:
-        matching = batch.cells.filter(run__output_text__icontains=search).values("case_id")
+    if query.search:
+        matching = batch.cells.filter(run__output_text__icontains=query.search).values("case_id")
+        search = query.search
         cases = cases.filter(Q(pk__in=matching) | Q(variables__icontains=search) | Q(expected_output__icontains=search))
-    cases = cases.order_by("position", "id").only("pk", "test_set_id", "position", "variables", "expected_output")
-    page_obj = Paginator(cases, PER_PAGE).get_page(page)
+    order = ["position", "id"]  # ties keep the test set's order, so pages never overlap
+    if query.sort_column:
+        cases = cases.annotate(metric=_metric(batch, columns[query.sort_column - 1], query.sort_metric))
+        by = F("metric").desc(nulls_last=True) if query.descending else F("metric").asc(nulls_last=True)
+        order = [by, *order]
+    cases = cases.order_by(*order).only("pk", "test_set_id", "position", "variables", "expected_output")
+    paginator = Paginator(cases, PER_PAGE)
+    if not filtered and columns:  # every case of the batch has a cell per column and repeat
+        paginator.count = batch.total_cells // (len(columns) * batch.repeats)
+    page_obj = paginator.get_page(page)
     case_list = list(page_obj.object_list)
     position = {c.pk: n for n, c in enumerate(columns)}
-    grid: dict[int, list[list[BatchCell]]] = defaultdict(lambda: [[] for _ in columns])
-    cells = (
-        BatchCell.objects.filter(batch=batch, case_id__in=[c.pk for c in case_list])
-        .select_related("run")
-        .defer("run__request_body", "run__input", "run__input_text", "run__output")
-        .order_by("repeat")
-    )
-    for cell in cells:
+    numbers = {c.pk: c.position for c in case_list}
+    grid: dict[int, list[list[MatrixCell]]] = defaultdict(lambda: [[] for _ in columns])
+    found = cells(batch).filter(case_id__in=list(numbers)).order_by("repeat").values_list(*MatrixCell.FIELDS)
+    for values in found:
+        cell = MatrixCell(*values)
+        cell.label(numbers[cell.case_id], position[cell.column_id] + 1)
         grid[cell.case_id][position[cell.column_id]].append(cell)
     rows = [MatrixRow(c.pk, c.position, c.variables, c.expected_output, grid[c.pk]) for c in case_list]
     return page_obj, rows
+
+
+def cells(batch: BatchComparison):
+    """A batch's cells with their runs' figures and the head of their outputs: never a whole output."""
+    return (
+        BatchCell.objects.filter(batch=batch)
+        .select_related("run")
+        .defer("run__request_body", "run__input", "run__input_text", "run__output", "run__output_text", "run__error")
+        .annotate(
+            output_head=Substr(Coalesce(NullIf("run__output_text", Value("")), "run__error"), 1, PREVIEW_CHARS),
+            output_chars=Length(Coalesce(NullIf("run__output_text", Value("")), "run__error")),
+        )
+    )
+
+
+@dataclass(slots=True)
+class MatrixCell:
+    """A cell as the matrix draws it: read as plain values (model instances with a related run
+    took a third of the page's time), with its name, size and figures formatted once."""
+
+    FIELDS = ("pk", "column_id", "case_id", "run_id", "state", "passed", "error", "check_results")
+    FIELDS += ("output_head", "output_chars", "run__total_tokens", "run__cost_nano", "run__latency_ms")
+
+    pk: int
+    column_id: int
+    case_id: int
+    run_id: int | None
+    state: str
+    passed: bool | None
+    error: str
+    check_results: list
+    output_head: str | None
+    output_chars: int | None
+    tokens: int | None
+    cost_nano: int | None
+    latency_ms: float | None
+    name: str = ""
+    long: bool = False
+    chars: str = ""
+    figures: str = ""
+    state_label: str = ""
+
+    def label(self, case_position: int, column_number: int) -> None:
+        label_cell(self, case_position, column_number)
+        self.state_label = BatchCell.State(self.state).label
+        if self.run_id is not None:
+            self.figures = _figures(self.tokens or 0, self.cost_nano, self.latency_ms)
+
+
+def label_cell(cell, case_position: int, column_number: int) -> None:
+    """What the page writes about a cell (a MatrixCell, or a BatchCell from cells()), formatted
+    here once, not by template filters: its name and its output's size."""
+    cell.name = f"case #{case_position}, column {column_number}"
+    cell.long = (cell.output_chars or 0) > PREVIEW_CHARS
+    cell.chars = f"{cell.output_chars or 0:,}"
+
+
+def _figures(tokens: int, cost_nano: int | None, latency_ms: float | None) -> str:
+    latency = "" if latency_ms is None else f" · {latency_ms:.0f} ms"
+    return f"{tokens:,} tokens · {pricing.format_usd(cost_nano)}{latency}"
+
+
+def cell_output(cell: BatchCell) -> str:
+    """A cell's whole output (or its run's error), read when a person asks for it."""
+    if cell.run_id is None:
+        return cell.error
+    text, error = Run.objects.filter(pk=cell.run_id).values_list("output_text", "error").get()
+    return text or error
+
+
+def baseline_cell(cell: BatchCell, baseline: BatchColumn) -> BatchCell | None:
+    """The baseline column's cell for the same case and repeat."""
+    return BatchCell.objects.filter(
+        batch_id=cell.batch_id, column=baseline, case_id=cell.case_id, repeat=cell.repeat
+    ).first()
 
 
 EXPORT_FIELDS = [

@@ -94,6 +94,16 @@ def wait_for_runs(run_ids: Iterable[int], *, user_id: int | None = None, timeout
     answers with the current state and asks the page to retry shortly.
     """
     ids = list(run_ids)[:MAX_WATCHED]
+    if not ids:
+        return hold(lambda: True, user_id=user_id, timeout=timeout)
+    still_pending = _pending_counter(ids)
+    return hold(lambda: still_pending() != len(ids), user_id=user_id, timeout=timeout)
+
+
+def hold(changed: Callable[[], bool], *, user_id: int | None = None, timeout: float | None = None) -> bool:
+    """Hold until `changed()` is true, re-checked each time a run is stored (and at least every
+    COUNT_ANYWAY_SECONDS), or `timeout` passes; the same slots and the same False as wait_for_runs.
+    `changed` should be one cheap query: it may run every RECHECK_SECONDS on a server database."""
     if not _take_user_slot(user_id):
         return False
     slots = _held_slots()
@@ -101,15 +111,12 @@ def wait_for_runs(run_ids: Iterable[int], *, user_id: int | None = None, timeout
         _give_user_slot(user_id)
         return False
     try:
-        if not ids:
-            return True
         deadline = time.monotonic() + (HOLD_SECONDS if timeout is None else timeout)
-        still_pending = _pending_counter(ids)
         stamp = _stamp_path()
         _hold(stamp)
         try:
             seen = _generation
-            while still_pending() == len(ids):
+            while not changed():
                 seen = _wait_for_a_store(seen, deadline, recheck=stamp is None)
                 if seen is None:
                     break

@@ -6,16 +6,21 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import path
+from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from prompts_app.batch_chart import cost_pass_chart
 from prompts_app.batch_export import EXPORTERS
 from prompts_app.checks import CheckConfigError
+from prompts_app.diffing import word_diff  # the comparison page's word diff, shared
 from prompts_app.forms.batches import BatchForm, BudgetForm
 from prompts_app.models import BatchComparison, Membership, Role
+from prompts_app.selectors import batch_changes as changes_read
+from prompts_app.selectors import batch_watch as batch_watch_read
 from prompts_app.selectors import batches as read
+from prompts_app.selectors.batch_watch import Shown
 from prompts_app.services import batches as services
+from prompts_app.services import run_watch
 from prompts_app.streaming import in_chunks
 from prompts_app.views.access import get_workspace_for_user, membership_for
 
@@ -114,26 +119,42 @@ def batch_estimate(request: HttpRequest, workspace_id: int) -> HttpResponse:
 
 def _page_context(request: HttpRequest, batch: BatchComparison) -> dict:
     columns = list(batch.columns.all())
-    filters = {
-        "failed_only": request.GET.get("failed") == "1",
-        "differ": request.GET.get("differ") == "1",
-        "search": request.GET.get("q", "").strip()[:200],
+    query = read.MatrixQuery.from_query(request.GET, len(columns))
+    page, rows = read.matrix_page(batch, columns, query, page=request.GET.get("page"))
+    others = request.GET.copy()
+    others.pop("page", None)
+    return {
+        **_live_context(request, batch, columns),
+        "workspace": batch.workspace,
+        "page": page,
+        "rows": rows,
+        "filters": query,
+        "baseline": columns[query.baseline - 1] if columns else None,
+        **_cell_links(batch, query.baseline),
+        "query": others.urlencode(),
+        "metrics": read.METRICS,
+        "nav": "batches",
     }
-    page, rows = read.matrix_page(batch, columns, page=request.GET.get("page"), **filters)
+
+
+def _live_context(
+    request: HttpRequest, batch: BatchComparison, columns: list | None = None, busy: bool = False
+) -> dict:
+    """Progress, the summary and the chart, and what the page's held request watches next. What
+    is watched is read before the figures: a cell stored in between is drawn twice, never missed."""
+    columns = list(batch.columns.all()) if columns is None else columns
+    watch = Shown.of(batch) if batch.status == BatchComparison.Status.RUNNING else None
     progress, summary = read.progress_and_summary(batch, columns)
     points = [(n, s.column.label, s.cost_per_1000_nano, s.pass_rate) for n, s in enumerate(summary, 1)]
     return {
         "batch": batch,
-        "workspace": batch.workspace,
         "columns": columns,
-        "page": page,
-        "rows": rows,
+        "progress": progress,
         "summary": summary,
         "chart": cost_pass_chart(points),
-        "progress": progress,
+        "watch": watch,
+        "retry_ms": run_watch.BUSY_RETRY_MS if busy else 0,
         "can_edit": request.membership.allows(Role.EDITOR),
-        "filters": filters,
-        "nav": "batches",
     }
 
 
@@ -147,14 +168,74 @@ def batch_detail(request: HttpRequest, batch_id: int) -> HttpResponse:
 @login_required
 @require_GET
 def batch_progress(request: HttpRequest, batch_id: int) -> HttpResponse:
-    return _render_progress(request, _get_batch_for_user(request, batch_id))
+    return _render_live(request, _get_batch_for_user(request, batch_id))
 
 
-def _render_progress(request: HttpRequest, batch: BatchComparison) -> HttpResponse:
+@login_required
+@require_GET
+def batch_watch(request: HttpRequest, batch_id: int) -> HttpResponse:
+    """Held open until the page is out of date (a cell claimed or stored, the status changed) or a
+    timeout passes, then the progress and, out of band, the summary and chart."""
+    batch = _get_batch_for_user(request, batch_id)
+    changed = batch_watch_read.changed_since(batch, Shown.from_query(request.GET))
+    held = run_watch.hold(changed, user_id=request.user.pk)
+    return _render_live(request, batch, busy=not held)
+
+
+def _render_live(request: HttpRequest, batch: BatchComparison, busy: bool = False) -> HttpResponse:
     batch.refresh_from_db(fields=["status", "active_seconds", "resumed_at", "finished_at"])
-    progress = read.progress(batch, list(batch.columns.all()))
-    context = {"batch": batch, "progress": progress, "can_edit": request.membership.allows(Role.EDITOR)}
-    return render(request, PAGE + "#progress", context)
+    return render(request, PAGE + "#live", _live_context(request, batch, busy=busy))
+
+
+def _get_cell(request: HttpRequest, batch_id: int, cell_id: int):
+    batch = _get_batch_for_user(request, batch_id)
+    return batch, get_object_or_404(read.cells(batch).select_related("column", "case"), pk=cell_id)
+
+
+def _cell_links(batch: BatchComparison, baseline: int) -> dict:
+    """A cell's address is this prefix and its id: one reverse() a page, not one a cell."""
+    return {
+        "cells_url": reverse("batch_cell", args=[batch.pk, 0])[: -len("0/")],
+        "baseline_query": f"baseline={baseline}",
+    }
+
+
+@login_required
+@require_GET
+def batch_cell(request: HttpRequest, batch_id: int, cell_id: int) -> HttpResponse:
+    """One cell's output: its head, its whole text, or its word diff against the baseline column."""
+    batch, cell = _get_cell(request, batch_id, cell_id)
+    columns = list(batch.columns.all())
+    baseline = columns[read.MatrixQuery.from_query(request.GET, len(columns)).baseline - 1]
+    show = request.GET.get("show") if request.GET.get("show") in ("full", "diff") else "preview"
+    read.label_cell(cell, cell.case.position, cell.column.position)
+    context = {
+        "batch": batch,
+        "cell": cell,
+        "show": show,
+        "baseline": baseline,
+        **_cell_links(batch, baseline.position),
+    }
+    if show == "full":
+        context["full_output"] = read.cell_output(cell)
+    elif show == "diff":
+        other = read.baseline_cell(cell, baseline)
+        context["diff"] = word_diff(read.cell_output(other) if other else "", read.cell_output(cell))
+    context.update(nav="batches", view="cell", workspace=batch.workspace)
+    return render(request, PAGE + "#cell-output" if request.htmx else PAGE, context)
+
+
+@login_required
+@require_GET
+def batch_changes(request: HttpRequest, batch_id: int) -> HttpResponse:
+    """Two batches of one test set: the cases that went from pass to fail, and back, per version."""
+    batch = _get_batch_for_user(request, batch_id)
+    others = list(changes_read.comparable_batches(batch))
+    other = next((b for b in others if str(b.pk) == request.GET.get("against")), None)
+    before, after = changes_read.in_order(batch, other) if other else (None, None)
+    context = {"batch": batch, "others": others, "other": other, "before": before, "after": after}
+    context.update(changes=changes_read.changes(before, after) if other else [], nav="batches", view="changes")
+    return render(request, PAGE, context)
 
 
 def _control(action):
@@ -167,7 +248,7 @@ def _control(action):
         except services.BatchError as exc:
             messages.error(request, str(exc))
         if request.htmx:
-            return _render_progress(request, batch)
+            return _render_live(request, batch)
         return redirect("batch_detail", batch.pk)
 
     view.__name__ = f"batch_{action.__name__}"
@@ -195,6 +276,9 @@ urlpatterns = [
     path("workspaces/<int:workspace_id>/batches/budget/", batch_budget, name="batch_budget"),
     path("batches/<int:batch_id>/", batch_detail, name="batch_detail"),
     path("batches/<int:batch_id>/progress/", batch_progress, name="batch_progress"),
+    path("batches/<int:batch_id>/watch/", batch_watch, name="batch_watch"),
+    path("batches/<int:batch_id>/cells/<int:cell_id>/", batch_cell, name="batch_cell"),
+    path("batches/<int:batch_id>/changes/", batch_changes, name="batch_changes"),
     path("batches/<int:batch_id>/pause/", batch_pause, name="batch_pause"),
     path("batches/<int:batch_id>/resume/", batch_resume, name="batch_resume"),
     path("batches/<int:batch_id>/cancel/", batch_cancel, name="batch_cancel"),

@@ -1,0 +1,73 @@
+"""What a running batch's page shows, and the one cheap query that says it is out of date.
+
+The page's held request (views.batches.batch_watch, held by services.run_watch.hold) carries
+what the page shows: the batch's status, how many cells were running and the pending runs of
+those cells. The page is out of date when the status changed, when a cell was claimed or
+finished (the number running changed), or when one of those runs was stored. Each check is
+index lookups only (a batch's running cells are at most its concurrency, the runs by primary
+key), so it can run on every store, or every few milliseconds on PostgreSQL, for any size of batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from prompts_app.models import BatchCell, BatchComparison, Run
+from prompts_app.services.run_watch import MAX_WATCHED
+
+
+@dataclass(frozen=True)
+class Shown:
+    status: str
+    running: int
+    run_ids: tuple[int, ...]
+
+    @classmethod
+    def of(cls, batch: BatchComparison) -> Shown:
+        """What the page draws now: one query for the running cells' runs."""
+        running = batch.cells.filter(state=BatchCell.State.RUNNING).order_by("id").values_list("run_id", flat=True)
+        found = list(running)
+        return cls(batch.status, len(found), tuple(pk for pk in found[:MAX_WATCHED] if pk is not None))
+
+    @classmethod
+    def from_query(cls, get) -> Shown:
+        ids = [int(pk) for pk in get.get("runs", "").split(",")[:MAX_WATCHED] if pk.isdigit()]
+        running = get.get("running", "")
+        return cls(get.get("status", "")[:10], int(running) if running.isdigit() else -1, tuple(ids))
+
+    def query(self) -> str:
+        return f"status={self.status}&running={self.running}&runs={','.join(map(str, self.run_ids))}"
+
+
+def changed_since(batch: BatchComparison, shown: Shown) -> Callable[[], bool]:
+    """A check that is true once the page showing `shown` is out of date: the SQL is built once,
+    each check is one query (the ORM's compiling would be most of a held request's CPU)."""
+    cells = BatchCell.objects.filter(batch_id=OuterRef("pk"), state=BatchCell.State.RUNNING)
+    runs = Run.objects.filter(
+        pk__in=shown.run_ids or [0], status=Run.Status.PENDING, batch_comparison_id=OuterRef("pk")
+    )
+    state = BatchComparison.objects.filter(pk=batch.pk).annotate(
+        running=_count(cells.values("batch_id")), pending=_count(runs.values("batch_comparison_id"))
+    )
+    sql, params = state.values_list("status", "running", "pending").query.sql_with_params()
+
+    def changed() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is None:  # the batch was deleted: the page's answer says so
+            return True
+        status, running, pending = row
+        return status != shown.status or running != shown.running or pending < len(shown.run_ids)
+
+    return changed
+
+
+def _count(grouped):
+    counted = grouped.order_by().annotate(n=Count("*")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
