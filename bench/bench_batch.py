@@ -46,6 +46,16 @@ def loadavg() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())  # a busy machine stretches every figure
 
 
+def server_cpu_seconds() -> float:
+    """PostgreSQL's CPU so far: the postmaster's and its reaped backends' (cutime, cstime), as the
+    workers' cost lines leave out what the server spends on their queries. 0 without a cluster."""
+    pid = os.environ.get("BENCH_PG_POSTMASTER")
+    if not pid:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(tick) for tick in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 # --- one pass, in its own process: Django set up on the database given ----------------------------
 
 
@@ -106,6 +116,7 @@ def run_pass(name: str, database_url: str, args: argparse.Namespace) -> None:
     django.setup()
     from django.conf import settings
     from django.core.management import call_command
+    from django.db import connections
 
     from devtools.maxim_server import FakeMaxim
     from prompts_app.models import BatchComparison
@@ -117,6 +128,7 @@ def run_pass(name: str, database_url: str, args: argparse.Namespace) -> None:
     costs: list[str] = []
     with FakeMaxim(run_delay=args.latency) as fake:
         user, workspace, version, test_set = seed(fake, args.cells)
+        server_before = server_cpu_seconds()
         workers = start_workers(WORKERS[name], costs)
         try:
             started = time.perf_counter()
@@ -139,7 +151,12 @@ def run_pass(name: str, database_url: str, args: argparse.Namespace) -> None:
             for worker in workers:
                 worker.wait(timeout=60)
         sent = Counter(r.body["messages"][0]["content"] for r in fake.requests_to("/v1/prompts/run"))
-    time.sleep(0.2)  # the readers' last lines
+    connections.close_all()  # our backend exits too, so its polling is counted below
+    time.sleep(0.3)  # the readers' last lines; the backends reaped
+    if server := server_cpu_seconds() - server_before:
+        print(
+            f"PostgreSQL server CPU, workers' start to exit: {server:.1f} s, {server * 1000 / args.cells:.2f} ms per cell"
+        )
     report(name, args, elapsed, sent, costs, load_before)
 
 
@@ -275,7 +292,8 @@ def main() -> None:
             print("== postgres: skipped, PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb)")
             fields.append("pg=skipped")
         else:
-            with Cluster(bin_dir) as url:
+            with (cluster := Cluster(bin_dir)) as url:
+                os.environ["BENCH_PG_POSTMASTER"] = (cluster.dir / "data" / "postmaster.pid").read_text().split()[0]
                 ratio, cell_ms, sent_twice = child("postgres", url, args)
             fields += [f"pg_ratio={ratio:.3f}", f"pg_cell_ms={cell_ms}"]
             ratios.append(ratio)
