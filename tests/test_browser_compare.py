@@ -282,3 +282,35 @@ def test_the_diff_catches_up_when_a_column_is_stored_while_a_picked_baseline_is_
     expect(page.get_by_text("Waiting for every column to finish")).to_have_count(0)
     expect(page.get_by_role("region", name=re.compile("against the baseline")).locator("pre.diff")).to_have_count(1)
     expect(diff).to_have_count(1)
+
+
+def test_a_baseline_picked_with_the_keyboard_while_columns_arrive_survives_run_again(
+    live_server_on_file_db, page, browser_login, fake_maxim, workspace, editor
+):
+    fake_maxim.run_delay = 1.5
+    versions = seed_fake(fake_maxim, workspace, ["gpt-4o", "gpt-4o-mini", "gpt-4.1"])
+    browser_login(editor)
+    comparison, _ = compare.create_comparison(
+        workspace=workspace,
+        user=editor,
+        columns=[compare.ColumnSpec(v) for v in versions],
+        shared_input=True,
+        input={"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}},
+    )
+    compare.run_comparison(comparison, user=editor)
+    page.goto(f"/compare/{comparison.pk}/")
+    expect(page.get_by_text("Waiting for Maxim…")).to_have_count(3)
+    held: list = []
+    page.route("**/diff/**", lambda route: held.append(route))  # the picked section is slow to come
+    page.keyboard.press("b")
+    page.keyboard.press("2")
+    page.wait_for_timeout(300)
+    assert held, "picking a baseline asks for its section"
+    page.get_by_role("button", name="Run again").click()  # before the section (and its URL) is drawn
+    page.wait_for_url("**/compare/*/?baseline=2")
+    page.unroute("**/diff/**")
+    expect(page.get_by_role("link", name=re.compile("Column 2:"))).to_have_attribute("aria-current", "true")
+    expect(page.get_by_text("Waiting for Maxim…")).to_have_count(0, timeout=15_000)
+    page.wait_for_timeout(1_000)
+    page.get_by_role("button", name="Run again").click()  # after everything came in
+    page.wait_for_url("**/compare/*/?baseline=2")

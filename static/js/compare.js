@@ -14,6 +14,15 @@
     pendingB = event.key === "b";
   });
 
+  // A baseline picked is the one "Run again" keeps, from the click on (the section's answer also
+  // sets it, out of band; a "Run again" pressed before that answer arrives must not lose it).
+  document.addEventListener("click", (event) => {
+    const link = event.target instanceof Element ? event.target.closest(".baseline-picker a") : null;
+    const field = document.getElementById("id_baseline");
+    const number = link ? new URL(link.href, location.href).searchParams.get("baseline") : null;
+    if (field && number) field.value = number;
+  });
+
   // New-comparison form: after the column list is redrawn, the inputs follow it without being
   // redrawn (so nothing being typed is lost): shared variables shown or hidden, per-column
   // inputs put in the columns' order, a removed column's input dropped.
