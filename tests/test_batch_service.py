@@ -4,6 +4,9 @@ soft budget, pause / resume / cancel, and a 429 that slows the batch down instea
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from datetime import timedelta
@@ -25,7 +28,7 @@ from prompts_app.models import (
     TestSet,
 )
 from prompts_app.selectors import batches as batch_reads
-from prompts_app.services import batch_worker, batches, rollups, testsets
+from prompts_app.services import batch_liveness, batch_worker, batches, rollups, testsets
 from prompts_app.services.batches import ColumnChoice
 from tests.conftest import BASE_URL, make_version
 from tests.conftest import drive_batch as drive
@@ -327,6 +330,30 @@ def test_cells_of_a_worker_whose_heartbeat_stopped_are_settled_at_once(
     assert cells[sent_dead].run.status == Run.Status.INTERRUPTED
     assert cells[queued_dead].state == BatchCell.State.QUEUED and cells[queued_dead].run is None  # not sent
     assert cells[sent_alive].state == cells[queued_alive].state == BatchCell.State.RUNNING  # left alone
+    assert echo_maxim.sent == []
+
+
+def test_cells_of_a_worker_of_this_machine_whose_process_is_gone_are_settled_before_its_heartbeat_is_stale(
+    echo_maxim, workspace, test_set, two_versions, editor
+):
+    """make run's supervisor restarts a killed worker within seconds; its resume must not wait out
+    the heartbeat's STALE_SECONDS when the dead worker's process, on this machine, is plainly gone."""
+    batch = start(workspace, test_set, two_versions, editor)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    machine = batch_liveness.Heartbeat().row.name.rsplit(":", 2)[0]  # this host and pid namespace
+    killed = BatchWorker.objects.create(name=f"{machine}:{gone.pid}:deadbeef")  # beat just now
+    living = BatchWorker.objects.create(name=f"{machine}:{os.getpid()}:cafe0123")
+    elsewhere = BatchWorker.objects.create(name=f"other-host|1:{gone.pid}:0badf00d")
+    cells = batch_worker.claim(batch.pk, 3)
+    for cell, worker in zip(cells, (killed, living, elsewhere), strict=True):
+        BatchCell.objects.filter(pk=cell).update(worker=worker)
+    Run.objects.filter(batch_cell__in=cells).update(started_at=timezone.now())
+
+    assert batch_worker.settle(batch.pk) == 1
+    states = dict(BatchCell.objects.filter(pk__in=cells).values_list("pk", "state"))
+    assert states[cells[0]] == BatchCell.State.FAILED  # in flight when killed: interrupted, never re-sent
+    assert states[cells[1]] == states[cells[2]] == BatchCell.State.RUNNING  # alive, or only its beat tells
     assert echo_maxim.sent == []
 
 

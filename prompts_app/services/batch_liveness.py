@@ -29,11 +29,21 @@ STALE_SECONDS = 30.0
 FORGET_AFTER = timedelta(hours=1)  # rows of dead workers, long settled by then
 
 
+def _this_machine() -> str:
+    """The host and the process-id namespace: two processes with the same pid in two containers
+    of one host are told apart, and a name from another machine never matches."""
+    try:
+        space = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:  # no /proc (not Linux): process ids are never compared
+        return f"{socket.gethostname()}|?"
+    return f"{socket.gethostname()}|{space}"
+
+
 class Heartbeat:
     """This drive's BatchWorker row, kept fresh while it sends and deleted when it ends."""
 
     def __init__(self) -> None:
-        name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        name = f"{_this_machine()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.row = BatchWorker.objects.create(name=name[:100])
         self._next = time.monotonic() + BEAT_SECONDS
 
@@ -49,9 +59,28 @@ class Heartbeat:
 
 
 def is_dead(worker: BatchWorker | None, now: datetime) -> bool:
-    """True for a worker whose heartbeat stopped. None (a cell claimed outside a drive, or before
-    heartbeats existed) is not known dead: the time rules of settle() apply to it."""
-    return worker is not None and worker.beat_at < now - timedelta(seconds=STALE_SECONDS)
+    """True for a worker whose heartbeat stopped, or at once for one of this machine whose process
+    is gone (a worker killed and restarted by `make run`'s supervisor resumes its cells in seconds,
+    not after STALE_SECONDS). None (a cell claimed outside a drive, or before heartbeats existed) is
+    not known dead: the time rules of settle() apply to it."""
+    if worker is None:
+        return False
+    return worker.beat_at < now - timedelta(seconds=STALE_SECONDS) or _process_gone(worker.name)
+
+
+def _process_gone(name: str) -> bool:
+    if len(name) >= BatchWorker._meta.get_field("name").max_length:
+        return False  # cut short: the process id may be too
+    machine, _, rest = name.rpartition(":")[0].rpartition(":")
+    if machine != _this_machine() or machine.endswith("|?") or not rest.isdigit():
+        return False  # another machine's worker: only its heartbeat tells
+    try:
+        os.kill(int(rest), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # exists, owned by someone else
+        return False
+    return False  # alive (or its pid reused: then the heartbeat rule still applies)
 
 
 def forget_dead() -> None:
