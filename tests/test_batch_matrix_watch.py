@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.urls import reverse
 
 from prompts_app.models import BatchCell, BatchComparison, Run
@@ -101,8 +101,9 @@ def test_a_cell_stored_by_a_worker_is_pushed_at_once(file_db, client_for, viewer
 
     def worker():  # another process: it only touches the stamp beside the database
         time.sleep(0.3)
-        store(run)
-        BatchComparison.objects.filter(pk=batch.pk).update(status="done")
+        with transaction.atomic():  # seen together: on a server database the watch re-checks on its own
+            store(run)
+            BatchComparison.objects.filter(pk=batch.pk).update(status="done")
         run_watch._touch_stamp()
         connection.close()
 
