@@ -43,6 +43,7 @@ from jsonschema import validators
 from prompts_app import safe_regex
 from prompts_app.jsontext import _depth as json_depth  # the same walk that bounds typed JSON
 from prompts_app.jsontext import load_json
+from prompts_app.plain_int import plain_int
 from prompts_app.safe_regex import MAX_PATTERN_CHARS, regex_problem, regex_search
 
 MAX_SCANNED_CHARS = 10_000
@@ -229,7 +230,7 @@ def _resolve(schema: dict, ref: Any) -> Any:
         part = part.replace("~1", "/").replace("~0", "~")
         if isinstance(node, dict) and part in node:
             node = node[part]
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+        elif isinstance(node, list) and plain_int(part) is not None and plain_int(part) < len(node):
             node = node[int(part)]
         else:
             return None

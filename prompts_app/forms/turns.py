@@ -11,6 +11,8 @@ from typing import Any
 from django import forms
 from django.forms import BaseFormSet, formset_factory
 
+from prompts_app.plain_int import plain_int
+
 MAX_TURNS = 50
 TURN_PREFIX = "turn"
 ADD_TURN = "add-turn"
@@ -28,7 +30,7 @@ class TurnForm(forms.Form):
         super().__init__(*args, **kwargs)
         # The role select sits beside the turn's label: it needs a name of its own for screen readers.
         number = (self.prefix or "").rsplit("-", 1)[-1]
-        turn = f"turn {int(number) + 1}" if number.isdigit() else "this turn"
+        turn = "this turn" if plain_int(number) is None else f"turn {plain_int(number) + 1}"
         self.fields["role"].widget.attrs["aria-label"] = f"Role of {turn}"
 
 
@@ -66,7 +68,7 @@ def rearranged_turns(turns: list[dict[str, str]], action: str) -> list[dict[str,
     if action == ADD_TURN and len(turns) < MAX_TURNS:
         last_speaker = turns[-1]["role"] if turns else "assistant"
         turns.append({"role": "assistant" if last_speaker == "user" else "user", "content": ""})
-    elif action.startswith(REMOVE_TURN) and action.removeprefix(REMOVE_TURN).isdigit():
+    elif action.startswith(REMOVE_TURN) and plain_int(action.removeprefix(REMOVE_TURN)) is not None:
         index = int(action.removeprefix(REMOVE_TURN))
         if 0 <= index < len(turns) and len(turns) > 1:
             del turns[index]

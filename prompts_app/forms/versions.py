@@ -11,7 +11,6 @@ import re
 from typing import Any
 
 import jsonschema
-
 from django import forms
 from django.core.exceptions import ValidationError
 from django.forms.utils import ErrorList
@@ -19,6 +18,7 @@ from django.forms.utils import ErrorList
 from prompts_app.forms.fields import JSONTextField
 from prompts_app.jsontext import JSONTextError, load_json
 from prompts_app.models import PROVIDER_CHOICES, SPEAKERS
+from prompts_app.plain_int import plain_int
 
 MAX_MESSAGES = 100
 MAX_MESSAGE_CHARS = 100_000
@@ -381,7 +381,7 @@ def condition_data(data: Any, action: str) -> dict[str, str]:
     rows = [{k: str(data.get(f"c-{i}-{k}", "")) for k in ConditionForm.base_fields} for i in range(total)]
     if action == "add_condition":
         rows.append({"variable": "", "operator": "=", "value": ""})
-    elif action.startswith("remove_condition:") and action.split(":")[1].isdigit():
+    elif action.startswith("remove_condition:") and plain_int(action.split(":")[1]) is not None:
         index = int(action.split(":")[1])
         if index < len(rows):
             rows.pop(index)

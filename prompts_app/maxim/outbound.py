@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
+from prompts_app.plain_int import plain_int
+
 DEFAULT_ALLOWED = ("https://api.getmaxim.ai",)
 MAX_ANSWER_BYTES = 10 * 1024 * 1024
 MAX_POOLS = 8
@@ -273,7 +275,7 @@ def fetch(http: httpx.Client, request: httpx.Request, *, until: float, cap: int 
         response = http.send(request, stream=True, follow_redirects=False)
         try:
             declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > cap:
+            if (size := plain_int(declared, max_digits=30)) is not None and size > cap:
                 raise AnswerTooLarge
             chunks, size = [], 0
             for chunk in response.iter_bytes():

@@ -14,6 +14,7 @@ from typing import Any
 
 from prompts_app.maxim.errors import MAYBE_DONE, MaximError
 from prompts_app.maxim.requests import NewDeployment, empty_parameters_schema
+from prompts_app.plain_int import plain_int
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,8 @@ def prompt_info(item: dict) -> PromptInfo:
 
 def version_info(item: dict) -> VersionInfo:
     number = item.get("version")
-    if isinstance(number, str) and number.isdigit():
-        number = int(number)
+    if isinstance(number, str) and plain_int(number) is not None:
+        number = plain_int(number)
     if isinstance(number, bool) or not isinstance(number, (int, float)):
         raise shape_error("the version list", "a version without a number", posted=False)
     config = item.get("config") if isinstance(item.get("config"), dict) else {}

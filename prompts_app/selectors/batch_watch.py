@@ -18,6 +18,7 @@ from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from prompts_app.models import BatchCell, BatchComparison, Run
+from prompts_app.plain_int import plain_int
 from prompts_app.services.run_watch import MAX_WATCHED
 
 
@@ -36,9 +37,9 @@ class Shown:
 
     @classmethod
     def from_query(cls, get) -> Shown:
-        ids = [int(pk) for pk in get.get("runs", "").split(",")[:MAX_WATCHED] if pk.isdigit()]
+        ids = [pk for pk in map(plain_int, get.get("runs", "").split(",")[:MAX_WATCHED]) if pk is not None]
         running = get.get("running", "")
-        return cls(get.get("status", "")[:10], int(running) if running.isdigit() else -1, tuple(ids))
+        return cls(get.get("status", "")[:10], -1 if (count := plain_int(running)) is None else count, tuple(ids))
 
     def query(self) -> str:
         return f"status={self.status}&running={self.running}&runs={','.join(map(str, self.run_ids))}"

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from prompts_app import pricing
 from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, Run, Workspace
+from prompts_app.plain_int import plain_int
 
 PER_PAGE = 25
 SUMMARY_CACHE_SECONDS = 7 * 24 * 3600
@@ -198,10 +199,12 @@ class MatrixQuery:
     def from_query(cls, get, n_columns: int) -> MatrixQuery:
         def number(name: str, low: int) -> int | None:
             value = get.get(name, "")
-            return int(value) if value.isdigit() and low <= int(value) <= n_columns else None
+            number = plain_int(value, max_digits=2)
+            return number if number is not None and low <= number <= n_columns else None
 
         column, _, metric = get.get("sort", "").partition(".")
-        sort_column = int(column) if column.isdigit() and 1 <= int(column) <= n_columns else None
+        sort_column = plain_int(column, max_digits=2)
+        sort_column = sort_column if sort_column is not None and 1 <= sort_column <= n_columns else None
         return cls(
             failed_only=get.get("failed") == "1",
             differ=get.get("differ") == "1",

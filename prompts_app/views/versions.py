@@ -10,20 +10,21 @@ from django.contrib.auth.decorators import login_required
 from django.forms.utils import ErrorDict
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django.template.defaultfilters import pluralize
 from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
 
 from prompts_app import diffing, pricing
 from prompts_app.forms import builder
 from prompts_app.forms.versions import ConditionFormSetClass, PromptForm, condition_data
 from prompts_app.models import Prompt, PromptVersion, Role
+from prompts_app.plain_int import plain_int
 from prompts_app.services import deployments
 from prompts_app.services import prompt_list as prompt_list_service
-from prompts_app.services import versions as services
 from prompts_app.services import runs as run_services
+from prompts_app.services import versions as services
 from prompts_app.views.access import get_prompt_for_user, get_version_for_user, get_workspace_for_user
 
 T = "prompts_app/versions/"
@@ -123,9 +124,10 @@ def prompt_import(request: HttpRequest, prompt_id: int) -> HttpResponse:
 def _base_version(prompt: Prompt, raw: str | None) -> PromptVersion | None:
     if not raw:
         return None
-    if not raw.isdigit():
+    pk = plain_int(raw)
+    if pk is None:
         raise Http404("No such version")
-    return get_object_or_404(PromptVersion, pk=int(raw), prompt=prompt)
+    return get_object_or_404(PromptVersion, pk=pk, prompt=prompt)
 
 
 def _builder_url(prompt: Prompt, base: PromptVersion | None, name: str = "version_builder") -> str:
@@ -184,7 +186,7 @@ def version_builder(request: HttpRequest, prompt_id: int) -> HttpResponse:
 
 def _posted_revision(request: HttpRequest) -> int | None:
     raw = request.POST.get("draft_revision", "")
-    return int(raw) if raw.isdigit() and len(raw) < 10 else None
+    return plain_int(raw, max_digits=9)
 
 
 def _builder_post(request: HttpRequest, prompt: Prompt, base: PromptVersion | None) -> HttpResponse:
