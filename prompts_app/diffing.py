@@ -25,6 +25,7 @@ _LINES = re.compile(r"[^\n]*\n|[^\n]+")
 # Past this many characters (about 10,000 words a side), diff whole lines: still exact,
 # and a pair of huge outputs cannot keep a request busy (nor splitting them into words).
 MAX_WORD_DIFF_CHARS = 150_000
+MAX_DIFFED_CHARS = 300_000  # of each side; beyond it only the start is diffed (~0.25 s CPU at most)
 # Diffs of texts this long are cached: a comparison page shows the same finished outputs on every poll.
 CACHE_FROM_CHARS = 2_000
 CACHE_SECONDS = 24 * 3600
@@ -37,6 +38,12 @@ def word_diff(old: str, new: str) -> SafeString:
     not as words interleaved with their replacements.
     """
     old, new = old or "", new or ""
+    if len(old) > MAX_DIFFED_CHARS or len(new) > MAX_DIFFED_CHARS:
+        # Megabytes of output would hold a thread for seconds per request (anyone who can read them
+        # can ask): the start is compared, and the page says so.
+        note = f"\n… only the first {MAX_DIFFED_CHARS:,} characters of each are compared here."
+        html = word_diff(old[:MAX_DIFFED_CHARS], new[:MAX_DIFFED_CHARS])
+        return mark_safe(f'{html}<span class="diff-cut">{escape(note)}</span>')  # noqa: S308 - escaped
     if len(old) + len(new) < CACHE_FROM_CHARS:
         return mark_safe(_diff_html(old, new))  # noqa: S308 - _diff_html escapes every piece
     digest = hashlib.sha256(f"{len(old)}:{old}{new}".encode()).hexdigest()

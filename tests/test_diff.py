@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prompts_app.diffing import diff_versions, message_text, word_diff
+from prompts_app.diffing import MAX_DIFFED_CHARS, diff_versions, message_text, word_diff
 from prompts_app.models import PromptVersion
 
 
@@ -175,3 +175,16 @@ def test_diffs_of_long_texts_are_cached(monkeypatch):
     first = word_diff(old, new)
     monkeypatch.setattr("prompts_app.diffing._diff_html", lambda a, b: pytest.fail("computed again"))
     assert word_diff(old, new) == first
+
+
+def test_megabytes_of_output_are_diffed_from_their_start_and_the_page_says_so():
+    """A viewer could ask for word diffs of 5 MB outputs again and again (14 s each): only the
+    first MAX_DIFFED_CHARS of each side are compared, and the diff says where it stopped."""
+    old = "".join(f"line {n} old\n" for n in range(400_000))
+    new = "".join(f"line {n} new\n" for n in range(400_000))
+    html = str(word_diff(old, new))
+    assert html.endswith(f"only the first {MAX_DIFFED_CHARS:,} characters of each are compared here.</span>")
+    assert "line 1000 " in html and "line 399999 " not in html
+    assert len(html) < 4 * MAX_DIFFED_CHARS
+    short = str(word_diff("a b c", "a x c"))
+    assert "compared here" not in short and "<del>b</del><ins>x</ins>" in short
