@@ -19,7 +19,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from prompts_app import runner
+from prompts_app import runner, streaming
 from prompts_app.forms.builder import state_from_content, state_to_data
 from prompts_app.maxim import NewVersion
 from prompts_app.models import Membership, Prompt, PromptVersion, Role, Run, TestCase, TestSet, Workspace
@@ -30,6 +30,16 @@ from tests.maxim_spec import validate_request
 
 API_KEY = "test-key-1234"  # the key devtools/maxim_server.py accepts by default
 BASE_URL = "https://maxim.test"
+
+
+@pytest.fixture(autouse=True)
+def download_slots_given_back():
+    """A download the test client returned but the test never read keeps its slot (a server
+    closes every response; the test client only closes what is read): give them back."""
+    yield
+    with streaming._lock:
+        streaming._by_user.clear()
+        streaming._running = 0
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -21,7 +21,7 @@ from prompts_app.selectors import batches as read
 from prompts_app.selectors.batch_watch import Shown
 from prompts_app.services import batches as services
 from prompts_app.services import run_watch
-from prompts_app.streaming import in_chunks
+from prompts_app.streaming import download
 from prompts_app.views.access import get_workspace_for_user, membership_for
 
 PAGE = "prompts_app/batches/page.html"
@@ -260,12 +260,13 @@ batch_pause, batch_resume, batch_cancel = (_control(a) for a in (services.pause,
 
 @login_required
 @require_GET
-def batch_export(request: HttpRequest, batch_id: int, fmt: str) -> StreamingHttpResponse:
+def batch_export(request: HttpRequest, batch_id: int, fmt: str) -> HttpResponse:
     batch = _get_batch_for_user(request, batch_id)
-    services.record_export(batch, user=request.user, fmt=fmt)
     content_type, render_rows = EXPORTERS[fmt]
-    response = StreamingHttpResponse(in_chunks(render_rows(batch, read.export_rows(batch))), content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}.{fmt}"'
+    lines = render_rows(batch, read.export_rows(batch))
+    response = download(request.user.pk, lines, content_type=content_type, filename=f"batch-{batch.pk}.{fmt}")
+    if response.status_code == 200:
+        services.record_export(batch, user=request.user, fmt=fmt)
     return response
 
 

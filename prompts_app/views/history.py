@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.core import signing
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import path
 from django.views.decorators.http import require_GET
@@ -22,7 +22,7 @@ from prompts_app.selectors import costs, export, history
 from prompts_app.selectors.history import scope_for_user
 from prompts_app.services import audit
 from prompts_app.services.runs import shown_as_settled
-from prompts_app.streaming import in_chunks
+from prompts_app.streaming import download
 
 PAGE = "prompts_app/runs/history.html"
 TABLE = PAGE + "#history-table"
@@ -99,11 +99,11 @@ def run_export(request: HttpRequest, fmt: str) -> HttpResponse:
         problems = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
         return HttpResponse(f"Cannot export: {problems}", status=400, content_type="text/plain")
     rows = export.export_rows(form.run_filter())
-    audit.record_export(request.user, form.run_filter().workspace_ids, fmt=fmt, filters=form.querystring())
     lines = export.csv_lines(rows) if fmt == "csv" else export.json_lines(rows)
     content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
-    response = StreamingHttpResponse(in_chunks(lines), content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="maximui-runs.{fmt}"'
+    response = download(request.user.pk, lines, content_type=content_type, filename=f"maximui-runs.{fmt}")
+    if response.status_code == 200:
+        audit.record_export(request.user, form.run_filter().workspace_ids, fmt=fmt, filters=form.querystring())
     return response
 
 
