@@ -26,9 +26,9 @@ def in_chunks(lines: Iterable[str], size: int = CHUNK_CHARS) -> Iterator[str]:
 
 # -- how many at once --------------------------------------------------------------------------
 # A download holds a server thread for as long as it streams (a 50,000-cell batch: seconds). Twenty
-# at once from one person left a teammate's page waiting a minute: one per person and a few per
+# at once from one person left a teammate's page waiting a minute: two per person and a few per
 # process; the rest are told to try again, which a person does once theirs has finished.
-PER_USER = 1
+PER_USER = 2
 PER_PROCESS = 3
 BUSY_MESSAGE = (
     "One of your downloads is still being prepared (or the server is busy with others): try again when it has finished."
