@@ -507,6 +507,16 @@ def test_429_says_how_long_to_wait(make):
     assert caught.value.retryable and caught.value.retry_after == 120
 
 
+@pytest.mark.parametrize(
+    "header, wait", [("1e308", "more than a day"), ("999999999", "more than a day"), ("10800", "3 hours")]
+)
+def test_an_absurd_retry_after_reads_as_a_few_words(make, header, wait):
+    client, _ = make(*[fail(429, **{"Retry-After": header})] * 4)
+    with pytest.raises(MaximError) as caught:
+        client.list_workspaces()
+    assert caught.value.message == f"Maxim is rate limiting requests (429). Wait {wait} and try again."
+
+
 def test_429_without_retry_after_still_says_to_wait(make):
     client, _ = make(*[fail(429)] * 4)
     with pytest.raises(MaximError, match=r"rate limiting requests \(429\)\. Wait a moment and try again\."):

@@ -458,6 +458,10 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 
 def _duration(seconds: float) -> str:
+    if seconds >= 2 * 86_400:  # a server may say anything (Retry-After: 1e308): no 300-digit text
+        return "more than a day"
+    if seconds >= 7_200:
+        return f"{math.ceil(seconds / 3600)} hours"
     if seconds >= 120:
         return f"{math.ceil(seconds / 60)} minutes"
     whole = max(math.ceil(seconds), 1)
