@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from prompts_app.models import Prompt, PromptVersion, Role, Run
+from prompts_app.models import Membership, Prompt, PromptVersion, Role, Run
 from prompts_app.selectors import history
 from tests.conftest import NOW, make_run
 
@@ -151,6 +151,18 @@ def test_another_users_or_another_searchs_step_starts_the_totals_again(
         assert figures(replayed.context["totals"]) == figures(fresh.context["totals"]), (user, q)
     whole, _ = follow_steps(client_for(outsider), {"q": "order"})
     assert whole[-1].runs == 1 and whole[-1].cost_nano == 999_999  # their one run, nothing of ours
+
+
+def test_sums_carried_from_before_a_removal_from_a_workspace_are_dropped(client_for, editor, common_word, small_steps):
+    if connection.vendor != "sqlite":
+        pytest.skip("PostgreSQL sums a text search in one go")
+    client = client_for(editor)
+    first = client.get(reverse("run_history_totals"), {"q": "order"})
+    assert first.context["so_far"] and first.context["totals"].cost_nano >= 999_999  # the newest: theirs
+    Membership.objects.filter(user=editor, workspace__name="Elsewhere").delete()
+    replayed = client.get(reverse("run_history_totals"), {"q": "order", "so_far": first.context["so_far"]})
+    fresh = client.get(reverse("run_history_totals"), {"q": "order"})
+    assert figures(replayed.context["totals"]) == figures(fresh.context["totals"])
 
 
 @pytest.mark.parametrize("so_far", ["nonsense", "", "a:b:c", "W10:1tQ:abc"])

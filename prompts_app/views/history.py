@@ -64,10 +64,12 @@ def run_history_totals(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         # A text search's totals may come in steps (history.totals_step): each answer shows the
         # exact totals so far and asks for the next step with them, signed, in `so_far`.
-        querystring = form.querystring()
-        bound_to = f"{request.user.pk}:{querystring}"
+        querystring, run_filter = form.querystring(), form.run_filter()
+        # Bound to the workspaces the user may read now too: sums carried from before a removal
+        # from a workspace are dropped, not shown.
+        bound_to = f"{request.user.pk}:{sorted(run_filter.workspace_ids)}:{querystring}"
         so_far = _progress_from(request.GET.get("so_far", ""), bound_to)
-        progress = history.totals_step(form.run_filter(), so_far, budget=history.TOTALS_BUDGET)
+        progress = history.totals_step(run_filter, so_far, budget=history.TOTALS_BUDGET)
         so_far = _signed_progress(progress, bound_to) if progress.below else ""
         context.update(totals=progress.totals, so_far=so_far, querystring=querystring)
     return render(request, TOTALS if request.htmx else "prompts_app/runs/history_totals.html", context)
