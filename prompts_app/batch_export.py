@@ -7,9 +7,10 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 
 from prompts_app.models import BatchComparison
-from prompts_app.selectors.batches import EXPORT_FIELDS
+from prompts_app.selectors.batches import EXPORT_FIELDS, progress_and_summary
 
 
 def _flat(value) -> str:
@@ -31,8 +32,43 @@ def csv_lines(batch: BatchComparison, rows: Iterable[dict]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
+def _usd(nano: int) -> str:
+    return f"{Decimal(nano).scaleb(-9):.9f}"  # exact: nano-USD are whole numbers
+
+
+def summary_rows(batch: BatchComparison) -> list[dict]:
+    """One row per column, as the page's summary shows it (money as exact USD strings, unpriced
+    runs counted apart, never $0)."""
+    columns = list(batch.columns.order_by("position"))
+    _progress, summary = progress_and_summary(batch, columns)
+    return [
+        {
+            "column": s.column.position,
+            "label": s.column.label,
+            "runs": s.runs,
+            "checked": s.checked,
+            "passed": s.passed,
+            "pass_rate": None if s.pass_rate is None else round(s.pass_rate, 4),
+            "failures": s.failures,
+            "tokens": s.tokens,
+            "cost_usd": _usd(s.cost_nano) if s.priced_runs else None,
+            "cost_per_1000_runs_usd": None if s.cost_per_1000_nano is None else _usd(s.cost_per_1000_nano),
+            "unpriced_runs": s.unpriced,
+            "latency_p50_ms": s.p50,
+            "latency_p95_ms": s.p95,
+        }
+        for s in summary
+    ]
+
+
 def json_lines(batch: BatchComparison, rows: Iterable[dict]) -> Iterator[str]:
-    head = {"batch": batch.pk, "title": str(batch), "test_set": batch.test_set.name, "status": batch.status}
+    head = {
+        "batch": batch.pk,
+        "title": str(batch),
+        "test_set": batch.test_set.name,
+        "status": batch.status,
+        "summary": summary_rows(batch),
+    }
     yield json.dumps(head, ensure_ascii=False)[:-1] + ', "cells": ['
     for n, row in enumerate(rows):
         yield ("," if n else "") + "\n" + json.dumps(row, ensure_ascii=False)
@@ -44,7 +80,7 @@ def _md(value) -> str:
 
 
 def markdown_lines(batch: BatchComparison, rows: Iterable[dict]) -> Iterator[str]:
-    fields = ["case", "label", "repeat", "state", "passed", "output", "checks", "cost_usd", "latency_ms"]
+    fields = ["case", "label", "repeat", "state", "passed", "output", "checks", "cost_usd", "latency_ms", "error"]
     yield f"# {_md(str(batch))}\n\nTest set: {_md(batch.test_set.name)}\n\n"
     yield "| " + " | ".join(fields) + " |\n|" + "---|" * len(fields) + "\n"
     for row in rows:

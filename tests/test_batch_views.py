@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -172,8 +173,14 @@ def test_exports_have_one_line_per_cell(client_for, viewer, finished_batch):
     assert rows[1]["checks"] == "pass Contains: contains 'Ada'"
     data = json.loads(b"".join(client.get(reverse("batch_export_json", args=[finished_batch.pk])).streaming_content))
     assert len(data["cells"]) == 6 and data["test_set"] == "Greetings"
+    # The page's summary rides along: per column as on the page, its money the exact sum of its cells'.
+    assert [s["label"] for s in data["summary"]] == [c.label for c in finished_batch.columns.order_by("position")]
+    for line in data["summary"]:
+        cells = [c for c in data["cells"] if c["label"] == line["label"]]
+        assert line["runs"] == 3 and line["passed"] == sum(c["passed"] == "yes" for c in cells)
+        assert Decimal(line["cost_usd"]) == sum(Decimal(c["cost_usd"]) for c in cells)
     markdown = b"".join(client.get(reverse("batch_export_md", args=[finished_batch.pk])).streaming_content).decode()
-    assert markdown.count("\n| ") == 6 + 1
+    assert markdown.count("\n| ") == 6 + 1 and markdown.split("\n")[4].rstrip().endswith("| error |")
 
 
 def test_a_cell_whose_input_is_refused_fails_with_the_reason(workspace, test_set, prompt, editor, echo_maxim):
