@@ -22,6 +22,9 @@ from prompts_app import pricing
 from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, Run, Workspace
 
 PER_PAGE = 25
+# A running batch's page sends the ids of the cells it shows unfinished with its held request
+# (selectors.batch_watch): this many at most, so the request line stays about 2 KB.
+MAX_LIVE_CELLS = 200
 SUMMARY_CACHE_SECONDS = 7 * 24 * 3600
 
 
@@ -297,7 +300,18 @@ def matrix_page(
         cell.label(numbers[cell.case_id], position[cell.column_id] + 1)
         grid[cell.case_id][position[cell.column_id]].append(cell)
     rows = [MatrixRow(c.pk, c.position, c.variables, c.expected_output, grid[c.pk]) for c in case_list]
+    _mark_live(rows)
     return page_obj, rows
+
+
+def _mark_live(rows: list[MatrixRow]) -> None:
+    """The first MAX_LIVE_CELLS unfinished cells of the page, in reading order, are watched."""
+    left = MAX_LIVE_CELLS
+    for row in rows:
+        for repeats in row.cells:
+            for cell in repeats:
+                if left and cell.state in MatrixCell.UNFINISHED:
+                    cell.live, left = True, left - 1
 
 
 def cells(batch: BatchComparison):
@@ -320,6 +334,7 @@ class MatrixCell:
 
     FIELDS = ("pk", "column_id", "case_id", "run_id", "state", "passed", "error", "check_results")
     FIELDS += ("output_head", "output_chars", "run__total_tokens", "run__cost_nano", "run__latency_ms")
+    UNFINISHED = (BatchCell.State.QUEUED, BatchCell.State.RUNNING)
 
     pk: int
     column_id: int
@@ -339,6 +354,7 @@ class MatrixCell:
     chars: str = ""
     figures: str = ""
     state_label: str = ""
+    live: bool = False  # the page sends it with its held request while the batch runs
 
     def label(self, case_position: int, column_number: int) -> None:
         label_cell(self, case_position, column_number)

@@ -175,16 +175,25 @@ def batch_progress(request: HttpRequest, batch_id: int) -> HttpResponse:
 @require_GET
 def batch_watch(request: HttpRequest, batch_id: int) -> HttpResponse:
     """Held open until the page is out of date (a cell claimed or stored, the status changed) or a
-    timeout passes, then the progress and, out of band, the summary and chart."""
+    timeout passes, then the progress and, out of band, the summary, chart and the matrix cells
+    the page showed unfinished that changed since."""
     batch = _get_batch_for_user(request, batch_id)
     changed = batch_watch_read.changed_since(batch, Shown.from_query(request.GET))
     held = run_watch.hold(changed, user_id=request.user.pk)
-    return _render_live(request, batch, busy=not held)
+    return _render_live(request, batch, busy=not held, cells=batch_watch_read.shown_cells(request.GET))
 
 
-def _render_live(request: HttpRequest, batch: BatchComparison, busy: bool = False) -> HttpResponse:
+def _render_live(
+    request: HttpRequest, batch: BatchComparison, busy: bool = False, cells: dict[int, str] | None = None
+) -> HttpResponse:
     batch.refresh_from_db(fields=["status", "active_seconds", "resumed_at", "finished_at"])
-    return render(request, PAGE + "#live", _live_context(request, batch, busy=busy))
+    context = _live_context(request, batch, busy=busy)
+    if cells:  # read after the figures: a cell stored in between is drawn now and counted next push
+        columns = context["columns"]
+        baseline = read.MatrixQuery.from_query(request.GET, len(columns)).baseline
+        context.update(_cell_links(batch, baseline), baseline=columns[baseline - 1])
+        context["live_cells"] = batch_watch_read.changed_cells(batch, columns, cells)
+    return render(request, PAGE + "#live", context)
 
 
 def _get_cell(request: HttpRequest, batch_id: int, cell_id: int):
