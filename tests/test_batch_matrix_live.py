@@ -77,3 +77,16 @@ def test_the_first_cells_of_a_big_page_are_watched(workspace, prompt, editor):
     _, rows = read.matrix_page(batch, columns, read.MatrixQuery())
     live = [cell.case_id for row in rows for repeats in row.cells for cell in repeats if cell.live]
     assert len(live) == 2
+
+
+def test_a_pushed_summary_is_recomputed_at_most_once_a_second(running, monkeypatch, django_assert_num_queries):
+    columns = list(running.columns.all())
+    first = read.progress_and_summary(running, columns, pushed=True)[1]
+    assert first[1].checked == 1
+    BatchCell.objects.filter(state="running").update(state="success", passed=False)
+    with django_assert_num_queries(1):  # the progress only: the summary is a moment old
+        progress, summary = read.progress_and_summary(running, columns, pushed=True)
+    assert summary is first and progress.finished == 4
+    monkeypatch.setattr(read, "SUMMARY_EVERY_SECONDS", 0.0)
+    assert read.progress_and_summary(running, columns, pushed=True)[1][1].checked == 2
+    assert read.progress_and_summary(running, columns)[1][1].checked == 2  # a page load reads anew

@@ -138,13 +138,13 @@ def _page_context(request: HttpRequest, batch: BatchComparison) -> dict:
 
 
 def _live_context(
-    request: HttpRequest, batch: BatchComparison, columns: list | None = None, busy: bool = False
+    request: HttpRequest, batch: BatchComparison, columns: list | None = None, busy: bool = False, pushed: bool = False
 ) -> dict:
     """Progress, the summary and the chart, and what the page's held request watches next. What
     is watched is read before the figures: a cell stored in between is drawn twice, never missed."""
     columns = list(batch.columns.all()) if columns is None else columns
     watch = Shown.of(batch) if batch.status == BatchComparison.Status.RUNNING else None
-    progress, summary = read.progress_and_summary(batch, columns)
+    progress, summary = read.progress_and_summary(batch, columns, pushed=pushed)
     points = [(n, s.column.label, s.cost_per_1000_nano, s.pass_rate) for n, s in enumerate(summary, 1)]
     return {
         "batch": batch,
@@ -187,7 +187,7 @@ def _render_live(
     request: HttpRequest, batch: BatchComparison, busy: bool = False, cells: dict[int, str] | None = None
 ) -> HttpResponse:
     batch.refresh_from_db(fields=["status", "active_seconds", "resumed_at", "finished_at"])
-    context = _live_context(request, batch, busy=busy)
+    context = _live_context(request, batch, busy=busy, pushed=cells is not None)
     if cells:  # read after the figures: a cell stored in between is drawn now and counted next push
         columns = context["columns"]
         baseline = read.MatrixQuery.from_query(request.GET, len(columns)).baseline
