@@ -31,7 +31,7 @@ def test_batch_pages_take_odd_numbers_in_stride(client_for, viewer, batch, odd):
             url = f"{page}{'&' if '?' in page else '?'}{query}"
             assert client.get(url).status_code == 200, url
     watch = reverse("batch_watch", args=[batch.pk])
-    for query in (f"runs=1,{odd}", f"running={odd}", f"runs={odd}"):
+    for query in (f"runs=1,{odd}", f"running={odd}", f"runs={odd}", f"c={odd}q", f"c={odd}"):
         assert client.get(f"{watch}?status=done&{query}").status_code == 200, query
 
 

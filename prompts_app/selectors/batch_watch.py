@@ -6,6 +6,11 @@ those cells. The page is out of date when the status changed, when a cell was cl
 finished (the number running changed), or when one of those runs was stored. Each check is
 index lookups only (a batch's running cells are at most its concurrency, the runs by primary
 key), so it can run on every store, or every few milliseconds on PostgreSQL, for any size of batch.
+
+The page also sends the matrix cells it shows unfinished (their id and state's first letter, from
+hidden inputs in the cells, at most MAX_LIVE_CELLS a page): the answer carries, out of band, those
+that changed since, drawn as the matrix draws them. Finished cells are never sent again, so an open
+diff or whole output is never replaced, and the person's filters, sort and page are the page's own.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from django.db import connection
 from django.db.models import Count, IntegerField, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 
-from prompts_app.models import BatchCell, BatchComparison, Run
+from prompts_app.models import BatchCell, BatchColumn, BatchComparison, Run
 from prompts_app.plain_int import plain_int
+from prompts_app.selectors.batches import MAX_LIVE_CELLS, MatrixCell, cells
 from prompts_app.services.run_watch import MAX_WATCHED
 
 
@@ -72,3 +78,28 @@ def changed_since(batch: BatchComparison, shown: Shown) -> Callable[[], bool]:
 def _count(grouped):
     counted = grouped.order_by().annotate(n=Count("*")).values("n")
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+def shown_cells(get) -> dict[int, str]:
+    """The unfinished cells the page shows, {id: first letter of the state it shows}."""
+    found = {}
+    for value in get.getlist("c")[:MAX_LIVE_CELLS]:
+        if (pk := plain_int(value[:-1])) is not None:
+            found[pk] = value[-1:]
+    return found
+
+
+def changed_cells(batch: BatchComparison, columns: list[BatchColumn], shown: dict[int, str]) -> list[MatrixCell]:
+    """Of the cells the page shows unfinished, those whose state moved on: one query by primary key."""
+    if not shown:
+        return []
+    number = {c.pk: n for n, c in enumerate(columns, 1)}
+    found = cells(batch).filter(pk__in=list(shown)).values_list(*MatrixCell.FIELDS, "case__position")
+    changed = []
+    for *values, case_position in found:
+        cell = MatrixCell(*values)
+        if cell.state[:1] != shown[cell.pk]:
+            cell.label(case_position or 0, number[cell.column_id])
+            cell.live = cell.state in MatrixCell.UNFINISHED
+            changed.append(cell)
+    return changed

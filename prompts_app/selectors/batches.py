@@ -8,6 +8,8 @@ matrix one page of case ids plus the cells of those cases.
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -23,6 +25,9 @@ from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSet
 from prompts_app.plain_int import plain_int
 
 PER_PAGE = 25
+# A running batch's page sends the ids of the cells it shows unfinished with its held request
+# (selectors.batch_watch): this many at most, so the request line stays about 2 KB.
+MAX_LIVE_CELLS = 200
 SUMMARY_CACHE_SECONDS = 7 * 24 * 3600
 
 
@@ -118,10 +123,14 @@ class ColumnSummary:
         return self.percentile(0.95)
 
 
-def progress_and_summary(batch: BatchComparison, columns: list[BatchColumn]) -> tuple[Progress, list[ColumnSummary]]:
+def progress_and_summary(
+    batch: BatchComparison, columns: list[BatchColumn], *, pushed: bool = False
+) -> tuple[Progress, list[ColumnSummary]]:
     """Both from one GROUP BY (column, state), plus one ordered read of latencies. A finished
     batch's figures never change: they are computed once and kept (bench/bench_matrix.py: the
     two reads took ~250 ms of CPU at 10,000 x 4 cells, most of a first page's budget)."""
+    if pushed and batch.status == BatchComparison.Status.RUNNING:
+        return _running(batch, columns)
     if batch.status != BatchComparison.Status.DONE or batch.finished_at is None:
         return _progress_and_summary(batch, columns)
     # Ids are not reused, but a test database's are (rolled back): the times make the key unique.
@@ -134,6 +143,30 @@ def progress_and_summary(batch: BatchComparison, columns: list[BatchColumn]) -> 
     for item, column in zip(summary, columns, strict=True):
         item.column = column
     progress.columns = [replace(p, column=c) for p, c in zip(progress.columns, columns, strict=True)]
+    return progress, summary
+
+
+# A running batch's page is pushed on every stored cell, by each page watching it: the pushed
+# summary is recomputed at most this often per process (a page load always reads it anew) (~110-190 ms CPU at 10,000 x 4 cells), its progress
+# (one GROUP BY on an index, no runs) every time. The summary is reused as is while the progress
+# counters are those it was computed with: no cell finished since.
+SUMMARY_EVERY_SECONDS = 1.0
+_running_summaries: dict[tuple, tuple[float, list, list[ColumnSummary]]] = {}
+_running_lock = threading.Lock()
+
+
+def _running(batch: BatchComparison, columns: list[BatchColumn]) -> tuple[Progress, list[ColumnSummary]]:
+    counts = list(batch.cells.values_list("column_id", "state").annotate(n=Count("id")).order_by("column_id", "state"))
+    with _running_lock:
+        at, seen, summary = _running_summaries.get(key := (batch.pk, batch.created_at), (0.0, None, []))
+    fresh = time.monotonic() - at < SUMMARY_EVERY_SECONDS
+    if (seen == counts or fresh) and [s.column.pk for s in summary] == [c.pk for c in columns]:
+        return _progress(batch, columns, counts), summary
+    progress, summary = _progress_and_summary(batch, columns)
+    with _running_lock:
+        if len(_running_summaries) > 100:  # batches that stopped running: forget them
+            _running_summaries.clear()
+        _running_summaries[key] = (time.monotonic(), counts, summary)
     return progress, summary
 
 
@@ -300,7 +333,18 @@ def matrix_page(
         cell.label(numbers[cell.case_id], position[cell.column_id] + 1)
         grid[cell.case_id][position[cell.column_id]].append(cell)
     rows = [MatrixRow(c.pk, c.position, c.variables, c.expected_output, grid[c.pk]) for c in case_list]
+    _mark_live(rows)
     return page_obj, rows
+
+
+def _mark_live(rows: list[MatrixRow]) -> None:
+    """The first MAX_LIVE_CELLS unfinished cells of the page, in reading order, are watched."""
+    left = MAX_LIVE_CELLS
+    for row in rows:
+        for repeats in row.cells:
+            for cell in repeats:
+                if left and cell.state in MatrixCell.UNFINISHED:
+                    cell.live, left = True, left - 1
 
 
 def cells(batch: BatchComparison):
@@ -323,6 +367,7 @@ class MatrixCell:
 
     FIELDS = ("pk", "column_id", "case_id", "run_id", "state", "passed", "error", "check_results")
     FIELDS += ("output_head", "output_chars", "run__total_tokens", "run__cost_nano", "run__latency_ms")
+    UNFINISHED = (BatchCell.State.QUEUED, BatchCell.State.RUNNING)
 
     pk: int
     column_id: int
@@ -342,6 +387,7 @@ class MatrixCell:
     chars: str = ""
     figures: str = ""
     state_label: str = ""
+    live: bool = False  # the page sends it with its held request while the batch runs
 
     def label(self, case_position: int, column_number: int) -> None:
         label_cell(self, case_position, column_number)

@@ -138,13 +138,13 @@ def _page_context(request: HttpRequest, batch: BatchComparison) -> dict:
 
 
 def _live_context(
-    request: HttpRequest, batch: BatchComparison, columns: list | None = None, busy: bool = False
+    request: HttpRequest, batch: BatchComparison, columns: list | None = None, busy: bool = False, pushed: bool = False
 ) -> dict:
     """Progress, the summary and the chart, and what the page's held request watches next. What
     is watched is read before the figures: a cell stored in between is drawn twice, never missed."""
     columns = list(batch.columns.all()) if columns is None else columns
     watch = Shown.of(batch) if batch.status == BatchComparison.Status.RUNNING else None
-    progress, summary = read.progress_and_summary(batch, columns)
+    progress, summary = read.progress_and_summary(batch, columns, pushed=pushed)
     points = [(n, s.column.label, s.cost_per_1000_nano, s.pass_rate) for n, s in enumerate(summary, 1)]
     return {
         "batch": batch,
@@ -175,16 +175,25 @@ def batch_progress(request: HttpRequest, batch_id: int) -> HttpResponse:
 @require_GET
 def batch_watch(request: HttpRequest, batch_id: int) -> HttpResponse:
     """Held open until the page is out of date (a cell claimed or stored, the status changed) or a
-    timeout passes, then the progress and, out of band, the summary and chart."""
+    timeout passes, then the progress and, out of band, the summary, chart and the matrix cells
+    the page showed unfinished that changed since."""
     batch = _get_batch_for_user(request, batch_id)
     changed = batch_watch_read.changed_since(batch, Shown.from_query(request.GET))
     held = run_watch.hold(changed, user_id=request.user.pk)
-    return _render_live(request, batch, busy=not held)
+    return _render_live(request, batch, busy=not held, cells=batch_watch_read.shown_cells(request.GET))
 
 
-def _render_live(request: HttpRequest, batch: BatchComparison, busy: bool = False) -> HttpResponse:
+def _render_live(
+    request: HttpRequest, batch: BatchComparison, busy: bool = False, cells: dict[int, str] | None = None
+) -> HttpResponse:
     batch.refresh_from_db(fields=["status", "active_seconds", "resumed_at", "finished_at"])
-    return render(request, PAGE + "#live", _live_context(request, batch, busy=busy))
+    context = _live_context(request, batch, busy=busy, pushed=cells is not None)
+    if cells:  # read after the figures: a cell stored in between is drawn now and counted next push
+        columns = context["columns"]
+        baseline = read.MatrixQuery.from_query(request.GET, len(columns)).baseline
+        context.update(_cell_links(batch, baseline), baseline=columns[baseline - 1])
+        context["live_cells"] = batch_watch_read.changed_cells(batch, columns, cells)
+    return render(request, PAGE + "#live", context)
 
 
 def _get_cell(request: HttpRequest, batch_id: int, cell_id: int):

@@ -1,0 +1,52 @@
+"""In a real browser, with a real task worker and a slow Maxim: a person watching a running batch
+sees its matrix's cells fill in without reloading, with the baseline they chose kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from prompts_app.models import TestCase, TestSet
+from prompts_app.services import batches
+from prompts_app.services.batches import ColumnChoice
+from tests.conftest import seed_fake, start_worker
+
+pytestmark = pytest.mark.browser
+
+
+def test_a_person_sees_the_matrix_fill_in_while_the_batch_runs(
+    page, browser_login, viewer, editor, workspace, fake_maxim, settings
+):
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"  # the batch goes to the worker below, not the request
+    fake_maxim.run_delay = 0.6
+    versions = seed_fake(fake_maxim, workspace, ["gpt-4o", "gpt-4o-mini"])
+    test_set = TestSet.objects.create(workspace=workspace, name="Questions", variable_names=["company"])
+    for n in range(1, 5):
+        turns = [{"role": "user", "content": f"Question {n}"}]
+        TestCase.objects.create(test_set=test_set, position=n, variables={"company": "Acme"}, turns=turns)
+    batch = batches.start_batch(
+        workspace=workspace, test_set=test_set, columns=[ColumnChoice(v) for v in versions], user=editor, concurrency=2
+    )
+    browser_login(viewer)
+    page.goto(f"/batches/{batch.pk}/")
+    matrix = page.get_by_role("table", name="Results matrix")
+    assert "Echo" not in matrix.inner_text()  # nothing sent yet: no worker
+    page.get_by_label("Baseline column").select_option(label="2. Support reply v2")
+    page.wait_for_url("**baseline=2**")
+    page.evaluate("window.stillTheSamePage = true")  # gone if anything reloads the page
+    worker = start_worker()
+    try:
+        page.wait_for_timeout(1500)  # longer than any debounce: nothing here waits on the person
+        # Column 1's cells get a diff against the chosen baseline, column 2: drawn as they are stored.
+        diff = page.get_by_role("link", name="Diff case #4, column 1 against the baseline")
+        diff.wait_for(timeout=40_000)
+        page.locator("#batch-status", has_text="Done").wait_for(timeout=30_000)
+        page.wait_for_timeout(500)  # the last push's cells are swapped in with the status
+        text = matrix.inner_text()
+        assert all(f"Echo: Question {n}" in text for n in range(1, 5)) and "Running" not in text
+    finally:
+        worker.kill()
+        worker.wait()
+    assert page.evaluate("window.stillTheSamePage") is True and "baseline=2" in page.url
+    assert page.get_by_label("Baseline column").input_value() == "2"
+    diff.click()  # an open diff of a finished cell, as on a finished batch's page
+    page.get_by_label("Case #4, column 1 against the baseline, column 2").wait_for()
