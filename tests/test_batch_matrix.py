@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from prompts_app.models import BatchCell
+from prompts_app.models import BatchCell, Run
 from prompts_app.selectors import batches as read
 from tests.batch_seed import seed
 
@@ -187,3 +187,47 @@ def test_a_running_batchs_summary_is_always_read_anew(client_for, viewer, worksp
     assert "100% (1/1)" in client.get(url).content.decode()
     BatchCell.objects.filter(state="running").update(state="success", passed=False)
     assert "50% (1/2)" in client.get(url).content.decode()
+
+
+def interrupt(
+    batch, column: int, case: int, error: str = "Interrupted: the dashboard stopped before Maxim answered."
+) -> None:
+    cell = batch.cells.get(column__position=column, case__position=case)
+    Run.objects.filter(pk=cell.run_id).update(status=Run.Status.INTERRUPTED, output_text="", error=error)
+    BatchCell.objects.filter(pk=cell.pk).update(
+        state=BatchCell.State.FAILED, passed=None, check_results=[], error=error
+    )
+
+
+def test_a_run_the_dashboard_interrupted_is_no_failure_of_the_version(client_for, viewer, workspace, prompt, editor):
+    """Killed workers interrupt runs: that says nothing of the version, so such a cell is neither a
+    regression, nor a failure in the filter, nor a change between batches (found by the new-user trial:
+    the interrupted case counted as 'fails here' and as 'from fail to pass')."""
+    before = seed(workspace, prompt, editor, cases=6, failing={2: {5}})
+    interrupt(before, 2, 3)
+    versions = [c.version for c in before.columns.all()]
+    after = seed(workspace, prompt, editor, cases=6, failing={2: {5}}, test_set=before.test_set, versions=versions)
+    client = client_for(viewer)
+    assert case_numbers(client, before, regressed="2") == [5]
+    assert case_numbers(client, before, failed="1") == [5]
+    changes = client.get(reverse("batch_changes", args=[before.pk]), {"against": after.pk}).context["changes"]
+    assert [(c.after.label, c.broke_count, c.fixed_count) for c in changes] == [("Reply v1", 0, 0), ("Reply v2", 0, 0)]
+    html = client.get(reverse("batch_detail", args=[before.pk])).content.decode()
+    assert "Interrupted: the dashboard stopped" in html  # the cell says what happened
+
+
+def test_the_matrix_search_finds_error_text(client_for, viewer, workspace, prompt, editor):
+    batch = seed(workspace, prompt, editor, cases=4, failing={})
+    interrupt(batch, 1, 2, error="Maxim answered 429 (rate limit) 6 times")
+    assert case_numbers(client_for(viewer), batch, q="rate limit") == [2]
+
+
+def test_a_cell_still_being_sent_shows_that_not_empty_figures(client_for, viewer, workspace, prompt, editor):
+    batch = seed(workspace, prompt, editor, cases=2, failing={}, status="running", running={(1, 1), (2, 1)})
+    BatchCell.objects.filter(batch=batch, column__position=2).update(state=BatchCell.State.RUNNING, passed=None)
+    html = client_for(viewer).get(reverse("batch_detail", args=[batch.pk])).content.decode()
+    cell = re.search(r'<div id="cell-(\d+)" class="cell cell-running.*?</div>\s*</div>', html, re.S)
+    assert cell and "Running" in cell.group(0) and "tokens" not in cell.group(0) and "Diff with" not in cell.group(0)
+    summary = html.split('aria-label="Summary"')[1].split("</table>")[0] if 'aria-label="Summary"' in html else html
+    row = re.search(r"2\. Reply v2</th>(.*?)</tr>", summary, re.S).group(1)
+    assert "unpriced" not in row  # no run of column 2 has finished: nothing to price yet

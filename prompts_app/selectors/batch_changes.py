@@ -2,8 +2,8 @@
 from pass to fail and from fail to pass.
 
 A case passes in a column when all its finished cells there passed their checks, and fails when
-one of them failed (a failed check or a failed run); cases without checks or not finished yet
-are neither. The earlier batch is "before" whichever page the comparison is opened from.
+one of them failed (selectors.batches.FAILING: a failed check or a run Maxim refused; a run the
+dashboard interrupted is neither); cases without checks or not finished yet are neither. The earlier batch is "before" whichever page the comparison is opened from.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 
 from prompts_app.models import BatchCell, BatchColumn, BatchComparison, TestCase
+from prompts_app.selectors.batches import FAILING
 
 SHOWN_CASES = 100
-_FAILING = Q(passed=False) | Q(state=BatchCell.State.FAILED)
 
 
 @dataclass
@@ -59,7 +59,7 @@ def version_pairs(before: BatchComparison, after: BatchComparison) -> list[tuple
 
 
 def _fails(column: BatchColumn):
-    return Exists(BatchCell.objects.filter(column=column, case_id=OuterRef("pk")).filter(_FAILING))
+    return Exists(BatchCell.objects.filter(column=column, case_id=OuterRef("pk")).filter(FAILING))
 
 
 def _passes(column: BatchColumn):

@@ -212,7 +212,10 @@ def _progress_and_summary(batch: BatchComparison, columns: list[BatchColumn]) ->
 # has 25 cases x 8 columns x 5 repeats of them. The full text is one click away (cell_output).
 PREVIEW_CHARS = 600
 METRICS = {"cost": "cost", "latency": "latency", "tokens": "tokens", "pass": "pass rate"}
-_FAILING = Q(passed=False) | Q(state=BatchCell.State.FAILED)
+# What the version failed: a check, or a run Maxim answered with an error. A run interrupted by
+# the dashboard (a worker killed while it was in flight) says nothing about the version: it is
+# neither failing here nor passing (the pass rate leaves it out too).
+FAILING = Q(passed=False) | (Q(state=BatchCell.State.FAILED) & ~Q(run__status=Run.Status.INTERRUPTED))
 
 
 @dataclass(frozen=True)
@@ -271,7 +274,7 @@ def _metric(batch: BatchComparison, column: BatchColumn, metric: str):
         "latency": Avg("run__latency_ms"),
         "tokens": Avg("run__total_tokens"),
         "pass": Avg(
-            Case(When(passed=True, then=1.0), When(_FAILING, then=0.0), default=None, output_field=FloatField())
+            Case(When(passed=True, then=1.0), When(FAILING, then=0.0), default=None, output_field=FloatField())
         ),
     }[metric]
     return Subquery(cells.annotate(v=value).values("v")[:1])
@@ -281,10 +284,10 @@ def _regressed(batch: BatchComparison, columns: list[BatchColumn], query: Matrix
     """Cases failing in the chosen column (any column but the baseline for 0) whose baseline
     cells all finished passing: what a new version broke."""
     baseline = columns[query.baseline - 1]
-    here = batch.cells.filter(case_id=OuterRef("pk")).filter(_FAILING)
+    here = batch.cells.filter(case_id=OuterRef("pk")).filter(FAILING)
     here = here.exclude(column=baseline) if query.regressed == 0 else here.filter(column=columns[query.regressed - 1])
     base = batch.cells.filter(case_id=OuterRef("pk"), column=baseline)
-    return Exists(here) & Exists(base.filter(passed=True)) & ~Exists(base.filter(_FAILING))
+    return Exists(here) & Exists(base.filter(passed=True)) & ~Exists(base.filter(FAILING))
 
 
 def matrix_page(
@@ -296,7 +299,7 @@ def matrix_page(
     cases = batch.test_set.cases.filter(Exists(batch.cells.filter(case_id=OuterRef("pk"))))
     filtered = query.failed_only or query.regressed is not None or query.differ or query.search
     if query.failed_only:
-        cases = cases.filter(Exists(batch.cells.filter(case_id=OuterRef("pk")).filter(_FAILING)))
+        cases = cases.filter(Exists(batch.cells.filter(case_id=OuterRef("pk")).filter(FAILING)))
     if query.regressed is not None:
         cases = cases.filter(_regressed(batch, columns, query))
     if query.differ:
@@ -310,7 +313,8 @@ def matrix_page(
         )
         cases = cases.filter(pk__in=differing)
     if query.search:
-        matching = batch.cells.filter(run__output_text__icontains=query.search).values("case_id")
+        found = Q(run__output_text__icontains=query.search) | Q(run__error__icontains=query.search)
+        matching = batch.cells.filter(found | Q(error__icontains=query.search)).values("case_id")
         search = query.search
         cases = cases.filter(Q(pk__in=matching) | Q(variables__icontains=search) | Q(expected_output__icontains=search))
     order = ["position", "id"]  # ties keep the test set's order, so pages never overlap
