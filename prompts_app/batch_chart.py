@@ -36,9 +36,12 @@ def cost_pass_chart(points: Sequence[tuple[int, str, int | None, float | None]])
         y = base_y - plot_h * i / 4
         out.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>')
         out.append(f'<text class="axis" x="{LEFT - 8}" y="{y + 4:.1f}" text-anchor="end">{25 * i}%</text>')
+        if not drawn:
+            continue  # no scale for cost yet (no finished, priced, checked column): no $0.000000001 ticks
         x = LEFT + plot_w * i / 4
+        anchor = "end" if i == 4 else "middle"  # the last tick's text stays inside the picture
         out.append(
-            f'<text class="axis" x="{x:.1f}" y="{base_y + 18}" text-anchor="middle">'
+            f'<text class="axis" x="{x:.1f}" y="{base_y + 18}" text-anchor="{anchor}">'
             f"{escape(format_usd(round(cost_step * i)))}</text>"
         )
     out.append(
