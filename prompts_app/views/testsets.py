@@ -8,6 +8,7 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -269,12 +270,15 @@ def import_confirm(request: HttpRequest, test_set_id: int, upload_id: int) -> Ht
     if upload is None:
         messages.warning(request, "That upload is gone (imported already, or over a day old).")
         return redirect("testset_detail", test_set.pk)
+    good_only = request.POST.get("good_only") == "1"  # the "Import the N good rows" button
     try:
-        count = services.confirm_upload(upload)
+        done = services.confirm_upload(upload, good_only=good_only)
     except services.ImportRefused as exc:
         messages.error(request, str(exc))
         return redirect("testset_import_preview", test_set.pk, upload.pk)
-    messages.success(request, f"Imported {count:,} cases from {upload.filename or 'the file'}.")
+    skipped = f"; skipped {done.skipped:,} row{pluralize(done.skipped)} with errors" if done.skipped else ""
+    name = upload.filename or "the file"
+    messages.success(request, f"Imported {done.cases:,} case{pluralize(done.cases)} from {name}{skipped}.")
     return redirect("testset_detail", test_set.pk)
 
 
