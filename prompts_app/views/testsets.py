@@ -17,8 +17,8 @@ from prompts_app import testset_files as files
 from prompts_app.forms.testsets import CaseForm, TestSetForm, UploadForm
 from prompts_app.models import Membership, Role, TestCase, TestSet, TestSetUpload
 from prompts_app.services import testsets as services
-from prompts_app.views.access import get_case_for_user, get_test_set_for_user, get_workspace_for_user
 from prompts_app.streaming import in_chunks
+from prompts_app.views.access import get_case_for_user, get_test_set_for_user, get_workspace_for_user
 
 PAGE = "prompts_app/testsets/detail.html"
 PER_PAGE = 50
