@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# `make fake-maxim` serves a fake Maxim here; `make run` adds it to the outbound policy to try things out.
-FAKE_MAXIM := http://127.0.0.1:8765
+# `make fake-maxim` serves a fake Maxim here; `make run` and `make worker` add it to the outbound policy to
+# try things out. `make fake-maxim FAKE_MAXIM_PORT=8790` serves it elsewhere; pass the same port to run/worker.
+FAKE_MAXIM_PORT ?= 8765
+FAKE_MAXIM ?= http://127.0.0.1:$(FAKE_MAXIM_PORT)
 
 .PHONY: run worker test install check bench fake-maxim format clean
 
@@ -47,7 +49,7 @@ bench: install
 
 fake-maxim: install
 	@echo "Fake Maxim on $(FAKE_MAXIM) (key test-key-1234); \`make run\` allows this origin. Elsewhere add it to MAXIMUI_ALLOWED_BASE_URLS."
-	$(BIN)/python -m devtools.maxim_server --port 8765
+	$(BIN)/python -m devtools.maxim_server --port $(FAKE_MAXIM_PORT)
 
 # Formats with the settings in pyproject.toml; `# fmt: skip` marks lines laid out by hand.
 format: install

@@ -168,7 +168,9 @@ def _header_problems(header: list[str]) -> list[str]:
 def _csv_row(line: int, header: list[str], cells: list[str]) -> CaseRow:
     row = CaseRow(line=line)
     if len(cells) != len(header):
-        row.errors.append(f"{len(cells)} cells, but the header has {len(header)} columns.")
+        row.errors.append(
+            f"{len(cells)} cell{'' if len(cells) == 1 else 's'}, but the header has {len(header)} columns."
+        )
         return row
     record = {name: _unescape(cell) for name, cell in zip(header, cells, strict=True)}
     _fill(row, record)

@@ -42,3 +42,22 @@ def test_a_person_confirms_a_batch_above_the_budget_with_the_keyboard(
     batch = BatchComparison.objects.get()
     assert batch.title == "Tone" and batch.cells.count() == 6
     assert [c.label for c in batch.columns.all()] == ["Support reply v1", "Support reply v2"]
+
+
+def test_columns_picked_after_an_empty_submit_replace_its_error_while_choosing(
+    page, browser_login, editor, workspace, batch_test_set, two_versions
+):
+    browser_login(editor)
+    page.goto(reverse("batch_new", args=[workspace.pk]))
+    page.get_by_role("button", name="Start batch").click()
+    page.get_by_role("alert").filter(has_text="Choose 1 to 8 versions or drafts.").wait_for()
+    page.get_by_label("Column 1 (baseline)").select_option(label="Support reply v1 · gpt-4o")
+    page.get_by_label("Column 2", exact=True).select_option(label="Support reply v1 · gpt-4o")
+    page.wait_for_timeout(700)  # longer than the estimate's 400 ms debounce
+    twice = "Choose each version or draft once; use repeats to run one several times."
+    page.get_by_role("status").filter(has_text=twice).wait_for()
+    assert "Choose 1 to 8" not in page.locator("#batch-form").inner_text()
+    page.get_by_label("Column 2", exact=True).select_option(label="Support reply v2 · gpt-4o-mini")
+    page.wait_for_timeout(700)
+    page.locator("#batch-estimate", has_text="6 calls: 3 cases × 2 versions").wait_for()
+    assert twice not in page.locator("#batch-form").inner_text()

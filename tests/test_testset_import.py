@@ -43,7 +43,7 @@ def test_csv_with_a_bom_and_expected_and_json_turns():
 def test_multiline_cells_keep_the_line_numbers_of_later_rows():
     parsed = parse('a,b\n"one\ntwo",x\n3\n')
     assert parsed.rows[0].line == 2 and parsed.rows[0].variables["a"] == "one\ntwo"
-    assert parsed.rows[1].line == 4 and parsed.rows[1].errors == ["1 cells, but the header has 2 columns."]
+    assert parsed.rows[1].line == 4 and parsed.rows[1].errors == ["1 cell, but the header has 2 columns."]
     assert not parsed.ok
 
 
@@ -194,7 +194,7 @@ def test_the_preview_lists_row_errors_and_offers_no_import(client_for, editor, t
     client = client_for(editor)
     page = client.get(upload(client, test_set, b"name,city\nAda,Oslo\nBob\n", check_version=version.pk).url)
     html = page.content.decode()
-    assert "Line 3: 1 cells, but the header has 2 columns." in html and 'role="alert"' in html
+    assert "Line 3: 1 cell, but the header has 2 columns." in html and 'role="alert"' in html
     assert "The version uses variables the file does not have: company." in html
     assert "Columns the version does not use: city." in html
     assert "Import 2 cases" not in html

@@ -264,3 +264,13 @@ def test_a_maxim_server_error_is_shown_above_the_form_and_nothing_is_stashed(cli
     assert f'value="{BASE_URL}"' in html and "enter the key again" in html
     assert route.call_count == 1  # a URL just typed is tried once: no retries while connecting
     assert "workspace_connect" not in client.session
+
+
+def test_after_an_error_about_the_url_htmx_keeps_the_typed_key_input_without_echoing_it(client_for, owner, maxim):
+    client = client_for(owner)
+    html = _step1(client, base_url="not a url", HTTP_HX_REQUEST="true").content.decode()
+    key_input = html[html.index('id="id_api_key"') - 200 : html.index('id="id_api_key"') + 200]
+    assert "hx-preserve" in key_input and KEY not in html  # the browser keeps its own input
+    assert "the key is not shown again" not in html
+    refused = _step1(client, key="", HTTP_HX_REQUEST="true").content.decode()
+    assert "hx-preserve" not in refused  # a refused key is typed again, never kept

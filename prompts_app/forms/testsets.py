@@ -33,21 +33,37 @@ class TurnsField(forms.CharField):
         return files.turns_as_text(value) if isinstance(value, list) else value
 
 
+class CellTextField(forms.CharField):
+    """A cell's text: over `MAX_CELL_CHARS` it is refused with its length and the limit, naming
+    what it is (`subject`). No maxlength in the page: the browser would cut a paste without a word."""
+
+    widget = forms.Textarea
+
+    def __init__(self, *, subject: str, rows: int = 1, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(strip=False, widget=forms.Textarea(attrs={"rows": rows}), **kwargs)
+        self.subject = subject
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        if len(value or "") > files.MAX_CELL_CHARS:
+            raise forms.ValidationError(
+                f"{self.subject} is {len(value):,} characters long; the limit is {files.MAX_CELL_CHARS:,} characters.",
+                code="too_long",
+            )
+
+
+def _value_of(name: str) -> str:
+    return f"The value of {{{{{name}}}}}"
+
+
 class CaseForm(forms.Form):
     """One field per variable of the set (`var-0`, `var-1`, …), one to add a variable,
     the expected output and the turns. A blank variable the case never had stays unset."""
 
     new_name = forms.CharField(label="New variable", required=False, max_length=200)
-    new_value = forms.CharField(
-        label="Its value", required=False, max_length=files.MAX_CELL_CHARS, widget=forms.Textarea(attrs={"rows": 1})
-    )
-    expected_output = forms.CharField(
-        label="Expected output",
-        required=False,
-        max_length=files.MAX_CELL_CHARS,
-        strip=False,
-        widget=forms.Textarea(attrs={"rows": 2}),
-    )
+    new_value = CellTextField(label="Its value", subject="The new variable's value")
+    expected_output = CellTextField(label="Expected output", subject="The expected output", rows=2)
     turns = TurnsField(
         label="Turns",
         required=False,
@@ -67,13 +83,7 @@ class CaseForm(forms.Form):
         self.case_variables = set(case.variables) if case is not None else set()
         self.variable_fields = []
         for i, name in enumerate(variable_names):
-            self.fields[f"var-{i}"] = forms.CharField(
-                label=name,
-                required=False,
-                strip=False,
-                max_length=files.MAX_CELL_CHARS,
-                widget=forms.Textarea(attrs={"rows": 1}),
-            )
+            self.fields[f"var-{i}"] = CellTextField(label=name, subject=_value_of(name))
         self.order_fields([f"var-{i}" for i in range(len(variable_names))])
 
     def variable_boundfields(self) -> list[forms.BoundField]:
@@ -88,7 +98,10 @@ class CaseForm(forms.Form):
         if not files.VARIABLE_NAME_RE.fullmatch(name):
             raise forms.ValidationError("A variable name is letters, digits, _ . - and starts with a letter or _.")
         if name in self.variable_names:
-            raise forms.ValidationError(f"This set already has a variable “{name}”; fill in its column.")
+            raise forms.ValidationError(
+                f"This set already has a variable “{name}”: put its value in the “{name}” field above,"
+                " or give the new variable another name."
+            )
         if len(self.variable_names) >= files.MAX_VARIABLES:
             raise forms.ValidationError(f"A test set holds at most {files.MAX_VARIABLES} variables.")
         return name
@@ -102,7 +115,7 @@ class CaseForm(forms.Form):
                 variables[name] = value
         if cleaned.get("new_name"):
             variables[cleaned["new_name"]] = cleaned.get("new_value", "")
-        elif cleaned.get("new_value"):
+        elif cleaned.get("new_value") and "new_name" not in self.errors:  # a refused name has its own message
             self.add_error("new_name", "Give the new variable a name, or clear its value.")
         cleaned["variables"] = variables
         return cleaned

@@ -57,6 +57,14 @@ class ConnectKeyForm(forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("initial", {"base_url": settings.MAXIM_BASE_URL})
         super().__init__(*args, **kwargs)
+        # After an error about another field, htmx keeps the key input the person typed into (the
+        # old element, by id): the key stays in the browser and is still never sent back in HTML.
+        self.fields["api_key"].widget.attrs["hx-preserve"] = "true"
+
+    def add_error(self, field, error) -> None:
+        super().add_error(field, error)
+        if "api_key" in self._errors:  # a refused key is not kept: the person types it again
+            self.fields["api_key"].widget.attrs.pop("hx-preserve", None)
 
 
 class PickWorkspaceForm(forms.Form):

@@ -99,6 +99,15 @@ class Preview:
         ]
 
     @property
+    def good_count(self) -> int:
+        return len(self.parsed.rows) - len(self.parsed.bad_rows)
+
+    @property
+    def good_rows_only(self) -> bool:
+        """Some rows are bad and some good: the good ones may be imported alone, on request."""
+        return not self.parsed.problems and 0 < self.good_count < len(self.parsed.rows)
+
+    @property
     def errors(self) -> list[str]:
         found = [f"Line {row.line}: {error}" for row in self.parsed.bad_rows for error in row.errors]
         return found
@@ -128,13 +137,21 @@ def preview(upload: TestSetUpload) -> Preview:
     return Preview(upload=upload, parsed=parsed, warnings=warnings)
 
 
-def confirm_upload(upload: TestSetUpload) -> int:
-    """Write the staged file's cases after the set's existing ones; returns how many."""
+@dataclass(frozen=True)
+class Imported:
+    cases: int
+    skipped: int  # rows with errors left out (only when the person chose to import the good rows)
+
+
+def confirm_upload(upload: TestSetUpload, *, good_only: bool = False) -> Imported:
+    """Write the staged file's cases after the set's existing ones; says how many. All or
+    nothing unless `good_only` (the person's explicit choice): then rows with errors are skipped."""
     content = bytes(upload.content)
     if hashlib.sha256(content).hexdigest() != upload.sha256:
         raise ImportRefused("The uploaded file changed on the server; upload it again.")
     parsed = files.parse_file(content, filename=upload.filename)
-    if not parsed.ok:
+    rows = [row for row in parsed.rows if not row.errors] if good_only else parsed.rows
+    if parsed.problems or not rows or (not good_only and not parsed.ok):
         raise ImportRefused("The file has errors; fix them and upload it again.")
     with transaction.atomic():
         # Locks the set: two confirmations of one upload import once, the second finds it gone.
@@ -151,11 +168,11 @@ def confirm_upload(upload: TestSetUpload) -> int:
                 turns=row.turns,
                 expected_output=row.expected_output,
             )
-            for i, row in enumerate(parsed.rows)
+            for i, row in enumerate(rows)
         )
         _bulk_create(cases)
-        _add_columns(test_set, parsed.columns)
-    return len(parsed.rows)
+        _add_columns(test_set, files.ParsedFile(rows=rows).columns)
+    return Imported(len(rows), len(parsed.rows) - len(rows))
 
 
 def _bulk_create(cases: Iterator[TestCase]) -> None:

@@ -114,7 +114,10 @@ def batch_estimate(request: HttpRequest, workspace_id: int) -> HttpResponse:
             case_filter=data["case_filter"],
             repeats=data["repeats"],
         )
-    return render(request, NEW + "#estimate", {"preview": seen})
+    # Chosen columns can be judged now: their error (or none) replaces the one of an earlier submit.
+    judged = any(request.GET.getlist("columns"))
+    context = {"preview": seen, "form": form, "columns_judged": judged}
+    return render(request, NEW + "#estimate", context)
 
 
 def _page_context(request: HttpRequest, batch: BatchComparison) -> dict:

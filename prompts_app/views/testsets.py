@@ -8,6 +8,7 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.urls import path, reverse
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -16,8 +17,8 @@ from prompts_app import testset_files as files
 from prompts_app.forms.testsets import CaseForm, TestSetForm, UploadForm
 from prompts_app.models import Membership, Role, TestCase, TestSet, TestSetUpload
 from prompts_app.services import testsets as services
-from prompts_app.views.access import get_case_for_user, get_test_set_for_user, get_workspace_for_user
 from prompts_app.streaming import in_chunks
+from prompts_app.views.access import get_case_for_user, get_test_set_for_user, get_workspace_for_user
 
 PAGE = "prompts_app/testsets/detail.html"
 PER_PAGE = 50
@@ -269,12 +270,15 @@ def import_confirm(request: HttpRequest, test_set_id: int, upload_id: int) -> Ht
     if upload is None:
         messages.warning(request, "That upload is gone (imported already, or over a day old).")
         return redirect("testset_detail", test_set.pk)
+    good_only = request.POST.get("good_only") == "1"  # the "Import the N good rows" button
     try:
-        count = services.confirm_upload(upload)
+        done = services.confirm_upload(upload, good_only=good_only)
     except services.ImportRefused as exc:
         messages.error(request, str(exc))
         return redirect("testset_import_preview", test_set.pk, upload.pk)
-    messages.success(request, f"Imported {count:,} cases from {upload.filename or 'the file'}.")
+    skipped = f"; skipped {done.skipped:,} row{pluralize(done.skipped)} with errors" if done.skipped else ""
+    name = upload.filename or "the file"
+    messages.success(request, f"Imported {done.cases:,} case{pluralize(done.cases)} from {name}{skipped}.")
     return redirect("testset_detail", test_set.pk)
 
 
