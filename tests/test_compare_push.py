@@ -207,7 +207,10 @@ def test_a_held_request_counts_its_runs_again_only_after_a_commit(fake_maxim, wo
     _comparison, runs = pending_comparison(fake_maxim, workspace, editor)
     with CaptureQueriesContext(connection) as queries:
         assert run_watch.wait_for_runs([r.pk for r in runs], timeout=0.5) is True
-    assert sum("COUNT" in q["sql"].upper() for q in queries.captured_queries) == 1
+    # Once; a second time at most when the process's stamp watcher, left running by an earlier test
+    # on another database file, sees that file's stamp change and wakes every held request (a
+    # recount by design). Re-counting on each of the ten re-checks would be 10 or more.
+    assert 1 <= sum("COUNT" in q["sql"].upper() for q in queries.captured_queries) <= 2
 
 
 @pytest.mark.usefixtures("unsent")
