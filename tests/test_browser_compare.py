@@ -213,6 +213,20 @@ def test_a_300_character_name_and_output_never_widen_the_page(
     assert page_fits(page)
 
 
+def open_running_comparison(page, workspace, editor, versions) -> Comparison:
+    """A comparison of `versions` on one input, sent, and its page opened while Maxim answers."""
+    comparison, _ = compare.create_comparison(
+        workspace=workspace,
+        user=editor,
+        columns=[compare.ColumnSpec(v) for v in versions],
+        shared_input=True,
+        input={"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}},
+    )
+    compare.run_comparison(comparison, user=editor)
+    page.goto(f"/compare/{comparison.pk}/")
+    return comparison
+
+
 def page_fits(page) -> bool:
     """No horizontal scrolling: nothing, not even overflowing text, is wider than the viewport."""
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
@@ -226,15 +240,7 @@ def test_columns_are_pushed_when_stored_without_a_polling_timer(
     browser_login(editor)
     asked: list[str] = []
     page.on("request", lambda request: asked.append(request.url))
-    comparison, _ = compare.create_comparison(
-        workspace=workspace,
-        user=editor,
-        columns=[compare.ColumnSpec(v) for v in versions],
-        shared_input=True,
-        input={"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}},
-    )
-    compare.run_comparison(comparison, user=editor)
-    page.goto(f"/compare/{comparison.pk}/")
+    open_running_comparison(page, workspace, editor, versions)
     assert page.locator(".compare-column.is-pending").count() == 3  # opened at once, still waiting
     page.locator(".compare-column pre.output").nth(2).wait_for(timeout=15_000)
     page.wait_for_selector("#compare-diff pre.diff")  # the diff section follows the columns
@@ -258,15 +264,7 @@ def test_the_diff_catches_up_when_a_column_is_stored_while_a_picked_baseline_is_
     def hold_the_picked_baseline(route):
         held.append((route, route.fetch()))  # answered by the server now, delivered to the page later
 
-    comparison, _ = compare.create_comparison(
-        workspace=workspace,
-        user=editor,
-        columns=[compare.ColumnSpec(v) for v in versions],
-        shared_input=True,
-        input={"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}},
-    )
-    compare.run_comparison(comparison, user=editor)
-    page.goto(f"/compare/{comparison.pk}/")
+    open_running_comparison(page, workspace, editor, versions)
     pending = page.get_by_text("Waiting for Maxim…")
     expect(pending).to_have_count(1, timeout=10_000)  # the first column is in, the second still running
     page.route("**/diff/**", hold_the_picked_baseline)
@@ -290,15 +288,7 @@ def test_a_baseline_picked_with_the_keyboard_while_columns_arrive_survives_run_a
     fake_maxim.run_delay = 1.5
     versions = seed_fake(fake_maxim, workspace, ["gpt-4o", "gpt-4o-mini", "gpt-4.1"])
     browser_login(editor)
-    comparison, _ = compare.create_comparison(
-        workspace=workspace,
-        user=editor,
-        columns=[compare.ColumnSpec(v) for v in versions],
-        shared_input=True,
-        input={"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}},
-    )
-    compare.run_comparison(comparison, user=editor)
-    page.goto(f"/compare/{comparison.pk}/")
+    open_running_comparison(page, workspace, editor, versions)
     expect(page.get_by_text("Waiting for Maxim…")).to_have_count(3)
     held: list = []
     page.route("**/diff/**", lambda route: held.append(route))  # the picked section is slow to come
