@@ -41,3 +41,22 @@ def test_version_pages_take_odd_numbers_in_stride(client_for, viewer, editor, pr
     assert client_for(viewer).get(f"{diff}?a={odd}&b={version.pk}").status_code in (200, 404)
     build = reverse("version_builder", args=[prompt.pk])
     assert client_for(editor).get(f"{build}?from={odd}").status_code == 404
+
+
+@pytest.mark.parametrize("odd", ODD[:3])
+def test_comparison_pages_take_odd_numbers_in_stride(client_for, viewer, editor, fake_maxim, workspace, odd):
+    from prompts_app.services import compare
+    from tests.conftest import seed_fake
+
+    versions = seed_fake(fake_maxim, workspace, ["gpt-4o", "gpt-4o-mini"])
+    comparison, _ = compare.create_comparison(
+        workspace=workspace,
+        user=editor,
+        columns=[compare.ColumnSpec(v) for v in versions],
+        shared_input=True,
+        input={"turns": [{"role": "user", "content": "Hi"}], "variables": {"company": "Acme"}},
+    )
+    client = client_for(viewer)
+    assert client.get(reverse("comparison_detail", args=[comparison.pk]), {"batch": odd}).status_code == 200
+    watch = reverse("comparison_watch", args=[comparison.pk])
+    assert client.get(watch, {"batch": odd, "pending": f"1,{odd}"}).status_code == 200

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from prompts_app import pricing
 from prompts_app.forms.compare import CompareForm, RunAgainForm
 from prompts_app.models import Comparison, ComparisonColumn, Draft, Membership, PromptVersion, Role, Run
+from prompts_app.plain_int import plain_int
 from prompts_app.selectors.compare import batch_runs, by_column, still_pending
 from prompts_app.services import compare as services
 from prompts_app.services import compare_report as report
@@ -28,7 +29,6 @@ from prompts_app.views.access import (
 )
 
 # A run id as a page may send it: ASCII digits that fit a database integer.
-_ID = re.compile(r"[0-9]{1,18}")
 _TOKEN = re.compile(r"[0-9a-f]{8}")  # a diff section's token (_diff_context)
 
 
@@ -148,7 +148,7 @@ def comparison_column(request: HttpRequest, comparison_id: int, column_id: int) 
     """One column's card; polled by the page until its runs are done."""
     comparison = get_comparison_for_user(request, comparison_id)
     column = get_object_or_404(comparison.columns.select_related("version__prompt"), pk=column_id)
-    batch = _int_or_none(request.GET.get("batch"))
+    batch = plain_int(request.GET.get("batch"))
     runs = batch_runs(comparison, batch=batch, column=column)
     context = {"comparison": comparison, "col": _column_context(comparison, column, runs, batch)}
     return render(request, "prompts_app/compare/detail.html#column", context)
@@ -160,7 +160,8 @@ def comparison_watch(request: HttpRequest, comparison_id: int) -> HttpResponse:
     """Held open until one of the runs the page shows as pending is stored (or a timeout passes),
     then the columns that changed and their diff rows, swapped in out of band, and the next watch."""
     comparison = get_comparison_for_user(request, comparison_id)
-    shown = [int(pk) for pk in request.GET.get("pending", "").split(",")[: run_watch.MAX_WATCHED] if _ID.fullmatch(pk)]
+    pending = request.GET.get("pending", "").split(",")[: run_watch.MAX_WATCHED]
+    shown = [pk for pk in map(plain_int, pending) if pk is not None]
     watched = comparison.runs.filter(pk__in=shown)
     held = run_watch.wait_for_runs(watched.values_list("pk", flat=True), user_id=request.user.pk)
     # Read what is still pending before drawing the changed columns: a run stored in between
@@ -168,7 +169,7 @@ def comparison_watch(request: HttpRequest, comparison_id: int) -> HttpResponse:
     states = list(watched.order_by("pk").values_list("pk", "column", "status"))  # one query for both
     still = [pk for pk, _column, status in states if status == Run.Status.PENDING]
     changed = {column for _pk, column, status in states if status != Run.Status.PENDING}
-    batch = _int_or_none(request.GET.get("batch"))
+    batch = plain_int(request.GET.get("batch"))
     # When nothing changed, the next watch answers for the same diff section as this one.
     context = _changes_context(comparison, changed, batch, request.GET) if changed else _shown_diff(request.GET)
     watch = _watch_context(comparison, still, context["diff_state"], batch=batch, busy=not held)
@@ -226,7 +227,7 @@ def comparison_export(request: HttpRequest, comparison_id: int) -> HttpResponse:
 
 
 def _workspace_from_query(request: HttpRequest):
-    workspace_id = _int_or_none(request.GET.get("workspace"))
+    workspace_id = plain_int(request.GET.get("workspace"))
     if workspace_id is not None:
         return get_workspace_for_user(request, workspace_id, role=Role.EDITOR)
     editable = Membership.objects.filter(user=request.user, role__in=[Role.OWNER, Role.EDITOR])
@@ -240,24 +241,17 @@ def _check_posted_columns(request: HttpRequest) -> None:
     versions are looked up in one query (one each was 40% of the view's time under load); one
     not among the user's goes through the access helper, which answers 404."""
     keys = request.POST.getlist("columns")
-    ids = {int(key[1:]) for key in keys if key[:1] == "v" and _ID.fullmatch(key[1:])}
+    ids = {pk for key in keys if key[:1] == "v" and (pk := plain_int(key[1:])) is not None}
     seen = PromptVersion.objects.filter(pk__in=ids, prompt__workspace__in=user_workspaces(request.user))
     visible = set(seen.values_list("pk", flat=True))
     for key in keys:
-        kind, number = key[:1], _int_or_none(key[1:])
+        kind, number = key[:1], plain_int(key[1:])
         if number is None:
             continue  # the form reports it as not a choice
         if kind == "v" and number not in visible:
             get_version_for_user(request, number)
         elif kind == "d":
             get_object_or_404(Draft, pk=number, user=request.user)
-
-
-def _int_or_none(value: str | None) -> int | None:
-    try:
-        return int(value) if value not in (None, "") else None
-    except ValueError:
-        return None
 
 
 def _columns(comparison: Comparison) -> list[ComparisonColumn]:
@@ -303,7 +297,7 @@ def _changes_context(comparison: Comparison, changed: set[int], batch: int | Non
         runs,
         token=token if _TOKEN.fullmatch(token) else None,
         changed=changed,
-        shown=_int_or_none(shown.get("shown")),
+        shown=plain_int(shown.get("shown")),
     )
     cards = [_column_context(comparison, c, grouped.get(c.pk, []), batch) for c in columns if c.pk in changed]
     return {**diff, "changed_columns": cards, "diff_state": _diff_state(diff)}
@@ -321,8 +315,8 @@ def _diff_state(diff: dict[str, Any]) -> dict[str, Any]:
 def _shown_diff(query: QueryDict) -> dict[str, Any]:
     """The diff section's state as the watch carried it, for a watch answer that redraws nothing."""
     state = {name: query.get(name, "") for name in ("baseline", "shown", "token")}
-    valid = _ID.fullmatch(state["shown"]) and _TOKEN.fullmatch(state["token"])
-    valid = valid and (not state["baseline"] or _ID.fullmatch(state["baseline"]))
+    valid = plain_int(state["shown"]) is not None and _TOKEN.fullmatch(state["token"])
+    valid = valid and (not state["baseline"] or plain_int(state["baseline"]) is not None)
     return {"diff_state": state if valid else {}}
 
 
@@ -379,7 +373,7 @@ def _diff_context(
     # diffs are built is still pending here, so the watch asks once more instead of leaving
     # the section on "No finished run yet".
     pending = bool(still_pending(runs))
-    number = _int_or_none(baseline_param)  # the column's 1-based number, as in "?baseline=2"
+    number = plain_int(baseline_param)  # the column's 1-based number, as in "?baseline=2"
     chosen = columns[number - 1] if number is not None and 0 < number <= len(columns) else None
     baseline = chosen or report.default_baseline(comparison, columns, runs)
     whole = changed is None or baseline is None or baseline.pk in changed or baseline.pk != shown or not pending
