@@ -4,7 +4,7 @@
 
 Standalone: a throwaway SQLite file, the FakeMaxim server answering each run after
 1 s, and Django's test Client playing the browser (create the comparison, then poll
-the comparison's watch, held until columns are stored, as the page does). Target: 8 columns take at most 1.15x one run.
+the comparison's watch, a stream of events pushing each column as it is stored, as the page does). Target: 8 columns take at most 1.15x one run.
 Last line: RESULT compare8_s=<x> single_s=<y> ratio=<z>
 """
 
@@ -44,6 +44,7 @@ from devtools.seeding import seed_versions  # noqa: E402
 from prompts_app import runner  # noqa: E402
 from prompts_app.models import Comparison  # noqa: E402
 from prompts_app.services.runs import run_version  # noqa: E402
+from tests.sse import EventStream  # noqa: E402
 
 INPUT = {"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}}
 
@@ -77,11 +78,15 @@ def time_comparison(client: Client, workspace, versions) -> tuple[float, list[tu
     positions = {c.pk: c.position for c in comparison.columns.all()}
     done: list[tuple[int, float]] = []
     html = page.content.decode()
-    # As the page does: one held request (the watch) answers with the columns just stored.
-    while match := re.search(r'id="compare-watch" hidden\s+hx-get="([^"]+)"', html):
-        html = client.get(unescape(match.group(1)), headers={"HX-Request": "true"}).content.decode()
-        for column_id in re.findall(r'<article id="column-(\d+)"', html):
-            done.append((positions[int(column_id)], time.perf_counter() - started))
+    # As the page does: one stream of events (the watch) pushes each column as it is stored; its
+    # "done" event brings the next watch, if anything is still pending.
+    while match := re.search(r'id="compare-watch" hidden hx-ext="sse" sse-connect="([^"]+)"', html):
+        stream, html = EventStream(client.get(unescape(match.group(1)))), ""
+        while (event := stream.next()) is not None:
+            name, data = event
+            for column_id in re.findall(r'<article id="column-(\d+)"', data):
+                done.append((positions[int(column_id)], time.perf_counter() - started))
+            html = data if name == "done" else html
         if time.perf_counter() - started > 60:
             raise SystemExit("columns still pending after 60 s")
     return time.perf_counter() - started, done

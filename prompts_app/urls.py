@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from prompts_app.views import audit, batches, compare, history, members, runs, versions, workspaces
+from prompts_app.views import audit, batches, compare, compare_watch, history, members, runs, versions, workspaces
 
 urlpatterns = [
     *workspaces.urlpatterns,
@@ -10,5 +10,6 @@ urlpatterns = [
     *history.urlpatterns,  # before runs: /runs/export.csv must not look like a run
     *runs.urlpatterns,
     *compare.urlpatterns,
+    *compare_watch.urlpatterns,
     *batches.urlpatterns,
 ]

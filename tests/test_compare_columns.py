@@ -247,11 +247,11 @@ def test_a_run_finishing_while_the_diffs_are_built_is_watched_so_the_section_cat
     page = client_for(editor).get(reverse("comparison_diff", args=[comparison.pk])).content.decode()
     assert "No finished run yet." in page
     # The section's own watch asks for that run: answered at once, it brings the missing row.
-    assert "/watch/?" in page and f"pending={last.pk}" in page and 'hx-trigger="load"' in page
+    assert "/watch/?" in page and f"pending={last.pk}" in page and 'sse-connect="' in page
 
     monkeypatch.setattr(compare_report, "output_diffs", real)
     page = client_for(editor).get(reverse("comparison_diff", args=[comparison.pk])).content.decode()
-    assert "No finished run yet." not in page and "hx-trigger" not in page
+    assert "No finished run yet." not in page and "sse-connect" not in page
 
 
 # -- accessible names and errors ----------------------------------------------------------------------

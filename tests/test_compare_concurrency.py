@@ -3,6 +3,7 @@ disturbs no other."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
@@ -11,8 +12,8 @@ from prompts_app import runner
 from prompts_app.models import Run
 from prompts_app.services import compare
 from prompts_app.services.compare import ColumnSpec
-from tests.maxim_spec import validate_request
 from tests.conftest import seed_fake
+from tests.maxim_spec import validate_request
 
 INPUT = {"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}}
 
@@ -91,3 +92,38 @@ def test_a_hanging_column_does_not_hold_back_the_others(file_db, fake_maxim, wor
     assert "test-key-1234" not in finished + waiting + page
     assert runner.wait(timeout=10)
     assert Run.objects.get(comparison=comparison, version=hanging).status == Run.Status.SUCCESS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_comparisons_runs_are_marked_started_together_when_the_pool_has_a_thread_for_each(
+    file_db, fake_maxim, workspace, editor
+):
+    # One statement marks them all started (the same instant), so they leave together instead
+    # of each thread waiting its turn at the database before its request leaves.
+    fake_maxim.run_delay = 0.2
+    versions = seed_fake(fake_maxim, workspace, [f"model-{n}" for n in range(8)])
+    comparison, futures = start(workspace, editor, versions)
+    assert runner.wait(timeout=20) and len(futures) == 8
+    runs = list(Run.objects.filter(comparison=comparison))
+    assert len({run.started_at for run in runs}) == 1
+    assert [r.status for r in runs] == [Run.Status.SUCCESS] * 8
+    assert len(fake_maxim.requests_to("/v1/prompts/run")) == 8  # each sent once
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_that_would_wait_for_a_thread_are_marked_started_only_when_one_takes_them(
+    file_db, fake_maxim, workspace, editor, settings, monkeypatch
+):
+    # More runs than free threads: a run still queued when the process dies must be "not sent",
+    # so each is marked started by the thread that sends it.
+    settings.MAXIMUI_RUNNER_THREADS = 4
+    monkeypatch.setattr(runner, "_pool", None)  # a pool of 4 threads for this test
+    fake_maxim.run_delay = 0.2
+    versions = seed_fake(fake_maxim, workspace, [f"model-{n}" for n in range(8)])
+    comparison, futures = start(workspace, editor, versions)
+    assert runner.wait(timeout=20) and len(futures) == 8
+    runner._pool.shutdown()
+    runs = list(Run.objects.filter(comparison=comparison).order_by("started_at"))
+    assert [r.status for r in runs] == [Run.Status.SUCCESS] * 8
+    assert runs[-1].started_at - runs[0].started_at >= timedelta(seconds=0.15)  # the last four waited
+    assert len(fake_maxim.requests_to("/v1/prompts/run")) == 8

@@ -1,5 +1,6 @@
-"""Results pushed to the page: the comparison page's watch and a pending run's result are held
-open until a run is stored, bounded per process, and a plain reload shows the same state."""
+"""Results pushed to the page: the comparison page's watch (a stream of server-sent events) and a
+pending run's result are held open until a run is stored, bounded per process, and a plain reload
+shows the same state."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from prompts_app.models import Run
 from prompts_app.services import compare, run_watch
 from prompts_app.services.compare import ColumnSpec
 from tests.conftest import seed_fake
+from tests.sse import EventStream, read_events
 
 INPUT = {"turns": [{"role": "user", "content": "Where is my parcel?"}], "variables": {"company": "Acme"}}
 
@@ -26,6 +28,7 @@ INPUT = {"turns": [{"role": "user", "content": "Where is my parcel?"}], "variabl
 def unsent(monkeypatch):
     """Runs are recorded pending but never sent: the test decides when each one is stored."""
     monkeypatch.setattr(runner, "submit", lambda run, **kwargs: None)
+    monkeypatch.setattr(runner, "submit_all", lambda runs, **kwargs: [])
 
 
 def pending_comparison(fake_maxim, workspace, user, models=("gpt-4o", "gpt-4o-mini")):
@@ -68,15 +71,32 @@ def test_the_watch_answers_as_soon_as_a_run_is_stored(file_db, fake_maxim, works
     thread = store_later(first, delay=0.3, notify=notify)
     started = time.monotonic()
     response = client.get(watch_url(comparison, [first, second]))
+    assert response["Content-Type"] == "text/event-stream"
+    [(name, html)] = read_events(response, count=1)
     waited = time.monotonic() - started
     thread.join()
-    html = response.content.decode()
-    assert waited < run_watch.HOLD_SECONDS / 2  # answered on the store, not at the timeout
-    # The stored column comes out of band with its answer; the other is still watched.
+    assert name == "update" and waited < run_watch.HOLD_SECONDS / 2  # on the store, not at the timeout
+    # The stored column comes out of band in the event; the other is still watched, on the same stream.
     assert f'id="column-{first.column_id}"' in html and 'hx-swap-oob="true"' in html and "Stored answer" in html
-    assert f'id="column-{second.column_id}"' not in html
-    assert f'pending={second.pk}"' in html and 'hx-trigger="load"' in html
-    assert "HX-Trigger" not in response  # the diff rows come in this answer: no second request
+    assert f'id="column-{second.column_id}"' not in html and "compare-watch" not in html
+
+
+@pytest.mark.usefixtures("unsent")
+@pytest.mark.django_db(transaction=True)
+def test_one_stream_brings_each_column_as_it_is_stored_then_ends(file_db, fake_maxim, workspace, editor, client_for):
+    comparison, (first, second) = pending_comparison(fake_maxim, workspace, editor)
+    threads = [store_later(first, delay=0.2, notify=True), store_later(second, delay=0.5, notify=True)]
+    started = time.monotonic()
+    events = read_events(client_for(editor).get(watch_url(comparison, [first, second])))
+    for thread in threads:
+        thread.join()
+    assert time.monotonic() - started < run_watch.HOLD_SECONDS / 2  # ended when nothing was left pending
+    assert [name for name, _ in events] == ["update", "update", "done"]
+    assert f'id="column-{first.column_id}"' in events[0][1] and f'id="column-{second.column_id}"' in events[1][1]
+    # "done" removes the watch from the page: no stream to open again.
+    assert (
+        '<div id="compare-watch" hidden hx-swap-oob="true"></div>' in events[2][1] and "sse-connect" not in events[2][1]
+    )
 
 
 @pytest.mark.usefixtures("unsent")
@@ -86,10 +106,10 @@ def test_the_watch_holds_until_its_timeout_when_nothing_is_stored(
     monkeypatch.setattr(run_watch, "HOLD_SECONDS", 0.3)
     comparison, runs = pending_comparison(fake_maxim, workspace, editor)
     started = time.monotonic()
-    html = client_for(editor).get(watch_url(comparison, runs)).content.decode()
+    [(name, html)] = read_events(client_for(editor).get(watch_url(comparison, runs)))
     assert time.monotonic() - started >= 0.3
-    assert "compare-column" not in html  # nothing changed: only the next watch
-    assert f'pending={runs[0].pk},{runs[1].pk}"' in html and 'hx-trigger="load"' in html
+    assert name == "done" and "compare-column" not in html  # nothing changed: only the next watch
+    assert f'pending={runs[0].pk},{runs[1].pk}"' in html and 'sse-connect="' in html
 
 
 @pytest.mark.usefixtures("unsent")
@@ -101,14 +121,14 @@ def test_when_every_slot_is_held_the_watch_answers_at_once_and_retries(fake_maxi
         taken += 1
     try:
         started = time.monotonic()
-        html = client_for(editor).get(watch_url(comparison, runs)).content.decode()
+        events = read_events(client_for(editor).get(watch_url(comparison, runs)))
         assert time.monotonic() - started < run_watch.HOLD_SECONDS / 2
     finally:
         for _ in range(taken):
             slots.release()
     assert taken == 4  # MAXIMUI_HELD_REQUESTS: half of the 8 threads per process `make run` starts
-    assert f'hx-trigger="load delay:{run_watch.BUSY_RETRY_MS}ms"' in html
-    assert f'pending={runs[0].pk},{runs[1].pk}"' in html
+    # The stream ends at once asking the browser to open it again (the same address) a little later.
+    assert events == [("retry", str(run_watch.BUSY_RETRY_MS))]
 
 
 @pytest.mark.usefixtures("unsent")
@@ -119,8 +139,8 @@ def test_an_outsider_cannot_watch_and_another_comparisons_runs_are_ignored(
     assert client_for(outsider).get(watch_url(comparison, runs)).status_code == 404
     other, other_runs = pending_comparison(fake_maxim, workspace, editor, models=("gpt-4.1", "o3"))
     Run.objects.filter(pk=other_runs[0].pk).update(status=Run.Status.SUCCESS, output_text="Not yours")
-    html = client_for(editor).get(watch_url(comparison, other_runs)).content.decode()
-    assert "Not yours" not in html and "hx-get" not in html  # nothing of this comparison to watch
+    [(name, html)] = read_events(client_for(editor).get(watch_url(comparison, other_runs)))
+    assert name == "done" and "Not yours" not in html and "sse-connect" not in html  # nothing of this one to watch
 
 
 @pytest.mark.usefixtures("unsent")
@@ -180,7 +200,9 @@ def test_one_person_holds_at_most_two_requests_so_their_tabs_cannot_take_every_s
 def test_a_run_id_too_large_for_the_database_is_ignored_not_a_500(fake_maxim, workspace, editor, client_for):
     comparison, runs = pending_comparison(fake_maxim, workspace, editor)
     url = reverse("comparison_watch", args=[comparison.pk]) + f"?batch=1&pending={'9' * 40},{runs[0].pk}"
-    assert client_for(editor).get(url).status_code == 200
+    response = client_for(editor).get(url)
+    assert response.status_code == 200
+    response.close()
 
 
 @pytest.mark.usefixtures("unsent")
@@ -220,16 +242,16 @@ def test_a_watch_answer_reads_the_watched_runs_once_after_holding(fake_maxim, wo
     Run.objects.filter(pk=first.pk).update(status=Run.Status.SUCCESS, output_text="Stored answer")
     client = client_for(editor)
     with CaptureQueriesContext(connection) as queries:
-        html = client.get(watch_url(comparison, [first, second])).content.decode()
-    assert "Stored answer" in html and f'pending={second.pk}"' in html
+        [(name, html)] = read_events(client.get(watch_url(comparison, [first, second])), count=1)
+    assert name == "update" and "Stored answer" in html
     run_reads = [q["sql"] for q in queries.captured_queries if 'FROM "prompts_app_run"' in q["sql"]]
     # The watched ids, the held count, one read of their states, the changed column's runs.
     assert len(run_reads) == 4, run_reads
 
 
 def watch_in(html: str) -> str:
-    """The next watch's address in a page or a watch answer, as htmx would request it."""
-    match = re.search(r'id="compare-watch" hidden hx-get="([^"]+)"', html)
+    """The watch's address in a page or a "done" event, as htmx's SSE extension would open it."""
+    match = re.search(r'id="compare-watch" hidden hx-ext="sse" sse-connect="([^"]+)"', html)
     return unescape(match.group(1)) if match else ""
 
 
@@ -242,12 +264,13 @@ def test_a_watch_answer_redraws_only_the_diff_rows_of_the_columns_that_changed(
     page = client.get(reverse("comparison_detail", args=[comparison.pk])).content.decode()
     token = re.search(r'id="diff-body-([0-9a-f]+)"', page).group(1)
     columns = [run.column_id for run in runs]
+    stream = EventStream(client.get(watch_in(page)))  # one stream for the three results
 
     def store(run: Run) -> str:
-        nonlocal page
         Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCESS, output_text=f"Answer {run.pk}")
-        page = client.get(watch_in(page)).content.decode()
-        return page
+        name, data = stream.next()
+        assert name == "update"
+        return data
 
     # The third column: only its own row, against the baseline the section shows.
     answer = store(runs[2])
@@ -261,7 +284,9 @@ def test_a_watch_answer_redraws_only_the_diff_rows_of_the_columns_that_changed(
     # The last run in: the whole body again (the waiting note goes), and no next watch.
     answer = store(runs[1])
     assert f'<div id="diff-body-{token}" hx-swap-oob="true">' in answer
-    assert "Waiting for every column" not in answer and watch_in(answer) == ""
+    assert "Waiting for every column" not in answer
+    name, done = stream.next()
+    assert name == "done" and watch_in(done) == "" and stream.next() is None
 
 
 @pytest.mark.usefixtures("unsent")
@@ -272,7 +297,7 @@ def test_a_watch_answers_for_the_baseline_its_section_was_drawn_with(fake_maxim,
     token = re.search(r'id="diff-body-([0-9a-f]+)"', section).group(1)
     assert "baseline=2&" in watch_in(section)
     Run.objects.filter(pk=runs[2].pk).update(status=Run.Status.SUCCESS, output_text="Third answer")
-    answer = client.get(watch_in(section)).content.decode()
+    [(_name, answer)] = read_events(client.get(watch_in(section)), count=1)
     row = answer.split(f'id="diff-{token}-{runs[2].column_id}"')[1]
     assert "against the baseline, Column 2" in row and 'id="diff-body-' not in answer  # only that row
     # A watch whose section is gone (another baseline picked) still answers, under its own token.

@@ -99,7 +99,7 @@ def run_comparison(
         return []
     comparison.batch, comparison.repeats = batch, repeats
     price_rules = custom_price_rules(comparison.workspace)  # once for the batch, not per run
-    return [runner.submit(run, price_rules=price_rules) for run in runs]
+    return runner.submit_all(runs, price_rules=price_rules)
 
 
 def _record_batch(comparison: Comparison, *, user: AbstractBaseUser, repeats: int, batch: int) -> list[Run]:

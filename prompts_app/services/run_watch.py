@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import connection
@@ -104,25 +105,55 @@ def hold(changed: Callable[[], bool], *, user_id: int | None = None, timeout: fl
     """Hold until `changed()` is true, re-checked each time a run is stored (and at least every
     COUNT_ANYWAY_SECONDS), or `timeout` passes; the same slots and the same False as wait_for_runs.
     `changed` should be one cheap query: it may run every RECHECK_SECONDS on a server database."""
+    with holding(user_id) as place:
+        if place is None:
+            return False
+        place.until(changed, time.monotonic() + (HOLD_SECONDS if timeout is None else timeout))
+        return True
+
+
+class Place:
+    """A held request's slot, for as long as it is held: it may wait for stores several times
+    (a stream of results, views/compare_watch.py)."""
+
+    def __init__(self, stamp: str | None) -> None:
+        self._recheck = stamp is None
+
+    def until(self, changed: Callable[[], bool], deadline: float) -> bool:
+        """Wait until `changed()` is true (True) or the monotonic `deadline` passes (False)."""
+        seen = _generation
+        while not changed():
+            seen = _wait_for_a_store(seen, deadline, recheck=self._recheck)
+            if seen is None:
+                return False
+        return True
+
+    def until_stored(self, run_ids: list[int], deadline: float) -> bool:
+        """Wait until one of the pending runs `run_ids` is stored (True) or `deadline` passes."""
+        ids = run_ids[:MAX_WATCHED]
+        still_pending = _pending_counter(ids)
+        return self.until(lambda: still_pending() != len(ids), deadline)
+
+
+@contextmanager
+def holding(user_id: int | None) -> Iterator[Place | None]:
+    """A held request's slot while the block lasts, or None when this process already holds as
+    many requests as it may, or as many for this person: answer at once and have the page retry."""
     if not _take_user_slot(user_id):
-        return False
+        yield None
+        return
     slots = _held_slots()
     if not slots.acquire(blocking=False):
         _give_user_slot(user_id)
-        return False
+        yield None
+        return
     try:
-        deadline = time.monotonic() + (HOLD_SECONDS if timeout is None else timeout)
         stamp = _stamp_path()
         _hold(stamp)
         try:
-            seen = _generation
-            while not changed():
-                seen = _wait_for_a_store(seen, deadline, recheck=stamp is None)
-                if seen is None:
-                    break
+            yield Place(stamp)
         finally:
             _release()
-        return True
     finally:
         slots.release()
         _give_user_slot(user_id)

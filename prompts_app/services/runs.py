@@ -385,6 +385,21 @@ def mark_started(run: Run) -> bool:
     return bool(claimed.update(started_at=run.started_at))
 
 
+def mark_all_started(runs: list[Run]) -> list[Run]:
+    """mark_started() for many runs in one conditional UPDATE; returns those now started (a run
+    the sweep settled meanwhile is left out: it must not be sent)."""
+    if not runs:
+        return []
+    now = timezone.now()
+    ids = [run.pk for run in runs]
+    Run.objects.filter(pk__in=ids, status=Run.Status.PENDING, started_at__isnull=True).update(started_at=now)
+    started = set(Run.objects.filter(pk__in=ids, started_at=now).values_list("pk", flat=True))
+    for run in runs:
+        if run.pk in started:
+            run.started_at = now
+    return [run for run in runs if run.pk in started]
+
+
 def is_stale(started_at, created_at, *, now=None) -> bool:
     """A pending run its process can no longer finish: sent longer ago than any call
     lasts, or queued (never started) for far longer than any queue drains."""

@@ -20,7 +20,6 @@ from prompts_app.plain_int import plain_int
 from prompts_app.selectors.compare import batch_runs, by_column, still_pending
 from prompts_app.services import compare as services
 from prompts_app.services import compare_report as report
-from prompts_app.services import run_watch
 from prompts_app.views.access import (
     get_comparison_for_user,
     get_version_for_user,
@@ -152,29 +151,6 @@ def comparison_column(request: HttpRequest, comparison_id: int, column_id: int) 
     runs = batch_runs(comparison, batch=batch, column=column)
     context = {"comparison": comparison, "col": _column_context(comparison, column, runs, batch)}
     return render(request, "prompts_app/compare/detail.html#column", context)
-
-
-@login_required
-@require_GET
-def comparison_watch(request: HttpRequest, comparison_id: int) -> HttpResponse:
-    """Held open until one of the runs the page shows as pending is stored (or a timeout passes),
-    then the columns that changed and their diff rows, swapped in out of band, and the next watch."""
-    comparison = get_comparison_for_user(request, comparison_id)
-    pending = request.GET.get("pending", "").split(",")[: run_watch.MAX_WATCHED]
-    shown = [pk for pk in map(plain_int, pending) if pk is not None]
-    watched = comparison.runs.filter(pk__in=shown)
-    held = run_watch.wait_for_runs(watched.values_list("pk", flat=True), user_id=request.user.pk)
-    # Read what is still pending before drawing the changed columns: a run stored in between
-    # is then watched once more (a redundant redraw), never missed.
-    states = list(watched.order_by("pk").values_list("pk", "column", "status"))  # one query for both
-    still = [pk for pk, _column, status in states if status == Run.Status.PENDING]
-    changed = {column for _pk, column, status in states if status != Run.Status.PENDING}
-    batch = plain_int(request.GET.get("batch"))
-    # When nothing changed, the next watch answers for the same diff section as this one.
-    context = _changes_context(comparison, changed, batch, request.GET) if changed else _shown_diff(request.GET)
-    watch = _watch_context(comparison, still, context["diff_state"], batch=batch, busy=not held)
-    context.update(comparison=comparison, watch=watch)
-    return render(request, "prompts_app/compare/detail.html#watch", context)
 
 
 @login_required
@@ -326,7 +302,6 @@ def _watch_context(
     diff_state: dict[str, Any],
     *,
     batch: int | None = None,
-    busy: bool = False,
 ) -> dict[str, Any]:
     """What the page's watcher asks for next: the diff section it answers for (_diff_state) and
     the runs the page still shows as pending (last in the address)."""
@@ -335,7 +310,7 @@ def _watch_context(
     ids = ",".join(str(run.pk if isinstance(run, Run) else run) for run in pending)
     query = {"batch": comparison.batch if batch is None else batch, **diff_state, "pending": ids}
     url = reverse("comparison_watch", args=[comparison.pk])
-    return {"url": f"{url}?{urlencode(query, safe=',')}", "retry_ms": run_watch.BUSY_RETRY_MS if busy else 0}
+    return {"url": f"{url}?{urlencode(query, safe=',')}"}
 
 
 def _config_context(columns: list[ComparisonColumn], highlight: bool) -> dict[str, Any]:
@@ -411,7 +386,6 @@ urlpatterns = [
     path("compare/new/columns/", comparison_columns, name="comparison_columns"),
     path("compare/<int:comparison_id>/", comparison_detail, name="comparison_detail"),
     path("compare/<int:comparison_id>/columns/<int:column_id>/", comparison_column, name="comparison_column"),
-    path("compare/<int:comparison_id>/watch/", comparison_watch, name="comparison_watch"),
     path("compare/<int:comparison_id>/config/", comparison_config, name="comparison_config"),
     path("compare/<int:comparison_id>/diff/", comparison_diff, name="comparison_diff"),
     path("compare/<int:comparison_id>/run/", comparison_run_again, name="comparison_run_again"),
