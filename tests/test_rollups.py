@@ -9,7 +9,7 @@ import pytest
 from django.db.models import Count, Q, Sum
 
 from prompts_app.models import Prompt, PromptVersion, Run, RunRollup
-from prompts_app.selectors import history
+from prompts_app.selectors import costs, history
 from prompts_app.selectors.history import RunFilter
 from prompts_app.services import rollups
 from prompts_app.services.runs import mark_interrupted_runs, run_version
@@ -243,3 +243,15 @@ def test_a_group_of_answers_stored_at_once_counts_each_run_once(version, owner, 
     day = {row.status: row.runs for row in RunRollup.objects.filter(grain="day")}
     assert day == ({"success": 3, "interrupted": 0} if counted_meanwhile else {"success": 3})
     assert not rollups.drift()
+
+
+def test_rollup_totals_are_integers_of_nano_usd_on_every_database(version, owner, workspace):
+    # Summed in SQL written out (selectors/costs.rollup_totals): PostgreSQL's SUM of integers is a
+    # numeric (a Decimal in Python), turned back into the column's own type as the ORM would.
+    make_run(version, owner, cost_nano=1_500_000_001, prompt_tokens=3, completion_tokens=4, latency_ms=12.5)
+    make_run(version, owner, cost_nano=2, prompt_tokens=1, completion_tokens=1, latency_ms=0.25)
+    sums = costs.rollup_totals(Q(workspace_id__in=[workspace.pk], grain=RunRollup.Grain.MONTH))
+    assert sums["cost_nano"] == 1_500_000_003 and type(sums["cost_nano"]) is int
+    assert sums["runs"] == 2 and type(sums["runs"]) is int and type(sums["total_tokens"]) is int
+    assert sums["latency_sum"] == 12.75 and type(sums["latency_sum"]) is float
+    assert costs.rollup_totals(Q(workspace_id__in=[])) == dict.fromkeys(rollups.SUM_FIELDS)  # nothing matches

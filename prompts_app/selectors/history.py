@@ -11,6 +11,7 @@ import re
 import time
 from dataclasses import dataclass, replace
 from functools import cached_property
+from types import SimpleNamespace
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import EmptyResultSet, FullResultSet
@@ -33,27 +34,6 @@ FTS_TABLE = "prompts_app_run_fts"
 TOTALS_BUDGET = 0.15
 FIRST_SPAN = 50_000
 USERNAME = get_user_model().USERNAME_FIELD
-# The history table needs these and nothing else; the JSON columns stay on disk.
-ROW_FIELDS = (
-    "id",
-    "created_at",
-    "status",
-    "provider",
-    "model_name",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cost_nano",
-    "latency_ms",
-    "started_at",  # shown_as_settled reads it for pending runs: one query per pending row without it
-    "is_draft",
-    "workspace__name",
-    "prompt__name",
-    "version__number",
-    "version__maxim_id",
-    f"user__{USERNAME}",
-    "batch_comparison",
-)
 
 
 @dataclass
@@ -336,8 +316,85 @@ def _keyed_totals(f: RunFilter, extra: Q) -> costs.Totals:
 
 
 @dataclass
+class RunRow:
+    """A run as the history table and the home page's recent runs show it, read with values_list:
+    building 51 Run objects, each with its workspace, prompt, version and user, was a fifth of the
+    history page's time. Reads like a Run where the pages use it (run.prompt.name, ...)."""
+
+    pk: int
+    created_at: dt.datetime
+    status: str
+    provider: str
+    model_name: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+    cost_nano: int | None
+    latency_ms: float | None
+    started_at: dt.datetime | None
+    is_draft: bool
+    workspace_id: int
+    workspace_name: str
+    prompt_id: int
+    prompt_name: str
+    version_number: int | None
+    version_maxim_id: str
+    username: str | None
+    batch_comparison_id: int | None
+    error: str = ""  # set by services.runs.shown_as_settled for a run its process left behind
+
+    @property
+    def id(self) -> int:
+        return self.pk
+
+    @property
+    def prompt(self) -> SimpleNamespace:
+        return SimpleNamespace(name=self.prompt_name)
+
+    @property
+    def version(self) -> SimpleNamespace:
+        return SimpleNamespace(number=self.version_number, maxim_id=self.version_maxim_id)
+
+    @property
+    def workspace(self) -> SimpleNamespace:
+        return SimpleNamespace(name=self.workspace_name)
+
+    @property
+    def user(self) -> SimpleNamespace | None:
+        return None if self.username is None else SimpleNamespace(get_username=lambda: self.username)
+
+    def get_status_display(self) -> str:
+        return str(Run.Status(self.status).label)
+
+
+# RunRow's fields in order, as values_list reads them.
+ROW_COLUMNS = (
+    "id",
+    "created_at",
+    "status",
+    "provider",
+    "model_name",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost_nano",
+    "latency_ms",
+    "started_at",
+    "is_draft",
+    "workspace_id",
+    "workspace__name",
+    "prompt_id",
+    "prompt__name",
+    "version__number",
+    "version__maxim_id",
+    f"user__{USERNAME}",
+    "batch_comparison_id",
+)
+
+
+@dataclass
 class Page:
-    runs: list[Run]
+    runs: list[RunRow]
     newer: Cursor | None = None  # link to the page of newer runs, if any
     older: Cursor | None = None
     is_first: bool = True
@@ -355,16 +412,16 @@ def newer_than_q(cursor: Cursor) -> Q:
 def page(
     f: RunFilter, *, older_than: Cursor | None = None, newer_than: Cursor | None = None, size: int = PAGE_SIZE
 ) -> Page:
-    runs = filter_runs(f).select_related("workspace", "prompt", "version", "user").only(*ROW_FIELDS)
+    runs = filter_runs(f)
     if newer_than is not None:
-        rows = list(runs.filter(newer_than_q(newer_than)).order_by("created_at", "id")[: size + 1])
+        rows = _rows(runs.filter(newer_than_q(newer_than)).order_by("created_at", "id")[: size + 1])
         if not rows:  # nothing newer any more (runs were deleted): show the newest page
             return page(f, size=size)
         more, rows = len(rows) > size, rows[:size][::-1]
         return Page(rows, newer=Cursor.of(rows[0]) if more else None, older=Cursor.of(rows[-1]), is_first=not more)
     if older_than is not None:
         runs = runs.filter(older_than_q(older_than))
-    rows = list(runs.order_by("-created_at", "-id")[: size + 1])
+    rows = _rows(runs.order_by("-created_at", "-id")[: size + 1])
     more, rows = len(rows) > size, rows[:size]
     return Page(
         rows,
@@ -372,6 +429,10 @@ def page(
         older=Cursor.of(rows[-1]) if more else None,
         is_first=older_than is None,
     )
+
+
+def _rows(runs: QuerySet[Run]) -> list[RunRow]:
+    return [RunRow(*values) for values in runs.values_list(*ROW_COLUMNS)]
 
 
 def overview(user, *, days: int = 7, recent: int = 6) -> dict:

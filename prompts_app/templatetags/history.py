@@ -19,6 +19,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from prompts_app.models import Run
 from prompts_app.pricing import format_usd
+from prompts_app.selectors.history import RunRow
 
 register = template.Library()
 STATUS_LABELS = dict(Run.Status.choices)
@@ -55,7 +56,7 @@ def whole_ms(latency_ms: float) -> str:
 
 
 @register.filter
-def history_rows(runs: list[Run]) -> list[dict]:
+def history_rows(runs: list[RunRow]) -> list[dict]:
     """One dict of display text per run (dict lookups are the cheapest a template does)."""
     run_url, prompt_url = _url_format("run_detail"), _url_format("prompt_detail")
     batch_url = _url_format("batch_detail")
@@ -69,17 +70,17 @@ def history_rows(runs: list[Run]) -> list[dict]:
                 "status": run.status,
                 "status_label": STATUS_LABELS.get(run.status, run.status),
                 "is_draft": run.is_draft,
-                "workspace": run.workspace.name,
-                "prompt": run.prompt.name,
+                "workspace": run.workspace_name,
+                "prompt": run.prompt_name,
                 "prompt_url": prompt_url.format(run.prompt_id),
-                "version": run.version.number or run.version.maxim_id,
+                "version": run.version_number or run.version_maxim_id,
                 "provider": run.provider,
                 "model": run.model_name,
                 "tokens": None if no_usage else thousands(run.total_tokens),
                 "tokens_title": f"{thousands(run.prompt_tokens)} in, {thousands(run.completion_tokens)} out",
                 "cost": format_usd(run.cost_nano) if run.status == Run.Status.SUCCESS else None,
                 "latency": None if run.latency_ms is None else f"{whole_ms(run.latency_ms)} ms",
-                "user": run.user.get_username() if run.user else "",
+                "user": run.username or "",
                 "batch_url": batch_url.format(run.batch_comparison_id) if run.batch_comparison_id else "",
             }
         )
@@ -87,7 +88,7 @@ def history_rows(runs: list[Run]) -> list[dict]:
 
 
 @register.simple_tag
-def history_tbody(runs: list[Run]) -> SafeString:
+def history_tbody(runs: list[RunRow]) -> SafeString:
     """The table's <tr> rows for `runs` (the markup the template loop wrote before).
 
     Every text is escaped with the standard library's html.escape (what Django's escape
