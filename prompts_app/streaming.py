@@ -3,10 +3,11 @@ take tens of seconds (a write, and a pass through the middleware, per line)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Iterator
 
 from django.http import HttpResponse, StreamingHttpResponse
+
+from prompts_app.slots import Slots
 
 CHUNK_CHARS = 64 * 1024
 
@@ -34,33 +35,22 @@ BUSY_MESSAGE = (
     "One of your downloads is still being prepared (or the server is busy with others): try again when it has finished."
 )
 
-_lock = threading.Lock()
-_by_user: dict[object, int] = {}
-_running = 0
+SLOTS = Slots(per_user=PER_USER, per_process=PER_PROCESS)
 
 
 def one_at_a_time(user_id: object, chunks: Iterable[str]) -> Iterator[str] | None:
     """`chunks`, holding a download slot until they are sent or the client goes; None when the
     person (or this process) already has as many downloads running as it may."""
-    global _running
-    with _lock:
-        if _by_user.get(user_id, 0) >= PER_USER or _running >= PER_PROCESS:
-            return None
-        _by_user[user_id] = _by_user.get(user_id, 0) + 1
-        _running += 1
+    if not SLOTS.take(user_id):
+        return None
     return _released_after(user_id, iter(chunks))
 
 
 def _released_after(user_id: object, chunks: Iterator[str]) -> Iterator[str]:
-    global _running
     try:
         yield from chunks
     finally:  # also when the client hangs up: Django closes the response's iterator
-        with _lock:
-            _running -= 1
-            _by_user[user_id] -= 1
-            if not _by_user[user_id]:
-                del _by_user[user_id]
+        SLOTS.give_back(user_id)
 
 
 def download(user_id: object, lines: Iterable[str], *, content_type: str, filename: str) -> HttpResponse:

@@ -23,7 +23,7 @@ from prompts_app import runner, streaming
 from prompts_app.forms.builder import state_from_content, state_to_data
 from prompts_app.maxim import NewVersion
 from prompts_app.models import Membership, Prompt, PromptVersion, Role, Run, TestCase, TestSet, Workspace
-from prompts_app.services import batch_worker, compare, rollups
+from prompts_app.services import batch_worker, compare, rollups, run_watch
 from prompts_app.services.compare import ColumnSpec
 from tests.maxim_spec import validate_request
 
@@ -33,13 +33,12 @@ BASE_URL = "https://maxim.test"
 
 
 @pytest.fixture(autouse=True)
-def download_slots_given_back():
-    """A download the test client returned but the test never read keeps its slot (a server
-    closes every response; the test client only closes what is read): give them back."""
+def slots_given_back():
+    """A download or a watch stream the test client returned but the test never read keeps its
+    slot (a server closes every response; the test client only closes what is read): give them back."""
     yield
-    with streaming._lock:
-        streaming._by_user.clear()
-        streaming._running = 0
+    streaming.SLOTS.reset()
+    run_watch.SLOTS.reset()
 
 
 @pytest.fixture(autouse=True)

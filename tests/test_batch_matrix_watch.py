@@ -88,7 +88,7 @@ def test_the_watch_holds_while_nothing_changes(client_for, viewer, running, shor
 
 
 def test_when_every_slot_is_taken_the_watch_answers_now_and_retries_later(client_for, viewer, running, monkeypatch):
-    monkeypatch.setattr(run_watch, "HELD_PER_USER", 0)
+    monkeypatch.setattr(run_watch.SLOTS, "per_user", 0)
     html = watch(client_for(viewer), running, Shown.of(running)).content.decode()
     assert f'hx-trigger="load delay:{run_watch.BUSY_RETRY_MS}ms"' in html
 

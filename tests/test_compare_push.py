@@ -115,17 +115,15 @@ def test_the_watch_holds_until_its_timeout_when_nothing_is_stored(
 @pytest.mark.usefixtures("unsent")
 def test_when_every_slot_is_held_the_watch_answers_at_once_and_retries(fake_maxim, workspace, editor, client_for):
     comparison, runs = pending_comparison(fake_maxim, workspace, editor)
-    slots = run_watch._held_slots()
-    taken = 0
-    while slots.acquire(blocking=False):
-        taken += 1
+    others = range(100, 110)  # other people's pages, each holding a slot
+    taken = sum(run_watch.SLOTS.take(person) for person in others)
     try:
         started = time.monotonic()
         events = read_events(client_for(editor).get(watch_url(comparison, runs)))
         assert time.monotonic() - started < run_watch.HOLD_SECONDS / 2
     finally:
-        for _ in range(taken):
-            slots.release()
+        for person in others[:taken]:
+            run_watch.SLOTS.give_back(person)
     assert taken == 4  # MAXIMUI_HELD_REQUESTS: half of the 8 threads per process `make run` starts
     # The stream ends at once asking the browser to open it again (the same address) a little later.
     assert events == [("retry", str(run_watch.BUSY_RETRY_MS))]
@@ -194,7 +192,7 @@ def test_one_person_holds_at_most_two_requests_so_their_tabs_cannot_take_every_s
         run_watch.run_stored()
         for thread in threads:
             thread.join()
-    assert results == [True, True] and run_watch._held_by_user == {}
+    assert results == [True, True] and run_watch.SLOTS.holders() == {}
 
 
 def test_a_run_id_too_large_for_the_database_is_ignored_not_a_500(fake_maxim, workspace, editor, client_for):

@@ -6,9 +6,10 @@ gunicorn worker is seen within RECHECK_SECONDS: on SQLite by a stat of a stamp f
 the database that run_stored() touches (one thread per process stats it while requests are
 held and wakes them when it changed; they count their pending runs again only then),
 elsewhere by counting them. At most
-MAXIMUI_HELD_REQUESTS requests are held per process (a fraction of gunicorn's threads), so
-waiting pages never starve other users: when all slots are taken, the page is answered at
-once with what is stored and asks again after BUSY_RETRY_MS.
+MAXIMUI_HELD_REQUESTS requests (or streams: views/compare_watch.py) are held per process (a
+fraction of gunicorn's threads) and HELD_PER_USER per person (prompts_app/slots.py), so waiting
+pages never starve other users: when all slots are taken, the page is answered at once with
+what is stored and asks again after BUSY_RETRY_MS.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django.conf import settings
 from django.db import connection
 
 from prompts_app.models import Run
+from prompts_app.slots import Slots
 
 HOLD_SECONDS = 20.0
 # A re-check is a stat of the stamp file (microseconds), so it can be frequent: a run stored by
@@ -43,11 +45,12 @@ _generation = 0
 _holding = 0  # requests held in this process; the stamp is watched only while there are some
 _stamp_watcher: threading.Thread | None = None
 _stamp_file: str | None = None  # the stamp of the database the latest held request reads
-_slots_lock = threading.Lock()
-_slots: threading.BoundedSemaphore | None = None
-# Per person and process: two open pages wait at once; more tabs poll at BUSY_RETRY_MS.
+# Per person and process: two open pages wait at once; more tabs retry after BUSY_RETRY_MS.
 HELD_PER_USER = 2
-_held_by_user: dict[int | None, int] = {}
+SLOTS = Slots(
+    per_user=HELD_PER_USER,
+    per_process=lambda: getattr(settings, "MAXIMUI_HELD_REQUESTS", DEFAULT_HELD_REQUESTS),
+)
 
 
 def run_stored() -> None:
@@ -62,29 +65,6 @@ def _wake_all() -> None:
     with _stored:
         _generation += 1
         _stored.notify_all()
-
-
-def _held_slots() -> threading.BoundedSemaphore:
-    global _slots
-    with _slots_lock:
-        if _slots is None:
-            _slots = threading.BoundedSemaphore(getattr(settings, "MAXIMUI_HELD_REQUESTS", DEFAULT_HELD_REQUESTS))
-        return _slots
-
-
-def _take_user_slot(user_id: int | None) -> bool:
-    with _slots_lock:
-        if _held_by_user.get(user_id, 0) >= HELD_PER_USER:
-            return False
-        _held_by_user[user_id] = _held_by_user.get(user_id, 0) + 1
-        return True
-
-
-def _give_user_slot(user_id: int | None) -> None:
-    with _slots_lock:
-        _held_by_user[user_id] -= 1
-        if not _held_by_user[user_id]:
-            del _held_by_user[user_id]
 
 
 def wait_for_runs(run_ids: Iterable[int], *, user_id: int | None = None, timeout: float | None = None) -> bool:
@@ -139,24 +119,16 @@ class Place:
 def holding(user_id: int | None) -> Iterator[Place | None]:
     """A held request's slot while the block lasts, or None when this process already holds as
     many requests as it may, or as many for this person: answer at once and have the page retry."""
-    if not _take_user_slot(user_id):
-        yield None
-        return
-    slots = _held_slots()
-    if not slots.acquire(blocking=False):
-        _give_user_slot(user_id)
-        yield None
-        return
-    try:
+    with SLOTS.held(user_id) as taken:
+        if not taken:
+            yield None
+            return
         stamp = _stamp_path()
         _hold(stamp)
         try:
             yield Place(stamp)
         finally:
             _release()
-    finally:
-        slots.release()
-        _give_user_slot(user_id)
 
 
 def _pending_counter(ids: list[int]) -> Callable[[], int]:
