@@ -471,7 +471,7 @@ def export_rows(batch: BatchComparison) -> Iterator[dict]:
             ),
             "prompt_tokens": run.prompt_tokens if run else "",
             "completion_tokens": run.completion_tokens if run else "",
-            "cost_usd": "" if not run or run.cost_nano is None else f"{run.cost_nano / 1e9:.9f}",
+            "cost_usd": "" if not run or run.cost_nano is None else pricing.usd_text(run.cost_nano),
             "latency_ms": "" if not run or run.latency_ms is None else round(run.latency_ms),
             "error": (run.error if run else cell.error),
             "variables": cell.case.variables if cell.case else {},
