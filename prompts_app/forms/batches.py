@@ -100,8 +100,9 @@ class BatchForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text='E.g. [{"type": "tool_call", "tool": "lookup"}, {"type": "latency", "max_ms": 2000}]',
     )
-    # Sent only by the "Start anyway" button of the confirmation step (never a box to tick in passing).
-    confirm_budget = forms.BooleanField(label="Start anyway", required=False, widget=forms.HiddenInput)
+    # Sent only by the "Start anyway" button of the confirmation step: the signed token of the
+    # figures that step showed (services/batch_preview.py), never a flag a post can just carry.
+    confirmation = forms.CharField(widget=forms.HiddenInput, max_length=2000, required=False)
     # Posting the same form twice (double click, back + resubmit) opens the batch the first post started.
     submit_token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
 

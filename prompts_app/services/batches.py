@@ -32,8 +32,11 @@ from prompts_app.services.batch_preview import (  # noqa: F401
     case_inputs,
     cases_for,
     column_label,
+    confirmation_problem,
+    confirmation_token,
     estimate,
     preview,
+    settings_key,
 )
 from prompts_app.services.once import create_once
 
@@ -51,11 +54,12 @@ class BatchError(Exception):
 
 
 class NeedsConfirmation(BatchError):
-    """Nothing was created: the person must see `preview` (cost, missing variables) and confirm."""
+    """Nothing was created: the person must see `preview` (cost, missing variables) and confirm by
+    sending `token` back; `changed` says why an earlier confirmation no longer holds ("" if none)."""
 
-    def __init__(self, preview: Preview) -> None:
-        super().__init__("Confirm to start this batch: " + preview.reasons())
-        self.preview = preview
+    def __init__(self, preview: Preview, token: str = "", changed: str = "") -> None:
+        super().__init__(changed or "Confirm to start this batch: " + preview.reasons())
+        self.preview, self.token, self.changed = preview, token, changed
         self.estimate, self.budget_nano, self.missing = preview.estimate, preview.budget_nano, preview.missing
 
 
@@ -86,15 +90,15 @@ def start_batch(
     checks: list[dict[str, Any]] | None = None,
     case_filter: str = "",
     title: str = "",
-    confirmed: bool = False,
+    confirmation: str = "",
     submit_token: str = "",
 ) -> BatchComparison:
     """Create the batch and all its cells, then hand it to a worker.
 
     Raises BatchError for a batch that cannot run; NeedsConfirmation (OverBudget when the estimate
-    is above the workspace's soft budget) when `confirmed` is False and the person has something
-    to see first (nothing is created then). The same form posted again (same `submit_token`)
-    returns the batch the first post started.
+    is above the workspace's soft budget) when the person has something to see first and
+    `confirmation` is not the token of exactly these figures (nothing is created then). The same
+    form posted again (same `submit_token`) returns the batch the first post started.
     """
     checks = checks or []
     _validate(workspace, test_set, columns, repeats, concurrency)
@@ -105,10 +109,16 @@ def start_batch(
             workspace=workspace, columns=columns, test_set=test_set, case_filter=case_filter, repeats=repeats
         )
         _check_size(seen.estimate)
-        if not confirmed and seen.over_budget:
-            raise OverBudget(seen)
-        if not confirmed and seen.missing:
-            raise NeedsConfirmation(seen)
+        if seen.over_budget or seen.missing:
+            settings = settings_key(
+                test_set=test_set,
+                columns=columns,
+                case_filter=case_filter,
+                repeats=repeats,
+                checks=checks,
+                concurrency=concurrency,
+            )
+            _confirmed_or_raise(seen, confirmation, settings=settings, user_id=user.pk)
         batch = BatchComparison.objects.create(
             workspace=workspace,
             test_set=test_set,
@@ -137,6 +147,13 @@ def start_batch(
     if created:
         _add_cells(batch)
     return batch
+
+
+def _confirmed_or_raise(seen: Preview, confirmation: str, *, settings: str, user_id: int) -> None:
+    problem = confirmation_problem(confirmation, seen, settings=settings, user_id=user_id)
+    if problem is not None:
+        token = confirmation_token(seen, settings=settings, user_id=user_id)
+        raise (OverBudget if seen.over_budget else NeedsConfirmation)(seen, token, problem)
 
 
 PREPARING_GIVE_UP = dt.timedelta(minutes=10)  # the largest batch takes seconds to prepare

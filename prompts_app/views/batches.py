@@ -75,8 +75,8 @@ def batch_new(request: HttpRequest, workspace_id: int) -> HttpResponse:
     if request.method == "POST" and request.POST.get("step") != "edit" and form.is_valid():
         try:
             return redirect("batch_detail", _start(workspace, form, request.user).pk)
-        except services.NeedsConfirmation as exc:
-            context["preview"] = exc.preview  # the second step: calls, cost, what cases lack
+        except services.NeedsConfirmation as exc:  # the second step: calls, cost, what cases lack
+            context.update(preview=exc.preview, confirmation=exc.token, changed=exc.changed)
         except (services.BatchError, CheckConfigError) as exc:
             form.add_error(None, str(exc))
     return render(request, NEW, context)
@@ -94,7 +94,7 @@ def _start(workspace, form: BatchForm, user) -> BatchComparison:
         checks=data["checks"],
         case_filter=data["case_filter"],
         title=data["title"],
-        confirmed=data["confirm_budget"],
+        confirmation=data["confirmation"],
         submit_token=data["submit_token"],
     )
 
