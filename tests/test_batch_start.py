@@ -137,7 +137,7 @@ def test_a_batch_whose_preparation_died_is_discarded_when_workers_start(
     columns = [ColumnChoice(v) for v in two_versions]
     dead, alive = (
         batches.start_batch(
-            workspace=workspace, test_set=batch_test_set, columns=columns, user=editor, submit_token=token
+            workspace=workspace, test_set=batch_test_set, columns=columns, user=editor, submit_token=token, again=True
         )
         for token in ("dead", "alive")
     )

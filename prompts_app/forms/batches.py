@@ -103,6 +103,8 @@ class BatchForm(forms.Form):
     # Sent only by the "Start anyway" button of the confirmation step: the signed token of the
     # figures that step showed (services/batch_preview.py), never a flag a post can just carry.
     confirmation = forms.CharField(widget=forms.HiddenInput, max_length=2000, required=False)
+    # Sent only by "Start another anyway", when the same batch was started a moment ago (another tab).
+    again = forms.BooleanField(required=False, widget=forms.HiddenInput)
     # Posting the same form twice (double click, back + resubmit) opens the batch the first post started.
     submit_token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
 

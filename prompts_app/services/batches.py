@@ -17,7 +17,9 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 from prompts_app import checks as checks_module
 from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, TestCase, TestSet, Workspace
@@ -67,6 +69,22 @@ class OverBudget(NeedsConfirmation):
     """The estimate is above the workspace's soft budget (or unpriced while there is one)."""
 
 
+class AlreadyStarted(BatchError):
+    """Nothing was created: this person started the same batch a moment ago (or it still runs),
+    most likely from another tab; `batch` is that one. Starting it again needs `again`."""
+
+    def __init__(self, batch: BatchComparison) -> None:
+        seconds = (timezone.now() - batch.created_at).total_seconds()
+        ago = "less than a minute" if seconds < 60 else timesince(batch.created_at)
+        super().__init__(f"You already started this batch {ago} ago.")
+        self.batch = batch
+
+
+# A batch like the one being started, by the same person, counts as "already started" while it is
+# preparing or running, or this long after it started (a finished one may be what they want again).
+TWIN_WINDOW = dt.timedelta(minutes=10)
+
+
 def settings_for(workspace: Workspace) -> BatchSettings:
     found, _ = BatchSettings.objects.get_or_create(workspace=workspace)
     return found
@@ -92,19 +110,25 @@ def start_batch(
     title: str = "",
     confirmation: str = "",
     submit_token: str = "",
+    again: bool = False,
 ) -> BatchComparison:
     """Create the batch and all its cells, then hand it to a worker.
 
     Raises BatchError for a batch that cannot run; NeedsConfirmation (OverBudget when the estimate
     is above the workspace's soft budget) when the person has something to see first and
     `confirmation` is not the token of exactly these figures (nothing is created then). The same
-    form posted again (same `submit_token`) returns the batch the first post started.
+    form posted again (same `submit_token`) returns the batch the first post started; the same
+    batch posted from another form (another tab: another token) raises AlreadyStarted unless `again`.
     """
     checks = checks or []
     _validate(workspace, test_set, columns, repeats, concurrency)
     checks_module.build_checks(checks)  # raises CheckConfigError with every problem
 
     def create() -> BatchComparison:
+        # A form's post (it has a submit token) from a second tab; code starting batches gets what it asks.
+        twin = _twin(user, test_set, columns, case_filter, repeats, checks) if submit_token and not again else None
+        if twin is not None:
+            raise AlreadyStarted(twin)
         seen = preview(
             workspace=workspace, columns=columns, test_set=test_set, case_filter=case_filter, repeats=repeats
         )
@@ -147,6 +171,21 @@ def start_batch(
     if created:
         _add_cells(batch)
     return batch
+
+
+def _twin(user, test_set: TestSet, columns: list[ColumnChoice], case_filter: str, repeats: int, checks: list):
+    """The newest batch of this person with these cases, columns (in order), repeats and checks
+    that is preparing or running, or started within TWIN_WINDOW."""
+    statuses = [BatchComparison.Status.PREPARING, BatchComparison.Status.RUNNING]
+    recent = Q(status__in=statuses) | Q(created_at__gte=timezone.now() - TWIN_WINDOW)
+    candidates = BatchComparison.objects.filter(recent, created_by=user, test_set=test_set)
+    candidates = candidates.filter(case_filter=case_filter, repeats=repeats).prefetch_related("columns")
+    wanted = [(c.version.pk, c.draft_content) for c in columns]
+    for batch in candidates.order_by("-created_at", "-id")[:20]:
+        shape = [(c.version_id, c.draft_content) for c in sorted(batch.columns.all(), key=lambda c: c.position)]
+        if shape == wanted and batch.checks == checks:
+            return batch
+    return None
 
 
 def _confirmed_or_raise(seen: Preview, confirmation: str, *, settings: str, user_id: int) -> None:

@@ -77,6 +77,8 @@ def batch_new(request: HttpRequest, workspace_id: int) -> HttpResponse:
             return redirect("batch_detail", _start(workspace, form, request.user).pk)
         except services.NeedsConfirmation as exc:  # the second step: calls, cost, what cases lack
             context.update(preview=exc.preview, confirmation=exc.token, changed=exc.changed)
+        except services.AlreadyStarted as exc:  # from another tab, most likely: open it or start again
+            context.update(twin=exc.batch, twin_said=str(exc))
         except (services.BatchError, CheckConfigError) as exc:
             form.add_error(None, str(exc))
     return render(request, NEW, context)
@@ -96,6 +98,7 @@ def _start(workspace, form: BatchForm, user) -> BatchComparison:
         title=data["title"],
         confirmation=data["confirmation"],
         submit_token=data["submit_token"],
+        again=data["again"],
     )
 
 
