@@ -5,10 +5,12 @@ estimate is a GET); services/batches.py starts the batch once the person has see
 A confirmation ("Start anyway") is a signed token of what the confirm page showed: the figures,
 the batch's settings and the person. The batch starts only if the figures computed again at the
 post are the same, so a flag in a hand-made post, or a confirmation of yesterday's cheaper
-estimate, starts nothing."""
+estimate, starts nothing. And a batch this person started moments ago with the same settings (from
+another tab, most likely) is found before a second one starts."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections import Counter
@@ -17,8 +19,9 @@ from typing import Any
 
 from django.core import signing
 from django.db.models import Q
+from django.utils import timezone
 
-from prompts_app.models import PromptVersion, TestCase, TestSet, Workspace
+from prompts_app.models import BatchComparison, PromptVersion, TestCase, TestSet, Workspace
 from prompts_app.pricing import format_usd
 from prompts_app.run_input import InputTooLarge
 from prompts_app.selectors.batches import soft_budget
@@ -157,6 +160,28 @@ def preview(
         soft_budget(workspace),  # a read: the estimate is a GET
         missing_variables(columns=columns, test_set=test_set, case_filter=case_filter),
     )
+
+
+# A batch like the one being started, by the same person, counts as "already started" while it is
+# preparing or running, or this long after it started (a finished one may be what they want again).
+TWIN_WINDOW = dt.timedelta(minutes=10)
+
+
+def started_twin(
+    user, test_set: TestSet, columns: list[ColumnChoice], case_filter: str, repeats: int, checks: list
+) -> BatchComparison | None:
+    """The newest batch of this person with these cases, columns (in order), repeats and checks
+    that is preparing or running, or started within TWIN_WINDOW."""
+    statuses = [BatchComparison.Status.PREPARING, BatchComparison.Status.RUNNING]
+    recent = Q(status__in=statuses) | Q(created_at__gte=timezone.now() - TWIN_WINDOW)
+    candidates = BatchComparison.objects.filter(recent, created_by=user, test_set=test_set)
+    candidates = candidates.filter(case_filter=case_filter, repeats=repeats).prefetch_related("columns")
+    wanted = [(c.version.pk, c.draft_content) for c in columns]
+    for batch in candidates.order_by("-created_at", "-id")[:20]:
+        shape = [(c.version_id, c.draft_content) for c in sorted(batch.columns.all(), key=lambda c: c.position)]
+        if shape == wanted and batch.checks == checks:
+            return batch
+    return None
 
 
 CONFIRM_SALT = "prompts_app.batch-confirmation"

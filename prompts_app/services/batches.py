@@ -17,7 +17,6 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.timesince import timesince
 
@@ -39,6 +38,7 @@ from prompts_app.services.batch_preview import (  # noqa: F401
     estimate,
     preview,
     settings_key,
+    started_twin,
 )
 from prompts_app.services.once import create_once
 
@@ -78,11 +78,6 @@ class AlreadyStarted(BatchError):
         ago = "less than a minute" if seconds < 60 else timesince(batch.created_at)
         super().__init__(f"You already started this batch {ago} ago.")
         self.batch = batch
-
-
-# A batch like the one being started, by the same person, counts as "already started" while it is
-# preparing or running, or this long after it started (a finished one may be what they want again).
-TWIN_WINDOW = dt.timedelta(minutes=10)
 
 
 def settings_for(workspace: Workspace) -> BatchSettings:
@@ -126,7 +121,9 @@ def start_batch(
 
     def create() -> BatchComparison:
         # A form's post (it has a submit token) from a second tab; code starting batches gets what it asks.
-        twin = _twin(user, test_set, columns, case_filter, repeats, checks) if submit_token and not again else None
+        twin = (
+            started_twin(user, test_set, columns, case_filter, repeats, checks) if submit_token and not again else None
+        )
         if twin is not None:
             raise AlreadyStarted(twin)
         seen = preview(
@@ -171,21 +168,6 @@ def start_batch(
     if created:
         _add_cells(batch)
     return batch
-
-
-def _twin(user, test_set: TestSet, columns: list[ColumnChoice], case_filter: str, repeats: int, checks: list):
-    """The newest batch of this person with these cases, columns (in order), repeats and checks
-    that is preparing or running, or started within TWIN_WINDOW."""
-    statuses = [BatchComparison.Status.PREPARING, BatchComparison.Status.RUNNING]
-    recent = Q(status__in=statuses) | Q(created_at__gte=timezone.now() - TWIN_WINDOW)
-    candidates = BatchComparison.objects.filter(recent, created_by=user, test_set=test_set)
-    candidates = candidates.filter(case_filter=case_filter, repeats=repeats).prefetch_related("columns")
-    wanted = [(c.version.pk, c.draft_content) for c in columns]
-    for batch in candidates.order_by("-created_at", "-id")[:20]:
-        shape = [(c.version_id, c.draft_content) for c in sorted(batch.columns.all(), key=lambda c: c.position)]
-        if shape == wanted and batch.checks == checks:
-            return batch
-    return None
 
 
 def _confirmed_or_raise(seen: Preview, confirmation: str, *, settings: str, user_id: int) -> None:
