@@ -189,7 +189,7 @@ CONFIRM_MAX_AGE = 30 * 60  # seconds: an older confirm page is shown again with 
 
 
 def settings_key(
-    *, test_set: TestSet, columns: list[ColumnChoice], case_filter: str, repeats: int, checks: list, concurrency: int
+    test_set: TestSet, columns: list[ColumnChoice], case_filter: str, repeats: int, checks: list, concurrency: int
 ) -> str:
     """A digest of the batch's settings: a confirmation holds for these and no others (a draft's
     content is part of it: a draft edited since would cost something else)."""

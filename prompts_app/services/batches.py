@@ -121,25 +121,16 @@ def start_batch(
 
     def create() -> BatchComparison:
         # A form's post (it has a submit token) from a second tab; code starting batches gets what it asks.
-        twin = (
-            started_twin(user, test_set, columns, case_filter, repeats, checks) if submit_token and not again else None
-        )
-        if twin is not None:
+        twin = started_twin(user, test_set, columns, case_filter, repeats, checks) if submit_token else None
+        if twin is not None and not again:
             raise AlreadyStarted(twin)
         seen = preview(
             workspace=workspace, columns=columns, test_set=test_set, case_filter=case_filter, repeats=repeats
         )
         _check_size(seen.estimate)
         if seen.over_budget or seen.missing:
-            settings = settings_key(
-                test_set=test_set,
-                columns=columns,
-                case_filter=case_filter,
-                repeats=repeats,
-                checks=checks,
-                concurrency=concurrency,
-            )
-            _confirmed_or_raise(seen, confirmation, settings=settings, user_id=user.pk)
+            key = settings_key(test_set, columns, case_filter, repeats, checks, concurrency)
+            _confirmed_or_raise(seen, confirmation, settings=key, user_id=user.pk)
         batch = BatchComparison.objects.create(
             workspace=workspace,
             test_set=test_set,
