@@ -107,3 +107,8 @@ def test_a_lower_budget_since_the_confirmation_is_said(
     batches.set_soft_budget(workspace=workspace, budget_nano=1)
     page = ask(client, workspace, two_versions, batch_test_set, confirmation=token)
     assert "soft budget $0.000000002, now $0.000000001" in page and not BatchComparison.objects.exists()
+
+
+def test_a_huge_token_is_said_not_valid(client_for, editor, workspace, batch_test_set, two_versions, over_budget):
+    page = ask(client_for(editor), workspace, two_versions, batch_test_set, title="Tone", confirmation="x" * 100_000)
+    assert "That confirmation is not valid" in page and 'value="Tone"' in page and not BatchComparison.objects.exists()
