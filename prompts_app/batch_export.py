@@ -7,9 +7,9 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator
-from decimal import Decimal
 
 from prompts_app.models import BatchComparison
+from prompts_app.pricing import usd_text
 from prompts_app.selectors.batches import EXPORT_FIELDS, progress_and_summary
 
 
@@ -32,10 +32,6 @@ def csv_lines(batch: BatchComparison, rows: Iterable[dict]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def _usd(nano: int) -> str:
-    return f"{Decimal(nano).scaleb(-9):.9f}"  # exact: nano-USD are whole numbers
-
-
 def summary_rows(batch: BatchComparison) -> list[dict]:
     """One row per column, as the page's summary shows it (money as exact USD strings, unpriced
     runs counted apart, never $0)."""
@@ -51,8 +47,8 @@ def summary_rows(batch: BatchComparison) -> list[dict]:
             "pass_rate": None if s.pass_rate is None else round(s.pass_rate, 4),
             "failures": s.failures,
             "tokens": s.tokens,
-            "cost_usd": _usd(s.cost_nano) if s.priced_runs else None,
-            "cost_per_1000_runs_usd": None if s.cost_per_1000_nano is None else _usd(s.cost_per_1000_nano),
+            "cost_usd": usd_text(s.cost_nano) if s.priced_runs else None,
+            "cost_per_1000_runs_usd": None if s.cost_per_1000_nano is None else usd_text(s.cost_per_1000_nano),
             "unpriced_runs": s.unpriced,
             "latency_p50_ms": s.p50,
             "latency_p95_ms": s.p95,

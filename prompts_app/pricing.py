@@ -51,6 +51,15 @@ def usd_to_nano(usd: Decimal | int) -> int:
     return int((Decimal(usd) * NANO_PER_USD).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
+def usd_text(nano: int) -> str:
+    """Nano-USD as exact decimal USD text with all 9 places, for exports: "123456789.012345678".
+
+    Through Decimal, never a float: a float has 15-17 significant digits, so a cost of
+    123456789012345678 nano came out as 123456789.012345684.
+    """
+    return f"{Decimal(int(nano)).scaleb(-9):f}"
+
+
 def format_usd(nano: int | None) -> str:
     """$12.35 from a dollar up; below that 3 significant digits (down to $0.000000001).
 

@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from prompts_app import pricing
 from prompts_app.models import BatchCell, Run
 from prompts_app.selectors import batches as read
 from tests.batch_seed import seed
@@ -231,3 +232,15 @@ def test_a_cell_still_being_sent_shows_that_not_empty_figures(client_for, viewer
     summary = html.split('aria-label="Summary"')[1].split("</table>")[0] if 'aria-label="Summary"' in html else html
     row = re.search(r"2\. Reply v2</th>(.*?)</tr>", summary, re.S).group(1)
     assert "unpriced" not in row  # no run of column 2 has finished: nothing to price yet
+
+
+def test_every_export_writes_a_cells_cost_exactly(client_for, viewer, workspace, prompt, editor):
+    """123456789012345678 nano through a float reads 123456789.012345687: money is text from Decimal."""
+    batch = seed(workspace, prompt, editor, cases=1, failing={})
+    Run.objects.filter(batch_comparison=batch).update(cost_nano=123456789012345678)
+    assert {row["cost_usd"] for row in read.export_rows(batch)} == {"123456789.012345678"}
+    assert pricing.usd_text(123456789012345678) == "123456789.012345678" and pricing.usd_text(-5) == "-0.000000005"
+    client = client_for(viewer)
+    for fmt in ("csv", "json", "md"):
+        body = b"".join(client.get(reverse(f"batch_export_{fmt}", args=[batch.pk])).streaming_content).decode()
+        assert "123456789.012345678" in body and "123456789.01234568" not in body, fmt

@@ -137,7 +137,7 @@ def test_above_the_soft_budget_it_asks_to_confirm_and_starts_when_confirmed(work
         start(workspace, test_set, two_versions, editor)
     assert caught.value.estimate.calls == 6
     assert not BatchComparison.objects.exists()
-    batch = start(workspace, test_set, two_versions, editor, confirmed=True)
+    batch = start(workspace, test_set, two_versions, editor, confirmation=caught.value.token)
     assert batch.cells.count() == 6
 
 

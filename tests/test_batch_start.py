@@ -13,7 +13,7 @@ from prompts_app.models import BatchComparison, TestCase
 from prompts_app.services import batch_worker, batches
 from prompts_app.services.batches import ColumnChoice
 from tests.conftest import make_version
-from tests.test_batch_views import form_data
+from tests.test_batch_views import confirmation_of, form_data
 
 ONE_PLURAL = re.compile(r"\b1 (runs|calls|cases|cells|columns|versions)\b")
 
@@ -73,7 +73,10 @@ def test_variables_the_test_set_lacks_are_named_before_starting(client_for, edit
     asked = client.post(url, form_data([greeting, signed], batch_test_set)).content.decode()
     assert not BatchComparison.objects.exists()  # not started without a deliberate choice
     assert "signature" in asked and 'role="alert"' in asked
-    assert client.post(url, form_data([greeting, signed], batch_test_set, confirm_budget="on")).status_code == 302
+    assert (
+        client.post(url, form_data([greeting, signed], batch_test_set, confirmation=confirmation_of(asked))).status_code
+        == 302
+    )
     assert BatchComparison.objects.count() == 1
 
 
@@ -96,7 +99,7 @@ def test_above_the_budget_a_second_step_states_calls_and_cost(
 
     assert 'role="alert"' in page and "6 calls" in page and format_usd(guess.cost_nano) in page
     assert f"Start anyway — {format_usd(guess.cost_nano)}" in page
-    assert 'type="checkbox" name="confirm_budget"' not in page  # a button, not a box to tick
+    assert 'type="checkbox" name="confirmation"' not in page  # a button, not a box to tick
     assert 'name="title" value="Tone"' in page  # what was typed goes with the confirmation
     assert "Change the batch" in page
     assert not BatchComparison.objects.exists()
@@ -134,7 +137,7 @@ def test_a_batch_whose_preparation_died_is_discarded_when_workers_start(
     columns = [ColumnChoice(v) for v in two_versions]
     dead, alive = (
         batches.start_batch(
-            workspace=workspace, test_set=batch_test_set, columns=columns, user=editor, submit_token=token
+            workspace=workspace, test_set=batch_test_set, columns=columns, user=editor, submit_token=token, again=True
         )
         for token in ("dead", "alive")
     )

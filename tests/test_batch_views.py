@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -39,6 +40,13 @@ def form_data(versions, test_set, **extra) -> dict:
         "check_max_chars": "40",
         **extra,
     }
+
+
+def confirmation_of(page: str) -> str:
+    """The signed token the confirm page's "Start anyway" button sends."""
+    found = re.search(r'<button type="submit" name="confirmation" value="([^"]+)"', page)
+    assert found, "the confirm page has a Start anyway button with its token"
+    return found.group(1)
 
 
 @pytest.fixture
@@ -78,9 +86,9 @@ def test_above_the_budget_the_form_asks_to_confirm_and_keeps_the_input(
     response = client.post(reverse("batch_new", args=[workspace.pk]), form_data(two_versions, test_set, title="Tone"))
     text = response.content.decode()
     assert response.status_code == 200 and 'role="alert"' in text and "soft budget" in text
-    assert 'name="confirm_budget"' in text and 'value="Tone"' in text
+    assert 'name="confirmation"' in text and 'value="Tone"' in text
     assert not BatchComparison.objects.exists()
-    confirmed = form_data(two_versions, test_set, confirm_budget="on")
+    confirmed = form_data(two_versions, test_set, title="Tone", confirmation=confirmation_of(text))
     assert client.post(reverse("batch_new", args=[workspace.pk]), confirmed).status_code == 302
     assert BatchComparison.objects.count() == 1
 

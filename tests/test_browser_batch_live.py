@@ -6,9 +6,10 @@ from __future__ import annotations
 import pytest
 
 from prompts_app.models import TestCase, TestSet
-from prompts_app.services import batches
+from prompts_app.services import batches, run_watch
 from prompts_app.services.batches import ColumnChoice
 from tests.conftest import seed_fake, start_worker
+from tests.test_batch_matrix_live import big_running_batch, claim, store_run
 
 pytestmark = pytest.mark.browser
 
@@ -50,3 +51,29 @@ def test_a_person_sees_the_matrix_fill_in_while_the_batch_runs(
     assert page.get_by_label("Baseline column").input_value() == "2"
     diff.click()  # an open diff of a finished cell, as on a finished batch's page
     page.get_by_label("Case #4, column 1 against the baseline, column 2").wait_for()
+
+
+def test_a_person_on_page_3_sees_every_cell_of_it_fill_in(page, browser_login, viewer, editor, workspace, prompt):
+    """250 unfinished cells a page (25 cases x 2 columns x 5 repeats), more than the 200 a page once
+    watched: the last one of page 3, sorted, fills in, and so does the next one of its row."""
+    batch = big_running_batch(workspace, prompt, editor, cases=75)
+    browser_login(viewer)
+    page.goto(f"/batches/{batch.pk}/")
+    page.get_by_label("Sort by").select_option(label="1. v1: latency")
+    page.wait_for_url("**sort=1.latency**")
+    for _ in range(2):
+        page.get_by_role("link", name="Next →").click()
+        page.wait_for_timeout(300)
+    page.get_by_text("Page 3 of 3").wait_for()
+    page.evaluate("window.stillTheSamePage = true")
+    row = page.get_by_role("row", name="#75")
+    last, before = (batch.cells.get(case__position=75, column__position=2, repeat=r) for r in (5, 4))
+    for cell, text in ((last, "The last answer of page 3"), (before, "The one before it")):
+        run = claim(cell)
+        run_watch.run_stored()  # what a worker does once its transaction is in
+        row.locator(f"#cell-{cell.pk}", has_text="Running").wait_for(timeout=10_000)
+        store_run(cell, run, text)
+        run_watch.run_stored()
+        row.get_by_text(text).wait_for(timeout=10_000)
+    assert page.locator(f"#shown-{last.case_id}").get_attribute("value").endswith("qqqss")
+    assert page.evaluate("window.stillTheSamePage") is True and "page=3" in page.url

@@ -100,8 +100,11 @@ class BatchForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text='E.g. [{"type": "tool_call", "tool": "lookup"}, {"type": "latency", "max_ms": 2000}]',
     )
-    # Sent only by the "Start anyway" button of the confirmation step (never a box to tick in passing).
-    confirm_budget = forms.BooleanField(label="Start anyway", required=False, widget=forms.HiddenInput)
+    # Sent only by the "Start anyway" button of the confirmation step: the signed token of the
+    # figures that step showed (services/batch_preview.py), never a flag a post can just carry.
+    confirmation = forms.CharField(widget=forms.HiddenInput, required=False)
+    # Sent only by "Start another anyway", when the same batch was started a moment ago (another tab).
+    again = forms.BooleanField(required=False, widget=forms.HiddenInput)
     # Posting the same form twice (double click, back + resubmit) opens the batch the first post started.
     submit_token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
 
@@ -111,6 +114,10 @@ class BatchForm(forms.Form):
         self.workspace, self.user = workspace, user
         self.fields["columns"].choices = column_choices(workspace, user)
         self.fields["test_set"].queryset = TestSet.objects.filter(workspace=workspace)
+
+    def clean_confirmation(self) -> str:
+        # Cut, not refused: a hidden field's error would show nowhere; a cut token is "not valid" on the page.
+        return self.cleaned_data["confirmation"][:2000]
 
     def clean_columns(self) -> list[ColumnChoice]:
         keys = self.cleaned_data["columns"]

@@ -7,14 +7,18 @@ finished (the number running changed), or when one of those runs was stored. Eac
 index lookups only (a batch's running cells are at most its concurrency, the runs by primary
 key), so it can run on every store, or every few milliseconds on PostgreSQL, for any size of batch.
 
-The page also sends the matrix cells it shows unfinished (their id and state's first letter, from
-hidden inputs in the cells, at most MAX_LIVE_CELLS a page): the answer carries, out of band, those
-that changed since, drawn as the matrix draws them. Finished cells are never sent again, so an open
-diff or whole output is never replaced, and the person's filters, sort and page are the page's own.
+The page also sends what its matrix shows, whatever its filter, sort and page: for each row with
+a cell still unfinished, the case and each cell's state's first letter (MatrixRow.shown: about
+50 characters for 40 cells, so a page's 25 rows x 8 columns x 5 repeats fit a short request line;
+one input a cell was 11 KB, so only the first 200 cells of a page were watched). The answer carries,
+out of band, the page's cells whose state moved on, drawn as the matrix draws them, and the rows'
+new letters. Finished cells are never sent again, so an open diff or whole output is never replaced,
+and the person's filters, sort and page are the page's own.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,8 +28,11 @@ from django.db.models.functions import Coalesce
 
 from prompts_app.models import BatchCell, BatchColumn, BatchComparison, Run
 from prompts_app.plain_int import plain_int
-from prompts_app.selectors.batches import MAX_LIVE_CELLS, MatrixCell, cells
+from prompts_app.selectors.batches import PER_PAGE, MatrixCell, cells, shown_states
 from prompts_app.services.run_watch import MAX_WATCHED
+
+MAX_ROW_CELLS = 64  # a row has at most 8 columns x 5 repeats
+UNFINISHED_LETTERS = {state[:1] for state in MatrixCell.UNFINISHED}
 
 
 @dataclass(frozen=True)
@@ -80,26 +87,47 @@ def _count(grouped):
     return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
 
 
-def shown_cells(get) -> dict[int, str]:
-    """The unfinished cells the page shows, {id: first letter of the state it shows}."""
+@dataclass(frozen=True)
+class ShownRow:
+    case_id: int
+    shown: str  # as MatrixRow.shown
+
+
+def shown_rows(get) -> dict[int, str]:
+    """The rows the page shows with an unfinished cell: {case id: its cells' state letters}."""
     found = {}
-    for value in get.getlist("c")[:MAX_LIVE_CELLS]:
-        if (pk := plain_int(value[:-1])) is not None:
-            found[pk] = value[-1:]
+    for value in get.getlist("r")[:PER_PAGE]:
+        case, _, letters = value.partition(".")
+        if (pk := plain_int(case)) is not None and letters:
+            found[pk] = letters[:MAX_ROW_CELLS]
     return found
 
 
-def changed_cells(batch: BatchComparison, columns: list[BatchColumn], shown: dict[int, str]) -> list[MatrixCell]:
-    """Of the cells the page shows unfinished, those whose state moved on: one query by primary key."""
-    if not shown:
-        return []
+def changed_cells(
+    batch: BatchComparison, columns: list[BatchColumn], shown: dict[int, str]
+) -> tuple[list[MatrixCell], list[ShownRow]]:
+    """Of the rows the page shows, the cells whose state moved on and the rows' letters now: one
+    query for the rows' states (by the batch-and-case index), one for the cells to draw."""
+    watched = [pk for pk, letters in shown.items() if set(letters) & UNFINISHED_LETTERS]
+    if not watched:
+        return [], []
     number = {c.pk: n for n, c in enumerate(columns, 1)}
-    found = cells(batch).filter(pk__in=list(shown)).values_list(*MatrixCell.FIELDS, "case__position")
+    by_case: dict[int, list[tuple[int, int, int, str]]] = defaultdict(list)
+    states = BatchCell.objects.filter(batch=batch, case_id__in=watched).order_by()
+    for pk, case_id, column_id, repeat, state in states.values_list("pk", "case_id", "column_id", "repeat", "state"):
+        by_case[case_id].append((number[column_id], repeat, pk, state))
+    moved: list[int] = []
+    rows = []
+    for case_id, found in by_case.items():
+        found.sort()  # the matrix's order: columns, then repeats
+        letters, before = "".join(state[:1] for *_, state in found), shown[case_id]
+        if letters != before:
+            moved += [pk for n, (*_, pk, state) in enumerate(found) if before[n : n + 1] != state[:1]]
+            rows.append(ShownRow(case_id, shown_states(case_id, [state for *_, state in found])))
+    drawn = cells(batch).filter(pk__in=moved).values_list(*MatrixCell.FIELDS, "case__position")
     changed = []
-    for *values, case_position in found:
+    for *values, case_position in drawn:
         cell = MatrixCell(*values)
-        if cell.state[:1] != shown[cell.pk]:
-            cell.label(case_position or 0, number[cell.column_id])
-            cell.live = cell.state in MatrixCell.UNFINISHED
-            changed.append(cell)
-    return changed
+        cell.label(case_position or 0, number[cell.column_id])
+        changed.append(cell)
+    return changed, rows

@@ -25,9 +25,6 @@ from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSet
 from prompts_app.plain_int import plain_int
 
 PER_PAGE = 25
-# A running batch's page sends the ids of the cells it shows unfinished with its held request
-# (selectors.batch_watch): this many at most, so the request line stays about 2 KB.
-MAX_LIVE_CELLS = 200
 SUMMARY_CACHE_SECONDS = 7 * 24 * 3600
 
 
@@ -264,6 +261,9 @@ class MatrixRow:
     variables: dict
     expected: str
     cells: list[list[MatrixCell]]  # per column, its repeats
+    # While a cell is unfinished, "<case id>.<each cell's state's first letter>" (columns, then
+    # repeats): the page's held request sends it (selectors.batch_watch), "" once all are finished.
+    shown: str = ""
 
 
 def _metric(batch: BatchComparison, column: BatchColumn, metric: str):
@@ -337,18 +337,16 @@ def matrix_page(
         cell.label(numbers[cell.case_id], position[cell.column_id] + 1)
         grid[cell.case_id][position[cell.column_id]].append(cell)
     rows = [MatrixRow(c.pk, c.position, c.variables, c.expected_output, grid[c.pk]) for c in case_list]
-    _mark_live(rows)
+    for row in rows:
+        row.shown = shown_states(row.case_id, [cell.state for repeats in row.cells for cell in repeats])
     return page_obj, rows
 
 
-def _mark_live(rows: list[MatrixRow]) -> None:
-    """The first MAX_LIVE_CELLS unfinished cells of the page, in reading order, are watched."""
-    left = MAX_LIVE_CELLS
-    for row in rows:
-        for repeats in row.cells:
-            for cell in repeats:
-                if left and cell.state in MatrixCell.UNFINISHED:
-                    cell.live, left = True, left - 1
+def shown_states(case_id: int, states: list[str]) -> str:
+    """What a row tells the page's held request: its case and its cells' states, one letter each
+    (about 50 characters for 40 cells, so a page's 25 rows stay within a short request line)."""
+    letters = "".join(state[:1] for state in states)
+    return f"{case_id}.{letters}" if any(state in MatrixCell.UNFINISHED for state in states) else ""
 
 
 def cells(batch: BatchComparison):
@@ -391,7 +389,6 @@ class MatrixCell:
     chars: str = ""
     figures: str = ""
     state_label: str = ""
-    live: bool = False  # the page sends it with its held request while the batch runs
 
     def label(self, case_position: int, column_number: int) -> None:
         label_cell(self, case_position, column_number)
@@ -471,7 +468,7 @@ def export_rows(batch: BatchComparison) -> Iterator[dict]:
             ),
             "prompt_tokens": run.prompt_tokens if run else "",
             "completion_tokens": run.completion_tokens if run else "",
-            "cost_usd": "" if not run or run.cost_nano is None else f"{run.cost_nano / 1e9:.9f}",
+            "cost_usd": "" if not run or run.cost_nano is None else pricing.usd_text(run.cost_nano),
             "latency_ms": "" if not run or run.latency_ms is None else round(run.latency_ms),
             "error": (run.error if run else cell.error),
             "variables": cell.case.variables if cell.case else {},

@@ -9,8 +9,8 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable, Iterator
-from decimal import Decimal
 
+from prompts_app.pricing import usd_text
 from prompts_app.selectors.history import (
     USERNAME,
     Cursor,
@@ -97,7 +97,7 @@ def export_record(row: dict) -> dict:
         "completion_tokens": row["completion_tokens"],
         "total_tokens": row["total_tokens"],
         # Exact decimal string from integer nano-USD; empty (CSV) / null (JSON) when unpriced.
-        "cost_usd": None if cost is None else f"{Decimal(cost).scaleb(-9):f}",
+        "cost_usd": None if cost is None else usd_text(cost),
         "price_source": row["price_source"],
         "latency_ms": None if row["latency_ms"] is None else round(row["latency_ms"], 1),
         "user": row[f"user__{USERNAME}"],

@@ -1,16 +1,28 @@
 """What a person sees before a batch comparison starts: the number of calls and an estimated
 cost, the soft budget, and the `{{variables}}` some cases have no value for. Reads only (the
-estimate is a GET); services/batches.py starts the batch once the person has seen this."""
+estimate is a GET); services/batches.py starts the batch once the person has seen this.
+
+A confirmation ("Start anyway") is a signed token of what the confirm page showed: the figures,
+the batch's settings and the person. The batch starts only if the figures computed again at the
+post are the same, so a flag in a hand-made post, or a confirmation of yesterday's cheaper
+estimate, starts nothing. And a batch this person started moments ago with the same settings (from
+another tab, most likely) is found before a second one starts."""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from django.core import signing
 from django.db.models import Q
+from django.utils import timezone
 
-from prompts_app.models import PromptVersion, TestCase, TestSet, Workspace
+from prompts_app.models import BatchComparison, PromptVersion, TestCase, TestSet, Workspace
+from prompts_app.pricing import format_usd
 from prompts_app.run_input import InputTooLarge
 from prompts_app.selectors.batches import soft_budget
 from prompts_app.services import runs
@@ -148,6 +160,106 @@ def preview(
         soft_budget(workspace),  # a read: the estimate is a GET
         missing_variables(columns=columns, test_set=test_set, case_filter=case_filter),
     )
+
+
+# A batch like the one being started, by the same person, counts as "already started" while it is
+# preparing or running, or this long after it started (a finished one may be what they want again).
+TWIN_WINDOW = dt.timedelta(minutes=10)
+
+
+def started_twin(
+    user, test_set: TestSet, columns: list[ColumnChoice], case_filter: str, repeats: int, checks: list
+) -> BatchComparison | None:
+    """The newest batch of this person with these cases, columns (in order), repeats and checks
+    that is preparing or running, or started within TWIN_WINDOW."""
+    statuses = [BatchComparison.Status.PREPARING, BatchComparison.Status.RUNNING]
+    recent = Q(status__in=statuses) | Q(created_at__gte=timezone.now() - TWIN_WINDOW)
+    candidates = BatchComparison.objects.filter(recent, created_by=user, test_set=test_set)
+    candidates = candidates.filter(case_filter=case_filter, repeats=repeats).prefetch_related("columns")
+    wanted = [(c.version.pk, c.draft_content) for c in columns]
+    for batch in candidates.order_by("-created_at", "-id")[:20]:
+        shape = [(c.version_id, c.draft_content) for c in sorted(batch.columns.all(), key=lambda c: c.position)]
+        if shape == wanted and batch.checks == checks:
+            return batch
+    return None
+
+
+CONFIRM_SALT = "prompts_app.batch-confirmation"
+CONFIRM_MAX_AGE = 30 * 60  # seconds: an older confirm page is shown again with today's figures
+
+
+def settings_key(
+    test_set: TestSet, columns: list[ColumnChoice], case_filter: str, repeats: int, checks: list, concurrency: int
+) -> str:
+    """A digest of the batch's settings: a confirmation holds for these and no others (a draft's
+    content is part of it: a draft edited since would cost something else)."""
+    said = {
+        "test_set": test_set.pk,
+        "columns": [[c.version.pk, c.draft_content] for c in columns],
+        "case_filter": case_filter,
+        "repeats": repeats,
+        "checks": checks,
+        "concurrency": concurrency,
+    }
+    return hashlib.sha256(json.dumps(said, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _seen(preview: Preview, settings: str, user_id: int) -> dict[str, Any]:
+    e = preview.estimate
+    missing = [[m.label, m.variable, m.cases, m.total] for m in preview.missing]
+    return {
+        "calls": e.calls,
+        "cost": e.cost_nano,
+        "priced": e.priced_cost_nano,
+        "unpriced": e.unpriced_columns,
+        "budget": preview.budget_nano,
+        "missing": hashlib.sha256(json.dumps(missing).encode()).hexdigest()[:16],
+        "settings": settings,
+        "user": user_id,
+    }
+
+
+def confirmation_token(preview: Preview, *, settings: str, user_id: int) -> str:
+    """What the confirm page's "Start anyway" sends back: `preview` as this person saw it, signed."""
+    return signing.dumps(_seen(preview, settings, user_id), salt=CONFIRM_SALT, compress=True)
+
+
+def confirmation_problem(token: str, preview: Preview, *, settings: str, user_id: int) -> str | None:
+    """None when `token` confirms exactly `preview`; otherwise what the person reads above the figures
+    computed now ("" when nothing was confirmed: the confirm page says enough)."""
+    if not token:
+        return ""
+    try:
+        said = signing.loads(token, salt=CONFIRM_SALT, max_age=CONFIRM_MAX_AGE)
+    except signing.SignatureExpired:
+        return "Your confirmation is more than 30 minutes old. Check the figures below and confirm again."
+    except signing.BadSignature:
+        return "That confirmation is not valid. Check the figures below and confirm again."
+    now = _seen(preview, settings, user_id)
+    if said == now:
+        return None
+    if not isinstance(said, dict) or (said.get("settings"), said.get("user")) != (settings, user_id):
+        return "That confirmation was for other settings. Check the figures below and confirm again."
+    changes = []
+    if said.get("calls") != now["calls"]:
+        changes.append(f"{said.get('calls'):,} calls, now {now['calls']:,}")
+    if (said.get("cost"), said.get("priced"), said.get("unpriced")) != (now["cost"], now["priced"], now["unpriced"]):
+        changes.append(f"estimated cost {_cost(said)}, now {_cost(now)}")
+    if said.get("budget") != now["budget"]:
+        changes.append(f"soft budget {_money(said.get('budget'))}, now {_money(now['budget'])}")
+    if said.get("missing") != now["missing"]:
+        changes.append("the variables some cases lack")
+    return f"The estimate changed since you confirmed: {'; '.join(changes)}. Confirm again."
+
+
+def _cost(seen: dict[str, Any]) -> str:
+    if seen.get("cost") is not None or not seen.get("unpriced"):
+        return format_usd(seen.get("cost"))
+    return f"{format_usd(seen.get('priced'))} + {seen['unpriced']} unpriced column{'s' if seen['unpriced'] > 1 else ''}"
+
+
+def _money(nano: int | None) -> str:
+    return "none" if nano is None else format_usd(nano)
 
 
 def _as_version(choice: ColumnChoice) -> PromptVersion:

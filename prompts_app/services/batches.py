@@ -18,6 +18,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.timesince import timesince
 
 from prompts_app import checks as checks_module
 from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, TestCase, TestSet, Workspace
@@ -32,8 +33,12 @@ from prompts_app.services.batch_preview import (  # noqa: F401
     case_inputs,
     cases_for,
     column_label,
+    confirmation_problem,
+    confirmation_token,
     estimate,
     preview,
+    settings_key,
+    started_twin,
 )
 from prompts_app.services.once import create_once
 
@@ -51,16 +56,28 @@ class BatchError(Exception):
 
 
 class NeedsConfirmation(BatchError):
-    """Nothing was created: the person must see `preview` (cost, missing variables) and confirm."""
+    """Nothing was created: the person must see `preview` (cost, missing variables) and confirm by
+    sending `token` back; `changed` says why an earlier confirmation no longer holds ("" if none)."""
 
-    def __init__(self, preview: Preview) -> None:
-        super().__init__("Confirm to start this batch: " + preview.reasons())
-        self.preview = preview
+    def __init__(self, preview: Preview, token: str = "", changed: str = "") -> None:
+        super().__init__(changed or "Confirm to start this batch: " + preview.reasons())
+        self.preview, self.token, self.changed = preview, token, changed
         self.estimate, self.budget_nano, self.missing = preview.estimate, preview.budget_nano, preview.missing
 
 
 class OverBudget(NeedsConfirmation):
     """The estimate is above the workspace's soft budget (or unpriced while there is one)."""
+
+
+class AlreadyStarted(BatchError):
+    """Nothing was created: this person started the same batch a moment ago (or it still runs),
+    most likely from another tab; `batch` is that one. Starting it again needs `again`."""
+
+    def __init__(self, batch: BatchComparison) -> None:
+        seconds = (timezone.now() - batch.created_at).total_seconds()
+        ago = "less than a minute" if seconds < 60 else timesince(batch.created_at)
+        super().__init__(f"You already started this batch {ago} ago.")
+        self.batch = batch
 
 
 def settings_for(workspace: Workspace) -> BatchSettings:
@@ -86,29 +103,34 @@ def start_batch(
     checks: list[dict[str, Any]] | None = None,
     case_filter: str = "",
     title: str = "",
-    confirmed: bool = False,
+    confirmation: str = "",
     submit_token: str = "",
+    again: bool = False,
 ) -> BatchComparison:
     """Create the batch and all its cells, then hand it to a worker.
 
     Raises BatchError for a batch that cannot run; NeedsConfirmation (OverBudget when the estimate
-    is above the workspace's soft budget) when `confirmed` is False and the person has something
-    to see first (nothing is created then). The same form posted again (same `submit_token`)
-    returns the batch the first post started.
+    is above the workspace's soft budget) when the person has something to see first and
+    `confirmation` is not the token of exactly these figures (nothing is created then). The same
+    form posted again (same `submit_token`) returns the batch the first post started; the same
+    batch posted from another form (another tab: another token) raises AlreadyStarted unless `again`.
     """
     checks = checks or []
     _validate(workspace, test_set, columns, repeats, concurrency)
     checks_module.build_checks(checks)  # raises CheckConfigError with every problem
 
     def create() -> BatchComparison:
+        # A form's post (it has a submit token) from a second tab; code starting batches gets what it asks.
+        twin = started_twin(user, test_set, columns, case_filter, repeats, checks) if submit_token else None
+        if twin is not None and not again:
+            raise AlreadyStarted(twin)
         seen = preview(
             workspace=workspace, columns=columns, test_set=test_set, case_filter=case_filter, repeats=repeats
         )
         _check_size(seen.estimate)
-        if not confirmed and seen.over_budget:
-            raise OverBudget(seen)
-        if not confirmed and seen.missing:
-            raise NeedsConfirmation(seen)
+        if seen.over_budget or seen.missing:
+            key = settings_key(test_set, columns, case_filter, repeats, checks, concurrency)
+            _confirmed_or_raise(seen, confirmation, settings=key, user_id=user.pk)
         batch = BatchComparison.objects.create(
             workspace=workspace,
             test_set=test_set,
@@ -137,6 +159,13 @@ def start_batch(
     if created:
         _add_cells(batch)
     return batch
+
+
+def _confirmed_or_raise(seen: Preview, confirmation: str, *, settings: str, user_id: int) -> None:
+    problem = confirmation_problem(confirmation, seen, settings=settings, user_id=user_id)
+    if problem is not None:
+        token = confirmation_token(seen, settings=settings, user_id=user_id)
+        raise (OverBudget if seen.over_budget else NeedsConfirmation)(seen, token, problem)
 
 
 PREPARING_GIVE_UP = dt.timedelta(minutes=10)  # the largest batch takes seconds to prepare

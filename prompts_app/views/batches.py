@@ -75,8 +75,10 @@ def batch_new(request: HttpRequest, workspace_id: int) -> HttpResponse:
     if request.method == "POST" and request.POST.get("step") != "edit" and form.is_valid():
         try:
             return redirect("batch_detail", _start(workspace, form, request.user).pk)
-        except services.NeedsConfirmation as exc:
-            context["preview"] = exc.preview  # the second step: calls, cost, what cases lack
+        except services.NeedsConfirmation as exc:  # the second step: calls, cost, what cases lack
+            context.update(preview=exc.preview, confirmation=exc.token, changed=exc.changed)
+        except services.AlreadyStarted as exc:  # from another tab, most likely: open it or start again
+            context.update(twin=exc.batch, twin_said=str(exc))
         except (services.BatchError, CheckConfigError) as exc:
             form.add_error(None, str(exc))
     return render(request, NEW, context)
@@ -94,8 +96,9 @@ def _start(workspace, form: BatchForm, user) -> BatchComparison:
         checks=data["checks"],
         case_filter=data["case_filter"],
         title=data["title"],
-        confirmed=data["confirm_budget"],
+        confirmation=data["confirmation"],
         submit_token=data["submit_token"],
+        again=data["again"],
     )
 
 
@@ -178,24 +181,24 @@ def batch_progress(request: HttpRequest, batch_id: int) -> HttpResponse:
 @require_GET
 def batch_watch(request: HttpRequest, batch_id: int) -> HttpResponse:
     """Held open until the page is out of date (a cell claimed or stored, the status changed) or a
-    timeout passes, then the progress and, out of band, the summary, chart and the matrix cells
-    the page showed unfinished that changed since."""
+    timeout passes, then the progress and, out of band, the summary, chart and the cells of the
+    matrix rows the page shows (its filter, sort and page) that changed since."""
     batch = _get_batch_for_user(request, batch_id)
     changed = batch_watch_read.changed_since(batch, Shown.from_query(request.GET))
     held = run_watch.hold(changed, user_id=request.user.pk)
-    return _render_live(request, batch, busy=not held, cells=batch_watch_read.shown_cells(request.GET))
+    return _render_live(request, batch, busy=not held, rows=batch_watch_read.shown_rows(request.GET))
 
 
 def _render_live(
-    request: HttpRequest, batch: BatchComparison, busy: bool = False, cells: dict[int, str] | None = None
+    request: HttpRequest, batch: BatchComparison, busy: bool = False, rows: dict[int, str] | None = None
 ) -> HttpResponse:
     batch.refresh_from_db(fields=["status", "active_seconds", "resumed_at", "finished_at"])
-    context = _live_context(request, batch, busy=busy, pushed=cells is not None)
-    if cells:  # read after the figures: a cell stored in between is drawn now and counted next push
+    context = _live_context(request, batch, busy=busy, pushed=rows is not None)
+    if rows:  # read after the figures: a cell stored in between is drawn now and counted next push
         columns = context["columns"]
         baseline = read.MatrixQuery.from_query(request.GET, len(columns)).baseline
         context.update(_cell_links(batch, baseline), baseline=columns[baseline - 1])
-        context["live_cells"] = batch_watch_read.changed_cells(batch, columns, cells)
+        context["live_cells"], context["live_rows"] = batch_watch_read.changed_cells(batch, columns, rows)
     return render(request, PAGE + "#live", context)
 
 
