@@ -139,3 +139,15 @@ def test_the_migration_reads_batch_and_repeat_out_of_the_old_keys(comparison, mo
     assert stored[single.pk] == (None, None, "v1:cmp-like-but-not-a-batch")
     migration.fields_to_keys(django_apps, None)  # and back
     assert Run.objects.get(pk=runs[-1].pk).idempotency_key == f"cmp-{comparison.pk}-2-{b.pk}-1"
+
+
+def test_a_column_still_running_or_only_failed_shows_a_dash_for_its_cost_not_unpriced(comparison):
+    # "unpriced" means a run succeeded with no known price (README); a column with no success yet has no cost at all.
+    a, b, c = comparison.columns.all()
+    add_run(comparison, a, 0, status=Run.Status.PENDING)
+    add_run(comparison, b, 0, status=Run.Status.FAILED, error="boom")
+    add_run(comparison, c, 0, text="fine", cost_nano=None)
+    stats = {column: report.column_stats(batch_runs(comparison, column=column)) for column in (a, b, c)}
+    assert stats[a].cost_text(stats[a].cost_per_run_nano) == "—"
+    assert stats[b].cost_text(stats[b].cost_per_1000_nano) == "—"
+    assert stats[c].cost_text(stats[c].cost_per_run_nano) == "unpriced"

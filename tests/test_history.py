@@ -239,6 +239,10 @@ def test_totals_of_failed_runs_only_show_no_cost_rather_than_zero_dollars(client
     make_run(version, owner, status="failed", error="Maxim had a server error (500)")
     body = client_for(owner).get(reverse("run_history_totals"), {"status": "failed"}).content.decode()
     assert "$0.00" not in body and "No run here has a price" in body
+    # The table's footer says the same as the totals above it.
+    page = client_for(owner).get(reverse("run_history"), {"status": "failed"}).content.decode()
+    footer = page.split("<tfoot>")[1].split("</tfoot>")[0]
+    assert "Totals for this filter" in footer and "$0.00" not in footer and "—" in footer
 
 
 @pytest.mark.parametrize("value", ["", "2", "9", None])

@@ -47,6 +47,12 @@ class ColumnStats:
     cost_per_run_nano: int | None  # None: some run is unpriced (or none succeeded)
     cost_per_1000_nano: int | None
     failures: int
+    unpriced: int = 0  # succeeded runs with no known price
+
+    def cost_text(self, nano: int | None) -> str:
+        """A cost figure: "unpriced" only when a run that succeeded has no price; "—" while no
+        run has succeeded (still running, or every one failed)."""
+        return format_usd(nano) if nano is not None or self.unpriced else "—"
 
 
 def column_stats(runs: list[Run]) -> ColumnStats:
@@ -65,6 +71,7 @@ def column_stats(runs: list[Run]) -> ColumnStats:
         cost_per_run_nano=per_run,
         cost_per_1000_nano=per_run * 1000 if per_run is not None else None,
         failures=sum(1 for r in done if r.status != Run.Status.SUCCESS),
+        unpriced=sum(1 for r in ok if r.cost_nano is None),
     )
 
 
@@ -284,8 +291,8 @@ def _stats_lines(columns: list[ComparisonColumn], grouped: dict[int, list[Run]])
             column_label(column),
             f"{stats.distinct_outputs} of {stats.runs}",
             latency,
-            format_usd(stats.cost_per_run_nano),
-            format_usd(stats.cost_per_1000_nano),
+            stats.cost_text(stats.cost_per_run_nano),
+            stats.cost_text(stats.cost_per_1000_nano),
             str(stats.failures),
         ]
         lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")

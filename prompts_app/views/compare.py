@@ -253,8 +253,8 @@ def _column_context(
         "pending": bool(pending),
         "pending_runs": pending,
         "stats": stats,
-        "cost_per_run": pricing.format_usd(stats.cost_per_run_nano),
-        "cost_per_1000": pricing.format_usd(stats.cost_per_1000_nano),
+        "cost_per_run": stats.cost_text(stats.cost_per_run_nano),
+        "cost_per_1000": stats.cost_text(stats.cost_per_1000_nano),
         "input": services.column_input(comparison, column),
     }
 
