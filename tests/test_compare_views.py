@@ -383,3 +383,13 @@ def test_the_prompt_page_links_its_two_latest_versions_side_by_side(workspace, e
     first, second = make_version(prompt, 1), make_version(prompt, 2, model="gpt-4o-mini")
     page = client_for(editor).get(f"/prompts/{prompt.pk}/").content.decode()
     assert f"columns=v{first.pk}&amp;columns=v{second.pk}" in page
+
+
+def test_the_configuration_numbers_its_columns_so_a_version_compared_twice_is_told_apart(
+    client_for, editor, workspace, versions, echo_maxim
+):
+    comparison = make_comparison(client_for(editor), workspace, [versions[0], versions[0]])
+    page = client_for(editor).get(reverse("comparison_detail", args=[comparison.pk])).content.decode()
+    head = page.split('<table class="data config"')[1].split("</thead>")[0]
+    label = comparison.columns.first().version.prompt.name
+    assert f"<th>1. {label}" in head and f"<th>2. {label}" in head

@@ -278,3 +278,9 @@ def test_rows_written_in_python_escape_names_as_the_template_did(client_for, own
     assert 'title="&lt;b&gt;&quot;Bold&quot; &amp; &#x27;co&#x27;&lt;/b&gt;">&lt;b&gt;&quot;Bold&quot;' in body
     assert '<span class="clip" title="&lt;i&gt;model&lt;/i&gt;">&lt;i&gt;model&lt;/i&gt;</span>' in body
     assert '<td class="num"><span class="muted">—</span></td>' in body  # no latency: a dash, not "None"
+
+
+def test_one_run_is_one_run_not_1_runs(client_for, owner, version):
+    make_run(version, owner, status="failed", error="boom")
+    page = client_for(owner).get(reverse("run_history"), {"status": "failed"}).content.decode()
+    assert "1</strong> run ·" in page and "1 runs" not in page and "Totals for this filter: 1 run" in page
