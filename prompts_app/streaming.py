@@ -3,7 +3,7 @@ take tens of seconds (a write, and a pass through the middleware, per line)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from django.http import HttpResponse, StreamingHttpResponse
 
@@ -38,28 +38,60 @@ BUSY_MESSAGE = (
 SLOTS = Slots(per_user=PER_USER, per_process=PER_PROCESS)
 
 
-def one_at_a_time(user_id: object, chunks: Iterable[str]) -> Iterator[str] | None:
-    """`chunks`, holding a download slot until they are sent or the client goes; None when the
-    person (or this process) already has as many downloads running as it may."""
+def one_at_a_time(user_id: object, chunks: Iterable[str]) -> _Held | None:
+    """`chunks`, holding a download slot until they are sent, the client goes, or the response is
+    closed unsent; None when the person (or this process) already has as many running as it may."""
     if not SLOTS.take(user_id):
         return None
-    return _released_after(user_id, iter(chunks))
+    return _Held(user_id, iter(chunks))
 
 
-def _released_after(user_id: object, chunks: Iterator[str]) -> Iterator[str]:
-    try:
-        yield from chunks
-    finally:  # also when the client hangs up: Django closes the response's iterator
-        SLOTS.give_back(user_id)
+class _Held:
+    """An iterator that gives its slot back once: at its end, or when closed (Django closes a
+    response's iterator when the client goes; a view closes it when it fails before answering).
+    Not a generator: an unstarted generator's `finally` never runs, and its slot was lost."""
+
+    def __init__(self, user_id: object, chunks: Iterator[str]) -> None:
+        self._user_id, self._chunks, self._held = user_id, chunks, True
+
+    def __iter__(self) -> _Held:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._chunks)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._held:
+            self._held = False
+            SLOTS.give_back(self._user_id)
 
 
-def download(user_id: object, lines: Iterable[str], *, content_type: str, filename: str) -> HttpResponse:
-    """A streamed attachment of `lines` in chunks, or a 429 saying to try again (see PER_USER)."""
+def download(
+    user_id: object,
+    lines: Iterable[str],
+    *,
+    content_type: str,
+    filename: str,
+    on_start: Callable[[], object] | None = None,
+) -> HttpResponse:
+    """A streamed attachment of `lines` in chunks, or a 429 saying to try again (see PER_USER).
+    `on_start` (the audit record) runs once the download may go ahead; if it fails, the slot is
+    given back and the error goes on."""
     chunks = one_at_a_time(user_id, in_chunks(lines))
     if chunks is None:
         busy = HttpResponse(BUSY_MESSAGE, status=429, content_type="text/plain; charset=utf-8")
         busy["Retry-After"] = "5"
         return busy
+    try:
+        if on_start is not None:
+            on_start()
+    except BaseException:
+        chunks.close()
+        raise
     response = StreamingHttpResponse(chunks, content_type=content_type)
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -393,3 +393,14 @@ def test_the_configuration_numbers_its_columns_so_a_version_compared_twice_is_to
     head = page.split('<table class="data config"')[1].split("</thead>")[0]
     label = comparison.columns.first().version.prompt.name
     assert f"<th>1. {label}" in head and f"<th>2. {label}" in head
+
+
+def test_run_again_with_a_batch_number_past_the_database_column_is_refused_not_a_500(
+    client_for, editor, workspace, versions, echo_maxim
+):
+    comparison = make_comparison(client_for(editor), workspace, versions[:2])
+    url = reverse("comparison_run_again", args=[comparison.pk])
+    for batch in (2**63, 2**31):
+        assert client_for(editor).post(url, {"repeats": 1, "batch": batch}).status_code in (200, 302)
+    comparison.refresh_from_db()
+    assert comparison.batch == 1  # nothing started

@@ -47,3 +47,23 @@ def test_a_download_the_client_abandons_gives_its_slot_back():
     chunks.close()  # the client hung up: the server closes the response's iterator
     again = streaming.one_at_a_time("someone", ["c"])
     assert again is not None and list(again) == ["c"] and list(other) == ["x"]
+
+
+def test_a_download_whose_audit_record_fails_gives_its_slot_back(client_for, viewer, batch, monkeypatch):
+    # Found by the hostile trial: the slot was taken, the audit write failed ("database is locked"),
+    # and the unsent response's slot was never given back: that person's exports were 429 until a restart.
+    from prompts_app.services import audit
+
+    def locked(*args, **kwargs):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(audit, "record_export", locked)
+    mine = client_for(viewer)
+    mine.raise_request_exception = False
+    for _ in range(3):
+        assert mine.get(reverse("run_export_csv")).status_code == 500
+    assert streaming.SLOTS.holders() == {}
+    monkeypatch.undo()
+    response = mine.get(reverse("run_export_csv"))
+    assert response.status_code == 200
+    b"".join(response.streaming_content)

@@ -366,6 +366,7 @@ def _variable_field(name: str, *, required: bool = True) -> forms.CharField:
 
 class RunAgainForm(forms.Form):
     repeats = forms.IntegerField(min_value=1, max_value=MAX_REPEATS, initial=1, label="Runs per column")
-    batch = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+    # Within the column (a PositiveIntegerField): a hand-made 2**63 was a 500, not "out of date".
+    batch = forms.IntegerField(min_value=1, max_value=2_147_483_647, widget=forms.HiddenInput)
     # The baseline column's number, kept in the page's URL after the new batch starts.
     baseline = forms.IntegerField(min_value=1, max_value=MAX_COLUMNS, required=False, widget=forms.HiddenInput)

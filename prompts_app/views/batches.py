@@ -279,10 +279,13 @@ def batch_export(request: HttpRequest, batch_id: int, fmt: str) -> HttpResponse:
     batch = _get_batch_for_user(request, batch_id)
     content_type, render_rows = EXPORTERS[fmt]
     lines = render_rows(batch, read.export_rows(batch))
-    response = download(request.user.pk, lines, content_type=content_type, filename=f"batch-{batch.pk}.{fmt}")
-    if response.status_code == 200:
-        services.record_export(batch, user=request.user, fmt=fmt)
-    return response
+    return download(
+        request.user.pk,
+        lines,
+        content_type=content_type,
+        filename=f"batch-{batch.pk}.{fmt}",
+        on_start=lambda: services.record_export(batch, user=request.user, fmt=fmt),
+    )
 
 
 urlpatterns = [

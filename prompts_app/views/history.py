@@ -103,10 +103,15 @@ def run_export(request: HttpRequest, fmt: str) -> HttpResponse:
     rows = export.export_rows(form.run_filter())
     lines = export.csv_lines(rows) if fmt == "csv" else export.json_lines(rows)
     content_type = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
-    response = download(request.user.pk, lines, content_type=content_type, filename=f"maximui-runs.{fmt}")
-    if response.status_code == 200:
-        audit.record_export(request.user, form.run_filter().workspace_ids, fmt=fmt, filters=form.querystring())
-    return response
+    return download(
+        request.user.pk,
+        lines,
+        content_type=content_type,
+        filename=f"maximui-runs.{fmt}",
+        on_start=lambda: audit.record_export(
+            request.user, form.run_filter().workspace_ids, fmt=fmt, filters=form.querystring()
+        ),
+    )
 
 
 @login_required
