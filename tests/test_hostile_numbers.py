@@ -60,4 +60,3 @@ def test_comparison_pages_take_odd_numbers_in_stride(client_for, viewer, editor,
     assert client.get(reverse("comparison_detail", args=[comparison.pk]), {"batch": odd}).status_code == 200
     watch = reverse("comparison_watch", args=[comparison.pk])
     assert client.get(watch, {"batch": odd, "pending": f"1,{odd}"}).status_code == 200
-
