@@ -5,7 +5,9 @@ left pending by a process that died.
 is settings.MAXIMUI_RUNNER:
 
 - "thread" (servers): a bounded pool of threads in this process sends the runs of a batch
-  at once, so they finish (and are stored) even when the person leaves the page. On SQLite
+  at once, so they finish (and are stored) even when the person leaves the page. Runs wait
+  in their workspace's queue and workspaces take turns for threads (_dispatch), so one
+  workspace's slow Maxim cannot hold every other workspace's comparisons back. On SQLite
   the workers store their results one at a time (see _one_writer_at_a_time), and a result
   whose write failed is written again, never sent again.
 - "immediate" (tests): the run is sent in the caller's thread, on the caller's connection,
@@ -24,15 +26,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DatabaseError, connection
 
 from prompts_app.models import Run
 from prompts_app.pricing import CustomPriceRule
-from prompts_app.services.runs import execute_run, mark_all_started, mark_interrupted_runs, mark_started
+from prompts_app.services.runs import execute_run, mark_all_started, mark_interrupted_runs
 
 log = logging.getLogger(__name__)
 
@@ -53,34 +57,108 @@ def submit(run: Run, *, price_rules: list[CustomPriceRule] | None = None) -> Fut
     `price_rules`: the workspace's custom prices, read once for a whole batch. The future's
     result is the stored run.
     """
-    if settings.MAXIMUI_RUNNER == "immediate":
-        future: Future = Future()
-        future.set_result(_execute(run, price_rules))
-        return future
-    return _submit(run, price_rules, started=False)
-
-
-def _submit(run: Run, price_rules: list[CustomPriceRule] | None, *, started: bool) -> Future:
-    future = _executor().submit(_execute_in_worker, run, price_rules, started)
-    _futures.add(future)
-    future.add_done_callback(_futures.discard)
-    return future
+    return submit_all([run], price_rules=price_rules)[0]
 
 
 def submit_all(runs: list[Run], *, price_rules: list[CustomPriceRule] | None = None) -> list[Future]:
-    """submit() for a comparison's runs, which should leave together. When the pool has a thread
-    free for each, they are marked started in one statement here and go out at once (each thread
-    marking its own run took turns at the database: the eighth request left tens of ms after the
-    first). Otherwise some would wait in the queue, and a run is marked started only when its
-    thread takes it, so that a run still queued when the process dies is "not sent", not
-    "interrupted"."""
-    if settings.MAXIMUI_RUNNER == "immediate" or len(runs) > _free_threads():
-        return [submit(run, price_rules=price_rules) for run in runs]
-    return [_submit(run, price_rules, started=True) for run in mark_all_started(runs)]
+    """submit() for a comparison's runs, which should leave together.
+
+    They wait in their workspace's queue; the dispatcher hands them to free threads, taking
+    workspaces in turn (the one with the fewest runs out goes first) and never giving one
+    workspace more than WORKSPACE_SHARE of the threads: another workspace's slow Maxim, or its
+    160 queued runs, held a comparison in the queue for minutes (hostile trial). The runs given
+    threads at one go are marked started by one statement (each thread marking its own took
+    turns at the database: the eighth request left tens of ms after the first), and only those:
+    a run still queued when the process dies is "not sent", never "interrupted"."""
+    if settings.MAXIMUI_RUNNER == "immediate":
+        futures = []
+        for run in runs:
+            future: Future = Future()
+            future.set_result(_execute(run, price_rules))
+            futures.append(future)
+        return futures
+    jobs = [_Job(run, price_rules, Future()) for run in runs]
+    with _queue_lock:
+        for job in jobs:
+            _waiting.setdefault(job.run.workspace_id, deque()).append(job)
+            _futures.add(job.future)
+            job.future.add_done_callback(_futures.discard)
+    _dispatch()
+    return [job.future for job in jobs]
 
 
-def _free_threads() -> int:
-    return settings.MAXIMUI_RUNNER_THREADS - len(_futures)
+@dataclass
+class _Job:
+    run: Run
+    price_rules: list[CustomPriceRule] | None
+    future: Future
+
+
+_queue_lock = threading.Lock()
+_waiting: dict[int, deque[_Job]] = {}  # workspace id -> its runs not given a thread yet, oldest first
+_out: Counter[int] = Counter()  # workspace id -> its runs given a thread and not done
+WORKSPACE_SHARE = 0.75  # of the threads, at most, for one workspace: the rest stay for the others
+
+
+def _dispatch() -> None:
+    """Give free threads to waiting runs, workspaces in turn; mark them started together."""
+    threads = settings.MAXIMUI_RUNNER_THREADS
+    share = max(1, int(threads * WORKSPACE_SHARE))
+    taken: list[_Job] = []
+    with _queue_lock:
+        while sum(_out.values()) < threads:
+            ready = [ws for ws, queue in _waiting.items() if queue and _out[ws] < share]
+            if not ready:
+                break
+            workspace = min(ready, key=lambda ws: _out[ws])
+            taken.append(_waiting[workspace].popleft())
+            _out[workspace] += 1  # its thread is reserved now: no other dispatch counts it free
+        for workspace in [ws for ws, queue in _waiting.items() if not queue]:
+            del _waiting[workspace]
+    if not taken:
+        return
+    try:
+        started = {run.pk for run in _mark_started([job.run for job in taken])}
+    except BaseException:
+        for job in taken:  # not sent: the sweep settles them "not sent" (never started)
+            _done(job)
+            job.future.set_exception(RuntimeError("the runs could not be marked started"))
+        raise
+    for job in taken:
+        if job.run.pk in started:
+            _executor().submit(_run_job, job)
+        else:  # the sweep settled it "not sent" while it waited: it must not be sent now
+            _done(job)
+            job.future.set_result(job.run)
+
+
+def _mark_started(runs: list[Run]) -> list[Run]:
+    if connection.vendor != "sqlite":
+        return mark_all_started(runs)
+    with _sqlite_writes:  # SQLite's own wait for its lock sleeps in 1, 2, 5 ... ms steps
+        return mark_all_started(runs)
+
+
+def _run_job(job: _Job) -> None:
+    try:
+        job.future.set_result(_execute_in_worker(job.run, job.price_rules))
+    except Exception as exc:  # noqa: BLE001 - logged by _execute_in_worker; the caller's future says it too
+        job.future.set_exception(exc)
+    finally:
+        _done(job)
+    try:
+        _dispatch()  # this thread is free: the next waiting run, from whichever workspace's turn it is
+    except Exception:
+        log.exception("handing queued runs to threads failed; the next finished run tries again")
+    finally:
+        connection.close()  # a pool thread may idle for hours
+
+
+def _done(job: _Job) -> None:
+    with _queue_lock:
+        _out[job.run.workspace_id] -= 1
+        if _out[job.run.workspace_id] <= 0:
+            del _out[job.run.workspace_id]
 
 
 def wait(timeout: float = 30.0) -> bool:
@@ -167,21 +245,9 @@ def _release_writer() -> None:
         _sqlite_writes.release()
 
 
-def _started(run: Run) -> bool:
-    """mark_started(), on SQLite one thread at a time: a comparison's threads all start at once,
-    and SQLite's own wait for its lock sleeps in 1, 2, 5 ... ms steps (the eighth request left
-    tens of ms after the first); the process-wide lock hands over at once. Released at once:
-    the long hold of _one_writer_at_a_time starts only after Maxim answered."""
-    if connection.vendor != "sqlite":
-        return mark_started(run)
-    with _sqlite_writes:
-        return mark_started(run)
-
-
-def _execute_in_worker(run: Run, price_rules: list[CustomPriceRule] | None, started: bool = False) -> Run:
+def _execute_in_worker(run: Run, price_rules: list[CustomPriceRule] | None) -> Run:
+    """Send a run already marked started (_dispatch) and store what came back."""
     try:
-        if not started and not _started(run):  # settled as "not sent" while it waited in the pool
-            return run
         if connection.vendor == "sqlite":
             with connection.execute_wrapper(_one_writer_at_a_time):
                 return _execute(run, price_rules)

@@ -3,9 +3,12 @@ disturbs no other."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from prompts_app import runner
@@ -127,3 +130,51 @@ def test_runs_that_would_wait_for_a_thread_are_marked_started_only_when_one_take
     assert [r.status for r in runs] == [Run.Status.SUCCESS] * 8
     assert runs[-1].started_at - runs[0].started_at >= timedelta(seconds=0.15)  # the last four waited
     assert len(fake_maxim.requests_to("/v1/prompts/run")) == 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_another_workspaces_slow_runs_do_not_hold_a_comparison_in_the_queue(
+    file_db, fake_maxim, workspace, editor, make_workspace, outsider
+):
+    # Found by the hostile trial: one workspace's 160 runs against a slow Maxim held another
+    # workspace's comparison in the queue for 8.5 minutes. Workspaces now take turns for threads.
+    fake_maxim.hang_seconds = 1.5
+    slow_workspace = make_workspace(owner=outsider, name="Slow", maxim_id="ws-slow")
+    slow = seed_fake(fake_maxim, slow_workspace, ["hang"], name="Slow reply")
+    _slow_comparison, slow_futures = start(slow_workspace, outsider, slow * 2, repeats=10)  # 40 runs
+    quick = seed_fake(fake_maxim, workspace, ["gpt-4o", "gpt-4o-mini"])
+    started = time.monotonic()
+    _comparison, futures = start(workspace, editor, quick)
+    done = [future.result(timeout=10) for future in futures]
+    assert time.monotonic() - started < 1.0  # not behind the slow runs (1.5 s each, 40 of them)
+    assert [run.status for run in done] == [Run.Status.SUCCESS] * 2
+    assert runner.wait(timeout=30) and all(f.result().status == Run.Status.SUCCESS for f in slow_futures)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_posted_at_once_are_marked_started_only_as_threads_take_them(
+    file_db, fake_maxim, workspace, editor, settings
+):
+    # Found by the hostile trial: posts that arrived together each saw every thread free, and
+    # more runs were marked started than threads could send (a queued run would then read
+    # "interrupted" after a crash, or be sent after the sweep gave it up).
+    fake_maxim.hang_seconds = 1.0
+    versions = seed_fake(fake_maxim, workspace, ["hang"])
+    gate = threading.Barrier(3)
+
+    def post() -> None:
+        gate.wait()
+        start(workspace, editor, versions * 2, repeats=4)  # 8 runs
+        connection.close()
+
+    posts = [threading.Thread(target=post) for _ in range(3)]
+    for thread in posts:
+        thread.start()
+    for thread in posts:
+        thread.join()
+    time.sleep(0.3)
+    started = Run.objects.filter(started_at__isnull=False, status=Run.Status.PENDING).count()
+    limit = int(settings.MAXIMUI_RUNNER_THREADS * runner.WORKSPACE_SHARE)
+    assert 0 < started <= limit  # never more than the threads this workspace may use
+    assert runner.wait(timeout=30)
+    assert len(fake_maxim.requests_to("/v1/prompts/run")) == Run.objects.count() == 24
