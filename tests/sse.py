@@ -16,13 +16,15 @@ class EventStream:
     def next(self) -> tuple[str, str] | None:
         """(name, data) of the next event, or None when the stream has ended. A `retry:` alone is
         ("retry", its ms)."""
-        while "\n\n" not in self._buffer:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return None
-            self._buffer += chunk.decode()
-        block, self._buffer = self._buffer.split("\n\n", 1)
-        return _parse(block)
+        while True:
+            while "\n\n" not in self._buffer:
+                chunk = next(self._chunks, None)
+                if chunk is None:
+                    return None
+                self._buffer += chunk.decode()
+            block, self._buffer = self._buffer.split("\n\n", 1)
+            if not all(line.startswith(":") for line in block.splitlines()):
+                return _parse(block)  # a block of comments only is no event: the browser skips it
 
     def close(self) -> None:
         """What a browser leaving the page does: the server's generator is closed (its slot freed).

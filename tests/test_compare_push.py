@@ -301,3 +301,34 @@ def test_a_watch_answers_for_the_baseline_its_section_was_drawn_with(fake_maxim,
     # A watch whose section is gone (another baseline picked) still answers, under its own token.
     other = client.get(reverse("comparison_detail", args=[comparison.pk])).content.decode()
     assert re.search(r'id="diff-body-([0-9a-f]+)"', other).group(1) != token
+
+
+@pytest.mark.usefixtures("unsent")
+def test_when_every_slot_is_held_the_stream_still_brings_what_is_stored(fake_maxim, workspace, editor, client_for):
+    # Found by the hostile trial: under a flood of streams, a person got 25 "retry" answers in a
+    # row although their runs had finished 10 s before.
+    comparison, (first, second) = pending_comparison(fake_maxim, workspace, editor)
+    Run.objects.filter(pk=first.pk).update(status=Run.Status.SUCCESS, output_text="Stored answer")
+    others = range(100, 110)
+    taken = sum(run_watch.SLOTS.take(person) for person in others)
+    try:
+        events = read_events(client_for(editor).get(watch_url(comparison, [first, second])))
+    finally:
+        for person in others[:taken]:
+            run_watch.SLOTS.give_back(person)
+    assert [name for name, _ in events] == ["retry", "update"] and "Stored answer" in events[1][1]
+
+
+@pytest.mark.usefixtures("unsent")
+def test_a_waiting_stream_writes_a_comment_now_and_then_so_a_page_that_left_is_noticed(
+    fake_maxim, workspace, editor, client_for, monkeypatch
+):
+    # Found by the hostile trial: a stream whose client had gone kept its slot for the whole 20 s.
+    from prompts_app.views import compare_watch
+
+    monkeypatch.setattr(run_watch, "HOLD_SECONDS", 0.5)
+    monkeypatch.setattr(compare_watch, "PING_SECONDS", 0.1)
+    comparison, runs = pending_comparison(fake_maxim, workspace, editor)
+    body = b"".join(client_for(editor).get(watch_url(comparison, runs)).streaming_content).decode()
+    assert body.count(": waiting\n\n") >= 3 and body.rstrip().endswith("</div>")  # then "done"
+    assert run_watch.SLOTS.holders() == {}

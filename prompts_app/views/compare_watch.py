@@ -6,8 +6,10 @@ in by id through htmx's SSE extension (served by the app). A held request answer
 cost the page a round trip per change (answer, swap, ask again): with 8 columns finishing within
 tens of ms, the last ones waited for it. "done" ends the stream with the next watch element (a
 new stream for the section as now drawn, or none when nothing is pending), after HOLD_SECONDS at
-most, so a stream never holds its thread for long. When every slot is taken the stream says
-`retry` and ends: the browser's EventSource asks again after BUSY_RETRY_MS.
+most, so a stream never holds its thread for long; while nothing is stored it writes a comment
+every PING_SECONDS, so a stream whose page has gone ends (and frees its slot) within seconds.
+When every slot is taken the stream sends what is stored already, says `retry` and ends: the
+browser's EventSource asks again after BUSY_RETRY_MS.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from prompts_app.views.access import get_comparison_for_user
 from prompts_app.views.compare import _changes_context, _shown_diff, _watch_context
 
 PAGE = "prompts_app/compare/detail.html"
+PING_SECONDS = 2.0  # between comments while nothing is stored: a client that left is noticed this soon
 
 
 @login_required
@@ -46,29 +49,52 @@ def comparison_watch(request: HttpRequest, comparison_id: int) -> StreamingHttpR
 
 
 def _events(request: HttpRequest, comparison: Comparison, ids: list[int]) -> Iterator[str]:
-    query = request.GET
-    batch = plain_int(query.get("batch"))
-    state = _shown_diff(query)["diff_state"]  # the diff section the page shows, if the address is ours
+    changes = _Changes(request, comparison, ids)
     with run_watch.holding(request.user.pk) as place:
         if place is None:
-            yield f"retry: {run_watch.BUSY_RETRY_MS}\n\n"  # every slot taken: the browser asks again soon
+            # Every slot taken: what is stored already, and the browser opens the stream again soon.
+            yield f"retry: {run_watch.BUSY_RETRY_MS}\n\n"
+            yield from changes.drawn()
             return
         deadline = time.monotonic() + run_watch.HOLD_SECONDS
-        while ids and place.until_stored(ids, deadline):
-            states = list(comparison.runs.filter(pk__in=ids).order_by("pk").values_list("pk", "column", "status"))
-            ids = [pk for pk, _column, status in states if status == Run.Status.PENDING]
-            changed = {column for _pk, column, status in states if status != Run.Status.PENDING}
-            if not changed:
-                continue
-            # Read what is still pending before drawing the changed columns: a run stored in
-            # between is drawn once more on the next wake (a redundant redraw), never missed.
-            context = _changes_context(comparison, changed, batch, query)
-            state = context["diff_state"]  # the section as the page now shows it
-            query = _as_query(query, state)
-            context["comparison"] = comparison
-            yield _event("update", render_to_string(f"{PAGE}#watch-changes", context, request))
-    watch = _watch_context(comparison, ids, state, batch=batch)
-    yield _event("done", render_to_string(f"{PAGE}#watch", {"watch": watch, "watch_oob": True}, request))
+        while changes.ids and time.monotonic() < deadline:
+            if place.until_stored(changes.ids, min(deadline, time.monotonic() + PING_SECONDS)):
+                yield from changes.drawn()
+            elif time.monotonic() < deadline:
+                # A comment the browser ignores: writing it to a client that has gone fails, and
+                # the stream (its slot) ends now instead of at the deadline.
+                yield ": waiting\n\n"
+    yield _event("done", render_to_string(f"{PAGE}#watch", {"watch": changes.next_watch(), "watch_oob": True}, request))
+
+
+class _Changes:
+    """What the page shows as pending, and the diff section as it is drawn there, kept up to date
+    as the stream draws the columns that got their result."""
+
+    def __init__(self, request: HttpRequest, comparison: Comparison, ids: list[int]) -> None:
+        self.request, self.comparison, self.ids = request, comparison, ids
+        self.query = request.GET
+        self.batch = plain_int(self.query.get("batch"))
+        self.state = _shown_diff(self.query)["diff_state"]  # the section the page shows, if the address is ours
+
+    def drawn(self) -> Iterator[str]:
+        """An "update" with the columns whose runs were stored since the last one, if any."""
+        states = self.comparison.runs.filter(pk__in=self.ids).order_by("pk").values_list("pk", "column", "status")
+        states = list(states)
+        self.ids = [pk for pk, _column, status in states if status == Run.Status.PENDING]
+        changed = {column for _pk, column, status in states if status != Run.Status.PENDING}
+        if not changed:
+            return
+        # Read what is still pending before drawing the changed columns: a run stored in
+        # between is drawn once more on the next wake (a redundant redraw), never missed.
+        context = _changes_context(self.comparison, changed, self.batch, self.query)
+        self.state = context["diff_state"]  # the section as the page now shows it
+        self.query = _as_query(self.query, self.state)
+        context["comparison"] = self.comparison
+        yield _event("update", render_to_string(f"{PAGE}#watch-changes", context, self.request))
+
+    def next_watch(self) -> dict[str, Any]:
+        return _watch_context(self.comparison, self.ids, self.state, batch=self.batch)
 
 
 def _as_query(query: QueryDict, state: dict[str, Any]) -> QueryDict:
