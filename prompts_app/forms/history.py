@@ -91,7 +91,9 @@ class HistoryFilterForm(forms.Form):
         label="Model",
         required=False,
         max_length=200,
-        widget=forms.TextInput(attrs={"list": "history-models", "placeholder": "any"}),
+        # The exact model name (the list suggests the ones seen): "any" read as if "mistral" would match
+        # "mistral-small-latest" (new-user trial).
+        widget=forms.TextInput(attrs={"list": "history-models", "placeholder": "any (exact name)"}),
     )
     provider = forms.ChoiceField(
         label="Provider", required=False, choices=[("", "All providers"), *PROVIDER_CHOICES], widget=QuickSelect
