@@ -35,12 +35,12 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Min, Q
+from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from prompts_app import checks as checks_module
@@ -107,6 +107,8 @@ class Plan:
     client: MaximClient | None = None  # one client for the task's runs (None: each run reports why not)
     worker: BatchWorker | None = None  # the drive's heartbeat row, set on the cells it claims
     costs: list[Cost] = field(default_factory=list)  # the dashboard's own time per cell
+    drives: int = 1  # live drives of the batch, this one included (see _fair_share)
+    drives_until: datetime | None = None  # when to count them again
 
 
 def plan_for(batch_id: int) -> Plan:
@@ -136,7 +138,7 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
     inline = getattr(settings, "MAXIMUI_BATCH_INLINE", False)
     plan = plan_for(batch_id)
     limit = plan.batch.concurrency
-    heartbeat = batch_liveness.Heartbeat()
+    heartbeat = batch_liveness.Heartbeat(batch_id)
     plan.worker = heartbeat.row
     pool = None if inline else ThreadPoolExecutor(max_workers=limit, thread_name_prefix="batch")
     in_flight: dict[Future, BatchCell] = {}
@@ -278,8 +280,10 @@ def _claim(plan: Plan, wanted: int) -> list[BatchCell]:
     if throttle and throttle.throttled_until and throttle.throttled_until > now:
         return []
     _raise_limit(batch, now)
-    running = batch.cells.filter(state=BatchCell.State.RUNNING).count()
-    free = min(wanted, batch.current_limit - running)
+    running = dict(
+        batch.cells.filter(state=BatchCell.State.RUNNING).order_by().values_list("worker").annotate(Count("id"))
+    )
+    free = min(wanted, batch.current_limit - sum(running.values()), _fair_share(plan, batch, now, running))
     if free <= 0:
         return []
     ready = Q(not_before__isnull=True) | Q(not_before__lte=now)
@@ -310,6 +314,19 @@ def _claim(plan: Plan, wanted: int) -> list[BatchCell]:
     rows.update_rows(claimed, ["run", "state", "worker"])
     rows.update_rows(refused, ["state", "error"])
     return claimed
+
+
+def _fair_share(plan: Plan, batch: BatchComparison, now, running: dict[int | None, int]) -> int:
+    """How many more cells this drive may claim when other live drives work on the batch: the
+    limit is shared (rounded up) so a second worker gets slots instead of waiting while the
+    first refills every freed one. Live drives are counted once per heartbeat, not per claim."""
+    if plan.worker is None:
+        return batch.current_limit
+    if plan.drives_until is None or now >= plan.drives_until:
+        plan.drives = max(1, batch_liveness.live_drives(batch.pk, now))
+        plan.drives_until = now + timedelta(seconds=batch_liveness.BEAT_SECONDS)
+    share = -(-batch.current_limit // plan.drives)
+    return share - running.get(plan.worker.pk, 0)
 
 
 def _mark_started(cells: list[BatchCell]) -> list[BatchCell]:
@@ -470,7 +487,7 @@ def settle(batch_id: int, *, all_pending: bool = False) -> int:
     """
     now = timezone.now()
     settled = 0
-    running = BatchCell.objects.filter(batch_id=batch_id, state=BatchCell.State.RUNNING)
+    running = BatchCell.objects.filter(pk__in=_to_settle(batch_id, now, all_pending=all_pending))
     for cell in running.select_related("run", "batch", "case", "worker"):
         run = cell.run
         if run is None:
@@ -498,6 +515,35 @@ def settle(batch_id: int, *, all_pending: bool = False) -> int:
     if settled:
         rollups.catch_up()
     return settled
+
+
+def _to_settle(batch_id: int, now, *, all_pending: bool) -> list[int]:
+    """The running cells settle() has something to do for, read in one light query: a live
+    worker's cells in flight (all of them, usually) are left without loading their runs."""
+    found = []
+    running = BatchCell.objects.filter(batch_id=batch_id, state=BatchCell.State.RUNNING).values_list(
+        "pk",
+        "run_id",
+        "run__status",
+        "run__started_at",
+        "run__created_at",
+        "worker_id",
+        "worker__beat_at",
+        "worker__name",
+    )
+    for pk, run_id, status, started_at, created_at, worker_id, beat_at, name in running:
+        if run_id is None or status != Run.Status.PENDING:
+            found.append(pk)
+            continue
+        worker = None if worker_id is None else BatchWorker(pk=worker_id, beat_at=beat_at, name=name)
+        dead = all_pending or batch_liveness.is_dead(worker, now)
+        if started_at is None:
+            due = dead or created_at < now - timedelta(seconds=CLAIM_GRACE_SECONDS)
+        else:
+            due = dead or runs.is_stale(started_at, created_at, now=now)
+        if due:
+            found.append(pk)
+    return found
 
 
 def _finish_if_done(batch_id: int) -> str:
