@@ -53,6 +53,11 @@ class Heartbeat:
         BatchWorker.objects.filter(pk=self.row.pk).update(beat_at=timezone.now())
         self._next = time.monotonic() + BEAT_SECONDS
 
+    def claims_no_more(self) -> None:
+        """Its drive has handed over and only stores the answers still coming: it no longer takes
+        a share of its batch's limit (batch_worker._fair_share), while its beat keeps its cells."""
+        BatchWorker.objects.filter(pk=self.row.pk).update(batch=None)
+
     def stop(self) -> None:
         # Its cells are all stored by now; their `worker` becomes NULL (SET_NULL).
         BatchWorker.objects.filter(pk=self.row.pk).delete()

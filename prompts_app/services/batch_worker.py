@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
@@ -144,6 +145,7 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
     in_flight: dict[Future, BatchCell] = {}
     finished: list[BatchCell] = []
     more = False
+    handed_over = False
     next_look = started  # the next look for dead workers' cells and for batches waiting on us
     try:
         while True:
@@ -182,19 +184,54 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
             if state != BatchComparison.Status.RUNNING:
                 break
             time.sleep(_idle_seconds(batch_id))
+        if in_flight:  # only when handing over: a drive that ends otherwise has nothing in flight
+            heartbeat.claims_no_more()
+            _finish_later(plan, pool, in_flight, finished, heartbeat)
+            handed_over = True
     finally:
-        if pool is not None:
-            while wait_futures(in_flight, timeout=1.0).not_done:
-                heartbeat.beat()  # still alive while the last answers come in
-            pool.shutdown()
-            finished += [cell for future, cell in in_flight.items() if future.exception() is None]
-        try:
-            if finished:
-                _store_and_claim(plan, finished, 0)
-        finally:
-            heartbeat.stop()
-    _log_costs(batch_id, plan.costs)
+        if not handed_over:
+            _finish(plan, pool, in_flight, finished, heartbeat)
     return more
+
+
+def _finish(
+    plan: Plan,
+    pool: ThreadPoolExecutor | None,
+    in_flight: dict[Future, BatchCell],
+    finished: list[BatchCell],
+    heartbeat: batch_liveness.Heartbeat,
+) -> None:
+    """Wait for the calls still with Maxim, store them and the cells not stored yet, end the heartbeat."""
+    if pool is not None:
+        while wait_futures(in_flight, timeout=1.0).not_done:
+            heartbeat.beat()  # still alive while the last answers come in
+        pool.shutdown()
+        finished += [cell for future, cell in in_flight.items() if future.exception() is None]
+    try:
+        if finished:
+            _store_and_claim(plan, finished, 0)
+    finally:
+        heartbeat.stop()
+    _log_costs(plan.batch.pk, plan.costs)
+
+
+def _finish_later(plan: Plan, *args: Any) -> threading.Thread:
+    """_finish() in a thread of its own, so the worker's next task starts now instead of after the
+    slowest call in flight (up to RUN_DEADLINE): those cells stay claimed by this drive, whose
+    heartbeat goes on beating until they are stored, so nothing is sent again or settled early.
+    Not a daemon: a worker stopping gracefully still stores them before it exits."""
+
+    def finish() -> None:
+        try:
+            _finish(plan, *args)
+        except Exception:  # its cells are settled by the usual rules once the heartbeat is stale
+            log.exception("batch %s: storing the last answers of a drive failed", plan.batch.pk)
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    thread = threading.Thread(target=finish, name=f"batch-{plan.batch.pk}-finish")
+    thread.start()
+    return thread
 
 
 def _log_costs(batch_id: int, costs: list[Cost]) -> None:
