@@ -4,7 +4,10 @@ Exactly once, whatever dies when:
 * Cells are claimed in one transaction that locks their batch row: each gets a pending Run
   (created with bulk_create; not yet started) and state "running". Workers on many machines
   share the batch's concurrency limit, counted from the cells in that state.
-* Just before they are sent, the claimed runs are marked started by one conditional UPDATE
+* A drive inserts the runs of the cells it claims already marked started (in the claim's
+  transaction, committed before any request leaves): a worker that dies after that commit leaves
+  them "interrupted", never re-sent, even if its request had not left yet. Runs claimed by
+  claim() are pending and not started; send_cell() marks them started by one conditional UPDATE
   (services.runs.mark_started for many): a run settled as "not sent" can never be sent afterwards.
 * A worker that dies leaves runs pending. settle() finds them: one never started is settled
   "not sent" (by the same conditional update) and its cell goes back to the queue; one started
@@ -30,10 +33,11 @@ finished and claiming new ones in one transaction; pool threads only talk to Max
 from __future__ import annotations
 
 import logging
+import queue
 import statistics
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -133,7 +137,7 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
 
     The main thread does every write, in few transactions (SQLite has one writer): it stores
     the cells that finished and claims as many new ones in one transaction, then marks the
-    new runs started in a second one; the pool's threads only talk to Maxim."""
+    new runs started in the same one; the pool's threads only talk to Maxim."""
     started = time.monotonic()
     deadline = started + slice_seconds
     inline = getattr(settings, "MAXIMUI_BATCH_INLINE", False)
@@ -143,6 +147,7 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
     plan.worker = heartbeat.row
     pool = None if inline else ThreadPoolExecutor(max_workers=limit, thread_name_prefix="batch")
     in_flight: dict[Future, BatchCell] = {}
+    answered: queue.SimpleQueue[Future] = queue.SimpleQueue()  # futures done, in the order they finished
     finished: list[BatchCell] = []
     more = False
     handed_over = False
@@ -171,10 +176,11 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
                     _call(plan, cell)
                     finished.append(cell)
                 else:
-                    in_flight[pool.submit(_in_thread, plan, cell)] = cell
+                    future = pool.submit(_in_thread, plan, cell)
+                    future.add_done_callback(answered.put)
+                    in_flight[future] = cell
             if in_flight:
-                done, _ = wait_futures(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
-                for future in done:
+                for future in _answered(answered, timeout=1.0):
                     future.result()  # a bug surfaces in the task's result
                     finished.append(in_flight.pop(future))
                 continue
@@ -234,6 +240,21 @@ def _finish_later(plan: Plan, *args: Any) -> threading.Thread:
     return thread
 
 
+def _answered(answered: queue.SimpleQueue[Future], *, timeout: float) -> list[Future]:
+    """The calls that finished: at least one (waiting up to `timeout`), and any others already
+    done. A queue the pool's threads fill, not concurrent.futures.wait(), which hangs a waiter on
+    every future in flight each time it is called (once per answer)."""
+    try:
+        done = [answered.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            done.append(answered.get_nowait())
+        except queue.Empty:
+            return done
+
+
 def _log_costs(batch_id: int, costs: list[Cost]) -> None:
     if costs:
         cpu, wall = statistics.median(c.cpu for c in costs), statistics.median(c.wall for c in costs)
@@ -270,20 +291,19 @@ def _call(plan: Plan, cell: BatchCell) -> None:
 
 
 def _store_and_claim(plan: Plan, finished: list[BatchCell], wanted: int) -> list[BatchCell]:
-    """Store `finished` cells and claim up to `wanted` new ones in one transaction, then mark the
-    new runs started. Returns the claimed cells whose runs may be sent now."""
+    """Store `finished` cells and claim up to `wanted` new ones, their runs marked started, in one
+    transaction. Returns the claimed cells, whose runs may be sent once it is committed."""
     wall, cpu = time.perf_counter(), time.thread_time()
     with transaction.atomic():
         _store(plan, finished)
-        claimed = _claim(plan, wanted)
-    sendable = _mark_started(claimed)
+        claimed = _claim(plan, wanted, started=True)
     if finished:
         run_watch.run_stored()
         # Each cell is claimed once and stored once: the group's time shared by its cells.
         cells = max(len(finished), len(claimed))
         share = Cost(cpu=(time.thread_time() - cpu) * 1000 / cells, wall=(time.perf_counter() - wall) * 1000 / cells)
         plan.costs += [share + getattr(cell, "cost", Cost()) for cell in finished]
-    return sendable
+    return claimed
 
 
 def _idle_seconds(batch_id: int) -> float:
@@ -304,9 +324,10 @@ def claim(batch_id: int, wanted: int) -> list[int]:
         return [cell.pk for cell in _claim(plan_for(batch_id), wanted)]
 
 
-def _claim(plan: Plan, wanted: int) -> list[BatchCell]:
+def _claim(plan: Plan, wanted: int, *, started: bool = False) -> list[BatchCell]:
     """Within the caller's transaction: lock the batch row, then create the pending runs of up
-    to `wanted` queued cells with one bulk_create (a run row exists before its request leaves)."""
+    to `wanted` queued cells with one insert (a run row exists before its request leaves),
+    `started` ones marked started (a drive sends them as soon as the transaction commits)."""
     if wanted <= 0:
         return []
     now = timezone.now()
@@ -342,6 +363,7 @@ def _claim(plan: Plan, wanted: int) -> list[BatchCell]:
             version=column.version, content=content, inputs=inputs, user=plan.batch.created_by, is_draft=column.is_draft
         )
         cell.run.batch_comparison_id = plan.batch.pk  # history labels the run with its batch
+        cell.run.started_at = now if started else None
         cell.state = BatchCell.State.RUNNING
         cell.worker = plan.worker  # settle() reclaims the cell at once if this worker's heartbeat stops
         claimed.append(cell)
