@@ -101,3 +101,28 @@ def test_a_slow_maxim_does_not_hold_the_worker_when_it_hands_over(
     assert Run.objects.filter(batch_comparison=slow, status=Run.Status.SUCCESS).count() == 2
     sent = [r.body["messages"][0]["content"] for r in fake_maxim.requests_to("/v1/prompts/run")]
     assert len(sent) == len(set(sent)) == 3  # each cell sent once
+
+
+def test_each_thread_keeps_to_one_small_pool_and_reuses_its_connection(fake_maxim):
+    """httpcore walks every connection of a pool (and, for each idle one, all of them again) per
+    request: a batch's 32 threads share an origin's pool as SHARDS small ones, a thread always on
+    the same one, and every connection is kept for the next call instead of every other one closed."""
+    from prompts_app.maxim import client as maxim_client
+    from prompts_app.maxim import outbound
+
+    http = outbound.new_http(timeout=maxim_client.TIMEOUT, limits=maxim_client.LIMITS, user_agent="test")
+    start = threading.Barrier(4)
+
+    def calls() -> None:
+        start.wait()  # four threads at once
+        for _ in range(3):
+            assert http.get(f"{fake_maxim.base_url}/v1/workspaces", headers={"x-maxim-api-key": "k"}).status_code
+
+    threads = [threading.Thread(target=calls) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pools = [len(shard._pool.connections) for shard in http._transport._shards]
+    http.close()
+    assert sorted(pools, reverse=True)[:5] == [1, 1, 1, 1, 0]  # one kept connection per thread, one shard each

@@ -42,11 +42,11 @@ log = logging.getLogger(__name__)
 
 # A run may legitimately take a minute (slow models, long outputs), hence the long read.
 TIMEOUT = httpx.Timeout(connect=5.0, read=90.0, write=30.0, pool=10.0)
-# A batch keeps up to its concurrency (at most 64) calls in flight, and a drive handing over may
-# still be finishing 64 more: every connection it opens is kept for the next call. Fewer kept
-# than in use closed about every other one after its answer (292 connects for 500 runs in
-# bench_batch, each a new socket here and a new thread in the fake server).
-LIMITS = httpx.Limits(max_connections=128, max_keepalive_connections=128, keepalive_expiry=60.0)
+# Per shard of an origin's pool (outbound.SHARDS, a thread always on one): a batch keeps up to 64
+# calls in flight, and a drive handing over may still be finishing 64 more. Every connection
+# opened is kept: httpcore closes idle ones whenever a pool holds more than the keep-alive count,
+# which with 16 of 32 made about every other call open a new connection.
+LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=32, keepalive_expiry=60.0)
 # Wall-clock limits per client call, retries and pages included: nothing holds a thread longer.
 # A run may legitimately take a minute and more (slow models, long outputs); the rest are quick.
 RUN_DEADLINE = 90.0
