@@ -2,8 +2,9 @@
 
 Exactly once, whatever dies when:
 * Cells are claimed in one transaction that locks their batch row: each gets a pending Run
-  (created with bulk_create; not yet started) and state "running". Workers on many machines
-  share the batch's concurrency limit, counted from the cells in that state.
+  (one INSERT for all of them) and state "running". Workers on many machines share the batch's
+  concurrency limit, counted from the cells in that state; live drives of one batch each take
+  at most their fair share of it (rounded up), so a second worker is not left idle.
 * A drive inserts the runs of the cells it claims already marked started (in the claim's
   transaction, committed before any request leaves): a worker that dies after that commit leaves
   them "interrupted", never re-sent, even if its request had not left yet. Runs claimed by
@@ -25,6 +26,8 @@ Exactly once, whatever dies when:
   sent afterwards: the batch's counts still add up.
 * Fairness: a drive hands over to the task queue after FAIR_SLICE_SECONDS when another running
   batch has cells ready and nobody sending them, so one worker takes running batches in turn.
+  It hands over at once: the calls still with Maxim are stored by a thread of their own, the
+  drive's heartbeat beating until they are, so a slow Maxim does not hold the worker.
 
 Fast on SQLite's single writer: the main thread does every write, storing the cells that
 finished and claiming new ones in one transaction; pool threads only talk to Maxim.
