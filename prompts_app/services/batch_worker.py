@@ -102,6 +102,7 @@ class Plan:
     costs: list[Cost] = field(default_factory=list)  # the dashboard's own time per cell
     drives: int = 1  # live drives of the batch, this one included (see _fair_share)
     drives_until: datetime | None = None  # when to count them again
+    share: int = 10**6  # this drive's part of the limit while other drives work on the batch
 
 
 def plan_for(batch_id: int) -> Plan:
@@ -153,7 +154,7 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
                 if now - started >= FAIR_SLICE_SECONDS and batch_liveness.another_batch_waits(batch_id):
                     more = True  # our next task goes to the back of the queue, behind the waiting batch
                     break
-            free = limit - len(in_flight)
+            free = min(limit, plan.share) - len(in_flight)  # a claim beyond our share would find nothing
             claimed: list[BatchCell] = []
             # Gather a few free slots per claim rather than one transaction per finished cell.
             if free >= _claim_step(plan.batch) or not in_flight:
@@ -372,8 +373,8 @@ def _fair_share(plan: Plan, batch: BatchComparison, now, running: dict[int | Non
     if plan.drives_until is None or now >= plan.drives_until:
         plan.drives = max(1, batch_liveness.live_drives(batch.pk, now))
         plan.drives_until = now + timedelta(seconds=batch_liveness.BEAT_SECONDS)
-    share = -(-batch.current_limit // plan.drives)
-    return share - running.get(plan.worker.pk, 0)
+    plan.share = -(-batch.current_limit // plan.drives)
+    return plan.share - running.get(plan.worker.pk, 0)
 
 
 def _mark_started(cells: list[BatchCell]) -> list[BatchCell]:
