@@ -169,6 +169,12 @@ def report(name: str, args, elapsed: float, sent: Counter, costs: list[str], loa
     )
     for line in costs:
         print(line)
+    per_worker = Counter()
+    for line in costs:  # "worker N: batch B: C cells, ..."
+        label, _, rest = line.partition(": batch ")
+        if found := COST.search(rest):
+            per_worker[label] += int(found[1])
+    print("cells per worker: " + ", ".join(f"{label} {n}" for label, n in sorted(per_worker.items())))
     # One line per worker and task slice (a 30 s slice: usually one each); the cell-weighted mean of their medians.
     slices = [(int(n), float(cpu), float(wall)) for n, cpu, wall in COST.findall("\n".join(costs))]
     counted = sum(n for n, _, _ in slices) or 1

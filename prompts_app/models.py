@@ -702,6 +702,10 @@ class BatchWorker(models.Model):
 
     name = models.CharField(max_length=100)  # host, process and a random part, for people reading logs
     beat_at = models.DateTimeField(default=timezone.now)
+    # The batch it drives: live drives of one batch share its concurrency limit (a fair share each).
+    batch = models.ForeignKey(
+        "BatchComparison", null=True, blank=True, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
 
     def __str__(self) -> str:
         return self.name

@@ -42,7 +42,11 @@ log = logging.getLogger(__name__)
 
 # A run may legitimately take a minute (slow models, long outputs), hence the long read.
 TIMEOUT = httpx.Timeout(connect=5.0, read=90.0, write=30.0, pool=10.0)
-LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=16, keepalive_expiry=60.0)
+# Per shard of an origin's pool (outbound.SHARDS, a thread always on one): a batch keeps up to 64
+# calls in flight, and a drive handing over may still be finishing 64 more. Every connection
+# opened is kept: httpcore closes idle ones whenever a pool holds more than the keep-alive count,
+# which with 16 of 32 made about every other call open a new connection.
+LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=32, keepalive_expiry=60.0)
 # Wall-clock limits per client call, retries and pages included: nothing holds a thread longer.
 # A run may legitimately take a minute and more (slow models, long outputs); the rest are quick.
 RUN_DEADLINE = 90.0
@@ -168,6 +172,7 @@ class MaximClient:
             else outbound.shared_http(origin, timeout=TIMEOUT, limits=LIMITS, user_agent=USER_AGENT)
         )
         self._host = urlsplit(self.base_url).netloc
+        self._urls: dict[str, httpx.URL] = {}  # path -> URL parsed once (half of build_request's time)
         self.max_retries = max_retries
         self.max_retry_seconds = max_retry_seconds
         self.deadline = deadline  # seconds per call; None: RUN_DEADLINE for runs, CALL_DEADLINE otherwise
@@ -273,7 +278,7 @@ class MaximClient:
             try:
                 request = self._http.build_request(
                     method,
-                    self.base_url + path,
+                    self._url(path),
                     params=params,
                     json=body,
                     headers=self._headers(),
@@ -318,6 +323,12 @@ class MaximClient:
             self._sleep(delay)
             spent += delay
             attempt += 1
+
+    def _url(self, path: str) -> httpx.URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = httpx.URL(self.base_url + path)
+        return url
 
     def _timeout(self, until: float) -> httpx.Timeout:
         """The client's per-phase timeouts, none reaching past the call's deadline."""

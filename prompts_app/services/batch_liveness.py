@@ -42,9 +42,9 @@ def _this_machine() -> str:
 class Heartbeat:
     """This drive's BatchWorker row, kept fresh while it sends and deleted when it ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, batch_id: int | None = None) -> None:
         name = f"{_this_machine()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.row = BatchWorker.objects.create(name=name[:100])
+        self.row = BatchWorker.objects.create(name=name[:100], batch_id=batch_id)
         self._next = time.monotonic() + BEAT_SECONDS
 
     def beat(self) -> None:
@@ -52,6 +52,11 @@ class Heartbeat:
             return
         BatchWorker.objects.filter(pk=self.row.pk).update(beat_at=timezone.now())
         self._next = time.monotonic() + BEAT_SECONDS
+
+    def claims_no_more(self) -> None:
+        """Its drive has handed over and only stores the answers still coming: it no longer takes
+        a share of its batch's limit (batch_worker._fair_share), while its beat keeps its cells."""
+        BatchWorker.objects.filter(pk=self.row.pk).update(batch=None)
 
     def stop(self) -> None:
         # Its cells are all stored by now; their `worker` becomes NULL (SET_NULL).
@@ -81,6 +86,12 @@ def _process_gone(name: str) -> bool:
     except OSError:  # exists, owned by someone else
         return False
     return False  # alive (or its pid reused: then the heartbeat rule still applies)
+
+
+def live_drives(batch_id: int, now: datetime) -> int:
+    """How many drives of the batch have a fresh heartbeat (the caller's own included)."""
+    fresh = now - timedelta(seconds=STALE_SECONDS)
+    return BatchWorker.objects.filter(batch_id=batch_id, beat_at__gte=fresh).count()
 
 
 def forget_dead() -> None:

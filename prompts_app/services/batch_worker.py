@@ -2,9 +2,13 @@
 
 Exactly once, whatever dies when:
 * Cells are claimed in one transaction that locks their batch row: each gets a pending Run
-  (created with bulk_create; not yet started) and state "running". Workers on many machines
-  share the batch's concurrency limit, counted from the cells in that state.
-* Just before they are sent, the claimed runs are marked started by one conditional UPDATE
+  (one INSERT for all of them) and state "running". Workers on many machines share the batch's
+  concurrency limit, counted from the cells in that state; live drives of one batch each take
+  at most their fair share of it (rounded up), so a second worker is not left idle.
+* A drive inserts the runs of the cells it claims already marked started (in the claim's
+  transaction, committed before any request leaves): a worker that dies after that commit leaves
+  them "interrupted", never re-sent, even if its request had not left yet. Runs claimed by
+  claim() are pending and not started; send_cell() marks them started by one conditional UPDATE
   (services.runs.mark_started for many): a run settled as "not sent" can never be sent afterwards.
 * A worker that dies leaves runs pending. settle() finds them: one never started is settled
   "not sent" (by the same conditional update) and its cell goes back to the queue; one started
@@ -22,25 +26,30 @@ Exactly once, whatever dies when:
   sent afterwards: the batch's counts still add up.
 * Fairness: a drive hands over to the task queue after FAIR_SLICE_SECONDS when another running
   batch has cells ready and nobody sending them, so one worker takes running batches in turn.
+  It hands over at once: the calls still with Maxim are stored by a thread of their own, the
+  drive's heartbeat beating until they are, so a slow Maxim does not hold the worker.
 
 Fast on SQLite's single writer: the main thread does every write, storing the cells that
 finished and claiming new ones in one transaction; pool threads only talk to Maxim.
+Storing, the 429 rules and settling live in services/batch_settle.py; this module sends.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import statistics
+import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.models import Min, Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from prompts_app import checks as checks_module
@@ -48,41 +57,25 @@ from prompts_app import pricing
 from prompts_app.maxim import MaximClient, MaximError, Use, client_for
 from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, BatchWorker, Run
 from prompts_app.run_input import input_problem
-from prompts_app.services import batch_liveness, rollups, rows, run_watch, runs
+from prompts_app.services import batch_liveness, rows, run_watch, runs
+from prompts_app.services.batch_settle import (  # noqa: F401  (the batch's rules, read here by tests and callers)
+    COLUMN_REFUSED_ERROR,
+    DELETED_WHILE_SENT_ERROR,
+    MAX_REFUSALS,
+    MAX_RETRY_AFTER,
+    refused_error,
+    settle,
+    store,
+)
 from prompts_app.services.batches import case_inputs
 
 log = logging.getLogger(__name__)
 
-CLAIM_GRACE_SECONDS = 30  # a claimed run not started after this was claimed by a worker that died
-DEFAULT_RETRY_AFTER = 2.0  # a 429 without Retry-After
-MAX_RETRY_AFTER = 300.0  # a longer Retry-After is not waited out in one go
-MAX_REFUSALS = 6  # 429s for one cell (its first send and five more) before it fails
 SETTLE_EVERY = 3.0  # seconds between looks for cells of dead workers while sending
 FAIR_SLICE_SECONDS = 2.0  # the least a drive sends before it lets a waiting batch go first
 RAISE_LIMIT_AFTER = timedelta(seconds=5)  # quiet time after a 429 before the limit goes up again
 IDLE_WAIT = 0.2
-REFUSED_ERROR = (
-    "Maxim refused this run with 429 (too many requests): it was not processed and cost nothing. "
-    "The batch waited and sent the cell again."
-)
-REFUSED_PREFIX = "Maxim answered 429 (rate limit)"
 DELETED_CASE_ERROR = "Not sent: the test case was deleted while the batch ran."
-DELETED_WHILE_SENT_ERROR = (
-    "The test case was deleted while this cell was with Maxim: its run is kept in history, without checks."
-)
-
-
-def refused_error(refusals: int) -> str:
-    return (
-        f"{REFUSED_PREFIX} {refusals} times; the batch stopped sending this cell. "
-        "None of those requests was processed or charged."
-    )
-
-
-COLUMN_REFUSED_ERROR = (
-    f"Not sent: {REFUSED_PREFIX} to every request of this column ({MAX_REFUSALS} times in a row for "
-    "one cell, none of the column got through meanwhile), so the batch stopped sending the column."
-)
 
 
 @dataclass(frozen=True)
@@ -107,6 +100,9 @@ class Plan:
     client: MaximClient | None = None  # one client for the task's runs (None: each run reports why not)
     worker: BatchWorker | None = None  # the drive's heartbeat row, set on the cells it claims
     costs: list[Cost] = field(default_factory=list)  # the dashboard's own time per cell
+    drives: int = 1  # live drives of the batch, this one included (see _fair_share)
+    drives_until: datetime | None = None  # when to count them again
+    share: int = 10**6  # this drive's part of the limit while other drives work on the batch
 
 
 def plan_for(batch_id: int) -> Plan:
@@ -130,18 +126,20 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
 
     The main thread does every write, in few transactions (SQLite has one writer): it stores
     the cells that finished and claims as many new ones in one transaction, then marks the
-    new runs started in a second one; the pool's threads only talk to Maxim."""
+    new runs started in the same one; the pool's threads only talk to Maxim."""
     started = time.monotonic()
     deadline = started + slice_seconds
     inline = getattr(settings, "MAXIMUI_BATCH_INLINE", False)
     plan = plan_for(batch_id)
     limit = plan.batch.concurrency
-    heartbeat = batch_liveness.Heartbeat()
+    heartbeat = batch_liveness.Heartbeat(batch_id)
     plan.worker = heartbeat.row
     pool = None if inline else ThreadPoolExecutor(max_workers=limit, thread_name_prefix="batch")
     in_flight: dict[Future, BatchCell] = {}
+    answered: queue.SimpleQueue[Future] = queue.SimpleQueue()  # futures done, in the order they finished
     finished: list[BatchCell] = []
     more = False
+    handed_over = False
     next_look = started  # the next look for dead workers' cells and for batches waiting on us
     try:
         while True:
@@ -156,7 +154,7 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
                 if now - started >= FAIR_SLICE_SECONDS and batch_liveness.another_batch_waits(batch_id):
                     more = True  # our next task goes to the back of the queue, behind the waiting batch
                     break
-            free = limit - len(in_flight)
+            free = min(limit, plan.share) - len(in_flight)  # a claim beyond our share would find nothing
             claimed: list[BatchCell] = []
             # Gather a few free slots per claim rather than one transaction per finished cell.
             if free >= _claim_step(plan.batch) or not in_flight:
@@ -167,10 +165,11 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
                     _call(plan, cell)
                     finished.append(cell)
                 else:
-                    in_flight[pool.submit(_in_thread, plan, cell)] = cell
+                    future = pool.submit(_in_thread, plan, cell)
+                    future.add_done_callback(answered.put)
+                    in_flight[future] = cell
             if in_flight:
-                done, _ = wait_futures(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
-                for future in done:
+                for future in _answered(answered, timeout=1.0):
                     future.result()  # a bug surfaces in the task's result
                     finished.append(in_flight.pop(future))
                 continue
@@ -180,19 +179,69 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
             if state != BatchComparison.Status.RUNNING:
                 break
             time.sleep(_idle_seconds(batch_id))
+        if in_flight:  # only when handing over: a drive that ends otherwise has nothing in flight
+            heartbeat.claims_no_more()
+            _finish_later(plan, pool, in_flight, finished, heartbeat)
+            handed_over = True
     finally:
-        if pool is not None:
-            while wait_futures(in_flight, timeout=1.0).not_done:
-                heartbeat.beat()  # still alive while the last answers come in
-            pool.shutdown()
-            finished += [cell for future, cell in in_flight.items() if future.exception() is None]
-        try:
-            if finished:
-                _store_and_claim(plan, finished, 0)
-        finally:
-            heartbeat.stop()
-    _log_costs(batch_id, plan.costs)
+        if not handed_over:
+            _finish(plan, pool, in_flight, finished, heartbeat)
     return more
+
+
+def _finish(
+    plan: Plan,
+    pool: ThreadPoolExecutor | None,
+    in_flight: dict[Future, BatchCell],
+    finished: list[BatchCell],
+    heartbeat: batch_liveness.Heartbeat,
+) -> None:
+    """Wait for the calls still with Maxim, store them and the cells not stored yet, end the heartbeat."""
+    if pool is not None:
+        while wait_futures(in_flight, timeout=1.0).not_done:
+            heartbeat.beat()  # still alive while the last answers come in
+        pool.shutdown()
+        finished += [cell for future, cell in in_flight.items() if future.exception() is None]
+    try:
+        if finished:
+            _store_and_claim(plan, finished, 0)
+    finally:
+        heartbeat.stop()
+    _log_costs(plan.batch.pk, plan.costs)
+
+
+def _finish_later(plan: Plan, *args: Any) -> threading.Thread:
+    """_finish() in a thread of its own, so the worker's next task starts now instead of after the
+    slowest call in flight (up to RUN_DEADLINE): those cells stay claimed by this drive, whose
+    heartbeat goes on beating until they are stored, so nothing is sent again or settled early.
+    Not a daemon: a worker stopping gracefully still stores them before it exits."""
+
+    def finish() -> None:
+        try:
+            _finish(plan, *args)
+        except Exception:  # its cells are settled by the usual rules once the heartbeat is stale
+            log.exception("batch %s: storing the last answers of a drive failed", plan.batch.pk)
+        finally:
+            connections.close_all()  # this thread's own connections
+
+    thread = threading.Thread(target=finish, name=f"batch-{plan.batch.pk}-finish")
+    thread.start()
+    return thread
+
+
+def _answered(answered: queue.SimpleQueue[Future], *, timeout: float) -> list[Future]:
+    """The calls that finished: at least one (waiting up to `timeout`), and any others already
+    done. A queue the pool's threads fill, not concurrent.futures.wait(), which hangs a waiter on
+    every future in flight each time it is called (once per answer)."""
+    try:
+        done = [answered.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while True:
+        try:
+            done.append(answered.get_nowait())
+        except queue.Empty:
+            return done
 
 
 def _log_costs(batch_id: int, costs: list[Cost]) -> None:
@@ -231,20 +280,19 @@ def _call(plan: Plan, cell: BatchCell) -> None:
 
 
 def _store_and_claim(plan: Plan, finished: list[BatchCell], wanted: int) -> list[BatchCell]:
-    """Store `finished` cells and claim up to `wanted` new ones in one transaction, then mark the
-    new runs started. Returns the claimed cells whose runs may be sent now."""
+    """Store `finished` cells and claim up to `wanted` new ones, their runs marked started, in one
+    transaction. Returns the claimed cells, whose runs may be sent once it is committed."""
     wall, cpu = time.perf_counter(), time.thread_time()
     with transaction.atomic():
-        _store(plan, finished)
-        claimed = _claim(plan, wanted)
-    sendable = _mark_started(claimed)
+        store(finished, plan.checks)
+        claimed = _claim(plan, wanted, started=True)
     if finished:
         run_watch.run_stored()
         # Each cell is claimed once and stored once: the group's time shared by its cells.
         cells = max(len(finished), len(claimed))
         share = Cost(cpu=(time.thread_time() - cpu) * 1000 / cells, wall=(time.perf_counter() - wall) * 1000 / cells)
         plan.costs += [share + getattr(cell, "cost", Cost()) for cell in finished]
-    return sendable
+    return claimed
 
 
 def _idle_seconds(batch_id: int) -> float:
@@ -265,9 +313,10 @@ def claim(batch_id: int, wanted: int) -> list[int]:
         return [cell.pk for cell in _claim(plan_for(batch_id), wanted)]
 
 
-def _claim(plan: Plan, wanted: int) -> list[BatchCell]:
+def _claim(plan: Plan, wanted: int, *, started: bool = False) -> list[BatchCell]:
     """Within the caller's transaction: lock the batch row, then create the pending runs of up
-    to `wanted` queued cells with one bulk_create (a run row exists before its request leaves)."""
+    to `wanted` queued cells with one insert (a run row exists before its request leaves),
+    `started` ones marked started (a drive sends them as soon as the transaction commits)."""
     if wanted <= 0:
         return []
     now = timezone.now()
@@ -278,8 +327,10 @@ def _claim(plan: Plan, wanted: int) -> list[BatchCell]:
     if throttle and throttle.throttled_until and throttle.throttled_until > now:
         return []
     _raise_limit(batch, now)
-    running = batch.cells.filter(state=BatchCell.State.RUNNING).count()
-    free = min(wanted, batch.current_limit - running)
+    running = dict(
+        batch.cells.filter(state=BatchCell.State.RUNNING).order_by().values_list("worker").annotate(Count("id"))
+    )
+    free = min(wanted, batch.current_limit - sum(running.values()), _fair_share(plan, batch, now, running))
     if free <= 0:
         return []
     ready = Q(not_before__isnull=True) | Q(not_before__lte=now)
@@ -301,6 +352,7 @@ def _claim(plan: Plan, wanted: int) -> list[BatchCell]:
             version=column.version, content=content, inputs=inputs, user=plan.batch.created_by, is_draft=column.is_draft
         )
         cell.run.batch_comparison_id = plan.batch.pk  # history labels the run with its batch
+        cell.run.started_at = now if started else None
         cell.state = BatchCell.State.RUNNING
         cell.worker = plan.worker  # settle() reclaims the cell at once if this worker's heartbeat stops
         claimed.append(cell)
@@ -310,6 +362,19 @@ def _claim(plan: Plan, wanted: int) -> list[BatchCell]:
     rows.update_rows(claimed, ["run", "state", "worker"])
     rows.update_rows(refused, ["state", "error"])
     return claimed
+
+
+def _fair_share(plan: Plan, batch: BatchComparison, now, running: dict[int | None, int]) -> int:
+    """How many more cells this drive may claim when other live drives work on the batch: the
+    limit is shared (rounded up) so a second worker gets slots instead of waiting while the
+    first refills every freed one. Live drives are counted once per heartbeat, not per claim."""
+    if plan.worker is None:
+        return batch.current_limit
+    if plan.drives_until is None or now >= plan.drives_until:
+        plan.drives = max(1, batch_liveness.live_drives(batch.pk, now))
+        plan.drives_until = now + timedelta(seconds=batch_liveness.BEAT_SECONDS)
+    plan.share = -(-batch.current_limit // plan.drives)
+    return plan.share - running.get(plan.worker.pk, 0)
 
 
 def _mark_started(cells: list[BatchCell]) -> list[BatchCell]:
@@ -346,158 +411,7 @@ def send_cell(cell_id: int) -> None:
         return  # settled "not sent" by another worker, which queues the cell again
     _call(plan, cell)
     with transaction.atomic():
-        _store(plan, [cell])
-
-
-def _store(plan: Plan, finished: list[BatchCell]) -> None:
-    """Within the caller's transaction: the finished runs, their history totals and their cells."""
-    refused = [cell for cell in finished if cell.run.status == Run.Status.FAILED and cell.run.error_status == 429]
-    for cell in refused:
-        # This refusal and the cell's earlier ones, each kept as a run linked to the cell.
-        cell.refusals = Run.objects.filter(retried_cell=cell.pk).count() + 1
-        cell.run.error = REFUSED_ERROR if cell.refusals < MAX_REFUSALS else refused_error(cell.refusals)
-    if finished:
-        # A refused run stays in history as a failed call with its reason (it cost nothing).
-        runs.store_finished([cell.run for cell in finished])
-    answered = [cell for cell in finished if cell not in refused]
-    for cell in answered:
-        judge(cell, cell.run, plan.checks)
-    rows.update_rows(answered, ["state", "check_results", "passed", "error"])
-    for cell in refused:
-        _after_429(cell, cell.run)
-
-
-def judge(cell: BatchCell, run: Run, checks: list[checks_module.Check]) -> None:
-    """The cell's state and its checks, from its finished run (the caller saves the cell)."""
-    if cell.case is None:  # deleted while its run was out: nothing to judge against
-        cell.state, cell.error = BatchCell.State.FAILED, DELETED_WHILE_SENT_ERROR
-    elif run.status == Run.Status.SUCCESS:
-        cell.check_results = evaluate_checks(checks, run, cell.case.expected_output)
-        cell.passed = all(r["passed"] for r in cell.check_results) if cell.check_results else None
-        cell.state = BatchCell.State.SUCCESS
-    else:
-        cell.state = BatchCell.State.FAILED
-
-
-def finish_cell(cell: BatchCell, run: Run) -> None:
-    judge(cell, run, checks_module.stored_checks(cell.batch.checks))
-    # An UPDATE, not save(): a cell deleted meanwhile (its batch deleted) is no error.
-    fields = {"state": cell.state, "check_results": cell.check_results, "passed": cell.passed, "error": cell.error}
-    BatchCell.objects.filter(pk=cell.pk).update(**fields)
-
-
-def evaluate_checks(checks: list[checks_module.Check], run: Run, expected: str) -> list[dict]:
-    found = checks_module.CheckInput(
-        output_text=run.output_text,
-        output=run.output,
-        expected_output=expected or None,
-        prompt_tokens=run.prompt_tokens,
-        completion_tokens=run.completion_tokens,
-        total_tokens=run.total_tokens,
-        cost_nano=run.cost_nano,
-        latency_ms=run.latency_ms,
-    )
-    results = []
-    for check in checks:
-        result = check.evaluate(found)
-        results.append({"name": check.name, "passed": result.passed, "reason": result.reason})
-    return results
-
-
-def _after_429(cell: BatchCell, run: Run) -> None:
-    """Slow the workspace down, then queue the cell again, or fail it once Maxim refused it
-    MAX_REFUSALS times (and the rest of its column if none of it got through meanwhile)."""
-    now = timezone.now()
-    wait = getattr(run, "retry_after", None)
-    wait = min(DEFAULT_RETRY_AFTER if wait is None else wait, MAX_RETRY_AFTER)
-    until = now + timedelta(seconds=wait)
-    with transaction.atomic():
-        batch = BatchComparison.objects.select_for_update().get(pk=cell.batch_id)
-        batch.current_limit = max(1, batch.current_limit // 2)
-        batch.last_throttled_at = now
-        batch.save(update_fields=["current_limit", "last_throttled_at"])
-        BatchSettings.objects.get_or_create(workspace_id=batch.workspace_id)
-        BatchSettings.objects.filter(workspace_id=batch.workspace_id).filter(
-            Q(throttled_until__isnull=True) | Q(throttled_until__lt=until)
-        ).update(throttled_until=until)
-        if cell.refusals >= MAX_REFUSALS:
-            _fail_refused(cell, run)
-        elif _column_refused(cell):  # given up while this cell was with Maxim: not sent again either
-            Run.objects.filter(pk=run.pk).update(error=refused_error(cell.refusals))
-            BatchCell.objects.filter(pk=cell.pk).update(state=BatchCell.State.FAILED, error=COLUMN_REFUSED_ERROR)
-        else:
-            Run.objects.filter(pk=run.pk).update(retried_cell=cell.pk)  # the cell's earlier attempt
-            _requeue(cell, not_before=until)
-    log.info("batch %s: 429 from Maxim, waiting %.1f s, limit %s", batch.pk, wait, batch.current_limit)
-
-
-def _fail_refused(cell: BatchCell, run: Run) -> None:
-    """The cell fails with its last refusal as its run; the column's queued cells fail too unless
-    one of its cells got through since this cell's first refusal (then it was only this cell)."""
-    BatchCell.objects.filter(pk=cell.pk).update(state=BatchCell.State.FAILED, error=run.error, not_before=None)
-    first = Run.objects.filter(retried_cell=cell.pk).aggregate(first=Min("created_at"))["first"] or run.created_at
-    column = BatchCell.objects.filter(column_id=cell.column_id)
-    if not column.filter(state=BatchCell.State.SUCCESS, run__finished_at__gte=first).exists():
-        column.filter(state=BatchCell.State.QUEUED).update(
-            state=BatchCell.State.FAILED, error=COLUMN_REFUSED_ERROR, not_before=None
-        )
-
-
-def _column_refused(cell: BatchCell) -> bool:
-    given_up = BatchCell.objects.filter(column_id=cell.column_id, state=BatchCell.State.FAILED)
-    return given_up.filter(error=COLUMN_REFUSED_ERROR).exists()
-
-
-def _take_back(cell: BatchCell, run: Run) -> None:
-    """Queue a cell again whose run was never sent (settled "not sent": nothing to show in history)."""
-    stored = Run.objects.select_for_update().get(pk=run.pk)
-    if stored.rolled_up:
-        rollups.retract(stored)
-    stored.delete()
-    _requeue(cell)
-
-
-def _requeue(cell: BatchCell, *, not_before=None) -> None:
-    BatchCell.objects.filter(pk=cell.pk).update(
-        run=None, state=BatchCell.State.QUEUED, attempts=cell.attempts + 1, not_before=not_before
-    )
-
-
-def settle(batch_id: int, *, all_pending: bool = False) -> int:
-    """Settle the cells a dead worker left "running" (see the module docstring). Returns how many.
-
-    `all_pending` settles every such cell however recent: no worker is running (make run's start).
-    """
-    now = timezone.now()
-    settled = 0
-    running = BatchCell.objects.filter(batch_id=batch_id, state=BatchCell.State.RUNNING)
-    for cell in running.select_related("run", "batch", "case", "worker"):
-        run = cell.run
-        if run is None:
-            BatchCell.objects.filter(pk=cell.pk).update(state=BatchCell.State.QUEUED)
-            continue
-        dead = all_pending or batch_liveness.is_dead(cell.worker, now)
-        if run.status == Run.Status.PENDING:
-            if run.started_at is None and (dead or run.created_at < now - timedelta(seconds=CLAIM_GRACE_SECONDS)):
-                Run.objects.filter(pk=run.pk, status=Run.Status.PENDING, started_at__isnull=True).update(
-                    status=Run.Status.NOT_SENT, error=runs.NOT_SENT_ERROR, finished_at=now
-                )
-            elif run.started_at is not None and (dead or runs.is_stale(run.started_at, run.created_at, now=now)):
-                Run.objects.filter(pk=run.pk, status=Run.Status.PENDING, started_at__isnull=False).update(
-                    status=Run.Status.INTERRUPTED, error=runs.INTERRUPTED_ERROR, finished_at=now
-                )
-            run.refresh_from_db()
-        if run.status == Run.Status.PENDING:
-            continue
-        with transaction.atomic():
-            if run.status == Run.Status.NOT_SENT:
-                _take_back(cell, run)
-            else:
-                finish_cell(cell, run)
-        settled += 1
-    if settled:
-        rollups.catch_up()
-    return settled
+        store([cell], plan.checks)
 
 
 def _finish_if_done(batch_id: int) -> str:

@@ -1,0 +1,131 @@
+"""How a batch's workers share its concurrency and hand over (issue #12's throughput work)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from prompts_app.models import BatchCell, BatchComparison, BatchWorker, Run, TestCase, TestSet
+from prompts_app.services import batch_liveness, batch_worker, batches
+from prompts_app.services.batches import ColumnChoice
+from tests.conftest import seed_fake
+
+
+def start(workspace, test_set, versions, user, **extra):
+    return batches.start_batch(
+        workspace=workspace, test_set=test_set, columns=[ColumnChoice(v) for v in versions], user=user, **extra
+    )
+
+
+def claim_as(plan: batch_worker.Plan, wanted: int) -> list[BatchCell]:
+    with transaction.atomic():
+        return batch_worker._claim(plan, wanted)
+
+
+@pytest.mark.usefixtures("batch_inline")
+def test_two_live_drives_of_a_batch_share_its_limit(echo_maxim, workspace, batch_test_set, two_versions, editor):
+    """The first drive must leave half the slots to a second live drive of the same batch, or that
+    worker idles while the first refills every freed slot (bench_batch on PostgreSQL)."""
+    batch = start(workspace, batch_test_set, two_versions, editor, concurrency=4)
+    first, second = batch_worker.plan_for(batch.pk), batch_worker.plan_for(batch.pk)
+    first.worker = batch_liveness.Heartbeat(batch.pk).row
+    second.worker = batch_liveness.Heartbeat(batch.pk).row
+
+    assert len(claim_as(first, 4)) == 2  # its fair share of 4 between two drives
+    assert len(claim_as(second, 4)) == 2
+    assert batch.cells.filter(state=BatchCell.State.RUNNING).count() == 4
+    assert echo_maxim.sent == []
+
+
+@pytest.mark.usefixtures("batch_inline")
+def test_a_drive_alone_or_beside_a_dead_one_takes_the_whole_limit(
+    echo_maxim, workspace, batch_test_set, two_versions, editor
+):
+    batch = start(workspace, batch_test_set, two_versions, editor, concurrency=4)
+    BatchWorker.objects.create(name="killed", batch=batch, beat_at=timezone.now() - timedelta(seconds=60))
+    BatchWorker.objects.create(name="another batch's")  # a drive of no batch (or another) is not counted
+    plan = batch_worker.plan_for(batch.pk)
+    plan.worker = batch_liveness.Heartbeat(batch.pk).row
+
+    assert len(claim_as(plan, 6)) == 4
+
+
+def wait_for(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def batch_of(fake, workspace, user, model: str, cases: int) -> BatchComparison:
+    [version] = seed_fake(fake, workspace, [model])
+    test_set = TestSet.objects.create(workspace=workspace, name="Cases", variable_names=["company"])
+    for n in range(cases):
+        TestCase.objects.create(test_set=test_set, position=n, variables={"company": f"{model}-{n}"})
+    return start(workspace, test_set, [version], user, concurrency=2)
+
+
+def test_a_slow_maxim_does_not_hold_the_worker_when_it_hands_over(
+    transactional_db, settings, monkeypatch, fake_maxim, workspace, make_workspace, owner, editor
+):
+    """At a fair-slice boundary the drive hands over at once: the calls still with Maxim are
+    stored by a thread of their own (their cells kept by the drive's heartbeat), not waited for
+    before the next batch's task can start. Before, drive() waited up to the 90 s a call may last."""
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"  # queued, driven below by hand
+    fake_maxim.hang_seconds = 8.0
+    slow = batch_of(fake_maxim, workspace, editor, "hang", cases=2)
+    other = make_workspace(owner=owner, name="Other", maxim_id="ws-2")
+    waiting = batch_of(fake_maxim, other, owner, "gpt-4o", cases=1)
+    monkeypatch.setattr(batch_worker, "FAIR_SLICE_SECONDS", 0.0)
+    monkeypatch.setattr(batch_worker, "SETTLE_EVERY", 0.5)
+    waits = batch_liveness.another_batch_waits  # the hand-over once both slow calls are out, however busy the machine
+    sending = slow.cells.filter(state=BatchCell.State.RUNNING)
+    monkeypatch.setattr(batch_liveness, "another_batch_waits", lambda pk: sending.count() == 2 and waits(pk))
+
+    began = time.monotonic()
+    assert batch_worker.drive(slow.pk, slice_seconds=60) is True  # the other batch waits: hand over
+    assert time.monotonic() - began < 5.0  # long before Maxim answers (8 s)
+    in_flight = slow.cells.filter(state=BatchCell.State.RUNNING)
+    assert in_flight.count() == 2 and not in_flight.filter(run__started_at__isnull=True).exists()
+    assert not BatchWorker.objects.filter(batch=slow).exists()  # it takes no share of the limit now
+
+    assert batch_worker.drive(waiting.pk, slice_seconds=60) is False  # the next task runs meanwhile
+    assert BatchComparison.objects.get(pk=waiting.pk).status == BatchComparison.Status.DONE
+    assert slow.cells.filter(state=BatchCell.State.RUNNING).count() == 2  # still with Maxim, not settled
+
+    wait_for(lambda: slow.cells.filter(state=BatchCell.State.SUCCESS).count() == 2)  # stored when they came
+    wait_for(lambda: not any(t.name.endswith("-finish") for t in threading.enumerate()))
+    assert not BatchWorker.objects.exists()  # the heartbeat ended once they were stored
+    assert Run.objects.filter(batch_comparison=slow, status=Run.Status.SUCCESS).count() == 2
+    sent = [r.body["messages"][0]["content"] for r in fake_maxim.requests_to("/v1/prompts/run")]
+    assert len(sent) == len(set(sent)) == 3  # each cell sent once
+
+
+def test_each_thread_keeps_to_one_small_pool_and_reuses_its_connection(fake_maxim):
+    """httpcore walks every connection of a pool (and, for each idle one, all of them again) per
+    request: a batch's 32 threads share an origin's pool as SHARDS small ones, a thread always on
+    the same one, and every connection is kept for the next call instead of every other one closed."""
+    from prompts_app.maxim import client as maxim_client
+    from prompts_app.maxim import outbound
+
+    http = outbound.new_http(timeout=maxim_client.TIMEOUT, limits=maxim_client.LIMITS, user_agent="test")
+    start = threading.Barrier(4)
+
+    def calls() -> None:
+        start.wait()  # four threads at once
+        for _ in range(3):
+            assert http.get(f"{fake_maxim.base_url}/v1/workspaces", headers={"x-maxim-api-key": "k"}).status_code
+
+    threads = [threading.Thread(target=calls) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    pools = [len(shard._pool.connections) for shard in http._transport._shards]
+    http.close()
+    assert sorted(pools, reverse=True)[:5] == [1, 1, 1, 1, 0]  # one kept connection per thread, one shard each
