@@ -377,22 +377,6 @@ def _fair_share(plan: Plan, batch: BatchComparison, now, running: dict[int | Non
     return plan.share - running.get(plan.worker.pk, 0)
 
 
-def _mark_started(cells: list[BatchCell]) -> list[BatchCell]:
-    """mark_started() for many runs: one conditional UPDATE. A run another worker's settle()
-    already settled "not sent" is not started, so it is never sent (settle() queues its cell)."""
-    if not cells:
-        return []
-    now = timezone.now()
-    ids = [cell.run.pk for cell in cells]
-    with transaction.atomic():
-        Run.objects.filter(pk__in=ids, status=Run.Status.PENDING, started_at__isnull=True).update(started_at=now)
-        started = set(Run.objects.filter(pk__in=ids, started_at=now).values_list("pk", flat=True))
-    sendable = [cell for cell in cells if cell.run.pk in started]
-    for cell in sendable:
-        cell.run.started_at = now
-    return sendable
-
-
 def _raise_limit(batch: BatchComparison, now) -> None:
     quiet = batch.last_throttled_at is None or batch.last_throttled_at < now - RAISE_LIMIT_AFTER
     if batch.current_limit < batch.concurrency and quiet:
@@ -407,7 +391,7 @@ def send_cell(cell_id: int) -> None:
         return
     plan = plan_for(cell.batch_id)
     cell.run.workspace = plan.batch.workspace
-    if not _mark_started([cell]):
+    if not runs.mark_started(cell.run):
         return  # settled "not sent" by another worker, which queues the cell again
     _call(plan, cell)
     with transaction.atomic():
