@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import html
 import re
 from decimal import Decimal
 
@@ -263,3 +264,27 @@ def test_each_export_is_in_the_audit_trail(client_for, viewer, workspace, finish
     assert [e.action for e in events] == ["batch.exported"] * 3
     assert [e.target for e in events] == [f"{finished_batch} as {f}" for f in ("CSV", "JSON", "Markdown")]
     assert events[0].actor == viewer and events[0].detail == {"batch": finished_batch.pk}
+
+
+def test_a_failed_cell_links_to_its_reason(client_for, viewer, finished_batch):
+    # New-user trial: a cell whose run failed (e.g. interrupted) read only "Failed", its reason out of reach.
+    cell = finished_batch.cells.order_by("pk").first()
+    cell.state = "failed"
+    cell.save(update_fields=["state"])
+    page = client_for(viewer).get(reverse("batch_detail", args=[finished_batch.pk])).content.decode()
+    link = re.search(rf'<a href="([^"]*/cells/{cell.pk}/[^"]*)" aria-label="Why [^"]+ failed">Failed: why\?</a>', page)
+    assert link and client_for(viewer).get(html.unescape(link[1])).status_code == 200
+
+
+def test_a_soft_budget_that_is_not_an_amount_is_refused_not_saved_as_none(client_for, owner, workspace):
+    # New-user trial: "abc" in a number field reached the server as "" and saved "never asks", with "saved".
+    index = client_for(owner).get(reverse("batch_index")).content.decode()
+    field = re.search(r'<input[^>]*name="soft_budget_usd"[^>]*>', index)[0]
+    assert 'type="text"' in field and 'inputmode="decimal"' in field
+    batches.set_soft_budget(workspace=workspace, budget_nano=5_000_000_000)
+    response = client_for(owner).post(
+        reverse("batch_budget", args=[workspace.pk]), {"soft_budget_usd": "abc"}, follow=True
+    )
+    assert "must be an amount in dollars" in response.content.decode()
+    workspace.batch_settings.refresh_from_db()
+    assert workspace.batch_settings.soft_budget_nano == 5_000_000_000

@@ -176,6 +176,9 @@ class BudgetForm(forms.Form):
         decimal_places=6,
         required=False,
         help_text="A batch estimated above this asks to confirm before it starts. Empty: never asks.",
+        # Text, not type=number: a browser sends "" for "abc" in a number field, which saved "never asks"
+        # with a "saved" banner (new-user trial); the server now sees what was typed and says what is wrong.
+        widget=forms.TextInput(attrs={"inputmode": "decimal"}),
     )
 
     def budget_nano(self) -> int | None:
