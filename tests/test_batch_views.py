@@ -288,3 +288,23 @@ def test_a_soft_budget_that_is_not_an_amount_is_refused_not_saved_as_none(client
     assert "must be an amount in dollars" in response.content.decode()
     workspace.batch_settings.refresh_from_db()
     assert workspace.batch_settings.soft_budget_nano == 5_000_000_000
+
+
+def test_a_running_batch_nobody_sends_says_so_and_how_to_start_a_worker(client_for, viewer, workspace, prompt, editor):
+    # New-user trial: with no worker for 50 s the page still read "Running · 0.7 calls/s".
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from prompts_app.models import BatchWorker, Run
+    from tests.batch_seed import seed
+
+    batch = seed(workspace, prompt, editor, cases=2, failing={}, status="running", running={(1, 2)})
+    long_ago = timezone.now() - timedelta(minutes=2)
+    BatchComparison.objects.filter(pk=batch.pk).update(created_at=long_ago, resumed_at=long_ago)
+    Run.objects.filter(batch_comparison=batch).update(finished_at=long_ago)
+    url = reverse("batch_detail", args=[batch.pk])
+    page = client_for(viewer).get(url).content.decode()
+    assert "No worker has sent this batch" in page and "manage.py db_worker" in page
+    BatchWorker.objects.create(name="alive", batch=batch)  # a drive of this batch, beating now
+    assert "No worker has sent this batch" not in client_for(viewer).get(url).content.decode()

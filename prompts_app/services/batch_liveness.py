@@ -16,10 +16,10 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
 
-from prompts_app.models import BatchCell, BatchComparison, BatchWorker
+from prompts_app.models import BatchCell, BatchComparison, BatchWorker, Run
 
 BEAT_SECONDS = 2.0
 # Above the longest pause between beats of a live worker: a write waiting for SQLite's writer
@@ -61,6 +61,24 @@ class Heartbeat:
     def stop(self) -> None:
         # Its cells are all stored by now; their `worker` becomes NULL (SET_NULL).
         BatchWorker.objects.filter(pk=self.row.pk).delete()
+
+
+UNATTENDED_NOTICE = timedelta(seconds=15)  # more than a hand-over between two slices takes
+
+
+def unattended_seconds(batch: BatchComparison, now: datetime | None = None) -> int | None:
+    """How long nobody has been sending this running batch, once that is longer than
+    UNATTENDED_NOTICE: no live drive of it, and no cell stored since (no worker is running, or
+    none can reach the database). None while a worker drives it. For the batch's page, which
+    said "Running · 0.7 calls/s" for as long as no worker ran (new-user trial)."""
+    now = now or timezone.now()
+    alive = now - timedelta(seconds=STALE_SECONDS)
+    if BatchWorker.objects.filter(batch=batch, beat_at__gte=alive).exists():
+        return None
+    last_stored = Run.objects.filter(batch_comparison=batch).aggregate(last=Max("finished_at"))["last"]
+    since = max(moment for moment in (last_stored, batch.resumed_at, batch.created_at) if moment is not None)
+    idle = now - since
+    return int(idle.total_seconds()) if idle > UNATTENDED_NOTICE else None
 
 
 def is_dead(worker: BatchWorker | None, now: datetime) -> bool:

@@ -19,8 +19,8 @@ from prompts_app.selectors import batch_changes as changes_read
 from prompts_app.selectors import batch_watch as batch_watch_read
 from prompts_app.selectors import batches as read
 from prompts_app.selectors.batch_watch import Shown
+from prompts_app.services import batch_liveness, run_watch
 from prompts_app.services import batches as services
-from prompts_app.services import run_watch
 from prompts_app.streaming import download
 from prompts_app.views.access import get_workspace_for_user, membership_for
 
@@ -149,7 +149,8 @@ def _live_context(
     """Progress, the summary and the chart, and what the page's held request watches next. What
     is watched is read before the figures: a cell stored in between is drawn twice, never missed."""
     columns = list(batch.columns.all()) if columns is None else columns
-    watch = Shown.of(batch) if batch.status == BatchComparison.Status.RUNNING else None
+    running = batch.status == BatchComparison.Status.RUNNING
+    watch = Shown.of(batch) if running else None
     progress, summary = read.progress_and_summary(batch, columns, pushed=pushed)
     points = [(n, s.column.label, s.cost_per_1000_nano, s.pass_rate) for n, s in enumerate(summary, 1)]
     return {
@@ -161,6 +162,7 @@ def _live_context(
         "watch": watch,
         "retry_ms": run_watch.BUSY_RETRY_MS if busy else 0,
         "can_edit": request.membership.allows(Role.EDITOR),
+        "unattended": batch_liveness.unattended_seconds(batch) if running else None,
     }
 
 
