@@ -377,3 +377,36 @@ def test_a_drive_hands_over_when_another_workspace_s_batch_waits(
     drive(big)
     big.refresh_from_db()
     assert big.status == BatchComparison.Status.DONE and len(echo_maxim.sent) == 7
+
+
+def test_a_cell_whose_request_never_left_is_sent_again_not_failed(workspace, test_set, prompt, editor):
+    # Hostile trial: with every pooled connection busy, 391 cells failed with "Too many Maxim requests
+    # are already in progress" although none was ever sent. Like a 429, such a cell is sent again.
+    left = [2]  # the first two calls find no free connection
+    arrived: list[dict] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if left[0]:
+            left[0] -= 1
+            raise httpx.PoolTimeout("no connection free", request=request)
+        arrived.append(json.loads(request.content))
+        output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}
+        usage = {"promptTokens": 5, "completionTokens": 1, "totalTokens": 6}
+        return httpx.Response(200, json={"data": {"output": output, "usage": usage}})
+
+    batch = start(workspace, test_set, [make_version(prompt, 1)], editor, concurrency=4)
+    with respx.mock(base_url=BASE_URL) as router:
+        router.post("/v1/prompts/run").mock(side_effect=answer)
+        first = batch_worker.claim(batch.pk, 1)
+        batch_worker.send_cell(first[0])
+        cell = BatchCell.objects.get(pk=first[0])
+        assert cell.state == BatchCell.State.QUEUED and cell.run is None and cell.attempts == 1
+        BatchSettings.objects.filter(workspace=workspace).update(throttled_until=None)
+        drive(batch)
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.DONE
+    assert batch.cells.filter(state=BatchCell.State.SUCCESS).count() == 3 and len(arrived) == 3
+    never_left = Run.objects.filter(status=Run.Status.FAILED)
+    assert never_left.count() == 2 and all(
+        run.error.startswith("Not sent: Too many Maxim requests") for run in never_left
+    )

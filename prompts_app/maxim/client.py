@@ -429,7 +429,8 @@ class MaximClient:
             message = f"The connection to Maxim at {host} broke before an answer arrived." + maybe_done
         else:
             message = f"Could not talk to Maxim at {host} ({type(exc).__name__})." + maybe_done
-        return MaximError(message, retryable=True)
+        never_left = isinstance(exc, (httpx.PoolTimeout, httpx.ConnectTimeout, httpx.ConnectError))
+        return MaximError(message, retryable=True, not_sent=never_left)
 
 
 # -- retry helpers -------------------------------------------------------------

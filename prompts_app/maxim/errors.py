@@ -16,6 +16,7 @@ class MaximError(Exception):
         status: int | None = None,
         retryable: bool = False,
         retry_after: float | None = None,
+        not_sent: bool = False,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -23,6 +24,9 @@ class MaximError(Exception):
         # True when trying again later may help; the client has already retried what was safe.
         self.retryable = retryable
         self.retry_after = retry_after
+        # True when the request never left: no connection to Maxim was made, or none was free in
+        # the pool. Like a 429, nothing was processed; a batch sends such a cell again.
+        self.not_sent = not_sent
 
     def __str__(self) -> str:
         return self.message

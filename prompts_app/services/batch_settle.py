@@ -47,11 +47,14 @@ COLUMN_REFUSED_ERROR = (
 
 def store(finished: list[BatchCell], checks: list[checks_module.Check]) -> None:
     """Within the caller's transaction: the finished runs, their history totals and their cells."""
-    refused = [cell for cell in finished if cell.run.status == Run.Status.FAILED and cell.run.error_status == 429]
+    refused = [cell for cell in finished if cell.run.status == Run.Status.FAILED and _unprocessed(cell.run)]
     for cell in refused:
         # This refusal and the cell's earlier ones, each kept as a run linked to the cell.
         cell.refusals = Run.objects.filter(retried_cell=cell.pk).count() + 1
-        cell.run.error = REFUSED_ERROR if cell.refusals < MAX_REFUSALS else refused_error(cell.refusals)
+        if cell.run.error_status == 429:
+            cell.run.error = REFUSED_ERROR if cell.refusals < MAX_REFUSALS else refused_error(cell.refusals)
+        elif cell.refusals < MAX_REFUSALS:  # never left (no free connection, or none could be made)
+            cell.run.error = f"Not sent: {cell.run.error} The batch waited and sent the cell again."
     if finished:
         # A refused run stays in history as a failed call with its reason (it cost nothing).
         runs.store_finished([cell.run for cell in finished])
@@ -61,6 +64,12 @@ def store(finished: list[BatchCell], checks: list[checks_module.Check]) -> None:
     rows.update_rows(answered, ["state", "check_results", "passed", "error"])
     for cell in refused:
         _after_429(cell, cell.run)
+
+
+def _unprocessed(run: Run) -> bool:
+    """Maxim refused it (429), or it never left: sent again, slowed down like a 429 (hostile trial:
+    a full connection pool failed 391 cells that had never been sent)."""
+    return run.error_status == 429 or getattr(run, "not_sent", False)
 
 
 def judge(cell: BatchCell, run: Run, checks: list[checks_module.Check]) -> None:

@@ -160,6 +160,7 @@ def call_maxim(
         run.error = _without_nul(exc.message)
         run.error_status = exc.status
         run.retry_after = exc.retry_after  # not stored: a batch (services/batch_worker.py) waits this long after a 429
+        run.not_sent = exc.not_sent  # not stored: a batch sends the cell again (services/batch_settle.py)
         run.latency_ms = (time.perf_counter() - started) * 1000  # how long the failure took
     except DecryptionError as exc:
         run.status = Run.Status.FAILED
