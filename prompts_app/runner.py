@@ -104,10 +104,17 @@ def _dispatch() -> None:
     """Give free threads to waiting runs, workspaces in turn; mark them started together."""
     threads = settings.MAXIMUI_RUNNER_THREADS
     share = max(1, int(threads * WORKSPACE_SHARE))
+    # The last few threads only go to a workspace with nothing out: two busy workspaces of 8 each
+    # left a third's comparison waiting for a whole slow call (hostile trial, 20 s).
+    reserved = threads // 8
     taken: list[_Job] = []
     with _queue_lock:
-        while sum(_out.values()) < threads:
-            ready = [ws for ws, queue in _waiting.items() if queue and _out[ws] < share]
+        while (busy := sum(_out.values())) < threads:
+            ready = [
+                ws
+                for ws, queue in _waiting.items()
+                if queue and _out[ws] < share and (_out[ws] == 0 or busy < threads - reserved)
+            ]
             if not ready:
                 break
             workspace = min(ready, key=lambda ws: _out[ws])

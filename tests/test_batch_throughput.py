@@ -129,3 +129,21 @@ def test_each_thread_keeps_to_one_small_pool_and_reuses_its_connection(fake_maxi
     pools = [len(shard._pool.connections) for shard in http._transport._shards]
     http.close()
     assert sorted(pools, reverse=True)[:5] == [1, 1, 1, 1, 0]  # one kept connection per thread, one shard each
+
+
+def test_a_drive_of_a_killed_process_on_this_machine_is_not_counted_live(db, workspace, prompt, editor):
+    # Hostile trial: a worker killed and restarted at once still counted as a live drive for 30 s,
+    # so the new drive took half the batch's limit.
+    import os
+
+    from django.utils import timezone
+
+    from prompts_app.models import BatchWorker
+    from prompts_app.services import batch_liveness
+    from tests.batch_seed import seed
+
+    batch = seed(workspace, prompt, editor, cases=1, failing={}, status="running")
+    gone = next(pid for pid in range(999_999, 0, -1) if not os.path.exists(f"/proc/{pid}"))
+    BatchWorker.objects.create(name=f"{batch_liveness._this_machine()}:{gone}:dead", batch=batch)
+    BatchWorker.objects.create(name=f"{batch_liveness._this_machine()}:{os.getpid()}:alive", batch=batch)
+    assert batch_liveness.live_drives(batch.pk, timezone.now()) == 1

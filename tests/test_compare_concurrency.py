@@ -178,3 +178,21 @@ def test_runs_posted_at_once_are_marked_started_only_as_threads_take_them(
     assert 0 < started <= limit  # never more than the threads this workspace may use
     assert runner.wait(timeout=30)
     assert len(fake_maxim.requests_to("/v1/prompts/run")) == Run.objects.count() == 24
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workspaces_slow_runs_still_leave_a_thread_for_a_third(
+    file_db, fake_maxim, workspace, editor, make_workspace, outsider, owner
+):
+    # Hostile trial: two busy workspaces took 8 threads each and a third's comparison waited 20 s.
+    fake_maxim.hang_seconds = 1.5
+    for n, person in enumerate((outsider, owner)):
+        slow_workspace = make_workspace(owner=person, name=f"Slow {n}", maxim_id=f"ws-slow-{n}")
+        slow = seed_fake(fake_maxim, slow_workspace, ["hang"], name=f"Slow reply {n}")
+        start(slow_workspace, person, slow * 2, repeats=10)  # 40 runs each
+    quick = seed_fake(fake_maxim, workspace, ["gpt-4o", "gpt-4o-mini"])
+    started = time.monotonic()
+    _comparison, futures = start(workspace, editor, quick)
+    done = [future.result(timeout=10) for future in futures]
+    assert time.monotonic() - started < 1.0 and [run.status for run in done] == [Run.Status.SUCCESS] * 2
+    assert runner.wait(timeout=60)

@@ -107,9 +107,12 @@ def _process_gone(name: str) -> bool:
 
 
 def live_drives(batch_id: int, now: datetime) -> int:
-    """How many drives of the batch have a fresh heartbeat (the caller's own included)."""
+    """How many drives of the batch have a fresh heartbeat and, on this machine, a live process
+    (the caller's own included): a worker killed and restarted at once no longer halves the new
+    drive's share for STALE_SECONDS (hostile trial)."""
     fresh = now - timedelta(seconds=STALE_SECONDS)
-    return BatchWorker.objects.filter(batch_id=batch_id, beat_at__gte=fresh).count()
+    names = BatchWorker.objects.filter(batch_id=batch_id, beat_at__gte=fresh).values_list("name", flat=True)
+    return sum(1 for name in names if not _process_gone(name))
 
 
 def forget_dead() -> None:
