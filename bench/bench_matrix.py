@@ -93,8 +93,8 @@ def _seed_objects():
     prompt = m.Prompt.objects.create(workspace=workspace, maxim_id="p-bench", name="Support reply")
     models = ["gpt-4o", "gpt-4o-mini", "claude-3-5-haiku-latest", "gemini-1.5-flash"]
     versions = [
-        m.PromptVersion.objects.create(prompt=prompt, maxim_id=f"v-{n}", number=n, provider="openai", model_name=m)
-        for n, m in enumerate(models, 1)
+        m.PromptVersion.objects.create(prompt=prompt, maxim_id=f"v-{n}", number=n, provider="openai", model_name=model)
+        for n, model in enumerate(models, 1)
     ]
     test_set = m.TestSet.objects.create(workspace=workspace, name="Tickets", variable_names=["question"])
     now = timezone.now()
