@@ -64,9 +64,9 @@ def submit_all(runs: list[Run], *, price_rules: list[CustomPriceRule] | None = N
     """submit() for a comparison's runs, which should leave together.
 
     They wait in their workspace's queue; the dispatcher hands them to free threads, taking
-    workspaces in turn (the one with the fewest runs out goes first) and never giving one
-    workspace more than WORKSPACE_SHARE of the threads: another workspace's slow Maxim, or its
-    160 queued runs, held a comparison in the queue for minutes (hostile trial). The runs given
+    workspaces in turn (the one with the fewest runs out goes first) and keeping the last
+    threads (RESERVED_PER) for a workspace with nothing out: another workspace's slow Maxim, or
+    its 160 queued runs, held a comparison in the queue for minutes (hostile trial). The runs given
     threads at one go are marked started by one statement (each thread marking its own took
     turns at the database: the eighth request left tens of ms after the first), and only those:
     a run still queued when the process dies is "not sent", never "interrupted"."""
@@ -97,24 +97,20 @@ class _Job:
 _queue_lock = threading.Lock()
 _waiting: dict[int, deque[_Job]] = {}  # workspace id -> its runs not given a thread yet, oldest first
 _out: Counter[int] = Counter()  # workspace id -> its runs given a thread and not done
-WORKSPACE_SHARE = 0.75  # of the threads, at most, for one workspace: the rest stay for the others
+# One thread in RESERVED_PER (2 of `make run`'s 16) only goes to a workspace with no run out, so a
+# workspace (or two) with many slow runs never keeps another's comparison waiting for a slow call
+# (hostile trials: 8.5 minutes, then 20 s); one workspace alone still uses the other 14.
+RESERVED_PER = 8
 
 
 def _dispatch() -> None:
     """Give free threads to waiting runs, workspaces in turn; mark them started together."""
     threads = settings.MAXIMUI_RUNNER_THREADS
-    share = max(1, int(threads * WORKSPACE_SHARE))
-    # The last few threads only go to a workspace with nothing out: two busy workspaces of 8 each
-    # left a third's comparison waiting for a whole slow call (hostile trial, 20 s).
-    reserved = threads // 8
+    reserved = threads // RESERVED_PER
     taken: list[_Job] = []
     with _queue_lock:
         while (busy := sum(_out.values())) < threads:
-            ready = [
-                ws
-                for ws, queue in _waiting.items()
-                if queue and _out[ws] < share and (_out[ws] == 0 or busy < threads - reserved)
-            ]
+            ready = [ws for ws, queue in _waiting.items() if queue and (_out[ws] == 0 or busy < threads - reserved)]
             if not ready:
                 break
             workspace = min(ready, key=lambda ws: _out[ws])

@@ -174,7 +174,7 @@ def test_runs_posted_at_once_are_marked_started_only_as_threads_take_them(
         thread.join()
     time.sleep(0.3)
     started = Run.objects.filter(started_at__isnull=False, status=Run.Status.PENDING).count()
-    limit = int(settings.MAXIMUI_RUNNER_THREADS * runner.WORKSPACE_SHARE)
+    limit = settings.MAXIMUI_RUNNER_THREADS - settings.MAXIMUI_RUNNER_THREADS // runner.RESERVED_PER
     assert 0 < started <= limit  # never more than the threads this workspace may use
     assert runner.wait(timeout=30)
     assert len(fake_maxim.requests_to("/v1/prompts/run")) == Run.objects.count() == 24
