@@ -168,6 +168,13 @@ def test_cancel_keeps_what_finished_and_never_sends_the_rest(echo_maxim, workspa
         batches.resume(batch)
 
 
+def answered_ok() -> httpx.Response:
+    """Maxim's answer "ok" to a run, with its usage."""
+    output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}
+    usage = {"promptTokens": 5, "completionTokens": 1, "totalTokens": 6}
+    return httpx.Response(200, json={"data": {"output": output, "usage": usage}})
+
+
 def test_a_429_slows_the_workspace_down_and_the_cell_is_sent_again_later(workspace, test_set, prompt, editor):
     refusals = [2]  # the first two requests are refused, unprocessed
     sent: list[dict] = []
@@ -179,9 +186,7 @@ def test_a_429_slows_the_workspace_down_and_the_cell_is_sent_again_later(workspa
         if refusals[0]:
             refusals[0] -= 1
             return httpx.Response(429, headers={"Retry-After": "1"}, json={"message": "slow down"})
-        output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}
-        usage = {"promptTokens": 5, "completionTokens": 1, "totalTokens": 6}
-        return httpx.Response(200, json={"data": {"output": output, "usage": usage}})
+        return answered_ok()
 
     batch = start(workspace, test_set, [make_version(prompt, 1)], editor, concurrency=4)
     with respx.mock(base_url=BASE_URL) as router:
@@ -229,9 +234,7 @@ def refuse_gpt_4o(sent: list[dict]):
         sent.append(body)
         if body["modelName"] == "gpt-4o":
             return httpx.Response(429, headers={"Retry-After": "0"}, json={"message": "slow down"})
-        output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}
-        usage = {"promptTokens": 5, "completionTokens": 1, "totalTokens": 6}
-        return httpx.Response(200, json={"data": {"output": output, "usage": usage}})
+        return answered_ok()
 
     return answer
 
@@ -389,10 +392,10 @@ def test_a_cell_whose_request_never_left_is_sent_again_not_failed(workspace, tes
         if left[0]:
             left[0] -= 1
             raise httpx.PoolTimeout("no connection free", request=request)
-        arrived.append(json.loads(request.content))
-        output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}
-        usage = {"promptTokens": 5, "completionTokens": 1, "totalTokens": 6}
-        return httpx.Response(200, json={"data": {"output": output, "usage": usage}})
+        body = json.loads(request.content)
+        validate_request("POST", "/v1/prompts/run", body)
+        arrived.append(body)
+        return answered_ok()
 
     batch = start(workspace, test_set, [make_version(prompt, 1)], editor, concurrency=4)
     with respx.mock(base_url=BASE_URL) as router:
