@@ -134,7 +134,7 @@ def comparison_detail(request: HttpRequest, comparison_id: int) -> HttpResponse:
         **_diff_context(comparison, columns, request.GET.get("baseline"), runs),
         "nav": "compare",
     }
-    context["watch"] = _watch_context(comparison, still_pending(runs), _diff_state(context))
+    context["watch"] = watch_context(comparison, still_pending(runs), _diff_state(context))
     context["run_form"] = RunAgainForm(
         initial={"repeats": comparison.repeats, "batch": comparison.batch + 1, "baseline": context["baseline_number"]}
     )
@@ -169,7 +169,7 @@ def comparison_diff(request: HttpRequest, comparison_id: int) -> HttpResponse:
     runs = batch_runs(comparison)
     context = {"comparison": comparison, **_diff_context(comparison, _columns(comparison), baseline, runs)}
     # A new watch for this section: the one in flight answers for the section this one replaces.
-    context["watch"] = _watch_context(comparison, still_pending(runs), _diff_state(context))
+    context["watch"] = watch_context(comparison, still_pending(runs), _diff_state(context))
     # The "Run again" form keeps the baseline just picked (swapped in out of band).
     context["oob_baseline"] = request.membership.allows(Role.EDITOR)
     return render(request, "prompts_app/compare/detail.html#diff", context)
@@ -259,7 +259,7 @@ def _column_context(
     }
 
 
-def _changes_context(comparison: Comparison, changed: set[int], batch: int | None, shown: QueryDict) -> dict[str, Any]:
+def changes_context(comparison: Comparison, changed: set[int], batch: int | None, shown: QueryDict) -> dict[str, Any]:
     """A watch answer's columns that got a result, and what the diff section shown with the
     token `shown["token"]` needs to catch up: their rows, or its whole body (_diff_context)."""
     runs = batch_runs(comparison, batch=batch)
@@ -288,7 +288,7 @@ def _diff_state(diff: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _shown_diff(query: QueryDict) -> dict[str, Any]:
+def shown_diff(query: QueryDict) -> dict[str, Any]:
     """The diff section's state as the watch carried it, for a watch answer that redraws nothing."""
     state = {name: query.get(name, "") for name in ("baseline", "shown", "token")}
     valid = plain_int(state["shown"]) is not None and _TOKEN.fullmatch(state["token"])
@@ -296,7 +296,7 @@ def _shown_diff(query: QueryDict) -> dict[str, Any]:
     return {"diff_state": state if valid else {}}
 
 
-def _watch_context(
+def watch_context(
     comparison: Comparison,
     pending: list[Run] | list[int],
     diff_state: dict[str, Any],

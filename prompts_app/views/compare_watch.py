@@ -28,7 +28,7 @@ from prompts_app.models import Comparison, Run
 from prompts_app.plain_int import plain_int
 from prompts_app.services import run_watch
 from prompts_app.views.access import get_comparison_for_user
-from prompts_app.views.compare import _changes_context, _shown_diff, _watch_context
+from prompts_app.views.compare import changes_context, shown_diff, watch_context
 
 PAGE = "prompts_app/compare/detail.html"
 PING_SECONDS = 2.0  # between comments while nothing is stored: a client that left is noticed this soon
@@ -75,7 +75,7 @@ class _Changes:
         self.request, self.comparison, self.ids = request, comparison, ids
         self.query = request.GET
         self.batch = plain_int(self.query.get("batch"))
-        self.state = _shown_diff(self.query)["diff_state"]  # the section the page shows, if the address is ours
+        self.state = shown_diff(self.query)["diff_state"]  # the section the page shows, if the address is ours
 
     def drawn(self) -> Iterator[str]:
         """An "update" with the columns whose runs were stored since the last one, if any."""
@@ -87,14 +87,14 @@ class _Changes:
             return
         # Read what is still pending before drawing the changed columns: a run stored in
         # between is drawn once more on the next wake (a redundant redraw), never missed.
-        context = _changes_context(self.comparison, changed, self.batch, self.query)
+        context = changes_context(self.comparison, changed, self.batch, self.query)
         self.state = context["diff_state"]  # the section as the page now shows it
         self.query = _as_query(self.query, self.state)
         context["comparison"] = self.comparison
         yield _event("update", render_to_string(f"{PAGE}#watch-changes", context, self.request))
 
     def next_watch(self) -> dict[str, Any]:
-        return _watch_context(self.comparison, self.ids, self.state, batch=self.batch)
+        return watch_context(self.comparison, self.ids, self.state, batch=self.batch)
 
 
 def _as_query(query: QueryDict, state: dict[str, Any]) -> QueryDict:
