@@ -147,3 +147,16 @@ def test_a_drive_of_a_killed_process_on_this_machine_is_not_counted_live(db, wor
     BatchWorker.objects.create(name=f"{batch_liveness._this_machine()}:{gone}:dead", batch=batch)
     BatchWorker.objects.create(name=f"{batch_liveness._this_machine()}:{os.getpid()}:alive", batch=batch)
     assert batch_liveness.live_drives(batch.pk, timezone.now()) == 1
+
+
+def test_an_origins_pools_share_one_tls_context_made_before_the_first_run():
+    """Each httpx transport loaded certifi's CA bundle into a TLS context of its own (about 50 ms of
+    CPU): a server process's first run waited 0.4 s for its origin's eight shards. They share one,
+    which the server makes at start (runner.start -> maxim.warm_up), with the price data."""
+    from prompts_app.maxim import client as maxim_client
+    from prompts_app.maxim import outbound
+
+    http = outbound.new_http(timeout=maxim_client.TIMEOUT, limits=maxim_client.LIMITS, user_agent="test")
+    contexts = {id(shard._pool._ssl_context) for shard in http._transport._shards}
+    http.close()
+    assert contexts == {id(outbound.tls_context())}

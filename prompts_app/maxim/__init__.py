@@ -24,6 +24,7 @@ from prompts_app.maxim.client import (
     client_for,
     close_pools,
     normalise_base_url,
+    warm_up,
 )
 from prompts_app.maxim.errors import MaximError
 from prompts_app.maxim.requests import (
@@ -67,4 +68,5 @@ __all__ = [
     "client_for",
     "close_pools",
     "normalise_base_url",
+    "warm_up",
 ]

@@ -139,6 +139,11 @@ def client_for(connection: Connection, use: Use = Use.CALL) -> MaximClient:
     return MaximClient(connection.base_url, connection.get_api_key(), **options)
 
 
+def warm_up() -> None:
+    """Make now what the first request of this process would otherwise wait for (the TLS context)."""
+    outbound.tls_context()
+
+
 def close_pools() -> None:
     """Close every shared connection pool (process shutdown, tests)."""
     outbound.close_pools()
