@@ -196,3 +196,76 @@ def test_two_workspaces_slow_runs_still_leave_a_thread_for_a_third(
     done = [future.result(timeout=10) for future in futures]
     assert time.monotonic() - started < 1.0 and [run.status for run in done] == [Run.Status.SUCCESS] * 2
     assert runner.wait(timeout=60)
+
+
+def _answered_waiting(count: int) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with runner._answered_lock:
+            if len(runner._answered) >= count:
+                return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runs_answered_together_are_stored_in_one_transaction_and_wake_the_page_once(
+    file_db, fake_maxim, workspace, editor, monkeypatch
+):
+    """Group commit: the comparison's answers that wait while another store holds the writer are
+    stored together (one transaction, one wake of the pages held on them), not one by one."""
+    from prompts_app.services import run_watch
+
+    versions = seed_fake(fake_maxim, workspace, [f"model-{n}" for n in range(4)])
+    groups: list[int] = []
+    wakes: list[int] = []
+    store, wake = runner.store_finished, run_watch.run_stored
+    monkeypatch.setattr(runner, "store_finished", lambda runs: (groups.append(len(runs)), store(runs))[1])
+    monkeypatch.setattr(run_watch, "run_stored", lambda: (wakes.append(1), wake())[1])
+    fake_maxim.run_delay = 0.3  # the runs are marked started (a write) before the turn is taken below
+    comparison, _ = start(workspace, editor, versions)
+    runner._sqlite_writes.acquire()  # another store in progress: every answer has to wait its turn
+    try:
+        assert _answered_waiting(4)
+    finally:
+        runner._sqlite_writes.release()
+    assert runner.wait(timeout=20)
+    assert groups == [4]
+    assert len(wakes) == 4  # each thread says its run is stored; the page's stream draws what it finds
+    runs = Run.objects.filter(comparison=comparison)
+    assert [r.status for r in runs] == [Run.Status.SUCCESS] * 4
+    assert len(fake_maxim.requests_to("/v1/prompts/run")) == 4  # stored together, each sent once
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_store_that_failed_is_stored_again_and_counted_in_the_totals(
+    file_db, fake_maxim, workspace, editor, monkeypatch
+):
+    """A locked database on the first store: the answer is stored on the next try, never sent again,
+    and it is counted in the history totals at once (the retry used to save the row without adding
+    it to the rollups: its cost was missing from every total until a sweep caught up)."""
+    from django.db import OperationalError
+    from django.db.models import Q
+
+    from prompts_app.selectors import costs
+
+    monkeypatch.setattr(runner, "STORE_RETRIES", (0.01, 0.01))
+    versions = seed_fake(fake_maxim, workspace, ["gpt-4o", "gpt-4o-mini"])
+    store = runner.store_finished
+    failures = []
+
+    def locked_once(runs):
+        if not failures:
+            failures.append(len(runs))
+            raise OperationalError("database is locked")
+        return store(runs)
+
+    monkeypatch.setattr(runner, "store_finished", locked_once)
+    comparison, futures = start(workspace, editor, versions)
+    assert runner.wait(timeout=20)
+    assert failures and all(f.exception() is None for f in futures)
+    runs = list(Run.objects.filter(comparison=comparison))
+    assert [r.status for r in runs] == [Run.Status.SUCCESS] * 2 and all(r.rolled_up for r in runs)
+    assert len(fake_maxim.requests_to("/v1/prompts/run")) == 2
+    totals = costs.rollup_totals(Q(workspace_id__in=[workspace.pk], grain="month"))
+    assert totals["runs"] == 2 and totals["cost_nano"] == sum(r.cost_nano for r in runs)

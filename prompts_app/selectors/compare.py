@@ -28,12 +28,24 @@ from prompts_app.models import Comparison, ComparisonColumn, Run
 from prompts_app.services.runs import shown_as_settled
 
 
+# What a comparison page never shows of a run (the request as sent, the input, Maxim's whole answer):
+# a streamed page reads its batch on every result, and decoding these was a fifth of that.
+NOT_SHOWN = ("request_body", "input", "input_text", "output")
+
+
 def batch_runs(
-    comparison: Comparison, *, batch: int | None = None, column: ComparisonColumn | None = None
+    comparison: Comparison,
+    *,
+    batch: int | None = None,
+    column: ComparisonColumn | None = None,
+    shown_only: bool = False,
 ) -> list[Run]:
     """The runs of one batch (default: the latest) of the comparison, or of one column, in column
-    then repeat order. A run its process can no longer finish shows as the sweep will settle it."""
+    then repeat order. A run its process can no longer finish shows as the sweep will settle it.
+    `shown_only`: without the fields the comparison page never shows (NOT_SHOWN)."""
     runs = Run.objects.filter(comparison=comparison, batch=comparison.batch if batch is None else batch)
+    if shown_only:
+        runs = runs.defer(*NOT_SHOWN)
     if column is not None:
         runs = runs.filter(column=column)
     now = timezone.now()

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from prompts_app import runner
 from prompts_app.models import Comparison, ComparisonColumn, Draft, PromptVersion, Run, Workspace
+from prompts_app.services import rows
 from prompts_app.services.once import create_once
 from prompts_app.services.runs import custom_price_rules, new_run
 
@@ -62,7 +63,7 @@ def create_comparison(
         )
         # One statement: SQLite has one writer, and 16 comparisons started at once each held it
         # for 8 inserts (bench/bench_load.py).
-        ComparisonColumn.objects.bulk_create(
+        columns_made = [
             ComparisonColumn(
                 comparison=comparison,
                 position=position,
@@ -71,7 +72,8 @@ def create_comparison(
                 input=None if shared_input else spec.input,
             )
             for position, spec in enumerate(columns)
-        )
+        ]
+        rows.insert_rows(columns_made)
         return comparison
 
     return create_once(Comparison, submit_token, {"created_by": user, "submit_token": submit_token}, create)
@@ -130,4 +132,7 @@ def _record_batch(comparison: Comparison, *, user: AbstractBaseUser, repeats: in
         if not claimed:
             return []
         # The claim makes these places new: no other post can have recorded runs for them.
-        return Run.objects.bulk_create(runs)
+        # insert_rows, not bulk_create: its compiling was a third of the post's CPU before the
+        # first request left (cProfile of the new-comparison view).
+        rows.insert_rows(runs)
+        return runs

@@ -123,7 +123,7 @@ def comparison_columns(request: HttpRequest) -> HttpResponse:
 @require_GET
 def comparison_detail(request: HttpRequest, comparison_id: int) -> HttpResponse:
     comparison = get_comparison_for_user(request, comparison_id)
-    columns = _columns(comparison)
+    columns = columns_of(comparison)
     runs = batch_runs(comparison)  # one snapshot of the batch for the columns and the diffs
     grouped = by_column(runs)
     context = {
@@ -157,7 +157,7 @@ def comparison_column(request: HttpRequest, comparison_id: int, column_id: int) 
 @require_GET
 def comparison_config(request: HttpRequest, comparison_id: int) -> HttpResponse:
     comparison = get_comparison_for_user(request, comparison_id)
-    context = {"comparison": comparison, **_config_context(_columns(comparison), request.GET.get("highlight") != "0")}
+    context = {"comparison": comparison, **_config_context(columns_of(comparison), request.GET.get("highlight") != "0")}
     return render(request, "prompts_app/compare/detail.html#config", context)
 
 
@@ -167,7 +167,7 @@ def comparison_diff(request: HttpRequest, comparison_id: int) -> HttpResponse:
     comparison = get_comparison_for_user(request, comparison_id)
     baseline = request.GET.get("baseline")
     runs = batch_runs(comparison)
-    context = {"comparison": comparison, **_diff_context(comparison, _columns(comparison), baseline, runs)}
+    context = {"comparison": comparison, **_diff_context(comparison, columns_of(comparison), baseline, runs)}
     # A new watch for this section: the one in flight answers for the section this one replaces.
     context["watch"] = watch_context(comparison, still_pending(runs), _diff_state(context))
     # The "Run again" form keeps the baseline just picked (swapped in out of band).
@@ -230,7 +230,7 @@ def _check_posted_columns(request: HttpRequest) -> None:
             get_object_or_404(Draft, pk=number, user=request.user)
 
 
-def _columns(comparison: Comparison) -> list[ComparisonColumn]:
+def columns_of(comparison: Comparison) -> list[ComparisonColumn]:
     return list(comparison.columns.select_related("version__prompt"))
 
 
@@ -259,12 +259,19 @@ def _column_context(
     }
 
 
-def changes_context(comparison: Comparison, changed: set[int], batch: int | None, shown: QueryDict) -> dict[str, Any]:
+def changes_context(
+    comparison: Comparison,
+    changed: set[int],
+    batch: int | None,
+    shown: QueryDict,
+    columns: list[ComparisonColumn] | None = None,
+) -> dict[str, Any]:
     """A watch answer's columns that got a result, and what the diff section shown with the
-    token `shown["token"]` needs to catch up: their rows, or its whole body (_diff_context)."""
-    runs = batch_runs(comparison, batch=batch)
+    token `shown["token"]` needs to catch up: their rows, or its whole body (_diff_context).
+    `columns`: the comparison's, when the caller keeps them (a stream draws many answers)."""
+    runs = batch_runs(comparison, batch=batch, shown_only=True)
     grouped = by_column(runs)
-    columns = _columns(comparison)
+    columns = columns_of(comparison) if columns is None else columns
     token = shown.get("token", "")
     diff = _diff_context(
         comparison,

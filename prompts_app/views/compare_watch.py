@@ -28,7 +28,7 @@ from prompts_app.models import Comparison, Run
 from prompts_app.plain_int import plain_int
 from prompts_app.services import run_watch
 from prompts_app.views.access import get_comparison_for_user
-from prompts_app.views.compare import changes_context, shown_diff, watch_context
+from prompts_app.views.compare import changes_context, columns_of, shown_diff, watch_context
 
 PAGE = "prompts_app/compare/detail.html"
 PING_SECONDS = 2.0  # between comments while nothing is stored: a client that left is noticed this soon
@@ -76,6 +76,7 @@ class _Changes:
         self.query = request.GET
         self.batch = plain_int(self.query.get("batch"))
         self.state = shown_diff(self.query)["diff_state"]  # the section the page shows, if the address is ours
+        self.columns = columns_of(comparison)  # read once: a comparison's columns never change
 
     def drawn(self) -> Iterator[str]:
         """An "update" with the columns whose runs were stored since the last one, if any."""
@@ -87,7 +88,7 @@ class _Changes:
             return
         # Read what is still pending before drawing the changed columns: a run stored in
         # between is drawn once more on the next wake (a redundant redraw), never missed.
-        context = changes_context(self.comparison, changed, self.batch, self.query)
+        context = changes_context(self.comparison, changed, self.batch, self.query, self.columns)
         self.state = context["diff_state"]  # the section as the page now shows it
         self.query = _as_query(self.query, self.state)
         context["comparison"] = self.comparison
