@@ -3,6 +3,7 @@ repeats, a concurrency limit and the checks (the common ones as fields, any othe
 
 from __future__ import annotations
 
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -15,6 +16,7 @@ from prompts_app.models import Draft, PromptVersion, TestSet, Workspace
 from prompts_app.services.batches import MAX_COLUMNS, MAX_CONCURRENCY, MAX_REPEATS, ColumnChoice
 
 NANO_PER_USD = 10**9
+TOKEN = re.compile(r"[0-9a-f]{32}")  # what __init__ issues: uuid4().hex
 
 
 def column_choices(workspace: Workspace, user) -> list[tuple[str, str]]:
@@ -106,10 +108,18 @@ class BatchForm(forms.Form):
     # Sent only by "Start another anyway", when the same batch was started a moment ago (another tab).
     again = forms.BooleanField(required=False, widget=forms.HiddenInput)
     # Posting the same form twice (double click, back + resubmit) opens the batch the first post started.
-    submit_token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
+    submit_token = forms.CharField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, workspace: Workspace, user, **kwargs) -> None:
         kwargs.setdefault("initial", {}).setdefault("submit_token", uuid.uuid4().hex)
+        if args and args[0] is not None and not TOKEN.fullmatch(args[0].get("submit_token", "")):
+            # A post without this page's token (a script, a form kept from an old page, a forged
+            # value) gets a fresh one: it is then a new form's post, so the twin check applies
+            # (services.batches.start_batch skips it only for token-less code) and, on the
+            # "already started" step, the hidden field carries a token a resubmit can match.
+            data = args[0].copy()
+            data["submit_token"] = uuid.uuid4().hex
+            args = (data, *args[1:])
         super().__init__(*args, **kwargs)
         self.workspace, self.user = workspace, user
         self.fields["columns"].choices = column_choices(workspace, user)
