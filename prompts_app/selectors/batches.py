@@ -387,14 +387,20 @@ class MatrixCell:
     name: str = ""
     long: bool = False
     chars: str = ""
-    figures: str = ""
+    figures: str = ""  # tokens; the cost and latency follow in the template
+    cost_shown: str = ""  # rounded, as every page shows money
+    cost_exact: str = ""  # every nano-dollar, on hover and focus and for screen readers ("" if unpriced)
+    latency: str = ""
     state_label: str = ""
 
     def label(self, case_position: int, column_number: int) -> None:
         label_cell(self, case_position, column_number)
         self.state_label = BatchCell.State(self.state).label
         if self.run_id is not None:
-            self.figures = _figures(self.tokens or 0, self.cost_nano, self.latency_ms)
+            self.figures = f"{self.tokens or 0:,} tokens"
+            self.cost_shown = pricing.format_usd(self.cost_nano)
+            self.cost_exact = "" if self.cost_nano is None else pricing.usd_text(self.cost_nano)
+            self.latency = "" if self.latency_ms is None else f" · {self.latency_ms:.0f} ms"
 
 
 def label_cell(cell, case_position: int, column_number: int) -> None:
@@ -403,11 +409,6 @@ def label_cell(cell, case_position: int, column_number: int) -> None:
     cell.name = f"case #{case_position}, column {column_number}"
     cell.long = (cell.output_chars or 0) > PREVIEW_CHARS
     cell.chars = f"{cell.output_chars or 0:,}"
-
-
-def _figures(tokens: int, cost_nano: int | None, latency_ms: float | None) -> str:
-    latency = "" if latency_ms is None else f" · {latency_ms:.0f} ms"
-    return f"{tokens:,} tokens · {pricing.format_usd(cost_nano)}{latency}"
 
 
 def cell_output(cell: BatchCell) -> str:
