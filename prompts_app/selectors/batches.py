@@ -60,6 +60,24 @@ class Progress:
     def calls_per_second(self) -> float:
         return self.finished / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
 
+    @property
+    def failed(self) -> int:
+        return sum(i.failed for i in self.columns)
+
+    @property
+    def running(self) -> int:
+        return sum(i.running for i in self.columns)
+
+    @property
+    def left(self) -> int:
+        return sum(i.left for i in self.columns)
+
+    def failed_to_run_again(self, status: str) -> int:
+        """The failed cells a person may queue again (services.batches.run_failed_again): on a
+        finished or cancelled batch with nothing in flight or never sent."""
+        ended = status in (BatchComparison.Status.DONE, BatchComparison.Status.CANCELLED)
+        return self.failed if ended and not self.running and not self.left else 0
+
 
 def progress(batch: BatchComparison, columns: list[BatchColumn]) -> Progress:
     counts = batch.cells.values_list("column_id", "state").annotate(n=Count("id")).order_by()
