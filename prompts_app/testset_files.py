@@ -50,6 +50,7 @@ class CaseRow:
     turns: list[dict[str, str]] = field(default_factory=list)
     expected_output: str = ""
     errors: list[str] = field(default_factory=list)
+    empty: list[str] = field(default_factory=list)  # needed variables it leaves empty (see mark_empty)
 
 
 @dataclass
@@ -73,6 +74,22 @@ class ParsedFile:
     @property
     def ok(self) -> bool:
         return bool(self.rows) and not self.problems and not self.bad_rows
+
+    @property
+    def empty_rows(self) -> list[CaseRow]:
+        return [row for row in self.rows if row.empty and not row.errors]
+
+
+def mark_empty(parsed: ParsedFile, needed: list[str]) -> None:
+    """Note on each row the `needed` variables it leaves empty (or, in JSONL, out). Such a row is
+    imported as it is only if the person says so: a batch would send the prompt with nothing in
+    that place (new-user trial: "complaint" empty on row 7 was accepted without a word)."""
+    for row in parsed.rows:
+        row.empty = [name for name in needed if not row.variables.get(name, "").strip()]
+
+
+def empty_warnings(rows: Iterable[CaseRow]) -> list[str]:
+    return [f"Line {row.line}: {name} is empty" for row in rows for name in row.empty]
 
 
 def parse_file(data: bytes, *, filename: str = "") -> ParsedFile:

@@ -61,3 +61,31 @@ def test_columns_picked_after_an_empty_submit_replace_its_error_while_choosing(
     page.wait_for_timeout(700)
     page.locator("#batch-estimate", has_text="6 calls: 3 cases × 2 versions").wait_for()
     assert twice not in page.locator("#batch-form").inner_text()
+
+
+def test_a_bad_regular_expression_is_explained_beside_its_field_keeping_what_was_typed(
+    page, browser_login, editor, workspace, batch_test_set, two_versions
+):
+    """New-user trial: the reason was shown at the top of the page, far from the field to fix."""
+    browser_login(editor)
+    page.goto(reverse("batch_new", args=[workspace.pk]))
+    page.get_by_label("Column 1 (baseline)").select_option(label="Support reply v1 · gpt-4o")
+    page.wait_for_timeout(700)  # longer than the estimate's 400 ms debounce
+    regex = page.get_by_label("Output matches the regular expression")
+    regex.press_sequentially("(unclosed", delay=40)
+    page.get_by_label("Output contains").press_sequentially("Ada", delay=40)
+    page.get_by_role("button", name="Start batch").click()
+
+    regex = page.get_by_label("Output matches the regular expression")
+    regex.wait_for()
+    said = "Pattern does not compile at position 0: missing ), unterminated subpattern."
+    assert regex.input_value() == "(unclosed" and page.get_by_label("Output contains").input_value() == "Ada"
+    assert regex.get_attribute("aria-invalid") == "true"
+    described = page.locator(f"#{regex.get_attribute('aria-describedby')}")
+    assert described.inner_text() == said  # a screen reader reads the reason with the field
+    alert = page.get_by_role("alert").filter(has_text=said)
+    assert alert.count() == 1
+    field = page.locator(".field", has=regex)
+    assert field.get_by_role("alert").inner_text() == said  # beside it, not at the top of the form
+    assert page.locator("#batch-form > .alert.error").count() == 0
+    assert not BatchComparison.objects.exists()

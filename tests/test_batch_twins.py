@@ -118,3 +118,24 @@ def test_start_another_anyway_needs_the_editor_role(
         response = post(client_for(user), workspace, two_versions, batch_test_set, submit_token="x", again="1")
         assert response.status_code == status
     assert not BatchComparison.objects.exists()
+
+
+@pytest.mark.parametrize("token", [None, "", "forged", "f" * 65], ids=["absent", "empty", "forged", "too long"])
+def test_a_post_without_the_pages_token_still_asks_before_starting_the_same_batch_again(
+    client_for, editor, workspace, batch_test_set, two_versions, token
+):
+    """Hostile trial: the twin check ran only for posts carrying a submit token, so a script (or a
+    form with the token stripped) started the same batch twice without a word."""
+    client = client_for(editor)
+    extra = {} if token is None else {"submit_token": token}
+    assert post(client, workspace, two_versions, batch_test_set, title="Tone", **extra).status_code == 302
+    response = post(client, workspace, two_versions, batch_test_set, title="Tone again", **extra)
+    page = response.content.decode()
+    assert response.status_code == 200 and BatchComparison.objects.count() == 1
+    assert "You already started this batch less than a minute ago." in page
+    assert 'name="title" value="Tone again"' in page  # the form is kept, to change or start anyway
+    fresh = token_of(page)  # the page now carries a token of its own: starting anyway is one batch
+    assert re.fullmatch(r"[0-9a-f]{32}", fresh)
+    for _ in range(2):  # a double click on "Start another anyway"
+        post(client, workspace, two_versions, batch_test_set, title="Tone again", submit_token=fresh, again="1")
+    assert BatchComparison.objects.count() == 2

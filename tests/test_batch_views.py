@@ -308,3 +308,13 @@ def test_a_running_batch_nobody_sends_says_so_and_how_to_start_a_worker(client_f
     assert "No worker has sent this batch" in page and "manage.py db_worker" in page
     BatchWorker.objects.create(name="alive", batch=batch)  # a drive of this batch, beating now
     assert "No worker has sent this batch" not in client_for(viewer).get(url).content.decode()
+
+
+def test_a_bad_check_typed_in_its_field_is_explained_there(client_for, editor, workspace, test_set, two_versions):
+    data = form_data(two_versions, test_set, check_regex="(unclosed", title="Tone")
+    page = client_for(editor).post(reverse("batch_new", args=[workspace.pk]), data).content.decode()
+    field = re.search(r'<div class="field has-error">(.*?)</div>\s*</div>', page, re.DOTALL).group(1)
+    assert 'name="check_regex" value="(unclosed"' in field and 'aria-describedby="id_check_regex_error"' in field
+    assert '<div role="alert"><ul class="errorlist" id="id_check_regex_error"><li>Pattern does not compile' in field
+    assert 'class="alert error"' not in page and 'value="Tone"' in page
+    assert not BatchComparison.objects.exists()

@@ -3,18 +3,20 @@ repeats, a concurrency limit and the checks (the common ones as fields, any othe
 
 from __future__ import annotations
 
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 
-from prompts_app.checks import MAX_JSON_DEPTH, CheckConfigError, build_checks, parse_checks
+from prompts_app.checks import MAX_JSON_DEPTH, CheckConfigError, build_check, build_checks, parse_checks
 from prompts_app.jsontext import load_json
 from prompts_app.models import Draft, PromptVersion, TestSet, Workspace
 from prompts_app.services.batches import MAX_COLUMNS, MAX_CONCURRENCY, MAX_REPEATS, ColumnChoice
 
 NANO_PER_USD = 10**9
+TOKEN = re.compile(r"[0-9a-f]{32}")  # what __init__ issues: uuid4().hex
 
 
 def column_choices(workspace: Workspace, user) -> list[tuple[str, str]]:
@@ -106,10 +108,18 @@ class BatchForm(forms.Form):
     # Sent only by "Start another anyway", when the same batch was started a moment ago (another tab).
     again = forms.BooleanField(required=False, widget=forms.HiddenInput)
     # Posting the same form twice (double click, back + resubmit) opens the batch the first post started.
-    submit_token = forms.CharField(widget=forms.HiddenInput, max_length=64, required=False)
+    submit_token = forms.CharField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args, workspace: Workspace, user, **kwargs) -> None:
         kwargs.setdefault("initial", {}).setdefault("submit_token", uuid.uuid4().hex)
+        if args and args[0] is not None and not TOKEN.fullmatch(args[0].get("submit_token", "")):
+            # A post without this page's token (a script, a form kept from an old page, a forged
+            # value) gets a fresh one: it is then a new form's post, so the twin check applies
+            # (services.batches.start_batch skips it only for token-less code) and, on the
+            # "already started" step, the hidden field carries a token a resubmit can match.
+            data = args[0].copy()
+            data["submit_token"] = uuid.uuid4().hex
+            args = (data, *args[1:])
         super().__init__(*args, **kwargs)
         self.workspace, self.user = workspace, user
         self.fields["columns"].choices = column_choices(workspace, user)
@@ -140,31 +150,46 @@ class BatchForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         try:
-            data["checks"] = self._checks(data)
-            build_checks(data["checks"])
-        except CheckConfigError as exc:
-            self.add_error("check_json" if data.get("check_json") else None, " ".join(exc.errors))
+            fields = self._checks(data)
+        except CheckConfigError as exc:  # the JSON of "More checks" cannot be read
+            self.add_error("check_json", " ".join(exc.errors))
+            return data
+        data["checks"] = [spec for _, spec in fields]
+        # A check typed in its own field is judged there: its error beside it (role="alert",
+        # aria-describedby), not at the top of the form (new-user trial: a bad regex).
+        for name, spec in fields:
+            if name != "check_json":
+                try:
+                    build_check(spec)
+                except CheckConfigError as exc:
+                    self.add_error(name, " ".join(f"{error[:1].upper()}{error[1:]}." for error in exc.errors))
+        if not self.errors:
+            try:
+                build_checks(data["checks"])  # the JSON's checks, and the limits on all of them
+            except CheckConfigError as exc:
+                self.add_error("check_json" if data.get("check_json") else None, " ".join(exc.errors))
         return data
 
-    def _checks(self, data: dict[str, Any]) -> list[dict[str, Any]]:
-        specs: list[dict[str, Any]] = []
+    def _checks(self, data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """Each check with the field it was typed in."""
+        specs: list[tuple[str, dict[str, Any]]] = []
         if data.get("check_contains"):
-            specs.append({"type": "contains", "value": data["check_contains"]})
+            specs.append(("check_contains", {"type": "contains", "value": data["check_contains"]}))
         if data.get("check_not_contains"):
-            specs.append({"type": "not_contains", "value": data["check_not_contains"]})
+            specs.append(("check_not_contains", {"type": "not_contains", "value": data["check_not_contains"]}))
         if data.get("check_regex"):
-            specs.append({"type": "regex", "pattern": data["check_regex"]})
+            specs.append(("check_regex", {"type": "regex", "pattern": data["check_regex"]}))
         if data.get("check_equals_expected"):
-            specs.append({"type": "equals_expected"})
+            specs.append(("check_equals_expected", {"type": "equals_expected"}))
         if data.get("check_valid_json"):
-            specs.append({"type": "valid_json"})
+            specs.append(("check_valid_json", {"type": "valid_json"}))
         if data.get("check_max_chars") is not None:
-            specs.append({"type": "length", "max": data["check_max_chars"]})
+            specs.append(("check_max_chars", {"type": "length", "max": data["check_max_chars"]}))
         if data.get("check_max_usd") is not None:
-            specs.append({"type": "cost", "max_usd": str(data["check_max_usd"])})
+            specs.append(("check_max_usd", {"type": "cost", "max_usd": str(data["check_max_usd"])}))
         if data.get("check_json"):
             parse_checks(data["check_json"])  # raises with where the JSON is wrong
-            specs.extend(load_json(data["check_json"], max_depth=MAX_JSON_DEPTH))
+            specs += [("check_json", spec) for spec in load_json(data["check_json"], max_depth=MAX_JSON_DEPTH)]
         return specs
 
 

@@ -49,6 +49,18 @@ class Shown:
         return cls(batch.status, len(found), tuple(pk for pk in found[:MAX_WATCHED] if pk is not None))
 
     @classmethod
+    def to_watch(cls, batch: BatchComparison) -> Shown | None:
+        """What the page watches, or None once nothing can change: while the batch runs, and after
+        a pause or cancel while cells sent before it are still with Maxim (they are stored after;
+        the page stopped at "Pause" with stale "running" counts, new-user trial)."""
+        if batch.status == BatchComparison.Status.RUNNING:
+            return cls.of(batch)
+        if batch.status not in (BatchComparison.Status.PAUSED, BatchComparison.Status.CANCELLED):
+            return None
+        shown = cls.of(batch)
+        return shown if shown.running else None
+
+    @classmethod
     def from_query(cls, get) -> Shown:
         ids = [pk for pk in map(plain_int, get.get("runs", "").split(",")[:MAX_WATCHED]) if pk is not None]
         running = get.get("running", "")

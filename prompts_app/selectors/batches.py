@@ -60,6 +60,24 @@ class Progress:
     def calls_per_second(self) -> float:
         return self.finished / self.elapsed_seconds if self.elapsed_seconds > 0 else 0.0
 
+    @property
+    def failed(self) -> int:
+        return sum(i.failed for i in self.columns)
+
+    @property
+    def running(self) -> int:
+        return sum(i.running for i in self.columns)
+
+    @property
+    def left(self) -> int:
+        return sum(i.left for i in self.columns)
+
+    def failed_to_run_again(self, status: str) -> int:
+        """The failed cells a person may queue again (services.batches.run_failed_again): on a
+        finished or cancelled batch with nothing in flight or never sent."""
+        ended = status in (BatchComparison.Status.DONE, BatchComparison.Status.CANCELLED)
+        return self.failed if ended and not self.running and not self.left else 0
+
 
 def progress(batch: BatchComparison, columns: list[BatchColumn]) -> Progress:
     counts = batch.cells.values_list("column_id", "state").annotate(n=Count("id")).order_by()
@@ -387,14 +405,20 @@ class MatrixCell:
     name: str = ""
     long: bool = False
     chars: str = ""
-    figures: str = ""
+    figures: str = ""  # tokens; the cost and latency follow in the template
+    cost_shown: str = ""  # rounded, as every page shows money
+    cost_exact: str = ""  # every nano-dollar, on hover and focus and for screen readers ("" if unpriced)
+    latency: str = ""
     state_label: str = ""
 
     def label(self, case_position: int, column_number: int) -> None:
         label_cell(self, case_position, column_number)
         self.state_label = BatchCell.State(self.state).label
         if self.run_id is not None:
-            self.figures = _figures(self.tokens or 0, self.cost_nano, self.latency_ms)
+            self.figures = f"{self.tokens or 0:,} tokens"
+            self.cost_shown = pricing.format_usd(self.cost_nano)
+            self.cost_exact = "" if self.cost_nano is None else pricing.usd_text(self.cost_nano)
+            self.latency = "" if self.latency_ms is None else f" · {self.latency_ms:.0f} ms"
 
 
 def label_cell(cell, case_position: int, column_number: int) -> None:
@@ -403,11 +427,6 @@ def label_cell(cell, case_position: int, column_number: int) -> None:
     cell.name = f"case #{case_position}, column {column_number}"
     cell.long = (cell.output_chars or 0) > PREVIEW_CHARS
     cell.chars = f"{cell.output_chars or 0:,}"
-
-
-def _figures(tokens: int, cost_nano: int | None, latency_ms: float | None) -> str:
-    latency = "" if latency_ms is None else f" · {latency_ms:.0f} ms"
-    return f"{tokens:,} tokens · {pricing.format_usd(cost_nano)}{latency}"
 
 
 def cell_output(cell: BatchCell) -> str:

@@ -294,6 +294,39 @@ def resume(batch: BatchComparison) -> BatchComparison:
     return batch
 
 
+def run_failed_again(batch: BatchComparison) -> int:
+    """Queue the failed cells of a finished or cancelled batch again (Maxim errors, 429s given up,
+    and "interrupted" ones: their worker died after marking the run started). Returns how many.
+
+    Only the cells change: each goes back to "left" without a run, and the workers claim and send
+    it once, as any queued cell (services/batch_worker.py). The failed runs stay in history,
+    labelled with their batch (Run.batch_comparison); the cell shows its newest run. Cells whose
+    test case was deleted stay failed: there is nothing to send.
+    """
+    statuses, state = BatchComparison.Status, BatchCell.State
+    with transaction.atomic():
+        locked = BatchComparison.objects.select_for_update().get(pk=batch.pk)
+        if locked.status not in (statuses.DONE, statuses.CANCELLED):
+            raise BatchError("Failed cells can be run again once the batch is finished or cancelled.")
+        # A cancelled batch's cells never sent would be sent too once it runs again: not asked for.
+        left = locked.cells.filter(state=state.QUEUED).count()
+        if left:
+            raise BatchError(
+                f"This batch was cancelled with {left:,} cell{'s' if left != 1 else ''} never sent; running "
+                "its failed cells again would send those too. Start a new batch instead."
+            )
+        again = locked.cells.filter(state=state.FAILED, case__isnull=False).update(
+            state=state.QUEUED, run=None, worker=None, error="", check_results=[], passed=None, not_before=None
+        )
+        if not again:
+            raise BatchError("This batch has no failed cells to run again.")
+        locked.status, locked.resumed_at, locked.finished_at = statuses.RUNNING, timezone.now(), None
+        locked.save(update_fields=["status", "resumed_at", "finished_at"])
+        transaction.on_commit(lambda: enqueue(locked))
+    batch.status, batch.resumed_at, batch.finished_at = locked.status, locked.resumed_at, None
+    return again
+
+
 def _change(batch: BatchComparison, status: str, *, allowed: set[str]) -> BatchComparison:
     with transaction.atomic():
         locked = BatchComparison.objects.select_for_update().get(pk=batch.pk)

@@ -112,6 +112,17 @@ class Preview:
         found = [f"Line {row.line}: {error}" for row in self.parsed.bad_rows for error in row.errors]
         return found
 
+    @property
+    def empty(self) -> list[str]:
+        """ "Line 8: complaint is empty", one per variable a row leaves empty (rows without errors)."""
+        return files.empty_warnings(self.parsed.empty_rows)
+
+    @property
+    def complete_count(self) -> int:
+        """Rows that may be imported (all of them, or the good ones) with every needed variable."""
+        usable = self.parsed.rows if self.parsed.ok else [r for r in self.parsed.rows if not r.errors]
+        return sum(1 for row in usable if not row.empty)
+
 
 def stage_upload(
     test_set: TestSet, *, user, filename: str, content: bytes, check_version: PromptVersion | None = None
@@ -129,8 +140,22 @@ def stage_upload(
     return preview(upload)
 
 
+def _parse(upload: TestSetUpload, content: bytes) -> files.ParsedFile:
+    parsed = files.parse_file(content, filename=upload.filename)
+    files.mark_empty(parsed, needed_variables(upload, parsed))
+    return parsed
+
+
+def needed_variables(upload: TestSetUpload, parsed: files.ParsedFile) -> list[str]:
+    """What a case must fill: the {{variables}} of the version the file is checked against, else
+    every variable the set will have (its own and the file's)."""
+    if upload.check_version is not None:
+        return upload.check_version.variables()
+    return list(dict.fromkeys([*upload.test_set.variable_names, *parsed.columns]))
+
+
 def preview(upload: TestSetUpload) -> Preview:
-    parsed = files.parse_file(bytes(upload.content), filename=upload.filename)
+    parsed = _parse(upload, bytes(upload.content))
     warnings = []
     if upload.check_version is not None and not parsed.problems:
         warnings = files.version_warnings(parsed.columns, upload.check_version.variables())
@@ -143,14 +168,16 @@ class Imported:
     skipped: int  # rows with errors left out (only when the person chose to import the good rows)
 
 
-def confirm_upload(upload: TestSetUpload, *, good_only: bool = False) -> Imported:
+def confirm_upload(upload: TestSetUpload, *, good_only: bool = False, complete_only: bool = False) -> Imported:
     """Write the staged file's cases after the set's existing ones; says how many. All or
-    nothing unless `good_only` (the person's explicit choice): then rows with errors are skipped."""
+    nothing unless `good_only` (the person's explicit choice): then rows with errors are skipped;
+    `complete_only` (also theirs) skips rows that leave a needed variable empty."""
     content = bytes(upload.content)
     if hashlib.sha256(content).hexdigest() != upload.sha256:
         raise ImportRefused("The uploaded file changed on the server; upload it again.")
-    parsed = files.parse_file(content, filename=upload.filename)
+    parsed = _parse(upload, content)
     rows = [row for row in parsed.rows if not row.errors] if good_only else parsed.rows
+    rows = [row for row in rows if not row.empty] if complete_only else rows
     if parsed.problems or not rows or (not good_only and not parsed.ok):
         raise ImportRefused("The file has errors; fix them and upload it again.")
     with transaction.atomic():

@@ -150,7 +150,7 @@ def _live_context(
     is watched is read before the figures: a cell stored in between is drawn twice, never missed."""
     columns = list(batch.columns.all()) if columns is None else columns
     running = batch.status == BatchComparison.Status.RUNNING
-    watch = Shown.of(batch) if running else None
+    watch = Shown.to_watch(batch)
     progress, summary = read.progress_and_summary(batch, columns, pushed=pushed)
     points = [(n, s.column.label, s.cost_per_1000_nano, s.pass_rate) for n, s in enumerate(summary, 1)]
     return {
@@ -162,6 +162,7 @@ def _live_context(
         "watch": watch,
         "retry_ms": run_watch.BUSY_RETRY_MS if busy else 0,
         "can_edit": request.membership.allows(Role.EDITOR),
+        "failed_again": progress.failed_to_run_again(batch.status),
         "unattended": batch_liveness.unattended_seconds(batch) if running else None,
     }
 
@@ -273,6 +274,7 @@ def _control(action):
 
 
 batch_pause, batch_resume, batch_cancel = (_control(a) for a in (services.pause, services.resume, services.cancel))
+batch_run_failed_again = _control(services.run_failed_again)
 
 
 @login_required
@@ -303,6 +305,7 @@ urlpatterns = [
     path("batches/<int:batch_id>/pause/", batch_pause, name="batch_pause"),
     path("batches/<int:batch_id>/resume/", batch_resume, name="batch_resume"),
     path("batches/<int:batch_id>/cancel/", batch_cancel, name="batch_cancel"),
+    path("batches/<int:batch_id>/run-failed-again/", batch_run_failed_again, name="batch_run_failed_again"),
     *(
         path(f"batches/<int:batch_id>/export.{fmt}", batch_export, {"fmt": fmt}, name=f"batch_export_{fmt}")
         for fmt in ("csv", "json", "md")

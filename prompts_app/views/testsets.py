@@ -271,12 +271,14 @@ def import_confirm(request: HttpRequest, test_set_id: int, upload_id: int) -> Ht
         messages.warning(request, "That upload is gone (imported already, or over a day old).")
         return redirect("testset_detail", test_set.pk)
     good_only = request.POST.get("good_only") == "1"  # the "Import the N good rows" button
+    complete_only = request.POST.get("complete_only") == "1"  # "Import only the N complete rows"
     try:
-        done = services.confirm_upload(upload, good_only=good_only)
+        done = services.confirm_upload(upload, good_only=good_only, complete_only=complete_only)
     except services.ImportRefused as exc:
         messages.error(request, str(exc))
         return redirect("testset_import_preview", test_set.pk, upload.pk)
-    skipped = f"; skipped {done.skipped:,} row{pluralize(done.skipped)} with errors" if done.skipped else ""
+    why = " or ".join(w for w, on in (("errors", good_only), ("an empty variable", complete_only)) if on)
+    skipped = f"; skipped {done.skipped:,} row{pluralize(done.skipped)} with {why}" if done.skipped else ""
     name = upload.filename or "the file"
     messages.success(request, f"Imported {done.cases:,} case{pluralize(done.cases)} from {name}{skipped}.")
     return redirect("testset_detail", test_set.pk)

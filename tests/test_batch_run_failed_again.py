@@ -1,0 +1,134 @@
+"""Run failed cells again (new-user trial, issue #12): on a finished or cancelled batch, the cells that
+failed (a Maxim error, 429s given up) or were interrupted (their worker died after marking the run
+started) are queued again and each is sent exactly once more by the workers. The failed runs stay in
+history with their batch; a cell shows its newest run; the counts and the summary add up."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import timedelta
+
+import httpx
+import pytest
+import respx
+from django.urls import reverse
+from django.utils import timezone
+
+from prompts_app.models import BatchCell, BatchComparison, BatchWorker, Run
+from prompts_app.selectors import batches as read
+from prompts_app.services import batch_worker, batches
+from prompts_app.services.batches import ColumnChoice
+from tests.conftest import BASE_URL
+from tests.conftest import drive_batch as drive
+from tests.maxim_spec import validate_request
+
+pytestmark = pytest.mark.usefixtures("batch_inline")
+BUTTON = "Run failed cells again"
+
+
+@pytest.fixture
+def maxim():
+    """Echoes the last turn; refuses (400) Grace's case on gpt-4o-mini the first time only."""
+    sent: Counter = Counter()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        validate_request("POST", "/v1/prompts/run", body)
+        key = (body["modelName"], body["messages"][-1]["content"])
+        sent[key] += 1
+        if key == ("gpt-4o-mini", "Hello, I am Grace.") and sent[key] == 1:
+            return httpx.Response(400, json={"error": {"message": "model overloaded"}})
+        text = f"Echo {body['modelName']}: {body['messages'][-1]['content']}"
+        usage = {"promptTokens": 10, "completionTokens": 4, "totalTokens": 14}
+        output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+        return httpx.Response(200, json={"data": {"output": output, "usage": usage}})
+
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as router:
+        router.post("/v1/prompts/run").mock(side_effect=answer)
+        yield sent
+
+
+@pytest.fixture
+def failed_batch(maxim, workspace, batch_test_set, two_versions, editor):
+    """Done with two failed cells: one interrupted (killed between the claim's commit and the send,
+    so Maxim never saw it), one Maxim refused."""
+    batch = batches.start_batch(
+        workspace=workspace, test_set=batch_test_set, columns=[ColumnChoice(v) for v in two_versions], user=editor
+    )
+    (claimed,) = batch_worker.claim(batch.pk, 1)
+    dead = BatchWorker.objects.create(name="killed", beat_at=timezone.now() - timedelta(seconds=60))
+    BatchCell.objects.filter(pk=claimed).update(worker=dead)
+    Run.objects.filter(batch_cell=claimed).update(started_at=timezone.now())
+    drive(batch)  # settles the dead worker's cell "interrupted", sends the rest
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.DONE
+    assert Run.objects.get(batch_cell=claimed).status == Run.Status.INTERRUPTED
+    assert batch.cells.filter(state=BatchCell.State.FAILED).count() == 2
+    return batch
+
+
+def page_of(client, batch) -> str:
+    return client.get(reverse("batch_detail", args=[batch.pk])).content.decode()
+
+
+def test_the_failed_and_interrupted_cells_are_sent_exactly_once_more_and_everything_adds_up(
+    client_for, editor, failed_batch, maxim, django_capture_on_commit_callbacks
+):
+    batch = failed_batch
+    before = dict(maxim)
+    assert sum(before.values()) == 5  # six cells, the interrupted one never reached Maxim
+    old_failed = set(batch.cells.filter(state=BatchCell.State.FAILED).values_list("run_id", flat=True))
+    client = client_for(editor)
+    assert BUTTON in page_of(client, batch) and "2 failed cells, each sent once more" in page_of(client, batch)
+
+    with django_capture_on_commit_callbacks(execute=True):  # the worker's task, as the page enqueued it
+        response = client.post(reverse("batch_run_failed_again", args=[batch.pk]), HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.DONE and batch.finished_at is not None
+    sent_again = {key: n - before.get(key, 0) for key, n in maxim.items() if n != before.get(key, 0)}
+    assert sent_again == {("gpt-4o-mini", "Hello, I am Grace."): 1, next(k for k in maxim if k not in before): 1}
+    assert sum(maxim.values()) == 7  # nothing else was sent again
+
+    cells = list(batch.cells.select_related("run"))
+    assert {c.state for c in cells} == {BatchCell.State.SUCCESS} and len(cells) == 6
+    assert all(c.run.status == Run.Status.SUCCESS and c.run_id not in old_failed for c in cells)  # the newest run
+    history = Run.objects.filter(batch_comparison=batch)  # history labels every run with its batch
+    assert history.count() == 8
+    assert sorted(history.filter(pk__in=old_failed).values_list("status", flat=True)) == ["failed", "interrupted"]
+
+    progress, summary = read.progress_and_summary(batch, list(batch.columns.all()))
+    assert (progress.finished, progress.total, progress.failed, progress.left) == (6, 6, 0, 0)
+    assert [(s.runs, s.failures) for s in summary] == [(3, 0), (3, 0)]
+    page = page_of(client, batch)
+    assert "6 of 6 cells" in page and BUTTON not in page  # nothing failed any more
+
+
+def test_a_viewer_neither_sees_nor_may_post_it(client_for, viewer, failed_batch, maxim):
+    client = client_for(viewer)
+    assert BUTTON not in page_of(client, failed_batch)
+    assert client.post(reverse("batch_run_failed_again", args=[failed_batch.pk])).status_code == 403
+    assert failed_batch.cells.filter(state=BatchCell.State.FAILED).count() == 2 and sum(maxim.values()) == 5
+
+
+def test_an_outsider_gets_404(client_for, outsider, failed_batch):
+    assert client_for(outsider).post(reverse("batch_run_failed_again", args=[failed_batch.pk])).status_code == 404
+
+
+def test_a_running_batch_or_a_cancelled_one_with_cells_never_sent_is_refused_with_the_reason(
+    client_for, editor, workspace, batch_test_set, two_versions, maxim
+):
+    batch = batches.start_batch(
+        workspace=workspace, test_set=batch_test_set, columns=[ColumnChoice(v) for v in two_versions], user=editor
+    )
+    with pytest.raises(batches.BatchError, match="once the batch is finished or cancelled"):
+        batches.run_failed_again(batch)
+    BatchCell.objects.filter(pk=batch.cells.first().pk).update(state=BatchCell.State.FAILED)
+    batches.cancel(batch)
+    assert BUTTON not in page_of(client_for(editor), batch)
+    with pytest.raises(batches.BatchError, match="cancelled with 5 cells never sent"):
+        batches.run_failed_again(batch)
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.CANCELLED and sum(maxim.values()) == 0
