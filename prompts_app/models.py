@@ -331,8 +331,8 @@ class Run(models.Model):
     # its cell, which was sent again; the cell's `run` is its newest attempt (services/batch_worker.py).
     # A batch comparison's run: history and the run page label it with its batch.
     batch_comparison = models.ForeignKey(
-        "BatchComparison", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
-    )
+        "BatchComparison", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs", db_index=False
+    )  # indexed with the id (run_batch_newest): a batch's newest run is one index lookup
     retried_cell = models.ForeignKey(
         "BatchCell", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_runs"
     )
@@ -377,6 +377,8 @@ class Run(models.Model):
             models.Index(fields=["workspace", "created_at"], name="run_ws_created"),
             models.Index(fields=["workspace", "model_name", "created_at"], name="run_ws_model_created"),
             models.Index(fields=["rolled_up"], name="run_not_rolled_up", condition=models.Q(rolled_up=False)),
+            # A batch's runs, and its newest one (selectors/batch_watch: a cell claimed since the page).
+            models.Index(fields=["batch_comparison", "id"], name="run_batch_newest"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -20,6 +20,7 @@ class Slots:
         self._lock = threading.Lock()
         self._by_user: dict[object, int] = {}
         self._taken = 0
+        self._generation = 0  # moved by reset(): a slot taken before it is not given back after it
 
     @property
     def per_process(self) -> int:
@@ -35,8 +36,10 @@ class Slots:
             self._taken += 1
             return True
 
-    def give_back(self, user_id: object) -> None:
+    def give_back(self, user_id: object, generation: int | None = None) -> None:
         with self._lock:
+            if generation is not None and generation != self._generation:
+                return  # forgotten by reset() while it was held
             self._taken -= 1
             self._by_user[user_id] -= 1
             if not self._by_user[user_id]:
@@ -45,12 +48,13 @@ class Slots:
     @contextmanager
     def held(self, user_id: object) -> Iterator[bool]:
         """True and a slot for the block, or False (and no slot)."""
+        generation = self._generation
         taken = self.take(user_id)
         try:
             yield taken
         finally:
             if taken:
-                self.give_back(user_id)
+                self.give_back(user_id, generation)
 
     def holders(self) -> dict[object, int]:
         """Slots held per person (tests, diagnostics)."""
@@ -62,3 +66,4 @@ class Slots:
         with self._lock:
             self._by_user.clear()
             self._taken = 0
+            self._generation += 1

@@ -57,11 +57,25 @@ def test_the_check_sees_a_stored_cell_a_claimed_cell_and_a_new_status(running):
     cell = running.cells.get(state="running")
     store(cell.run)
     assert changed()  # stored
-    assert changed_since(running, Shown("running", 0, ())).__call__() is False
+    newest = shown.newest
+    assert changed_since(running, Shown("running", 0, (), newest)).__call__() is False
     running.cells.filter(pk=running.cells.first().pk).update(state=BatchCell.State.RUNNING)
-    assert changed_since(running, Shown("running", 0, ()))()  # claimed
+    assert changed_since(running, Shown("running", 0, (), newest))()  # claimed
     BatchComparison.objects.filter(pk=running.pk).update(status="paused")
-    assert changed_since(running, Shown("running", 1, ()))()  # paused by someone else
+    assert changed_since(running, Shown("running", 1, (), newest))()  # paused by someone else
+
+
+def test_the_check_sees_a_cell_claimed_and_stored_between_two_checks(running):
+    """The number running is as it was (one claimed, one stored): the batch's newer run gives it away."""
+    queued = running.cells.filter(state=BatchCell.State.SUCCESS).first()
+    BatchCell.objects.filter(pk=queued.pk).update(run=None, state=BatchCell.State.QUEUED)  # left, as drawn
+    shown = Shown.of(running)
+    changed = changed_since(running, shown)
+    assert not changed()
+    run = Run.objects.create(workspace=running.workspace, prompt=queued.column.version.prompt,
+                             version=queued.column.version, batch_comparison=running, status="success")  # fmt: skip
+    BatchCell.objects.filter(pk=queued.pk).update(run=run, state=BatchCell.State.SUCCESS)
+    assert Shown.of(running).running == shown.running and changed()
 
 
 def test_the_check_is_one_query(running, django_assert_num_queries):

@@ -1,11 +1,13 @@
 """What a running batch's page shows, and the one cheap query that says it is out of date.
 
 The page's held request (views.batches.batch_watch, held by services.run_watch.hold) carries
-what the page shows: the batch's status, how many cells were running and the pending runs of
-those cells. The page is out of date when the status changed, when a cell was claimed or
-finished (the number running changed), or when one of those runs was stored. Each check is
-index lookups only (a batch's running cells are at most its concurrency, the runs by primary
-key), so it can run on every store, or every few milliseconds on PostgreSQL, for any size of batch.
+what the page shows: the batch's status, how many cells were running, the pending runs of
+those cells and the batch's newest run. The page is out of date when the status changed, when a
+cell was claimed or finished (the number running changed, or a run newer than the page's exists:
+a cell claimed and stored between two checks leaves the number running as it was), or when one
+of those runs was stored. Each check is index lookups only (a batch's running cells are at most
+its concurrency, the runs by primary key, the newest by run_batch_newest), so it can run on every
+store, or every few milliseconds on PostgreSQL, for any size of batch.
 
 The page also sends what its matrix shows, whatever its filter, sort and page: for each row with
 a cell still unfinished, the case and each cell's state's first letter (MatrixRow.shown: about
@@ -40,13 +42,15 @@ class Shown:
     status: str
     running: int
     run_ids: tuple[int, ...]
+    newest: int = 0  # the batch's newest run's id (0: none)
 
     @classmethod
     def of(cls, batch: BatchComparison) -> Shown:
-        """What the page draws now: one query for the running cells' runs."""
+        """What the page draws now: one query for the running cells' runs, one for the newest run."""
         running = batch.cells.filter(state=BatchCell.State.RUNNING).order_by("id").values_list("run_id", flat=True)
         found = list(running)
-        return cls(batch.status, len(found), tuple(pk for pk in found[:MAX_WATCHED] if pk is not None))
+        newest = Run.objects.filter(batch_comparison=batch).order_by("-id").values_list("id", flat=True).first()
+        return cls(batch.status, len(found), tuple(pk for pk in found[:MAX_WATCHED] if pk is not None), newest or 0)
 
     @classmethod
     def to_watch(cls, batch: BatchComparison) -> Shown | None:
@@ -64,10 +68,14 @@ class Shown:
     def from_query(cls, get) -> Shown:
         ids = [pk for pk in map(plain_int, get.get("runs", "").split(",")[:MAX_WATCHED]) if pk is not None]
         running = get.get("running", "")
-        return cls(get.get("status", "")[:10], -1 if (count := plain_int(running)) is None else count, tuple(ids))
+        count, newest = plain_int(running), plain_int(get.get("newest", ""))
+        return cls(
+            get.get("status", "")[:10], -1 if count is None else count, tuple(ids), -1 if newest is None else newest
+        )
 
     def query(self) -> str:
-        return f"status={self.status}&running={self.running}&runs={','.join(map(str, self.run_ids))}"
+        runs = ",".join(map(str, self.run_ids))
+        return f"status={self.status}&running={self.running}&runs={runs}&newest={self.newest}"
 
 
 def changed_since(batch: BatchComparison, shown: Shown) -> Callable[[], bool]:
@@ -77,10 +85,13 @@ def changed_since(batch: BatchComparison, shown: Shown) -> Callable[[], bool]:
     runs = Run.objects.filter(
         pk__in=shown.run_ids or [0], status=Run.Status.PENDING, batch_comparison_id=OuterRef("pk")
     )
+    newest = Run.objects.filter(batch_comparison_id=OuterRef("pk")).order_by("-id").values("id")[:1]
     state = BatchComparison.objects.filter(pk=batch.pk).annotate(
-        running=_count(cells.values("batch_id")), pending=_count(runs.values("batch_comparison_id"))
+        running=_count(cells.values("batch_id")),
+        pending=_count(runs.values("batch_comparison_id")),
+        newest=Coalesce(Subquery(newest, output_field=IntegerField()), Value(0)),
     )
-    sql, params = state.values_list("status", "running", "pending").query.sql_with_params()
+    sql, params = state.values_list("status", "running", "pending", "newest").query.sql_with_params()
 
     def changed() -> bool:
         with connection.cursor() as cursor:
@@ -88,8 +99,9 @@ def changed_since(batch: BatchComparison, shown: Shown) -> Callable[[], bool]:
             row = cursor.fetchone()
         if row is None:  # the batch was deleted: the page's answer says so
             return True
-        status, running, pending = row
-        return status != shown.status or running != shown.running or pending < len(shown.run_ids)
+        status, running, pending, newest = row
+        moved = status != shown.status or running != shown.running or newest != shown.newest
+        return moved or pending < len(shown.run_ids)
 
     return changed
 
