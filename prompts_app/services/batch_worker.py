@@ -126,6 +126,8 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
     The main thread does every write, in few transactions (SQLite has one writer): it stores
     the cells that finished and claims as many new ones in one transaction, then marks the
     new runs started in the same one; the pool's threads only talk to Maxim."""
+    if batch_liveness.surplus_chain(batch_id):
+        return False  # another task of this batch waits in the queue to carry it on: end this chain
     started = time.monotonic()
     deadline = started + slice_seconds
     inline = getattr(settings, "MAXIMUI_BATCH_INLINE", False)
@@ -150,6 +152,8 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
             if now >= next_look:
                 next_look = now + SETTLE_EVERY
                 settle(batch_id)
+                if batch_liveness.surplus_chain(batch_id):
+                    break  # more=False: the task waiting in the queue carries the batch on
                 if now - started >= FAIR_SLICE_SECONDS and batch_liveness.another_batch_waits(batch_id):
                     more = True  # our next task goes to the back of the queue, behind the waiting batch
                     break
