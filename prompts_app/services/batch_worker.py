@@ -28,6 +28,10 @@ Exactly once, whatever dies when:
   batch has cells ready and nobody sending them, so one worker takes running batches in turn.
   It hands over at once: the calls still with Maxim are stored by a thread of their own, the
   drive's heartbeat beating until they are, so a slow Maxim does not hold the worker.
+* Chains: each task of a batch enqueues the next. Pausing and resuming, and every worker's start,
+  enqueue one more; a drive whose batch has another task waiting in the queue that no free
+  worker took (batch_liveness.surplus_chain) ends at once, so chains stay as many as the
+  workers sharing the batch.
 
 Fast on SQLite's single writer: the main thread does every write, storing the cells that
 finished and claiming new ones in one transaction; pool threads only talk to Maxim.
