@@ -88,10 +88,18 @@ def read_costs(stream, found: list[str], ready: threading.Event, label: str) -> 
             sys.stderr.write(line)
 
 
+def process_cpu_seconds(pid: int) -> float:
+    """A live process's own CPU so far (utime + stime, all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(tick) for tick in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
 def start_workers(count: int, costs: list[str]) -> list[subprocess.Popen]:
     # INFO for the workers: their per-slice line "dashboard cost per cell median ..." is read.
     env = {**os.environ, "MAXIMUI_BATCH_SLICE_SECONDS": "30", "LOG_LEVEL": "INFO"}
     command = [sys.executable, "manage.py", "db_worker", "--backend", "database", "--no-startup-delay"]
+    if profile := os.environ.get("BENCH_PROFILE"):  # a script that runs its arguments under a profiler
+        command.insert(1, profile)
     workers, readies = [], []
     for n in range(count):
         worker = subprocess.Popen(
@@ -131,6 +139,7 @@ def run_pass(name: str, database_url: str, args: argparse.Namespace) -> None:
         server_before = server_cpu_seconds()
         workers = start_workers(WORKERS[name], costs)
         try:
+            worker_cpu = -sum(process_cpu_seconds(worker.pid) for worker in workers)
             started = time.perf_counter()
             batch = batches.start_batch(
                 workspace=workspace,
@@ -145,6 +154,11 @@ def run_pass(name: str, database_url: str, args: argparse.Namespace) -> None:
             while not BatchComparison.objects.filter(pk=batch.pk, status=BatchComparison.Status.DONE).exists():
                 time.sleep(0.02)
             elapsed = time.perf_counter() - started
+            worker_cpu += sum(process_cpu_seconds(worker.pid) for worker in workers)
+            print(
+                f"worker processes' CPU during the batch: {worker_cpu:.1f} s, "
+                f"{worker_cpu * 1000 / args.cells:.2f} ms per cell (everything: tasks, polling, threads)"
+            )
         finally:
             for worker in workers:
                 worker.terminate()

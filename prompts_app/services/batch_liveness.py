@@ -134,3 +134,23 @@ def another_batch_waits(batch_id: int) -> bool:
         .exclude(Exists(running))
         .exists()
     )
+
+
+# Longer than a free worker takes to pick a task up (db_worker polls every second by default).
+QUEUE_GRACE = timedelta(seconds=5)
+TASK_PATH = "prompts_app.tasks.run_batch"
+
+
+def surplus_chain(batch_id: int, now: datetime | None = None) -> bool:
+    """True when another task of this batch has waited in the task queue longer than QUEUE_GRACE:
+    no free worker took it, so the batch already has a task waiting to carry it on, and the drive
+    asking is a chain too many. Pausing and resuming, and every worker's start (resume_all),
+    enqueue a task each: their chains never ended (25 of one batch once held another batch's task
+    116 s in the queue). A task that a free worker takes at once is not counted: that is a second
+    worker sharing the batch (bench_batch enqueues one per extra worker)."""
+    from django_tasks import TaskResultStatus
+    from django_tasks_db.models import DBTaskResult  # the database backend (none in tests: nothing queued)
+
+    waited = (now or timezone.now()) - QUEUE_GRACE
+    queued = DBTaskResult.objects.filter(status=TaskResultStatus.READY, task_path=TASK_PATH, enqueued_at__lt=waited)
+    return any(args.get("args") == [batch_id] for args in queued.values_list("args_kwargs", flat=True))

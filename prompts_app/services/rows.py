@@ -2,9 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from django.db import connections, models, router
+
+# Fields whose get_db_prep_save returns a value of the right Python type unchanged: their values
+# are passed as they are (exact classes only; a subclass may convert). The rest go through
+# get_db_prep_save. Preparing every field of every row cost more than the statements themselves.
+_AS_IS = frozenset(
+    {
+        models.BooleanField,
+        models.CharField,
+        models.TextField,
+        models.FloatField,
+        models.IntegerField,
+        models.SmallIntegerField,
+        models.BigIntegerField,
+        models.PositiveIntegerField,
+        models.PositiveSmallIntegerField,
+        models.PositiveBigIntegerField,
+    }
+)
+_AUTO_KEYS = (models.AutoField, models.BigAutoField, models.SmallAutoField)
+
+
+def _as_is(field: models.Field) -> bool:
+    if isinstance(field, models.ForeignKey):  # an integer key of another table
+        return type(field.target_field) in _AUTO_KEYS
+    return type(field) in _AS_IS
+
+
+def preparer(field: models.Field, connection: Any) -> Callable[[Any], Any] | None:
+    """None when a value of `field` goes to the database as it is; else what prepares it."""
+    if _as_is(field):
+        return None
+    return lambda value: field.get_db_prep_save(value, connection=connection)
+
+
+def _prepared(values: list[Any], preparers: list[Callable[[Any], Any] | None]) -> list[Any]:
+    return [value if prepare is None else prepare(value) for value, prepare in zip(values, preparers, strict=True)]
 
 
 def update_rows(objs: Sequence[models.Model], fields: Sequence[str], *, unless: str = "") -> int:
@@ -25,10 +62,9 @@ def update_rows(objs: Sequence[models.Model], fields: Sequence[str], *, unless: 
     sql = f"UPDATE {quote(model._meta.db_table)} SET {sets} WHERE {quote(model._meta.pk.column)} = %s"
     if unless:
         sql += f" AND NOT {quote(model._meta.get_field(unless).column)}"
-    params = [
-        [field.get_db_prep_save(getattr(obj, field.attname), connection=connection) for field in columns] + [obj.pk]
-        for obj in objs
-    ]
+    preparers = [preparer(field, connection) for field in columns]
+    names = [field.attname for field in columns]
+    params = [[*_prepared([getattr(obj, name) for name in names], preparers), obj.pk] for obj in objs]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
         # The sum over every row on SQLite and on PostgreSQL (psycopg 3) alike.
@@ -42,7 +78,8 @@ def insert_rows(objs: Sequence[models.Model]) -> None:
     """INSERT new `objs` (one model, auto-incremented keys) and set their keys: bulk_create without its
     compiler, which cost more per row than the insert itself (a batch worker's claim).
 
-    Values go through each field's pre_save (add=True) and get_db_prep_save, as save() does.
+    Values go through each field's pre_save (add=True) and get_db_prep_save, as save() does
+    (skipped where they change nothing: plain pre_save, fields taken as they are).
     """
     if not objs:
         return
@@ -53,17 +90,27 @@ def insert_rows(objs: Sequence[models.Model]) -> None:
     pk = model._meta.pk
     fields = [field for field in model._meta.concrete_fields if field is not pk]
     row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    preparers = [preparer(field, connection) for field in fields]
+    plain = [_plain_pre_save(field) for field in fields]
     head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) VALUES "
     with connection.cursor() as cursor:
         for start in range(0, len(objs), INSERT_CHUNK):
             chunk = objs[start : start + INSERT_CHUNK]
-            params = [
-                field.get_db_prep_save(field.pre_save(obj, add=True), connection=connection)
-                for obj in chunk
-                for field in fields
-            ]
+            params = []
+            for obj in chunk:
+                values = [
+                    getattr(obj, f.attname) if simple else f.pre_save(obj, add=True) for f, simple in zip(fields, plain)
+                ]
+                params += _prepared(values, preparers)
             cursor.execute(head + ", ".join([row_sql] * len(chunk)) + f" RETURNING {quote(pk.column)}", params)
             # Keys are handed out in the order of the VALUES; RETURNING's own order is not promised.
             for obj, key in zip(chunk, sorted(key for (key,) in cursor.fetchall()), strict=True):
                 obj.pk = key
                 obj._state.adding, obj._state.db = False, alias
+
+
+def _plain_pre_save(field: models.Field) -> bool:
+    """pre_save only reads the attribute (no auto_now, no file to save)."""
+    if isinstance(field, models.DateField):
+        return not (field.auto_now or field.auto_now_add)
+    return type(field).pre_save is models.Field.pre_save

@@ -1,0 +1,68 @@
+"""A batch has a bounded number of task chains: pausing and resuming, and every worker's start,
+enqueue a task each, and their chains must not all go on driving it (issue #12: 25 chains of one
+batch held another batch's task 116 s in the queue)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from django_tasks import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
+
+from prompts_app.models import BatchComparison, TestCase, TestSet
+from prompts_app.services import batch_worker, batches
+from prompts_app.services.batches import ColumnChoice
+from tests.conftest import seed_fake
+
+
+def queued_batch(fake, workspace, user, cases: int) -> BatchComparison:
+    [version] = seed_fake(fake, workspace, ["gpt-4o"])
+    test_set = TestSet.objects.create(workspace=workspace, name="Cases", variable_names=["company"])
+    for n in range(cases):
+        TestCase.objects.create(test_set=test_set, position=n, variables={"company": f"Co{n}"})
+    return batches.start_batch(
+        workspace=workspace, test_set=test_set, columns=[ColumnChoice(version)], user=user, concurrency=2
+    )
+
+
+def tasks_in_queue() -> list[DBTaskResult]:
+    return list(DBTaskResult.objects.filter(status=TaskResultStatus.READY).order_by("enqueued_at"))
+
+
+def run_as_the_worker(task: DBTaskResult, batch: BatchComparison) -> bool:
+    """What db_worker does with a task: take it out of the queue, then drive the batch."""
+    task.status = TaskResultStatus.RUNNING
+    task.save(update_fields=["status"])
+    return batch_worker.drive(batch.pk, slice_seconds=60)
+
+
+def test_chains_beyond_one_waiting_in_the_queue_end_at_once(transactional_db, settings, fake_maxim, workspace, editor):
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
+    batch = queued_batch(fake_maxim, workspace, editor, cases=2)  # its first task
+    for _ in range(3):
+        batches.enqueue(batch)  # resumed, and two workers started: a task each
+    assert len(tasks_in_queue()) == 4
+    # No free worker took them: they have waited longer than a worker takes to pick a task up.
+    DBTaskResult.objects.update(enqueued_at=timezone.now() - timedelta(seconds=30))
+
+    for task in tasks_in_queue()[:3]:
+        assert run_as_the_worker(task, batch) is False  # ends at once: a later task carries the batch on
+        assert fake_maxim.requests_to("/v1/prompts/run") == []
+    [last] = tasks_in_queue()
+    assert run_as_the_worker(last, batch) is False  # the last one drives the batch to its end
+    assert BatchComparison.objects.get(pk=batch.pk).status == BatchComparison.Status.DONE
+    assert len(fake_maxim.requests_to("/v1/prompts/run")) == 2
+
+
+def test_a_task_a_free_worker_takes_at_once_is_a_second_worker_not_a_surplus_chain(
+    transactional_db, settings, fake_maxim, workspace, editor
+):
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
+    batch = queued_batch(fake_maxim, workspace, editor, cases=2)
+    batches.enqueue(batch)  # for a second worker (bench_batch on PostgreSQL): just queued, not stale
+    first, _second = tasks_in_queue()
+
+    assert run_as_the_worker(first, batch) is False
+    assert BatchComparison.objects.get(pk=batch.pk).status == BatchComparison.Status.DONE
+    assert len(fake_maxim.requests_to("/v1/prompts/run")) == 2
