@@ -331,8 +331,8 @@ class Run(models.Model):
     # its cell, which was sent again; the cell's `run` is its newest attempt (services/batch_worker.py).
     # A batch comparison's run: history and the run page label it with its batch.
     batch_comparison = models.ForeignKey(
-        "BatchComparison", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs", db_index=False
-    )  # indexed with the id (run_batch_newest): a batch's newest run is one index lookup
+        "BatchComparison", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
     retried_cell = models.ForeignKey(
         "BatchCell", null=True, blank=True, on_delete=models.SET_NULL, related_name="retried_runs"
     )

@@ -26,6 +26,16 @@ def usd(nano: int | None) -> str:
 
 
 @register.filter
+def thousands(value: Any) -> Any:
+    """An integer count with thousands separators, as humanize's intcomma writes it in English
+    ("1,234,567"), without its locale machinery: the cost review's ~100 counts through intcomma
+    were a tenth of the page's CPU (bench/bench_history.py, costs_30d). Anything else unchanged."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return value
+
+
+@register.filter
 def rate(usd: Decimal | None) -> str:
     return pricing.format_rate(usd)
 
