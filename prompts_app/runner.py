@@ -251,7 +251,11 @@ def _store_answered(run: Run) -> None:
             group = _answered[:]
             _answered.clear()
         if group:
-            _store_group(group)
+            try:
+                _store_group(group)
+            except Exception as exc:  # a fault of ours: every run of the group says so in its own thread
+                for answered in group:
+                    answered.store_failure = exc
     failure = getattr(run, "store_failure", None)
     if failure is not None:
         raise failure

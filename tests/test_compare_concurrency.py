@@ -269,3 +269,25 @@ def test_a_store_that_failed_is_stored_again_and_counted_in_the_totals(
     assert len(fake_maxim.requests_to("/v1/prompts/run")) == 2
     totals = costs.rollup_totals(Q(workspace_id__in=[workspace.pk], grain="month"))
     assert totals["runs"] == 2 and totals["cost_nano"] == sum(r.cost_nano for r in runs)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fault_while_storing_a_group_fails_every_run_of_it_with_the_reason(
+    file_db, fake_maxim, workspace, editor, monkeypatch
+):
+    """Not a locked database but a fault of ours: no run of the group stays pending as if stored."""
+    versions = seed_fake(fake_maxim, workspace, [f"model-{n}" for n in range(3)])
+    fake_maxim.run_delay = 0.3
+    comparison, futures = start(workspace, editor, versions)
+    monkeypatch.setattr(runner, "store_finished", lambda runs: 1 / 0)
+    runner._sqlite_writes.acquire()  # the three answers wait, then go as one group
+    try:
+        assert _answered_waiting(3)
+    finally:
+        runner._sqlite_writes.release()
+    assert runner.wait(timeout=20)
+    assert all(isinstance(f.exception(), ZeroDivisionError) for f in futures)
+    runs = list(Run.objects.filter(comparison=comparison))
+    assert [r.status for r in runs] == [Run.Status.FAILED] * 3
+    assert all("failed while storing" in r.error for r in runs)
+    assert len(fake_maxim.requests_to("/v1/prompts/run")) == 3
