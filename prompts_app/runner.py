@@ -34,7 +34,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import OperationalError, connection
+from django.utils import timezone
 
 from prompts_app import maxim, pricing
 from prompts_app.models import Run
@@ -253,7 +254,7 @@ def _store_answered(run: Run) -> None:
         if group:
             try:
                 _store_group(group)
-            except Exception as exc:  # a fault of ours: every run of the group says so in its own thread
+            except Exception as exc:  # noqa: BLE001 - a fault of ours: each run of the group says so in its thread
                 for answered in group:
                     answered.store_failure = exc
     failure = getattr(run, "store_failure", None)
@@ -265,21 +266,26 @@ def _store_group(group: list[Run]) -> None:
     try:
         store_finished(group)
         return
-    except DatabaseError:
+    except Exception:
         log.warning("storing %s answered run(s) failed; storing each again", len(group), exc_info=True)
-    for run in group:  # one run's bad value must not fail the others; a locked file gets more tries
+    # One run's value that no column holds must not fail the others of its group, which may be
+    # another workspace's (hostile trial: 1e19 tokens lost three of another workspace's answers).
+    for run in group:
         run.store_failure = _store_alone(run)
 
 
-def _store_alone(run: Run) -> DatabaseError | None:
-    failure = None
+def _store_alone(run: Run) -> Exception | None:
+    """None once `run` is stored; else why not. Only a locked database is worth another try."""
+    failure: Exception | None = None
     for delay in (0.0, *STORE_RETRIES):
         time.sleep(delay)
         try:
             store_finished([run])
             return None
-        except DatabaseError as exc:
+        except OperationalError as exc:
             failure = exc
+        except Exception as exc:  # noqa: BLE001 - raised in the run's own thread, which fails the run
+            return exc
     return failure
 
 
@@ -335,7 +341,9 @@ def _execute_in_worker(run: Run, price_rules: list[CustomPriceRule] | None) -> R
     except Exception:
         log.exception("run %s failed unexpectedly in the runner", run.pk)
         Run.objects.filter(pk=run.pk, status=Run.Status.PENDING).update(
-            status=Run.Status.FAILED, error="The dashboard failed while storing this run; see the server log."
+            status=Run.Status.FAILED,
+            error="The dashboard failed while storing this run; see the server log.",
+            finished_at=timezone.now(),
         )
         raise
     finally:

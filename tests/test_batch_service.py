@@ -413,3 +413,34 @@ def test_a_cell_whose_request_never_left_is_sent_again_not_failed(workspace, tes
     assert never_left.count() == 2 and all(
         run.error.startswith("Not sent: Too many Maxim requests") for run in never_left
     )
+
+
+@pytest.mark.parametrize("tokens", [1e19, "1e400", "nan"])
+def test_an_answer_with_an_impossible_token_count_fails_its_cell_with_the_reason_and_the_batch_goes_on(
+    workspace, test_set, prompt, editor, tokens
+):
+    """Hostile trial: 1e19 prompt tokens could not be stored (OverflowError): the worker's task crashed,
+    its cells sat "running" for minutes and their answers were lost. Now only that answer fails."""
+    sent: list[dict] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        validate_request("POST", "/v1/prompts/run", body)
+        sent.append(body)
+        if len(sent) == 1:
+            output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}
+            usage = {"promptTokens": tokens, "completionTokens": 5, "totalTokens": 6}
+            return httpx.Response(200, json={"data": {"output": output, "usage": usage}})
+        return answered_ok()
+
+    batch = start(workspace, test_set, [make_version(prompt, 1)], editor, concurrency=1)
+    with respx.mock(base_url=BASE_URL) as router:
+        router.post("/v1/prompts/run").mock(side_effect=answer)
+        drive(batch)
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.DONE
+    cells = list(batch.cells.select_related("run").order_by("run__id"))
+    assert len(sent) == len(cells)  # each cell sent once
+    first = cells[0]
+    assert first.state == BatchCell.State.FAILED and "more than any model can use" in first.run.error
+    assert all(cell.state == BatchCell.State.SUCCESS for cell in cells[1:])

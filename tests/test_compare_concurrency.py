@@ -291,3 +291,35 @@ def test_a_fault_while_storing_a_group_fails_every_run_of_it_with_the_reason(
     assert [r.status for r in runs] == [Run.Status.FAILED] * 3
     assert all("failed while storing" in r.error for r in runs)
     assert len(fake_maxim.requests_to("/v1/prompts/run")) == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_answer_that_cannot_be_stored_does_not_fail_the_others_of_its_group(
+    file_db, fake_maxim, workspace, editor, monkeypatch
+):
+    """Hostile trial: another workspace's answer that no column could hold (OverflowError, not a
+    DatabaseError) lost the other answers stored with it. Each run is stored alone then."""
+    versions = seed_fake(fake_maxim, workspace, [f"model-{n}" for n in range(3)])
+    fake_maxim.run_delay = 0.3
+    comparison, futures = start(workspace, editor, versions)
+    bad = Run.objects.filter(comparison=comparison).order_by("pk").first().pk
+    store = runner.store_finished
+
+    def overflowing(runs):
+        if any(run.pk == bad for run in runs):
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        return store(runs)
+
+    monkeypatch.setattr(runner, "store_finished", overflowing)
+    runner._sqlite_writes.acquire()  # the three answers go as one group
+    try:
+        assert _answered_waiting(3)
+    finally:
+        runner._sqlite_writes.release()
+    assert runner.wait(timeout=20)
+    statuses = dict(Run.objects.filter(comparison=comparison).values_list("pk", "status"))
+    assert statuses.pop(bad) == Run.Status.FAILED
+    assert list(statuses.values()) == [Run.Status.SUCCESS] * 2
+    failed = Run.objects.get(pk=bad)
+    assert "failed while storing" in failed.error and failed.finished_at is not None
+    assert len(fake_maxim.requests_to("/v1/prompts/run")) == 3

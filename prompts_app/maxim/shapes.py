@@ -207,15 +207,25 @@ def deploy_result(answer: Any, request: NewDeployment) -> DeployResult:
     )
 
 
+# Tokens one run can report: beyond any model's window, and well inside the columns that hold them
+# (2**31 - 1 on PostgreSQL). A larger count (1e19, "1e400") is no usage at all: it failed the store
+# of every answer stored with it (hostile trial), so the run fails with this reason instead.
+MAX_TOKENS = 100_000_000
+
+
 def _tokens(usage: dict, *names: str) -> int | None:
     for name in names:
         value = usage.get(name)
         if isinstance(value, bool) or value is None:
             continue
         try:
-            return max(int(float(value)), 0)
+            count = float(value)
         except (TypeError, ValueError):
             continue
+        if not count <= MAX_TOKENS:  # NaN and infinity too
+            shown = str(value)[:40]
+            raise shape_error("the run", f"{shown} {name}, more than any model can use", posted=True)
+        return max(int(count), 0)
     return None
 
 
