@@ -85,7 +85,16 @@ def mark_empty(parsed: ParsedFile, needed: list[str]) -> None:
     imported as it is only if the person says so: a batch would send the prompt with nothing in
     that place (new-user trial: "complaint" empty on row 7 was accepted without a word)."""
     for row in parsed.rows:
-        row.empty = [name for name in needed if not row.variables.get(name, "").strip()]
+        row.empty = [name for name in needed if _blank(row.variables.get(name, ""))]
+
+
+# Characters that show nothing and are not whitespace to str.strip(): a cell of only these is empty
+# too (hostile trial: a zero-width space or a NUL passed as a value).
+_INVISIBLE = dict.fromkeys(map(ord, "\x00\u200b\u200c\u200d\u2060\ufeff"))
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.translate(_INVISIBLE).strip())
 
 
 def empty_warnings(rows: Iterable[CaseRow]) -> list[str]:

@@ -76,3 +76,11 @@ def test_the_needed_variables_include_the_sets_own(editor, test_set):  # noqa: F
     test_set.save()
     staged = services.stage_upload(test_set, user=editor, filename="x.jsonl", content=b'{"name": "Ada"}\n')
     assert staged.empty == ["Line 1: complaint is empty"] and staged.complete_count == 0
+
+
+def test_a_value_of_only_invisible_characters_is_empty_too(client_for, editor, test_set):  # noqa: F811
+    """Hostile trial: a zero-width space (or a NUL) shows nothing but passed as a value."""
+    data = "name,complaint\nAda,Late parcel\nBob,\u200b\nCy,\u200b \ufeff\nDi,Broken lid\n".encode()
+    html = preview_of(client_for(editor), test_set, data)
+    assert "2 rows leave a variable empty" in html
+    assert "Line 3: complaint is empty" in html and "Line 4: complaint is empty" in html
