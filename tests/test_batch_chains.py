@@ -66,3 +66,31 @@ def test_a_task_a_free_worker_takes_at_once_is_a_second_worker_not_a_surplus_cha
     assert run_as_the_worker(first, batch) is False
     assert BatchComparison.objects.get(pk=batch.pk).status == BatchComparison.Status.DONE
     assert len(fake_maxim.requests_to("/v1/prompts/run")) == 2
+
+
+def test_a_task_that_failed_hands_its_batch_over_to_a_fresh_task_a_little_later(
+    transactional_db, settings, fake_maxim, workspace, editor, monkeypatch
+):
+    """Hostile trial: a drive that raised ended its batch's only chain, and the batch waited for a
+    worker's restart. The failed task is recorded as failed, and a fresh one carries the batch on."""
+    import pytest
+
+    from prompts_app import tasks
+
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
+    batch = queued_batch(fake_maxim, workspace, editor, cases=2)
+    [task] = tasks_in_queue()
+
+    def broken(batch_id, *, slice_seconds):
+        raise RuntimeError("a fault of ours")
+
+    monkeypatch.setattr(batch_worker, "drive", broken)
+    context = type("Context", (), {"task_result": type("Result", (), {"backend": "database"})()})()
+    with pytest.raises(RuntimeError):
+        tasks.run_batch.func(context, batch.pk)
+    later = [t for t in tasks_in_queue() if t.pk != task.pk]
+    assert len(later) == 1 and later[0].run_after >= timezone.now() + timedelta(seconds=3)
+    BatchComparison.objects.filter(pk=batch.pk).update(status=BatchComparison.Status.CANCELLED)
+    with pytest.raises(RuntimeError):
+        tasks.run_batch.func(context, batch.pk)
+    assert len(tasks_in_queue()) == 2  # a batch no longer running is not carried on

@@ -444,3 +444,40 @@ def test_an_answer_with_an_impossible_token_count_fails_its_cell_with_the_reason
     first = cells[0]
     assert first.state == BatchCell.State.FAILED and "more than any model can use" in first.run.error
     assert all(cell.state == BatchCell.State.SUCCESS for cell in cells[1:])
+
+
+def test_a_drive_that_fails_settles_its_cells_at_once_and_the_next_drive_carries_the_batch_on(
+    workspace, test_set, prompt, editor, monkeypatch
+):
+    """Hostile trial: a drive whose store raised left its cells "running" under no known worker for
+    three minutes, filling the batch's limit. They are settled at once now (failed, never sent
+    again) and the next drive sends the rest; tasks.run_batch hands over after a fault."""
+    sent: list[dict] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return answered_ok()
+
+    real_store = batch_worker.store
+    faults = [2]  # in the drive, then again in its _finish
+
+    def store_once_broken(finished, checks):
+        if finished and faults[0]:
+            faults[0] -= 1
+            raise RuntimeError("a fault of ours")
+        return real_store(finished, checks)
+
+    monkeypatch.setattr(batch_worker, "store", store_once_broken)
+    batch = start(workspace, test_set, [make_version(prompt, 1)], editor, concurrency=2)
+    with respx.mock(base_url=BASE_URL) as router:
+        router.post("/v1/prompts/run").mock(side_effect=answer)
+        with pytest.raises(RuntimeError):
+            batch_worker.drive(batch.pk, slice_seconds=30)
+        assert not batch.cells.filter(state=BatchCell.State.RUNNING).exists()  # settled now, not in 3 minutes
+        failed = batch.cells.filter(state=BatchCell.State.FAILED).count()
+        assert failed >= 1
+        drive(batch)
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.DONE
+    assert len(sent) == batch.cells.count()  # every cell sent once: the failed ones not again
+    assert batch.cells.filter(state=BatchCell.State.SUCCESS).count() == batch.cells.count() - failed

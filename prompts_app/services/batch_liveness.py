@@ -58,6 +58,12 @@ class Heartbeat:
         a share of its batch's limit (batch_worker._fair_share), while its beat keeps its cells."""
         BatchWorker.objects.filter(pk=self.row.pk).update(batch=None)
 
+    def died(self) -> None:
+        """Its drive failed before storing its cells: they are a dead worker's cells now, which
+        settle() takes at once, instead of cells of no known worker after STALE_SECONDS (hostile
+        trial: a crashed drive's cells filled the batch's limit for three minutes)."""
+        BatchWorker.objects.filter(pk=self.row.pk).update(beat_at=timezone.now() - timedelta(days=1))
+
     def stop(self) -> None:
         # Its cells are all stored by now; their `worker` becomes NULL (SET_NULL).
         BatchWorker.objects.filter(pk=self.row.pk).delete()

@@ -212,9 +212,21 @@ def _finish(
     try:
         if finished:
             _store_and_claim(plan, finished, 0)
+    except Exception:
+        heartbeat.died()
+        try:
+            settle(plan.batch.pk)  # this drive's cells, now: failed with the reason, never sent again
+        except Exception:
+            log.exception("batch %s: settling a failed drive's cells failed", plan.batch.pk)
+        raise
     finally:
         heartbeat.stop()
     _log_costs(plan.batch.pk, plan.costs)
+
+
+def goes_on(batch_id: int) -> bool:
+    """The batch exists and runs: a task that failed hands it over to a fresh one (tasks.py)."""
+    return BatchComparison.objects.filter(pk=batch_id, status=BatchComparison.Status.RUNNING).exists()
 
 
 def _finish_later(plan: Plan, *args: Any) -> threading.Thread:
