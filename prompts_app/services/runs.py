@@ -370,7 +370,7 @@ PENDING_GRACE_SECONDS = 180
 # process that queued it died.
 QUEUED_LIMIT_SECONDS = 3600
 INTERRUPTED_ERROR = (
-    "Interrupted: the dashboard stopped before Maxim answered. The run may or may not have reached Maxim."
+    "Interrupted: the dashboard stopped before it recorded Maxim's answer. The run may or may not have reached Maxim."
 )
 NOT_SENT_ERROR = (
     "Not sent: the dashboard stopped while this run was still queued. It never reached Maxim "
