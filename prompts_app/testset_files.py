@@ -85,7 +85,7 @@ def mark_empty(parsed: ParsedFile, needed: list[str]) -> None:
     imported as it is only if the person says so: a batch would send the prompt with nothing in
     that place (new-user trial: "complaint" empty on row 7 was accepted without a word)."""
     for row in parsed.rows:
-        row.empty = [name for name in needed if _blank(row.variables.get(name, ""))]
+        row.empty = [name for name in needed if blank_value(row.variables.get(name, ""))]
 
 
 # Characters that show nothing and are not whitespace to str.strip(): a cell of only these is empty
@@ -93,7 +93,8 @@ def mark_empty(parsed: ParsedFile, needed: list[str]) -> None:
 _INVISIBLE = dict.fromkeys(map(ord, "\x00\u200b\u200c\u200d\u2060\ufeff"))
 
 
-def _blank(value: object) -> bool:
+def blank_value(value: object) -> bool:
+    """No value, or one that shows nothing: a case "leaves the variable empty" (import, batch start)."""
     return value is None or (isinstance(value, str) and not value.translate(_INVISIBLE).strip())
 
 

@@ -244,3 +244,18 @@ def test_every_export_writes_a_cells_cost_exactly(client_for, viewer, workspace,
     for fmt in ("csv", "json", "md"):
         body = b"".join(client.get(reverse(f"batch_export_{fmt}", args=[batch.pk])).streaming_content).decode()
         assert "123456789.012345678" in body and "123456789.01234568" not in body, fmt
+
+
+def test_cells_a_cancelled_batch_never_sent_say_so_not_left(client_for, viewer, workspace, prompt, editor):
+    """New-user trial: after Cancel, the cells that never ran read "Left", as if they would still run."""
+    from tests.test_batch_matrix_live import big_running_batch
+
+    batch = big_running_batch(workspace, prompt, editor, cases=2, repeats=1)
+    type(batch).objects.filter(pk=batch.pk).update(status="cancelled")
+    matrix = re.search(
+        r'aria-label="Results matrix".*?</table>',
+        client_for(viewer).get(reverse("batch_detail", args=[batch.pk])).content.decode(),
+        re.DOTALL,
+    )
+    assert matrix and matrix.group(0).count("Not sent: the batch was cancelled") == 4
+    assert ">Left<" not in matrix.group(0)

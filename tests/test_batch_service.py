@@ -28,7 +28,7 @@ from prompts_app.models import (
     TestSet,
 )
 from prompts_app.selectors import batches as batch_reads
-from prompts_app.services import batch_liveness, batch_worker, batches, rollups, testsets
+from prompts_app.services import batch_liveness, batch_settle, batch_worker, batches, rollups, testsets
 from prompts_app.services.batches import ColumnChoice
 from tests.conftest import BASE_URL, make_version
 from tests.conftest import drive_batch as drive
@@ -481,3 +481,24 @@ def test_a_drive_that_fails_settles_its_cells_at_once_and_the_next_drive_carries
     assert batch.status == BatchComparison.Status.DONE
     assert len(sent) == batch.cells.count()  # every cell sent once: the failed ones not again
     assert batch.cells.filter(state=BatchCell.State.SUCCESS).count() == batch.cells.count() - failed
+
+
+def test_a_column_maxim_cannot_be_reached_for_says_so_not_429(workspace, test_set, two_versions, editor):
+    """New-user trial: with Maxim stopped mid-batch, the given-up column read "Maxim answered 429
+    (rate limit) to every request" although Maxim answered nothing."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if json.loads(request.content)["modelName"] == "gpt-4o":
+            raise httpx.ConnectError("connection refused", request=request)
+        return answered_ok()
+
+    batch = start(workspace, test_set, two_versions, editor, concurrency=4)  # column 1 is gpt-4o
+    with respx.mock(base_url=BASE_URL) as router:
+        router.post("/v1/prompts/run").mock(side_effect=answer)
+        drive_for(batch, 30)
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.DONE
+    errors = set(batch.cells.filter(column__position=1).values_list("error", flat=True))
+    assert batch_settle.COLUMN_UNREACHED_ERROR in errors
+    assert not any("429" in error for error in errors)
+    assert batch.cells.filter(column__position=2, state=BatchCell.State.SUCCESS).count() == 3

@@ -80,6 +80,20 @@ def test_variables_the_test_set_lacks_are_named_before_starting(client_for, edit
     assert BatchComparison.objects.count() == 1
 
 
+def test_an_empty_value_is_named_before_starting_like_a_missing_one(
+    client_for, editor, workspace, batch_test_set, prompt
+):
+    """New-user trial: a set imported "anyway" with empty values started at once, with no check step,
+    although the import had warned about those rows."""
+    TestCase.objects.filter(test_set=batch_test_set, position=2).update(variables={"name": "Ada", "company": " \u200b"})
+    greeting = make_version(prompt, 1)
+    client = client_for(editor)
+    asked = client.post(reverse("batch_new", args=[workspace.pk]), form_data([greeting], batch_test_set))
+    page = " ".join(asked.content.decode().split())
+    assert not BatchComparison.objects.exists() and "Check before it starts" in page
+    assert "company" in page and "is missing or empty in 1 of 3 cases" in page
+
+
 def test_no_warning_when_every_case_has_every_variable(client_for, editor, workspace, batch_test_set, two_versions):
     response = client_for(editor).get(
         reverse("batch_estimate", args=[workspace.pk]), form_data(two_versions, batch_test_set)

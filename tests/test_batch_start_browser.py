@@ -89,3 +89,19 @@ def test_a_bad_regular_expression_is_explained_beside_its_field_keeping_what_was
     assert field.get_by_role("alert").inner_text() == said  # beside it, not at the top of the form
     assert page.locator("#batch-form > .alert.error").count() == 0
     assert not BatchComparison.objects.exists()
+
+
+def test_ctrl_enter_starts_a_batch_from_any_field(
+    page, browser_login, editor, workspace, batch_test_set, two_versions, settings
+):
+    """New-user trial: Ctrl+Enter did nothing on the new-batch form (the `?` list promises it on forms)."""
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"  # queued for a worker; none runs in this test
+    browser_login(editor)
+    page.goto(reverse("batch_new", args=[workspace.pk]))
+    page.get_by_label("Column 1 (baseline)").select_option(label="Support reply v1 · gpt-4o")
+    page.wait_for_timeout(700)  # longer than the estimate's 400 ms debounce
+    page.get_by_label("Title").press_sequentially("Shortcut", delay=60)
+    page.wait_for_timeout(1_000)
+    page.keyboard.press("Control+Enter")
+    page.get_by_role("table", name="Progress per column").wait_for()
+    assert BatchComparison.objects.get().title == "Shortcut"

@@ -26,6 +26,7 @@ from prompts_app.pricing import format_usd
 from prompts_app.run_input import InputTooLarge
 from prompts_app.selectors.batches import soft_budget
 from prompts_app.services import runs
+from prompts_app.testset_files import blank_value
 
 # The most cells one batch may have: 10,000 cases x 5 columns. Its matrix, summary and exports
 # stay within their targets there; a larger comparison is a filtered part of the test set.
@@ -85,7 +86,9 @@ class Preview:
 
     def reasons(self) -> str:
         said = ["it may cost more than the soft budget"] if self.over_budget else []
-        said += [f"{m.label} uses {{{{{m.variable}}}}}, missing in {m.cases} of {m.total}" for m in self.missing]
+        said += [
+            f"{m.label} uses {{{{{m.variable}}}}}, missing or empty in {m.cases} of {m.total}" for m in self.missing
+        ]
         return "; ".join(said) + "."
 
 
@@ -138,7 +141,7 @@ def estimate(*, columns: list[ColumnChoice], test_set: TestSet, case_filter: str
 def missing_variables(
     *, columns: list[ColumnChoice], test_set: TestSet, case_filter: str = ""
 ) -> list[MissingVariable]:
-    """Per column, each `{{variable}}` of its messages that some cases have no value for."""
+    """Per column, each `{{variable}}` of its messages that some cases have no value, or an empty one, for."""
     used = [(column_label(choice), _as_version(choice).variables()) for choice in columns]
     names = {name for _, found in used for name in found}
     lacking: Counter[str] = Counter()
@@ -146,7 +149,9 @@ def missing_variables(
     if names:
         for variables in cases_for(test_set, case_filter).values_list("variables", flat=True).iterator(2000):
             total += 1
-            lacking.update(name for name in names if (variables or {}).get(name) is None)
+            # Empty counts as missing (new-user trial: a set imported "anyway" with empty values
+            # started without a word, although the import had warned about them).
+            lacking.update(name for name in names if blank_value((variables or {}).get(name)))
     return [
         MissingVariable(label, name, lacking[name], total) for label, found in used for name in found if lacking[name]
     ]

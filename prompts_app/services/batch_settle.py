@@ -43,6 +43,19 @@ COLUMN_REFUSED_ERROR = (
     f"Not sent: {REFUSED_PREFIX} to every request of this column ({MAX_REFUSALS} times in a row for "
     "one cell, none of the column got through meanwhile), so the batch stopped sending the column."
 )
+# The same, when the requests never reached Maxim (refused connections, no free connection): the
+# new-user trial stopped Maxim mid-batch and read "Maxim answered 429" for an outage.
+COLUMN_UNREACHED_ERROR = (
+    f"Not sent: Maxim could not be reached for this column ({MAX_REFUSALS} tries in a row for one cell, "
+    "none of the column got through meanwhile), so the batch stopped sending the column. "
+    "Once Maxim is back, use “Run failed cells again”."
+)
+COLUMN_GIVEN_UP = (COLUMN_REFUSED_ERROR, COLUMN_UNREACHED_ERROR)
+
+
+def column_error(run: Run) -> str:
+    """Why a column was given up, from the last attempt of the cell that gave it up."""
+    return COLUMN_REFUSED_ERROR if run.error_status == 429 else COLUMN_UNREACHED_ERROR
 
 
 def store(finished: list[BatchCell], checks: list[checks_module.Check]) -> None:
@@ -129,7 +142,7 @@ def _after_429(cell: BatchCell, run: Run) -> None:
             _fail_refused(cell, run)
         elif _column_refused(cell):  # given up while this cell was with Maxim: not sent again either
             Run.objects.filter(pk=run.pk).update(error=refused_error(cell.refusals))
-            BatchCell.objects.filter(pk=cell.pk).update(state=BatchCell.State.FAILED, error=COLUMN_REFUSED_ERROR)
+            BatchCell.objects.filter(pk=cell.pk).update(state=BatchCell.State.FAILED, error=_given_up_error(cell))
         else:
             Run.objects.filter(pk=run.pk).update(retried_cell=cell.pk)  # the cell's earlier attempt
             _requeue(cell, not_before=until)
@@ -144,13 +157,18 @@ def _fail_refused(cell: BatchCell, run: Run) -> None:
     column = BatchCell.objects.filter(column_id=cell.column_id)
     if not column.filter(state=BatchCell.State.SUCCESS, run__finished_at__gte=first).exists():
         column.filter(state=BatchCell.State.QUEUED).update(
-            state=BatchCell.State.FAILED, error=COLUMN_REFUSED_ERROR, not_before=None
+            state=BatchCell.State.FAILED, error=column_error(run), not_before=None
         )
 
 
 def _column_refused(cell: BatchCell) -> bool:
     given_up = BatchCell.objects.filter(column_id=cell.column_id, state=BatchCell.State.FAILED)
-    return given_up.filter(error=COLUMN_REFUSED_ERROR).exists()
+    return given_up.filter(error__in=COLUMN_GIVEN_UP).exists()
+
+
+def _given_up_error(cell: BatchCell) -> str:
+    given_up = BatchCell.objects.filter(column_id=cell.column_id, error__in=COLUMN_GIVEN_UP)
+    return given_up.values_list("error", flat=True).first() or COLUMN_REFUSED_ERROR
 
 
 def _take_back(cell: BatchCell, run: Run) -> None:
