@@ -225,7 +225,11 @@ def _send_and_store(run: Run, price_rules: list[CustomPriceRule] | None) -> Run:
     """A pool thread's run, marked started by _dispatch: sent once, then stored with whatever
     other threads' runs are waiting to be (_store_answered)."""
     call_maxim(run, price_rules)
-    _store_answered(run)
+    run_watch.answered(1)
+    try:
+        _store_answered(run)
+    finally:
+        run_watch.answered(-1)
     run_watch.run_stored()  # committed: pages held open on this run answer now
     log.info("run %s %s in %s ms", run.pk, run.status, run.latency_ms)
     return run

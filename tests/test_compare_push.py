@@ -332,3 +332,43 @@ def test_a_waiting_stream_writes_a_comment_now_and_then_so_a_page_that_left_is_n
     body = b"".join(client_for(editor).get(watch_url(comparison, runs)).streaming_content).decode()
     assert body.count(": waiting\n\n") >= 3 and body.rstrip().endswith("</div>")  # then "done"
     assert run_watch.SLOTS.holders() == {}
+
+
+@pytest.mark.usefixtures("unsent")
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_draws_a_burst_of_stores_once(file_db, fake_maxim, workspace, editor, client_for, monkeypatch):
+    """A comparison's answers come within milliseconds: while this process still stores some, the
+    stream waits for them (at most SETTLE_SECONDS) and draws every column in one event, instead of an
+    event per store, each taking the GIL from the stores it waits for."""
+    monkeypatch.setattr(run_watch, "SETTLE_SECONDS", 3.0)  # long: a busy machine's timing does not decide
+    comparison, (first, second) = pending_comparison(fake_maxim, workspace, editor)
+    run_watch.answered(2)  # both answered, being stored by the runner
+    threads = [store_later(first, delay=1.0, notify=True)]
+
+    def second_then_settled() -> None:
+        time.sleep(1.6)
+        Run.objects.filter(pk=second.pk).update(status=Run.Status.SUCCESS, output_text="second")
+        connection.close()
+        run_watch.answered(-2)
+        run_watch.run_stored()
+
+    threads.append(threading.Thread(target=second_then_settled))
+    threads[-1].start()
+    events = read_events(client_for(editor).get(watch_url(comparison, [first, second])))
+    for thread in threads:
+        thread.join()
+    assert [name for name, _ in events] == ["update", "done"]
+    assert f'id="column-{first.column_id}"' in events[0][1] and f'id="column-{second.column_id}"' in events[0][1]
+
+
+def test_a_stream_waits_for_stores_in_progress_no_longer_than_settle_seconds():
+    run_watch.answered(1)  # an answer that is never stored (its thread died)
+    try:
+        started = time.monotonic()
+        run_watch.settled_here(started + run_watch.SETTLE_SECONDS)
+        assert run_watch.SETTLE_SECONDS <= time.monotonic() - started < run_watch.SETTLE_SECONDS + 0.5
+    finally:
+        run_watch.answered(-1)
+    started = time.monotonic()
+    run_watch.settled_here(started + 5)
+    assert time.monotonic() - started < 0.5  # nothing waiting: at once

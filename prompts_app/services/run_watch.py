@@ -53,6 +53,30 @@ SLOTS = Slots(
 )
 
 
+_answered_here = 0  # runs of this process Maxim answered that are not stored yet (runner.py)
+SETTLE_SECONDS = 0.03  # at most this long a held stream waits for them before drawing
+
+
+def answered(count: int) -> None:
+    """The runner's note: `count` more (or, negative, fewer) answers of this process are waiting to be stored."""
+    global _answered_here
+    with _stored:
+        _answered_here += count
+        if _answered_here <= 0:
+            _answered_here = 0
+            _stored.notify_all()
+
+
+def settled_here(deadline: float) -> None:
+    """Wait, until `deadline` at most, while answers of this process are still being stored: a
+    comparison's columns are answered within milliseconds of each other, and a stream that drew
+    each store as it came drew four times, each draw taking the GIL from the stores it waited for
+    (bench_browser_compare: the last column 0.1 s after its answer)."""
+    with _stored:
+        while _answered_here > 0 and (left := deadline - time.monotonic()) > 0:
+            _stored.wait(left)
+
+
 def run_stored() -> None:
     """Wake every request held on this database: a run's result was just committed. Held
     requests of this process wake at once, other processes' on their next stat of the stamp."""

@@ -59,6 +59,7 @@ def _events(request: HttpRequest, comparison: Comparison, ids: list[int]) -> Ite
         deadline = time.monotonic() + run_watch.HOLD_SECONDS
         while changes.ids and time.monotonic() < deadline:
             if place.until_stored(changes.ids, min(deadline, time.monotonic() + PING_SECONDS)):
+                run_watch.settled_here(time.monotonic() + run_watch.SETTLE_SECONDS)  # one draw for a burst
                 yield from changes.drawn()
             elif time.monotonic() < deadline:
                 # A comment the browser ignores: writing it to a client that has gone fails, and
