@@ -198,6 +198,11 @@ def test_two_workspaces_slow_runs_still_leave_a_thread_for_a_third(
     assert runner.wait(timeout=60)
 
 
+def _writer_turn():
+    """The lock a store takes its turn with (runner._writing): another store holding it keeps answers waiting."""
+    return runner._sqlite_writes if connection.vendor == "sqlite" else runner._store_turn
+
+
 def _answered_waiting(count: int) -> bool:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -224,11 +229,11 @@ def test_runs_answered_together_are_stored_in_one_transaction_and_wake_the_page_
     monkeypatch.setattr(run_watch, "run_stored", lambda: (wakes.append(1), wake())[1])
     fake_maxim.run_delay = 0.3  # the runs are marked started (a write) before the turn is taken below
     comparison, _ = start(workspace, editor, versions)
-    runner._sqlite_writes.acquire()  # another store in progress: every answer has to wait its turn
+    _writer_turn().acquire()  # another store in progress: every answer has to wait its turn
     try:
         assert _answered_waiting(4)
     finally:
-        runner._sqlite_writes.release()
+        _writer_turn().release()
     assert runner.wait(timeout=20)
     assert groups == [4]
     assert len(wakes) == 4  # each thread says its run is stored; the page's stream draws what it finds
@@ -280,11 +285,11 @@ def test_a_fault_while_storing_a_group_fails_every_run_of_it_with_the_reason(
     fake_maxim.run_delay = 0.3
     comparison, futures = start(workspace, editor, versions)
     monkeypatch.setattr(runner, "store_finished", lambda runs: 1 / 0)
-    runner._sqlite_writes.acquire()  # the three answers wait, then go as one group
+    _writer_turn().acquire()  # the three answers wait, then go as one group
     try:
         assert _answered_waiting(3)
     finally:
-        runner._sqlite_writes.release()
+        _writer_turn().release()
     assert runner.wait(timeout=20)
     assert all(isinstance(f.exception(), ZeroDivisionError) for f in futures)
     runs = list(Run.objects.filter(comparison=comparison))
@@ -311,11 +316,11 @@ def test_one_answer_that_cannot_be_stored_does_not_fail_the_others_of_its_group(
         return store(runs)
 
     monkeypatch.setattr(runner, "store_finished", overflowing)
-    runner._sqlite_writes.acquire()  # the three answers go as one group
+    _writer_turn().acquire()  # the three answers go as one group
     try:
         assert _answered_waiting(3)
     finally:
-        runner._sqlite_writes.release()
+        _writer_turn().release()
     assert runner.wait(timeout=20)
     statuses = dict(Run.objects.filter(comparison=comparison).values_list("pk", "status"))
     assert statuses.pop(bad) == Run.Status.FAILED
