@@ -154,7 +154,10 @@ def _parse_csv(text: str) -> ParsedFile:
     try:
         for cells in reader:
             start, line = line, reader.line_num + 1
-            if not any(cell.strip() for cell in cells):
+            # An empty line, or a row of empty fields (a spreadsheet's trailing ",,,"), is no case;
+            # but a one-column file's quoted "" is a case whose value is empty, warned about like any
+            # other (new-user trial: such rows vanished, while a second column kept them).
+            if not cells or (not any(cell.strip() for cell in cells) and (header is None or len(cells) > 1)):
                 continue
             if header is None:
                 header = [cell.strip() for cell in cells]

@@ -84,3 +84,13 @@ def test_a_value_of_only_invisible_characters_is_empty_too(client_for, editor, t
     html = preview_of(client_for(editor), test_set, data)
     assert "2 rows leave a variable empty" in html
     assert "Line 3: complaint is empty" in html and "Line 4: complaint is empty" in html
+
+
+def test_a_one_column_files_empty_values_are_cases_warned_about_not_dropped(client_for, editor, test_set):  # noqa: F811
+    """New-user trial: with `complaint` as the only column, rows of "" vanished without a word (4 cases
+    of 6), while the same rows beside a second column were warned about. Empty lines are still no case."""
+    data = b'complaint\nLate parcel\n""\nBroken lid\n\nWrong size\n""\n'
+    html = preview_of(client_for(editor), test_set, data)
+    assert "2 rows leave a variable empty" in html
+    assert "Line 3: complaint is empty" in html and "Line 7: complaint is empty" in html
+    assert "Import all 5 cases anyway" in html and "Import only the 3 complete rows" in html
