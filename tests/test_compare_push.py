@@ -336,29 +336,32 @@ def test_a_waiting_stream_writes_a_comment_now_and_then_so_a_page_that_left_is_n
 
 @pytest.mark.usefixtures("unsent")
 @pytest.mark.django_db(transaction=True)
-def test_a_stream_draws_a_burst_of_stores_once(file_db, fake_maxim, workspace, editor, client_for, monkeypatch):
-    """A comparison's answers come within milliseconds: while this process still stores some, the
-    stream waits for them (at most SETTLE_SECONDS) and draws every column in one event, instead of an
-    event per store, each taking the GIL from the stores it waits for."""
+def test_a_stream_draws_the_first_result_at_once_and_the_rest_of_a_burst_once(
+    file_db, fake_maxim, workspace, editor, client_for, monkeypatch
+):
+    """A comparison's answers come within milliseconds: the first is drawn at once; while this process
+    still stores the others, the stream waits for them (at most SETTLE_SECONDS) and draws them in one
+    event, instead of an event per store, each taking the GIL from the stores it waits for."""
     monkeypatch.setattr(run_watch, "SETTLE_SECONDS", 3.0)  # long: a busy machine's timing does not decide
-    comparison, (first, second) = pending_comparison(fake_maxim, workspace, editor)
-    run_watch.answered(2)  # both answered, being stored by the runner
-    threads = [store_later(first, delay=1.0, notify=True)]
+    comparison, (first, second, third) = pending_comparison(fake_maxim, workspace, editor, ("a", "b", "c"))
 
-    def second_then_settled() -> None:
-        time.sleep(1.6)
-        Run.objects.filter(pk=second.pk).update(status=Run.Status.SUCCESS, output_text="second")
+    def burst() -> None:
+        time.sleep(1.0)
+        run_watch.answered(3)  # all three answered, being stored by the runner
+        for run, pause in ((first, 0.3), (second, 0.6), (third, 0.0)):
+            Run.objects.filter(pk=run.pk).update(status=Run.Status.SUCCESS, output_text="stored")
+            run_watch.answered(-1)
+            run_watch.run_stored()
+            time.sleep(pause)
         connection.close()
-        run_watch.answered(-2)
-        run_watch.run_stored()
 
-    threads.append(threading.Thread(target=second_then_settled))
-    threads[-1].start()
-    events = read_events(client_for(editor).get(watch_url(comparison, [first, second])))
-    for thread in threads:
-        thread.join()
-    assert [name for name, _ in events] == ["update", "done"]
-    assert f'id="column-{first.column_id}"' in events[0][1] and f'id="column-{second.column_id}"' in events[0][1]
+    thread = threading.Thread(target=burst)
+    thread.start()
+    events = read_events(client_for(editor).get(watch_url(comparison, [first, second, third])))
+    thread.join()
+    assert [name for name, _ in events] == ["update", "update", "done"]
+    assert f'id="column-{first.column_id}"' in events[0][1] and f'id="column-{second.column_id}"' not in events[0][1]
+    assert f'id="column-{second.column_id}"' in events[1][1] and f'id="column-{third.column_id}"' in events[1][1]
 
 
 def test_a_stream_waits_for_stores_in_progress_no_longer_than_settle_seconds():

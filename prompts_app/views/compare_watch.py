@@ -59,7 +59,8 @@ def _events(request: HttpRequest, comparison: Comparison, ids: list[int]) -> Ite
         deadline = time.monotonic() + run_watch.HOLD_SECONDS
         while changes.ids and time.monotonic() < deadline:
             if place.until_stored(changes.ids, min(deadline, time.monotonic() + PING_SECONDS)):
-                run_watch.settled_here(time.monotonic() + run_watch.SETTLE_SECONDS)  # one draw for a burst
+                if changes.drawn_any:  # the first result is drawn at once; the rest of a burst in one draw
+                    run_watch.settled_here(time.monotonic() + run_watch.SETTLE_SECONDS)
                 yield from changes.drawn()
             elif time.monotonic() < deadline:
                 # A comment the browser ignores: writing it to a client that has gone fails, and
@@ -78,6 +79,7 @@ class _Changes:
         self.batch = plain_int(self.query.get("batch"))
         self.state = shown_diff(self.query)["diff_state"]  # the section the page shows, if the address is ours
         self.columns = columns_of(comparison)  # read once: a comparison's columns never change
+        self.drawn_any = False
 
     def drawn(self) -> Iterator[str]:
         """An "update" with the columns whose runs were stored since the last one, if any."""
@@ -93,6 +95,7 @@ class _Changes:
         self.state = context["diff_state"]  # the section as the page now shows it
         self.query = _as_query(self.query, self.state)
         context["comparison"] = self.comparison
+        self.drawn_any = True
         yield _event("update", render_to_string(f"{PAGE}#watch-changes", context, self.request))
 
     def next_watch(self) -> dict[str, Any]:
