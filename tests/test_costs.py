@@ -75,7 +75,7 @@ def test_presets_and_a_custom_period(client_for, owner, spend):
 def test_tables_per_prompt_version_and_model_with_cost_per_1000_priced_runs(client_for, owner, spend, version):
     response = client_for(owner).get(reverse("cost_review"))
     review = response.context["review"]
-    by_version = {pk: t for (pk, is_draft), t in review.by_version if not is_draft}
+    by_version = dict(review.by_version)
     assert by_version[version.pk].cost_nano == 1_500_000_000 and by_version[version.pk].runs == 3
     # v1: 2 priced runs costing $1.50 -> $750 per 1,000; the pending run is not priced and not counted in it
     assert by_version[version.pk].cost_per_1000_runs_nano == 750_000_000_000
@@ -138,17 +138,24 @@ def test_runs_of_an_unsaved_draft_have_their_own_row_and_totals_still_add_up(cli
     make_run(version, owner, created_at=at(1), cost_nano=1, is_draft=True, record=False)  # not rolled up yet: live
     response = client_for(owner).get(reverse("cost_review"))
     review = response.context["review"]
-    by_version = dict(review.by_version)
-    assert (by_version[(version.pk, False)].runs, by_version[(version.pk, False)].cost_nano) == (1, 100)
-    assert (by_version[(version.pk, True)].runs, by_version[(version.pk, True)].cost_nano) == (4, 31)
+    assert [(pk, t.runs, t.cost_nano) for pk, t in review.by_version] == [(version.pk, 1, 100)]
+    assert [(pk, t.runs, t.cost_nano) for pk, t in review.by_draft] == [(version.prompt_id, 4, 31)]
     assert review.total.runs == 5 and review.total.cost_nano == 131
     body = response.content.decode()
-    assert "Support reply v1 · draft runs" in body
-    assert f"version={version.pk}&amp;draft=yes" in body  # the row links to exactly its runs
+    # A draft is no version (one begun blank is stored against the newest): named after its prompt.
+    assert "Support reply · unsaved drafts" in body and "v1 · draft" not in body
+    assert f"prompt={version.prompt_id}&amp;draft=yes" in body  # the row links to exactly its runs
+    drafts = client_for(owner).get(reverse("run_history"), {"prompt": version.prompt_id, "draft": "yes"})
+    assert drafts.context["totals"].runs == 4 and "Support reply</a> · unsaved draft" in drafts.content.decode()
     history = client_for(owner).get(reverse("run_history"), {"version": version.pk, "draft": "yes"})
     assert history.context["totals"].runs == 4 and len(history.context["page"].runs) == 4
     saved = client_for(owner).get(reverse("run_history"), {"version": version.pk, "draft": "no"})
     assert saved.context["totals"].runs == 1
+    page = client_for(owner).get(reverse("run_detail", args=[history.context["page"].runs[0].pk])).content.decode()
+    assert (
+        "ran an unsaved draft of Support reply" in page
+        and f'href="{reverse("version_detail", args=[version.pk])}"' not in page
+    )
 
 
 def test_a_row_of_failed_runs_only_shows_no_cost_rather_than_zero_dollars(client_for, owner, version):

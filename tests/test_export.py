@@ -144,8 +144,10 @@ def test_export_rounds_latency_and_has_variables_and_draft_columns(client_for, o
         assert draft["latency_ms"] == "1234.6" and saved["latency_ms"] == ""
         assert json.loads(draft["variables"]) == {"company": "=Acme", "name": "Ann"} and saved["variables"] == "{}"
         assert (draft["draft"], saved["draft"]) == ("True", "False")
+        assert (draft["version"], saved["version"]) == ("", "1")  # a draft is no version
     else:
         draft, saved = json.loads(body)
         assert draft["latency_ms"] == 1234.6 and saved["latency_ms"] is None
         assert draft["variables"] == {"name": "Ann", "company": "=Acme"} and saved["variables"] == {}
         assert draft["draft"] is True and saved["draft"] is False
+        assert (draft["version"], saved["version"]) == (None, 1)

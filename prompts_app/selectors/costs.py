@@ -160,7 +160,10 @@ class CostReview:
     end: dt.date
     days: list[tuple[dt.date, Totals]]  # every day of the period, zero where nothing ran
     by_prompt: list[tuple[int, Totals]]
-    by_version: list[tuple[tuple[int, bool], Totals]]  # (version id, is_draft): drafts apart
+    by_version: list[tuple[int, Totals]]  # runs of saved versions, per version id
+    # Runs of unsaved drafts, per prompt id: a draft is no version (one begun blank is stored
+    # against the prompt's newest version, which it did not start from), so it is not named after one.
+    by_draft: list[tuple[int, Totals]]
     by_model: list[tuple[tuple[str, str], Totals]]
     total: Totals
 
@@ -192,14 +195,16 @@ def cost_review(*, workspace_ids: list[int], start: dt.date, end: dt.date) -> Co
 
     days = {start + dt.timedelta(days=n): Totals() for n in range((end - start).days + 1)}
     prompts: dict[int, Totals] = defaultdict(Totals)
-    versions: dict[tuple[int, bool], Totals] = defaultdict(Totals)
+    versions: dict[int, Totals] = defaultdict(Totals)
+    drafts: dict[int, Totals] = defaultdict(Totals)
     models: dict[tuple[str, str], Totals] = defaultdict(Totals)
     total = Totals()
     for day, sums in per_day:
         days[day].add(sums)
         total.add(sums)
     for (prompt_id, version_id, is_draft, provider, model_name), sums in per_version:
-        for bucket in (prompts[prompt_id], versions[(version_id, is_draft)], models[(provider, model_name)]):
+        mine = drafts[prompt_id] if is_draft else versions[version_id]
+        for bucket in (prompts[prompt_id], mine, models[(provider, model_name)]):
             bucket.add(sums)
 
     def by_cost(item: tuple) -> tuple:
@@ -211,6 +216,7 @@ def cost_review(*, workspace_ids: list[int], start: dt.date, end: dt.date) -> Co
         days=list(days.items()),
         by_prompt=sorted(prompts.items(), key=by_cost),
         by_version=sorted(versions.items(), key=by_cost),
+        by_draft=sorted(drafts.items(), key=by_cost),
         by_model=sorted(models.items(), key=by_cost),
         total=total,
     )

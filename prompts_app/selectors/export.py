@@ -89,7 +89,8 @@ def export_record(row: dict) -> dict:
         "created_at": row["created_at"].isoformat(),
         "workspace": row["workspace__name"],
         "prompt": row["prompt__name"],
-        "version": row["version__number"],
+        # A draft is no version (one begun blank is stored against the newest, which it did not start from).
+        "version": None if row["is_draft"] else row["version__number"],
         "provider": row["provider"],
         "model": row["model_name"],
         "status": row["status"],

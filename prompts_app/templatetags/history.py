@@ -31,7 +31,7 @@ _ROW = """<tr>
   <td class="nowrap"><a href="{url}">{when}</a></td>
   <td><span class="badge {status}">{status_label}</span>{draft}{batch}</td>
   <td><span class="clip" title="{workspace}">{workspace}</span></td>
-  <td><a class="clip" href="{prompt_url}" title="{prompt}">{prompt}</a> · v{version}</td>
+  <td><a class="clip" href="{prompt_url}" title="{prompt}">{prompt}</a> · {version}</td>
   <td><span class="muted small">{provider}</span> <span class="clip" title="{model}">{model}</span></td>
   {tokens_cell}
   <td class="num">{cost}</td>
@@ -73,7 +73,8 @@ def history_rows(runs: list[RunRow]) -> list[dict]:
                 "workspace": run.workspace_name,
                 "prompt": run.prompt_name,
                 "prompt_url": prompt_url.format(run.prompt_id),
-                "version": run.version_number or run.version_maxim_id,
+                # A draft is no version: one begun blank is stored against the prompt's newest.
+                "version": "unsaved draft" if run.is_draft else f"v{run.version_number or run.version_maxim_id}",
                 "provider": run.provider,
                 "model": run.model_name,
                 "tokens": None if no_usage else thousands(run.total_tokens),

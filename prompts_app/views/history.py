@@ -134,17 +134,18 @@ def _cost_tables(review: costs.CostReview, scope: history.Scope) -> dict:
     versions = scope.version_by_id
     period = f"date_from={review.start.isoformat()}&date_to={review.end.isoformat()}"
 
-    def version_label(pk: int, is_draft: bool) -> str:
+    def version_label(pk: int) -> str:
         version = versions.get(pk)
-        label = f"{version.prompt.name} v{version.number or version.maxim_id}" if version else f"version #{pk}"
-        return f"{label} · draft runs" if is_draft else label
+        return f"{version.prompt.name} v{version.number or version.maxim_id}" if version else f"version #{pk}"
 
+    version_rows = [(version_label(pk), f"version={pk}&draft=no&{period}", t) for pk, t in review.by_version]
+    draft_rows = [
+        (f"{names.get(pk, f'prompt #{pk}')} · unsaved drafts", f"prompt={pk}&draft=yes&{period}", t)
+        for pk, t in review.by_draft
+    ]
     return {
         "prompt_rows": [(names.get(pk, f"prompt #{pk}"), f"prompt={pk}&{period}", t) for pk, t in review.by_prompt],
-        "version_rows": [
-            (version_label(pk, is_draft), f"version={pk}&draft={'yes' if is_draft else 'no'}&{period}", t)
-            for (pk, is_draft), t in review.by_version
-        ],
+        "version_rows": sorted(version_rows + draft_rows, key=lambda row: (-row[2].cost_nano, -row[2].runs)),
         "model_rows": [
             (f"{provider} / {model or '(none)'}", urlencode({"provider": provider, "model": model}) + "&" + period, t)
             for (provider, model), t in review.by_model
