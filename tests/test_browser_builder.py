@@ -252,3 +252,48 @@ def test_trying_the_draft_shows_output_tokens_and_cost_beside_the_form(
     assert sent[-1].body["messages"] == [{"role": "user", "content": "Hi, I am Ann."}]
     assert PromptVersion.objects.filter(prompt=served_prompt).count() == 1
     page.screenshot(path="/tmp/shots/builder-playground.png")
+
+
+def test_a_fixed_error_goes_away_while_typing_and_the_banner_counts_what_is_left(
+    page, browser_login, editor, served_prompt, fake_maxim
+):
+    open_builder(page, browser_login, editor, served_prompt)
+    type_into(page, "Content of message 1", "You answer for Acme.", delay=40)
+    type_into(page, "Content of message 2", "Where is my order?", delay=40)
+    type_into(page, "Model", "gpt-4o-mini", role="combobox", delay=40)
+    type_into(page, "Stop sequences", "a\nb\nc\nd\ne", delay=40)  # five: one too many
+    page.get_by_role("button", name="+ Add tool").click()
+    tool = page.get_by_role("group", name="Tool 1")
+    tool.get_by_role("textbox", name="Name", exact=True).click()
+    page.keyboard.type("lookup_order", delay=40)
+    parameters = page.get_by_role("textbox", name="Parameters (JSON Schema)")
+    parameters.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type('{"type": "object",', delay=40)  # cut off: not JSON
+    page.keyboard.press("Control+Enter")
+    banner = page.locator("#builder-problems")
+    banner.wait_for()
+    assert "The version was not created: fix the 2 problems" in banner.inner_text()
+    assert tool.get_by_role("alert").count() == 1
+
+    # Finish the JSON and pause: its error goes, the other stays, the banner counts one left.
+    parameters.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type(' "properties": {}}', delay=60)
+    page.wait_for_timeout(AUTOSAVE_PAUSE_MS)
+    assert tool.get_by_role("alert").count() == 0 and parameters.get_attribute("aria-invalid") is None
+    assert "1 problem left" in banner.inner_text()
+    assert page.locator("#builder-settings").get_by_role("alert").count() == 1  # the stop sequences
+    assert caret(page, "#id_t-0-parameters")["focused"]  # typing goes on where it was
+
+    page.get_by_role("textbox", name="Stop sequences").click()
+    page.keyboard.press("Control+End")
+    page.keyboard.press("Backspace")
+    page.keyboard.press("Backspace")
+    page.wait_for_timeout(AUTOSAVE_PAUSE_MS)
+    assert "No problems left" in banner.inner_text()
+    assert page.locator("form#builder").get_by_role("alert").count() == 0
+    page.screenshot(path="/tmp/shots/builder-fixed.png", full_page=True)
+    page.keyboard.press("Control+Enter")
+    page.wait_for_url(re.compile(r"/versions/\d+/$"))
+    assert len(fake_maxim.requests_to("/v1/prompts/versions", "POST")) == 1

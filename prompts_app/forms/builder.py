@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.forms.utils import ErrorDict
 
 from prompts_app.forms.versions import (
@@ -318,6 +319,13 @@ class BuilderForm:
             for sub in getattr(form, "parts", []), getattr(form, "tool_calls", []):
                 for row in sub:
                     row._errors = ErrorDict()
+
+    def invalid_ids(self) -> list[str]:
+        """The ids of the fields that have errors (their error lists are "<id>_error")."""
+        forms = [self.settings, *self.tools]
+        for form in self.messages:
+            forms += [form, *form.parts, *form.tool_calls]
+        return [form[name].auto_id for form in forms for name in form.errors if name != NON_FIELD_ERRORS]
 
     def error_count(self) -> int:
         count = len(self.settings.errors) + len(self.messages.non_form_errors()) + len(self.tools.non_form_errors())

@@ -12,7 +12,7 @@ from typing import Any
 
 import jsonschema
 from django import forms
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.forms.utils import ErrorList
 
 from prompts_app.forms.fields import JSONTextField
@@ -61,7 +61,12 @@ class RowForm(forms.Form):
         super().full_clean()
         where = self.where()
         for name, errors in list((self._errors or {}).items()):
-            self._errors[name] = ErrorList([e if e.startswith(where) else f"{where}: {e}" for e in errors])
+            self._errors[name] = ErrorList(
+                [e if e.startswith(where) else f"{where}: {e}" for e in errors],
+                error_class="nonfield" if name == NON_FIELD_ERRORS else None,
+                renderer=errors.renderer,
+                field_id=errors.field_id,  # the list's id, "<field id>_error", which the field's aria-describedby names
+            )
 
 
 class PartForm(RowForm):

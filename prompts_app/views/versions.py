@@ -241,6 +241,8 @@ def _builder_reply(
             "form": form,
             "revision": draft.revision if draft else 0,
             "builder_url": _builder_url(prompt, base),
+            # The page shows errors from Create or Check: say which are fixed now, as the user types.
+            "recheck": request.POST.get("errors_shown") == "1" and not extra.get("conflict"),
             **extra,
         }
         return render(request, T + "builder.html#builder-status", context)

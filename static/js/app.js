@@ -45,6 +45,35 @@
     form?.querySelectorAll('[aria-invalid="true"]').forEach((field) => field.removeAttribute("aria-invalid"));
   });
 
+  // The builder's autosave, while Create's or Check's errors are shown, says which fields still
+  // have one (data-still-invalid on the banner it updates): the errors of the others are stale.
+  document.addEventListener("htmx:afterSettle", () => {
+    const banner = document.querySelector("[data-still-invalid]");
+    const form = banner?.closest("form");
+    if (!form) return;
+    const still = new Set(banner.getAttribute("data-still-invalid").split(" ").filter(Boolean));
+    banner.removeAttribute("data-still-invalid");
+    form.querySelectorAll('.errorlist[id$="_error"]').forEach((list) => {
+      const id = list.id.slice(0, -"_error".length);
+      if (still.has(id)) return;
+      const alert = list.closest('[role="alert"]');
+      list.closest(".has-error")?.classList.remove("has-error");
+      list.remove();
+      if (alert && !alert.querySelector(".errorlist")) alert.remove();
+      const control = document.getElementById(id);
+      control?.removeAttribute("aria-invalid");
+      const described = control?.getAttribute("aria-describedby")?.split(" ").filter((ref) => ref !== list.id);
+      if (described) described.length ? control.setAttribute("aria-describedby", described.join(" ")) : control.removeAttribute("aria-describedby");
+    });
+    if (still.size === 0) {  // whole-form errors (an empty message...) are gone with the rest
+      form.querySelectorAll('.errorlist').forEach((list) => {
+        const alert = list.closest('[role="alert"]');
+        list.remove();
+        if (alert && !alert.querySelector(".errorlist") && !alert.id) alert.remove();
+      });
+    }
+  });
+
   document.addEventListener("keydown", (event) => {
     // Ctrl/Cmd+Enter submits the nearest form marked data-submit-shortcut (or the page's first).
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
