@@ -131,6 +131,11 @@ def run_pass(name: str, database_url: str, args: argparse.Namespace) -> None:
     from prompts_app.services import batches
 
     call_command("migrate", verbosity=0)
+    from prompts_app import pricing
+
+    # What the web server loads when it starts (runner.start), before anyone presses Start.
+    pricing.warm_up()
+    pricing.warm_up_tokenizers()
     load_before = loadavg()
     settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
     costs: list[str] = []

@@ -191,6 +191,8 @@ def start() -> None:
         _sweeper = threading.Thread(target=_sweep_forever, name="runner-sweep", daemon=True)
     maxim.warm_up()
     pricing.warm_up()
+    # The encodings take seconds of CPU: loaded beside the first requests, not before them.
+    threading.Thread(target=pricing.warm_up_tokenizers, name="tokenizers", daemon=True).start()
     _sweeper.start()
 
 

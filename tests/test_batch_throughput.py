@@ -160,3 +160,31 @@ def test_an_origins_pools_share_one_tls_context_made_before_the_first_run():
     contexts = {id(shard._pool._ssl_context) for shard in http._transport._shards}
     http.close()
     assert contexts == {id(outbound.tls_context())}
+
+
+@pytest.mark.usefixtures("batch_inline")
+def test_answered_cells_free_their_slots_before_they_are_stored(
+    echo_maxim, workspace, batch_test_set, two_versions, editor
+):
+    """A drive claims new cells before it stores the answered ones (the claim is the short
+    transaction the free slots wait for): the answered cells, still "running" in the table,
+    must not count against the limit."""
+    batch = start(workspace, batch_test_set, two_versions, editor, concurrency=4)
+    plan = batch_worker.plan_for(batch.pk)
+    plan.worker = batch_liveness.Heartbeat(batch.pk).row
+    assert len(claim_as(plan, 4)) == 4
+    with transaction.atomic():
+        assert batch_worker._claim(plan, 4) == []  # all four still with Maxim
+        assert len(batch_worker._claim(plan, 4, freeing=2)) == 2  # two of them answered, not stored yet
+    assert batch.cells.filter(state=BatchCell.State.RUNNING).count() == 6
+
+
+def test_a_429_slows_the_batch_before_the_next_claim(transactional_db, settings, fake_maxim, workspace, editor):
+    """The answers are stored after the next claim, except a refusal: it is stored first, so the
+    claim already waits for Retry-After instead of sending more into a Maxim that said slow down."""
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"  # queued, driven below by hand
+    batch = batch_of(fake_maxim, workspace, editor, "gpt-4o", cases=8)  # concurrency 2
+    fake_maxim.fail_next("/v1/prompts/run", 429, {"message": "slow down"}, headers={"Retry-After": "2"})
+    assert batch_worker.drive(batch.pk, slice_seconds=1.0) is True  # out of time while Maxim wants a wait
+    assert len(fake_maxim.requests_to("/v1/prompts/run")) == 2  # the first two; nothing after the 429
+    assert Run.objects.filter(batch_comparison=batch, error_status=429).count() == 1

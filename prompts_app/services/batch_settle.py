@@ -60,7 +60,7 @@ def column_error(run: Run) -> str:
 
 def store(finished: list[BatchCell], checks: list[checks_module.Check]) -> None:
     """Within the caller's transaction: the finished runs, their history totals and their cells."""
-    refused = [cell for cell in finished if cell.run.status == Run.Status.FAILED and _unprocessed(cell.run)]
+    refused = [cell for cell in finished if cell.run.status == Run.Status.FAILED and unprocessed(cell.run)]
     for cell in refused:
         # This refusal and the cell's earlier ones, each kept as a run linked to the cell.
         cell.refusals = Run.objects.filter(retried_cell=cell.pk).count() + 1
@@ -79,7 +79,7 @@ def store(finished: list[BatchCell], checks: list[checks_module.Check]) -> None:
         _after_429(cell, cell.run)
 
 
-def _unprocessed(run: Run) -> bool:
+def unprocessed(run: Run) -> bool:
     """Maxim refused it (429), or it never left: sent again, slowed down like a 429 (hostile trial:
     a full connection pool failed 391 cells that had never been sent)."""
     return run.error_status == 429 or getattr(run, "not_sent", False)

@@ -69,6 +69,7 @@ from prompts_app.services.batch_settle import (  # noqa: F401  (the batch's rule
     refused_error,
     settle,
     store,
+    unprocessed,
 )
 from prompts_app.services.batches import case_inputs
 
@@ -164,9 +165,14 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
             free = min(limit, plan.share) - len(in_flight)  # a claim beyond our share would find nothing
             claimed: list[BatchCell] = []
             # Gather a few free slots per claim rather than one transaction per finished cell.
-            if free >= _claim_step(plan.batch) or not in_flight:
-                claimed = _store_and_claim(plan, finished, free)
+            turn = free >= _claim_step(plan.batch) or not in_flight
+            if turn and any(unprocessed(cell.run) for cell in finished):
+                _store_cells(plan, finished)  # a 429 first slows the batch down: no claim before it counts
                 finished = []
+            if turn:
+                # New cells first, their own short transaction, so they leave while the
+                # answers are stored: freed slots wait for a claim, not for a claim and a store.
+                claimed = _claim_started(plan, free, freeing=len(finished))
             for cell in claimed:
                 if pool is None:
                     _call(plan, cell)
@@ -175,12 +181,15 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
                     future = pool.submit(_in_thread, plan, cell)
                     future.add_done_callback(answered.put)
                     in_flight[future] = cell
+            if turn:
+                _store_cells(plan, finished)
+                finished = []
             if in_flight:
                 for future in _answered(answered, timeout=1.0):
                     future.result()  # a bug surfaces in the task's result
                     finished.append(in_flight.pop(future))
                 continue
-            if claimed or finished:
+            if claimed:
                 continue
             state = _finish_if_done(batch_id)
             if state != BatchComparison.Status.RUNNING:
@@ -211,7 +220,7 @@ def _finish(
         finished += [cell for future, cell in in_flight.items() if future.exception() is None]
     try:
         if finished:
-            _store_and_claim(plan, finished, 0)
+            _store_cells(plan, finished)
     except Exception:
         heartbeat.died()
         try:
@@ -292,26 +301,39 @@ def _call(plan: Plan, cell: BatchCell) -> None:
     runs.call_maxim(cell.run, plan.price_rules, client=plan.client)
     # The dashboard's part: this thread's CPU (building, sending, parsing, pricing), and the
     # call's wall time beyond Maxim's own latency (that also counts waiting for the CPU).
-    cell.cost = Cost(
+    cell.cost = getattr(cell, "cost", Cost()) + Cost(
         cpu=(time.thread_time() - cpu) * 1000,
         wall=max(0.0, (time.perf_counter() - wall) * 1000 - (cell.run.latency_ms or 0.0)),
     )
 
 
-def _store_and_claim(plan: Plan, finished: list[BatchCell], wanted: int) -> list[BatchCell]:
-    """Store `finished` cells and claim up to `wanted` new ones, their runs marked started, in one
-    transaction. Returns the claimed cells, whose runs may be sent once it is committed."""
+def _claim_started(plan: Plan, wanted: int, *, freeing: int) -> list[BatchCell]:
+    """Claim up to `wanted` cells, their runs marked started, in one transaction; they may be sent
+    once it returns. `freeing`: this drive's cells answered but not stored yet (still "running"
+    in the table), whose slots are free: Maxim has answered them."""
+    if wanted <= 0:
+        return []
+    wall, cpu = time.perf_counter(), time.thread_time()
+    with transaction.atomic():
+        claimed = _claim(plan, wanted, started=True, freeing=freeing)
+    if claimed:  # each cell's share of the claim, added to its cost when it is stored
+        share = Cost(cpu=(time.thread_time() - cpu) * 1000, wall=(time.perf_counter() - wall) * 1000)
+        for cell in claimed:
+            cell.cost = Cost(share.cpu / len(claimed), share.wall / len(claimed))
+    return claimed
+
+
+def _store_cells(plan: Plan, finished: list[BatchCell]) -> None:
+    """Store the answered cells (runs, checks, history totals) in one transaction."""
+    if not finished:
+        return
     wall, cpu = time.perf_counter(), time.thread_time()
     with transaction.atomic():
         store(finished, plan.checks)
-        claimed = _claim(plan, wanted, started=True)
-    if finished:
-        run_watch.run_stored()
-        # Each cell is claimed once and stored once: the group's time shared by its cells.
-        cells = max(len(finished), len(claimed))
-        share = Cost(cpu=(time.thread_time() - cpu) * 1000 / cells, wall=(time.perf_counter() - wall) * 1000 / cells)
-        plan.costs += [share + getattr(cell, "cost", Cost()) for cell in finished]
-    return claimed
+    run_watch.run_stored()
+    share = Cost(cpu=(time.thread_time() - cpu) * 1000, wall=(time.perf_counter() - wall) * 1000)
+    share = Cost(share.cpu / len(finished), share.wall / len(finished))
+    plan.costs += [share + getattr(cell, "cost", Cost()) for cell in finished]
 
 
 def _idle_seconds(batch_id: int) -> float:
@@ -332,7 +354,7 @@ def claim(batch_id: int, wanted: int) -> list[int]:
         return [cell.pk for cell in _claim(plan_for(batch_id), wanted)]
 
 
-def _claim(plan: Plan, wanted: int, *, started: bool = False) -> list[BatchCell]:
+def _claim(plan: Plan, wanted: int, *, started: bool = False, freeing: int = 0) -> list[BatchCell]:
     """Within the caller's transaction: lock the batch row, then create the pending runs of up
     to `wanted` queued cells with one insert (a run row exists before its request leaves),
     `started` ones marked started (a drive sends them as soon as the transaction commits).
@@ -354,6 +376,8 @@ def _claim(plan: Plan, wanted: int, *, started: bool = False) -> list[BatchCell]
             cursor.execute(sql.raise_limit, [limit, plan.batch.pk])
         cursor.execute(sql.running, [plan.batch.pk, BatchCell.State.RUNNING])
         running = dict(cursor.fetchall())
+        if freeing and plan.worker is not None:  # answered, not stored yet: their slots are free
+            running[plan.worker.pk] = running.get(plan.worker.pk, 0) - freeing
         free = min(wanted, limit - sum(running.values()), _fair_share(plan, limit, now, running))
         if free <= 0:
             return []
