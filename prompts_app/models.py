@@ -228,6 +228,14 @@ class Draft(VersionContent):
     def __str__(self) -> str:
         return f"Draft of {self.prompt.name} by {self.user}"
 
+    @property
+    def origin(self) -> str:
+        """Where it began: "from v3", or "new" for a draft begun blank."""
+        base = self.base_version
+        if base is None:
+            return "new"
+        return f"from v{base.number}" if base.number else f"from {base.maxim_id}"
+
 
 class Deployment(models.Model):
     version = models.ForeignKey(PromptVersion, on_delete=models.CASCADE, related_name="deployments")
@@ -295,6 +303,9 @@ class ComparisonColumn(models.Model):
     version = models.ForeignKey(PromptVersion, on_delete=models.CASCADE, related_name="+")
     draft_content = models.JSONField(null=True, blank=True)  # a draft snapshot, run against `version`
     input = models.JSONField(null=True, blank=True)  # per-column input when not shared
+    # A draft's name when the comparison was made ("Draft of X (from v1)", "… (new)"): `version` is
+    # only what its runs are stored against, the prompt's newest for a draft begun blank.
+    label = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["position"]

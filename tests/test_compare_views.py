@@ -210,7 +210,29 @@ def test_a_draft_column_sends_its_own_content_with_the_base_versions_ids(
     assert body["modelParameters"] == {"temperature": 0}
     assert column.runs.get().is_draft
     page = client_for(editor).get(reverse("comparison_detail", args=[column.comparison_id])).content.decode()
-    assert "Draft of Support reply" in page
+    assert f"Draft of Support reply (from v{base.number})" in page
+
+
+def test_a_draft_begun_blank_is_named_new_not_after_the_version_its_runs_are_stored_against(
+    client_for, editor, workspace, versions, echo_maxim
+):
+    # New-user trial: a blank draft in a comparison read "Draft of Support reply (on v5)", v5 being
+    # only the prompt's newest version, and its name changed with the next version made.
+    draft = Draft.objects.create(
+        prompt=versions[0].prompt,
+        user=editor,
+        base_version=None,
+        model_name="gpt-4o-mini",
+        provider="openai",
+        messages=[{"role": "system", "content": "Fresh voice for {{company}}."}],
+    )
+    form = client_for(editor).get(new_url(workspace)).content.decode()
+    assert "Your draft (new)" in form
+    response = client_for(editor).post(new_url(workspace), post_data([f"d{draft.pk}", f"v{versions[1].pk}"]))
+    assert response.status_code == 302
+    column = Comparison.objects.get().columns.get(position=0)
+    page = client_for(editor).get(reverse("comparison_detail", args=[column.comparison_id])).content.decode()
+    assert "Draft of Support reply (new)" in page and "(on v" not in page
 
 
 def test_another_users_draft_is_a_404(client_for, editor, owner, workspace, versions):

@@ -257,7 +257,7 @@ class CompareForm(forms.Form):
     def label_of(self, key: str) -> str:
         option = self.options[key]
         if isinstance(option, Draft):
-            return f"Draft of {option.prompt.name}"
+            return f"Draft of {option.prompt.name} ({option.origin})"
         return str(option)
 
     def prompt_groups(self) -> list[tuple[Prompt, list[Choice]]]:
@@ -266,7 +266,13 @@ class CompareForm(forms.Form):
         for key, option in self.options.items():
             prompt = option.prompt
             is_draft = isinstance(option, Draft)
-            label = "Your draft" if is_draft else f"v{option.number}" if option.number else option.maxim_id
+            label = (
+                f"Your draft ({option.origin})"
+                if is_draft
+                else f"v{option.number}"
+                if option.number
+                else option.maxim_id
+            )
             choice = Choice(key, label, _detail(option), key == self.add_value, is_draft)
             groups.setdefault(prompt.pk, (prompt, []))[1].append(choice)
         return sorted(groups.values(), key=lambda group: group[0].name.lower())

@@ -70,6 +70,7 @@ def create_comparison(
                 version=spec.version,
                 draft_content=spec.draft.content() if spec.draft is not None else None,
                 input=None if shared_input else spec.input,
+                label=f"Draft of {spec.draft.prompt.name} ({spec.draft.origin})"[:300] if spec.draft else "",
             )
             for position, spec in enumerate(columns)
         ]

@@ -27,8 +27,8 @@ def runs_by_column(comparison: Comparison, runs: list[Run] | None = None) -> dic
 
 
 def column_label(column: ComparisonColumn) -> str:
-    if column.is_draft:
-        return f"Draft of {column.version.prompt.name} (on v{column.version.number or '?'})"
+    if column.is_draft:  # comparisons made before drafts were labelled: what its runs were stored against
+        return column.label or f"Draft of {column.version.prompt.name} (on v{column.version.number or '?'})"
     return str(column.version)
 
 

@@ -166,7 +166,6 @@ def _playground_context(
         "run_url": _builder_url(prompt, base, "draft_run"),
         "run_key": uuid.uuid4().hex,
         "run_values": values,
-        "against": services.draft_run_version(prompt=prompt, base_version=base),
     }
 
 
