@@ -286,6 +286,21 @@ def test_a_fixed_error_goes_away_while_typing_and_the_banner_counts_what_is_left
     assert page.locator("#builder-settings").get_by_role("alert").count() == 1  # the stop sequences
     assert caret(page, "#id_t-0-parameters")["focused"]  # typing goes on where it was
 
+    # Break the JSON another way, and the temperature too: the errors say what is wrong now.
+    page.keyboard.press("Control+A")
+    page.keyboard.type("[1, 2, 3]", delay=60)
+    type_into(page, "Temperature", "7", role="spinbutton", delay=60)
+    page.wait_for_timeout(AUTOSAVE_PAUSE_MS)
+    assert "JSON object" in tool.get_by_role("alert").inner_text()
+    assert parameters.get_attribute("aria-invalid") == "true"
+    assert "3 problems left" in banner.inner_text()
+    settings_alerts = page.locator("#builder-settings").get_by_role("alert")
+    assert settings_alerts.count() == 2 and "2" in settings_alerts.first.inner_text()  # temperature: 0–2
+
+    parameters.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type('{"type": "object", "properties": {}}', delay=30)
+    page.get_by_role("spinbutton", name="Temperature").fill("")
     page.get_by_role("textbox", name="Stop sequences").click()
     page.keyboard.press("Control+End")
     page.keyboard.press("Backspace")

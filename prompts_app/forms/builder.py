@@ -13,10 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS
+from django.forms import BoundField
 from django.forms.utils import ErrorDict
 
 from prompts_app.forms.versions import (
     MAX_MESSAGES,
+    MAX_PARTS,
+    MAX_TOOL_CALLS,
+    MAX_TOOLS,
     MessageForm,
     MessageFormSetClass,
     PartForm,
@@ -55,28 +59,40 @@ def _read(data: Mapping[str, Any], prefix: str, names: Any) -> dict[str, str]:
     return out
 
 
-def _count(data: Mapping[str, Any], prefix: str) -> int:
-    try:
-        return max(0, min(int(data.get(f"{prefix}-TOTAL_FORMS", 0)), _ROW_CAP))
-    except (TypeError, ValueError):
-        return 0
+class _Rows:
+    """How many rows of each list a post gets read: at most one past the list's own limit (so its
+    "at most N" error still shows) and _ROW_CAP in all. Nested lists multiply: 1,000 parts in
+    each of 50 messages took 83 s to build, store and check (hostile trial)."""
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self.data = data
+        self.left = _ROW_CAP
+
+    def count(self, prefix: str, limit: int) -> int:
+        try:
+            wanted = int(self.data.get(f"{prefix}-TOTAL_FORMS", 0))
+        except (TypeError, ValueError):
+            return 0
+        count = max(0, min(wanted, limit + 1, self.left))
+        self.left -= count
+        return count
 
 
 def state_from_data(data: Mapping[str, Any]) -> State:
+    rows = _Rows(data)
     messages = []
-    for i in range(_count(data, "m")):
+    tools = range(rows.count("t", MAX_TOOLS))  # first: a long message list must not leave no tools
+    for i in range(rows.count("m", MAX_MESSAGES)):
         row = _read(data, f"m-{i}", MessageForm.base_fields)
-        row["parts"] = [
-            _read(data, f"m-{i}-parts-{j}", PartForm.base_fields) for j in range(_count(data, f"m-{i}-parts"))
-        ]
-        row["calls"] = [
-            _read(data, f"m-{i}-calls-{k}", ToolCallForm.base_fields) for k in range(_count(data, f"m-{i}-calls"))
-        ]
+        parts = range(rows.count(f"m-{i}-parts", MAX_PARTS))
+        row["parts"] = [_read(data, f"m-{i}-parts-{j}", PartForm.base_fields) for j in parts]
+        calls = range(rows.count(f"m-{i}-calls", MAX_TOOL_CALLS))
+        row["calls"] = [_read(data, f"m-{i}-calls-{k}", ToolCallForm.base_fields) for k in calls]
         messages.append(row)
     return {
         "settings": _read(data, "", SettingsForm.base_fields),
         "messages": messages,
-        "tools": [_read(data, f"t-{i}", ToolForm.base_fields) for i in range(_count(data, "t"))],
+        "tools": [_read(data, f"t-{i}", ToolForm.base_fields) for i in tools],
     }
 
 
@@ -320,12 +336,23 @@ class BuilderForm:
                 for row in sub:
                     row._errors = ErrorDict()
 
-    def invalid_ids(self) -> list[str]:
-        """The ids of the fields that have errors (their error lists are "<id>_error")."""
+    def _all_forms(self) -> list[Any]:
         forms = [self.settings, *self.tools]
         for form in self.messages:
             forms += [form, *form.parts, *form.tool_calls]
-        return [form[name].auto_id for form in forms for name in form.errors if name != NON_FIELD_ERRORS]
+        return forms
+
+    def invalid_fields(self) -> list[BoundField]:
+        """The fields that have errors (their error lists are "<auto_id>_error")."""
+        return [form[name] for form in self._all_forms() for name in form.errors if name != NON_FIELD_ERRORS]
+
+    def has_whole_form_errors(self) -> bool:
+        """Errors of no one field: "add at least one message", "at most 64 tools", a row's own."""
+        return bool(
+            self.messages.non_form_errors()
+            or self.tools.non_form_errors()
+            or any(NON_FIELD_ERRORS in form.errors for form in self._all_forms())
+        )
 
     def error_count(self) -> int:
         count = len(self.settings.errors) + len(self.messages.non_form_errors()) + len(self.tools.non_form_errors())

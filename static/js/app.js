@@ -45,14 +45,23 @@
     form?.querySelectorAll('[aria-invalid="true"]').forEach((field) => field.removeAttribute("aria-invalid"));
   });
 
-  // The builder's autosave, while Create's or Check's errors are shown, says which fields still
-  // have one (data-still-invalid on the banner it updates): the errors of the others are stale.
+  // The builder's autosave, while Create's or Check's errors are shown, lists the fields that
+  // have one now (data-still-invalid on the banner it updates) with their error lists as the
+  // server rendered them (template#builder-recheck): the errors of the other fields are stale
+  // and go; each listed field shows its errors as they are now, where the page shows the field.
+  function describedBy(control, id, add) {
+    const refs = (control.getAttribute("aria-describedby") || "").split(" ").filter((ref) => ref && ref !== id);
+    if (add) refs.push(id);
+    refs.length ? control.setAttribute("aria-describedby", refs.join(" ")) : control.removeAttribute("aria-describedby");
+  }
   document.addEventListener("htmx:afterSettle", () => {
     const banner = document.querySelector("[data-still-invalid]");
     const form = banner?.closest("form");
     if (!form) return;
     const still = new Set(banner.getAttribute("data-still-invalid").split(" ").filter(Boolean));
+    const wholeForm = banner.hasAttribute("data-whole-form-errors");  // errors of no one field still hold
     banner.removeAttribute("data-still-invalid");
+    banner.removeAttribute("data-whole-form-errors");
     form.querySelectorAll('.errorlist[id$="_error"]').forEach((list) => {
       const id = list.id.slice(0, -"_error".length);
       if (still.has(id)) return;
@@ -61,12 +70,38 @@
       list.remove();
       if (alert && !alert.querySelector(".errorlist")) alert.remove();
       const control = document.getElementById(id);
-      control?.removeAttribute("aria-invalid");
-      const described = control?.getAttribute("aria-describedby")?.split(" ").filter((ref) => ref !== list.id);
-      if (described) described.length ? control.setAttribute("aria-describedby", described.join(" ")) : control.removeAttribute("aria-describedby");
+      if (control) {
+        control.removeAttribute("aria-invalid");
+        describedBy(control, list.id, false);
+      }
     });
-    if (still.size === 0) {  // whole-form errors (an empty message...) are gone with the rest
-      form.querySelectorAll('.errorlist').forEach((list) => {
+    const fresh = document.getElementById("builder-recheck");
+    fresh?.content.querySelectorAll("[data-errors-for]").forEach((holder) => {
+      const id = holder.getAttribute("data-errors-for");
+      const control = document.getElementById(id);
+      const list = holder.querySelector(".errorlist");
+      if (!list || !control || control.type === "hidden" || !form.contains(control)) return;
+      const shown = document.getElementById(list.id);
+      if (shown) {
+        shown.replaceWith(list);
+      } else {
+        const alert = document.createElement("div");
+        alert.setAttribute("role", "alert");
+        alert.append(list);
+        const field = control.closest(".field");
+        if (field) {
+          field.append(alert);
+          field.classList.add("has-error");
+        } else {
+          control.after(alert);
+        }
+      }
+      control.setAttribute("aria-invalid", "true");
+      describedBy(control, list.id, true);
+    });
+    fresh?.remove();
+    if (still.size === 0 && !wholeForm) {  // errors of no one field (a row's own...) are gone with the rest
+      form.querySelectorAll(".errorlist").forEach((list) => {
         const alert = list.closest('[role="alert"]');
         list.remove();
         if (alert && !alert.querySelector(".errorlist") && !alert.id) alert.remove();
