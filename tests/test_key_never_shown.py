@@ -194,3 +194,30 @@ def test_a_server_that_echoes_the_key_in_an_answer_never_gets_it_stored_or_shown
     assert API_KEY not in json.dumps([run.output, run.output_text, run.tool_calls])
     assert API_KEY not in page.content.decode()
     assert API_KEY not in client_for(editor).get(reverse("run_detail", args=[run.pk])).content.decode()
+
+
+def test_a_key_split_across_content_parts_is_redacted_once_joined_and_the_parts_are_not_kept(
+    client_for, editor, version
+):
+    # Hostile trial: each part was redacted alone, then the parts were joined into the output
+    # text, which showed the whole key on the run page and in the exports.
+    from prompts_app.models import Run
+    from tests.conftest import API_KEY, RUN_URL, run_form_data, run_url
+    import httpx
+    import respx
+
+    half = len(API_KEY) // 2
+    parts = [{"type": "text", "text": f"key: {API_KEY[:half]}"}, {"type": "text", "text": API_KEY[half:]}]
+    output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": parts}}]}
+    answer = {"data": {"output": output, "usage": {"promptTokens": 3, "completionTokens": 2, "totalTokens": 5}}}
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(RUN_URL).mock(return_value=httpx.Response(200, json=answer))
+        page = client_for(editor).post(run_url(version), run_form_data())
+    run = Run.objects.get()
+    assert run.status == Run.Status.SUCCESS and run.output_text == "key: [redacted]"
+    stored = json.dumps([run.output, run.output_text, run.tool_calls])
+    assert API_KEY[:half] not in stored and API_KEY[half:] not in stored
+    assert API_KEY not in page.content.decode()
+    assert API_KEY[half:] not in client_for(editor).get(reverse("run_detail", args=[run.pk])).content.decode()
+    export = client_for(editor).get(reverse("run_export_csv"))
+    assert API_KEY not in b"".join(export.streaming_content).decode()

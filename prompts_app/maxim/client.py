@@ -17,7 +17,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any, Protocol
@@ -58,6 +58,10 @@ PAGE_SIZE = 100
 MAX_PAGES = 50
 # Real answers (outputs with tool calls, version messages) are a few levels deep.
 ANSWER_MAX_DEPTH = 100
+# Stored in place of an answer whose parts, put together, held the API key.
+KEY_IN_PIECES = (
+    "Maxim's answer held the workspace's API key split across its parts: it was removed, and the parts are not kept."
+)
 _SAID_LIMIT = 300
 
 
@@ -227,7 +231,15 @@ class MaximClient:
         body = request.body() if isinstance(request, RunRequest) else dict(request)
         until = self._until(RUN_DEADLINE)
         answer, latency_ms = self._call("POST", "/v1/prompts/run", noun="prompt version", body=body, until=until)
-        return shapes.run_result(answer, latency_ms)
+        result = shapes.run_result(answer, latency_ms)
+        # Again once the text is joined: a key cut across content parts is whole only now (hostile
+        # trial). Then the parts are not kept either: put together, they would give it back.
+        text = redact(result.text, self._api_key)
+        calls = redact_all(result.tool_calls, self._api_key)
+        if text == result.text and calls == result.tool_calls:
+            return result
+        log.warning("maxim POST /v1/prompts/run: the answer held the API key in pieces; removed")
+        return replace(result, output={"text": text, "note": KEY_IN_PIECES}, text=text, tool_calls=calls, raw={})
 
     # https://www.getmaxim.ai/docs/prompts/prompt-deployment/deploy-prompt-version
     def deploy(self, request: NewDeployment) -> DeployResult:
