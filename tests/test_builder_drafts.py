@@ -89,3 +89,10 @@ def test_an_autosave_from_a_stale_tab_says_so_and_overwrites_nothing(client_for,
     ).content.decode()
     assert 'id="builder-conflict"' in html and "stale tab A" in html
     assert Draft.objects.get().form_data["m-0-text"] == "from tab B"
+    # A revision that is not a number is no revision the page was given (hostile trial: it
+    # skipped the check and overwrote the draft).
+    for odd in ("garbage", "-1", ""):
+        forged = {**tab_a, "m-0-text": "forged", "draft_revision": odd}
+        html = client.post(builder_url(prompt), forged, HTTP_HX_REQUEST="true").content.decode()
+        assert "This draft changed in another tab; reload" in html and 'value="0"' in html
+    assert Draft.objects.get().form_data["m-0-text"] == "from tab B"

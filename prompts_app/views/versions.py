@@ -184,8 +184,14 @@ def version_builder(request: HttpRequest, prompt_id: int) -> HttpResponse:
 
 
 def _posted_revision(request: HttpRequest) -> int | None:
-    raw = request.POST.get("draft_revision", "")
-    return plain_int(raw, max_digits=9)
+    """The draft revision the page holds; None from a form without one. One that is not a
+    number is no revision the page was given: it loses to any stored draft (hostile trial:
+    "garbage" skipped the other-tab check and overwrote the draft)."""
+    raw = request.POST.get("draft_revision")
+    if raw is None:
+        return None
+    revision = plain_int(raw, max_digits=9)
+    return -1 if revision is None else revision
 
 
 def _builder_post(request: HttpRequest, prompt: Prompt, base: PromptVersion | None) -> HttpResponse:
@@ -208,7 +214,7 @@ def _builder_post(request: HttpRequest, prompt: Prompt, base: PromptVersion | No
             revision=revision,
         )
     except services.DraftConflict as exc:  # keep what was typed on the page, unsaved, and say why
-        return _builder_reply(request, prompt, base, form, action, conflict=exc.message, revision=revision or 0)
+        return _builder_reply(request, prompt, base, form, action, conflict=exc.message, revision=max(revision or 0, 0))
     if action == "changes" and base is not None:  # saved above, so the diff shows what was just typed
         url = _builder_url(prompt, base, "draft_changes")
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
