@@ -70,3 +70,12 @@ def test_a_plain_comparison_still_reads_naturally(comparison):  # noqa: F811
     assert text.startswith("# T\n\nWorkspace: Acme\n")
     assert "Input:\n\n- user: Hi\n" in text
     assert "| 1 | Support reply v1 | gpt-4o | openai | 10/5 |" in text
+
+
+def test_an_input_of_variables_only_has_no_empty_input_heading(comparison):  # noqa: F811
+    # New-user trial: a comparison run with its variables only exported "Input:" over nothing.
+    comparison.input = {"turns": [], "variables": {"product": "kettle"}}
+    comparison.save()
+    add_run(comparison, comparison.columns.first(), 0, text="fine")
+    text = report.export_markdown(comparison)
+    assert "Input:" not in text and "Variables: product=kettle" in text

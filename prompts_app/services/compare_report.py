@@ -320,8 +320,9 @@ def _md_cell(text: str) -> str:
 def _input_lines(inputs: dict[str, Any]) -> list[str]:
     """The input as a list of turns ("- user: ..."), then its variables, each on one line;
     a multi-line turn is fenced inside its item."""
-    lines = ["Input:", ""]
-    for turn in inputs.get("turns") or []:
+    turns = inputs.get("turns") or []
+    lines = ["Input:", ""] if turns else []  # no heading over nothing: variables alone say what was sent
+    for turn in turns:
         role, content = _md_inline(turn.get("role", "?")), str(turn.get("content", ""))
         if "\n" in content or "\r" in content:
             fence = _fence(content)
