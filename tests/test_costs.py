@@ -143,7 +143,7 @@ def test_runs_of_an_unsaved_draft_have_their_own_row_and_totals_still_add_up(cli
     assert review.total.runs == 5 and review.total.cost_nano == 131
     body = response.content.decode()
     # A draft is no version (one begun blank is stored against the newest): named after its prompt.
-    assert "Support reply · unsaved drafts" in body and "v1 · draft" not in body
+    assert "\u2068Support reply\u2069 · unsaved drafts" in body and "v1 · draft" not in body
     assert f"prompt={version.prompt_id}&amp;draft=yes" in body  # the row links to exactly its runs
     drafts = client_for(owner).get(reverse("run_history"), {"prompt": version.prompt_id, "draft": "yes"})
     assert drafts.context["totals"].runs == 4 and "Support reply</a> · unsaved draft" in drafts.content.decode()

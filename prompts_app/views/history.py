@@ -140,7 +140,8 @@ def _cost_tables(review: costs.CostReview, scope: history.Scope) -> dict:
 
     version_rows = [(version_label(pk), f"version={pk}&draft=no&{period}", t) for pk, t in review.by_version]
     draft_rows = [
-        (f"{names.get(pk, f'prompt #{pk}')} · unsaved drafts", f"prompt={pk}&draft=yes&{period}", t)
+        # The name between isolate marks: a right-to-left override in it must not turn the rest around.
+        (f"\u2068{names.get(pk, f'prompt #{pk}')}\u2069 · unsaved drafts", f"prompt={pk}&draft=yes&{period}", t)
         for pk, t in review.by_draft
     ]
     return {
