@@ -33,8 +33,10 @@ Exactly once, whatever dies when:
   worker took (batch_liveness.surplus_chain) ends at once, so chains stay as many as the
   workers sharing the batch.
 
-Fast on SQLite's single writer: the main thread does every write, storing the cells that
-finished and claiming new ones in one transaction; pool threads only talk to Maxim.
+Fast on SQLite's single writer: the main thread does every write; pool threads only talk to
+Maxim. Freed slots wait only for a claim: new cells are claimed in a short transaction of their
+own (the drive's answered, unstored cells count as free) and the answers are stored after they
+have left, except a 429, stored before the claim so that it already honours Retry-After.
 Storing, the 429 rules and settling live in services/batch_settle.py; this module sends.
 """
 
