@@ -75,6 +75,9 @@ def test_a_row_shows_status_prompt_version_model_tokens_cost_latency_user(client
     body = client_for(owner).get(reverse("run_history")).content.decode()
     for text in ("badge success", "Support reply</a> · v1", "gpt-4o", "1,234", "$0.00123", "812 ms", "olivia"):
         assert text in body, text
+    # Rows round to 3 digits and need not add up to their total (new-user trial): every digit on hover.
+    assert 'title="$0.001234567 exactly">$0.00123<' in body
+    assert 'title="$0.001234567 exactly; each row is rounded on its own">$0.00123<' in body
 
 
 def test_failed_run_shows_no_cost_and_unpriced_success_says_unpriced(client_for, owner, version):

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from prompts_app.models import Run
-from prompts_app.pricing import format_usd
+from prompts_app.pricing import format_usd, usd_text
 from prompts_app.selectors.history import RunRow
 
 register = template.Library()
@@ -34,7 +34,7 @@ _ROW = """<tr>
   <td><a class="clip" href="{prompt_url}" title="{prompt}">{prompt}</a> · {version}</td>
   <td><span class="muted small">{provider}</span> <span class="clip" title="{model}">{model}</span></td>
   {tokens_cell}
-  <td class="num">{cost}</td>
+  <td class="num"{cost_title}>{cost}</td>
   <td class="num">{latency}</td>
   <td><span class="clip" title="{user}">{user_shown}</span></td>
 </tr>
@@ -53,6 +53,16 @@ def thousands(value: int | Decimal) -> str:
 def whole_ms(latency_ms: float) -> str:
     """'1,235': floatformat:0 (half up, on the decimal text of the float) then intcomma."""
     return thousands(Decimal(str(latency_ms)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+@register.filter
+def exact_usd(nano: int | None) -> str:
+    """$0.0002025: every digit of a stored cost, for a title beside its rounded text (rows
+    rounded to 3 digits need not add up to their rounded total)."""
+    if nano is None:
+        return "unpriced"
+    whole, _, frac = usd_text(nano).partition(".")
+    return f"${whole}.{frac.rstrip('0').ljust(2, '0')}"
 
 
 @register.filter
@@ -80,6 +90,7 @@ def history_rows(runs: list[RunRow]) -> list[dict]:
                 "tokens": None if no_usage else thousands(run.total_tokens),
                 "tokens_title": f"{thousands(run.prompt_tokens)} in, {thousands(run.completion_tokens)} out",
                 "cost": format_usd(run.cost_nano) if run.status == Run.Status.SUCCESS else None,
+                "cost_nano": run.cost_nano,
                 "latency": None if run.latency_ms is None else f"{whole_ms(run.latency_ms)} ms",
                 "user": run.username or "",
                 "batch_url": batch_url.format(run.batch_comparison_id) if run.batch_comparison_id else "",
@@ -107,6 +118,7 @@ def history_tbody(runs: list[RunRow]) -> SafeString:
                     if row["tokens"] is None
                     else f'<td class="num" title="{e["tokens_title"]}">{e["tokens"]}</td>',
                     "cost": _DASH if row["cost"] is None else e["cost"],
+                    "cost_title": f' title="{exact_usd(row["cost_nano"])} exactly"' if row["cost"] is not None else "",
                     "latency": _DASH if row["latency"] is None else e["latency"],
                     "user_shown": e["user"] or "—",
                 }
