@@ -21,7 +21,16 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from prompts_app import checks as checks_module
-from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, TestCase, TestSet, Workspace
+from prompts_app.models import (
+    BatchCell,
+    BatchColumn,
+    BatchComparison,
+    BatchSettings,
+    Run,
+    TestCase,
+    TestSet,
+    Workspace,
+)
 from prompts_app.services import audit
 
 # case_inputs and estimate are read from here too (the worker, the tests): they live with the estimate.
@@ -315,8 +324,21 @@ def run_failed_again(batch: BatchComparison) -> int:
                 f"This batch was cancelled with {left:,} cell{'s' if left != 1 else ''} never sent; running "
                 "its failed cells again would send those too. Start a new batch instead."
             )
-        again = locked.cells.filter(state=state.FAILED, case__isnull=False).update(
-            state=state.QUEUED, run=None, worker=None, error="", check_results=[], passed=None, not_before=None
+        failed = locked.cells.filter(state=state.FAILED, case__isnull=False)
+        # Each cell gets its full MAX_REFUSALS again: the refusals are counted from the refused runs
+        # linked to the cell (services/batch_settle.py), so the earlier round's are unlinked (they
+        # stay in history with their batch and their reason). Kept, a cell given up after repeated
+        # 429s was given up again at the first 429 of the re-run (new-user trial).
+        Run.objects.filter(retried_cell__in=failed.values("pk")).update(retried_cell=None)
+        again = failed.update(
+            state=state.QUEUED,
+            run=None,
+            worker=None,
+            error="",
+            check_results=[],
+            passed=None,
+            not_before=None,
+            attempts=0,
         )
         if not again:
             raise BatchError("This batch has no failed cells to run again.")
