@@ -163,6 +163,7 @@ def _live_context(
         "retry_ms": run_watch.BUSY_RETRY_MS if busy else 0,
         "can_edit": request.membership.allows(Role.EDITOR),
         "failed_again": progress.failed_to_run_again(batch.status),
+        "unsent_again": progress.unsent_to_send(batch.status),
         "unattended": batch_liveness.unattended_seconds(batch) if running else None,
     }
 
