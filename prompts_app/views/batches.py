@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from prompts_app.batch_chart import cost_pass_chart
+from prompts_app.batch_chart import cost_pass_chart, not_drawn
 from prompts_app.batch_export import EXPORTERS
 from prompts_app.checks import CheckConfigError
 from prompts_app.diffing import word_diff  # the comparison page's word diff, shared
@@ -158,7 +158,9 @@ def _live_context(
         "columns": columns,
         "progress": progress,
         "summary": summary,
-        "chart": cost_pass_chart(points),
+        # Without checks no column has a pass rate: the page says so instead of drawing empty axes.
+        "chart": cost_pass_chart(points) if batch.checks else None,
+        "chart_left_out": not_drawn(points),
         "watch": watch,
         "retry_ms": run_watch.BUSY_RETRY_MS if busy else 0,
         "can_edit": request.membership.allows(Role.EDITOR),
