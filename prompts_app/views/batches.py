@@ -200,6 +200,7 @@ def _render_live(
 ) -> HttpResponse:
     batch.refresh_from_db(fields=["status", "active_seconds", "resumed_at", "finished_at"])
     context = _live_context(request, batch, busy=busy, pushed=rows is not None)
+    context["swapped"] = True  # into a page drawn before: "Show the latest results" means something
     if rows:  # read after the figures: a cell stored in between is drawn now and counted next push
         columns = context["columns"]
         baseline = read.MatrixQuery.from_query(request.GET, len(columns)).baseline
