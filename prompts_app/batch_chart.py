@@ -14,6 +14,16 @@ WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 78, 30, 24, 44
 
 
+def not_drawn(points: Sequence[tuple[int, str, int | None, float | None]]) -> str:
+    """The columns the chart leaves out and why, said under it (the SVG's title is not seen)."""
+    reasons = [
+        f"{n}. {label} ({'no priced run yet' if cost is None else 'no checked result yet'})"
+        for n, label, cost, rate in points
+        if cost is None or rate is None
+    ]
+    return f"Not drawn: {', '.join(reasons)}." if reasons else ""
+
+
 def cost_pass_chart(points: Sequence[tuple[int, str, int | None, float | None]]) -> SafeString:
     """points: (column number, label, cost per 1,000 runs in nano-USD or None, pass rate 0-1 or None).
     Columns without a price or without checks are named in the caption, not drawn at $0."""

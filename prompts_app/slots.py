@@ -29,12 +29,17 @@ class Slots:
 
     def take(self, user_id: object) -> bool:
         """A slot for `user_id`, or False when they (or this process) already hold as many as they may."""
+        return self.take_slot(user_id) is not None
+
+    def take_slot(self, user_id: object) -> int | None:
+        """As take(), with the generation to give the slot back with (None: no slot). Read under the
+        lock with the slot: read before it, it could name the generation before a reset() in between."""
         with self._lock:
             if self._by_user.get(user_id, 0) >= self.per_user or self._taken >= self.per_process:
-                return False
+                return None
             self._by_user[user_id] = self._by_user.get(user_id, 0) + 1
             self._taken += 1
-            return True
+            return self._generation
 
     def give_back(self, user_id: object, generation: int | None = None) -> None:
         with self._lock:
@@ -48,12 +53,11 @@ class Slots:
     @contextmanager
     def held(self, user_id: object) -> Iterator[bool]:
         """True and a slot for the block, or False (and no slot)."""
-        generation = self._generation
-        taken = self.take(user_id)
+        generation = self.take_slot(user_id)
         try:
-            yield taken
+            yield generation is not None
         finally:
-            if taken:
+            if generation is not None:
                 self.give_back(user_id, generation)
 
     def holders(self) -> dict[object, int]:

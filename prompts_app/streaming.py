@@ -41,9 +41,10 @@ SLOTS = Slots(per_user=PER_USER, per_process=PER_PROCESS)
 def one_at_a_time(user_id: object, chunks: Iterable[str]) -> _Held | None:
     """`chunks`, holding a download slot until they are sent, the client goes, or the response is
     closed unsent; None when the person (or this process) already has as many running as it may."""
-    if not SLOTS.take(user_id):
+    generation = SLOTS.take_slot(user_id)
+    if generation is None:
         return None
-    return _Held(user_id, iter(chunks))
+    return _Held(user_id, generation, iter(chunks))
 
 
 class _Held:
@@ -51,8 +52,8 @@ class _Held:
     response's iterator when the client goes; a view closes it when it fails before answering).
     Not a generator: an unstarted generator's `finally` never runs, and its slot was lost."""
 
-    def __init__(self, user_id: object, chunks: Iterator[str]) -> None:
-        self._user_id, self._chunks, self._held = user_id, chunks, True
+    def __init__(self, user_id: object, generation: int, chunks: Iterator[str]) -> None:
+        self._user_id, self._generation, self._chunks, self._held = user_id, generation, chunks, True
 
     def __iter__(self) -> _Held:
         return self
@@ -67,7 +68,7 @@ class _Held:
     def close(self) -> None:
         if self._held:
             self._held = False
-            SLOTS.give_back(self._user_id)
+            SLOTS.give_back(self._user_id, self._generation)  # not after a reset() forgot it
 
 
 def download(

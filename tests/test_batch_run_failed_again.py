@@ -117,18 +117,103 @@ def test_an_outsider_gets_404(client_for, outsider, failed_batch):
     assert client_for(outsider).post(reverse("batch_run_failed_again", args=[failed_batch.pk])).status_code == 404
 
 
-def test_a_running_batch_or_a_cancelled_one_with_cells_never_sent_is_refused_with_the_reason(
-    client_for, editor, workspace, batch_test_set, two_versions, maxim
-):
+def test_a_running_batch_is_refused_with_the_reason(client_for, editor, workspace, batch_test_set, two_versions, maxim):
     batch = batches.start_batch(
         workspace=workspace, test_set=batch_test_set, columns=[ColumnChoice(v) for v in two_versions], user=editor
     )
+    assert BUTTON not in page_of(client_for(editor), batch)
     with pytest.raises(batches.BatchError, match="once the batch is finished or cancelled"):
         batches.run_failed_again(batch)
-    BatchCell.objects.filter(pk=batch.cells.first().pk).update(state=BatchCell.State.FAILED)
-    batches.cancel(batch)
-    assert BUTTON not in page_of(client_for(editor), batch)
-    with pytest.raises(batches.BatchError, match="cancelled with 5 cells never sent"):
-        batches.run_failed_again(batch)
     batch.refresh_from_db()
-    assert batch.status == BatchComparison.Status.CANCELLED and sum(maxim.values()) == 0
+    assert batch.status == BatchComparison.Status.RUNNING and sum(maxim.values()) == 0
+
+
+def test_a_cancelled_batch_sends_its_unsent_and_failed_cells_each_once(
+    client_for, editor, workspace, batch_test_set, two_versions, maxim, django_capture_on_commit_callbacks
+):
+    """New-user trial: a cancelled batch whose cells said "Not sent: the batch was cancelled" could
+    not be run again; the button refused it. Now it sends the unsent cells once and the failed ones
+    once more, and says so before the click."""
+    batch = batches.start_batch(
+        workspace=workspace, test_set=batch_test_set, columns=[ColumnChoice(v) for v in two_versions], user=editor
+    )
+    while not batch.cells.filter(state=BatchCell.State.FAILED).exists():  # until Grace on gpt-4o-mini failed
+        batch_worker.send_cell(batch_worker.claim(batch.pk, 1)[0])
+    unsent = batch.cells.filter(state=BatchCell.State.QUEUED).count()
+    assert unsent >= 1
+    client = client_for(editor)
+    client.post(reverse("batch_cancel", args=[batch.pk]))
+    page = page_of(client, batch)
+    assert page.count("Not sent: the batch was cancelled") == unsent
+    assert "Run the unsent and failed cells" in page
+    said = f"{unsent} cell{'s' if unsent > 1 else ''} the cancelled batch never sent, each sent once; 1 failed cell"
+    assert said in page
+    before = sum(maxim.values())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("batch_run_failed_again", args=[batch.pk]))
+    assert response.status_code == 302
+
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.DONE
+    assert sum(maxim.values()) - before == unsent + 1  # each never sent once, the failed one once more
+    assert all(n == 1 for key, n in maxim.items() if key != ("gpt-4o-mini", "Hello, I am Grace."))
+    assert {c.state for c in batch.cells.all()} == {BatchCell.State.SUCCESS}
+    page = page_of(client, batch)
+    assert "6 of 6 cells" in page and "Not sent" not in page and "Run the unsent" not in page
+    with django_capture_on_commit_callbacks(execute=True):  # a second post (another tab) sends nothing
+        page = client.post(reverse("batch_run_failed_again", args=[batch.pk]), follow=True).content.decode()
+    assert "no failed or unsent cells" in page
+    assert sum(maxim.values()) - before == unsent + 1
+
+
+def test_cells_given_up_after_repeated_429s_get_every_retry_again_when_run_again(
+    client_for, editor, workspace, batch_test_set, two_versions, django_capture_on_commit_callbacks
+):
+    """New-user trial: after "Maxim kept refusing…", "Run failed cells again" gave the capped cell
+    up again at the very first 429 of the re-run: its earlier refusals were still counted."""
+    refusing = {"gpt-4o": float("inf")}  # 429s left before gpt-4o answers again
+    sent: Counter = Counter()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        validate_request("POST", "/v1/prompts/run", body)
+        sent[body["modelName"]] += 1
+        if refusing.get(body["modelName"], 0) > 0:
+            refusing[body["modelName"]] -= 1
+            return httpx.Response(429, headers={"Retry-After": "0"}, json={"message": "slow down"})
+        text = f"Echo {body['modelName']}: {body['messages'][-1]['content']}"
+        usage = {"promptTokens": 10, "completionTokens": 4, "totalTokens": 14}
+        output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+        return httpx.Response(200, json={"data": {"output": output, "usage": usage}})
+
+    batch = batches.start_batch(
+        workspace=workspace,
+        test_set=batch_test_set,
+        columns=[ColumnChoice(v) for v in two_versions],
+        user=editor,
+        concurrency=1,  # one cell at a time: the capped cell is the one whose run is refused next
+    )
+    client = client_for(editor)
+    with respx.mock(base_url=BASE_URL) as router:
+        router.post("/v1/prompts/run").mock(side_effect=answer)
+        drive(batch)
+        batch.refresh_from_db()
+        assert batch.status == BatchComparison.Status.DONE
+        column = batch.cells.filter(column__position=1)
+        assert {c.state for c in column} == {BatchCell.State.FAILED}
+        assert column.filter(error=batch_worker.refused_error(batch_worker.MAX_REFUSALS)).count() == 1
+        assert "answered 429 (rate limit)" in page_of(client, batch)
+
+        refusing["gpt-4o"] = batch_worker.MAX_REFUSALS - 1  # Maxim is busy a while longer, then answers
+        before = sent["gpt-4o"]
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(reverse("batch_run_failed_again", args=[batch.pk]), HTTP_HX_REQUEST="true")
+        assert response.status_code == 200
+        drive(batch)
+
+    batch.refresh_from_db()
+    assert batch.status == BatchComparison.Status.DONE
+    assert {c.state for c in batch.cells.all()} == {BatchCell.State.SUCCESS}
+    assert sent["gpt-4o"] - before == batch_worker.MAX_REFUSALS - 1 + 3  # the refusals, then each cell once
+    assert "answered 429 (rate limit)" not in page_of(client, batch)

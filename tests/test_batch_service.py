@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 
 import httpx
@@ -168,26 +169,35 @@ def test_cancel_keeps_what_finished_and_never_sends_the_rest(echo_maxim, workspa
         batches.resume(batch)
 
 
-def answered_ok() -> httpx.Response:
+def answered_ok(prompt_tokens: object = 5) -> httpx.Response:
     """Maxim's answer "ok" to a run, with its usage."""
     output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}
-    usage = {"promptTokens": 5, "completionTokens": 1, "totalTokens": 6}
+    usage = {"promptTokens": prompt_tokens, "completionTokens": 1, "totalTokens": 6}
     return httpx.Response(200, json={"data": {"output": output, "usage": usage}})
 
 
-def test_a_429_slows_the_workspace_down_and_the_cell_is_sent_again_later(workspace, test_set, prompt, editor):
-    refusals = [2]  # the first two requests are refused, unprocessed
-    sent: list[dict] = []
+def failing_first(times: int, failure: Callable[[httpx.Request], httpx.Response]):
+    """A Maxim whose first `times` requests meet `failure` (which raises for one that never left),
+    then each answers "ok"; and the list of the bodies that reached it."""
+    left, sent = [times], []
 
     def answer(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
         validate_request("POST", "/v1/prompts/run", body)
+        response = None
+        if left[0]:
+            left[0] -= 1
+            response = failure(request)
         sent.append(body)
-        if refusals[0]:
-            refusals[0] -= 1
-            return httpx.Response(429, headers={"Retry-After": "1"}, json={"message": "slow down"})
-        return answered_ok()
+        return response or answered_ok()
 
+    return answer, sent
+
+
+def test_a_429_slows_the_workspace_down_and_the_cell_is_sent_again_later(workspace, test_set, prompt, editor):
+    answer, sent = failing_first(  # the first two requests are refused, unprocessed
+        2, lambda request: httpx.Response(429, headers={"Retry-After": "1"}, json={"message": "slow down"})
+    )
     batch = start(workspace, test_set, [make_version(prompt, 1)], editor, concurrency=4)
     with respx.mock(base_url=BASE_URL) as router:
         router.post("/v1/prompts/run").mock(side_effect=answer)
@@ -385,18 +395,10 @@ def test_a_drive_hands_over_when_another_workspace_s_batch_waits(
 def test_a_cell_whose_request_never_left_is_sent_again_not_failed(workspace, test_set, prompt, editor):
     # Hostile trial: with every pooled connection busy, 391 cells failed with "Too many Maxim requests
     # are already in progress" although none was ever sent. Like a 429, such a cell is sent again.
-    left = [2]  # the first two calls find no free connection
-    arrived: list[dict] = []
+    def no_free_connection(request: httpx.Request) -> httpx.Response:
+        raise httpx.PoolTimeout("no connection free", request=request)
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        if left[0]:
-            left[0] -= 1
-            raise httpx.PoolTimeout("no connection free", request=request)
-        body = json.loads(request.content)
-        validate_request("POST", "/v1/prompts/run", body)
-        arrived.append(body)
-        return answered_ok()
-
+    answer, arrived = failing_first(2, no_free_connection)  # the first two calls find no free connection
     batch = start(workspace, test_set, [make_version(prompt, 1)], editor, concurrency=4)
     with respx.mock(base_url=BASE_URL) as router:
         router.post("/v1/prompts/run").mock(side_effect=answer)
@@ -427,11 +429,7 @@ def test_an_answer_with_an_impossible_token_count_fails_its_cell_with_the_reason
         body = json.loads(request.content)
         validate_request("POST", "/v1/prompts/run", body)
         sent.append(body)
-        if len(sent) == 1:
-            output = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}}]}
-            usage = {"promptTokens": tokens, "completionTokens": 5, "totalTokens": 6}
-            return httpx.Response(200, json={"data": {"output": output, "usage": usage}})
-        return answered_ok()
+        return answered_ok(prompt_tokens=tokens if len(sent) == 1 else 5)
 
     batch = start(workspace, test_set, [make_version(prompt, 1)], editor, concurrency=1)
     with respx.mock(base_url=BASE_URL) as router:

@@ -145,6 +145,22 @@ def test_pause_resume_and_cancel_from_the_page(
     assert batch.status == BatchComparison.Status.DONE
 
 
+def test_show_the_latest_results_is_offered_only_on_a_page_drawn_before_the_batch_stopped(
+    client_for, editor, workspace, test_set, two_versions, finished_batch
+):
+    """New-user trial: the link stayed on a finished batch's page, where it reloads the same page."""
+    client = client_for(editor)
+    link = "Show the latest results"
+    assert link not in client.get(reverse("batch_detail", args=[finished_batch.pk])).content.decode()
+    batch = batches.start_batch(
+        workspace=workspace, test_set=test_set, columns=[ColumnChoice(two_versions[0])], user=editor
+    )
+    assert link not in client.get(reverse("batch_detail", args=[batch.pk])).content.decode()  # running
+    paused = client.post(reverse("batch_pause", args=[batch.pk]), HTTP_HX_REQUEST="true").content.decode()
+    assert link in paused  # swapped into the page drawn while it ran: its matrix is older
+    assert link not in client.get(reverse("batch_detail", args=[batch.pk])).content.decode()  # reloaded
+
+
 def test_the_page_shows_progress_summary_and_the_matrix(client_for, viewer, finished_batch):
     text = client_for(viewer).get(reverse("batch_detail", args=[finished_batch.pk])).content.decode()
     assert "6 of 6 cells" in text

@@ -51,7 +51,11 @@ def test_a_person_builds_a_test_set_from_a_csv_edits_a_case_and_exports(page, br
     cases.wait_for()
     assert page.get_by_role("status").filter(has_text="Imported 3 cases from greetings.csv.").is_visible()
     assert cases.locator("tbody tr").count() == 3
-    assert [h.strip() for h in cases.locator("thead th").all_inner_texts()][:3] == ["#", "NAME", "COMPANY"]
+    assert [h.strip() for h in cases.locator("thead th").all_inner_texts()][:3] == [
+        "#",
+        "name",
+        "company",
+    ]  # variable names as typed
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # long text wraps
 
     page.evaluate("window.stillTheSamePage = true")  # an inline edit must not reload the page

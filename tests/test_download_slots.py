@@ -67,3 +67,17 @@ def test_a_download_whose_audit_record_fails_gives_its_slot_back(client_for, vie
     response = mine.get(reverse("run_export_csv"))
     assert response.status_code == 200
     b"".join(response.streaming_content)
+
+
+def test_a_download_that_outlives_a_reset_gives_back_nothing_it_no_longer_holds(client_for, viewer, batch):
+    """Slots.reset() (between tests) forgets every slot; a download still open then must not give
+    one back afterwards: it raised KeyError, or freed a slot of a download started since."""
+    client = client_for(viewer)
+    old = client.get(reverse("batch_export_csv", args=[batch.pk]))  # open, holding its slot
+    streaming.SLOTS.reset()
+    new = client.get(reverse("batch_export_md", args=[batch.pk]))
+    assert streaming.SLOTS.holders() == {viewer.pk: 1}
+    b"".join(old.streaming_content)  # the old one ends
+    assert streaming.SLOTS.holders() == {viewer.pk: 1}  # the new download still holds its own
+    b"".join(new.streaming_content)
+    assert streaming.SLOTS.holders() == {}

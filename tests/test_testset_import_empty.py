@@ -4,10 +4,13 @@ nothing is dropped) or only the complete rows."""
 
 from __future__ import annotations
 
+import pytest
 from django.urls import reverse
 
-from prompts_app.models import TestSetUpload
+from prompts_app.models import BatchComparison, TestSetUpload
 from prompts_app.services import testsets as services
+from tests.conftest import drive_batch, make_version
+from tests.test_batch_views import confirmation_of, form_data
 from tests.test_testset_import import test_set, upload  # noqa: F401 (fixture)
 
 FILE = b"name,complaint\nAda,Late parcel\nBob,\nCy,  \nDi,Broken lid\n"  # lines 3 and 4 lack a complaint
@@ -94,3 +97,39 @@ def test_a_one_column_files_empty_values_are_cases_warned_about_not_dropped(clie
     assert "2 rows leave a variable empty" in html
     assert "Line 3: complaint is empty" in html and "Line 7: complaint is empty" in html
     assert "Import all 5 cases anyway" in html and "Import only the 3 complete rows" in html
+
+
+SAID = (
+    "In a batch, an empty value leaves nothing where its {{variable}} stands; "
+    "a variable a case does not have at all is sent as typed, {{variable}} itself."
+)
+
+
+@pytest.mark.usefixtures("batch_inline")
+def test_the_import_and_the_batch_start_say_what_a_batch_really_sends_for_an_empty_or_absent_value(
+    client_for,
+    editor,
+    workspace,
+    test_set,  # noqa: F811
+    prompt,
+    echo_maxim,
+):
+    """New-user trial: the import said a batch "would send the prompt with nothing in its place", the
+    batch start that it "would send it as typed"; each was true of one kind of row only."""
+    client = client_for(editor)
+    data = b'{"name": "Ada", "company": "Acme"}\n{"name": "Bob", "company": ""}\n{"name": "Cy"}\n'
+    html = preview_of(client, test_set, data, name="cases.jsonl")
+    assert "2 rows leave a variable empty" in html and SAID in html
+    confirm(client, test_set)
+    version = make_version(prompt, 1)  # "You answer for {{company}}." then "Hello, I am {{name}}."
+    url = reverse("batch_new", args=[workspace.pk])
+    asked = client.post(url, form_data([version], test_set)).content.decode()
+    assert SAID in " ".join(asked.split())
+    client.post(url, form_data([version], test_set, confirmation=confirmation_of(asked)))
+    drive_batch(BatchComparison.objects.get())
+    sent = sorted((body["messages"][1]["content"], body["messages"][0]["content"]) for body in echo_maxim.sent)
+    assert sent == [
+        ("Hello, I am Ada.", "You answer for Acme."),
+        ("Hello, I am Bob.", "You answer for ."),  # empty: nothing in its place
+        ("Hello, I am Cy.", "You answer for {{company}}."),  # absent: as typed
+    ]

@@ -30,7 +30,7 @@ def test_the_case_table_shows_variables_as_columns(client_for, viewer, test_set)
     assert page.status_code == 200
     html = page.content.decode()
     assert 'aria-label="Cases in Greetings"' in html
-    assert '<th scope="col" class="wrap">name</th>' in html and ">company</th>" in html
+    assert '<th scope="col" class="wrap as-typed">name</th>' in html and ">company</th>" in html
     assert "Hi Ada" in html and "Hi Bob" in html
     assert "Add a case" not in html  # a viewer reads only
     assert 'aria-label="Edit case 1"' not in html

@@ -74,9 +74,13 @@ class Progress:
 
     def failed_to_run_again(self, status: str) -> int:
         """The failed cells a person may queue again (services.batches.run_failed_again): on a
-        finished or cancelled batch with nothing in flight or never sent."""
+        finished or cancelled batch with nothing in flight."""
         ended = status in (BatchComparison.Status.DONE, BatchComparison.Status.CANCELLED)
-        return self.failed if ended and not self.running and not self.left else 0
+        return self.failed if ended and not self.running else 0
+
+    def unsent_to_send(self, status: str) -> int:
+        """The cells a cancelled batch never sent, which run_failed_again sends too (each once)."""
+        return self.left if status == BatchComparison.Status.CANCELLED and not self.running else 0
 
 
 def progress(batch: BatchComparison, columns: list[BatchColumn]) -> Progress:

@@ -21,7 +21,16 @@ from django.utils import timezone
 from django.utils.timesince import timesince
 
 from prompts_app import checks as checks_module
-from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, TestCase, TestSet, Workspace
+from prompts_app.models import (
+    BatchCell,
+    BatchColumn,
+    BatchComparison,
+    BatchSettings,
+    Run,
+    TestCase,
+    TestSet,
+    Workspace,
+)
 from prompts_app.services import audit
 
 # case_inputs and estimate are read from here too (the worker, the tests): they live with the estimate.
@@ -296,35 +305,47 @@ def resume(batch: BatchComparison) -> BatchComparison:
 
 def run_failed_again(batch: BatchComparison) -> int:
     """Queue the failed cells of a finished or cancelled batch again (Maxim errors, 429s given up,
-    and "interrupted" ones: their worker died after marking the run started). Returns how many.
+    and "interrupted" ones: their worker died after marking the run started), and run a cancelled
+    batch's cells it never sent. Returns how many cells will be sent.
 
-    Only the cells change: each goes back to "left" without a run, and the workers claim and send
-    it once, as any queued cell (services/batch_worker.py). The failed runs stay in history,
-    labelled with their batch (Run.batch_comparison); the cell shows its newest run. Cells whose
-    test case was deleted stay failed: there is nothing to send.
+    Only the cells change: each failed one goes back to "left" without a run (the never-sent ones
+    are "left" already), and the workers claim and send each once, as any queued cell
+    (services/batch_worker.py). The failed runs stay in history, labelled with their batch
+    (Run.batch_comparison); the cell shows its newest run. Cells whose test case was deleted stay
+    failed: there is nothing to send. A second post (a double click, another tab) finds the batch
+    running, or nothing left to send, and changes nothing.
     """
     statuses, state = BatchComparison.Status, BatchCell.State
     with transaction.atomic():
         locked = BatchComparison.objects.select_for_update().get(pk=batch.pk)
         if locked.status not in (statuses.DONE, statuses.CANCELLED):
             raise BatchError("Failed cells can be run again once the batch is finished or cancelled.")
-        # A cancelled batch's cells never sent would be sent too once it runs again: not asked for.
-        left = locked.cells.filter(state=state.QUEUED).count()
-        if left:
-            raise BatchError(
-                f"This batch was cancelled with {left:,} cell{'s' if left != 1 else ''} never sent; running "
-                "its failed cells again would send those too. Start a new batch instead."
-            )
-        again = locked.cells.filter(state=state.FAILED, case__isnull=False).update(
-            state=state.QUEUED, run=None, worker=None, error="", check_results=[], passed=None, not_before=None
+        if locked.cells.filter(state=state.RUNNING).exists():  # settled first (a dead worker's)
+            raise BatchError("Some cells of this batch are still with Maxim; try again in a moment.")
+        unsent = locked.cells.filter(state=state.QUEUED).count()  # only a cancelled batch has any
+        failed = locked.cells.filter(state=state.FAILED, case__isnull=False)
+        # Each cell gets its full MAX_REFUSALS again: the refusals are counted from the refused runs
+        # linked to the cell (services/batch_settle.py), so the earlier round's are unlinked (they
+        # stay in history with their batch and their reason). Kept, a cell given up after repeated
+        # 429s was given up again at the first 429 of the re-run (new-user trial).
+        Run.objects.filter(retried_cell__in=failed.values("pk")).update(retried_cell=None)
+        again = failed.update(
+            state=state.QUEUED,
+            run=None,
+            worker=None,
+            error="",
+            check_results=[],
+            passed=None,
+            not_before=None,
+            attempts=0,
         )
-        if not again:
-            raise BatchError("This batch has no failed cells to run again.")
+        if not again and not unsent:
+            raise BatchError("This batch has no failed or unsent cells to run.")
         locked.status, locked.resumed_at, locked.finished_at = statuses.RUNNING, timezone.now(), None
         locked.save(update_fields=["status", "resumed_at", "finished_at"])
         transaction.on_commit(lambda: enqueue(locked))
     batch.status, batch.resumed_at, batch.finished_at = locked.status, locked.resumed_at, None
-    return again
+    return again + unsent
 
 
 def _change(batch: BatchComparison, status: str, *, allowed: set[str]) -> BatchComparison:

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from prompts_app.batch_chart import cost_pass_chart
+from prompts_app.batch_chart import cost_pass_chart, not_drawn
 from prompts_app.batch_export import EXPORTERS
 from prompts_app.checks import CheckConfigError
 from prompts_app.diffing import word_diff  # the comparison page's word diff, shared
@@ -158,11 +158,14 @@ def _live_context(
         "columns": columns,
         "progress": progress,
         "summary": summary,
-        "chart": cost_pass_chart(points),
+        # Without checks no column has a pass rate: the page says so instead of drawing empty axes.
+        "chart": cost_pass_chart(points) if batch.checks else None,
+        "chart_left_out": not_drawn(points),
         "watch": watch,
         "retry_ms": run_watch.BUSY_RETRY_MS if busy else 0,
         "can_edit": request.membership.allows(Role.EDITOR),
         "failed_again": progress.failed_to_run_again(batch.status),
+        "unsent_again": progress.unsent_to_send(batch.status),
         "unattended": batch_liveness.unattended_seconds(batch) if running else None,
     }
 
@@ -197,6 +200,7 @@ def _render_live(
 ) -> HttpResponse:
     batch.refresh_from_db(fields=["status", "active_seconds", "resumed_at", "finished_at"])
     context = _live_context(request, batch, busy=busy, pushed=rows is not None)
+    context["swapped"] = True  # into a page drawn before: "Show the latest results" means something
     if rows:  # read after the figures: a cell stored in between is drawn now and counted next push
         columns = context["columns"]
         baseline = read.MatrixQuery.from_query(request.GET, len(columns)).baseline
