@@ -82,8 +82,9 @@ class ParsedFile:
 
 def mark_empty(parsed: ParsedFile, needed: list[str]) -> None:
     """Note on each row the `needed` variables it leaves empty (or, in JSONL, out). Such a row is
-    imported as it is only if the person says so: a batch would send the prompt with nothing in
-    that place (new-user trial: "complaint" empty on row 7 was accepted without a word)."""
+    imported as it is only if the person says so: a batch would send an empty value with nothing
+    in that place, and a JSONL row that leaves the key out with `{{name}}` as typed (new-user
+    trial: "complaint" empty on row 7 was accepted without a word)."""
     for row in parsed.rows:
         row.empty = [name for name in needed if blank_value(row.variables.get(name, ""))]
 
