@@ -57,6 +57,7 @@ def test_running_the_draft_sends_what_is_typed_and_records_a_draft_run(client_fo
     assert '<form id="builder"' not in html
     assert "Hello Ann from Acme" in html and "<strong>37</strong> tokens" in html and "run-cost" in html
     assert ">Acme</textarea>" in html and ">Ann</textarea>" in html
+    assert "Counted in costs as an unsaved draft of Support reply." in html  # re-trial: the name was lost
     assert not PromptVersion.objects.exclude(pk=version.pk).exists()
 
 

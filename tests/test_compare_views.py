@@ -414,7 +414,7 @@ def test_the_configuration_numbers_its_columns_so_a_version_compared_twice_is_to
     page = client_for(editor).get(reverse("comparison_detail", args=[comparison.pk])).content.decode()
     head = page.split('<table class="data config"')[1].split("</thead>")[0]
     label = comparison.columns.first().version.prompt.name
-    assert f"<th>1. {label}" in head and f"<th>2. {label}" in head
+    assert f"<th class=\"as-typed\">1. {label}" in head and f"<th class=\"as-typed\">2. {label}" in head
 
 
 def test_run_again_with_a_batch_number_past_the_database_column_is_refused_not_a_500(

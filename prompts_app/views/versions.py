@@ -279,8 +279,8 @@ def draft_run(request: HttpRequest, prompt_id: int) -> HttpResponse:
     if request.POST.get("action") == "variables":  # the builder saved: refresh the variable fields only
         return render(request, T + "builder.html#playground-vars", context)
     context.update(_try_draft(request, prompt, base, form, context["run_values"]))
-    if request.htmx:
-        return render(request, T + "builder.html#playground", context)
+    if request.htmx:  # the playground alone: its note names the prompt (re-trial: "an unsaved draft of .")
+        return render(request, T + "builder.html#playground", {**context, "prompt": prompt})
     return _render_builder(request, prompt, base, form, draft=draft, **context)
 
 

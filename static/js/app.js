@@ -45,6 +45,14 @@
     form?.querySelectorAll('[aria-invalid="true"]').forEach((field) => field.removeAttribute("aria-invalid"));
   });
 
+  // What a page said on arriving ("Draft discarded.", "Restored your unsaved draft…") is news
+  // until the person starts typing; after that it only sits beside newer messages (new-user
+  // trial: "Draft discarded." stayed through a Check and eighteen edits). Errors stay.
+  document.addEventListener("input", (event) => {
+    if (!event.target.closest?.("form")) return;
+    document.querySelectorAll('#flash .flash-success, #flash .flash-info, #draft-restored').forEach((note) => note.remove());
+  }, { once: true });
+
   // The builder's autosave, while Create's or Check's errors are shown, lists the fields that
   // have one now (data-still-invalid on the banner it updates) with their error lists as the
   // server rendered them (template#builder-recheck): the errors of the other fields are stale
