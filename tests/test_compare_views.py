@@ -414,7 +414,7 @@ def test_the_configuration_numbers_its_columns_so_a_version_compared_twice_is_to
     page = client_for(editor).get(reverse("comparison_detail", args=[comparison.pk])).content.decode()
     head = page.split('<table class="data config"')[1].split("</thead>")[0]
     label = comparison.columns.first().version.prompt.name
-    assert f"<th class=\"as-typed\">1. {label}" in head and f"<th class=\"as-typed\">2. {label}" in head
+    assert f'<th class="as-typed">1. {label}' in head and f'<th class="as-typed">2. {label}' in head
 
 
 def test_run_again_with_a_batch_number_past_the_database_column_is_refused_not_a_500(
@@ -426,3 +426,15 @@ def test_run_again_with_a_batch_number_past_the_database_column_is_refused_not_a
         assert client_for(editor).post(url, {"repeats": 1, "batch": batch}).status_code in (200, 302)
     comparison.refresh_from_db()
     assert comparison.batch == 1  # nothing started
+
+
+def test_each_run_records_only_the_variables_its_version_uses(client_for, editor, workspace, versions, echo_maxim):
+    # Re-trial: every run of a comparison held every column's variables, so searching history
+    # for one version's input found the runs of the others too.
+    response = client_for(editor).post(new_url(workspace), post_data(keys(versions[0], versions[2])))
+    assert response.status_code == 302
+    recorded = {run.version_id: run.input["variables"] for run in Run.objects.all()}
+    used = {v.pk: set(v.variables()) for v in (versions[0], versions[2])}
+    assert used[versions[2].pk] == {"company"} and used[versions[0].pk] > {"company"}
+    assert {pk: set(variables) for pk, variables in recorded.items()} == used
+    assert Comparison.objects.get().input["variables"] == {"company": "Acme", "name": "Ada"}  # the form keeps both

@@ -13,7 +13,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from prompts_app import runner
-from prompts_app.models import Comparison, ComparisonColumn, Draft, PromptVersion, Run, Workspace
+from prompts_app.models import (
+    Comparison,
+    ComparisonColumn,
+    Draft,
+    PromptVersion,
+    Run,
+    Workspace,
+    message_texts,
+    variable_names,
+)
 from prompts_app.services import rows
 from prompts_app.services.once import create_once
 from prompts_app.services.runs import custom_price_rules, new_run
@@ -84,6 +93,17 @@ def column_input(comparison: Comparison, column: ComparisonColumn) -> dict[str, 
     return column.input if not comparison.shared_input and column.input else comparison.input
 
 
+def _sent_input(comparison: Comparison, column: ComparisonColumn) -> dict[str, Any]:
+    """The column's input with only the variables its messages use: a run records what it was
+    sent (re-trial: every run of a comparison held every column's variables, so a word of one
+    version's input found the runs of all)."""
+    inputs = column_input(comparison, column)
+    messages = (column.draft_content or {}).get("messages", []) if column.is_draft else column.version.messages
+    used = set(variable_names(text for message in messages for text in message_texts(message)))
+    variables = {name: value for name, value in (inputs.get("variables") or {}).items() if name in used}
+    return {**inputs, "variables": variables}
+
+
 def run_comparison(
     comparison: Comparison, *, user: AbstractBaseUser, repeats: int = 1, batch: int | None = None
 ) -> list[Future]:
@@ -115,7 +135,7 @@ def _record_batch(comparison: Comparison, *, user: AbstractBaseUser, repeats: in
     runs = [
         new_run(
             version=column.version,
-            inputs=column_input(comparison, column),
+            inputs=_sent_input(comparison, column),
             user=user,
             content=column.draft_content,
             comparison=comparison,
