@@ -183,6 +183,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "prompts_app.middleware.HistoryRestoreMiddleware",  # Back to a pushed URL draws the whole page
     "axes.middleware.AxesMiddleware",  # last: it turns a locked-out login into the lockout page
 ]
 

@@ -179,6 +179,10 @@ def test_filters_failed_only_differing_and_search(client_for, viewer, finished_b
     assert "3 cases" in differ  # the two models echo differently on every case
     search = client.get(url, {"q": "Linus"}, HTTP_HX_REQUEST="true").content.decode()
     assert "1 case" in search and "Hello, I am Linus." in search and "<html" not in search
+    # Back to a URL htmx pushed, its snapshot not cached: the whole page, not the matrix alone
+    # (new-user trial: the top bar, title, progress and summary were gone).
+    restored = client.get(url, {"q": "Linus"}, HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true")
+    assert "<html" in restored.content.decode() and "<main" in restored.content.decode()
 
 
 def test_the_first_page_and_summary_take_at_most_ten_queries(client_for, viewer, finished_batch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from django.core.management import call_command
@@ -136,7 +137,8 @@ def test_the_runner_loads_the_token_encodings_beside_the_first_requests(monkeypa
     monkeypatch.setattr(runner, "sweep", lambda: 0)
     pricing._encoder.cache_clear()
     runner.start()
-    loader = next(t for t in threading.enumerate() if t.name == "tokenizers")
-    loader.join(timeout=60)
+    deadline = time.monotonic() + 60
+    while pricing._encoder.cache_info().currsize < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     runner._stop.set()
     assert pricing._encoder.cache_info().currsize == 2
