@@ -291,4 +291,4 @@ def test_garbage_management_data_reads_as_no_rows_instead_of_crashing():
     state = state_from_data({"m-TOTAL_FORMS": "many", "t-TOTAL_FORMS": "-3", "model_name": "x"})
     assert state["messages"] == [] and state["tools"] == []
     capped = state_from_data({"m-TOTAL_FORMS": "99999999"})
-    assert len(capped["messages"]) == 1000
+    assert len(capped["messages"]) == 101  # one past MAX_MESSAGES: the "at most 100" error still shows
