@@ -42,7 +42,9 @@ def test_the_page_of_a_running_batch_holds_one_request_and_never_polls_on_a_time
     html = client_for(viewer).get(reverse("batch_detail", args=[running.pk])).content.decode()
     run = running.cells.get(state="running").run
     assert "every 1s" not in html and 'hx-trigger="every' not in html
-    assert f"/watch/?status=running&amp;running=1&amp;runs={run.pk}" in html and 'hx-trigger="load"' in html
+    assert (
+        f"/watch/?status=running&amp;running=1&amp;runs={run.pk}" in html and 'hx-trigger="load, watch-retry"' in html
+    )
 
 
 def test_a_finished_batch_has_no_watch(client_for, viewer, workspace, prompt, editor):
@@ -104,7 +106,7 @@ def test_the_watch_holds_while_nothing_changes(client_for, viewer, running, shor
 def test_when_every_slot_is_taken_the_watch_answers_now_and_retries_later(client_for, viewer, running, monkeypatch):
     monkeypatch.setattr(run_watch.SLOTS, "per_user", 0)
     html = watch(client_for(viewer), running, Shown.of(running)).content.decode()
-    assert f'hx-trigger="load delay:{run_watch.BUSY_RETRY_MS}ms"' in html
+    assert f'hx-trigger="load delay:{run_watch.BUSY_RETRY_MS}ms, watch-retry"' in html
 
 
 @pytest.mark.django_db(transaction=True)
@@ -130,3 +132,28 @@ def test_a_cell_stored_by_a_worker_is_pushed_at_once(file_db, client_for, viewer
     assert waited < run_watch.HOLD_SECONDS / 2
     assert "4 of 4 cells" in html and "Done" in html and 'id="batch-watch"' not in html
     assert html.count("100% (2/2)") == 2  # the summary, fresh without a reload (column 2 was 1/1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_deleted_while_its_page_waits_is_said_gone_not_a_server_error(
+    file_db, client_for, viewer, workspace, prompt, editor
+):
+    """An editor deletes the test set (and with it the batch) while a viewer's page waits on it:
+    the held request answers with a sentence in place of the progress and asks nothing more
+    (it raised DoesNotExist: a 500, and the page stopped updating without a word)."""
+    batch = seed(workspace, prompt, editor, cases=2, failing={}, status="running", running={(2, 2)})
+    shown = Shown.of(batch)
+
+    def editor_deletes():
+        time.sleep(0.3)
+        batch.test_set.delete()
+        run_watch.run_stored()
+        connection.close()
+
+    thread = threading.Thread(target=editor_deletes)
+    thread.start()
+    response = watch(client_for(viewer), batch, shown)
+    thread.join()
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "This batch no longer exists" in html and 'id="batch-watch"' not in html

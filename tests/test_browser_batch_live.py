@@ -77,3 +77,33 @@ def test_a_person_on_page_3_sees_every_cell_of_it_fill_in(page, browser_login, v
         row.get_by_text(text).wait_for(timeout=10_000)
     assert page.locator(f"#shown-{last.case_id}").get_attribute("value").endswith("qqqss")
     assert page.evaluate("window.stillTheSamePage") is True and "page=3" in page.url
+
+
+def test_a_lost_connection_pauses_the_live_updates_and_they_come_back(
+    page, browser_login, viewer, editor, workspace, prompt
+):
+    """The page's held request fails (a server restarting, a network blip): the page says so and
+    asks again, instead of showing a running batch that never moves (a failed answer ended the
+    chain of held requests without a word)."""
+    batch = big_running_batch(workspace, prompt, editor, cases=3, repeats=1)
+    browser_login(viewer)
+    lost = []
+
+    def blip(route):
+        if lost:
+            route.continue_()
+        else:
+            lost.append(route.request.url)
+            route.abort("connectionreset")
+
+    page.route("**/watch/**", blip)
+    page.goto(f"/batches/{batch.pk}/")
+    note = page.get_by_role("status").filter(has_text="trying again")
+    note.wait_for()
+    page.wait_for_timeout(1500)  # longer than the first pause: asked again, and now held
+    cell = batch.cells.get(case__position=2, column__position=1)
+    run = claim(cell)
+    store_run(cell, run, "Stored after the blip")
+    run_watch.run_stored()
+    page.get_by_role("table", name="Results matrix").get_by_text("Stored after the blip").wait_for()
+    assert len(lost) == 1 and not note.is_visible()

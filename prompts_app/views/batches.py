@@ -198,7 +198,10 @@ def batch_watch(request: HttpRequest, batch_id: int) -> HttpResponse:
 def _render_live(
     request: HttpRequest, batch: BatchComparison, busy: bool = False, rows: dict[int, str] | None = None
 ) -> HttpResponse:
-    batch.refresh_from_db(fields=["status", "active_seconds", "resumed_at", "finished_at"])
+    try:
+        batch.refresh_from_db(fields=["status", "active_seconds", "resumed_at", "finished_at"])
+    except BatchComparison.DoesNotExist:  # deleted while the page waited (its test set or workspace went)
+        return render(request, PAGE + "#gone", {})
     context = _live_context(request, batch, busy=busy, pushed=rows is not None)
     context["swapped"] = True  # into a page drawn before: "Show the latest results" means something
     if rows:  # read after the figures: a cell stored in between is drawn now and counted next push

@@ -117,6 +117,24 @@
     }
   });
 
+  // A page's held request (data-watch-retry) that failed, a server restarting or a lost
+  // connection, asks again after a growing pause instead of ending the page's live updates
+  // without a word; the note it names says so until an answer comes.
+  function retryWatch(event) {
+    const watch = event.detail.elt;
+    if (!watch?.hasAttribute?.("data-watch-retry")) return;
+    const pause = Math.min(30000, 2 * (Number(watch.dataset.retryPause) || 500));
+    watch.dataset.retryPause = String(pause);
+    const note = document.getElementById(watch.getAttribute("data-watch-retry"));
+    if (note) {
+      note.textContent = `Live updates lost the server; trying again in ${Math.round(pause / 1000)} s. Reloading the page also shows the latest.`;
+      note.hidden = false;
+    }
+    setTimeout(() => watch.isConnected && htmx.trigger(watch, "watch-retry"), pause);
+  }
+  document.addEventListener("htmx:responseError", retryWatch);
+  document.addEventListener("htmx:sendError", retryWatch);
+
   document.addEventListener("keydown", (event) => {
     // Ctrl/Cmd+Enter submits the nearest form marked data-submit-shortcut (or the page's first).
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
