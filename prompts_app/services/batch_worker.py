@@ -33,22 +33,24 @@ Exactly once, whatever dies when:
   worker took (batch_liveness.surplus_chain) ends at once, so chains stay as many as the
   workers sharing the batch.
 
-Fast on SQLite's single writer: the main thread does every write; pool threads only talk to
-Maxim. Freed slots wait only for a claim: new cells are claimed in a short transaction of their
-own (the drive's answered, unstored cells count as free) and the answers are stored after they
-have left, except a 429, stored before the claim so that it already honours Retry-After.
+Fast on SQLite's single writer: the main thread does every write; the sending threads only talk
+to Maxim. Freed slots wait for no claim: the drive claims a few cells ahead (services/batch_sender:
+"armed", their runs marked started, at most 4 a drive, counted as running beyond the limit), and a
+thread that has an answer sends the next armed cell at once, keeping to the drive's part of the
+limit; a worker that dies leaves its armed cells "interrupted" like those in flight, never sent
+again. A pause, a cancel, a 429 or the end of the drive queues the armed cells again (no run).
+New cells are claimed in a short transaction of their own (the drive's answered, unstored cells
+count as free) and the answers are stored after, except a 429, stored before the claim so that
+it already honours Retry-After.
 Storing, the 429 rules and settling live in services/batch_settle.py; this module sends.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import statistics
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -63,6 +65,7 @@ from prompts_app.maxim import MaximClient, MaximError, Use, client_for
 from prompts_app.models import BatchCell, BatchColumn, BatchComparison, BatchSettings, BatchWorker, Run, TestCase
 from prompts_app.run_input import input_problem
 from prompts_app.services import batch_liveness, rows, run_watch, runs
+from prompts_app.services.batch_sender import Sender, disarm
 from prompts_app.services.batch_settle import (  # noqa: F401  (the batch's rules, read here by tests and callers)
     COLUMN_REFUSED_ERROR,
     DELETED_WHILE_SENT_ERROR,
@@ -109,6 +112,8 @@ class Plan:
     drives: int = 1  # live drives of the batch, this one included (see _fair_share)
     drives_until: datetime | None = None  # when to count them again
     share: int = 10**6  # this drive's part of the limit while other drives work on the batch
+    cap: int = 0  # at most this many of the drive's cells with Maxim at once (set by each claim)
+    may_send: bool = True  # the last claim found the batch running and not waiting out a 429
 
 
 def plan_for(batch_id: int) -> Plan:
@@ -142,9 +147,8 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
     limit = plan.batch.concurrency
     heartbeat = batch_liveness.Heartbeat(batch_id)
     plan.worker = heartbeat.row
-    pool = None if inline else ThreadPoolExecutor(max_workers=limit, thread_name_prefix="batch")
-    in_flight: dict[Future, BatchCell] = {}
-    answered: queue.SimpleQueue[Future] = queue.SimpleQueue()  # futures done, in the order they finished
+    sender = None if inline else Sender(lambda cell: _call(plan, cell), unprocessed_cell, threads=limit)
+    reserve = 0 if inline else _reserve(limit)
     finished: list[BatchCell] = []
     more = False
     handed_over = False
@@ -164,32 +168,33 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
                 if now - started >= FAIR_SLICE_SECONDS and batch_liveness.another_batch_waits(batch_id):
                     more = True  # our next task goes to the back of the queue, behind the waiting batch
                     break
-            free = min(limit, plan.share) - len(in_flight)  # a claim beyond our share would find nothing
+            outstanding = sender.outstanding if sender else 0  # armed, or with Maxim
+            # A claim beyond our share (and the few armed ahead) would find nothing.
+            free = min(limit, plan.share) + reserve - outstanding
             claimed: list[BatchCell] = []
             # Gather a few free slots per claim rather than one transaction per finished cell.
-            turn = free >= _claim_step(plan.batch) or not in_flight
+            turn = free >= _claim_step(plan.batch) or not outstanding
             if turn and any(unprocessed(cell.run) for cell in finished):
                 _store_cells(plan, finished)  # a 429 first slows the batch down: no claim before it counts
                 finished = []
             if turn:
                 # New cells first, their own short transaction, so they leave while the
                 # answers are stored: freed slots wait for a claim, not for a claim and a store.
-                claimed = _claim_started(plan, free, freeing=len(finished))
-            for cell in claimed:
-                if pool is None:
+                claimed = _claim_started(plan, free, freeing=len(finished), reserve=reserve)
+                if sender is not None:
+                    _arm(sender, plan, claimed)
+            if sender is None:
+                for cell in claimed:
                     _call(plan, cell)
                     finished.append(cell)
-                else:
-                    future = pool.submit(_in_thread, plan, cell)
-                    future.add_done_callback(answered.put)
-                    in_flight[future] = cell
             if turn:
                 _store_cells(plan, finished)
                 finished = []
-            if in_flight:
-                for future in _answered(answered, timeout=1.0):
-                    future.result()  # a bug surfaces in the task's result
-                    finished.append(in_flight.pop(future))
+            if sender is not None and sender.outstanding:
+                for cell, failure in sender.answers(timeout=1.0):
+                    if failure is not None:
+                        raise failure  # a bug surfaces in the task's result
+                    finished.append(cell)
                 continue
             if claimed:
                 continue
@@ -197,29 +202,49 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
             if state != BatchComparison.Status.RUNNING:
                 break
             time.sleep(_idle_seconds(batch_id))
-        if in_flight:  # only when handing over: a drive that ends otherwise has nothing in flight
+        if sender is not None and sender.outstanding:  # only when handing over: else nothing is out
+            disarm(sender.halt())
             heartbeat.claims_no_more()
-            _finish_later(plan, pool, in_flight, finished, heartbeat)
+            _finish_later(plan, sender, finished, heartbeat)
             handed_over = True
     finally:
         if not handed_over:
-            _finish(plan, pool, in_flight, finished, heartbeat)
+            _finish(plan, sender, finished, heartbeat)
     return more
 
 
-def _finish(
-    plan: Plan,
-    pool: ThreadPoolExecutor | None,
-    in_flight: dict[Future, BatchCell],
-    finished: list[BatchCell],
-    heartbeat: batch_liveness.Heartbeat,
-) -> None:
-    """Wait for the calls still with Maxim, store them and the cells not stored yet, end the heartbeat."""
-    if pool is not None:
-        while wait_futures(in_flight, timeout=1.0).not_done:
-            heartbeat.beat()  # still alive while the last answers come in
-        pool.shutdown()
-        finished += [cell for future, cell in in_flight.items() if future.exception() is None]
+def _reserve(limit: int) -> int:
+    """Cells a drive claims ahead of its free slots (batch_sender): one per 8 of the limit, 1 to 4."""
+    return max(1, min(4, limit // 8))
+
+
+def _arm(sender: Sender, plan: Plan, claimed: list[BatchCell]) -> None:
+    """Hand the claimed cells to the sending threads, or, when the claim found the batch paused,
+    cancelled or waiting out a 429, stop sending and queue the armed cells again."""
+    if not plan.may_send:
+        disarm(sender.halt())
+        return
+    sender.resume()
+    sender.offer(claimed, cap=plan.cap)
+
+
+def unprocessed_cell(cell: BatchCell) -> bool:
+    return unprocessed(cell.run)
+
+
+def _finish(plan: Plan, sender: Sender | None, finished: list[BatchCell], heartbeat: batch_liveness.Heartbeat) -> None:
+    """Queue the armed cells again, wait for the calls still with Maxim, store them and the cells
+    not stored yet, end the heartbeat."""
+    try:
+        if sender is not None:
+            disarm(sender.halt())
+            while sender.sending or sender.has_answers:
+                finished += [cell for cell, failure in sender.answers(timeout=1.0) if failure is None]
+                heartbeat.beat()  # still alive while the last answers come in
+            sender.shutdown()
+    except Exception:
+        heartbeat.died()  # its cells are settled at once by the usual rules
+        raise
     try:
         if finished:
             _store_cells(plan, finished)
@@ -259,21 +284,6 @@ def _finish_later(plan: Plan, *args: Any) -> threading.Thread:
     return thread
 
 
-def _answered(answered: queue.SimpleQueue[Future], *, timeout: float) -> list[Future]:
-    """The calls that finished: at least one (waiting up to `timeout`), and any others already
-    done. A queue the pool's threads fill, not concurrent.futures.wait(), which hangs a waiter on
-    every future in flight each time it is called (once per answer)."""
-    try:
-        done = [answered.get(timeout=timeout)]
-    except queue.Empty:
-        return []
-    while True:
-        try:
-            done.append(answered.get_nowait())
-        except queue.Empty:
-            return done
-
-
 def _log_costs(batch_id: int, costs: list[Cost]) -> None:
     if costs:
         cpu, wall = statistics.median(c.cpu for c in costs), statistics.median(c.wall for c in costs)
@@ -290,13 +300,6 @@ def _claim_step(batch: BatchComparison) -> int:
     return max(1, batch.concurrency // 16)
 
 
-def _in_thread(plan: Plan, cell: BatchCell) -> None:
-    try:
-        _call(plan, cell)
-    finally:
-        connections.close_all()  # this thread's own connections, if any; the pool outlives no task
-
-
 def _call(plan: Plan, cell: BatchCell) -> None:
     """Send the started run and read the answer (priced); stores nothing."""
     wall, cpu = time.perf_counter(), time.thread_time()
@@ -309,7 +312,7 @@ def _call(plan: Plan, cell: BatchCell) -> None:
     )
 
 
-def _claim_started(plan: Plan, wanted: int, *, freeing: int) -> list[BatchCell]:
+def _claim_started(plan: Plan, wanted: int, *, freeing: int, reserve: int = 0) -> list[BatchCell]:
     """Claim up to `wanted` cells, their runs marked started, in one transaction; they may be sent
     once it returns. `freeing`: this drive's cells answered but not stored yet (still "running"
     in the table), whose slots are free: Maxim has answered them."""
@@ -317,7 +320,7 @@ def _claim_started(plan: Plan, wanted: int, *, freeing: int) -> list[BatchCell]:
         return []
     wall, cpu = time.perf_counter(), time.thread_time()
     with transaction.atomic():
-        claimed = _claim(plan, wanted, started=True, freeing=freeing)
+        claimed = _claim(plan, wanted, started=True, freeing=freeing, reserve=reserve)
     if claimed:  # each cell's share of the claim, added to its cost when it is stored
         share = Cost(cpu=(time.thread_time() - cpu) * 1000, wall=(time.perf_counter() - wall) * 1000)
         for cell in claimed:
@@ -356,7 +359,7 @@ def claim(batch_id: int, wanted: int) -> list[int]:
         return [cell.pk for cell in _claim(plan_for(batch_id), wanted)]
 
 
-def _claim(plan: Plan, wanted: int, *, started: bool = False, freeing: int = 0) -> list[BatchCell]:
+def _claim(plan: Plan, wanted: int, *, started: bool = False, freeing: int = 0, reserve: int = 0) -> list[BatchCell]:
     """Within the caller's transaction: lock the batch row, then create the pending runs of up
     to `wanted` queued cells with one insert (a run row exists before its request leaves),
     `started` ones marked started (a drive sends them as soon as the transaction commits).
@@ -371,7 +374,8 @@ def _claim(plan: Plan, wanted: int, *, started: bool = False, freeing: int = 0) 
         at = _db_time(now)
         cursor.execute(sql.batch, [at, _db_time(now - RAISE_LIMIT_AFTER), plan.batch.pk])
         status, limit, concurrency, throttled, quiet = cursor.fetchone()
-        if status != BatchComparison.Status.RUNNING or throttled:
+        plan.may_send = status == BatchComparison.Status.RUNNING and not throttled
+        if not plan.may_send:
             return []
         if limit < concurrency and quiet:
             limit += 1  # Maxim stopped refusing: the limit goes up again, one at a time
@@ -380,7 +384,14 @@ def _claim(plan: Plan, wanted: int, *, started: bool = False, freeing: int = 0) 
         running = dict(cursor.fetchall())
         if freeing and plan.worker is not None:  # answered, not stored yet: their slots are free
             running[plan.worker.pk] = running.get(plan.worker.pk, 0) - freeing
-        free = min(wanted, limit - sum(running.values()), _fair_share(plan, limit, now, running))
+        fair = _fair_share(plan, limit, now, running)
+        # With Maxim at once: our share, within what the other drives may have with Maxim (their
+        # running cells but the `reserve` each claims ahead, armed: batch_sender). Counting their
+        # armed cells too left each of two drives 12 of 32 (bench_batch on PostgreSQL).
+        mine = running.get(plan.worker.pk, 0) if plan.worker is not None else 0
+        others = max(0, sum(running.values()) - mine - reserve * (plan.drives - 1))
+        plan.cap = max(0, min(plan.share, limit - others))
+        free = min(wanted, limit + reserve * plan.drives - sum(running.values()), fair + reserve)
         if free <= 0:
             return []
         cursor.execute(sql.queued, [plan.batch.pk, BatchCell.State.QUEUED, at, free])

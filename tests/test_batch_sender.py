@@ -1,0 +1,209 @@
+"""Cells claimed ahead ("armed", services/batch_sender.py): a thread that has an answer sends the
+next armed cell at once, yet Maxim never has more than the batch's limit at once, and an armed
+cell that never left goes back to the queue when the batch stops sending."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+from django.db import transaction
+
+from prompts_app.models import BatchCell, BatchComparison, Run
+from prompts_app.services import batch_liveness, batch_worker, batches
+from prompts_app.services.batch_sender import Sender, disarm
+from prompts_app.services.batches import ColumnChoice
+from tests.test_batch_throughput import batch_of, wait_for
+
+
+def most_at_once(requests) -> int:
+    """The largest number of requests the server held at one moment."""
+    edges = sorted([(r.arrived, 1) for r in requests] + [(r.finished, -1) for r in requests])
+    held = most = 0
+    for _, step in edges:
+        held += step
+        most = max(most, held)
+    return most
+
+
+def sent_per_cell(fake) -> Counter:
+    return Counter(r.body["messages"][0]["content"] for r in fake.requests_to("/v1/prompts/run"))
+
+
+def test_maxim_never_has_more_than_the_drives_share_at_once_though_cells_are_armed_ahead(
+    transactional_db, settings, fake_maxim, workspace, editor
+):
+    """A limit of 2 shared with another live drive: this one sends one cell at a time, one more
+    armed behind it, and each is sent once."""
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"  # queued, driven below by hand
+    fake_maxim.run_delay = 0.1
+    batch = batch_of(fake_maxim, workspace, editor, "gpt-4o", cases=10)  # concurrency 2
+    batch_liveness.Heartbeat(batch.pk)  # another worker's drive of the batch, alive, sending nothing
+    while batch_worker.drive(batch.pk, slice_seconds=30):
+        pass
+
+    requests = fake_maxim.requests_to("/v1/prompts/run")
+    assert most_at_once(requests) == 1  # its share of the limit, never passed
+    assert len(requests) == 10 and max(sent_per_cell(fake_maxim).values()) == 1
+    assert BatchComparison.objects.get(pk=batch.pk).status == BatchComparison.Status.DONE
+    assert Run.objects.filter(batch_comparison=batch, status=Run.Status.SUCCESS).count() == 10
+
+
+def test_a_pause_queues_the_armed_cells_again_and_nothing_more_leaves(
+    transactional_db, settings, fake_maxim, workspace, editor
+):
+    """Every run history keeps was sent; the cells armed when the person paused are queued again
+    with no run (none reached Maxim), and a resume sends each of them once."""
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
+    fake_maxim.run_delay = 0.3
+    batch = batch_of(fake_maxim, workspace, editor, "gpt-4o", cases=12)
+    drive = threading.Thread(target=batch_worker.drive, args=(batch.pk,), kwargs={"slice_seconds": 30})
+    drive.start()
+    wait_for(lambda: batch.cells.filter(state=BatchCell.State.SUCCESS).count() >= 2)
+    batches.pause(BatchComparison.objects.get(pk=batch.pk))
+    drive.join(timeout=20)
+    assert not drive.is_alive()
+
+    sent = len(fake_maxim.requests_to("/v1/prompts/run"))
+    states = Counter(batch.cells.values_list("state", flat=True))
+    assert states[BatchCell.State.RUNNING] == 0 and states[BatchCell.State.SUCCESS] == sent < 12
+    assert states[BatchCell.State.QUEUED] == 12 - sent
+    assert not batch.cells.filter(state=BatchCell.State.QUEUED, run__isnull=False).exists()
+    assert Run.objects.filter(batch_comparison=batch).count() == sent  # no run left for an unsent cell
+    time.sleep(0.5)
+    assert len(fake_maxim.requests_to("/v1/prompts/run")) == sent  # nothing left after the pause
+
+    batches.resume(BatchComparison.objects.get(pk=batch.pk))
+    while batch_worker.drive(batch.pk, slice_seconds=30):
+        pass
+    assert sorted(sent_per_cell(fake_maxim).values()) == [1] * 12
+    assert BatchComparison.objects.get(pk=batch.pk).status == BatchComparison.Status.DONE
+
+
+def test_a_drive_that_hands_over_leaves_no_armed_cell_behind(transactional_db, settings, fake_maxim, workspace, editor):
+    """Out of time, a drive hands over with cells with Maxim: every run history keeps was sent, and
+    every cell not sent is queued again without a run (an armed one left behind was settled
+    "interrupted" once the drive's heartbeat stopped, and its cell failed, though it never left)."""
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
+    fake_maxim.run_delay = 0.4
+    batch = batch_of(fake_maxim, workspace, editor, "gpt-4o", cases=8)
+    assert batch_worker.drive(batch.pk, slice_seconds=0.2) is True  # out of time, cells with Maxim
+    wait_for(lambda: not any(t.name.endswith("-finish") for t in threading.enumerate()))
+
+    sent = len(fake_maxim.requests_to("/v1/prompts/run"))
+    assert batch.cells.filter(state=BatchCell.State.SUCCESS).count() == sent
+    assert batch.cells.filter(state=BatchCell.State.QUEUED, run__isnull=True).count() == 8 - sent
+    assert Run.objects.filter(batch_comparison=batch).count() == sent
+    while batch_worker.drive(batch.pk, slice_seconds=30):
+        pass
+    assert sorted(sent_per_cell(fake_maxim).values()) == [1] * 8
+    assert batch.cells.filter(state=BatchCell.State.SUCCESS).count() == 8
+
+
+def test_disarm_queues_armed_cells_again_and_leaves_a_settled_one_alone(
+    batch_inline, echo_maxim, workspace, batch_test_set, two_versions, editor
+):
+    batch = batches.start_batch(
+        workspace=workspace, test_set=batch_test_set, columns=[ColumnChoice(v) for v in two_versions], user=editor
+    )
+    plan = batch_worker.plan_for(batch.pk)
+    with transaction.atomic():
+        armed = batch_worker._claim(plan, 3, started=True)
+    settled = armed[2]  # settled by another worker meanwhile (its drive judged dead): kept as it is
+    Run.objects.filter(pk=settled.run_id).update(status=Run.Status.INTERRUPTED)
+    BatchCell.objects.filter(pk=settled.pk).update(state=BatchCell.State.FAILED)
+
+    disarm(armed)
+    cells = {cell.pk: cell for cell in BatchCell.objects.filter(pk__in=[c.pk for c in armed])}
+    assert [(cells[c.pk].state, cells[c.pk].run_id) for c in armed[:2]] == [(BatchCell.State.QUEUED, None)] * 2
+    assert not Run.objects.filter(pk__in=[c.run_id for c in armed[:2]]).exists()
+    assert cells[settled.pk].state == BatchCell.State.FAILED and cells[settled.pk].run_id == settled.run_id
+    assert echo_maxim.sent == []
+
+
+class Gate:
+    """A call to Maxim that waits until the test opens the gate; counts calls at once."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+        self.calls: list[BatchCell] = []
+        self.now = self.most = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, cell: BatchCell) -> None:
+        with self._lock:
+            self.calls.append(cell)
+            self.now += 1
+            self.most = max(self.most, self.now)
+        self.open.wait(10)
+        with self._lock:
+            self.now -= 1
+
+
+def answers(sender: Sender) -> list[BatchCell]:
+    found = []
+    while sender.has_answers:
+        for cell, failure in sender.answers(timeout=0.1):
+            assert failure is None
+            found.append(cell)
+    return found
+
+
+def gated(cells: int) -> tuple[Gate, Sender, list[BatchCell]]:
+    """A sender of `cells` cells, two of them with the (closed) gate, the rest armed."""
+    gate = Gate()
+    sender = Sender(gate, refused=lambda cell: False, threads=8)
+    armed = [BatchCell(pk=n) for n in range(1, cells + 1)]
+    sender.offer(armed, cap=2)
+    wait_for(lambda: len(gate.calls) == 2)
+    return gate, sender, armed
+
+
+def test_the_sender_keeps_to_its_cap_and_sends_each_armed_cell_once():
+    gate, sender, _ = gated(7)
+    assert sender.sending == 2 and sender.outstanding == 7
+    gate.open.set()
+    wait_for(lambda: sender.sending == 0)
+    sender.shutdown()
+    assert gate.most == 2 and sorted(c.pk for c in gate.calls) == list(range(1, 8))
+    assert sorted(c.pk for c in answers(sender)) == list(range(1, 8)) and sender.outstanding == 0
+
+
+def test_a_halted_sender_sends_nothing_armed_and_gives_the_armed_cells_back():
+    gate, sender, cells = gated(5)
+    assert sender.halt() == cells[2:]  # for disarm(): they never left
+    gate.open.set()
+    wait_for(lambda: sender.sending == 0)
+    sender.shutdown()
+    assert len(gate.calls) == 2 and len(answers(sender)) == 2 and sender.outstanding == 0
+
+
+def test_after_a_refusal_no_armed_cell_leaves_until_the_drive_resumes():
+    """A 429 halts the sender at once: the other threads finish their calls and take nothing more;
+    the drive decides (after its claim saw the Retry-After) when to send again."""
+    sender = Sender(lambda cell: None, refused=lambda cell: cell.pk == 1, threads=1)
+    cells = [BatchCell(pk=n) for n in range(1, 5)]
+    sender.offer(cells, cap=1)
+    wait_for(lambda: sender.sending == 0)
+    sender.resume()  # the drive's claim, made before it took the refusal: no resume yet
+    sender.offer([], cap=1)
+    assert sender.halted and sender.sending == 0
+    assert [c.pk for c in answers(sender)] == [1] and sender.halted and sender.outstanding == 3
+    sender.resume()  # its claim after the refusal was stored, the Retry-After waited out
+    sender.offer([], cap=1)
+    wait_for(lambda: sender.sending == 0)
+    sender.shutdown()
+    assert [c.pk for c in answers(sender)] == [2, 3, 4] and sender.outstanding == 0
+
+
+def test_an_answer_not_taken_yet_is_still_outstanding():
+    """A thread's last answer is queued after it stopped sending: until the drive takes it, the
+    cell is the drive's (bench_batch: the drive, seeing nothing armed or with Maxim, idled with an
+    answer in the queue, its cell "running", until the slice ended 30 s later)."""
+    sender = Sender(lambda cell: None, refused=lambda cell: False, threads=1)
+    sender.offer([BatchCell(pk=1)], cap=1)
+    wait_for(lambda: sender.sending == 0)
+    assert sender.outstanding == 1 and sender.has_answers
+    assert [c.pk for c in answers(sender)] == [1] and sender.outstanding == 0
+    sender.shutdown()
