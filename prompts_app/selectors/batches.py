@@ -83,6 +83,12 @@ class Progress:
         return self.left if status == BatchComparison.Status.CANCELLED and not self.running else 0
 
 
+def interrupted(batch: BatchComparison) -> int:
+    """Failed cells whose run was interrupted: sent, or about to be, when its worker stopped, so
+    Maxim may have answered (and charged) it; running it again may cost a second time."""
+    return batch.cells.filter(state=BatchCell.State.FAILED, run__status=Run.Status.INTERRUPTED).count()
+
+
 def progress(batch: BatchComparison, columns: list[BatchColumn]) -> Progress:
     counts = batch.cells.values_list("column_id", "state").annotate(n=Count("id")).order_by()
     return _progress(batch, columns, counts)

@@ -164,7 +164,8 @@ def _live_context(
         "watch": watch,
         "retry_ms": run_watch.BUSY_RETRY_MS if busy else 0,
         "can_edit": request.membership.allows(Role.EDITOR),
-        "failed_again": progress.failed_to_run_again(batch.status),
+        "failed_again": (failed_again := progress.failed_to_run_again(batch.status)),
+        "interrupted_again": read.interrupted(batch) if failed_again else 0,
         "unsent_again": progress.unsent_to_send(batch.status),
         "unattended": batch_liveness.unattended_seconds(batch) if running else None,
     }
