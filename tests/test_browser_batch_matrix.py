@@ -53,3 +53,22 @@ def test_a_person_finds_what_the_new_version_broke(page, browser_login, viewer, 
     broke = page.get_by_role("table", name="Reply v2: from pass to fail")
     assert broke.locator("tbody th").all_inner_texts() == ["#3"]
     assert "None." in page.get_by_role("table", name="Reply v2: from fail to pass").inner_text()
+
+
+def test_b_then_a_number_picks_the_baseline_column_from_the_keyboard(
+    page, browser_login, viewer, workspace, prompt, editor
+):
+    """The shortcut the ? dialog lists for comparisons works on a batch's page too (trial: it did nothing)."""
+    batch = seed(workspace, prompt, editor, cases=3, failing={})
+    browser_login(viewer)
+    page.goto(f"/batches/{batch.pk}/")
+    page.keyboard.press("?")
+    assert page.get_by_role("dialog").get_by_text("Comparison or batch: use that column as the baseline").is_visible()
+    page.keyboard.press("Escape")
+    page.keyboard.press("b")
+    page.wait_for_timeout(400)  # a pause between the two keys, as people type
+    page.keyboard.press("2")
+    page.wait_for_url("**baseline=2**")
+    header = page.get_by_role("table", name="Results matrix").get_by_role("columnheader", name="2. Reply v2 (baseline)")
+    header.wait_for()
+    assert page.get_by_label("Baseline column").input_value() == "2"

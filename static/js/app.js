@@ -4,6 +4,7 @@
   const dialog = () => document.getElementById("shortcuts");
   const typing = (el) => el && (el.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(el.tagName));
   let pendingG = false;
+  let pendingB = false;
 
   document.addEventListener("click", (event) => {
     if (event.target.closest("[data-shortcuts-open]")) dialog()?.showModal();
@@ -156,6 +157,19 @@
       if (d) d.open ? d.close() : d.showModal();
       return;
     }
+    // "b" then a digit: that column is the baseline; on a batch's page its "Baseline column"
+    // choice (compare.js does the comparison pages).
+    const batchBaseline = document.getElementById("batch-baseline");
+    if (pendingB && batchBaseline && /^[1-8]$/.test(event.key)) {
+      pendingB = false;
+      const option = batchBaseline.options[Number(event.key) - 1];
+      if (option && !option.selected) {
+        batchBaseline.value = option.value;
+        batchBaseline.dispatchEvent(new Event("change", { bubbles: true }));
+      }
+      return;
+    }
+    pendingB = event.key === "b";
     if (pendingG) {
       pendingG = false;
       const target = { w: "/", h: "/runs/", c: "/costs/" }[event.key];
