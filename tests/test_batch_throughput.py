@@ -185,6 +185,10 @@ def test_a_429_slows_the_batch_before_the_next_claim(transactional_db, settings,
     settings.MAXIMUI_BATCH_TASK_BACKEND = "database"  # queued, driven below by hand
     batch = batch_of(fake_maxim, workspace, editor, "gpt-4o", cases=8)  # concurrency 2
     fake_maxim.fail_next("/v1/prompts/run", 429, {"message": "slow down"}, headers={"Retry-After": "2"})
+    # The refusal comes at once, the other answer 0.5 s later: a cell armed ahead would leave
+    # with that answer unless the refusal stopped it (with both at once, an answer read before
+    # the refusal sends the armed cell, as it should: CI on d90d3e3 saw 3 requests).
+    fake_maxim.run_delay = 0.5
     assert batch_worker.drive(batch.pk, slice_seconds=1.0) is True  # out of time while Maxim wants a wait
     assert len(fake_maxim.requests_to("/v1/prompts/run")) == 2  # the first two; nothing after the 429
     assert Run.objects.filter(batch_comparison=batch, error_status=429).count() == 1
