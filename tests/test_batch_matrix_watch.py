@@ -45,6 +45,8 @@ def test_the_page_of_a_running_batch_holds_one_request_and_never_polls_on_a_time
     assert (
         f"/watch/?status=running&amp;running=1&amp;runs={run.pk}" in html and 'hx-trigger="load, watch-retry"' in html
     )
+    # "Running" may exceed the limit by the cells claimed ahead (trial: 6 running under "4 at once").
+    assert "Running: the cells with Maxim (" in html and "claimed to send next" in html
 
 
 def test_a_finished_batch_has_no_watch(client_for, viewer, workspace, prompt, editor):

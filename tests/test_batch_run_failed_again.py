@@ -220,3 +220,12 @@ def test_cells_given_up_after_repeated_429s_get_every_retry_again_when_run_again
     assert {c.state for c in batch.cells.all()} == {BatchCell.State.SUCCESS}
     assert sent["gpt-4o"] - before == batch_worker.MAX_REFUSALS - 1 + 3  # the refusals, then each cell once
     assert "answered 429 (rate limit)" not in page_of(client, batch)
+
+
+def test_failed_and_interrupted_runs_are_not_counted_as_unpriced(client_for, viewer, failed_batch):
+    """Trial: the summary read "$0.00105 + 2 unpriced" for two interrupted runs, where Costs said 0
+    unpriced. A run that failed is neither priced nor unpriced; the failures column counts it."""
+    summary = read.progress_and_summary(failed_batch, list(failed_batch.columns.all()))[1]
+    assert [(s.failures, s.unpriced, s.priced_runs) for s in summary] == [(1, 0, 2), (1, 0, 2)]
+    page = page_of(client_for(viewer), failed_batch)
+    assert "unpriced" not in page.split('id="batch-summary"')[1].split("</table>")[0]

@@ -328,6 +328,15 @@ def test_a_running_batch_nobody_sends_says_so_and_how_to_start_a_worker(client_f
     assert "No worker has sent this batch" in page and "manage.py db_worker" in page
     BatchWorker.objects.create(name="alive", batch=batch)  # a drive of this batch, beating now
     assert "No worker has sent this batch" not in client_for(viewer).get(url).content.decode()
+    # Beating a moment ago, but its process on this machine is gone (SIGKILL): nobody sends.
+    import subprocess
+
+    from prompts_app.services.batch_liveness import _this_machine
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    BatchWorker.objects.filter(name="alive").update(name=f"{_this_machine()}:{gone.pid}:killed")
+    assert "No worker has sent this batch" in client_for(viewer).get(url).content.decode()
 
 
 def test_a_bad_check_typed_in_its_field_is_explained_there(client_for, editor, workspace, test_set, two_versions):

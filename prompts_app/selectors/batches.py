@@ -119,16 +119,15 @@ class ColumnSummary:
     failures: int = 0
     cost_nano: int = 0
     priced_runs: int = 0
+    # Answered runs with no known price: "unpriced", never $0. A run that failed (Maxim refused it,
+    # or it was interrupted) is neither priced nor unpriced, as in Costs (services/rollups.py).
+    unpriced: int = 0
     tokens: int = 0
     latencies: list[float] = field(default_factory=list)
 
     @property
     def pass_rate(self) -> float | None:
         return self.passed / self.checked if self.checked else None
-
-    @property
-    def unpriced(self) -> int:
-        return self.runs - self.priced_runs
 
     @property
     def cost_per_1000_nano(self) -> int | None:
@@ -221,6 +220,8 @@ def _progress_and_summary(batch: BatchComparison, columns: list[BatchColumn]) ->
         item.checked += row["n_checked"]
         item.cost_nano += row["cost_sum"] or 0
         item.priced_runs += row["n_priced"]
+        if row["state"] == BatchCell.State.SUCCESS:
+            item.unpriced += row["n_cells"] - row["n_priced"]
         item.tokens += row["tokens_sum"] or 0
     finished = batch.cells.filter(state__in=[BatchCell.State.SUCCESS, BatchCell.State.FAILED])
     latencies = (

@@ -79,7 +79,10 @@ def unattended_seconds(batch: BatchComparison, now: datetime | None = None) -> i
     said "Running · 0.7 calls/s" for as long as no worker ran (new-user trial)."""
     now = now or timezone.now()
     alive = now - timedelta(seconds=STALE_SECONDS)
-    if BatchWorker.objects.filter(batch=batch, beat_at__gte=alive).exists():
+    names = BatchWorker.objects.filter(batch=batch, beat_at__gte=alive).values_list("name", flat=True)
+    # A worker of this machine whose process is gone is not alive, however fresh its last beat
+    # (trial: a SIGKILLed worker's batch read "Running" for 30 s without a word).
+    if any(not _process_gone(name) for name in names):
         return None
     last_stored = Run.objects.filter(batch_comparison=batch).aggregate(last=Max("finished_at"))["last"]
     since = max(moment for moment in (last_stored, batch.resumed_at, batch.created_at) if moment is not None)
