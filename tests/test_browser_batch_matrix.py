@@ -63,7 +63,7 @@ def test_b_then_a_number_picks_the_baseline_column_from_the_keyboard(
     browser_login(viewer)
     page.goto(f"/batches/{batch.pk}/")
     page.keyboard.press("?")
-    assert page.get_by_role("dialog").get_by_text("Comparison or batch: use that column as the baseline").is_visible()
+    assert page.get_by_role("dialog").get_by_text("Comparison or batch: use that column as the diff baseline").is_visible()
     page.keyboard.press("Escape")
     page.keyboard.press("b")
     page.wait_for_timeout(400)  # a pause between the two keys, as people type
