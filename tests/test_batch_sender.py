@@ -7,14 +7,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 
 from django.db import transaction
+from django.utils import timezone
 
-from prompts_app.models import BatchCell, BatchComparison, Run
+from prompts_app.models import BatchCell, BatchComparison, BatchSettings, Run, TestCase, TestSet
 from prompts_app.services import batch_liveness, batch_worker, batches
 from prompts_app.services.batch_sender import Sender, disarm
 from prompts_app.services.batches import ColumnChoice
-from tests.test_batch_throughput import batch_of, wait_for
+from tests.conftest import seed_fake
+from tests.test_batch_throughput import batch_of, start, wait_for
 
 
 def most_at_once(requests) -> int:
@@ -150,10 +153,10 @@ def answers(sender: Sender) -> list[BatchCell]:
     return found
 
 
-def gated(cells: int) -> tuple[Gate, Sender, list[BatchCell]]:
+def gated(cells: int, clear_for: float = 60) -> tuple[Gate, Sender, list[BatchCell]]:
     """A sender of `cells` cells, two of them with the (closed) gate, the rest armed."""
     gate = Gate()
-    sender = Sender(gate, refused=lambda cell: False, threads=8)
+    sender = Sender(gate, refused=lambda cell: False, threads=8, clear_for=clear_for)
     armed = [BatchCell(pk=n) for n in range(1, cells + 1)]
     sender.offer(armed, cap=2)
     wait_for(lambda: len(gate.calls) == 2)
@@ -182,7 +185,7 @@ def test_a_halted_sender_sends_nothing_armed_and_gives_the_armed_cells_back():
 def test_after_a_refusal_no_armed_cell_leaves_until_the_drive_resumes():
     """A 429 halts the sender at once: the other threads finish their calls and take nothing more;
     the drive decides (after its claim saw the Retry-After) when to send again."""
-    sender = Sender(lambda cell: None, refused=lambda cell: cell.pk == 1, threads=1)
+    sender = Sender(lambda cell: None, refused=lambda cell: cell.pk == 1, threads=1, clear_for=60)
     cells = [BatchCell(pk=n) for n in range(1, 5)]
     sender.offer(cells, cap=1)
     wait_for(lambda: sender.sending == 0)
@@ -201,9 +204,78 @@ def test_an_answer_not_taken_yet_is_still_outstanding():
     """A thread's last answer is queued after it stopped sending: until the drive takes it, the
     cell is the drive's (bench_batch: the drive, seeing nothing armed or with Maxim, idled with an
     answer in the queue, its cell "running", until the slice ended 30 s later)."""
-    sender = Sender(lambda cell: None, refused=lambda cell: False, threads=1)
+    sender = Sender(lambda cell: None, refused=lambda cell: False, threads=1, clear_for=60)
     sender.offer([BatchCell(pk=1)], cap=1)
     wait_for(lambda: sender.sending == 0)
     assert sender.outstanding == 1 and sender.has_answers
     assert [c.pk for c in answers(sender)] == [1] and sender.outstanding == 0
     sender.shutdown()
+
+
+def test_an_armed_cell_waits_for_a_fresh_look_before_it_leaves():
+    """The drive last looked at the batch (a claim) longer ago than `clear_for`: an answer does not
+    send the next armed cell, which stays armed until the drive looks again and finds the batch
+    free to send (or takes it back)."""
+    gate, sender, cells = gated(5, clear_for=0.05)
+    time.sleep(0.1)  # the look is stale: another worker may have stored a 429, or the batch paused
+    assert sender.wants_a_look
+    gate.open.set()
+    wait_for(lambda: sender.sending == 0)
+    assert len(gate.calls) == 2 and sender.outstanding == 5  # 2 answers not taken, 3 still armed
+    sender.offer([], cap=2)  # the drive's look: still running, no Retry-After
+    wait_for(lambda: len(gate.calls) == 5 and sender.sending == 0)
+    sender.shutdown()
+    assert sorted(c.pk for c in answers(sender)) == [c.pk for c in cells] and not sender.wants_a_look
+
+
+def test_a_retry_after_another_worker_stored_stops_this_drive_s_armed_cells(
+    transactional_db, settings, fake_maxim, workspace, editor
+):
+    """Two workers share the workspace's Retry-After. Here the other one's 429 is stored while this
+    drive has its cells with Maxim and one armed: when they answer, the armed cell does not leave
+    (before: a thread sent it with its answer, up to Maxim's latency after the 429 was stored); it
+    is queued again and sent once after the wait."""
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
+    fake_maxim.run_delay = 0.6
+    batch = batch_of(fake_maxim, workspace, editor, "gpt-4o", cases=6)  # concurrency 2, one armed
+    drive = threading.Thread(target=batch_worker.drive, args=(batch.pk,), kwargs={"slice_seconds": 30})
+    drive.start()
+    wait_for(lambda: len(fake_maxim.requests_to("/v1/prompts/run")) == 2)
+    time.sleep(0.15)  # the drive's claim is older than CLEAR_FOR
+    BatchSettings.objects.update_or_create(
+        workspace=workspace, defaults={"throttled_until": timezone.now() + timedelta(seconds=2)}
+    )
+    stored = time.monotonic()  # the fake's clock
+    drive.join(timeout=30)
+    while batch_worker.drive(batch.pk, slice_seconds=30):
+        pass
+
+    arrived = sorted(r.arrived for r in fake_maxim.requests_to("/v1/prompts/run"))
+    waiting = [t - stored for t in arrived if stored < t < stored + 1.9]
+    assert waiting == []  # nothing left while the workspace waited out the Retry-After
+    assert sorted(sent_per_cell(fake_maxim).values()) == [1] * 6
+    assert BatchComparison.objects.get(pk=batch.pk).status == BatchComparison.Status.DONE
+
+
+def test_a_429_is_stored_at_once_though_no_claim_is_due(transactional_db, settings, fake_maxim, workspace, editor):
+    """Its Retry-After is what the other workers wait on: the drive stores the refusal as soon as it
+    takes it, not with its next claim (here: after the next answer, a second later; before, the
+    drive kept it while its free slots were fewer than a claim's step)."""
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
+    fake_maxim.run_delay = 1.0
+    [version] = seed_fake(fake_maxim, workspace, ["gpt-4o"])
+    test_set = TestSet.objects.create(workspace=workspace, name="Cases", variable_names=["company"])
+    TestCase.objects.bulk_create(
+        TestCase(test_set=test_set, position=n, variables={"company": f"co-{n}"}) for n in range(40)
+    )
+    batch = start(workspace, test_set, [version], editor, concurrency=32)
+    fake_maxim.fail_next("/v1/prompts/run", 429, headers={"Retry-After": "5"})
+    drive = threading.Thread(target=batch_worker.drive, args=(batch.pk,), kwargs={"slice_seconds": 30})
+    drive.start()
+    wait_for(lambda: any(r.finished for r in fake_maxim.requests_to("/v1/prompts/run")))
+    refused = time.monotonic()
+    wait_for(lambda: BatchSettings.objects.filter(throttled_until__isnull=False).exists(), timeout=5)
+    stored = time.monotonic() - refused
+    batches.cancel(BatchComparison.objects.get(pk=batch.pk))
+    drive.join(timeout=30)
+    assert stored < 0.5

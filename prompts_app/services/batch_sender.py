@@ -17,6 +17,12 @@ The rules that make this safe (services/batch_worker.py's docstring has the whol
 * Nothing armed leaves after a 429 (`halt`, set by the thread that got it) or once the main thread
   stops sending (pause, cancel, a Retry-After, the end of the drive): the main thread takes the
   armed cells back with disarm() and queues them again, their runs deleted (never sent).
+* An armed cell leaves only within CLEAR_FOR of the drive's last look at the batch (a claim, or
+  a look of its own when no claim is due) finding it running and the workspace not waiting out a
+  429: a pause, or a Retry-After another worker stored, stops this drive's armed cells within that
+  time. Before, a thread sent its armed cell whenever it had an answer, however long ago the drive
+  had looked (the hostile trial of #12: with two workers, cells left 0.08-0.43 s after the other
+  worker had stored a 429's Retry-After).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import collections
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -31,11 +38,20 @@ from django.db import connections, transaction
 
 from prompts_app.models import BatchCell, Run
 
+CLEAR_FOR = 0.1  # seconds an armed cell may leave after the drive last saw the batch free to send
+
 
 class Sender:
     """The drive's cells between their claim and their answer: armed ones, and those with Maxim."""
 
-    def __init__(self, call: Callable[[BatchCell], None], refused: Callable[[BatchCell], bool], threads: int) -> None:
+    def __init__(
+        self,
+        call: Callable[[BatchCell], None],
+        refused: Callable[[BatchCell], bool],
+        threads: int,
+        clear_for: float = CLEAR_FOR,
+    ) -> None:
+        self._clear_for = clear_for
         self._call = call  # sends one cell's run and reads its answer (stores nothing)
         self._refused = refused  # the answer says Maxim did not process it (a 429): send no more
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="batch")
@@ -46,6 +62,7 @@ class Sender:
         self.halted = False
         self._uncollected = 0  # answers queued, not taken by answers() yet
         self._unseen_refusals = 0  # refused answers the main thread has not taken yet: no resume before
+        self._clear_until = 0.0  # monotonic: armed cells may leave until then (offer() sets it)
         # (cell, the exception that escaped its call, or None), in the order they finished
         self._answered: queue.SimpleQueue[tuple[BatchCell, Exception | None]] = queue.SimpleQueue()
 
@@ -60,10 +77,12 @@ class Sender:
         return self._sending
 
     def offer(self, cells: list[BatchCell], *, cap: int) -> None:
-        """Arm `cells` and let up to `cap` be with Maxim at once; sends what fits now."""
+        """Arm `cells` and let up to `cap` be with Maxim at once; sends what fits now. The caller has
+        just seen the batch running and not waiting out a 429: armed cells may leave for `clear_for`."""
         with self._lock:
             self._armed.extend(cells)
             self.cap = cap
+            self._clear_until = time.monotonic() + self._clear_for
             if self.halted:
                 return
             starting = []
@@ -86,6 +105,11 @@ class Sender:
         the refusal was stored, could not honour the Retry-After yet."""
         with self._lock:
             self.halted = self._unseen_refusals > 0
+
+    @property
+    def wants_a_look(self) -> bool:
+        """Cells are armed and the drive's last look is half way to stale: look again (or claim)."""
+        return bool(self._armed) and not self.halted and time.monotonic() > self._clear_until - self._clear_for / 2
 
     @property
     def has_answers(self) -> bool:
@@ -129,13 +153,17 @@ class Sender:
                         self.halted = True  # a 429: nothing more leaves before the main thread saw it
                     self._answered.put((cell, failure))
                     self._uncollected += 1
-                    if self._armed and not self.halted and self._sending <= self.cap:
+                    if self._armed and not self.halted and self._sending <= self.cap and self._clear():
                         cell = self._armed.popleft()
                     else:
                         cell = None
                         self._sending -= 1
         finally:
             connections.close_all()  # this thread's own connections, if any
+
+    def _clear(self) -> bool:
+        """The drive looked recently enough (else the cell stays armed until its next look)."""
+        return time.monotonic() < self._clear_until
 
 
 def disarm(cells: list[BatchCell]) -> None:

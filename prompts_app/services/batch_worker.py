@@ -174,8 +174,10 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
             claimed: list[BatchCell] = []
             # Gather a few free slots per claim rather than one transaction per finished cell.
             turn = free >= _claim_step(plan.batch) or not outstanding
-            if turn and any(unprocessed(cell.run) for cell in finished):
-                _store_cells(plan, finished)  # a 429 first slows the batch down: no claim before it counts
+            if any(unprocessed(cell.run) for cell in finished):
+                # A 429 is stored at once, turn or not (other workers read its Retry-After), and
+                # before a claim, which then honours it.
+                _store_cells(plan, finished)
                 finished = []
             if turn:
                 # New cells first, their own short transaction, so they leave while the
@@ -190,6 +192,8 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
             if turn:
                 _store_cells(plan, finished)
                 finished = []
+            elif sender is not None and sender.wants_a_look:
+                _look(plan, sender)  # no claim due: armed cells still need a fresh look to leave
             if sender is not None and sender.outstanding:
                 for cell, failure in sender.answers(timeout=1.0):
                     if failure is not None:
@@ -226,6 +230,19 @@ def _arm(sender: Sender, plan: Plan, claimed: list[BatchCell]) -> None:
         return
     sender.resume()
     sender.offer(claimed, cap=plan.cap)
+
+
+def _look(plan: Plan, sender: Sender) -> None:
+    """Is the batch still running and its workspace not waiting out a 429 (another worker may have
+    stored one)? Lets the armed cells leave for a while longer, or takes them back."""
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql().look, [_db_time(timezone.now()), plan.batch.pk])
+        status, throttled = cursor.fetchone()
+    plan.may_send = status == BatchComparison.Status.RUNNING and not throttled
+    if plan.may_send:
+        sender.offer([], cap=plan.cap)
+    else:
+        disarm(sender.halt())
 
 
 def unprocessed_cell(cell: BatchCell) -> bool:
@@ -429,6 +446,7 @@ def _claim(plan: Plan, wanted: int, *, started: bool = False, freeing: int = 0, 
 class _ClaimSql:
     batch: str  # status, limit, concurrency, throttled now?, quiet since RAISE_LIMIT_AFTER? (row locked)
     raise_limit: str
+    look: str  # status, throttled now? (no lock)
     running: str  # running cells per worker
     queued: str  # queued cells ready now, with their case
 
@@ -443,14 +461,17 @@ def _claim_sql() -> _ClaimSql:
         batch, cell, case = (q(m._meta.db_table) for m in (BatchComparison, BatchCell, TestCase))
         throttle = q(BatchSettings._meta.db_table)
         lock = " FOR UPDATE" if connection.features.has_select_for_update else ""  # SQLite: IMMEDIATE
+        throttled = (
+            f"EXISTS (SELECT 1 FROM {throttle} s WHERE s.workspace_id = b.workspace_id AND s.throttled_until > %s)"
+        )
         found = _claim_sqls[connection.vendor] = _ClaimSql(
             batch=(
-                "SELECT b.status, b.current_limit, b.concurrency, EXISTS (SELECT 1 FROM "
-                f"{throttle} s WHERE s.workspace_id = b.workspace_id AND s.throttled_until > %s), "
+                f"SELECT b.status, b.current_limit, b.concurrency, {throttled}, "
                 "(b.last_throttled_at IS NULL OR b.last_throttled_at < %s) "
                 f"FROM {batch} b WHERE b.id = %s{lock}"
             ),
             raise_limit=f"UPDATE {batch} SET current_limit = %s WHERE id = %s",
+            look=f"SELECT b.status, {throttled} FROM {batch} b WHERE b.id = %s",
             running=f"SELECT worker_id, COUNT(*) FROM {cell} WHERE batch_id = %s AND state = %s GROUP BY worker_id",
             queued=(
                 "SELECT c.id, c.column_id, c.case_id, c.attempts, tc.variables, tc.turns, tc.expected_output "
