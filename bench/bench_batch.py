@@ -116,6 +116,20 @@ def start_workers(count: int, costs: list[str]) -> list[subprocess.Popen]:
     return workers
 
 
+def phases(requests, started: float, done: float, concurrency: int) -> str:
+    """Where the batch's time went: before the first request, the cells with Maxim on average in
+    between (the limit is the most there may be), after the last answer until the batch is done."""
+    if not requests:
+        return "phases: no request"
+    first = min(r.arrived for r in requests)
+    last = max(r.finished or r.arrived for r in requests)
+    held = sum((r.finished or last) - r.arrived for r in requests)
+    return (
+        f"phases: click to first request {first - started:.3f} s; {held / (last - first):.1f} of {concurrency} "
+        f"with Maxim on average over {last - first:.2f} s; last answer to done {done - last:.3f} s"
+    )
+
+
 def run_pass(name: str, database_url: str, args: argparse.Namespace) -> None:
     os.environ.update(DJANGO_SETTINGS_MODULE="maximui.settings", MAXIMUI_TESTING="1", DATABASE_URL=database_url)
     os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -146,6 +160,7 @@ def run_pass(name: str, database_url: str, args: argparse.Namespace) -> None:
         try:
             worker_cpu = -sum(process_cpu_seconds(worker.pid) for worker in workers)
             started = time.perf_counter()
+            started_at = time.monotonic()  # the fake's clock
             batch = batches.start_batch(
                 workspace=workspace,
                 test_set=test_set,
@@ -156,9 +171,11 @@ def run_pass(name: str, database_url: str, args: argparse.Namespace) -> None:
             )
             for _ in workers[1:]:  # one more driver task per extra worker: all of them work on the batch
                 batches.enqueue(batch)
+            print(f"start_batch and its tasks: {time.perf_counter() - started:.3f} s")
             while not BatchComparison.objects.filter(pk=batch.pk, status=BatchComparison.Status.DONE).exists():
                 time.sleep(0.02)
             elapsed = time.perf_counter() - started
+            print(phases(fake.requests_to("/v1/prompts/run"), started_at, time.monotonic(), args.concurrency))
             worker_cpu += sum(process_cpu_seconds(worker.pid) for worker in workers)
             print(
                 f"worker processes' CPU during the batch: {worker_cpu:.1f} s, "
