@@ -159,6 +159,7 @@ def run_pass(name: str, database_url: str, args: argparse.Namespace) -> None:
         workers = start_workers(WORKERS[name], costs)
         try:
             worker_cpu = -sum(process_cpu_seconds(worker.pid) for worker in workers)
+            own_cpu = -time.process_time()  # this process: the fake Maxim's threads, and the polling below
             started = time.perf_counter()
             started_at = time.monotonic()  # the fake's clock
             batch = batches.start_batch(
@@ -177,6 +178,10 @@ def run_pass(name: str, database_url: str, args: argparse.Namespace) -> None:
             elapsed = time.perf_counter() - started
             print(phases(fake.requests_to("/v1/prompts/run"), started_at, time.monotonic(), args.concurrency))
             worker_cpu += sum(process_cpu_seconds(worker.pid) for worker in workers)
+            own_cpu += time.process_time()
+            print(
+                f"the fake Maxim's process CPU during the batch: {own_cpu:.1f} s, {own_cpu * 1000 / args.cells:.2f} ms per cell"
+            )
             print(
                 f"worker processes' CPU during the batch: {worker_cpu:.1f} s, "
                 f"{worker_cpu * 1000 / args.cells:.2f} ms per cell (everything: tasks, polling, threads)"

@@ -116,10 +116,11 @@ def estimate(*, columns: list[ColumnChoice], test_set: TestSet, case_filter: str
     total_cost, total_tokens, unpriced = 0, 0, 0
     for choice in columns:
         version = _as_version(choice)
+        rules = runs.custom_price_rules(version.prompt.workspace)  # once, not per sampled case (a query each)
         tokens, cost, priced = 0, 0, True
         for case in sample:
             try:
-                case_tokens, price = runs.estimate(version=version, inputs=case_inputs(case))
+                case_tokens, price = runs.estimate(version=version, inputs=case_inputs(case), custom_rules=rules)
             except InputTooLarge:
                 continue
             tokens += case_tokens

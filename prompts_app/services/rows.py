@@ -65,10 +65,37 @@ def update_rows(objs: Sequence[models.Model], fields: Sequence[str], *, unless: 
     preparers = [preparer(field, connection) for field in columns]
     names = [field.attname for field in columns]
     params = [[*_prepared([getattr(obj, name) for name in names], preparers), obj.pk] for obj in objs]
+    if connection.vendor == "postgresql" and len(objs) > 1:
+        return _update_from_values(connection, model, columns, params, unless)
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
-        # The sum over every row on SQLite and on PostgreSQL (psycopg 3) alike.
-        return cursor.rowcount
+        return cursor.rowcount  # the sum over every row
+
+
+UPDATE_CHUNK = 500  # rows per statement: well under PostgreSQL's 65,535 parameters
+
+
+def _update_from_values(connection: Any, model: type[models.Model], columns: list, params: list, unless: str) -> int:
+    """PostgreSQL: one UPDATE ... FROM (VALUES ...) for many rows. PostgreSQL plans each statement
+    it is sent (Django binds on the client): a row at a time, the worker's three per-cell UPDATEs
+    took about 0.3 ms of the server's time each, a third of it planning (pg_stat_statements on
+    bench_batch). The casts give the VALUES their columns' types."""
+    quote = connection.ops.quote_name
+    key = model._meta.pk.cast_db_type(connection)
+    row = "(" + ", ".join(f"%s::{field.cast_db_type(connection)}" for field in columns) + f", %s::{key})"
+    sets = ", ".join(f"{quote(field.column)} = v.c{n}" for n, field in enumerate(columns))
+    names = ", ".join([*(f"c{n}" for n in range(len(columns))), "key"])
+    head = f"UPDATE {quote(model._meta.db_table)} AS t SET {sets} FROM (VALUES "
+    tail = f") AS v({names}) WHERE t.{quote(model._meta.pk.column)} = v.key"
+    if unless:
+        tail += f" AND NOT t.{quote(model._meta.get_field(unless).column)}"
+    changed = 0
+    with connection.cursor() as cursor:
+        for start in range(0, len(params), UPDATE_CHUNK):
+            chunk = params[start : start + UPDATE_CHUNK]
+            cursor.execute(head + ", ".join([row] * len(chunk)) + tail, [value for values in chunk for value in values])
+            changed += cursor.rowcount
+    return changed
 
 
 INSERT_CHUNK = 100  # rows per INSERT: a Run has 36 columns, well under SQLite's parameter limit

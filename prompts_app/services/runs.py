@@ -346,8 +346,11 @@ def rerun(*, run: Run, user: AbstractBaseUser, idempotency_key: str = "") -> Run
     return execute_run(again) if created else again
 
 
-def estimate(*, version: PromptVersion, inputs: dict[str, Any]) -> tuple[int, pricing.Price]:
-    """Approximate input tokens and their cost for a run not yet sent. Raises InputTooLarge."""
+def estimate(
+    *, version: PromptVersion, inputs: dict[str, Any], custom_rules: list[pricing.CustomPriceRule] | None = None
+) -> tuple[int, pricing.Price]:
+    """Approximate input tokens and their cost for a run not yet sent. Raises InputTooLarge.
+    `custom_rules`: the workspace's price rules, when the caller estimates many runs of it."""
     problem = input_problem(version.messages, inputs)
     if problem:
         raise InputTooLarge(problem)
@@ -358,7 +361,7 @@ def estimate(*, version: PromptVersion, inputs: dict[str, Any]) -> tuple[int, pr
         provider=body["modelProvider"],
         model=body["modelName"],
         prompt_tokens=tokens,
-        custom_rules=custom_price_rules(version.prompt.workspace),
+        custom_rules=custom_price_rules(version.prompt.workspace) if custom_rules is None else custom_rules,
     )
     return tokens, price
 
