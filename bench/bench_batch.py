@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 CHECKS = [{"type": "contains", "value": "Echo"}, {"type": "length", "max": 200}]
 WORKERS = {"sqlite": 1, "postgres": 2}
+WORKER_INTERVAL = "0.1"  # as `make run` and `make worker` start them (the Makefile's WORKER_INTERVAL)
 COST = re.compile(r"(\d+) cells, dashboard cost per cell median ([0-9.]+) ms CPU, ([0-9.]+) ms wall")
 PASS_LINE = re.compile(r"^PASS (\w+) ratio=([0-9.]+) cell_ms=([0-9.na]+) twice=(\d+)$")
 
@@ -103,7 +104,7 @@ def start_workers(count: int, costs: list[str]) -> list[subprocess.Popen]:
     workers, readies = [], []
     for n in range(count):
         worker = subprocess.Popen(
-            [*command, "--interval", "0.05"], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+            [*command, "--interval", WORKER_INTERVAL], cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
         )
         ready = threading.Event()
         threading.Thread(target=read_costs, args=(worker.stderr, costs, ready, f"worker {n + 1}"), daemon=True).start()
