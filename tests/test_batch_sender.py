@@ -279,3 +279,37 @@ def test_a_429_is_stored_at_once_though_no_claim_is_due(transactional_db, settin
     batches.cancel(BatchComparison.objects.get(pk=batch.pk))
     drive.join(timeout=30)
     assert stored < 0.5
+
+
+def test_a_burst_of_429s_that_halves_the_limit_to_1_does_not_stall_two_drives(
+    transactional_db, settings, fake_maxim, workspace, editor
+):
+    """Hostile trial: ten 429s took a limit of 32 down to 1 with two workers on the batch. A drive
+    whose part of it was 0 (the other's armed cells counted) kept its armed cells, its free slots
+    (1) below its claim step (2), so it claimed nothing more and sent nothing until its slice
+    ended (18-29 s of silence per slice)."""
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
+    fake_maxim.run_delay = 0.1
+    [version] = seed_fake(fake_maxim, workspace, ["gpt-4o"])
+    test_set = TestSet.objects.create(workspace=workspace, name="Cases", variable_names=["company"])
+    TestCase.objects.bulk_create(
+        TestCase(test_set=test_set, position=n, variables={"company": f"co-{n}"}) for n in range(80)
+    )
+    batch = start(workspace, test_set, [version], editor, concurrency=32)
+    began = time.monotonic()
+    drives = [
+        threading.Thread(target=batch_worker.drive, args=(batch.pk,), kwargs={"slice_seconds": 60}) for _ in range(2)
+    ]
+    for drive in drives:
+        drive.start()
+    wait_for(lambda: len(fake_maxim.requests_to("/v1/prompts/run")) >= 40)
+    fake_maxim.fail_next("/v1/prompts/run", 429, headers={"Retry-After": "0"}, times=10)
+    for drive in drives:
+        drive.join(timeout=70)
+    took = time.monotonic() - began
+
+    assert BatchComparison.objects.get(pk=batch.pk).status == BatchComparison.Status.DONE
+    assert took < 30  # 80 cells, most of them one at a time, 0.1 s each; 60 s (the slice) when stalled
+    requests = fake_maxim.requests_to("/v1/prompts/run")
+    answered = Counter(r.body["messages"][0]["content"] for r in requests if r.status == 200)
+    assert sorted(answered.values()) == [1] * 80  # each cell answered once (10 were refused first)

@@ -127,12 +127,12 @@ def evaluate_checks(checks: list[checks_module.Check], run: Run, expected: str) 
 def _after_429(cell: BatchCell, run: Run) -> None:
     """Slow the workspace down, then queue the cell again, or fail it once Maxim refused it
     MAX_REFUSALS times (and the rest of its column if none of it got through meanwhile)."""
-    now = timezone.now()
     wait = getattr(run, "retry_after", None)
     wait = min(DEFAULT_RETRY_AFTER if wait is None else wait, MAX_RETRY_AFTER)
-    until = now + timedelta(seconds=wait)
     with transaction.atomic():
         batch = BatchComparison.objects.select_for_update().get(pk=cell.batch_id)
+        now = timezone.now()  # once the batch is ours: the wait is not shortened by waiting for the lock
+        until = now + timedelta(seconds=wait)
         batch.current_limit = max(1, batch.current_limit // 2)
         batch.last_throttled_at = now
         batch.save(update_fields=["current_limit", "last_throttled_at"])

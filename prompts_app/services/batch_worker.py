@@ -173,7 +173,9 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
             free = min(limit, plan.share) + reserve - outstanding
             claimed: list[BatchCell] = []
             # Gather a few free slots per claim rather than one transaction per finished cell.
-            turn = free >= _claim_step(plan.batch) or not outstanding
+            # Nothing with Maxim: claim now, whatever is free (a limit halved by 429s down to 1 left
+            # free below the step, and the armed cells waited for the slice's end: hostile trial).
+            turn = free >= _claim_step(plan.batch) or not (sender.sending if sender else outstanding)
             if any(unprocessed(cell.run) for cell in finished):
                 # A 429 is stored at once, turn or not (other workers read its Retry-After), and
                 # before a claim, which then honours it.
