@@ -228,7 +228,9 @@ def test_history_and_the_run_page_label_a_batch_run_with_its_batch(client_for, e
     client = client_for(editor)
     batch_url = reverse("batch_detail", args=[finished_batch.pk])
     history = client.get(reverse("run_history")).content.decode()
-    assert history.count(f'href="{batch_url}">batch</a>') == 6  # every cell's run, and no other
+    # every cell's run, and no other, named after its batch (tests/test_history_batch.py)
+    assert history.count(f'href="/runs/?batch={finished_batch.pk}"') == 6
+    assert history.count(f"<bdi>{finished_batch}</bdi>") == 6
     run = finished_batch.cells.first().run
     page = client.get(reverse("run_detail", args=[run.pk])).content.decode()
     assert f'part of batch <a href="{batch_url}">' in page
