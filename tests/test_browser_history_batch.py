@@ -46,7 +46,7 @@ def test_a_person_finds_a_batchs_runs_in_history_and_clears_the_filter(page, bro
     assert "status=success" in page.url and f"batch={batch.pk}" in page.url
     assert page.get_by_role("table", name="Runs matching the filters").locator("tbody tr").count() == 4
 
-    page.get_by_role("link", name="Show the runs of every batch").click()
+    page.get_by_role("link", name="Remove the batch filter").click()
     page.wait_for_url(lambda url: "batch=" not in url)
     runs = page.get_by_role("table", name="Runs matching the filters")
     assert runs.locator("tbody tr").count() == 7 and "Only the runs of batch" not in page.content()
