@@ -50,6 +50,8 @@ def test_a_person_finds_a_batchs_runs_in_history_and_clears_the_filter(page, bro
     page.wait_for_url(lambda url: "batch=" not in url)
     runs = page.get_by_role("table", name="Runs matching the filters")
     assert runs.locator("tbody tr").count() == 7 and "Only the runs of batch" not in page.content()
+    if SHOTS:
+        page.screenshot(path=os.path.join(SHOTS, "history-all.png"), full_page=True)
     runs.get_by_role("link", name="Batch Short one: show only its runs").first.click()
     page.wait_for_url(lambda url: f"batch={other.pk}" in url)
     assert page.get_by_role("table", name="Runs matching the filters").locator("tbody tr").count() == 2
