@@ -49,7 +49,9 @@ def cost_pass_chart(points: Sequence[tuple[int, str, int | None, float | None]])
         if not drawn:
             continue  # no scale for cost yet (no finished, priced, checked column): no $0.000000001 ticks
         x = LEFT + plot_w * i / 4
-        anchor = "end" if i == 4 else "middle"  # the last tick's text stays inside the picture
+        # The last tick's text ends at the edge, inside the picture; the first one starts at the
+        # origin, right of the pass-rate labels (centred there, "$0.00" ran into "0%": new-user trial).
+        anchor = "end" if i == 4 else "start" if i == 0 else "middle"
         out.append(
             f'<text class="axis" x="{x:.1f}" y="{base_y + 18}" text-anchor="{anchor}">'
             f"{escape(format_usd(round(cost_step * i)))}</text>"

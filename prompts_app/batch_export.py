@@ -7,10 +7,11 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator
+from decimal import ROUND_HALF_UP, Decimal
 
 from prompts_app.models import BatchComparison
-from prompts_app.pricing import usd_text
-from prompts_app.selectors.batches import EXPORT_FIELDS, progress_and_summary
+from prompts_app.pricing import format_usd, usd_text
+from prompts_app.selectors.batches import EXPORT_FIELDS, ColumnSummary, progress_and_summary
 
 
 def _flat(value) -> str:
@@ -75,12 +76,40 @@ def _md(value) -> str:
     return _flat(value).replace("|", "\\|").replace("\r", " ").replace("\n", "<br>")
 
 
+SUMMARY_HEADS = ["column", "pass rate", "cost", "per 1,000 runs", "tokens", "latency p50", "p95", "failures"]
+
+
+def _ms(latency: float | None) -> str:
+    """As the page's floatformat:0 shows it: whole ms, half up."""
+    return "—" if latency is None else f"{Decimal(str(latency)).quantize(Decimal(1), rounding=ROUND_HALF_UP)} ms"
+
+
+def summary_cells(n: int, s: ColumnSummary) -> list[str]:
+    """A column's summary as the page's summary row says it: unpriced runs are "unpriced", never $0."""
+    # widthratio on the page: round(passed / checked * 100), Python's rounding
+    rate = "—" if s.pass_rate is None else f"{round(s.passed / s.checked * 100)}% ({s.passed}/{s.checked})"
+    if s.priced_runs:
+        cost = format_usd(s.cost_nano) + (f" + {s.unpriced} unpriced" if s.unpriced else "")
+        per_1000 = format_usd(s.cost_per_1000_nano)
+    else:
+        cost = per_1000 = "unpriced" if s.unpriced else "—"
+    return [f"{n}. {s.column.label}", rate, cost, per_1000, f"{s.tokens:,}", _ms(s.p50), _ms(s.p95), str(s.failures)]
+
+
+def _md_table(heads: list[str], rows: Iterable[list]) -> Iterator[str]:
+    yield "| " + " | ".join(heads) + " |\n|" + "---|" * len(heads) + "\n"
+    for row in rows:
+        yield "| " + " | ".join(_md(value) for value in row) + " |\n"
+
+
 def markdown_lines(batch: BatchComparison, rows: Iterable[dict]) -> Iterator[str]:
     fields = ["case", "label", "repeat", "state", "passed", "output", "checks", "cost_usd", "latency_ms", "error"]
     yield f"# {_md(str(batch))}\n\nTest set: {_md(batch.test_set.name)}\n\n"
-    yield "| " + " | ".join(fields) + " |\n|" + "---|" * len(fields) + "\n"
-    for row in rows:
-        yield "| " + " | ".join(_md(row[f]) for f in fields) + " |\n"
+    _progress, summary = progress_and_summary(batch, list(batch.columns.order_by("position")))
+    yield "## Summary per column\n\n"
+    yield from _md_table(SUMMARY_HEADS, (summary_cells(n, s) for n, s in enumerate(summary, 1)))
+    yield "\n## Cells\n\n"
+    yield from _md_table(fields, ([row[f] for f in fields] for row in rows))
 
 
 EXPORTERS: dict[str, tuple[str, Callable[[BatchComparison, Iterable[dict]], Iterator[str]]]] = {

@@ -687,7 +687,13 @@ class BatchComparison(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.title or f"Batch {self.pk}"
+        return self.label_of(self.pk, self.title)
+
+    @staticmethod
+    def label_of(pk: int, title: str) -> str:
+        """What a batch is called wherever it is shown (history, exports), from two columns read
+        without the row."""
+        return title or f"Batch {pk}"
 
     def elapsed_seconds(self, now=None) -> float:
         if self.status == self.Status.RUNNING and self.resumed_at:

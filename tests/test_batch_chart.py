@@ -58,3 +58,12 @@ def test_a_batch_without_checks_says_why_it_has_no_chart_instead_of_empty_axes(
     else:
         assert '<svg class="chart"' not in page and said in page
         assert "Their cost per 1,000 runs is in the table above" in page
+
+
+def test_the_origins_labels_stay_apart():
+    """New-user trial: "$0.00", centred on the origin, ran into the "0%" that ends just left of it."""
+    svg = str(cost_pass_chart([(1, "Reply v1", 2_000_000, 0.5)]))
+    rate = re.search(r'<text class="axis" x="([\d.]+)" y="[\d.]+" text-anchor="(\w+)">0%</text>', svg)
+    cost = re.search(r'<text class="axis" x="([\d.]+)" y="[\d.]+" text-anchor="(\w+)">\$0\.00</text>', svg)
+    assert rate[2] == "end" and cost[2] == "start"  # "0%" ends left of where "$0.00" begins
+    assert float(cost[1]) - float(rate[1]) >= 8

@@ -3,6 +3,7 @@ cost, and the person confirms with the keyboard; Enter in a field never confirms
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -12,6 +13,16 @@ from prompts_app.models import BatchComparison
 from prompts_app.services import batches
 
 pytestmark = pytest.mark.browser
+SHOTS = os.environ.get("MAXIMUI_SCREENSHOTS", "")  # a folder: tests save what they looked at there
+
+
+def choose_two_versions(page, workspace) -> None:
+    """Open the new-batch form and pick v1 and v2 as its columns, waiting for their estimate."""
+    page.goto(reverse("batch_new", args=[workspace.pk]))
+    page.get_by_label("Column 1 (baseline)").select_option(label="Support reply v1 · gpt-4o")
+    page.get_by_label("Column 2", exact=True).select_option(label="Support reply v2 · gpt-4o-mini")
+    page.wait_for_timeout(700)  # longer than the estimate's 400 ms debounce
+    page.locator("#batch-estimate", has_text="6 calls: 3 cases × 2 versions").wait_for()
 
 
 def test_a_person_confirms_a_batch_above_the_budget_with_the_keyboard(
@@ -20,11 +31,7 @@ def test_a_person_confirms_a_batch_above_the_budget_with_the_keyboard(
     settings.MAXIMUI_BATCH_TASK_BACKEND = "database"  # queued for a worker; none runs in this test
     batches.set_soft_budget(workspace=workspace, budget_nano=1)
     browser_login(editor)
-    page.goto(reverse("batch_new", args=[workspace.pk]))
-    page.get_by_label("Column 1 (baseline)").select_option(label="Support reply v1 · gpt-4o")
-    page.get_by_label("Column 2", exact=True).select_option(label="Support reply v2 · gpt-4o-mini")
-    page.wait_for_timeout(700)  # longer than the estimate's 400 ms debounce
-    page.locator("#batch-estimate", has_text="6 calls: 3 cases × 2 versions").wait_for()
+    choose_two_versions(page, workspace)
     page.get_by_label("Title").press_sequentially("Tone", delay=40)
     page.keyboard.press("Enter")  # submits the first step only
 
@@ -105,3 +112,22 @@ def test_ctrl_enter_starts_a_batch_from_any_field(
     page.keyboard.press("Control+Enter")
     page.get_by_role("table", name="Progress per column").wait_for()
     assert BatchComparison.objects.get().title == "Shortcut"
+
+
+def test_after_a_submit_with_a_mistake_the_estimate_counts_the_versions_chosen(
+    page, browser_login, editor, workspace, batch_test_set, two_versions
+):
+    """New-user trial of #12: after a submit with a bad regex the estimate read "Choose versions…"."""
+    browser_login(editor)
+    choose_two_versions(page, workspace)
+    page.get_by_label("Output matches the regular expression").press_sequentially("(unclosed", delay=40)
+    page.get_by_role("button", name="Start batch").click()
+
+    page.get_by_role("alert").filter(has_text="Pattern does not compile").wait_for()
+    page.wait_for_timeout(700)  # anything the page would still fetch for the estimate has come
+    estimate = page.locator("#batch-estimate").get_by_role("status")
+    assert "6 calls: 3 cases × 2 versions" in estimate.inner_text()
+    assert "Choose versions" not in estimate.inner_text()
+    if SHOTS:
+        page.locator("#batch-form").screenshot(path=os.path.join(SHOTS, "batch-new-estimate.png"))
+    assert not BatchComparison.objects.exists()

@@ -40,3 +40,24 @@ def test_no_column_chosen_yet_leaves_the_form_errors_alone(client_for, editor, w
         .content.decode()
     )
     assert "Choose versions and a test set" in said and "columns-errors" not in said
+
+
+@pytest.mark.parametrize("mistake", [{"check_regex": "(unclosed"}, {"title": "t" * 301}, {"check_json": "[{"}])
+def test_a_mistake_in_another_field_does_not_hide_the_estimate_of_the_versions_chosen(
+    client_for, editor, workspace, batch_test_set, two_versions, mistake
+):
+    """New-user trial: after a submit with a bad regex the estimate read "Choose versions…" although
+    two versions were chosen (the estimate judged the whole form)."""
+    client = client_for(editor)
+    data = form_data(two_versions, batch_test_set, **mistake)
+    page = client.post(reverse("batch_new", args=[workspace.pk]), data).content.decode()
+    assert 'role="alert"' in page and "6 calls" in page and "Choose versions and a test set" not in page
+    assert 'hx-trigger="change delay:400ms"' in page  # drawn already: no second request for it on load
+    said = client.get(reverse("batch_estimate", args=[workspace.pk]), data).content.decode()
+    assert "6 calls" in said and "Choose versions and a test set" not in said
+
+
+def test_a_submit_with_no_version_chosen_still_asks_for_versions(client_for, editor, workspace, batch_test_set):
+    data = form_data([], batch_test_set, check_regex="(unclosed")
+    page = client_for(editor).post(reverse("batch_new", args=[workspace.pk]), data).content.decode()
+    assert "Choose versions and a test set" in page and 'hx-trigger="change delay:400ms, load"' in page

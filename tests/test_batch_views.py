@@ -209,7 +209,8 @@ def test_exports_have_one_line_per_cell(client_for, viewer, finished_batch):
         assert line["runs"] == 3 and line["passed"] == sum(c["passed"] == "yes" for c in cells)
         assert Decimal(line["cost_usd"]) == sum(Decimal(c["cost_usd"]) for c in cells)
     markdown = b"".join(client.get(reverse("batch_export_md", args=[finished_batch.pk])).streaming_content).decode()
-    assert markdown.count("\n| ") == 6 + 1 and markdown.split("\n")[4].rstrip().endswith("| error |")
+    cells = markdown.split("## Cells\n\n")[1]  # after the summary per column (tests/test_batch_export_summary.py)
+    assert cells.count("\n| ") == 6 and cells.split("\n")[0].rstrip().endswith("| error |")
 
 
 def test_a_cell_whose_input_is_refused_fails_with_the_reason(workspace, test_set, prompt, editor, echo_maxim):
@@ -228,7 +229,9 @@ def test_history_and_the_run_page_label_a_batch_run_with_its_batch(client_for, e
     client = client_for(editor)
     batch_url = reverse("batch_detail", args=[finished_batch.pk])
     history = client.get(reverse("run_history")).content.decode()
-    assert history.count(f'href="{batch_url}">batch</a>') == 6  # every cell's run, and no other
+    # every cell's run, and no other, named after its batch (tests/test_history_batch.py)
+    assert history.count(f'href="/runs/?batch={finished_batch.pk}"') == 6
+    assert history.count(f"<bdi>{finished_batch}</bdi>") == 6
     run = finished_batch.cells.first().run
     page = client.get(reverse("run_detail", args=[run.pk])).content.decode()
     assert f'part of batch <a href="{batch_url}">' in page

@@ -17,6 +17,7 @@ from prompts_app.services.batches import MAX_COLUMNS, MAX_CONCURRENCY, MAX_REPEA
 
 NANO_PER_USD = 10**9
 TOKEN = re.compile(r"[0-9a-f]{32}")  # what __init__ issues: uuid4().hex
+ESTIMATED = ("columns", "test_set", "case_filter", "repeats")  # the fields the estimate counts with
 
 
 def column_choices(workspace: Workspace, user) -> list[tuple[str, str]]:
@@ -124,6 +125,14 @@ class BatchForm(forms.Form):
         self.workspace, self.user = workspace, user
         self.fields["columns"].choices = column_choices(workspace, user)
         self.fields["test_set"].queryset = TestSet.objects.filter(workspace=workspace)
+
+    def estimate_inputs(self) -> dict[str, Any] | None:
+        """What the estimate counts (columns, test set, case filter, repeats) once those fields are
+        valid, whatever the others say: a bad regex or title must not hide the estimate of the
+        versions chosen (new-user trial: after such a submit it read "Choose versions…")."""
+        if not self.is_bound or any(name in self.errors for name in ESTIMATED):
+            return None
+        return {name: self.cleaned_data[name] for name in ESTIMATED}
 
     def clean_confirmation(self) -> str:
         # Cut, not refused: a hidden field's error would show nowhere; a cut token is "not valid" on the page.

@@ -9,6 +9,7 @@ from django import forms
 from django.utils.html import format_html, format_html_join
 
 from prompts_app.models import PROVIDER_CHOICES, Run
+from prompts_app.plain_int import plain_int
 from prompts_app.selectors.history import Cursor, RunFilter, Scope
 
 NOT_YOURS = "That %(what)s is not in any of your workspaces (or does not exist)."
@@ -113,10 +114,14 @@ class HistoryFilterForm(forms.Form):
     date_to = DayField(label="To (UTC day)", required=False)
     before = forms.CharField(required=False, widget=forms.HiddenInput)  # cursor: runs older than this
     after = forms.CharField(required=False, widget=forms.HiddenInput)  # cursor: runs newer than this
+    # A batch's runs (links from the batch page and from each run's batch label): no select of
+    # every batch, which would cost a query and ~100 options a page; shown above the runs instead.
+    batch = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def __init__(self, data, *, scope: Scope) -> None:
         super().__init__(data)
         self.scope = scope
+        self.batch_label: str | None = None  # the filtered batch's name, once clean_batch found it
         self.fields["workspace"] = _id_choice("Workspace", "workspace", [(w.pk, w.name) for w in scope.workspaces])
         self.fields["prompt"] = _id_choice("Prompt", "prompt", [(p.pk, p.name) for p in scope.prompts])
         self.fields["version"] = _id_choice(
@@ -154,6 +159,16 @@ class HistoryFilterForm(forms.Form):
     def clean_after(self) -> Cursor | None:
         return self._clean_cursor("after")
 
+    def clean_batch(self) -> int | None:
+        text = self.cleaned_data.get("batch") or ""
+        if not text:
+            return None
+        pk = plain_int(text)
+        self.batch_label = None if pk is None else self.scope.batch_label(pk)
+        if self.batch_label is None:  # another workspace's batch reads as one that does not exist
+            raise forms.ValidationError(NOT_YOURS % {"what": "batch"})
+        return pk
+
     def clean(self) -> dict:
         data = super().clean()
         start, end = data.get("date_from"), data.get("date_to")
@@ -176,17 +191,24 @@ class HistoryFilterForm(forms.Form):
             date_from=data.get("date_from"),
             date_to=data.get("date_to"),
             q=data.get("q", "").strip(),
+            batch_id=data.get("batch"),
         )
 
-    def querystring(self, **changes: str) -> str:
-        """The current filters as a query string (cursor dropped), with `changes` applied."""
-        params = {k: v for k, v in self.data.items() if k in self.fields and k not in ("before", "after") and v}
+    def querystring(self, *, drop: tuple[str, ...] = (), **changes: str) -> str:
+        """The current filters as a query string (cursor and `drop` left out), with `changes` applied."""
+        left_out = ("before", "after", *drop)
+        params = {k: v for k, v in self.data.items() if k in self.fields and k not in left_out and v}
         params.update({k: v for k, v in changes.items() if v})
         return urlencode(params)
 
     @property
+    def querystring_without_batch(self) -> str:
+        return self.querystring(drop=("batch",))
+
+    @property
     def errors_for_banner(self) -> list[str]:
         hidden = [*self.non_field_errors(), *self.errors.get("before", []), *self.errors.get("after", [])]
+        hidden += [f"Batch: {error}" for error in self.errors.get("batch", [])]
         return list(hidden)
 
 

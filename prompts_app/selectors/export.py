@@ -10,6 +10,7 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 
+from prompts_app.models import BatchComparison
 from prompts_app.pricing import usd_text
 from prompts_app.selectors.history import (
     USERNAME,
@@ -36,6 +37,8 @@ EXPORT_FIELDS = (
     "latency_ms",
     f"user__{USERNAME}",
     "is_draft",
+    "batch_comparison_id",
+    "batch_comparison__title",
     "input__variables",
     "input_text",
     "output_text",
@@ -75,6 +78,8 @@ EXPORT_COLUMNS = [
     "latency_ms",
     "user",
     "draft",
+    "batch_id",
+    "batch",
     "variables",
     "input_text",
     "output_text",
@@ -103,11 +108,19 @@ def export_record(row: dict) -> dict:
         "latency_ms": None if row["latency_ms"] is None else round(row["latency_ms"], 1),
         "user": row[f"user__{USERNAME}"],
         "draft": row["is_draft"],  # run of an unsaved draft, counted apart from `version`
+        # A batch comparison's run: its batch, named as its page names it (empty / null otherwise).
+        "batch_id": row["batch_comparison_id"],
+        "batch": _batch_label(row),
         "variables": row["input__variables"] or {},  # names and values; input_text has the values only
         "input_text": row["input_text"],
         "output_text": row["output_text"],
         "error": row["error"],
     }
+
+
+def _batch_label(row: dict) -> str | None:
+    pk = row["batch_comparison_id"]
+    return None if pk is None else BatchComparison.label_of(pk, row["batch_comparison__title"])
 
 
 class _Echo:

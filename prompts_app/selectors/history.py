@@ -19,7 +19,7 @@ from django.db import connection
 from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
-from prompts_app.models import Membership, Prompt, PromptVersion, Run, RunRollup
+from prompts_app.models import BatchComparison, Membership, Prompt, PromptVersion, Run, RunRollup
 from prompts_app.selectors import costs
 from prompts_app.services.rollups import RUN_SUMS
 
@@ -73,6 +73,11 @@ class Scope:
     def prompts(self) -> list:
         return list({v.prompt_id: v.prompt for v in self.versions}.values())
 
+    def batch_label(self, pk: int) -> str | None:
+        """The batch's name if it is in the user's workspaces; None for any other id (nothing leaks)."""
+        found = BatchComparison.objects.filter(pk=pk, workspace_id__in=self.workspace_ids).values_list("title").first()
+        return None if found is None else BatchComparison.label_of(pk, found[0])
+
     def model_names(self) -> list[str]:
         """Models seen in the user's workspaces (month rollups are small), for suggestions."""
         rows = RunRollup.objects.filter(grain=RunRollup.Grain.MONTH, workspace_id__in=self.workspace_ids)
@@ -125,6 +130,9 @@ class RunFilter:
     date_from: dt.date | None = None  # whole UTC days, inclusive
     date_to: dt.date | None = None
     q: str = ""
+    # Runs of one batch comparison (in scope: checked by the form). The rollups do not know
+    # batches, so its totals are summed over its runs (thousands at most, not millions).
+    batch_id: int | None = None
 
     def key_q(self) -> Q:
         """Conditions shared by runs and rollup rows (same column names in both)."""
@@ -149,6 +157,11 @@ def day_start(day: dt.date) -> dt.datetime:
 
 def filter_runs(f: RunFilter, *, newest_first: bool = True, prompt_names: bool = True) -> QuerySet[Run]:
     runs = Run.objects.filter(f.key_q())
+    if f.batch_id is not None:
+        # A subquery, as in costs.not_rolled_up_q: the batch's runs are found through its index
+        # and then sorted. With `batch_comparison_id = x` SQLite walked the created_at index over
+        # every run (its statistics count the runs of no batch, nearly all, as one value).
+        runs = runs.filter(pk__in=Run.objects.filter(batch_comparison_id=f.batch_id).values("pk"))
     if f.date_from:
         runs = runs.filter(created_at__gte=day_start(f.date_from))
     if f.date_to:
@@ -310,6 +323,9 @@ def _matched_totals(runs: QuerySet[Run], match: str, ids: tuple[int, int] | None
 def _keyed_totals(f: RunFilter, extra: Q) -> costs.Totals:
     """Totals of a filter with no text: rollup rows plus the runs not rolled up yet."""
     result = costs.Totals()
+    if f.batch_id is not None:
+        result.add(costs.run_totals(filter_runs(f).filter(extra)))
+        return result
     result.add(costs.rollup_totals(f.key_q() & extra & costs.period_q(f.date_from, f.date_to)))
     result.add(costs.live_totals(filter_runs(f).filter(extra)))
     return result
@@ -342,6 +358,7 @@ class RunRow:
     username: str | None
     batch_comparison_id: int | None
     error: str = ""  # set by services.runs.shown_as_settled for a run its process left behind
+    batch_name: str = ""  # set by page(): the batch's label, read once for the page's runs
 
     @property
     def id(self) -> int:
@@ -432,7 +449,18 @@ def page(
 
 
 def _rows(runs: QuerySet[Run]) -> list[RunRow]:
-    return [RunRow(*values) for values in runs.values_list(*ROW_COLUMNS)]
+    rows = [RunRow(*values) for values in runs.values_list(*ROW_COLUMNS)]
+    # One query for the page's batches, and none without any: not a join, which would change
+    # how SQLite walks a million runs for the page, and not a query per row.
+    batch_ids = {row.batch_comparison_id for row in rows if row.batch_comparison_id is not None}
+    if batch_ids:
+        titles = dict(BatchComparison.objects.filter(pk__in=batch_ids).values_list("pk", "title"))
+        for row in rows:
+            if row.batch_comparison_id is not None:
+                row.batch_name = BatchComparison.label_of(
+                    row.batch_comparison_id, titles.get(row.batch_comparison_id, "")
+                )
+    return rows
 
 
 def overview(user, *, days: int = 7, recent: int = 6) -> dict:

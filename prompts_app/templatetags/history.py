@@ -24,6 +24,7 @@ from prompts_app.selectors.history import RunRow
 register = template.Library()
 STATUS_LABELS = dict(Run.Status.choices)
 _PK = 2_147_483_647  # stands in for the id while the URL is reversed once per page
+BATCH_SHOWN = 28  # characters of a batch's name in its label; the whole name is its title
 _DASH = mark_safe('<span class="muted">—</span>')
 _DRAFT = mark_safe(' <span class="badge draft">draft</span>')
 _NO_USAGE = mark_safe('<td class="num"><span class="muted" title="No usage reported">—</span></td>')
@@ -43,6 +44,20 @@ _ROW = """<tr>
 
 def _url_format(name: str) -> str:
     return reverse(name, args=[_PK]).replace(str(_PK), "{}")
+
+
+def short_name(name: str, size: int = BATCH_SHOWN) -> str:
+    """`name`, cut to `size` characters with an ellipsis when longer."""
+    return name if len(name) <= size else name[: size - 1].rstrip() + "…"
+
+
+def _batch_label(e: dict) -> str:
+    """The run's batch, named: a link to the history of that batch's runs only (the batch's page
+    is linked from there). Its accessible name and title carry the whole name."""
+    return (
+        f' <a class="badge batch" href="{e["batch_url"]}" title="Batch: {e["batch_name"]}"'
+        f' aria-label="Batch {e["batch_name"]}: show only its runs"><bdi>{e["batch_short"]}</bdi></a>'
+    )
 
 
 def thousands(value: int | Decimal) -> str:
@@ -69,7 +84,7 @@ def exact_usd(nano: int | None) -> str:
 def history_rows(runs: list[RunRow]) -> list[dict]:
     """One dict of display text per run (dict lookups are the cheapest a template does)."""
     run_url, prompt_url = _url_format("run_detail"), _url_format("prompt_detail")
-    batch_url = _url_format("batch_detail")
+    batch_url = reverse("run_history") + "?batch={}"
     rows = []
     for run in runs:
         no_usage = run.status != Run.Status.SUCCESS and not run.total_tokens
@@ -94,6 +109,8 @@ def history_rows(runs: list[RunRow]) -> list[dict]:
                 "latency": None if run.latency_ms is None else f"{whole_ms(run.latency_ms)} ms",
                 "user": run.username or "",
                 "batch_url": batch_url.format(run.batch_comparison_id) if run.batch_comparison_id else "",
+                "batch_name": run.batch_name,
+                "batch_short": short_name(run.batch_name),
             }
         )
     return rows
@@ -113,7 +130,7 @@ def history_tbody(runs: list[RunRow]) -> SafeString:
                 {
                     **e,
                     "draft": _DRAFT if row["is_draft"] else "",
-                    "batch": f' <a class="badge" href="{e["batch_url"]}">batch</a>' if row["batch_url"] else "",
+                    "batch": _batch_label(e) if row["batch_url"] else "",
                     "tokens_cell": _NO_USAGE
                     if row["tokens"] is None
                     else f'<td class="num" title="{e["tokens_title"]}">{e["tokens"]}</td>',

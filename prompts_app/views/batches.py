@@ -81,7 +81,16 @@ def batch_new(request: HttpRequest, workspace_id: int) -> HttpResponse:
             context.update(twin=exc.batch, twin_said=str(exc))
         except (services.BatchError, CheckConfigError) as exc:
             form.add_error(None, str(exc))
+    if request.method == "POST" and not ("preview" in context or "twin" in context):
+        context["estimate"] = _estimate(workspace, form)  # the form again: with the estimate of its choice
     return render(request, NEW, context)
+
+
+def _estimate(workspace, form: BatchForm) -> services.Preview | None:
+    """The calls and cost of what the form has chosen, or None until its columns, test set,
+    case filter and repeats are valid (an error in another field does not hide it)."""
+    counted = form.estimate_inputs()
+    return None if counted is None else services.preview(workspace=workspace, **counted)
 
 
 def _start(workspace, form: BatchForm, user) -> BatchComparison:
@@ -107,16 +116,7 @@ def _start(workspace, form: BatchForm, user) -> BatchComparison:
 def batch_estimate(request: HttpRequest, workspace_id: int) -> HttpResponse:
     workspace = get_workspace_for_user(request, workspace_id, Role.EDITOR)
     form = BatchForm(request.GET, workspace=workspace, user=request.user)
-    seen = None
-    if form.is_valid():
-        data = form.cleaned_data
-        seen = services.preview(
-            workspace=workspace,
-            columns=data["columns"],
-            test_set=data["test_set"],
-            case_filter=data["case_filter"],
-            repeats=data["repeats"],
-        )
+    seen = _estimate(workspace, form)
     # Chosen columns can be judged now: their error (or none) replaces the one of an earlier submit.
     judged = any(request.GET.getlist("columns"))
     context = {"preview": seen, "form": form, "columns_judged": judged}
