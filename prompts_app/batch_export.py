@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from decimal import ROUND_HALF_UP, Decimal
 
+from prompts_app.markdown_text import md_cell
 from prompts_app.models import BatchComparison
 from prompts_app.pricing import format_usd, usd_text
 from prompts_app.selectors.batches import EXPORT_FIELDS, ColumnSummary, progress_and_summary
@@ -73,7 +74,7 @@ def json_lines(batch: BatchComparison, rows: Iterable[dict]) -> Iterator[str]:
 
 
 def _md(value) -> str:
-    return _flat(value).replace("|", "\\|").replace("\r", " ").replace("\n", "<br>")
+    return md_cell(_flat(value))
 
 
 SUMMARY_HEADS = ["column", "pass rate", "cost", "per 1,000 runs", "tokens", "latency p50", "p95", "failures"]

@@ -60,3 +60,13 @@ def test_a_column_label_cannot_break_the_summary_table(client_for, editor, works
     BatchColumn.objects.filter(batch=batch, position=1).update(label="A | B\n| forged | row |")
     rows = summary_lines(markdown_of(client_for(editor), batch))
     assert len(rows) == 2 and rows[0][0] == r"1. A \| B<br>\| forged \| row \|"
+
+
+def test_markdown_export_escapes_what_a_model_wrote_so_nothing_renders_as_markup():
+    """A model's output such as ![](https://tracker/p.png) must not load an image when the export
+    is viewed; the batch export escapes it as the comparison export does."""
+    from prompts_app.batch_export import _md
+
+    assert _md("![x](https://tracker.example/p.png) | <img src=x> # h") == (
+        "!\\[x\\](https://tracker.example/p.png) \\| \\<img src=x\\> \\# h"
+    )

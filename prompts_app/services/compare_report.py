@@ -12,11 +12,11 @@ from typing import Any
 from django.utils.html import escape
 
 from prompts_app.diffing import word_diff as word_diff_html  # the versions page's word diff, shared
+from prompts_app.markdown_text import md_cell, md_inline
 from prompts_app.models import Comparison, ComparisonColumn, Run
 from prompts_app.pricing import format_usd
 from prompts_app.selectors.compare import batch_runs, by_column
 from prompts_app.services.compare import column_input
-
 
 # -- reading a comparison ----------------------------------------------------------------
 
@@ -233,7 +233,7 @@ def export_markdown(comparison: Comparison) -> str:
     """The latest batch as Markdown for a review: a summary table, then each output fenced."""
     columns = list(comparison.columns.select_related("version__prompt"))
     grouped = runs_by_column(comparison)
-    lines = [f"# {_md_inline(str(comparison))}", "", f"Workspace: {_md_inline(comparison.workspace.name)}", ""]
+    lines = [f"# {md_inline(str(comparison))}", "", f"Workspace: {md_inline(comparison.workspace.name)}", ""]
     if comparison.shared_input:
         lines += _input_lines(comparison.input)
     lines += [
@@ -255,11 +255,11 @@ def export_markdown(comparison: Comparison) -> str:
                 latency,
                 run.status if run else "not run",
             ]
-            lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+            lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
     if comparison.repeats > 1:
         lines += _stats_lines(columns, grouped)
     for i, column in enumerate(columns, 1):
-        lines += ["", f"## {i}. {_md_inline(column_label(column))}", ""]
+        lines += ["", f"## {i}. {md_inline(column_label(column))}", ""]
         if not comparison.shared_input:
             lines += _input_lines(column_input(comparison, column))
         for n, run in enumerate(grouped.get(column.pk, []), 1):
@@ -295,7 +295,7 @@ def _stats_lines(columns: list[ComparisonColumn], grouped: dict[int, list[Run]])
             stats.cost_text(stats.cost_per_1000_nano),
             str(stats.failures),
         ]
-        lines.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
     return lines
 
 
@@ -303,36 +303,22 @@ def _stats_lines(columns: list[ComparisonColumn], grouped: dict[int, list[Run]])
 # these characters are backslash-escaped (CommonMark allows it for any ASCII punctuation),
 # so a name cannot become a link, an image that loads on opening, HTML, emphasis or a heading.
 # (Line-start markers like "-", "+" or "1." need no escape: every such text follows a prefix.)
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|~&])")
-
-
-def _md_inline(text: str) -> str:
-    """Text for one line of Markdown (a heading, list item or paragraph): escaped, line breaks as <br>."""
-    lines = str(text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return "<br>".join(_MD_SPECIAL.sub(r"\\\1", line.replace("\t", " ")) for line in lines)
-
-
-def _md_cell(text: str) -> str:
-    """A table cell: escaped like a line (which escapes `|` too), with no surrounding space."""
-    return _md_inline(str(text).strip())
-
-
 def _input_lines(inputs: dict[str, Any]) -> list[str]:
     """The input as a list of turns ("- user: ..."), then its variables, each on one line;
     a multi-line turn is fenced inside its item."""
     turns = inputs.get("turns") or []
     lines = ["Input:", ""] if turns else []  # no heading over nothing: variables alone say what was sent
     for turn in turns:
-        role, content = _md_inline(turn.get("role", "?")), str(turn.get("content", ""))
+        role, content = md_inline(turn.get("role", "?")), str(turn.get("content", ""))
         if "\n" in content or "\r" in content:
             fence = _fence(content)
             lines += [f"- {role}:", "", *(f"  {line}" for line in [fence, *content.splitlines(), fence]), ""]
         else:
-            lines.append(f"- {role}: {_md_inline(content)}")
+            lines.append(f"- {role}: {md_inline(content)}")
     # Sorted: PostgreSQL's jsonb does not keep the order the variables were typed in.
     variables = sorted((inputs.get("variables") or {}).items())
     if variables:
-        lines += ["", "Variables: " + ", ".join(f"{_md_inline(k)}={_md_inline(v)}" for k, v in variables)]
+        lines += ["", "Variables: " + ", ".join(f"{md_inline(k)}={md_inline(v)}" for k, v in variables)]
     return lines + [""]
 
 
