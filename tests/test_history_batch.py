@@ -112,3 +112,10 @@ def test_the_batch_page_links_to_its_runs_in_history(client_for, editor, batch):
     page = client_for(editor).get(reverse("batch_detail", args=[batch.pk])).content.decode()
     assert f'<a href="/runs/?batch={batch.pk}">See these runs in History</a>' in page
     assert BatchComparison.objects.count() == 1
+
+
+def test_the_home_page_s_recent_runs_name_their_batch_too(client_for, editor, batch):
+    html = client_for(editor).get("/").content.decode()
+    recent = html[html.index('id="recent-runs"') :]
+    assert f'href="/runs/?batch={batch.pk}" title="Batch: {LONG}"' in recent
+    assert f'aria-label="Batch {LONG}: show only its runs"><bdi>{LONG[:27]}…</bdi>' in recent
