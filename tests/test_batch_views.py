@@ -328,7 +328,7 @@ def test_a_running_batch_nobody_sends_says_so_and_how_to_start_a_worker(client_f
     Run.objects.filter(batch_comparison=batch).update(finished_at=long_ago)
     url = reverse("batch_detail", args=[batch.pk])
     page = client_for(viewer).get(url).content.decode()
-    assert "No worker has sent this batch" in page and "manage.py db_worker" in page
+    assert "No worker has sent this batch" in page and "manage.py db_worker" in page and "make worker" in page
     BatchWorker.objects.create(name="alive", batch=batch)  # a drive of this batch, beating now
     assert "No worker has sent this batch" not in client_for(viewer).get(url).content.decode()
     # Beating a moment ago, but its process on this machine is gone (SIGKILL): nobody sends.

@@ -17,6 +17,14 @@ from tests.conftest import seed_fake
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+def wait_until(page, condition, seconds: float = 5.0) -> None:
+    """Let the page work until `condition()` holds (a route recorded a request), at most `seconds`."""
+    for _ in range(int(seconds * 10)):
+        if condition():
+            return
+        page.wait_for_timeout(100)
+
+
 @pytest.fixture
 def live_server_on_file_db(live_server, file_db):
     return live_server
@@ -269,7 +277,7 @@ def test_the_diff_catches_up_when_a_column_is_stored_while_a_picked_baseline_is_
     expect(pending).to_have_count(1, timeout=10_000)  # the first column is in, the second still running
     page.route("**/diff/**", hold_the_picked_baseline)
     page.get_by_role("navigation", name="Baseline column").get_by_role("link", name=re.compile("^Column 2")).click()
-    page.wait_for_timeout(300)
+    wait_until(page, lambda: held)  # the page asks for it (slower than 300 ms on a busy CI machine)
     assert held, "the section for the picked baseline was not asked for"
     expect(pending).to_have_count(0, timeout=10_000)  # the second column is stored while it is held
     page.wait_for_timeout(300)
@@ -294,7 +302,7 @@ def test_a_baseline_picked_with_the_keyboard_while_columns_arrive_survives_run_a
     page.route("**/diff/**", lambda route: held.append(route))  # the picked section is slow to come
     page.keyboard.press("b")
     page.keyboard.press("2")
-    page.wait_for_timeout(300)
+    wait_until(page, lambda: held)
     assert held, "picking a baseline asks for its section"
     page.get_by_role("button", name="Run again").click()  # before the section (and its URL) is drawn
     page.wait_for_url("**/compare/*/?baseline=2")

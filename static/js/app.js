@@ -17,6 +17,17 @@
         details.querySelector("summary")?.focus();
       }
     }
+    // "Remove the batch filter" and the like: the filters as the form holds them now (updated in
+    // place since the page was drawn), without the one named, with no empty or paging fields.
+    const dropping = event.target.closest("a[data-drop-param]");
+    const form = dropping?.closest("form");
+    if (form) {
+      const params = new URLSearchParams();
+      for (const [name, value] of new FormData(form)) {
+        if (value && !["before", "after", dropping.dataset.dropParam].includes(name)) params.append(name, value);
+      }
+      dropping.href = form.action + (params.size ? "?" + params : "");
+    }
   });
 
   // A form answered with errors (marked data-first-error) brings its first error into view and
