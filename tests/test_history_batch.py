@@ -67,13 +67,13 @@ def test_filtered_to_a_batch_history_shows_its_runs_its_totals_and_how_to_clear_
     assert "<strong>6</strong> runs" in page  # totals of the batch's runs, not of the workspace's 7
     assert f'Only the runs of batch <a href="/batches/{batch.pk}/"><bdi>{LONG}</bdi></a>' in page
     assert f'<input type="hidden" name="batch" value="{batch.pk}">' in page  # kept when other filters change
-    assert 'href="/runs/">Remove the batch filter</a>' in page
+    assert 'href="/runs/" data-drop-param="batch">Remove the batch filter</a>' in page
     assert f"batch={batch.pk}" in page.split("Export:")[1].split("</p>")[0]  # the export is of these runs too
 
 
 def test_clearing_the_batch_keeps_the_other_filters(client_for, editor, batch):
     page = history(client_for(editor), batch=str(batch.pk), status="success")
-    assert 'href="/runs/?status=success">Remove the batch filter</a>' in page
+    assert 'href="/runs/?status=success" data-drop-param="batch">Remove the batch filter</a>' in page
 
 
 @pytest.mark.parametrize("value", ["999999", "abc", "٣", "9" * 40, "-1"])
