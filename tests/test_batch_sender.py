@@ -12,12 +12,11 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from prompts_app.models import BatchCell, BatchComparison, BatchSettings, Run, TestCase, TestSet
+from prompts_app.models import BatchCell, BatchComparison, BatchSettings, Run
 from prompts_app.services import batch_liveness, batch_worker, batches
 from prompts_app.services.batch_sender import Sender, disarm
 from prompts_app.services.batches import ColumnChoice
-from tests.conftest import seed_fake
-from tests.test_batch_throughput import batch_of, start, wait_for
+from tests.test_batch_throughput import batch_of, wait_for
 
 
 def most_at_once(requests) -> int:
@@ -263,12 +262,7 @@ def test_a_429_is_stored_at_once_though_no_claim_is_due(transactional_db, settin
     drive kept it while its free slots were fewer than a claim's step)."""
     settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
     fake_maxim.run_delay = 1.0
-    [version] = seed_fake(fake_maxim, workspace, ["gpt-4o"])
-    test_set = TestSet.objects.create(workspace=workspace, name="Cases", variable_names=["company"])
-    TestCase.objects.bulk_create(
-        TestCase(test_set=test_set, position=n, variables={"company": f"co-{n}"}) for n in range(40)
-    )
-    batch = start(workspace, test_set, [version], editor, concurrency=32)
+    batch = batch_of(fake_maxim, workspace, editor, "gpt-4o", cases=40, concurrency=32)
     fake_maxim.fail_next("/v1/prompts/run", 429, headers={"Retry-After": "5"})
     drive = threading.Thread(target=batch_worker.drive, args=(batch.pk,), kwargs={"slice_seconds": 30})
     drive.start()
@@ -290,12 +284,7 @@ def test_a_burst_of_429s_that_halves_the_limit_to_1_does_not_stall_two_drives(
     ended (18-29 s of silence per slice)."""
     settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
     fake_maxim.run_delay = 0.1
-    [version] = seed_fake(fake_maxim, workspace, ["gpt-4o"])
-    test_set = TestSet.objects.create(workspace=workspace, name="Cases", variable_names=["company"])
-    TestCase.objects.bulk_create(
-        TestCase(test_set=test_set, position=n, variables={"company": f"co-{n}"}) for n in range(80)
-    )
-    batch = start(workspace, test_set, [version], editor, concurrency=32)
+    batch = batch_of(fake_maxim, workspace, editor, "gpt-4o", cases=80, concurrency=32)
     began = time.monotonic()
     drives = [
         threading.Thread(target=batch_worker.drive, args=(batch.pk,), kwargs={"slice_seconds": 60}) for _ in range(2)

@@ -62,12 +62,13 @@ def wait_for(condition, timeout: float = 20.0) -> None:
         time.sleep(0.05)
 
 
-def batch_of(fake, workspace, user, model: str, cases: int) -> BatchComparison:
+def batch_of(fake, workspace, user, model: str, cases: int, concurrency: int = 2) -> BatchComparison:
     [version] = seed_fake(fake, workspace, [model])
     test_set = TestSet.objects.create(workspace=workspace, name="Cases", variable_names=["company"])
-    for n in range(cases):
-        TestCase.objects.create(test_set=test_set, position=n, variables={"company": f"{model}-{n}"})
-    return start(workspace, test_set, [version], user, concurrency=2)
+    TestCase.objects.bulk_create(
+        TestCase(test_set=test_set, position=n, variables={"company": f"{model}-{n}"}) for n in range(cases)
+    )
+    return start(workspace, test_set, [version], user, concurrency=concurrency)
 
 
 def test_a_slow_maxim_does_not_hold_the_worker_when_it_hands_over(
