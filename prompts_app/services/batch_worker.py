@@ -241,10 +241,7 @@ def _look(plan: Plan, sender: Sender) -> None:
         cursor.execute(_claim_sql().look, [_db_time(timezone.now()), plan.batch.pk])
         status, throttled = cursor.fetchone()
     plan.may_send = status == BatchComparison.Status.RUNNING and not throttled
-    if plan.may_send:
-        sender.offer([], cap=plan.cap)
-    else:
-        disarm(sender.halt())
+    _arm(sender, plan, [])  # as after a claim that found nothing new
 
 
 def unprocessed_cell(cell: BatchCell) -> bool:
