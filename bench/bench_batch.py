@@ -125,9 +125,23 @@ def phases(requests, started: float, done: float, concurrency: int) -> str:
     first = min(r.arrived for r in requests)
     last = max(r.finished or r.arrived for r in requests)
     held = sum((r.finished or last) - r.arrived for r in requests)
+    # Cells with Maxim on average in each second from the first request: where slots were lost
+    # (the start, while a second worker joins, the steady middle or the tail).
+    seconds = int(last - first) + 1
+    per_second = [0.0] * seconds
+    for r in requests:
+        begin, end = r.arrived - first, (r.finished or last) - first
+        while begin < end:
+            second = int(begin)
+            step = min(end, second + 1) - begin
+            per_second[second] += step
+            begin += step
+    tail = (last - first) - (seconds - 1)
+    per_second[-1] /= tail or 1
     return (
         f"phases: click to first request {first - started:.3f} s; {held / (last - first):.1f} of {concurrency} "
-        f"with Maxim on average over {last - first:.2f} s; last answer to done {done - last:.3f} s"
+        f"with Maxim on average over {last - first:.2f} s; last answer to done {done - last:.3f} s\n"
+        f"with Maxim, second by second: {' '.join(f'{n:.1f}' for n in per_second)}"
     )
 
 
