@@ -76,6 +76,15 @@ def test_clearing_the_batch_keeps_the_other_filters(client_for, editor, batch):
     assert 'href="/runs/?status=success" data-drop-param="batch">Remove the batch filter</a>' in page
 
 
+def test_a_runs_batch_label_keeps_the_other_filters(client_for, editor, batch):
+    """New-user trial: the label of a run in a filtered history opened the batch's runs of every
+    model, status and date, the person's filters gone."""
+    page = history(client_for(editor), status="success", draft="no")
+    assert f'href="/runs/?status=success&amp;draft=no&amp;batch={batch.pk}"' in page
+    filtered = history(client_for(editor), status="success", draft="no", batch=str(batch.pk))
+    assert f'href="/runs/?status=success&amp;draft=no&amp;batch={batch.pk}"' in filtered  # not batch= twice
+
+
 @pytest.mark.parametrize("value", ["999999", "abc", "٣", "9" * 40, "-1"])
 def test_an_unknown_batch_id_shows_no_runs_and_says_so_without_a_server_error(client_for, editor, batch, value):
     response = client_for(editor).get(reverse("run_history"), {"batch": value})

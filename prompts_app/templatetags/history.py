@@ -81,10 +81,12 @@ def exact_usd(nano: int | None) -> str:
 
 
 @register.filter
-def history_rows(runs: list[RunRow]) -> list[dict]:
-    """One dict of display text per run (dict lookups are the cheapest a template does)."""
+def history_rows(runs: list[RunRow], filters: str = "") -> list[dict]:
+    """One dict of display text per run (dict lookups are the cheapest a template does).
+    `filters`: the page's other filters as a query string, kept by a run's batch link (which
+    dropped them: new-user trial of #12)."""
     run_url, prompt_url = _url_format("run_detail"), _url_format("prompt_detail")
-    batch_url = reverse("run_history") + "?batch={}"
+    batch_url = reverse("run_history") + "?" + (f"{filters}&" if filters else "") + "batch={}"
     rows = []
     for run in runs:
         no_usage = run.status != Run.Status.SUCCESS and not run.total_tokens
@@ -117,13 +119,14 @@ def history_rows(runs: list[RunRow]) -> list[dict]:
 
 
 @register.simple_tag
-def history_tbody(runs: list[RunRow]) -> SafeString:
-    """The table's <tr> rows for `runs` (the markup the template loop wrote before).
+def history_tbody(runs: list[RunRow], filters: str = "") -> SafeString:
+    """The table's <tr> rows for `runs` (the markup the template loop wrote before); `filters` as
+    for history_rows.
 
     Every text is escaped with the standard library's html.escape (what Django's escape
     calls, without its lazy-string wrapper, which cost more than the escaping)."""
     html = []
-    for row in history_rows(runs):
+    for row in history_rows(runs, filters):
         e = {name: escape(str(value)) for name, value in row.items() if value is not None}
         html.append(
             _ROW.format_map(
