@@ -67,6 +67,15 @@ def test_fails_here_passes_in_the_baseline(client_for, viewer, seeded):
     assert case_numbers(client, seeded, regressed="1", baseline="2") == []
 
 
+def test_checking_the_baseline_column_against_itself_says_why_nothing_matches(client_for, viewer, seeded):
+    """New-user trial: `b` then the number of the column being checked left "No cases match." and no hint."""
+    url = reverse("batch_detail", args=[seeded.pk])
+    same = client_for(viewer).get(url, {"regressed": "2", "baseline": "2"}).content.decode()
+    assert "Column 2 is the baseline too: no case can fail in it and pass in it." in same
+    other = client_for(viewer).get(url, {"regressed": "1", "baseline": "2"}).content.decode()
+    assert "No cases match." in other and "is the baseline too" not in other
+
+
 def test_a_case_failing_in_the_baseline_too_is_no_regression(client_for, viewer, workspace, prompt, editor):
     batch = seed(workspace, prompt, editor, cases=4, failing={1: {2}, 2: {2, 3}})
     assert case_numbers(client_for(viewer), batch, regressed="2") == [3]
