@@ -60,6 +60,11 @@ def cost_pass_chart(points: Sequence[tuple[int, str, int | None, float | None]])
         f'<text class="axis-title" x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle">'
         "cost per 1,000 runs</text>"
     )
+    middle = TOP + plot_h / 2  # the y axis named too (new-user trial: its percentages said nothing of what)
+    out.append(
+        f'<text class="axis-title" x="18" y="{middle:.1f}" text-anchor="middle" '
+        f'transform="rotate(-90 18 {middle:.1f})">pass rate</text>'
+    )
     for n, label, cost, rate in drawn:
         x, y = LEFT + plot_w * cost / cost_max, base_y - plot_h * rate
         out.append(

@@ -67,3 +67,11 @@ def test_the_origins_labels_stay_apart():
     cost = re.search(r'<text class="axis" x="([\d.]+)" y="[\d.]+" text-anchor="(\w+)">\$0\.00</text>', svg)
     assert rate[2] == "end" and cost[2] == "start"  # "0%" ends left of where "$0.00" begins
     assert float(cost[1]) - float(rate[1]) >= 8
+
+
+def test_both_axes_say_what_they_measure():
+    """New-user trial: the vertical axis's percentages had no title."""
+    svg = str(cost_pass_chart([(1, "Reply v1", 2_000_000, 0.5)]))
+    titles = re.findall(r'<text class="axis-title"([^>]*)>([^<]+)</text>', svg)
+    assert [text for _, text in titles] == ["cost per 1,000 runs", "pass rate"]
+    assert "rotate(-90" in titles[1][0]  # read bottom to top, beside the percentages
