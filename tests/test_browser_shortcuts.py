@@ -34,3 +34,18 @@ def test_typing_a_question_mark_in_a_field_does_not_open_the_list(page, browser_
     page.locator("input[name=q]").type("why?")
     assert page.input_value("input[name=q]") == "why?"
     assert not page.locator("dialog#shortcuts").is_visible()
+
+
+def test_each_shortcuts_keys_read_on_one_line(page, browser_login, editor, workspace):
+    """New-user trial: "g then w" and "Ctrl / ⌘ + Enter" broke over two lines in the list."""
+    browser_login(editor)
+    page.goto("/")
+    page.keyboard.press("?")
+    dialog = page.get_by_role("dialog", name="Keyboard shortcuts")
+    dialog.wait_for(state="visible")
+    rows = dialog.locator("tr")
+    lines = {}
+    for n in range(rows.count()):
+        tops = [round(key.bounding_box()["y"]) for key in rows.nth(n).locator("td:first-child kbd").all()]
+        lines[rows.nth(n).locator("td").first.inner_text()] = max(tops) - min(tops)
+    assert len(lines) == 7 and all(drop < 5 for drop in lines.values()), lines  # every key of a row at one height
