@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,18 @@ def test_an_owner_connects_a_workspace_and_tests_the_connection(page, browser_lo
     page.screenshot(path=str(SHOTS / "workspace.png"), full_page=True)
     page.goto("/")
     page.screenshot(path=str(SHOTS / "workspace-list.png"))
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_add_a_price_fields_line_up_with_one_line_labels(page, browser_login, owner, workspace):
+    """New-user trial: "Output $ / 1M tokens" broke over two lines and pushed its box below the others."""
+    browser_login(owner)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"/workspaces/{workspace.pk}/settings/")
+    form = page.get_by_role("form", name="Add a price")
+    names = (re.compile(r"^Model"), re.compile(r"^Input \$"), re.compile(r"^Output \$"))
+    boxes = [form.get_by_label(name).bounding_box() for name in names]
+    assert max(box["y"] for box in boxes) - min(box["y"] for box in boxes) < 2, boxes
+    button = form.get_by_role("button", name="Add price").bounding_box()
+    assert abs((button["y"] + button["height"]) - (boxes[0]["y"] + boxes[0]["height"])) < 4  # on the same line

@@ -142,8 +142,8 @@ class PriceForm(forms.Form):
         },
     }
     model_pattern = forms.CharField(label="Model (glob)", max_length=200)
-    input_usd_per_mtok = forms.DecimalField(label="Input $ / 1M tokens", **_usd)
-    output_usd_per_mtok = forms.DecimalField(label="Output $ / 1M tokens", **_usd)
+    input_usd_per_mtok = forms.DecimalField(label="Input $/1M", **_usd)
+    output_usd_per_mtok = forms.DecimalField(label="Output $/1M", **_usd)
 
     def clean_model_pattern(self) -> str:
         pattern = self.cleaned_data["model_pattern"].strip()
