@@ -315,3 +315,28 @@ def test_a_fixed_error_goes_away_while_typing_and_the_banner_counts_what_is_left
     page.keyboard.press("Control+Enter")
     page.wait_for_url(re.compile(r"/versions/\d+/$"))
     assert len(fake_maxim.requests_to("/v1/prompts/versions", "POST")) == 1
+
+
+UNCOVERED = """(el) => { const r = el.getBoundingClientRect(); const x = r.left + r.width / 2, y = r.top + r.height / 2;
+  const top = document.elementFromPoint(x, y); return y > 0 && y < innerHeight && !!top && (top === el || el.contains(top)); }"""
+
+
+def test_the_whole_model_column_is_reachable_on_a_laptop_screen(page, browser_login, editor, served_prompt):
+    """New-user trial: the model column scrolled in a box of its own, cut after "Stop sequences" with no sign
+    of more. Now the page scrolls it; the actions stay in sight and cover no field reached with the keyboard."""
+    page.set_viewport_size({"width": 1280, "height": 720})
+    open_builder(page, browser_login, editor, served_prompt)
+    page.get_by_role("combobox", name="Provider").focus()
+    reached = []
+    for _ in range(12):  # Tab down the model column, as a person would
+        page.keyboard.press("Tab")
+        name = page.evaluate("document.activeElement.labels?.[0]?.innerText || ''")
+        if name:
+            reached.append(name)
+            assert page.evaluate(UNCOVERED, page.evaluate_handle("document.activeElement")), name
+    assert "Response format" in reached and "Other parameters (JSON object)" in reached
+    create = page.get_by_role("button", name="Create version on Maxim")
+    assert page.evaluate(UNCOVERED, create.element_handle())  # still in sight at the column's end
+    for _ in range(4):  # and back up with Shift+Tab: each field stops below the actions, not under them
+        page.keyboard.press("Shift+Tab")
+        assert page.evaluate(UNCOVERED, page.evaluate_handle("document.activeElement"))

@@ -46,6 +46,17 @@
   document.addEventListener("htmx:afterSettle", showFirstError);
   showFirstError();
 
+  // A card that stays in sight as the page scrolls (data-stays-in-sight: the builder's actions) covers
+  // what scrolls under it; a control focused there (Shift+Tab up the model column) is scrolled out from
+  // under it. The browser does not: the control is inside the window, so it is "in view" already.
+  document.addEventListener("focusin", (event) => {
+    const card = document.querySelector("[data-stays-in-sight]");
+    if (!card || card.contains(event.target) || getComputedStyle(card).position !== "sticky") return;
+    const c = card.getBoundingClientRect();
+    const f = event.target.getBoundingClientRect();
+    if (f.right > c.left && f.left < c.right && f.top < c.bottom && f.bottom > c.top) window.scrollBy(0, f.top - c.bottom - 8);
+  });
+
   // A run that went through makes every field error left from a refused one stale: clear them
   // (marked data-clear-errors on the new result) and the fields' invalid state with them.
   document.addEventListener("htmx:afterSettle", () => {
