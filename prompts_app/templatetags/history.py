@@ -46,6 +46,7 @@ def _url_format(name: str) -> str:
     return reverse(name, args=[_PK]).replace(str(_PK), "{}")
 
 
+@register.filter
 def short_name(name: str, size: int = BATCH_SHOWN) -> str:
     """`name`, cut to `size` characters with an ellipsis when longer."""
     return name if len(name) <= size else name[: size - 1].rstrip() + "…"
