@@ -4,11 +4,13 @@ pause / resume / cancel, the matrix with its filters and summary, exports, and w
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
-import html
 import re
+import time
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -18,7 +20,8 @@ from django.urls import reverse
 from prompts_app.models import BatchCell, BatchComparison
 from prompts_app.services import batch_worker, batches
 from prompts_app.services.batches import ColumnChoice
-from tests.conftest import drive_batch as drive, make_version
+from tests.conftest import drive_batch as drive
+from tests.conftest import make_version
 
 
 @pytest.fixture(autouse=True)
@@ -340,6 +343,16 @@ def test_a_running_batch_nobody_sends_says_so_and_how_to_start_a_worker(client_f
     gone.wait()
     BatchWorker.objects.filter(name="alive").update(name=f"{_this_machine()}:{gone.pid}:killed")
     assert "No worker has sent this batch" in client_for(viewer).get(url).content.decode()
+    # Killed while its parent (make run's supervisor) is stopped: not reaped, its pid still answers a
+    # signal, but nothing runs (new-user trial: the warning then waited 70 s for the heartbeat to go stale).
+    zombie = subprocess.Popen(["true"])
+    for _ in range(200):
+        if Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.01)
+    BatchWorker.objects.filter(batch=batch).update(name=f"{_this_machine()}:{zombie.pid}:stopped-parent")
+    assert "No worker has sent this batch" in client_for(viewer).get(url).content.decode()
+    zombie.wait()
 
 
 def test_a_bad_check_typed_in_its_field_is_explained_there(client_for, editor, workspace, test_set, two_versions):

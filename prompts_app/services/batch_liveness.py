@@ -15,6 +15,7 @@ import socket
 import time
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.db.models import Exists, Max, OuterRef, Q
 from django.utils import timezone
@@ -111,8 +112,19 @@ def _process_gone(name: str) -> bool:
     except ProcessLookupError:
         return True
     except OSError:  # exists, owned by someone else
+        return _zombie(int(rest))
+    return _zombie(int(rest))  # else alive (or its pid reused: then the heartbeat rule still applies)
+
+
+def _zombie(pid: int) -> bool:
+    """Killed, not reaped yet: its parent (make run's supervisor, stopped or busy) has not waited for
+    it. Its pid answers a signal, but nothing runs (new-user trial: with the supervisor paused, a
+    SIGKILLed worker read as alive until its heartbeat was stale, and the page's warning took 70 s)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):  # no /proc (not Linux), or gone in between
         return False
-    return False  # alive (or its pid reused: then the heartbeat rule still applies)
+    return state in ("Z", "X")
 
 
 def live_drives(batch_id: int, now: datetime) -> int:
