@@ -14,6 +14,7 @@ import logging
 from django.conf import settings
 from django_tasks_db.management.commands.db_worker import Command as DBWorker
 
+from prompts_app import maxim, pricing
 from prompts_app.services.batch_worker import resume_all
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,10 @@ class Command(DBWorker):
     def handle(self, *args, **options) -> None:
         # Batches go back onto the backend this worker serves (the task backend's alias).
         settings.MAXIMUI_BATCH_TASK_BACKEND = options["backend_name"]
+        # What the first cell needs (the Maxim pools' TLS context, the price data: about 80 ms), loaded
+        # now as the web server loads it (runner.start), not after the first batch's click.
+        maxim.warm_up()
+        pricing.warm_up()
         try:
             resumed = resume_all(seconds=60).resumed
         except Exception:  # never keep the worker from starting (even listing batches may fail)
