@@ -51,7 +51,7 @@ MAX_CHECKS = 12  # one of each type, and a little room
 MAX_PATTERN_CHECKS = 3  # a check matching regexes may cost seconds of CPU per cell: 3 bounds a cell's worst case
 MAX_JSON_DEPTH = 64  # outputs and schemas nested deeper are refused (recursion in parsers and validators)
 MAX_USD = 10**6  # no check limit is above a million dollars; larger values overflow Decimal arithmetic
-SCHEMA_BUDGET_SECONDS = 5.0  # all the pattern matching of one schema check on one output
+SCHEMA_BUDGET_SECONDS = 5.0  # one schema check on one output, its pattern matching included
 NANO_PER_USD = 10**9
 
 
@@ -280,8 +280,56 @@ def _pattern_properties(validator, pattern_properties, instance, schema):
                 yield from validator.descend(value, subschema, path=key, schema_path=pattern)
 
 
+def _json_key(value: Any) -> Any:
+    """A hashable key equal for JSON values JSON Schema calls equal: 1 and 1.0 alike, true not 1,
+    objects whatever their key order."""
+    if isinstance(value, bool) or value is None:
+        return ("literal", value)
+    if isinstance(value, (int, float)):
+        return ("number", int(value) if isinstance(value, float) and value.is_integer() else value)
+    if isinstance(value, str):
+        return ("string", value)
+    if isinstance(value, list):
+        return ("array", tuple(_json_key(item) for item in value))
+    return ("object", frozenset((key, _json_key(item)) for key, item in value.items()))
+
+
+def _unique_items(validator, unique, instance, schema):
+    """uniqueItems in one pass: jsonschema compares every pair of items, 8 s for 3,000 objects on
+    one output (hostile trial), which no budget can stop in the middle of."""
+    if not unique or not validator.is_type(instance, "array"):
+        return
+    seen = set()
+    for index, item in enumerate(instance):
+        key = _json_key(item)
+        if key in seen:
+            yield jsonschema.ValidationError(f"has non-unique elements: item {index} repeats an earlier one")
+            return
+        seen.add(key)
+
+
+def _within_budget(keyword):
+    """A keyword that gives up once the check's time budget is spent: nested anyOf over a recursive
+    $ref can take exponential time, and only each keyword's start can stop it."""
+
+    def check(validator, value, instance, schema):
+        if time.monotonic() > (getattr(_deadline, "at", None) or float("inf")):
+            raise TimeoutError(f"checking the schema took over {SCHEMA_BUDGET_SECONDS:g} s")
+        errors = keyword(validator, value, instance, schema)
+        if errors is not None:
+            yield from errors
+
+    return check
+
+
+_KEYWORDS = {
+    **jsonschema.Draft202012Validator.VALIDATORS,
+    "pattern": _pattern,
+    "patternProperties": _pattern_properties,
+    "uniqueItems": _unique_items,
+}
 SafeValidator = validators.extend(
-    jsonschema.Draft202012Validator, {"pattern": _pattern, "patternProperties": _pattern_properties}
+    jsonschema.Draft202012Validator, {name: _within_budget(keyword) for name, keyword in _KEYWORDS.items()}
 )
 _NO_REMOTE = referencing.Registry()  # never fetch a $ref over the network
 
@@ -301,11 +349,10 @@ def _pattern_budget() -> Iterator[None]:
 
 
 def _schema_error(schema: dict, value: Any) -> str | None:
-    try:
-        with _pattern_budget():
-            error = jsonschema.exceptions.best_match(SafeValidator(schema, registry=_NO_REMOTE).iter_errors(value))
-    except TimeoutError as exc:
-        return f"could not be checked: {exc}"
+    """Where and how `value` breaks the schema ("at days: ..."), or None. Raises TimeoutError once the
+    check's time budget is spent: the caller says the output could not be checked (a failure too)."""
+    with _pattern_budget():
+        error = jsonschema.exceptions.best_match(SafeValidator(schema, registry=_NO_REMOTE).iter_errors(value))
     if error is None:
         return None
     where = "/".join(str(part) for part in error.absolute_path) or "the top level"
@@ -460,7 +507,10 @@ class JsonSchema(Check):
         value, error = _json_of(output.output_text.strip())
         if error:
             return _fail(f"the output is {error}")
-        problem = _schema_error(self.config["schema"], value)
+        try:
+            problem = _schema_error(self.config["schema"], value)
+        except TimeoutError as exc:
+            return _fail(f"could not be checked against the schema: {exc}")
         return _fail(f"does not match the schema {problem}") if problem else _pass("matches the schema")
 
 
@@ -507,7 +557,10 @@ class ToolCall(Check):
             arguments, error = _json_of(arguments)
             if error:
                 return f"are {error}"
-        problem = _schema_error(self.config["schema"], arguments)
+        try:
+            problem = _schema_error(self.config["schema"], arguments)
+        except TimeoutError as exc:
+            return f"could not be checked against the schema: {exc}"
         return f"do not match the schema {problem}" if problem else None
 
 

@@ -180,6 +180,33 @@ def test_json_schema_config_must_be_a_valid_schema_without_dangerous_patterns():
         build_check({"type": "json_schema", "schema": {"type": "string", "pattern": "^(a+)+$"}})
 
 
+def test_unique_items_is_checked_in_one_pass_with_json_equality():
+    """Hostile trial: jsonschema compared every pair, 8 s of CPU per cell for 3,000 objects."""
+    spec = {"type": "json_schema", "schema": {"type": "array", "uniqueItems": True}}
+    many = [{"id": n, "tags": ["a", n]} for n in range(5_000)]
+    started = time.process_time()
+    assert run(spec, json.dumps(many)) == CheckResult(True, "matches the schema")
+    assert time.process_time() - started < 2  # 20 s and more, pair by pair
+    repeated = json.dumps([*many, {"tags": ["a", 7], "id": 7.0}])  # another key order, 7.0 == 7
+    assert run(spec, repeated) == CheckResult(
+        False, "does not match the schema at the top level: has non-unique elements: item 5000 repeats an earlier one"
+    )
+    assert run(spec, '[1, true, 1.5, [1], {"a": 1}, {"a": true}, null, false, 0]').passed  # true is not 1
+
+
+def test_a_schema_that_takes_exponential_time_gives_up_within_its_budget(monkeypatch):
+    """A chain of $refs each trying its next one twice (anyOf, none passing) doubles the work at each
+    link: 2^22 tries (about a minute) for a 22-link schema of a few kilobytes."""
+    monkeypatch.setattr(checks, "SCHEMA_BUDGET_SECONDS", 0.5)
+    links = {f"l{n}": {"anyOf": [{"$ref": f"#/$defs/l{n + 1}"}, {"$ref": f"#/$defs/l{n + 1}"}]} for n in range(22)}
+    schema = {"$defs": {**links, "l22": {"type": "string"}}, "$ref": "#/$defs/l0"}
+    nested = "1"
+    started = time.monotonic()
+    result = run({"type": "json_schema", "schema": schema}, nested)
+    assert time.monotonic() - started < 3
+    assert result == CheckResult(False, "could not be checked against the schema: checking the schema took over 0.5 s")
+
+
 def test_tool_call_named_with_valid_arguments():
     spec = {"type": "tool_call", "tool": "get_weather", "schema": SCHEMA}
     output = tool_output(("lookup", "{}"), ("get_weather", '{"city": "Oslo"}'))
