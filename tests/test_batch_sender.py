@@ -302,3 +302,39 @@ def test_a_burst_of_429s_that_halves_the_limit_to_1_does_not_stall_two_drives(
     requests = fake_maxim.requests_to("/v1/prompts/run")
     answered = Counter(r.body["messages"][0]["content"] for r in requests if r.status == 200)
     assert sorted(answered.values()) == [1] * 80  # each cell answered once (10 were refused first)
+
+
+def test_slow_checks_keep_the_drive_alive_and_its_cells_its_own(
+    transactional_db, settings, monkeypatch, fake_maxim, workspace, editor
+):
+    """Hostile trial: the checks ran in the drive's main thread while it stored the answers. A regex
+    check waiting 2 s per cell for its child process stopped the heartbeat for over STALE_SECONDS, and
+    another worker's settle() failed this live drive's cells "interrupted". The checks now run in the
+    thread that sent the cell, and the main thread goes on beating."""
+    from prompts_app import checks
+
+    monkeypatch.setattr(batch_liveness, "STALE_SECONDS", 1.5)
+    monkeypatch.setattr(batch_liveness, "BEAT_SECONDS", 0.2)
+    judge = checks.Contains.judge
+
+    def slow_judge(self, output):
+        time.sleep(0.5)  # a regex check waiting for its child process, say
+        return judge(self, output)
+
+    monkeypatch.setattr(checks.Contains, "judge", slow_judge)
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
+    batch = batch_of(fake_maxim, workspace, editor, "gpt-4o", cases=16, concurrency=8)
+    batch.checks = [{"type": "contains", "value": "Echo"}]
+    batch.save(update_fields=["checks"])
+    drive = threading.Thread(target=batch_worker.drive, args=(batch.pk,), kwargs={"slice_seconds": 30})
+    drive.start()
+    settled = 0
+    while drive.is_alive():  # another worker, looking for dead workers' cells as it does while it sends
+        settled += batch_worker.settle(batch.pk)
+        time.sleep(0.1)
+    drive.join()
+
+    cells = BatchCell.objects.filter(batch=batch)
+    assert settled == 0 and cells.filter(state=BatchCell.State.FAILED).count() == 0
+    assert cells.filter(state=BatchCell.State.SUCCESS, passed=True).count() == 16
+    assert sorted(sent_per_cell(fake_maxim).values()) == [1] * 16

@@ -33,8 +33,8 @@ Exactly once, whatever dies when:
   worker took (batch_liveness.surplus_chain) ends at once, so chains stay as many as the
   workers sharing the batch.
 
-Fast on SQLite's single writer: the main thread does every write; the sending threads only talk
-to Maxim. Freed slots wait for no claim: the drive claims a few cells ahead (services/batch_sender:
+Fast on SQLite's single writer: the main thread does every write; the sending threads talk to
+Maxim and check the answers (never the main thread, which beats the heartbeat). Freed slots wait for no claim: the drive claims a few cells ahead (services/batch_sender:
 "armed", their runs marked started, at most 4 a drive, counted as running beyond the limit), and a
 thread that has an answer sends the next armed cell at once, keeping to the drive's part of the
 limit; a worker that dies leaves its armed cells "interrupted" like those in flight, never sent
@@ -71,6 +71,7 @@ from prompts_app.services.batch_settle import (  # noqa: F401  (the batch's rule
     DELETED_WHILE_SENT_ERROR,
     MAX_REFUSALS,
     MAX_RETRY_AFTER,
+    evaluate_checks,
     refused_error,
     settle,
     store,
@@ -137,7 +138,7 @@ def drive(batch_id: int, *, slice_seconds: float) -> bool:
 
     The main thread does every write, in few transactions (SQLite has one writer): it stores
     the cells that finished and claims as many new ones in one transaction, then marks the
-    new runs started in the same one; the pool's threads only talk to Maxim."""
+    new runs started in the same one; the pool's threads talk to Maxim and check the answers."""
     if batch_liveness.surplus_chain(batch_id):
         return False  # another task of this batch waits in the queue to carry it on: end this chain
     started = time.monotonic()
@@ -317,9 +318,16 @@ def _claim_step(batch: BatchComparison) -> int:
 
 
 def _call(plan: Plan, cell: BatchCell) -> None:
-    """Send the started run and read the answer (priced); stores nothing."""
+    """Send the started run, read the answer (priced) and check it; stores nothing.
+
+    The checks run here, in the sending thread, not in the main thread's store: a regex check may
+    wait 2 s for its child process and a schema check may take its 5 s budget, per cell, and the
+    main thread beats the drive's heartbeat. Run there, they stopped it for over STALE_SECONDS and
+    another worker settled this live drive's cells "interrupted" (hostile trial of #12)."""
     wall, cpu = time.perf_counter(), time.thread_time()
     runs.call_maxim(cell.run, plan.price_rules, client=plan.client)
+    if cell.run.status == Run.Status.SUCCESS and cell.case is not None:
+        cell.judged = evaluate_checks(plan.checks, cell.run, cell.case.expected_output)
     # The dashboard's part: this thread's CPU (building, sending, parsing, pricing), and the
     # call's wall time beyond Maxim's own latency (that also counts waiting for the CPU).
     cell.cost = getattr(cell, "cost", Cost()) + Cost(
