@@ -159,3 +159,44 @@ def test_a_batch_deleted_while_its_page_waits_is_said_gone_not_a_server_error(
     html = response.content.decode()
     assert response.status_code == 200
     assert "This batch no longer exists" in html and 'id="batch-watch"' not in html
+
+
+def idle_since(batch, seconds: float) -> None:
+    """The batch's last cell was stored `seconds` ago, and no drive of it is alive."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    moment = timezone.now() - timedelta(seconds=seconds)
+    BatchComparison.objects.filter(pk=batch.pk).update(created_at=moment, resumed_at=moment)
+    Run.objects.filter(batch_comparison=batch).update(finished_at=moment)
+
+
+WARNING = "No worker has sent this batch"
+
+
+def test_with_no_worker_sending_anything_the_page_warns_after_seconds(
+    client_for, viewer, running, workspace, prompt, editor
+):
+    """New-user trial: the only worker killed, the page read "Running" for 40 s. With no live drive of
+    any batch, only a hand-over (a worker's polling interval) explains a pause: 5 s. While another
+    batch's drive is alive the workers may be busy with it: a slice and more, 15 s."""
+    from prompts_app.models import BatchWorker
+
+    page = reverse("batch_detail", args=[running.pk])
+    idle_since(running, 6)
+    assert WARNING in client_for(viewer).get(page).content.decode()
+    other = seed(workspace, prompt, editor, cases=1, failing={}, status="running", running={(1, 1)})
+    BatchWorker.objects.create(name="busy with another batch", batch=other)
+    assert WARNING not in client_for(viewer).get(page).content.decode()
+    idle_since(running, 16)
+    assert WARNING in client_for(viewer).get(page).content.decode()
+
+
+def test_the_held_request_answers_when_the_warning_is_due(client_for, viewer, running):
+    """Not at the end of a 20 s hold: the page learns within a moment of the warning being due."""
+    idle_since(running, 3.5)
+    began = time.monotonic()
+    answer = watch(client_for(viewer), running, Shown.of(running)).content.decode()
+    waited = time.monotonic() - began
+    assert WARNING in answer and 1.0 < waited < run_watch.HOLD_SECONDS / 2

@@ -14,6 +14,7 @@ import os
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -70,25 +71,45 @@ class Heartbeat:
         BatchWorker.objects.filter(pk=self.row.pk).delete()
 
 
-UNATTENDED_NOTICE = timedelta(seconds=15)  # more than a hand-over between two slices takes
+# How long a running batch may go unsent before its page warns. While another batch's drive is alive,
+# the workers may all be busy with other batches (each hands over after a slice, FAIR_SLICE_SECONDS to
+# MAXIMUI_BATCH_SLICE_SECONDS): more than a slice. With no live drive of any batch, no worker is sending
+# anything: only a hand-over between two slices (a worker's polling interval, 1 s by default) explains
+# that, and the person learns in seconds that no worker runs (new-user trial: the page said "Running"
+# for 40 s after the only worker was killed).
+UNATTENDED_NOTICE = timedelta(seconds=15)
+NOBODY_SENDS_NOTICE = timedelta(seconds=5)
 
 
-def unattended_seconds(batch: BatchComparison, now: datetime | None = None) -> int | None:
-    """How long nobody has been sending this running batch, once that is longer than
-    UNATTENDED_NOTICE: no live drive of it, and no cell stored since (no worker is running, or
-    none can reach the database). None while a worker drives it. For the batch's page, which
-    said "Running · 0.7 calls/s" for as long as no worker ran (new-user trial)."""
+@dataclass(frozen=True)
+class Unattended:
+    seconds: int | None = None  # nobody has sent the batch for this long: the page warns
+    due_in: float | None = None  # else, with no live drive of it: the warning is due in this many seconds
+
+
+def unattended(batch: BatchComparison, now: datetime | None = None) -> Unattended:
+    """Whether nobody has been sending this running batch for long (no live drive of it, and no cell
+    stored since), for the batch's page, which said "Running · 0.7 calls/s" for as long as no worker
+    ran (new-user trial). Nothing while a worker drives it."""
     now = now or timezone.now()
     alive = now - timedelta(seconds=STALE_SECONDS)
-    names = BatchWorker.objects.filter(batch=batch, beat_at__gte=alive).values_list("name", flat=True)
+    drives = BatchWorker.objects.filter(batch__isnull=False, beat_at__gte=alive).values_list("batch_id", "name")
     # A worker of this machine whose process is gone is not alive, however fresh its last beat
     # (trial: a SIGKILLed worker's batch read "Running" for 30 s without a word).
-    if any(not _process_gone(name) for name in names):
-        return None
+    live = {batch_id for batch_id, name in drives if not _process_gone(name)}
+    if batch.pk in live:
+        return Unattended()
     last_stored = Run.objects.filter(batch_comparison=batch).aggregate(last=Max("finished_at"))["last"]
     since = max(moment for moment in (last_stored, batch.resumed_at, batch.created_at) if moment is not None)
     idle = now - since
-    return int(idle.total_seconds()) if idle > UNATTENDED_NOTICE else None
+    notice = UNATTENDED_NOTICE if live else NOBODY_SENDS_NOTICE
+    if idle > notice:
+        return Unattended(seconds=int(idle.total_seconds()))
+    return Unattended(due_in=(notice - idle).total_seconds())
+
+
+def unattended_seconds(batch: BatchComparison, now: datetime | None = None) -> int | None:
+    return unattended(batch, now).seconds
 
 
 def is_dead(worker: BatchWorker | None, now: datetime) -> bool:
