@@ -43,6 +43,24 @@ def test_two_live_drives_of_a_batch_share_its_limit(echo_maxim, workspace, batch
 
 
 @pytest.mark.usefixtures("batch_inline")
+def test_three_drives_shares_add_up_to_the_limit_not_over_it(
+    echo_maxim, workspace, batch_test_set, two_versions, editor
+):
+    """Hostile trial: three workers of a batch of 32 each had 11 cells with Maxim, 33 at once: each
+    share was rounded up. Now 11, 11 and 10."""
+    batch = start(workspace, batch_test_set, two_versions, editor, concurrency=32)
+    plans = [batch_worker.plan_for(batch.pk) for _ in range(3)]
+    for plan in plans:
+        plan.worker = batch_liveness.Heartbeat(batch.pk).row
+    shares = [batch_worker._fair_share(plan, 32, timezone.now(), {}) for plan in plans]
+    assert shares == [11, 11, 10] and sum(plan.share for plan in plans) == 32
+    # 429s halved the limit to 2: the third drive has no part of it, and claims nothing, not even ahead.
+    BatchComparison.objects.filter(pk=batch.pk).update(current_limit=2, last_throttled_at=timezone.now())
+    claimed = [len(claim_as(plan, 4)) for plan in plans]
+    assert [plan.share for plan in plans] == [1, 1, 0] and claimed[2] == 0
+
+
+@pytest.mark.usefixtures("batch_inline")
 def test_a_drive_alone_or_beside_a_dead_one_takes_the_whole_limit(
     echo_maxim, workspace, batch_test_set, two_versions, editor
 ):
@@ -146,8 +164,8 @@ def test_a_drive_of_a_killed_process_on_this_machine_is_not_counted_live(db, wor
     batch = seed(workspace, prompt, editor, cases=1, failing={}, status="running")
     gone = next(pid for pid in range(999_999, 0, -1) if not os.path.exists(f"/proc/{pid}"))
     BatchWorker.objects.create(name=f"{batch_liveness._this_machine()}:{gone}:dead", batch=batch)
-    BatchWorker.objects.create(name=f"{batch_liveness._this_machine()}:{os.getpid()}:alive", batch=batch)
-    assert batch_liveness.live_drives(batch.pk, timezone.now()) == 1
+    alive = BatchWorker.objects.create(name=f"{batch_liveness._this_machine()}:{os.getpid()}:alive", batch=batch)
+    assert batch_liveness.live_drives(batch.pk, timezone.now()) == [alive.pk]
 
 
 def test_an_origins_pools_share_one_tls_context_made_before_the_first_run():

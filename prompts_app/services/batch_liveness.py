@@ -148,13 +148,13 @@ def _zombie(pid: int) -> bool:
     return state in ("Z", "X")
 
 
-def live_drives(batch_id: int, now: datetime) -> int:
-    """How many drives of the batch have a fresh heartbeat and, on this machine, a live process
-    (the caller's own included): a worker killed and restarted at once no longer halves the new
-    drive's share for STALE_SECONDS (hostile trial)."""
+def live_drives(batch_id: int, now: datetime) -> list[int]:
+    """The ids of the batch's drives (BatchWorker rows) with a fresh heartbeat and, on this machine, a
+    live process (the caller's own included), lowest first: a worker killed and restarted at once no
+    longer halves the new drive's share for STALE_SECONDS (hostile trial)."""
     fresh = now - timedelta(seconds=STALE_SECONDS)
-    names = BatchWorker.objects.filter(batch_id=batch_id, beat_at__gte=fresh).values_list("name", flat=True)
-    return sum(1 for name in names if not _process_gone(name))
+    rows = BatchWorker.objects.filter(batch_id=batch_id, beat_at__gte=fresh).order_by("pk").values_list("pk", "name")
+    return [pk for pk, name in rows if not _process_gone(name)]
 
 
 def forget_dead() -> None:

@@ -111,6 +111,7 @@ class Plan:
     worker: BatchWorker | None = None  # the drive's heartbeat row, set on the cells it claims
     costs: list[Cost] = field(default_factory=list)  # the dashboard's own time per cell
     drives: int = 1  # live drives of the batch, this one included (see _fair_share)
+    rank: int = 0  # this drive's place among them, by id: which drives' shares are rounded up
     drives_until: datetime | None = None  # when to count them again
     share: int = 10**6  # this drive's part of the limit while other drives work on the batch
     cap: int = 0  # at most this many of the drive's cells with Maxim at once (set by each claim)
@@ -227,8 +228,9 @@ def _reserve(limit: int) -> int:
 
 def _arm(sender: Sender, plan: Plan, claimed: list[BatchCell]) -> None:
     """Hand the claimed cells to the sending threads, or, when the claim found the batch paused,
-    cancelled or waiting out a 429, stop sending and queue the armed cells again."""
-    if not plan.may_send:
+    cancelled or waiting out a 429, or left this drive no part of the limit, stop sending and queue
+    the armed cells again."""
+    if not plan.may_send or plan.share == 0:  # (no part of the limit: the other drives send them)
         disarm(sender.halt())
         return
     sender.resume()
@@ -415,6 +417,8 @@ def _claim(plan: Plan, wanted: int, *, started: bool = False, freeing: int = 0, 
         mine = running.get(plan.worker.pk, 0) if plan.worker is not None else 0
         others = max(0, sum(running.values()) - mine - reserve * (plan.drives - 1))
         plan.cap = max(0, min(plan.share, limit - others))
+        if plan.share == 0:  # more drives than the limit (429s halved it): none for us, nor ahead
+            return []
         free = min(wanted, limit + reserve * plan.drives - sum(running.values()), fair + reserve)
         if free <= 0:
             return []
@@ -521,9 +525,14 @@ def _fair_share(plan: Plan, limit: int, now, running: dict[int | None, int]) -> 
     if plan.worker is None:
         return limit
     if plan.drives_until is None or now >= plan.drives_until:
-        plan.drives = max(1, batch_liveness.live_drives(plan.batch.pk, now))
+        live = batch_liveness.live_drives(plan.batch.pk, now)
+        if plan.worker.pk not in live:
+            live.append(plan.worker.pk)
+        plan.drives, plan.rank = len(live), live.index(plan.worker.pk)
         plan.drives_until = now + timedelta(seconds=batch_liveness.BEAT_SECONDS)
-    plan.share = -(-limit // plan.drives)
+    # Shares that add up to the limit exactly: the first (limit % drives) drives get one more. Each
+    # rounded up, three drives of 32 had 11 each with Maxim: 33 (hostile trial of #12).
+    plan.share = limit // plan.drives + (1 if plan.rank < limit % plan.drives else 0)
     return plan.share - running.get(plan.worker.pk, 0)
 
 
