@@ -293,6 +293,23 @@ def test_a_retry_after_is_shared_and_capped(workspace, test_set, prompt, editor)
     assert batch_worker.claim(batch.pk, 4) == []  # every worker waits: it is in the database
 
 
+def test_make_run_s_start_settles_cells_of_no_known_worker_but_not_those_of_a_live_one(
+    echo_maxim, workspace, test_set, two_versions, editor
+):
+    """Hostile trial: restarting `make run` (resume_batches --all) while `make worker` processes sent
+    the batch settled their cells "interrupted" while they were with Maxim."""
+    batch = start(workspace, test_set, two_versions, editor)
+    alive = batch_liveness.Heartbeat(batch.pk).row  # this process: a live drive
+    live, unknown = batch_worker.claim(batch.pk, 2)
+    BatchCell.objects.filter(pk=live).update(worker=alive)
+    Run.objects.filter(batch_cell__in=[live, unknown]).update(started_at=timezone.now())
+
+    assert batch_worker.settle(batch.pk, all_pending=True) == 1
+    assert BatchCell.objects.get(pk=live).state == BatchCell.State.RUNNING  # still with Maxim: its own
+    assert Run.objects.get(batch_cell=unknown).status == Run.Status.INTERRUPTED
+    assert echo_maxim.sent == []
+
+
 def test_deleting_cases_while_their_batch_runs_fails_their_cells_with_the_reason(
     echo_maxim, workspace, test_set, two_versions, editor
 ):

@@ -193,7 +193,7 @@ def _requeue(cell: BatchCell, *, not_before=None) -> None:
 def settle(batch_id: int, *, all_pending: bool = False) -> int:
     """Settle the cells a dead worker left "running" (see the module docstring). Returns how many.
 
-    `all_pending` settles every such cell however recent: no worker is running (make run's start).
+    `all_pending` (make run's start) settles every such cell however recent, but those of live drives.
     """
     now = timezone.now()
     settled = 0
@@ -203,7 +203,7 @@ def settle(batch_id: int, *, all_pending: bool = False) -> int:
         if run is None:
             BatchCell.objects.filter(pk=cell.pk).update(state=BatchCell.State.QUEUED)
             continue
-        dead = all_pending or batch_liveness.is_dead(cell.worker, now)
+        dead = _dead(cell.worker, now, all_pending=all_pending)
         if run.status == Run.Status.PENDING:
             if run.started_at is None and (dead or run.created_at < now - timedelta(seconds=CLAIM_GRACE_SECONDS)):
                 Run.objects.filter(pk=run.pk, status=Run.Status.PENDING, started_at__isnull=True).update(
@@ -227,6 +227,14 @@ def settle(batch_id: int, *, all_pending: bool = False) -> int:
     return settled
 
 
+def _dead(worker: BatchWorker | None, now, *, all_pending: bool) -> bool:
+    """Whether the worker that claimed a cell is gone. `all_pending` (make run's start) takes a cell of
+    no known worker for dead too, but never one of a live drive: `make worker` processes, or workers on
+    other machines, may be sending beside the server that starts (hostile trial of #12: restarting
+    make run settled their cells "interrupted" while they were with Maxim)."""
+    return batch_liveness.is_dead(worker, now) or (all_pending and worker is None)
+
+
 def _to_settle(batch_id: int, now, *, all_pending: bool) -> list[int]:
     """The running cells settle() has something to do for, read in one light query: a live
     worker's cells in flight (all of them, usually) are left without loading their runs."""
@@ -246,7 +254,7 @@ def _to_settle(batch_id: int, now, *, all_pending: bool) -> list[int]:
             found.append(pk)
             continue
         worker = None if worker_id is None else BatchWorker(pk=worker_id, beat_at=beat_at, name=name)
-        dead = all_pending or batch_liveness.is_dead(worker, now)
+        dead = _dead(worker, now, all_pending=all_pending)
         if started_at is None:
             due = dead or created_at < now - timedelta(seconds=CLAIM_GRACE_SECONDS)
         else:

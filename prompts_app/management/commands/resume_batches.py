@@ -25,7 +25,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--all",
             action="store_true",
-            help="Settle every cell still marked running, however recent: no worker is running now.",
+            help=(
+                "Settle every cell still marked running, however recent, but those of live workers "
+                "(make worker, other machines): this server's own worker is not running yet."
+            ),
         )
         parser.add_argument(
             "--seconds",
