@@ -175,8 +175,21 @@ def test_editing_without_javascript_is_a_page_and_a_redirect(client_for, editor,
 def test_deleting_a_case_with_htmx_removes_its_row(client_for, editor, test_set):
     case = test_set.cases.get(position=1)
     response = client_for(editor).post(reverse("testcase_delete", args=[case.pk]), headers={"HX-Request": "true"})
-    assert response.status_code == 200 and response.content == b""
+    # The row swaps out; the count above the table says one case fewer (new-user trial: it kept "49 cases").
+    assert response.status_code == 200
+    assert response.content.decode() == '<p class="muted" id="case-count" hx-swap-oob="true">1 case</p>'
     assert not TestCase.objects.filter(pk=case.pk).exists()
+
+
+def test_a_case_with_every_field_blank_is_refused_with_the_reason(client_for, editor, test_set):
+    """New-user trial: an empty "Add case" said "Added case 49."; a batch would send the prompt's
+    {{variables}} unfilled."""
+    blank = case_data(**{"var-0": "", "var-1": "", "expected_output": ""})
+    page = client_for(editor).post(reverse("testcase_add", args=[test_set.pk]), blank).content.decode()
+    assert "This case is empty: give name, company a value, or an expected output or a turn." in page
+    assert test_set.cases.count() == 2
+    only_expected = case_data(**{"var-0": "", "var-1": "", "expected_output": "Hello"})
+    assert client_for(editor).post(reverse("testcase_add", args=[test_set.pk]), only_expected).status_code == 302
 
 
 def test_cases_are_paginated_fifty_a_page(client_for, viewer, test_set):

@@ -118,6 +118,15 @@ class CaseForm(forms.Form):
         elif cleaned.get("new_value") and "new_name" not in self.errors:  # a refused name has its own message
             self.add_error("new_name", "Give the new variable a name, or clear its value.")
         cleaned["variables"] = variables
+        empty = not any(variables.values()) and not cleaned.get("expected_output") and not cleaned.get("turns")
+        if empty and not self.errors:
+            # New-user trial: "Add case" with every field blank said "Added case 49." and a batch would
+            # have sent the prompt's {{variables}} unfilled.
+            names = ", ".join(self.variable_names[:3]) + ("…" if len(self.variable_names) > 3 else "")
+            self.add_error(
+                None,
+                f"This case is empty: give {names or 'a new variable'} a value, or an expected output or a turn.",
+            )
         return cleaned
 
 

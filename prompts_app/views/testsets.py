@@ -186,8 +186,9 @@ def case_delete(request: HttpRequest, case_id: int) -> HttpResponse:
     case = get_case_for_user(request, case_id, Role.EDITOR)
     test_set, page = case.test_set, _page_of(case)
     services.delete_case(case)
-    if request.htmx:
-        return HttpResponse("")  # the row swaps out
+    if request.htmx:  # the row swaps out; the count above the table follows (it kept the old one: trial)
+        count = test_set.cases.count()
+        return render(request, PAGE + "#case-count", {"count": count, "oob": True})
     messages.success(request, f"Deleted case {case.position}.")
     return redirect(_detail_url(test_set, page))
 
