@@ -131,3 +131,20 @@ def test_after_a_submit_with_a_mistake_the_estimate_counts_the_versions_chosen(
     if SHOTS:
         page.locator("#batch-form").screenshot(path=os.path.join(SHOTS, "batch-new-estimate.png"))
     assert not BatchComparison.objects.exists()
+
+
+def test_the_estimate_follows_the_versions_while_calls_at_once_is_out_of_range(
+    page, browser_login, editor, workspace, batch_test_set, two_versions
+):
+    """New-user trial: with 0 or 99 in "Calls at once" the browser's own check of that field stopped
+    every estimate, and the form kept "Choose versions…" with three versions chosen."""
+    browser_login(editor)
+    page.goto(reverse("batch_new", args=[workspace.pk]))
+    calls = page.get_by_label("Calls at once")
+    calls.fill("")
+    calls.press_sequentially("99", delay=60)
+    page.get_by_label("Column 1 (baseline)").select_option(label="Support reply v1 · gpt-4o")
+    page.get_by_label("Column 2", exact=True).select_option(label="Support reply v2 · gpt-4o-mini")
+    page.wait_for_timeout(700)  # longer than the estimate's 400 ms debounce
+    page.locator("#batch-estimate", has_text="6 calls: 3 cases × 2 versions").wait_for(timeout=5000)
+    assert calls.input_value() == "99"

@@ -52,7 +52,7 @@ def test_a_mistake_in_another_field_does_not_hide_the_estimate_of_the_versions_c
     data = form_data(two_versions, batch_test_set, **mistake)
     page = client.post(reverse("batch_new", args=[workspace.pk]), data).content.decode()
     assert 'role="alert"' in page and "6 calls" in page and "Choose versions and a test set" not in page
-    assert 'hx-trigger="change delay:400ms"' in page  # drawn already: no second request for it on load
+    assert 'hx-trigger="change delay:400ms from:#batch-form"' in page  # drawn already: no second request for it on load
     said = client.get(reverse("batch_estimate", args=[workspace.pk]), data).content.decode()
     assert "6 calls" in said and "Choose versions and a test set" not in said
 
@@ -60,4 +60,4 @@ def test_a_mistake_in_another_field_does_not_hide_the_estimate_of_the_versions_c
 def test_a_submit_with_no_version_chosen_still_asks_for_versions(client_for, editor, workspace, batch_test_set):
     data = form_data([], batch_test_set, check_regex="(unclosed")
     page = client_for(editor).post(reverse("batch_new", args=[workspace.pk]), data).content.decode()
-    assert "Choose versions and a test set" in page and 'hx-trigger="change delay:400ms, load"' in page
+    assert "Choose versions and a test set" in page and 'hx-trigger="change delay:400ms from:#batch-form, load"' in page
