@@ -363,3 +363,20 @@ def test_a_bad_check_typed_in_its_field_is_explained_there(client_for, editor, w
     assert '<div role="alert"><ul class="errorlist" id="id_check_regex_error"><li>Pattern does not compile' in field
     assert 'class="alert error"' not in page and 'value="Tone"' in page
     assert not BatchComparison.objects.exists()
+
+
+def test_a_finished_batch_with_failed_cells_says_how_many_on_its_page_and_in_the_list(
+    client_for, viewer, workspace, prompt, editor
+):
+    """New-user trial: after a worker was killed the batch read "Done" on its page and in the list, its
+    two interrupted cells only in a column of the progress table."""
+    from tests.batch_seed import seed
+
+    batch = seed(workspace, prompt, editor, cases=3, failing={})
+    batch.cells.filter(case__position__in=[1, 2], column__position=1).update(state=BatchCell.State.FAILED)
+    page = client_for(viewer).get(reverse("batch_detail", args=[batch.pk])).content.decode()
+    assert '<strong class="fail" id="batch-failed">2 failed to run</strong>' in page
+    listed = client_for(viewer).get(reverse("batch_index")).content.decode()
+    assert 'Done · <strong class="fail">2 failed</strong>' in listed
+    clean = seed(workspace, prompt, editor, cases=1, failing={})
+    assert 'id="batch-failed"' not in client_for(viewer).get(reverse("batch_detail", args=[clean.pk])).content.decode()

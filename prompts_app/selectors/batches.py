@@ -16,7 +16,22 @@ from dataclasses import dataclass, field, replace
 
 from django.core.cache import cache
 from django.core.paginator import Page, Paginator
-from django.db.models import Avg, Case, Count, Exists, F, FloatField, OuterRef, Q, Subquery, Sum, Value, When
+from django.db.models import (
+    Avg,
+    Case,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce, Length, NullIf, Substr
 from django.utils import timezone
 
@@ -81,6 +96,18 @@ class Progress:
     def unsent_to_send(self, status: str) -> int:
         """The cells a cancelled batch never sent, which run_failed_again sends too (each once)."""
         return self.left if status == BatchComparison.Status.CANCELLED and not self.running else 0
+
+
+def batch_list(user, limit: int = 100) -> QuerySet[BatchComparison]:
+    """The newest batches of the user's workspaces, each with its failed cells counted (`failed_cells`,
+    None for none: "Done" alone hid them, new-user trial), through the cells' (batch, state) index."""
+    failed = BatchCell.objects.filter(batch=OuterRef("pk"), state=BatchCell.State.FAILED).values("batch")
+    failed = failed.annotate(n=Count("pk")).values("n")
+    return (
+        BatchComparison.objects.filter(workspace__memberships__user=user)
+        .select_related("workspace", "test_set")
+        .annotate(failed_cells=Subquery(failed, output_field=IntegerField()))[:limit]
+    )
 
 
 def interrupted(batch: BatchComparison) -> int:

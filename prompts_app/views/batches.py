@@ -38,9 +38,7 @@ def _get_batch_for_user(request: HttpRequest, batch_id: int, role: str = Role.VI
 @require_GET
 def batch_index(request: HttpRequest) -> HttpResponse:
     memberships = Membership.objects.filter(user=request.user).select_related("workspace__batch_settings")
-    batches = BatchComparison.objects.filter(workspace__memberships__user=request.user).select_related(
-        "workspace", "test_set"
-    )[:100]
+    batches = read.batch_list(request.user)
     forms = {m.workspace_id: BudgetForm(initial={"soft_budget_usd": _budget_usd(m.workspace)}) for m in memberships}
     rows = [(m, forms[m.workspace_id]) for m in memberships.order_by("workspace__name")]
     return render(request, PAGE, {"memberships": rows, "batches": batches, "nav": "batches", "view": "index"})
