@@ -380,3 +380,14 @@ def test_a_finished_batch_with_failed_cells_says_how_many_on_its_page_and_in_the
     assert 'Done · <strong class="fail">2 failed</strong>' in listed
     clean = seed(workspace, prompt, editor, cases=1, failing={})
     assert 'id="batch-failed"' not in client_for(viewer).get(reverse("batch_detail", args=[clean.pk])).content.decode()
+
+
+def test_a_bad_regex_and_bad_json_in_more_checks_are_both_explained_at_once(
+    client_for, editor, workspace, test_set, two_versions
+):
+    """New-user trial: the JSON's error alone came back; the regex's only after the next submit."""
+    data = form_data(two_versions, test_set, check_regex="(unclosed[", check_json='[{"type": "contains"', title="Tone")
+    page = client_for(editor).post(reverse("batch_new", args=[workspace.pk]), data).content.decode()
+    assert "Pattern does not compile" in page and 'id="id_check_json_error"' in page
+    assert 'value="(unclosed["' in page and "[{&quot;type&quot;: &quot;contains&quot;" in page  # both kept
+    assert not BatchComparison.objects.exists()

@@ -158,20 +158,21 @@ class BatchForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        fields = self._checks(data)
+        # A check typed in its own field is judged there: its error beside it (role="alert",
+        # aria-describedby), not at the top of the form (new-user trial: a bad regex); and whatever
+        # "More checks" holds (new-user trial: its bad JSON hid the regex's error until the next submit).
+        for name, spec in fields:
+            try:
+                build_check(spec)
+            except CheckConfigError as exc:
+                self.add_error(name, " ".join(f"{error[:1].upper()}{error[1:]}." for error in exc.errors))
         try:
-            fields = self._checks(data)
+            fields += self._json_checks(data)
         except CheckConfigError as exc:  # the JSON of "More checks" cannot be read
             self.add_error("check_json", " ".join(exc.errors))
             return data
         data["checks"] = [spec for _, spec in fields]
-        # A check typed in its own field is judged there: its error beside it (role="alert",
-        # aria-describedby), not at the top of the form (new-user trial: a bad regex).
-        for name, spec in fields:
-            if name != "check_json":
-                try:
-                    build_check(spec)
-                except CheckConfigError as exc:
-                    self.add_error(name, " ".join(f"{error[:1].upper()}{error[1:]}." for error in exc.errors))
         if not self.errors:
             try:
                 build_checks(data["checks"])  # the JSON's checks, and the limits on all of them
@@ -180,7 +181,7 @@ class BatchForm(forms.Form):
         return data
 
     def _checks(self, data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        """Each check with the field it was typed in."""
+        """Each check typed in a field of its own, with that field."""
         specs: list[tuple[str, dict[str, Any]]] = []
         if data.get("check_contains"):
             specs.append(("check_contains", {"type": "contains", "value": data["check_contains"]}))
@@ -196,10 +197,14 @@ class BatchForm(forms.Form):
             specs.append(("check_max_chars", {"type": "length", "max": data["check_max_chars"]}))
         if data.get("check_max_usd") is not None:
             specs.append(("check_max_usd", {"type": "cost", "max_usd": str(data["check_max_usd"])}))
-        if data.get("check_json"):
-            parse_checks(data["check_json"])  # raises with where the JSON is wrong
-            specs += [("check_json", spec) for spec in load_json(data["check_json"], max_depth=MAX_JSON_DEPTH)]
         return specs
+
+    def _json_checks(self, data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """The checks of "More checks"; raises CheckConfigError with where its JSON is wrong."""
+        if not data.get("check_json"):
+            return []
+        parse_checks(data["check_json"])
+        return [("check_json", spec) for spec in load_json(data["check_json"], max_depth=MAX_JSON_DEPTH)]
 
 
 class BudgetForm(forms.Form):
