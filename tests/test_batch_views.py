@@ -391,3 +391,13 @@ def test_a_bad_regex_and_bad_json_in_more_checks_are_both_explained_at_once(
     assert "Pattern does not compile" in page and 'id="id_check_json_error"' in page
     assert 'value="(unclosed["' in page and "[{&quot;type&quot;: &quot;contains&quot;" in page  # both kept
     assert not BatchComparison.objects.exists()
+
+
+def test_the_batch_page_counts_calls_at_once_in_words_that_agree(client_for, viewer, workspace, prompt, editor):
+    """New-user trial: "up to 1 calls at once"."""
+    from tests.batch_seed import seed
+
+    batch = seed(workspace, prompt, editor, cases=1, failing={})
+    BatchComparison.objects.filter(pk=batch.pk).update(concurrency=1)
+    page = client_for(viewer).get(reverse("batch_detail", args=[batch.pk])).content.decode()
+    assert "up to 1 call at once" in page

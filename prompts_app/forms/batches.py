@@ -68,7 +68,7 @@ class ColumnSlots(forms.Widget):
 
 
 class BatchForm(forms.Form):
-    title = forms.CharField(max_length=300, required=False)
+    title = forms.CharField(max_length=300, required=False, help_text="Optional, up to 300 characters.")
     columns = forms.MultipleChoiceField(
         widget=ColumnSlots,
         label="Versions and drafts",
