@@ -170,10 +170,14 @@ def _parse_csv(text: str) -> ParsedFile:
             if _too_many(parsed):
                 return parsed
     except csv.Error as exc:
-        detail = str(exc)
+        detail, where = str(exc), reader.line_num
         if "field larger than field limit" in detail:
             detail = f"a cell is longer than {MAX_CELL_CHARS:,} characters"
-        parsed.problems.append(f"Line {reader.line_num}: this is not valid CSV ({detail}).")
+        elif "unexpected end of data" in detail:
+            # The reader got to the end of the file looking for the closing quote: name the row the
+            # quote opened in, not the file's last line (new-user trial: "Line 3" for a quote on line 2).
+            where, detail = line, "a quote opened in this row is never closed"
+        parsed.problems.append(f"Line {where}: this is not valid CSV ({detail}).")
     return parsed
 
 

@@ -83,7 +83,10 @@ def test_malformed_jsonl_lines_are_reported_with_their_line_numbers():
 
 def test_malformed_csv_is_reported_with_a_line_number():
     assert parse('a,b\n1,2\n"3"x,4\n').problems == ["Line 3: this is not valid CSV (',' expected after '\"')."]
-    assert parse('a,b\n1,2\n"never closed,4\n').problems == ["Line 3: this is not valid CSV (unexpected end of data)."]
+    never = "this is not valid CSV (a quote opened in this row is never closed)."
+    assert parse('a,b\n1,2\n"never closed,4\n').problems == [f"Line 3: {never}"]
+    # The row the quote opened in, not the file's last line (new-user trial: "Line 3" for line 2).
+    assert parse('a,b\n1,"never closed\n3,4\n5,6\n').problems == [f"Line 2: {never}"]
 
 
 @pytest.mark.parametrize(
