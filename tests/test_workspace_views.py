@@ -529,3 +529,15 @@ def test_the_settings_page_has_no_duplicate_ids(client_for, owner, workspace):
     html = client_for(owner).get(url("workspace_settings", workspace)).content.decode()
     ids = re.findall(r'\bid="([^"]+)"', html)
     assert sorted({i for i in ids if ids.count(i) > 1}) == []
+
+
+def test_a_new_name_shows_in_the_heading_and_the_breadcrumbs_at_once(client_for, owner, workspace):
+    """New-user trial: "Saved the name and base URL", and the page kept the old name above it."""
+    data = {"name": "Support team", "base_url": workspace.base_url}
+    url = reverse("workspace_update", args=[workspace.pk])
+    answer = client_for(owner).post(url, data, headers={"HX-Request": "true"})
+    assert answer.headers["HX-Redirect"] == reverse("workspace_settings", args=[workspace.pk])  # the whole page
+    page = client_for(owner).get(answer.headers["HX-Redirect"]).content.decode()
+    assert "<h1>Support team " in page and "Saved the name and base URL." in page
+    same = client_for(owner).post(url, data, headers={"HX-Request": "true"})  # nothing renamed: the section
+    assert "HX-Redirect" not in same.headers and "Saved the name and base URL." in same.content.decode()

@@ -163,6 +163,7 @@ def workspace_update(request: HttpRequest, workspace_id: int) -> HttpResponse:
     workspace = get_workspace_for_user(request, workspace_id, Role.OWNER)
     form = WorkspaceDetailsForm(request.POST)
     if form.is_valid():
+        old_name = workspace.name
         try:
             services.update_details(workspace, user=request.user, **form.cleaned_data)
         except services.WorkspaceError as exc:
@@ -170,6 +171,9 @@ def workspace_update(request: HttpRequest, workspace_id: int) -> HttpResponse:
         else:
             if form.cleaned_data["api_key"]:  # the connection section changed too: show the whole page
                 messages.success(request, "Saved the base URL and the key, verified there with Maxim.")
+                return _redirect(request, reverse("workspace_settings", args=[workspace.pk]))
+            if workspace.name != old_name:  # the heading and the breadcrumbs name it too (trial: they kept the old)
+                messages.success(request, "Saved the name and base URL.")
                 return _redirect(request, reverse("workspace_settings", args=[workspace.pk]))
             return _section(request, workspace, "ws-details", saved="Saved the name and base URL.")
     return _section(request, workspace, "ws-details", details_form=form)
