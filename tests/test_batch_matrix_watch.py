@@ -200,3 +200,17 @@ def test_the_held_request_answers_when_the_warning_is_due(client_for, viewer, ru
     answer = watch(client_for(viewer), running, Shown.of(running)).content.decode()
     waited = time.monotonic() - began
     assert WARNING in answer and 1.0 < waited < run_watch.HOLD_SECONDS / 2
+
+
+def test_while_a_worker_sends_the_held_request_is_held_no_longer_than_the_warning_s_delay(client_for, viewer, running):
+    """Hostile trial: a request held while the worker lived was held its whole 20 s after the worker was
+    killed, and the open page warned 18 s late."""
+    from prompts_app.models import BatchWorker
+    from prompts_app.services import batch_liveness
+
+    BatchWorker.objects.create(name="alive", batch=running)  # a live drive of it, storing nothing meanwhile
+    began = time.monotonic()
+    answer = watch(client_for(viewer), running, Shown.of(running)).content.decode()
+    waited = time.monotonic() - began
+    assert WARNING not in answer
+    assert batch_liveness.NOBODY_SENDS_NOTICE.total_seconds() - 0.5 < waited < run_watch.HOLD_SECONDS / 2
