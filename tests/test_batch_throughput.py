@@ -60,6 +60,25 @@ def test_three_drives_shares_add_up_to_the_limit_not_over_it(
     assert [plan.share for plan in plans] == [1, 1, 0] and claimed[2] == 0
 
 
+def test_a_drive_joining_beside_one_with_the_whole_limit_and_one_with_nothing_sends_nothing_yet(
+    db, settings, fake_maxim, workspace, editor
+):
+    """Hostile re-check: at a batch's start the first drive, alone when it claimed, had all 32 with Maxim
+    and 4 armed; a third joining counted 4 armed for the second too, which had none, and sent 4 more: 36."""
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"  # queued, claimed below by hand
+    batch = batch_of(fake_maxim, workspace, editor, "gpt-4o", cases=40, concurrency=32)
+    first, second, third = (batch_worker.plan_for(batch.pk) for _ in range(3))
+    first.worker = batch_liveness.Heartbeat(batch.pk).row
+    with transaction.atomic():
+        taken = batch_worker._claim(first, 36, reserve=4)  # alone when it claimed: 32 and 4 ahead
+    assert len(taken) == 36 and fake_maxim.requests == []
+    second.worker, third.worker = (batch_liveness.Heartbeat(batch.pk).row for _ in range(2))
+    batch_worker._fair_share(second, 32, timezone.now(), {})  # the second knows the three; holds nothing yet
+    with transaction.atomic():
+        batch_worker._claim(third, 4, reserve=4)
+    assert third.cap == 0  # 32 of the first's 36 may be with Maxim: no room
+
+
 @pytest.mark.usefixtures("batch_inline")
 def test_a_drive_alone_or_beside_a_dead_one_takes_the_whole_limit(
     echo_maxim, workspace, batch_test_set, two_versions, editor

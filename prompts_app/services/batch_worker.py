@@ -414,8 +414,13 @@ def _claim(plan: Plan, wanted: int, *, started: bool = False, freeing: int = 0, 
         # With Maxim at once: our share, within what the other drives may have with Maxim (their
         # running cells but the `reserve` each claims ahead, armed: batch_sender). Counting their
         # armed cells too left each of two drives 12 of 32 (bench_batch on PostgreSQL).
-        mine = running.get(plan.worker.pk, 0) if plan.worker is not None else 0
-        others = max(0, sum(running.values()) - mine - reserve * (plan.drives - 1))
+        # Each other drive holds at most `reserve` of its running cells armed, and no more than it has:
+        # one that has just started, with none, has none armed (hostile re-check: counting `reserve` for
+        # each let a drive joining at the start send 4 beyond the limit per such drive: 36 of 32).
+        me = plan.worker.pk if plan.worker is not None else None
+        others = sum(
+            max(0, n - (reserve if worker is not None else 0)) for worker, n in running.items() if worker != me
+        )
         plan.cap = max(0, min(plan.share, limit - others))
         if plan.share == 0:  # more drives than the limit (429s halved it): none for us, nor ahead
             return []
