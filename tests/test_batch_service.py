@@ -310,6 +310,30 @@ def test_make_run_s_start_settles_cells_of_no_known_worker_but_not_those_of_a_li
     assert echo_maxim.sent == []
 
 
+def test_a_dead_worker_s_cells_are_settled_when_its_batch_is_cancelled_or_at_the_next_worker_start(
+    echo_maxim, workspace, test_set, two_versions, editor
+):
+    """Hostile re-check: a killed worker's cells read "Running" for good on the cancelled batch's page:
+    no drive looks at a cancelled batch again."""
+    batch = start(workspace, test_set, two_versions, editor)
+    dead = BatchWorker.objects.create(name="killed", beat_at=timezone.now() - timedelta(minutes=5), batch=batch)
+    first, second = batch_worker.claim(batch.pk, 2)
+    BatchCell.objects.filter(pk__in=[first, second]).update(worker=dead)
+    Run.objects.filter(batch_cell__in=[first, second]).update(started_at=timezone.now())
+    batches.cancel(batch)
+    assert BatchCell.objects.get(pk=first).state == BatchCell.State.FAILED
+    assert not BatchCell.objects.filter(batch=batch, state=BatchCell.State.RUNNING).exists()
+
+    paused = start(workspace, test_set, two_versions, editor, again=True)
+    [third] = batch_worker.claim(paused.pk, 1)
+    batches.pause(paused)
+    BatchCell.objects.filter(pk=third).update(worker=dead)  # killed after the pause
+    Run.objects.filter(batch_cell=third).update(started_at=timezone.now())
+    batch_worker.resume_all()  # a worker starts
+    assert BatchCell.objects.get(pk=third).state == BatchCell.State.FAILED
+    assert echo_maxim.sent == []
+
+
 def test_deleting_cases_while_their_batch_runs_fails_their_cells_with_the_reason(
     echo_maxim, workspace, test_set, two_versions, editor
 ):

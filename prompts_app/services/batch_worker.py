@@ -597,6 +597,15 @@ def resume_all(*, all_pending: bool = False, seconds: float | None = None) -> Re
     )
     resumed: list[int] = []
     failed: list[int] = []
+    # Paused or cancelled batches whose cells a dead worker left "running": no drive settles them.
+    stopped = BatchCell.objects.filter(state=BatchCell.State.RUNNING).exclude(
+        batch__status=BatchComparison.Status.RUNNING
+    )
+    for batch_id in stopped.values_list("batch_id", flat=True).distinct():
+        try:
+            settle(batch_id)
+        except Exception:  # log it and go on
+            log.exception("batch %s: settling a dead worker's cells failed", batch_id)
     batch_liveness.forget_dead()
     for position, batch_id in enumerate(ids):
         if deadline is not None and time.monotonic() > deadline:

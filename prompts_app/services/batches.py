@@ -292,9 +292,15 @@ def pause(batch: BatchComparison) -> BatchComparison:
 
 
 def cancel(batch: BatchComparison) -> BatchComparison:
-    """Never send the cells left; finished cells stay, results and costs included."""
+    """Never send the cells left; finished cells stay, results and costs included. Cells a dead
+    worker left "running" are settled now: no drive looks at a cancelled batch again (hostile re-check
+    of #12: a killed worker's cells read "Running" on the cancelled batch's page for good)."""
+    from prompts_app.services.batch_settle import settle  # it imports this module's neighbours
+
     statuses = BatchComparison.Status
-    return _change(batch, statuses.CANCELLED, allowed={statuses.RUNNING, statuses.PAUSED})
+    cancelled = _change(batch, statuses.CANCELLED, allowed={statuses.RUNNING, statuses.PAUSED})
+    settle(cancelled.pk)
+    return cancelled
 
 
 def resume(batch: BatchComparison) -> BatchComparison:
