@@ -162,6 +162,7 @@ def test_show_the_latest_results_is_offered_only_on_a_page_drawn_before_the_batc
     paused = client.post(reverse("batch_pause", args=[batch.pk]), HTTP_HX_REQUEST="true").content.decode()
     assert link in paused  # swapped into the page drawn while it ran: its matrix is older
     assert "The matrix below was filtered and sorted while the batch ran." in paused  # what is older
+    assert 'data-if-filtered="failed differ q regressed sort" hidden>' in paused  # app.js: shown on a filtered page
     assert link not in client.get(reverse("batch_detail", args=[batch.pk])).content.decode()  # reloaded
 
 

@@ -88,7 +88,7 @@ class BatchForm(forms.Form):
         min_value=1,
         max_value=MAX_CONCURRENCY,
         initial=4,
-        help_text="Lowered automatically while Maxim answers 429.",
+        help_text=f"1 to {MAX_CONCURRENCY}; lowered automatically while Maxim answers 429.",
     )
     check_contains = forms.CharField(label="Output contains", max_length=1000, required=False)
     check_not_contains = forms.CharField(label="Output does not contain", max_length=1000, required=False)

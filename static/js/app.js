@@ -46,6 +46,17 @@
   document.addEventListener("htmx:afterSettle", showFirstError);
   showFirstError();
 
+  // A note that means something only on a page whose address filters or sorts (data-if-filtered: the
+  // query parameters that do) is shown there, hidden elsewhere.
+  function showIfFiltered() {
+    const query = new URLSearchParams(location.search);
+    document.querySelectorAll("[data-if-filtered]").forEach((note) => {
+      note.hidden = !note.dataset.ifFiltered.split(" ").some((name) => query.get(name));
+    });
+  }
+  document.addEventListener("htmx:afterSettle", showIfFiltered);
+  showIfFiltered();
+
   // A card that stays in sight as the page scrolls (data-stays-in-sight: the builder's actions) covers
   // what scrolls under it; a control focused there (Shift+Tab up the model column) is scrolled out from
   // under it. The browser does not: the control is inside the window, so it is "in view" already.
