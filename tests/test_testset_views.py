@@ -213,3 +213,13 @@ def test_a_case_from_another_workspace_cannot_be_edited_through_mine(
     assert response.status_code == 404
     other_case.refresh_from_db()
     assert other_case.variables == {"x": "1"}
+
+
+def test_deleting_a_case_a_batch_ran_says_what_it_changes_there(client_for, editor, workspace, prompt):
+    """New-user re-trial: "Delete case 48?" and a finished batch's matrix lost the row without a word."""
+    from tests.batch_seed import seed
+
+    batch = seed(workspace, prompt, editor, cases=2, failing={})
+    page = client_for(editor).get(reverse("testset_detail", args=[batch.test_set_id])).content.decode()
+    said = "1 batch comparison ran it: its results for it stay in its exports but leave its matrix."
+    assert page.count(f'hx-confirm="Delete case 1? {said}"') == 1 and page.count(said) == 2

@@ -110,6 +110,18 @@ def batch_list(user, limit: int = 100) -> QuerySet[BatchComparison]:
     )
 
 
+def batches_per_case(case_ids: list[int]) -> dict[int, int]:
+    """How many batch comparisons ran each of these test cases (one query): deleting one changes them."""
+    rows = (
+        BatchCell.objects.filter(case_id__in=case_ids)
+        .values("case_id")
+        .annotate(n=Count("batch_id", distinct=True))
+        .values_list("case_id", "n")
+        .order_by()
+    )
+    return dict(rows)
+
+
 def interrupted(batch: BatchComparison) -> int:
     """Failed cells whose run was interrupted: sent, or about to be, when its worker stopped, so
     Maxim may have answered (and charged) it; running it again may cost a second time."""

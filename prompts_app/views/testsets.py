@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from prompts_app import testset_files as files
 from prompts_app.forms.testsets import CaseForm, TestSetForm, UploadForm
 from prompts_app.models import Membership, Role, TestCase, TestSet, TestSetUpload
+from prompts_app.selectors.batches import batches_per_case
 from prompts_app.services import testsets as services
 from prompts_app.streaming import in_chunks
 from prompts_app.views.access import get_case_for_user, get_test_set_for_user, get_workspace_for_user
@@ -24,8 +25,11 @@ PAGE = "prompts_app/testsets/detail.html"
 PER_PAGE = 50
 
 
-def _with_cells(case: TestCase, names: list[str]) -> TestCase:
+def _with_cells(case: TestCase, names: list[str], batches: dict[int, int] | None = None) -> TestCase:
     case.cells = [case.variables.get(name) for name in names]
+    # Its delete button says which batches lose the row (new-user re-trial: a finished batch's matrix
+    # lost case 48 without a word).
+    case.batches = (batches if batches is not None else batches_per_case([case.pk])).get(case.pk, 0)
     return case
 
 
@@ -54,12 +58,13 @@ def _render_detail(request: HttpRequest, test_set: TestSet, **forms) -> HttpResp
     page = Paginator(test_set.cases.all(), PER_PAGE).get_page(request.GET.get("page"))
     names = test_set.variable_names
     can_edit = request.membership.allows(Role.EDITOR)
+    used = batches_per_case([case.pk for case in page])
     context = {
         "test_set": test_set,
         "workspace": test_set.workspace,
         "page": page,
         "can_edit": can_edit,
-        "cases": [_with_cells(case, names) for case in page],
+        "cases": [_with_cells(case, names, used) for case in page],
         "span": len(names) + 4,
         "nav": "testsets",
         "add_form": forms.get("add_form") or CaseForm(variable_names=names, auto_id="add-%s"),
