@@ -167,6 +167,7 @@ def run_pass(name: str, database_url: str, args: argparse.Namespace) -> None:
     pricing.warm_up_tokenizers()
     load_before = loadavg()
     settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
+    settings.MAXIMUI_BATCH_CHAINS = WORKERS[name]
     costs: list[str] = []
     with FakeMaxim(run_delay=args.latency) as fake:
         user, workspace, version, test_set = seed(fake, args.cells)
@@ -185,8 +186,9 @@ def run_pass(name: str, database_url: str, args: argparse.Namespace) -> None:
                 concurrency=args.concurrency,
                 checks=CHECKS,
             )
-            for _ in workers[1:]:  # one more driver task per extra worker: all of them work on the batch
-                batches.enqueue(batch)
+            # No task enqueued by hand: start_batch hands the batch to as many chains as there are
+            # workers (MAXIMUI_BATCH_CHAINS, what a team running them sets), so each worker joins as it
+            # would after a person's click.
             print(f"start_batch and its tasks: {time.perf_counter() - started:.3f} s")
             while not BatchComparison.objects.filter(pk=batch.pk, status=BatchComparison.Status.DONE).exists():
                 time.sleep(0.02)

@@ -375,3 +375,5 @@ if TESTING:
 # How long one batch task sends before it hands over to a fresh task: a worker told to stop
 # finishes its current task first, so this bounds how long a graceful stop waits.
 MAXIMUI_BATCH_SLICE_SECONDS = env_int("MAXIMUI_BATCH_SLICE_SECONDS", 15, minimum=1)
+# Task chains a batch starts with: workers that may drive one batch at once (services.batches.chains_per_batch).
+MAXIMUI_BATCH_CHAINS = env_int("MAXIMUI_BATCH_CHAINS", 1, minimum=1)

@@ -39,6 +39,7 @@ def run_as_the_worker(task: DBTaskResult, batch: BatchComparison) -> bool:
 
 def test_chains_beyond_one_waiting_in_the_queue_end_at_once(transactional_db, settings, fake_maxim, workspace, editor):
     settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
+    settings.MAXIMUI_BATCH_CHAINS = 1
     batch = queued_batch(fake_maxim, workspace, editor, cases=2)  # its first task
     for _ in range(3):
         batches.enqueue(batch)  # resumed, and two workers started: a task each
@@ -59,6 +60,7 @@ def test_a_task_a_free_worker_takes_at_once_is_a_second_worker_not_a_surplus_cha
     transactional_db, settings, fake_maxim, workspace, editor
 ):
     settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
+    settings.MAXIMUI_BATCH_CHAINS = 1
     batch = queued_batch(fake_maxim, workspace, editor, cases=2)
     batches.enqueue(batch)  # for a second worker (bench_batch on PostgreSQL): just queued, not stale
     first, _second = tasks_in_queue()
@@ -66,6 +68,23 @@ def test_a_task_a_free_worker_takes_at_once_is_a_second_worker_not_a_surplus_cha
     assert run_as_the_worker(first, batch) is False
     assert BatchComparison.objects.get(pk=batch.pk).status == BatchComparison.Status.DONE
     assert len(fake_maxim.requests_to("/v1/prompts/run")) == 2
+
+
+def test_a_batch_starts_and_resumes_with_the_chains_its_workers_need(
+    transactional_db, settings, fake_maxim, workspace, editor
+):
+    """Hostile re-check: with one chain, a second worker beside make run's never joined a batch started
+    from the page. A team running two workers for a batch sets MAXIMUI_BATCH_CHAINS=2."""
+    settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
+    batch = queued_batch(fake_maxim, workspace, editor, cases=2)
+    assert [t.args_kwargs["args"] for t in tasks_in_queue()] == [[batch.pk]]  # one by default
+    settings.MAXIMUI_BATCH_CHAINS = 2
+    batches.pause(batch)
+    DBTaskResult.objects.all().delete()
+    batches.resume(BatchComparison.objects.get(pk=batch.pk))
+    assert [t.args_kwargs["args"] for t in tasks_in_queue()] == [[batch.pk]] * 2
+    second = queued_batch(fake_maxim, workspace, editor, cases=1)
+    assert [t.args_kwargs["args"] for t in tasks_in_queue()][2:] == [[second.pk]] * 2
 
 
 def test_a_task_that_failed_hands_its_batch_over_to_a_fresh_task_a_little_later(
@@ -78,6 +97,7 @@ def test_a_task_that_failed_hands_its_batch_over_to_a_fresh_task_a_little_later(
     from prompts_app import tasks
 
     settings.MAXIMUI_BATCH_TASK_BACKEND = "database"
+    settings.MAXIMUI_BATCH_CHAINS = 1
     batch = queued_batch(fake_maxim, workspace, editor, cases=2)
     [task] = tasks_in_queue()
 

@@ -224,7 +224,7 @@ def _add_cells(batch: BatchComparison) -> None:
             BatchComparison.objects.filter(pk=batch.pk).update(
                 status=BatchComparison.Status.RUNNING, resumed_at=now, total_cells=len(case_ids) * per_case
             )
-            transaction.on_commit(lambda: enqueue(batch))
+            transaction.on_commit(lambda: enqueue(batch, chains=chains_per_batch()))
     except Exception:
         batch.delete()
         raise
@@ -278,12 +278,27 @@ def _validate(workspace, test_set, columns, repeats, concurrency) -> None:
         raise BatchError(f"Concurrency must be 1 to {MAX_CONCURRENCY}.")
 
 
-def enqueue(batch: BatchComparison) -> None:
+def enqueue(batch: BatchComparison, *, chains: int = 1) -> None:
+    """Hand the batch to `chains` task chains: as many free workers may drive it at once."""
     from django.conf import settings
 
     from prompts_app.tasks import run_batch  # tasks import this module
 
-    run_batch.using(backend=getattr(settings, "MAXIMUI_BATCH_TASK_BACKEND", "default")).enqueue(batch.pk)
+    for _ in range(chains):
+        run_batch.using(backend=getattr(settings, "MAXIMUI_BATCH_TASK_BACKEND", "default")).enqueue(batch.pk)
+
+
+def chains_per_batch() -> int:
+    """Task chains a batch starts (and resumes) with: how many workers may drive it at once. One chain
+    is one worker at a time: a second worker beside `make run`'s joined a batch started from the page
+    only through another chain (hostile re-check of #12). MAXIMUI_BATCH_CHAINS, 1 by default: with more
+    chains than free workers, the extra ones wait in the queue, and after QUEUE_GRACE the chain that
+    sees one waiting ends and leaves the batch to it (batch_liveness.surplus_chain), which also put a
+    waiting small batch's task behind a large one's (tests/test_batch_workers.py). A team that runs N
+    workers for one batch at a time sets N."""
+    from django.conf import settings
+
+    return getattr(settings, "MAXIMUI_BATCH_CHAINS", None) or 1
 
 
 def pause(batch: BatchComparison) -> BatchComparison:
@@ -305,7 +320,7 @@ def cancel(batch: BatchComparison) -> BatchComparison:
 
 def resume(batch: BatchComparison) -> BatchComparison:
     batch = _change(batch, BatchComparison.Status.RUNNING, allowed={BatchComparison.Status.PAUSED})
-    transaction.on_commit(lambda: enqueue(batch))
+    transaction.on_commit(lambda: enqueue(batch, chains=chains_per_batch()))
     return batch
 
 
@@ -349,7 +364,7 @@ def run_failed_again(batch: BatchComparison) -> int:
             raise BatchError("This batch has no failed or unsent cells to run.")
         locked.status, locked.resumed_at, locked.finished_at = statuses.RUNNING, timezone.now(), None
         locked.save(update_fields=["status", "resumed_at", "finished_at"])
-        transaction.on_commit(lambda: enqueue(locked))
+        transaction.on_commit(lambda: enqueue(locked, chains=chains_per_batch()))
     batch.status, batch.resumed_at, batch.finished_at = locked.status, locked.resumed_at, None
     return again + unsent
 
