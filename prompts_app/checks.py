@@ -257,9 +257,14 @@ def _ref_cycle(schema: dict, start: dict) -> bool:
 _deadline = threading.local()  # the running schema check's deadline, per thread (jsonschema keywords get no context)
 
 
-def _safe_match(pattern: str, text: str) -> bool:
+def _check_budget(doing: str) -> None:
+    """Raise TimeoutError once the running schema check's time budget is spent."""
     if time.monotonic() > (getattr(_deadline, "at", None) or float("inf")):
-        raise TimeoutError(f"matching the schema's patterns took over {SCHEMA_BUDGET_SECONDS:g} s")
+        raise TimeoutError(f"{doing} took over {SCHEMA_BUDGET_SECONDS:g} s")
+
+
+def _safe_match(pattern: str, text: str) -> bool:
+    _check_budget("matching the schema's patterns")  # patternProperties matches many keys in one keyword
     try:
         return regex_search(pattern, text[:MAX_SCANNED_CHARS], 0)
     except TimeoutError:
@@ -313,8 +318,7 @@ def _within_budget(keyword):
     $ref can take exponential time, and only each keyword's start can stop it."""
 
     def check(validator, value, instance, schema):
-        if time.monotonic() > (getattr(_deadline, "at", None) or float("inf")):
-            raise TimeoutError(f"checking the schema took over {SCHEMA_BUDGET_SECONDS:g} s")
+        _check_budget("checking the schema")
         errors = keyword(validator, value, instance, schema)
         if errors is not None:
             yield from errors

@@ -92,11 +92,7 @@ def unattended(batch: BatchComparison, now: datetime | None = None) -> Unattende
     stored since), for the batch's page, which said "Running · 0.7 calls/s" for as long as no worker
     ran (new-user trial). Nothing while a worker drives it."""
     now = now or timezone.now()
-    alive = now - timedelta(seconds=STALE_SECONDS)
-    drives = BatchWorker.objects.filter(batch__isnull=False, beat_at__gte=alive).values_list("batch_id", "name")
-    # A worker of this machine whose process is gone is not alive, however fresh its last beat
-    # (trial: a SIGKILLed worker's batch read "Running" for 30 s without a word).
-    live = {batch_id for batch_id, name in drives if not _process_gone(name)}
+    live = {batch_id for _, batch_id in _live(now, batch__isnull=False)}
     if batch.pk in live:
         return Unattended()
     last_stored = Run.objects.filter(batch_comparison=batch).aggregate(last=Max("finished_at"))["last"]
@@ -106,10 +102,6 @@ def unattended(batch: BatchComparison, now: datetime | None = None) -> Unattende
     if idle > notice:
         return Unattended(seconds=int(idle.total_seconds()))
     return Unattended(due_in=(notice - idle).total_seconds())
-
-
-def unattended_seconds(batch: BatchComparison, now: datetime | None = None) -> int | None:
-    return unattended(batch, now).seconds
 
 
 def is_dead(worker: BatchWorker | None, now: datetime) -> bool:
@@ -152,9 +144,16 @@ def live_drives(batch_id: int, now: datetime) -> list[int]:
     """The ids of the batch's drives (BatchWorker rows) with a fresh heartbeat and, on this machine, a
     live process (the caller's own included), lowest first: a worker killed and restarted at once no
     longer halves the new drive's share for STALE_SECONDS (hostile trial)."""
-    fresh = now - timedelta(seconds=STALE_SECONDS)
-    rows = BatchWorker.objects.filter(batch_id=batch_id, beat_at__gte=fresh).order_by("pk").values_list("pk", "name")
-    return [pk for pk, name in rows if not _process_gone(name)]
+    return [pk for pk, _ in _live(now, batch_id=batch_id)]
+
+
+def _live(now: datetime, **which) -> list[tuple[int, int | None]]:
+    """(id, batch id) of the drives `which` picks that have a fresh heartbeat, lowest id first. A
+    worker of this machine whose process is gone is not alive, however fresh its last beat (trial: a
+    SIGKILLed worker's batch read "Running" for 30 s without a word)."""
+    fresh = BatchWorker.objects.filter(beat_at__gte=now - timedelta(seconds=STALE_SECONDS), **which)
+    rows = fresh.order_by("pk").values_list("pk", "batch_id", "name")
+    return [(pk, batch_id) for pk, batch_id, name in rows if not _process_gone(name)]
 
 
 def forget_dead() -> None:

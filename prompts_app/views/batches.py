@@ -165,7 +165,7 @@ def _live_context(
         "failed_again": (failed_again := progress.failed_to_run_again(batch.status)),
         "interrupted_again": read.interrupted(batch) if failed_again else 0,
         "unsent_again": progress.unsent_to_send(batch.status),
-        "unattended": batch_liveness.unattended_seconds(batch) if running else None,
+        "unattended": batch_liveness.unattended(batch).seconds if running else None,
     }
 
 
