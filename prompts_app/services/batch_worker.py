@@ -38,10 +38,11 @@ Maxim and check the answers (never the main thread, which beats the heartbeat). 
 for no claim: the drive claims a few cells ahead (services/batch_sender: "armed", their runs
 marked started, at most 4 a drive, counted as running beyond the limit), and a thread that has
 an answer sends the next armed cell at once, keeping to the drive's part of the limit; a worker
-that dies leaves its armed cells "interrupted" like those in flight, never sent again. A pause, a cancel, a 429 or the end of the drive queues the armed cells again (no run).
-New cells are claimed in a short transaction of their own (the drive's answered, unstored cells
-count as free) and the answers are stored after, except a 429, stored before the claim so that
-it already honours Retry-After.
+that dies leaves its armed cells "interrupted" like those in flight, never sent again. A pause,
+a cancel, a 429 or the end of the drive queues the armed cells again (no run). New cells are
+claimed in a short transaction of their own (the drive's answered, unstored cells count as free)
+and the answers are stored after, except a 429, stored before the claim so that it already
+honours Retry-After.
 Storing, the 429 rules and settling live in services/batch_settle.py; this module sends.
 """
 
