@@ -99,6 +99,9 @@ def test_reopening_the_builder_restores_the_draft_even_when_invalid(client_for, 
     client.post(builder_url(prompt), data)
     html = client.get(builder_url(prompt)).content.decode()
     assert 'id="draft-restored"' in html
+    assert (
+        "To start again from an empty form, use “Discard draft…” above." in html
+    )  # trial: typing went on in the old draft
     assert "{not json" in html
     assert 'id="discard-draft"' in html
 
