@@ -189,7 +189,7 @@ def test_discard_asks_first_and_keep_editing_keeps_the_draft(page, browser_login
     type_into(page, "Content of message 1", "Keep me")
     page.wait_for_timeout(AUTOSAVE_PAUSE_MS)
     page.reload()
-    page.get_by_text("Discard draft…").click()
+    page.get_by_text("Discard draft…", exact=True).click()  # (the restore notice names it too)
     question = page.get_by_role("group", name=re.compile("Discard this draft"))
     question.wait_for()
     page.screenshot(path="/tmp/shots/builder-discard.png")
@@ -198,7 +198,7 @@ def test_discard_asks_first_and_keep_editing_keeps_the_draft(page, browser_login
     assert Draft.objects.filter(user=editor, created_version__isnull=True).exists()
     assert page.input_value("#id_m-0-text") == "Keep me"
 
-    page.get_by_text("Discard draft…").click()
+    page.get_by_text("Discard draft…", exact=True).click()  # (the restore notice names it too)
     page.get_by_role("button", name="Discard", exact=True).click()
     page.get_by_text("Draft discarded.").wait_for()
     assert not Draft.objects.filter(user=editor).exists()
